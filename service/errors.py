@@ -1,0 +1,21 @@
+"""Errors that reach the user as one clear line (the CLI prints ``str(error)``)."""
+
+
+class TickcastError(Exception):
+    """Base for errors that mean bad input or an unavailable resource, not a bug."""
+
+
+class ConfigError(TickcastError):
+    """A missing, unknown or malformed setting; the message names the key."""
+
+
+class SourceError(TickcastError):
+    """A source could not deliver data; the message is the reason stored in `series.last_error`."""
+
+
+class UnknownSeries(TickcastError):
+    """A series key that is not in the watchlist."""
+
+
+class DatabaseError(TickcastError):
+    """The database cannot be opened, upgraded or written."""

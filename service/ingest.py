@@ -1,0 +1,229 @@
+"""Ingestion: fetch only what is new, validate, upsert; one transaction per series.
+
+Per series: read the last stored date, fetch from ``overlap_days`` before it (to catch revisions),
+drop what is not data (NaN/inf, non-positive prices, dates in the future), collapse duplicate
+dates, and write only rows that are new or changed. A failing source is recorded on its
+``series`` row and never stops the other series; stored observations are never deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from . import schema
+from .config import SeriesSpec, Settings
+from .db import write_transaction
+from .errors import SourceError, TickcastError, UnknownSeries
+from .sources import Source, make_source
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class IngestResult:
+    key: str
+    status: str  # ok, failed
+    new_rows: int = 0
+    revised_rows: int = 0
+    total_rows: int = 0
+    last_ts: date | None = None
+    error: str | None = None
+    note: str | None = None
+    seconds: float = 0.0
+
+
+# --- series rows --------------------------------------------------------------------------------
+
+def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
+    """Make the ``series`` table match the config: add new series, refresh their attributes, and
+    mark series no longer configured inactive (their data stays). Returns key -> id."""
+    now = utcnow()
+    configured = settings.series_by_key()
+    with write_transaction(engine) as conn:
+        existing = {row.key: row for row in conn.execute(sa.select(schema.series))}
+        for key, spec in configured.items():
+            values = dict(source=spec.source, symbol=spec.symbol, field=spec.field, name=spec.name,
+                          is_price=bool(spec.price), active=spec.active)
+            row = existing.get(key)
+            if spec.frequency is not None:
+                values["frequency"] = spec.frequency
+            if row is None:
+                conn.execute(sa.insert(schema.series).values(key=key, created_at=now, **values))
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                conn.execute(sa.update(schema.series).where(schema.series.c.id == row.id).values(**values))
+        for key, row in existing.items():
+            if key not in configured and row.active:
+                conn.execute(sa.update(schema.series).where(schema.series.c.id == row.id).values(active=False))
+        return {row.key: row.id for row in conn.execute(sa.select(schema.series.c.key, schema.series.c.id))}
+
+
+def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesSpec]:
+    """The active configured series, or exactly ``keys`` (each must be configured)."""
+    from .keys import parse_key
+
+    configured = settings.series_by_key()
+    if not keys:
+        return [s for s in configured.values() if s.active]
+    chosen = []
+    for raw in keys:
+        source, symbol = parse_key(raw)
+        key = f"{source}:{symbol}"
+        if key not in configured:
+            raise UnknownSeries(f"unknown series {raw!r}: not in the watchlist of {settings.config_path} "
+                                f"(configured: {', '.join(configured) or 'none'})")
+        if key not in [s.key for s in chosen]:
+            chosen.append(configured[key])
+    return chosen
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) -> tuple[pd.DataFrame, list[str]]:
+    """Return the clean rows (sorted, one per date) and notes on what was dropped."""
+    notes = []
+    values = frame["value"].to_numpy(dtype="float64")
+    finite = np.isfinite(values)
+    if (~finite).any():
+        notes.append(f"dropped {int((~finite).sum())} missing or non-finite value(s)")
+    keep = finite
+    if spec.price:
+        bad = finite & (values <= 0)
+        if bad.any():
+            notes.append(f"dropped {int(bad.sum())} zero or negative price(s)")
+        keep = keep & ~bad
+    # A bar dated tomorrow (UTC) can be today somewhere east of UTC; later than that is bad data.
+    future = (frame["ts"] > pd.Timestamp(today + timedelta(days=1))).to_numpy()
+    if future.any():
+        notes.append(f"refused {int(future.sum())} date(s) in the future")
+    keep = keep & ~future
+    clean = frame.loc[keep, ["ts", "value"]]
+    duplicated = clean["ts"].duplicated(keep="last")
+    if duplicated.any():
+        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last")
+        clean = clean[~duplicated]
+    return clean.sort_values("ts").reset_index(drop=True), notes
+
+
+def infer_frequency(dates: Sequence[date]) -> str | None:
+    """B, D, W, M, Q or A from the spacing of the most recent dates (None when too few)."""
+    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
+    if len(recent) < 3:
+        return None
+    gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
+    if gap <= 1.5:
+        return "D" if (recent.dayofweek >= 5).any() else "B"
+    for limit, freq in ((10, "W"), (45, "M"), (120, "Q")):
+        if gap <= limit:
+            return freq
+    return "A"
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+def last_stored_date(conn: Connection, series_id: int) -> date | None:
+    return conn.execute(sa.select(sa.func.max(schema.observations.c.ts))
+                        .where(schema.observations.c.series_id == series_id)).scalar()
+
+
+def count_rows(conn: Connection, series_id: int) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(schema.observations)
+                        .where(schema.observations.c.series_id == series_id)).scalar_one()
+
+
+def upsert_observations(conn: Connection, series_id: int, rows: Iterable[tuple[date, float]]) -> tuple[int, int]:
+    """Write rows that are new or whose value changed; returns (new, revised).
+
+    Existing values in the fetched span are read first, so an unchanged re-fetch writes nothing.
+    The insert goes straight to the driver's executemany (no per-row ORM work): this is the hot
+    path of a first ingest."""
+    rows = list(rows)
+    if not rows:
+        return 0, 0
+    first = min(ts for ts, _ in rows)
+    stored = dict(conn.execute(
+        sa.select(schema.observations.c.ts, schema.observations.c.value)
+        .where(schema.observations.c.series_id == series_id, schema.observations.c.ts >= first)).all())
+    new = [(ts, v) for ts, v in rows if ts not in stored]
+    revised = [(ts, v) for ts, v in rows if ts in stored and not math.isclose(stored[ts], v, rel_tol=1e-12, abs_tol=0.0)]
+    changed = new + revised
+    if changed:
+        sqlite = conn.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        sql = (f"INSERT INTO observations (series_id, ts, value) VALUES ({mark}, {mark}, {mark}) "
+               "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value")
+        conn.exec_driver_sql(sql, [(series_id, ts.isoformat() if sqlite else ts, v) for ts, v in changed])
+    return len(new), len(revised)
+
+
+def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -> None:
+    with write_transaction(engine) as conn:
+        conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id)
+                     .values(last_fetch_at=now, last_error=error))
+
+
+def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings) -> IngestResult:
+    """Fetch, validate and store one series. Never raises for source or data problems."""
+    started = time.perf_counter()
+    now = utcnow()
+    with engine.connect() as conn:
+        last = last_stored_date(conn, series_id)
+    since = None if last is None else pd.Timestamp(last - timedelta(days=settings.sources.overlap_days))
+    if since is None:
+        since = pd.Timestamp(settings.sources.history_start)
+    try:
+        fetched = source.fetch(spec, since)
+        clean, notes = validate_observations(fetched, spec, now.date())
+        if clean.empty and last is None:
+            raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
+    except SourceError as exc:
+        _record_failure(engine, series_id, str(exc), now)
+        with engine.connect() as conn:
+            total = count_rows(conn, series_id)
+        return IngestResult(spec.key, "failed", total_rows=total, last_ts=last, error=str(exc),
+                            seconds=time.perf_counter() - started)
+    rows = zip((ts.date() for ts in clean["ts"]), clean["value"].tolist())
+    note = "; ".join(notes) or None
+    with write_transaction(engine) as conn:
+        new, revised = upsert_observations(conn, series_id, rows)
+        total = count_rows(conn, series_id)
+        last_ts = last_stored_date(conn, series_id)
+        values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note)
+        if spec.frequency is None and (new or revised):
+            recent = conn.execute(sa.select(schema.observations.c.ts)
+                                  .where(schema.observations.c.series_id == series_id)
+                                  .order_by(schema.observations.c.ts.desc()).limit(120)).scalars().all()
+            values["frequency"] = infer_frequency(sorted(recent))
+        conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id).values(**values))
+    return IngestResult(spec.key, "ok", new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started)
+
+
+def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
+           progress: Callable[[int, int, IngestResult], None] | None = None,
+           sources: dict[str, Source] | None = None) -> list[IngestResult]:
+    """Ingest the chosen series (all active ones by default), one after another."""
+    specs = select_specs(settings, keys)
+    ids = sync_series(engine, settings)
+    sources = dict(sources or {})
+    results = []
+    for i, spec in enumerate(specs, 1):
+        try:
+            source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
+            result = ingest_series(engine, spec, ids[spec.key], source, settings)
+        except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
+            _record_failure(engine, ids[spec.key], str(exc), utcnow())
+            result = IngestResult(spec.key, "failed", error=str(exc))
+        results.append(result)
+        if progress:
+            progress(i, len(specs), result)
+    return results

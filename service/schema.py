@@ -1,0 +1,134 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+Alembic's revisions in ``migrations/`` are the only thing that creates or changes the schema; this
+module mirrors them so queries can be written against ``Table`` objects and so a test can ask
+Alembic's autogenerate whether the two have drifted apart. Timestamps are UTC; dates are ISO.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+UTCDateTime = sa.DateTime(timezone=True)
+
+series = sa.Table(
+    "series", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("symbol", sa.String(200), nullable=False),
+    sa.Column("field", sa.String(100)),
+    sa.Column("frequency", sa.String(4)),
+    sa.Column("name", sa.String(200)),
+    sa.Column("is_price", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_fetch_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_note", sa.Text),  # what validation dropped on the last fetch, if anything
+)
+
+observations = sa.Table(
+    "observations", metadata,
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ts", sa.Date, primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("trigger", sa.String(20), nullable=False),  # manual, schedule, catch-up
+    sa.Column("status", sa.String(20), nullable=False),  # running, ok, partial, failed
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("series_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("series_ok", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("series_failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("series_skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("new_observations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+    sa.Column("host", sa.String(200)),
+    sa.Column("pid", sa.Integer),
+    sa.Index(None, "status"),
+)
+
+fits = sa.Table(
+    "fits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL")),
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # ok, failed, skipped
+    sa.Column("error", sa.Text),
+    sa.Column("mode", sa.String(10)),  # cold (from scratch) or warm (fine-tuned from warm_started_from)
+    sa.Column("warm_started_from", sa.Integer, sa.ForeignKey("fits.id", ondelete="SET NULL")),
+    sa.Column("cell", sa.String(10)),
+    sa.Column("hyperparams", sa.JSON),
+    sa.Column("settings_hash", sa.String(64)),
+    sa.Column("transform", sa.String(20)),
+    sa.Column("train_start", sa.Date),
+    sa.Column("train_end", sa.Date),
+    sa.Column("n_obs", sa.Integer),
+    sa.Column("epochs", sa.Integer),
+    sa.Column("best_epoch", sa.Integer),
+    sa.Column("train_loss", sa.Double),
+    sa.Column("val_loss", sa.Double),
+    sa.Column("mae", sa.Double),
+    sa.Column("rmse", sa.Double),
+    sa.Column("smape", sa.Double),
+    sa.Column("mase", sa.Double),
+    sa.Column("naive_mae", sa.Double),
+    sa.Column("naive_rmse", sa.Double),
+    sa.Column("naive_smape", sa.Double),
+    sa.Column("naive_mase", sa.Double),
+    sa.Column("skill", sa.Double),  # 1 - mae / naive_mae on the backtest: > 0 beats the naive forecast
+    sa.Column("backtest_n", sa.Integer),
+    sa.Column("seconds", sa.Double),
+    sa.Column("weights", sa.LargeBinary),
+    sa.Index(None, "series_id", "status"),
+    sa.Index(None, "run_id"),
+)
+
+loss_history = sa.Table(
+    "loss_history", metadata,
+    sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("epoch", sa.Integer, primary_key=True),  # 0 is the loss before the first update
+    sa.Column("train_loss", sa.Double, nullable=False),
+    sa.Column("val_loss", sa.Double),
+    sa.Column("grad_norm", sa.Double),
+    sa.Column("clip_fraction", sa.Double),
+)
+
+forecasts = sa.Table(
+    "forecasts", metadata,
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("origin_ts", sa.Date, primary_key=True),  # the last observation the forecast starts from
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("target_ts", sa.Date, nullable=False),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("lower", sa.Double, nullable=False),
+    sa.Column("upper", sa.Double, nullable=False),
+    sa.Column("level", sa.Double, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "fit_id"),
+)
+
+# The view people query first (created by migration 0001): one row per series and step from its
+# newest successful fit, with the last observed value, the change in percent and the backtest skill.
+latest_forecasts = sa.table(
+    "latest_forecasts",
+    *(sa.column(name) for name in (
+        "series_key", "series_name", "last_ts", "last_value", "target_ts", "step", "forecast",
+        "lower", "upper", "level", "change_pct", "skill", "mase", "naive_mase", "fit_id", "fitted_at")),
+)

@@ -1,0 +1,44 @@
+"""FRED through its keyless CSV endpoint, ``fredgraph.csv?id=<ID>``.
+
+The date column's header has changed over the years (``DATE``, ``observation_date``), so the first
+column is the date whatever it is called; the value column is the one named after the series, else
+the second. FRED writes missing values as ``.`` or leaves the cell empty.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from ..config import SeriesSpec, SourceSettings
+from ..errors import SourceError
+from .frames import to_observations
+from .http import http_get
+
+
+class FredSource:
+    def __init__(self, settings: SourceSettings):
+        self.settings = settings
+
+    def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        params = {"id": spec.symbol}
+        if since is not None:
+            params["cosd"] = since.strftime("%Y-%m-%d")  # FRED's "chart observation start date"
+        what = f"fred:{spec.symbol}"
+        response = http_get(self.settings.fred_base_url, self.settings, what, params=params)
+        return parse_fred_csv(response.text, spec.symbol, since, what)
+
+
+def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: str) -> pd.DataFrame:
+    if text.lstrip().startswith("<"):
+        raise SourceError(f"{what}: FRED answered with a web page, not CSV (unknown series id?)")
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SourceError(f"{what}: malformed CSV from FRED ({str(exc).splitlines()[0]})") from None
+    if table.shape[1] < 2:
+        raise SourceError(f"{what}: FRED CSV has {table.shape[1]} column(s); expected a date and a value")
+    columns = list(table.columns)
+    value_column = series_id if series_id in columns else columns[1]
+    return to_observations(table[columns[0]], table[value_column], since, what)

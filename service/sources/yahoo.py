@@ -1,0 +1,125 @@
+"""``yahoo:<TICKER>`` through yfinance: daily bars, the adjusted close by default.
+
+What yfinance does that matters here:
+- ``Ticker.history`` returns an empty frame (it logs instead of raising) unless
+  ``yf.config.debug.hide_exceptions`` is False; we switch that off so an unknown or delisted ticker
+  raises ``YFTzMissingError``/``YFPricesMissingError`` with Yahoo's reason.
+- HTTP 429 raises ``YFRateLimitError``: retried with exponential backoff, then a failure.
+- ``end`` is exclusive and the index is timezone-aware (the exchange's zone): we ask from ``since``
+  up to now and keep the exchange-local calendar date of each bar.
+- Its caches (time zones, cookies) go into ``<data_dir>/yfinance-cache`` rather than the home dir.
+
+The seam: ``sources.yahoo_base_url`` (``TICKCAST_YAHOO_URL``) sends every Yahoo request to another
+base URL through a plain ``requests`` session, which yfinance supports. Tests serve recorded-shape
+chart JSON there on 127.0.0.1; the code path above it is yfinance's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from urllib.parse import urlsplit
+
+import pandas as pd
+import requests
+
+from ..config import SeriesSpec, SourceSettings
+from ..errors import SourceError
+from .frames import to_observations
+from .http import root_cause
+
+_configured_cache: str | None = None
+
+
+def _yfinance(cache_dir: str):
+    import yfinance as yf
+
+    global _configured_cache
+    yf.config.debug.hide_exceptions = False
+    if _configured_cache != cache_dir:
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cannot create yfinance's cache directory {cache_dir}: {exc.strerror}") from None
+        yf.set_tz_cache_location(cache_dir)
+        _configured_cache = cache_dir
+    return yf
+
+
+class RedirectSession(requests.Session):
+    """A requests session that sends ``*.yahoo.com`` requests to ``base_url`` (path and query kept)."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlsplit(url)
+        if (parts.hostname or "").endswith("yahoo.com"):
+            url = self.base_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return super().request(method, url, *args, **kwargs)
+
+
+def _network_failure(exc: BaseException) -> tuple[bool, str] | None:
+    """(retry?, reason) for the network exceptions of requests and curl_cffi; None for others."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    text = str(exc)
+    curl = re.search(r"curl: \(\d+\) (.+?)(?:\. See |$)", text)
+    detail = curl.group(1) if curl else root_cause(exc)
+    if names & {"Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"}:
+        return True, f"Yahoo timed out ({detail})"
+    if names & {"DNSError", "ConnectionError", "ProxyError", "SSLError", "CurlError", "RequestException"}:
+        return False, f"cannot reach Yahoo ({detail})"
+    return None
+
+
+class YahooSource:
+    def __init__(self, settings: SourceSettings, data_dir: str, session: requests.Session | None = None):
+        self.settings = settings
+        self.cache_dir = os.path.join(data_dir, "yfinance-cache")
+        if session is None and settings.yahoo_base_url:
+            session = RedirectSession(settings.yahoo_base_url)
+        self.session = session  # None: yfinance's own curl_cffi session, i.e. Yahoo itself
+
+    def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        yf = _yfinance(self.cache_dir)
+        from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError
+
+        start = since if since is not None else pd.Timestamp(self.settings.history_start)
+        what = spec.key
+        last = ""
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                time.sleep(self.settings.backoff_seconds * 2 ** (attempt - 1))
+            try:
+                ticker = yf.Ticker(spec.symbol, session=self.session)
+                bars = ticker.history(start=start.strftime("%Y-%m-%d"), interval="1d", auto_adjust=False,
+                                      actions=False, timeout=self.settings.http_timeout)
+                break
+            except YFRateLimitError:
+                last = "rate limited by Yahoo (HTTP 429)"
+            except YFTickerMissingError as exc:
+                raise SourceError(f"{what}: Yahoo has no data for {spec.symbol} ({exc.rationale})") from None
+            except YFException as exc:
+                raise SourceError(f"{what}: Yahoo error: {exc}") from None
+            except Exception as exc:  # yfinance surfaces network trouble as its backend's exceptions
+                network = _network_failure(exc)
+                if network is None:
+                    raise SourceError(f"{what}: unexpected Yahoo response ({type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                retry, last = network
+                if not retry:
+                    raise SourceError(f"{what}: {last}") from None
+        else:
+            tries = self.settings.retries + 1
+            raise SourceError(f"{what}: {last}; gave up after {tries} attempt{'s' if tries > 1 else ''}")
+        if bars is None or bars.empty:
+            raise SourceError(f"{what}: Yahoo returned no rows since {start.date()}")
+        if spec.field not in bars.columns:
+            raise SourceError(f"{what}: Yahoo result has no column {spec.field!r} "
+                              f"(columns: {', '.join(map(str, bars.columns))})")
+        index = bars.index
+        if getattr(index, "tz", None) is not None:
+            index = index.tz_localize(None)  # keep the exchange-local calendar date
+        return to_observations(pd.Series(index), bars[spec.field].to_numpy(), since, what)

@@ -65,8 +65,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     engine = _open(settings)
 
     def progress(i: int, n: int, r) -> None:
-        detail = f"{r.new_rows} new row(s)" if r.status == "ok" else f"failed: {r.error}"
-        _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
+        if n > 1:  # the reasons for failures follow the summary, one line each
+            detail = f"{r.new_rows} new row(s)" if r.status == "ok" else "failed"
+            _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
 
     results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress)
     rows = [dict(key=r.key, new_rows=r.new_rows, total_rows=r.total_rows, last_ts=r.last_ts,

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ def infer_frequency(dates: Sequence[date]) -> str | None:
         return None
     gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
     if gap <= 1.5:
-        return "D" if (recent.dayofweek >= 5).any() else "B"
+        return "D" if (recent.day_of_week >= 5).any() else "B"
     for limit, freq in ((10, "W"), (45, "M"), (120, "Q")):
         if gap <= limit:
             return freq
@@ -141,29 +141,34 @@ def count_rows(conn: Connection, series_id: int) -> int:
                         .where(schema.observations.c.series_id == series_id)).scalar_one()
 
 
-def upsert_observations(conn: Connection, series_id: int, rows: Iterable[tuple[date, float]]) -> tuple[int, int]:
-    """Write rows that are new or whose value changed; returns (new, revised).
+def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -> tuple[int, int]:
+    """Write the rows of ``frame`` (``ts``, ``value``) that are new or whose value changed;
+    returns (new, revised).
 
     Existing values in the fetched span are read first, so an unchanged re-fetch writes nothing.
-    The insert goes straight to the driver's executemany (no per-row ORM work): this is the hot
-    path of a first ingest."""
-    rows = list(rows)
-    if not rows:
+    Rows go straight to the driver's executemany as ISO dates (no per-row ORM work): this is the
+    hot path of a first ingest."""
+    if frame.empty:
         return 0, 0
-    first = min(ts for ts, _ in rows)
-    stored = dict(conn.execute(
+    days = frame["ts"].to_numpy().astype("datetime64[D]")
+    iso = days.astype(str).tolist()  # numpy formats datetime64[D] as YYYY-MM-DD, in C
+    values = frame["value"].tolist()
+    stored = {ts.isoformat(): v for ts, v in conn.execute(
         sa.select(schema.observations.c.ts, schema.observations.c.value)
-        .where(schema.observations.c.series_id == series_id, schema.observations.c.ts >= first)).all())
-    new = [(ts, v) for ts, v in rows if ts not in stored]
-    revised = [(ts, v) for ts, v in rows if ts in stored and not math.isclose(stored[ts], v, rel_tol=1e-12, abs_tol=0.0)]
-    changed = new + revised
+        .where(schema.observations.c.series_id == series_id,
+               schema.observations.c.ts >= days.min().item()))}
+    if stored:
+        changed = [(series_id, d, v) for d, v in zip(iso, values)
+                   if d not in stored or not math.isclose(stored[d], v, rel_tol=1e-12, abs_tol=0.0)]
+        revised = sum(1 for _, d, _ in changed if d in stored)
+    else:
+        changed, revised = list(zip([series_id] * len(iso), iso, values)), 0
     if changed:
-        sqlite = conn.dialect.name == "sqlite"
-        mark = "?" if sqlite else "%s"
-        sql = (f"INSERT INTO observations (series_id, ts, value) VALUES ({mark}, {mark}, {mark}) "
-               "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value")
-        conn.exec_driver_sql(sql, [(series_id, ts.isoformat() if sqlite else ts, v) for ts, v in changed])
-    return len(new), len(revised)
+        # SQLite stores the ISO text as is (a CAST there would turn it into a number).
+        marks = "?, ?, ?" if conn.dialect.name == "sqlite" else "%s, CAST(%s AS DATE), %s"
+        conn.exec_driver_sql(f"INSERT INTO observations (series_id, ts, value) VALUES ({marks}) "
+                             "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value", changed)
+    return len(changed) - revised, revised
 
 
 def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -> None:
@@ -192,10 +197,9 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
             total = count_rows(conn, series_id)
         return IngestResult(spec.key, "failed", total_rows=total, last_ts=last, error=str(exc),
                             seconds=time.perf_counter() - started)
-    rows = zip((ts.date() for ts in clean["ts"]), clean["value"].tolist())
     note = "; ".join(notes) or None
     with write_transaction(engine) as conn:
-        new, revised = upsert_observations(conn, series_id, rows)
+        new, revised = upsert_observations(conn, series_id, clean)
         total = count_rows(conn, series_id)
         last_ts = last_stored_date(conn, series_id)
         values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -64,6 +65,13 @@ class RedirectSession(requests.Session):
 def _network_failure(exc: BaseException) -> tuple[bool, str] | None:
     """(retry?, reason) for the network exceptions of requests and curl_cffi; None for others."""
     names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 429:
+        return True, "rate limited by Yahoo (HTTP 429)"
+    if status is not None and status >= 500:
+        return True, f"Yahoo answered HTTP {status}"
+    if status == 404:
+        return False, "Yahoo does not know this ticker (HTTP 404)"
     text = str(exc)
     curl = re.search(r"curl: \(\d+\) (.+?)(?:\. See |$)", text)
     detail = curl.group(1) if curl else root_cause(exc)
@@ -94,8 +102,10 @@ class YahooSource:
                 time.sleep(self.settings.backoff_seconds * 2 ** (attempt - 1))
             try:
                 ticker = yf.Ticker(spec.symbol, session=self.session)
-                bars = ticker.history(start=start.strftime("%Y-%m-%d"), interval="1d", auto_adjust=False,
-                                      actions=False, timeout=self.settings.http_timeout)
+                with warnings.catch_warnings():  # yfinance's own deprecation noise is not the user's
+                    warnings.simplefilter("ignore")
+                    bars = ticker.history(start=start.strftime("%Y-%m-%d"), interval="1d", auto_adjust=False,
+                                          actions=False, timeout=self.settings.http_timeout)
                 break
             except YFRateLimitError:
                 last = "rate limited by Yahoo (HTTP 429)"

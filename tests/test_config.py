@@ -1,0 +1,100 @@
+"""Config is data: the packaged default loads, and every mistake names its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import load_settings, settings_from_dict
+from service.errors import ConfigError
+from service.keys import parse_key
+
+
+def test_packaged_default_config_loads_with_the_documented_watchlist(tmp_path):
+    settings = load_settings(env={"TICKCAST_DATA_DIR": str(tmp_path)})
+    keys = [s.key for s in settings.series]
+    for key in ("yahoo:SPY", "yahoo:AAPL", "yahoo:MSFT", "yahoo:BTC-USD", "fred:DGS10", "fred:UNRATE",
+                "sample:sp500", "sample:nasdaq", "sample:wti", "sample:core-cpi"):
+        assert key in keys
+    assert settings.db_url == f"sqlite:///{tmp_path}/tickcast.db"
+    btc = settings.series_by_key()["yahoo:BTC-USD"]
+    assert (btc.frequency, btc.price, btc.field) == ("D", True, "Adj Close")
+    assert settings.schedule.timezone == "America/New_York"
+
+
+def test_environment_overrides(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[watchlist]\nsample = ["wti"]\n')
+    settings = load_settings(env={"TICKCAST_CONFIG": str(cfg), "TICKCAST_DB_URL": "sqlite:///x.db",
+                                  "TICKCAST_WORKERS": "3", "TICKCAST_YAHOO_URL": "http://127.0.0.1:1"})
+    assert [s.key for s in settings.series] == ["sample:wti"]
+    assert (settings.db_url, settings.workers, settings.sources.yahoo_base_url) == ("sqlite:///x.db", 3,
+                                                                                    "http://127.0.0.1:1")
+    assert load_settings(str(cfg), db_url="sqlite:///y.db", env={}).db_url == "sqlite:///y.db"  # --db wins
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"model": {"hiden_size": 3}}, "unknown setting 'model.hiden_size'"),
+    ({"model": {"hidden_size": "big"}}, "setting 'model.hidden_size' must be an integer, got 'big'"),
+    ({"model": {"hidden_size": True}}, "setting 'model.hidden_size' must be an integer"),
+    ({"model": {"cell": "lstm"}}, "setting 'model.cell' must be \"rnn\" or \"gru\""),
+    ({"forecast": {"level": 80}}, "setting 'forecast.level' must be between 0 and 1"),
+    ({"schedule": {"timezone": "Mars/Olympus"}}, "setting 'schedule.timezone' must be an IANA time zone"),
+    ({"schedule": {"cron": "every day"}}, "setting 'schedule.cron' must have five fields"),
+    ({"sources": {"history_start": "yesterday"}}, "setting 'sources.history_start' must be an ISO date"),
+    ({"sources": {"retries": -1}}, "setting 'sources.retries' must be >= 0"),
+    ({"watchlist": {"yahoo": "SPY"}}, "setting 'watchlist.yahoo' must be a list of strings"),
+    ({"watchlist": {"bloomberg": ["X"]}}, "unknown setting 'watchlist.bloomberg'"),
+    ({"watchlist": {"yahoo": ["SPY; DROP TABLE series"]}}, "malformed series key 'yahoo:SPY; DROP TABLE series'"),
+    ({"watchlist": {"sample": ["gold"]}}, "expected one of sp500, nasdaq, wti, core-cpi"),
+    ({"series": [{"key": "csv:x"}]}, "needs exactly one of 'path' or 'url'"),
+    ({"series": [{"key": "csv:x", "url": "ftp://x"}]}, "setting 'series[0].url' must be an http(s) URL"),
+    ({"series": [{"key": "yahoo:SPY", "path": "x.csv"}]}, "'series[0].path' only applies to csv"),
+    ({"series": [{"name": "x"}]}, "setting 'series[0].key' is required"),
+    ({"series": [{"key": "fred:X", "frequency": "hourly"}]}, "'series[0].frequency' must be one of B, D, W"),
+    ({"watchlist": {"fred": ["X", "x"]}}, "series 'fred:X' is listed twice"),
+    ({"schedul": {}}, "unknown setting 'schedul'"),
+    ({"service": {"workers": -2}}, "setting 'service.workers' must be >= 0"),
+])
+def test_bad_settings_fail_with_the_key_and_what_was_expected(raw, message):
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict(raw, env={})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\ncell = 'gru'\n")
+    with pytest.raises(ConfigError, match=r"malformed config .*bad.toml"):
+        load_settings(str(bad), env={})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(str(tmp_path / "nope.toml"), env={})
+
+
+def test_series_table_refines_a_watchlist_entry(tmp_path):
+    settings = settings_from_dict({"watchlist": {"yahoo": ["spy"]},
+                                   "series": [{"key": "yahoo:SPY", "field": "Close", "name": "S&P ETF"}]}, env={})
+    (spy,) = settings.series
+    assert (spy.key, spy.field, spy.name, spy.frequency, spy.price) == ("yahoo:SPY", "Close", "S&P ETF", "B", True)
+
+
+def test_csv_paths_are_relative_to_the_config_file(tmp_path):
+    cfg = tmp_path / "sub" / "c.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[[series]]\nkey = "csv:rain"\npath = "rain.csv"\nprice = false\n')
+    (rain,) = load_settings(str(cfg), env={}).series
+    assert rain.path == str(tmp_path / "sub" / "rain.csv")
+
+
+@pytest.mark.parametrize("key,expected", [("yahoo:brk-b", ("yahoo", "BRK-B")), ("yahoo:^GSPC", ("yahoo", "^GSPC")),
+                                          ("yahoo:EURUSD=X", ("yahoo", "EURUSD=X")), ("fred:dgs10", ("fred", "DGS10")),
+                                          ("SAMPLE:wti", ("sample", "wti"))])
+def test_valid_keys(key, expected):
+    assert parse_key(key) == expected
+
+
+@pytest.mark.parametrize("key", ["SPY", "yahoo:", "yahoo:../etc/passwd", "yahoo:A B", "fred:X-Y", "csv:/abs",
+                                 "yahoo:" + "A" * 21, "nasdaq:AAPL", "yahoo:'; --"])
+def test_malformed_keys(key):
+    with pytest.raises(ConfigError, match="malformed series key"):
+        parse_key(key)

@@ -20,8 +20,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# Exit status 3 means "partial": some series could not be fetched (e.g. no network); the rest ran.
 run: $(VENV)/.installed
-	$(BIN)/tickcast run
+	$(BIN)/tickcast ingest || [ $$? -eq 3 ]
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -92,7 +92,7 @@ class YahooSource:
 
     def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
         yf = _yfinance(self.cache_dir)
-        from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError
+        from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError, YFTzMissingError
 
         start = since if since is not None else pd.Timestamp(self.settings.history_start)
         what = spec.key
@@ -109,6 +109,8 @@ class YahooSource:
                 break
             except YFRateLimitError:
                 last = "rate limited by Yahoo (HTTP 429)"
+            except YFTzMissingError:  # Yahoo knows no exchange time zone: not a listed ticker
+                raise SourceError(f"{what}: Yahoo does not know this ticker (possibly delisted; no time zone)") from None
             except YFTickerMissingError as exc:
                 raise SourceError(f"{what}: Yahoo has no data for {spec.symbol} ({exc.rationale})") from None
             except YFException as exc:

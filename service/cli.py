@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from . import __version__
 from .config import Settings, debug_enabled, load_settings
 from .errors import TickcastError
+from .tables import FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -82,6 +83,104 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def _install_stop_handlers(stop) -> None:
+    import signal
+
+    def handler(signum, _frame):
+        _err(f"tickcast: {signal.Signals(signum).name}: finishing the series in progress, then stopping")
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+FORECAST_COLUMNS = ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower", "upper",
+                    "change_pct", "skill"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import threading
+
+    from .pipeline import run_cycle
+    from .queries import NothingStored, latest_forecasts
+    from .tables import render
+
+    settings = _settings(args)
+    engine = _open(settings)
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    summary = run_cycle(engine, settings, trigger="manual", progress=None if args.quiet else _err, stop=stop,
+                        keys=args.keys or None)
+    failed = [o for o in summary.outcomes if o.failed]
+    try:
+        keys = {o.key for o in summary.outcomes}
+        rows = [r for r in latest_forecasts(engine) if r["series_key"] in keys]
+        print(render(rows, FORECAST_COLUMNS) if rows else "no forecasts yet")
+    except NothingStored:
+        print("no forecasts yet")
+    counts = (f"{summary.count(lambda o: o.fit == 'trained')} trained, "
+              f"{summary.count(lambda o: o.fit == 'up-to-date')} up to date, "
+              f"{summary.count(lambda o: o.fit == 'skipped' and not o.failed)} skipped, {len(failed)} failed")
+    print(f"run {summary.run_id}: {summary.status} ({counts}) in {summary.seconds:.1f} s")
+    for o in failed:
+        _err(f"tickcast: {o.error}")
+    if summary.stopped:
+        _err(f"tickcast: run {summary.run_id} stopped early; finished series are stored, the next run does the rest")
+        return EXIT_ERROR
+    return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(summary.status, EXIT_ERROR)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .scheduler import Service
+
+    settings = _settings(args)
+    logging.getLogger("tickcast").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    engine = _open(settings)
+    return Service(engine, settings).serve(run_now=args.run_now)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .scheduler import health
+
+    settings = _settings(args)
+    engine = _open(settings)
+    ok, message = health(engine, settings)
+    (print if ok else _err)(message if ok else f"tickcast: {message}")
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def cmd_forecasts(args: argparse.Namespace) -> int:
+    from .queries import latest_forecasts
+    from .tables import render
+
+    engine = _open(_settings(args))
+    rows = latest_forecasts(engine, args.key)
+    print(render(rows, FORECAST_COLUMNS if args.format == "table" else list(rows[0]), args.format))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .queries import loss_history
+    from .tables import render
+
+    engine = _open(_settings(args))
+    fit, rows = loss_history(engine, args.key)
+    if args.format == "table":
+        print(f"fit {fit.id} of {args.key}: {fit.mode} {fit.cell}, {fit.epochs} epochs (best {fit.best_epoch}), "
+              f"train {fit.train_start} .. {fit.train_end}, {fit.seconds:.2f} s")
+    print(render(rows, ["epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction"], args.format))
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_series
+
+    engine = _open(_settings(args))
+    path = plot_series(engine, args.key, args.output, points=args.points)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -102,10 +201,11 @@ def build_parser() -> Parser:
                     "store forecasts in SQL tables.",
         epilog=textwrap.dedent("""\
             examples:
-              tickcast init                      create or upgrade the database
-              tickcast ingest                    fetch every series in the watchlist
+              tickcast run                       ingest, train and forecast every series now
+              tickcast forecasts                 the latest forecasts as a table
+              tickcast serve                     run daily on the configured schedule
               tickcast ingest yahoo:SPY sample:sp500
-              tickcast --db sqlite:///data/tc.db --config my.toml ingest
+              tickcast --db sqlite:///data/tc.db --config my.toml run
             """),
     )
     parser.add_argument("--version", action="version", version=f"tickcast {__version__}")
@@ -123,11 +223,31 @@ def build_parser() -> Parser:
     p = command("ingest", cmd_ingest, "fetch new observations for the watchlist (or the given series)",
                 "tickcast ingest yahoo:AAPL fred:DGS10")
     p.add_argument("keys", nargs="*", metavar="KEY", help="series keys such as yahoo:SPY (default: all active)")
+    p = command("run", cmd_run, "one full cycle now: ingest, train, backtest, forecast, store",
+                "tickcast run            (or: tickcast run sample:sp500)")
+    p.add_argument("keys", nargs="*", metavar="KEY", help="only these series (default: all active)")
+    p = command("serve", cmd_serve, "the scheduler daemon: a run on the configured cron schedule",
+                "tickcast serve --run-now")
+    p.add_argument("--run-now", action="store_true", help="start a run immediately, then follow the schedule")
+    command("health", cmd_health, "exit 0 only if the last completed run is recent enough", "tickcast health")
+    p = command("forecasts", cmd_forecasts, "the latest forecasts (all series, or one)",
+                "tickcast forecasts yahoo:SPY --format csv")
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p = command("plot", cmd_plot, "draw the recent series, its forecast and interval, and the loss curve",
+                "tickcast plot sample:sp500 -o sp500.png")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    p.add_argument("--points", type=int, default=250, help="how many recent observations to draw (default 250)")
     return parser
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
     # yfinance logs what it also raises; its exceptions become our one-line reasons.
     logging.getLogger("yfinance").setLevel(logging.CRITICAL)
 

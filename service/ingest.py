@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Callable, Sequence
 
 import numpy as np
@@ -20,14 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import schema
+from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
 from .errors import SourceError, TickcastError, UnknownSeries
 from .sources import Source, make_source
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -214,13 +211,16 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
 
 def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
            progress: Callable[[int, int, IngestResult], None] | None = None,
-           sources: dict[str, Source] | None = None) -> list[IngestResult]:
-    """Ingest the chosen series (all active ones by default), one after another."""
+           sources: dict[str, Source] | None = None, stop=None) -> list[IngestResult]:
+    """Ingest the chosen series (all active ones by default), one after another. ``stop`` (an
+    Event) ends the loop between series."""
     specs = select_specs(settings, keys)
     ids = sync_series(engine, settings)
     sources = dict(sources or {})
     results = []
     for i, spec in enumerate(specs, 1):
+        if stop is not None and stop.is_set():
+            break
         try:
             source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
             result = ingest_series(engine, spec, ids[spec.key], source, settings)

@@ -132,3 +132,16 @@ latest_forecasts = sa.table(
         "series_key", "series_name", "last_ts", "last_value", "target_ts", "step", "forecast",
         "lower", "upper", "level", "change_pct", "skill", "mase", "naive_mase", "fit_id", "fitted_at")),
 )
+
+# One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that
+# only overwrites an expired or abandoned holder (see service/lease.py).
+run_lease = sa.Table(
+    "run_lease", metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -6,7 +6,7 @@ from alembic.runtime.migration import MigrationContext
 
 from service import db, schema
 
-TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts"}
+TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts", "run_lease"}
 
 
 def _tables_and_views(engine):

@@ -1,0 +1,16 @@
+"""The clock, in one place: UTC now, and UTC for timestamps read back from SQLite (which stores
+them without a zone)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)

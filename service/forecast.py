@@ -1,0 +1,101 @@
+"""Forecast stage: target dates, and writing a fit with its loss history and forecasts in one
+transaction (a crash leaves a series either fully written or untouched)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import schema
+from .clock import utcnow
+from .db import write_transaction
+from .train import TrainResult
+
+
+def next_dates(last: date, frequency: str | None, steps: int) -> list[date]:
+    """The ``steps`` dates after ``last``: trading days skip weekends (exchange holidays are not
+    modelled), months keep the month-start or month-end convention of the data."""
+    last_ts = pd.Timestamp(last)
+    if frequency == "B":
+        offsets = [pd.offsets.BDay(k) for k in range(1, steps + 1)]
+    elif frequency == "W":
+        offsets = [pd.DateOffset(weeks=k) for k in range(1, steps + 1)]
+    elif frequency in ("M", "Q", "A"):
+        months = {"M": 1, "Q": 3, "A": 12}[frequency]
+        if last_ts.is_month_end and last_ts.day != 1:
+            offsets = [pd.offsets.MonthEnd(months * k) for k in range(1, steps + 1)]
+        else:
+            offsets = [pd.DateOffset(months=months * k) for k in range(1, steps + 1)]
+    else:  # "D" or unknown: calendar days
+        offsets = [pd.DateOffset(days=k) for k in range(1, steps + 1)]
+    return [(last_ts + off).date() for off in offsets]
+
+
+@dataclass
+class FitRecord:
+    """What the pipeline knows about a fit besides the model's own result."""
+
+    run_id: int
+    series_id: int
+    status: str  # ok, failed, skipped
+    settings_hash: str
+    mode: str | None = None  # cold or warm
+    warm_started_from: int | None = None
+    cell: str | None = None
+    train_start: date | None = None
+    train_end: date | None = None
+    n_obs: int | None = None
+    error: str | None = None
+    frequency: str | None = None
+    level: float = 0.8
+
+
+def _finite(value):
+    return value if value is None or (isinstance(value, (int, float)) and math.isfinite(value)) else None
+
+
+def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> int:
+    """Insert the fit; for a successful one also its loss history and forecasts, replacing any
+    forecasts made earlier from the same last observation. Returns the fit id."""
+    now: datetime = utcnow()
+    values = dict(run_id=record.run_id, series_id=record.series_id, created_at=now, status=record.status,
+                  error=record.error, mode=record.mode, warm_started_from=record.warm_started_from,
+                  cell=record.cell, settings_hash=record.settings_hash, train_start=record.train_start,
+                  train_end=record.train_end, n_obs=record.n_obs)
+    if result is not None:
+        bt = result.backtest
+        skill = None
+        if bt.get("naive_mae") and bt.get("mae") is not None:
+            skill = 1.0 - bt["mae"] / bt["naive_mae"]
+        values.update(
+            hyperparams=result.params, transform=result.transform, epochs=result.epochs,
+            best_epoch=result.best_epoch, seconds=result.seconds, weights=result.blob,
+            train_loss=_finite(result.history[-1]["train_loss"]) if result.history else None,
+            val_loss=_finite(result.history[-1].get("val_loss")) if result.history else None,
+            backtest_n=int(bt["n"]) if "n" in bt else None, skill=_finite(skill),
+            **{k: _finite(bt.get(k)) for k in ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse",
+                                               "naive_smape", "naive_mase")})
+        if record.status == "failed":
+            values["error"] = result.error
+    with write_transaction(engine) as conn:
+        fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
+        if record.status == "ok" and result is not None:
+            conn.execute(sa.insert(schema.loss_history), [
+                dict(fit_id=fit_id, epoch=int(row["epoch"]), train_loss=row["train_loss"],
+                     val_loss=_finite(row.get("val_loss")), grad_norm=_finite(row.get("grad_norm")),
+                     clip_fraction=_finite(row.get("clip_fraction")))
+                for row in result.history])
+            conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
+                                                           schema.forecasts.c.origin_ts == record.train_end))
+            targets = next_dates(record.train_end, record.frequency, len(result.point))
+            conn.execute(sa.insert(schema.forecasts), [
+                dict(series_id=record.series_id, origin_ts=record.train_end, step=step, fit_id=fit_id,
+                     target_ts=target, value=value, lower=lo, upper=hi, level=record.level, created_at=now)
+                for step, (target, value, lo, hi) in enumerate(
+                    zip(targets, result.point, result.lower, result.upper), 1)])
+    return fit_id

@@ -1,0 +1,249 @@
+"""Recurrent cells with a linear read-out, forward and backward by hand (BPTT).
+
+Shape legend: B batch (windows), T window length (time steps), D inputs per step,
+H hidden units, O outputs (1: the next scaled value).
+
+Both cells map a batch of windows ``X (B, T, D)`` to ``out (B, O)`` through the last hidden
+state, starting every window from ``h0 = 0``. ``forward`` returns ``(out, cache)``;
+``backward(params, dout, cache)`` returns a gradient dict with the parameters' keys.
+
+Speed comes from doing as little Python per time step as possible: the input projection of
+all T steps is one matmul before the loop, the weight gradients are one matmul over all steps
+after the backward loop, element-wise factors that do not depend on the incoming gradient are
+computed for all steps at once, and every buffer is reused between calls of the same (B, T).
+A cache therefore lives in those buffers: call ``backward`` before the next ``forward`` of the
+same shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .params import Shapes, allocate
+
+_MAX_WORKSPACES = 8
+
+
+def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, n) random orthogonal matrix: keeps the recurrent Jacobian's norm near 1 at start."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+class _Cell:
+    name = ""
+    gates = 1  # blocks of H columns in Wxh and Whh
+
+    def __init__(self, input_size: int = 1, hidden_size: int = 32, output_size: int = 1):
+        self.D, self.H, self.O = int(input_size), int(hidden_size), int(output_size)
+        self._workspaces: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    @property
+    def shapes(self) -> Shapes:
+        D, H, O, G = self.D, self.H, self.O, self.gates
+        return {"Wxh": (D, G * H), "Whh": (H, G * H), "bh": (G * H,), "Why": (H, O), "by": (O,)}
+
+    def init_params(self, rng: np.random.Generator, out_scale: float = 0.1) -> dict[str, np.ndarray]:
+        """Fresh parameters drawn from ``rng``; ``Why`` is small (std ``out_scale / sqrt(H)``)
+        so the first forecasts sit at ``by``. Values are views into one flat buffer."""
+        D, H, O = self.D, self.H, self.O
+        _, p = allocate(self.shapes)
+        p["Wxh"][...] = rng.standard_normal((D, self.gates * H)) / np.sqrt(D)
+        for g in range(self.gates):
+            p["Whh"][:, g * H:(g + 1) * H] = _orthogonal(rng, H)
+        p["Why"][...] = rng.standard_normal((H, O)) * (out_scale / np.sqrt(H))
+        return p
+
+    def _workspace(self, B: int, T: int, names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+        ws = self._workspaces.get((B, T))
+        if ws is None:
+            if len(self._workspaces) >= _MAX_WORKSPACES:
+                self._workspaces.clear()
+            ws = {k: np.zeros(shape) for k, shape in names.items()}
+            self._workspaces[(B, T)] = ws
+        return ws
+
+    def _project_inputs(self, p, X: np.ndarray, ws) -> None:
+        """All steps' input projections in one matmul, time-major (T, B, G*H)."""
+        B, T, D = X.shape
+        if D != self.D:
+            raise ValueError(f"X has {D} inputs per step, the cell expects {self.D}")
+        Xf, xs = ws["Xf"], ws["xs"].reshape(T * B, -1)
+        Xf.reshape(T, B, D)[...] = X.transpose(1, 0, 2)            # (B, T, D) -> (T, B, D)
+        if D == 1:  # same product; OpenBLAS is slow on inner dimension 1
+            np.multiply(Xf, p["Wxh"], out=xs)                       # (T*B, 1) * (1, G*H) -> (T*B, G*H)
+        else:
+            np.matmul(Xf, p["Wxh"], out=xs)                         # (T*B, D) @ (D, G*H) -> (T*B, G*H)
+        xs += p["bh"]
+
+    def _readout(self, p, hT: np.ndarray) -> np.ndarray:
+        return hT @ p["Why"] + p["by"]                               # (B, H) @ (H, O) -> (B, O)
+
+    def _readout_backward(self, p, dout, hT, g) -> np.ndarray:
+        """Gradients of the linear read-out; returns dL/dh_T (B, H)."""
+        np.matmul(hT.T, dout, out=g["Why"])                          # (H, B) @ (B, O) -> (H, O)
+        g["by"][...] = dout.sum(axis=0)
+        return dout @ p["Why"].T                                     # (B, O) @ (O, H) -> (B, H)
+
+    def _input_weight_grads(self, ws, dA: np.ndarray, g, cols: slice) -> None:
+        """dWxh, dbh for the columns ``cols`` from dA (T*B, k) = dL/d(pre-activation), all steps."""
+        np.matmul(ws["Xf"].T, dA, out=g["Wxh"][:, cols])             # (D, T*B) @ (T*B, k) -> (D, k)
+        g["bh"][cols] = dA.sum(axis=0)
+
+    def _new_grads(self, grads):
+        return allocate(self.shapes)[1] if grads is None else grads
+
+
+class ElmanRNN(_Cell):
+    """``h_t = tanh(x_t Wxh + h_{t-1} Whh + bh)``, ``out = h_T Why + by``."""
+
+    name = "rnn"
+    gates = 1
+
+    def forward(self, p: dict[str, np.ndarray], X: np.ndarray):
+        """X (B, T, D) -> out (B, O), cache."""
+        B, T, _ = X.shape
+        H = self.H
+        ws = self._workspace(B, T, {"Xf": (T * B, self.D), "xs": (T, B, H), "hs": (T + 1, B, H),
+                                    "da": (T, B, H), "dh": (B, H)})
+        self._project_inputs(p, X, ws)
+        # tanh(a) = 2 / (1 + exp(-2a)) - 1, exact to ~1e-16: NumPy's float64 tanh is a scalar
+        # loop on CPUs without AVX-512 and exp is twice as fast. The -2 is folded into the
+        # projections once here instead of once per step.
+        xs, hs = ws["xs"], ws["hs"]
+        xs *= -2.0
+        Whh2 = -2.0 * p["Whh"]
+        with np.errstate(over="ignore"):  # exp(+large) = inf gives tanh = -1 exactly
+            for t in range(T):
+                h = hs[t + 1]
+                np.matmul(hs[t], Whh2, out=h)                        # (B, H) @ (H, H) -> (B, H)
+                h += xs[t]
+                np.exp(h, out=h)
+                h += 1.0
+                np.divide(2.0, h, out=h)
+                h -= 1.0
+        return self._readout(p, hs[T]), {"ws": ws, "B": B, "T": T}
+
+    def backward(self, p, dout: np.ndarray, cache, grads=None) -> dict[str, np.ndarray]:
+        """dout (B, O) = dL/dout -> gradient dict (keys of ``p``)."""
+        ws, B, T = cache["ws"], cache["B"], cache["T"]
+        H, g = self.H, self._new_grads(grads)
+        hs, da, dh = ws["hs"], ws["da"], ws["dh"]
+        dh[...] = self._readout_backward(p, dout, hs[T], g)
+        np.multiply(hs[1:], hs[1:], out=da)                          # tanh' = 1 - h^2, all steps
+        np.subtract(1.0, da, out=da)
+        WhhT = p["Whh"].T
+        for t in range(T - 1, -1, -1):
+            da[t] *= dh                                              # dL/da_t (B, H)
+            if t:
+                np.matmul(da[t], WhhT, out=dh)                       # (B, H) @ (H, H) -> (B, H)
+        TB = T * B
+        np.matmul(hs[:T].reshape(TB, H).T, da.reshape(TB, H),        # (H, T*B) @ (T*B, H) -> (H, H)
+                  out=g["Whh"])
+        self._input_weight_grads(ws, da.reshape(TB, H), g, slice(0, H))
+        return g
+
+
+class GRU(_Cell):
+    """Gated recurrent unit (gate layout ``[r | z | n]`` in the 3H columns, as in PyTorch)::
+
+        r = σ(x Wxr + h Whr + br)         z = σ(x Wxz + h Whz + bz)
+        n = tanh(x Wxn + bn + r ⊙ (h Whn + bhn))
+        h' = (1 - z) ⊙ n + z ⊙ h
+    """
+
+    name = "gru"
+    gates = 3
+
+    @property
+    def shapes(self) -> Shapes:
+        return {**super().shapes, "bhn": (self.H,)}
+
+    def forward(self, p: dict[str, np.ndarray], X: np.ndarray):
+        """X (B, T, D) -> out (B, O), cache."""
+        B, T, _ = X.shape
+        H = self.H
+        ws = self._workspace(B, T, {
+            "Xf": (T * B, self.D), "xs": (T, B, 3 * H), "xn": (T, B, H), "hs": (T + 1, B, H),
+            "gh": (T, B, 3 * H), "rz": (T, B, 2 * H), "n": (T, B, H), "hmn": (T, B, H),
+            "K": (T, B, 3 * H), "dgh": (T, B, 3 * H), "dan": (T, B, H), "Pn": (T, B, H),
+            "tmp": (T, B, H), "tmp2": (T, B, H), "dh": (B, H), "dhh": (B, H)})
+        self._project_inputs(p, X, ws)
+        # σ(a) = 1 / (1 + exp(-a)) and tanh(u) = 2 / (1 + exp(-2u)) - 1 (see ElmanRNN): the
+        # signs and the 2 are folded into the projections once here. Per step one matmul plus
+        # one add then give gh = [-a_r | -a_z | -2(h Whn + bhn)].
+        xs, xn, hs, gh, rz, n, hmn = (ws[k] for k in ("xs", "xn", "hs", "gh", "rz", "n", "hmn"))
+        np.multiply(xs[:, :, 2 * H:], -2.0, out=xn)                  # -2 (x Wxn + bn)
+        xs[:, :, :2 * H] *= -1.0
+        xs[:, :, 2 * H:] = -2.0 * p["bhn"]
+        Wh = p["Whh"] * np.repeat([-1.0, -1.0, -2.0], H)             # (H, 3H), scaled columns
+        gh_rz, gh_n = gh[:, :, :2 * H], gh[:, :, 2 * H:]
+        r, z = rz[:, :, :H], rz[:, :, H:]
+        with np.errstate(over="ignore"):  # exp(+large) = inf gives σ = 0, tanh = -1 exactly
+            for t in range(T):
+                np.matmul(hs[t], Wh, out=gh[t])                      # (B, H) @ (H, 3H) -> (B, 3H)
+                gh[t] += xs[t]
+                np.exp(gh_rz[t], out=rz[t])
+                rz[t] += 1.0
+                np.reciprocal(rz[t], out=rz[t])                      # [r | z] (B, 2H)
+                np.multiply(r[t], gh_n[t], out=n[t])
+                n[t] += xn[t]                                        # -2 (xn + r ⊙ ghn)
+                np.exp(n[t], out=n[t])
+                n[t] += 1.0
+                np.divide(2.0, n[t], out=n[t])
+                n[t] -= 1.0                                          # n (B, H)
+                np.subtract(hs[t], n[t], out=hmn[t])
+                np.multiply(z[t], hmn[t], out=hs[t + 1])
+                hs[t + 1] += n[t]                                    # n + z (h - n)
+        return self._readout(p, hs[T]), {"ws": ws, "B": B, "T": T}
+
+    def backward(self, p, dout: np.ndarray, cache, grads=None) -> dict[str, np.ndarray]:
+        """dout (B, O) = dL/dout -> gradient dict (keys of ``p``)."""
+        ws, B, T = cache["ws"], cache["B"], cache["T"]
+        H, g = self.H, self._new_grads(grads)
+        hs, gh, rz, n, hmn = (ws[k] for k in ("hs", "gh", "rz", "n", "hmn"))
+        K, dgh, dan, Pn, tmp, tmp2, dh, dhh = (
+            ws[k] for k in ("K", "dgh", "dan", "Pn", "tmp", "tmp2", "dh", "dhh"))
+        r, z, gh_n = rz[:, :, :H], rz[:, :, H:], gh[:, :, 2 * H:]
+        # Every gate gradient is dh times a factor known after the forward pass, so the factors
+        # K = [da_r | da_z | dghn] / dh are computed for all steps at once (T, B, 3H):
+        # Pn = (1 - z)(1 - n^2) = da_n/dh, K_r = Pn ghn r (1 - r), K_z = (h - n) z (1 - z),
+        # K_n = Pn r, with ghn = h Whn + bhn = -gh_n / 2.
+        np.subtract(1.0, z, out=tmp)
+        np.multiply(z, tmp, out=K[:, :, H:2 * H])
+        K[:, :, H:2 * H] *= hmn
+        np.multiply(n, n, out=tmp2)
+        np.subtract(1.0, tmp2, out=tmp2)
+        np.multiply(tmp, tmp2, out=Pn)
+        np.multiply(Pn, r, out=K[:, :, 2 * H:])
+        np.subtract(1.0, r, out=tmp)
+        tmp *= K[:, :, 2 * H:]
+        tmp *= gh_n
+        np.multiply(tmp, -0.5, out=K[:, :, :H])
+        dh[...] = self._readout_backward(p, dout, hs[T], g)
+        WhhT = p["Whh"].T
+        K4, dgh4 = K.reshape(T, B, 3, H), dgh.reshape(T, B, 3, H)
+        for t in range(T - 1, -1, -1):
+            np.multiply(dh[:, None, :], K4[t], out=dgh4[t])          # [da_r | da_z | dghn] (B, 3H)
+            np.multiply(dh, Pn[t], out=dan[t])                       # dL/da_n (B, H)
+            if t:
+                np.matmul(dgh[t], WhhT, out=dhh)                     # (B, 3H) @ (3H, H) -> (B, H)
+                dh *= z[t]
+                dh += dhh
+        TB = T * B
+        dgh2 = dgh.reshape(TB, 3 * H)
+        np.matmul(hs[:T].reshape(TB, H).T, dgh2, out=g["Whh"])       # (H, T*B) @ (T*B, 3H) -> (H, 3H)
+        g["bhn"][...] = dgh2[:, 2 * H:].sum(axis=0)
+        self._input_weight_grads(ws, dgh2[:, :2 * H], g, slice(0, 2 * H))
+        self._input_weight_grads(ws, dan.reshape(TB, H), g, slice(2 * H, 3 * H))
+        return g
+
+
+CELLS = {"rnn": ElmanRNN, "gru": GRU}
+
+
+def make_cell(name: str, input_size: int = 1, hidden_size: int = 32, output_size: int = 1) -> _Cell:
+    """Cell by name (``"rnn"`` or ``"gru"``)."""
+    try:
+        return CELLS[name](input_size, hidden_size, output_size)
+    except KeyError:
+        raise ValueError(f"unknown cell {name!r}; choose one of {sorted(CELLS)}") from None

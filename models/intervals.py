@@ -1,0 +1,57 @@
+"""Split-conformal prediction intervals, one residual distribution per forecast step.
+
+For every step k = 1..K the absolute residuals |e_k| of k-step-ahead forecasts made from the
+validation origins are summarised by their empirical quantile function on a fixed grid. A
+level-L interval at step k uses the finite-sample conformal quantile: the
+ceil((n_k + 1) L)-th smallest of the n_k residuals. Steps with fewer than MIN_RESIDUALS
+residuals, and steps beyond K, grow from the last well-estimated step like a random walk
+(sqrt of the step ratio).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+GRID = np.linspace(0.0, 1.0, 201)  # probability grid of the stored quantile functions
+MIN_RESIDUALS = 5
+
+
+def residual_quantiles(abs_residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """abs_residuals (n, K), NaN where the actual value is not yet known ->
+    ``(Q (K, len(GRID)), counts (K,))``, the quantile functions of |e_k| and their sample sizes."""
+    n, K = abs_residuals.shape
+    Q = np.zeros((K, GRID.size))
+    counts = np.zeros(K, dtype=np.int64)
+    last = -1
+    for k in range(K):
+        e = abs_residuals[:, k]
+        e = e[np.isfinite(e)]
+        counts[k] = e.size
+        if e.size >= MIN_RESIDUALS:
+            Q[k] = np.quantile(e, GRID, method="inverted_cdf")
+            last = k
+        elif last >= 0:
+            Q[k] = Q[last] * math.sqrt((k + 1) / (last + 1))
+    if last < 0 and n > 0:  # too few residuals anywhere: use whatever one-step ones there are
+        e = abs_residuals[:, 0]
+        e = e[np.isfinite(e)]
+        if e.size:
+            base = np.quantile(e, GRID, method="inverted_cdf")
+            Q = base[None, :] * np.sqrt(np.arange(1, K + 1))[:, None]
+    return Q, counts
+
+
+def half_widths(Q: np.ndarray, counts: np.ndarray, h: int, level: float) -> np.ndarray:
+    """Interval half-widths (h,) on the residual scale for steps 1..h at coverage ``level``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    K = Q.shape[0]
+    out = np.empty(h)
+    for k in range(min(h, K)):
+        n = max(int(counts[k]), MIN_RESIDUALS)
+        adjusted = min(1.0, math.ceil((n + 1) * level) / n)
+        out[k] = np.interp(adjusted, GRID, Q[k])
+    for k in range(K, h):
+        out[k] = out[K - 1] * math.sqrt((k + 1) / K)
+    return out

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from . import __version__
 from .config import Settings, debug_enabled, load_settings
 from .errors import TickcastError
-from .tables import FORMATS
+from .tables import FORMATS, percent
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -96,6 +96,8 @@ def _install_stop_handlers(stop) -> None:
 
 FORECAST_COLUMNS = ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower", "upper",
                     "change_pct", "skill"]
+# change_pct is stored in percent; skill (1 - MAE / naive MAE) as a fraction.
+FORECAST_FORMATS = {"change_pct": lambda v: percent(v), "skill": lambda v: percent(v, 100.0)}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         keys = {o.key for o in summary.outcomes}
         rows = [r for r in latest_forecasts(engine) if r["series_key"] in keys]
-        print(render(rows, FORECAST_COLUMNS) if rows else "no forecasts yet")
+        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
     counts = (f"{summary.count(lambda o: o.fit == 'trained')} trained, "
@@ -155,7 +157,10 @@ def cmd_forecasts(args: argparse.Namespace) -> int:
 
     engine = _open(_settings(args))
     rows = latest_forecasts(engine, args.key)
-    print(render(rows, FORECAST_COLUMNS if args.format == "table" else list(rows[0]), args.format))
+    if args.format == "table":
+        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS))
+    else:
+        print(render(rows, list(rows[0]), args.format))
     return EXIT_OK
 
 
@@ -269,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
+    except BrokenPipeError:  # e.g. `tickcast forecasts | head`: the reader left, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         if debug_enabled():
             raise
@@ -277,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug_enabled():
             raise
-        _err(f"tickcast: internal error: {type(exc).__name__}: {exc} (set TICKCAST_DEBUG=1 for the traceback)")
+        detail = (str(exc).splitlines() or [""])[0][:200]
+        _err(f"tickcast: internal error: {type(exc).__name__}: {detail} (set TICKCAST_DEBUG=1 for the traceback)")
         return 70
 
 

@@ -85,9 +85,9 @@ class ModelSettings:
     clip_mode: str | None = None
     val_fraction: float | None = None
     patience: int | None = None
-    transform: str | None = None
+    transform: str | None = None  # auto, log_return, diff or level
     seed: int = 0
-    warm_epochs: int = 5  # fine-tuning epochs when warm-starting from yesterday's fit
+    warm_epochs: int = 3  # fine-tuning epochs when warm-starting from the previous fit
     full_retrain_days: int = 7  # retrain from scratch when the last cold fit is this old
     max_points: int = 2500  # train on the most recent points only
 
@@ -96,7 +96,7 @@ class ModelSettings:
 class ForecastSettings:
     horizon: int = 5
     level: float = 0.8
-    min_length: int = 60  # shorter series are skipped with a recorded reason
+    min_length: int = 24  # shorter series are skipped with a recorded reason (the model needs 16)
 
 
 @dataclass(frozen=True)
@@ -178,17 +178,19 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     _positive("schedule.max_age_hours", schedule.max_age_hours)
     if model.cell not in ("rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
-    if model.optimizer not in (None, "adam", "sgd"):
-        raise ConfigError(f"setting 'model.optimizer' must be \"adam\" or \"sgd\", got {model.optimizer!r}")
-    if model.clip_mode not in (None, "norm", "value"):
-        raise ConfigError(f"setting 'model.clip_mode' must be \"norm\" or \"value\", got {model.clip_mode!r}")
-    if model.transform not in (None, "auto", "log_return", "diff", "standardize"):
-        raise ConfigError(f"setting 'model.transform' must be one of auto, log_return, diff, standardize; got {model.transform!r}")
     for name in ("hidden_size", "window", "epochs", "batch_size", "lr", "clip", "patience",
                  "warm_epochs", "full_retrain_days", "max_points"):
         _positive(f"model.{name}", getattr(model, name))
     if model.val_fraction is not None and not 0 < model.val_fraction < 0.5:
         raise ConfigError(f"setting 'model.val_fraction' must be between 0 and 0.5, got {model.val_fraction!r}")
+    from models import ForecasterConfig  # the model checks its own knobs; one source of truth
+
+    knobs = {k: v for k, v in model.__dict__.items()
+             if k not in ("warm_epochs", "full_retrain_days", "max_points") and v is not None}
+    try:
+        ForecasterConfig(**knobs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid [model] setting: {exc}") from None
     _positive("forecast.horizon", forecast.horizon)
     _positive("forecast.min_length", forecast.min_length)
     if not 0 < forecast.level < 1:

@@ -35,6 +35,8 @@ def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
         query = query.where(view.c.series_key == resolve_series(engine, key).key)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        row["fitted_at"] = as_utc(row["fitted_at"])
     if not rows:
         raise NothingStored("no forecasts yet" + (f" for {key}" if key else "") +
                             ": run 'tickcast run' (or wait for the scheduled run) first")

@@ -128,9 +128,12 @@ forecasts = sa.Table(
 # newest successful fit, with the last observed value, the change in percent and the backtest skill.
 latest_forecasts = sa.table(
     "latest_forecasts",
-    *(sa.column(name) for name in (
-        "series_key", "series_name", "last_ts", "last_value", "target_ts", "step", "forecast",
-        "lower", "upper", "level", "change_pct", "skill", "mase", "naive_mase", "fit_id", "fitted_at")),
+    sa.column("series_key", sa.String), sa.column("series_name", sa.String), sa.column("last_ts", sa.Date),
+    sa.column("last_value", sa.Double), sa.column("target_ts", sa.Date), sa.column("step", sa.Integer),
+    sa.column("forecast", sa.Double), sa.column("lower", sa.Double), sa.column("upper", sa.Double),
+    sa.column("level", sa.Double), sa.column("change_pct", sa.Double), sa.column("skill", sa.Double),
+    sa.column("mase", sa.Double), sa.column("naive_mase", sa.Double), sa.column("fit_id", sa.Integer),
+    sa.column("fitted_at", UTCDateTime),
 )
 
 # One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that

@@ -7,7 +7,7 @@ import io
 import json
 import math
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 FORMATS = ("table", "csv", "json")
 
@@ -34,7 +34,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table") -> str:
+def percent(value: float | None, scale: float = 1.0) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value * scale:+.2f}%"
+
+
+def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table",
+           formatters: dict[str, Callable[[Any], str]] | None = None) -> str:
+    """Rows as text. ``formatters`` (table format only) turn a column's values into display strings;
+    such columns are right-aligned like numbers."""
     if fmt == "json":
         return json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2)
     if fmt == "csv":
@@ -44,9 +51,10 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table") -> 
         for r in rows:
             writer.writerow(["" if r.get(c) is None else _plain(r.get(c)) for c in columns])
         return out.getvalue().rstrip("\n")
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    formatters = formatters or {}
+    cells = [[formatters[c](r.get(c)) if c in formatters else _cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [all(_is_number(r.get(c)) for r in rows) and rows for c in columns]
+    numeric = [bool(rows) and (c in formatters or all(_is_number(r.get(c)) for r in rows)) for c in columns]
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])

@@ -54,8 +54,7 @@ def make_frames(n_series: int, n_points: int, seed: int = 0) -> dict[str, pd.Dat
 
 def run_service(frames: dict[str, pd.DataFrame], path: str) -> float:
     settings = settings_from_dict(
-        {"series": [{"key": f"csv:{name}", "path": "unused.csv"} for name in frames],
-         "sources": {"history_start": "1990-01-01"}},
+        {"series": [{"key": f"csv:{name}", "path": "unused.csv"} for name in frames]},
         db_url=f"sqlite:///{path}", env={})
     engine = open_database(settings.db_url)
     started = time.perf_counter()

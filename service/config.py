@@ -53,7 +53,7 @@ class SeriesSpec:
 
 @dataclass(frozen=True)
 class SourceSettings:
-    history_start: str = "2000-01-01"  # first date fetched for a series with no stored rows
+    history_start: str = ""  # first date fetched for a series with no stored rows; "" = all history
     overlap_days: int = 10  # re-fetch this many days before the last stored date to catch revisions
     http_timeout: float = 30.0
     retries: int = 3  # extra attempts after a rate limit, a 5xx or a timeout
@@ -157,7 +157,8 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     from datetime import date
 
     try:
-        date.fromisoformat(sources.history_start)
+        if sources.history_start:
+            date.fromisoformat(sources.history_start)
     except ValueError:
         raise ConfigError(f"setting 'sources.history_start' must be an ISO date YYYY-MM-DD, got {sources.history_start!r}") from None
     for name in ("http_timeout", "backoff_seconds"):

@@ -181,7 +181,7 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
     with engine.connect() as conn:
         last = last_stored_date(conn, series_id)
     since = None if last is None else pd.Timestamp(last - timedelta(days=settings.sources.overlap_days))
-    if since is None:
+    if since is None and settings.sources.history_start:
         since = pd.Timestamp(settings.sources.history_start)
     try:
         fetched = source.fetch(spec, since)

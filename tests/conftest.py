@@ -73,6 +73,7 @@ def make_settings(tmp_path):
         raw.setdefault("sources", {}).update({"retries": 2, "backoff_seconds": 0.01, "http_timeout": 2.0})
         raw["sources"].update(sources)
         raw.setdefault("service", {}).setdefault("data_dir", str(tmp_path))
+        raw["service"].setdefault("workers", 1)  # in-process training unless a test asks for a pool
         return settings_from_dict(raw, origin="test.toml", base_dir=tmp_path,
                                   db_url=db_url or f"sqlite:///{tmp_path / 'tickcast.db'}", env={})
 

@@ -94,7 +94,8 @@ class YahooSource:
         yf = _yfinance(self.cache_dir)
         from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError, YFTzMissingError
 
-        start = since if since is not None else pd.Timestamp(self.settings.history_start)
+        # Without a start date: everything Yahoo has (period "max").
+        window = {"start": since.strftime("%Y-%m-%d")} if since is not None else {"period": "max"}
         what = spec.key
         last = ""
         for attempt in range(self.settings.retries + 1):
@@ -104,8 +105,8 @@ class YahooSource:
                 ticker = yf.Ticker(spec.symbol, session=self.session)
                 with warnings.catch_warnings():  # yfinance's own deprecation noise is not the user's
                     warnings.simplefilter("ignore")
-                    bars = ticker.history(start=start.strftime("%Y-%m-%d"), interval="1d", auto_adjust=False,
-                                          actions=False, timeout=self.settings.http_timeout)
+                    bars = ticker.history(interval="1d", auto_adjust=False, actions=False,
+                                          timeout=self.settings.http_timeout, **window)
                 break
             except YFRateLimitError:
                 last = "rate limited by Yahoo (HTTP 429)"
@@ -127,7 +128,7 @@ class YahooSource:
             tries = self.settings.retries + 1
             raise SourceError(f"{what}: {last}; gave up after {tries} attempt{'s' if tries > 1 else ''}")
         if bars is None or bars.empty:
-            raise SourceError(f"{what}: Yahoo returned no rows since {start.date()}")
+            raise SourceError(f"{what}: Yahoo returned no rows" + (f" since {since.date()}" if since is not None else ""))
         if spec.field not in bars.columns:
             raise SourceError(f"{what}: Yahoo result has no column {spec.field!r} "
                               f"(columns: {', '.join(map(str, bars.columns))})")

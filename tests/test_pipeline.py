@@ -1,0 +1,241 @@
+"""`tickcast run` end to end on both backends: what a cycle writes, what a second cycle does not,
+warm starts, skips, failures, workers and the run lease."""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from service import schema
+from service.db import write_transaction
+from service.forecast import next_dates
+from service.lease import RunInProgress, acquire
+from service.pipeline import run_cycle
+
+from .support.httpserver import Reply
+
+# Small, fast model settings: the tests check the plumbing, the models suite checks the numerics.
+FAST_MODEL = """
+[model]
+hidden_size = 8
+epochs = 3
+window = 10
+max_points = 300
+"""
+
+
+def table(engine, name):
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(schema.metadata.tables[name]))]
+
+
+def fits_by_key(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.series.c.key, schema.fits)
+                            .join(schema.fits, schema.fits.c.series_id == schema.series.c.id)
+                            .order_by(schema.fits.c.id)).all()
+    out = {}
+    for row in rows:
+        out.setdefault(row.key, []).append(row)
+    return out
+
+
+def assert_all_finite(engine):
+    for name, columns in (("fits", ("train_loss", "val_loss", "mae", "rmse", "mase", "naive_mae", "skill")),
+                          ("loss_history", ("train_loss", "val_loss", "grad_norm", "clip_fraction")),
+                          ("forecasts", ("value", "lower", "upper"))):
+        for row in table(engine, name):
+            for column in columns:
+                value = row[column]
+                assert value is None or math.isfinite(value), (name, column, row)
+
+
+@pytest.fixture
+def samples_settings(make_settings, db_url):
+    def make(extra: str = "", **sources):
+        return make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL + extra,
+                             db_url=db_url, **sources)
+    return make
+
+
+def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, samples_settings):
+    settings = samples_settings()
+    engine = fresh_db()
+    summary = run_cycle(engine, settings)
+    assert summary.status == "ok"
+    assert {o.key: o.fit for o in summary.outcomes} == {"sample:sp500": "trained", "sample:core-cpi": "trained"}
+    fits = fits_by_key(engine)
+    for key in ("sample:sp500", "sample:core-cpi"):
+        (fit,) = fits[key]
+        assert fit.status == "ok" and fit.mode == "cold" and fit.run_id == summary.run_id
+        assert fit.weights and fit.hyperparams["hidden_size"] == 8 and fit.epochs >= 1
+        assert fit.n_obs == 300 and fit.train_end in (date(2018, 12, 31), date(2018, 11, 1))
+        assert fit.mae > 0 and fit.naive_mae > 0 and fit.backtest_n > 0
+        assert fit.skill == pytest.approx(1 - fit.mae / fit.naive_mae)
+    history = table(engine, "loss_history")
+    assert {h["epoch"] for h in history if h["fit_id"] == fits["sample:sp500"][0].id} >= {0, 1}
+    forecasts = table(engine, "forecasts")
+    assert len(forecasts) == 2 * settings.forecast.horizon
+    for f in forecasts:
+        assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
+    spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
+    assert [f["target_ts"] for f in spx] == [date(2019, 1, 1), date(2019, 1, 2), date(2019, 1, 3),
+                                              date(2019, 1, 4), date(2019, 1, 7)]  # weekends skipped
+    cpi = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 11, 1)), key=lambda f: f["step"])
+    assert [f["target_ts"] for f in cpi][:3] == [date(2018, 12, 1), date(2019, 1, 1), date(2019, 2, 1)]
+    (run,) = table(engine, "runs")
+    assert (run["status"], run["series_total"], run["series_ok"], run["series_failed"]) == ("ok", 2, 2, 0)
+    assert run["finished_at"] is not None
+    with engine.connect() as conn:
+        view = conn.execute(sa.select(schema.latest_forecasts).order_by(schema.latest_forecasts.c.series_key,
+                                                                        schema.latest_forecasts.c.step)).all()
+    assert len(view) == 10
+    first = view[0]
+    assert first.series_key == "sample:core-cpi" and first.last_value == pytest.approx(259.481)
+    assert first.change_pct == pytest.approx(100 * (first.forecast - first.last_value) / first.last_value)
+    assert_all_finite(engine)
+
+
+def test_a_second_run_the_same_day_adds_no_duplicates(fresh_db, samples_settings):
+    settings = samples_settings()
+    engine = fresh_db()
+    run_cycle(engine, settings)
+    before = {name: table(engine, name) for name in ("fits", "loss_history", "forecasts", "observations")}
+    second = run_cycle(engine, settings)
+    assert second.status == "ok"
+    assert {o.fit for o in second.outcomes} == {"up-to-date"}
+    for name, rows in before.items():
+        assert table(engine, name) == rows, name
+    assert [r["status"] for r in table(engine, "runs")] == ["ok", "ok"]
+
+
+def test_a_failing_source_gives_a_partial_run_and_the_others_are_forecast(fresh_db, samples_settings, http_server):
+    http_server.route("/broken.csv", Reply(500, "x"))
+    settings = samples_settings(f'[[series]]\nkey = "csv:broken"\nurl = "{http_server.base_url}/broken.csv"\n')
+    engine = fresh_db()
+    summary = run_cycle(engine, settings)
+    assert summary.status == "partial"
+    outcome = {o.key: o for o in summary.outcomes}
+    assert outcome["csv:broken"].failed and "HTTP 500" in outcome["csv:broken"].error
+    assert outcome["sample:sp500"].fit == "trained"
+    (run,) = table(engine, "runs")
+    assert (run["status"], run["series_failed"], run["series_ok"]) == ("partial", 1, 2)
+    assert len(table(engine, "forecasts")) == 10
+
+
+def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, make_settings, make_series, db_url):
+    rng = np.random.default_rng(1)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    dates = pd.bdate_range("2020-01-01", periods=400)
+    make_series("walk", values[:380], dates=dates[:380])
+    settings = make_settings('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL +
+                             "full_retrain_days = 7\n", db_url=db_url)
+    engine = fresh_db()
+    run_cycle(engine, settings)
+    make_series("walk", values[:381], dates=dates[:381])  # one new day
+    second = run_cycle(engine, settings)
+    assert second.outcomes[0].mode == "warm"
+    fits = fits_by_key(engine)["csv:walk"]
+    assert fits[1].mode == "warm" and fits[1].warm_started_from == fits[0].id
+    make_series("walk", values[:392], dates=dates[:392])  # 11 trading days after the cold fit
+    third = run_cycle(engine, settings)
+    assert third.outcomes[0].mode == "cold"
+    # forecasts from each origin are kept (forecast history), one set per origin
+    origins = sorted({f["origin_ts"] for f in table(engine, "forecasts")})
+    assert origins == [dates[379].date(), dates[380].date(), dates[391].date()]
+
+
+def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_settings, db_url):
+    engine = fresh_db()
+    run_cycle(engine, samples_settings())
+    changed = make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL.replace("hidden_size = 8",
+                                                                                                 "hidden_size = 6"),
+                            db_url=db_url)
+    summary = run_cycle(engine, changed)
+    assert {(o.fit, o.mode) for o in summary.outcomes} == {("trained", "cold")}
+    # the same origin's forecasts were replaced, not duplicated
+    assert len(table(engine, "forecasts")) == 10
+    assert {f["fit_id"] for f in table(engine, "forecasts")} == {o.fit_id for o in summary.outcomes}
+
+
+def test_too_short_series_are_skipped_once_with_a_reason(fresh_db, make_settings, make_series, db_url):
+    make_series("tiny", [1.0, 2.0, 3.0, 4.0, 5.0])
+    settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n[[series]]\nkey = "csv:tiny"\npath = "tiny.csv"\n'
+                             + FAST_MODEL, db_url=db_url)
+    engine = fresh_db()
+    summary = run_cycle(engine, settings)
+    assert summary.status == "ok"
+    tiny = {o.key: o for o in summary.outcomes}["csv:tiny"]
+    assert tiny.fit == "skipped" and "too short to train: 5 observation(s), the minimum is 24" in tiny.error
+    run_cycle(engine, settings)
+    (fit,) = fits_by_key(engine)["csv:tiny"]
+    assert fit.status == "skipped" and "too short" in fit.error
+    (run,) = table(engine, "runs")[:1]
+    assert run["series_skipped"] == 1
+
+
+def test_results_do_not_depend_on_the_number_of_workers(make_settings, tmp_path):
+    def forecasts_with(workers: int):
+        url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
+        settings = make_settings('[watchlist]\nsample = ["sp500", "nasdaq", "wti"]\n' + FAST_MODEL, db_url=url)
+        settings = type(settings)(**{**settings.__dict__, "workers": workers})
+        from service.db import open_database
+
+        engine = open_database(url)
+        summary = run_cycle(engine, settings)
+        assert summary.status == "ok"
+        rows = sorted((f["series_id"], f["step"], f["value"], f["lower"], f["upper"]) for f in table(engine, "forecasts"))
+        weights = [f["weights"] for f in table(engine, "fits")]
+        engine.dispose()
+        return rows, weights
+
+    assert forecasts_with(1) == forecasts_with(2)
+
+
+def test_a_second_concurrent_run_is_refused(fresh_db, samples_settings):
+    settings = samples_settings()
+    engine = fresh_db()
+    holder = acquire(engine)  # a live process (this one) holds the lease
+    with pytest.raises(RunInProgress, match="another run is in progress"):
+        run_cycle(engine, settings)
+    assert table(engine, "runs") == []
+    holder.release()
+    assert run_cycle(engine, settings).status == "ok"
+
+
+def test_a_stale_lease_is_taken_over(fresh_db, samples_settings):
+    engine = fresh_db()
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    with write_transaction(engine) as conn:  # a crashed holder: same host, a pid that no longer exists
+        conn.execute(sa.insert(schema.run_lease).values(
+            name="run", holder="dead", host=os.uname().nodename, pid=2 ** 22 + 12345, run_id=None,
+            acquired_at=now, expires_at=now + timedelta(hours=1)))
+    lease = acquire(engine)
+    assert lease.taken_over and "pid 4206649" in lease.taken_over
+    lease.release()
+    with write_transaction(engine) as conn:  # an expired holder on another host
+        conn.execute(sa.insert(schema.run_lease).values(
+            name="run", holder="other", host="elsewhere", pid=1, run_id=None,
+            acquired_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)))
+    summary = run_cycle(engine, samples_settings())
+    assert summary.status == "ok"
+    assert table(engine, "run_lease") == []  # released at the end
+
+
+@pytest.mark.parametrize("last,freq,expected", [
+    ("2024-11-22", "B", ["2024-11-25", "2024-11-26", "2024-11-27"]),  # a Friday
+    ("2024-11-22", "D", ["2024-11-23", "2024-11-24", "2024-11-25"]),
+    ("2024-11-22", "W", ["2024-11-29", "2024-12-06", "2024-12-13"]),
+    ("2024-01-01", "M", ["2024-02-01", "2024-03-01", "2024-04-01"]),
+    ("2024-01-31", "M", ["2024-02-29", "2024-03-31", "2024-04-30"]),
+    ("2024-01-01", "Q", ["2024-04-01", "2024-07-01", "2024-10-01"]),
+    ("2020-01-01", "A", ["2021-01-01", "2022-01-01", "2023-01-01"]),
+])
+def test_next_dates(last, freq, expected):
+    assert [d.isoformat() for d in next_dates(date.fromisoformat(last), freq, 3)] == expected

@@ -20,9 +20,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# One full cycle on the default config (SQLite in the working directory), then the latest forecasts.
 # Exit status 3 means "partial": some series could not be fetched (e.g. no network); the rest ran.
 run: $(VENV)/.installed
-	$(BIN)/tickcast ingest || [ $$? -eq 3 ]
+	$(BIN)/tickcast run || [ $$? -eq 3 ]
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-reliability bench install clean
+.PHONY: run test test-reliability bench install clean tools
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("tickcast needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -25,7 +25,15 @@ install: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/tickcast run || [ $$? -eq 3 ]
 
-test: $(VENV)/.installed-dev
+# The suite validates docker-compose.yml with Debian's docker-compose (its `config` command works
+# without a Docker engine); install it when missing and we may (root with apt).
+tools:
+	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null)); } || \
+	  { echo "make test needs docker-compose (Debian: apt-get install docker-compose)"; exit 1; }
+
+test: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -q
 
 test-reliability: $(VENV)/.installed-dev

@@ -186,6 +186,30 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_browse(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+    from importlib import resources
+
+    from .db import normalize_url
+
+    settings = _settings(args)
+    url = normalize_url(settings.db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        raise TickcastError("browse serves a SQLite database file with Datasette; for PostgreSQL use psql "
+                            "or another client")
+    if importlib.util.find_spec("datasette") is None:
+        raise TickcastError("Datasette is not installed: pip install 'tickcast[browse]'")
+    _open(settings).dispose()  # create or upgrade the schema first, so there is something to browse
+    metadata = resources.files("service").joinpath("datasette", "metadata.json")
+    argv = [sys.executable, "-m", "datasette", "serve", os.path.abspath(url.database), "--metadata", str(metadata),
+            "--host", args.host, "--port", str(args.port), "--setting", "sql_time_limit_ms", "5000"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # Datasette opens the file read-only (?mode=ro)
+    return EXIT_OK  # pragma: no cover (execv does not return)
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -247,6 +271,10 @@ def build_parser() -> Parser:
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
     p.add_argument("--points", type=int, default=250, help="how many recent observations to draw (default 250)")
+    p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
+                "(needs the browse extra)", "tickcast browse --port 8001")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     return parser
 
 

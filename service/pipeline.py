@@ -221,9 +221,10 @@ def _status(outcomes: list[SeriesOutcome], stopped: bool) -> str:
 
 
 def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progress: Progress | None = None,
-              stop: threading.Event | None = None, keys: list[str] | None = None) -> RunSummary:
+              stop: threading.Event | None = None, keys: list[str] | None = None,
+              sources: dict | None = None) -> RunSummary:
     """Ingest, train and forecast every active series (or ``keys``). Raises RunInProgress when
-    another process holds the run lease."""
+    another process holds the run lease. ``sources`` replaces the source of a kind (benchmarks)."""
     say = progress or (lambda message: None)
     stop = stop or threading.Event()
     specs = select_specs(settings, keys)
@@ -250,7 +251,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
 
         t0 = time.perf_counter()
         sync_series(engine, settings)
-        ingest(engine, settings, [s.key for s in specs], progress=ingested, stop=stop)
+        ingest(engine, settings, [s.key for s in specs], progress=ingested, stop=stop, sources=sources)
         summary.timings["ingest"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

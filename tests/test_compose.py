@@ -1,0 +1,204 @@
+"""The container setup, verified without a Docker engine: docker-compose.yml validated by Debian's
+docker-compose (its `config` works offline), the tickcast service's own command run natively, the
+Datasette browser queried over real HTTP, and the Dockerfile checked against the package metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.cli import build_parser
+
+from .support.pg import free_port
+from .test_serve import Daemon, db_rows
+from .test_cli import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+
+FAST_CONFIG = """
+[watchlist]
+sample = ["sp500", "core-cpi"]
+[model]
+hidden_size = 8
+epochs = 3
+window = 10
+max_points = 300
+"""
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    assert found, "docker-compose is needed to validate docker-compose.yml (make test installs it with apt)"
+    return found
+
+
+def compose_config(path: Path = COMPOSE, profile: str | None = None, env: dict | None = None) -> dict:
+    """The resolved compose file, as docker-compose itself reads it (variables substituted)."""
+    args = [docker_compose(), "-f", str(path)] + (["--profile", profile] if profile else []) + ["config"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | (env or {})
+    done = subprocess.run(args, capture_output=True, text=True, env=full_env, cwd=path.parent)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def cli_commands() -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return set(sub.choices)
+
+
+def test_compose_file_passes_docker_compose_validation():
+    for profile in (None, "postgres"):
+        compose_config(profile=profile)
+
+
+def test_the_validator_rejects_a_schema_error(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("init: true", "init: sometimes"))
+    done = subprocess.run([docker_compose(), "-f", str(broken), "config", "-q"], capture_output=True, text=True)
+    assert done.returncode != 0 and "init" in done.stderr
+
+
+def test_compose_services_are_set_up_as_documented():
+    services = compose_config(profile="postgres")["services"]
+    tickcast = services["tickcast"]
+    assert tickcast["command"] == ["tickcast", "serve"]
+    assert tickcast["init"] is True and tickcast["restart"] == "unless-stopped"
+    assert tickcast["stop_grace_period"] == "3m"
+    assert tickcast["healthcheck"]["test"] == ["CMD", "tickcast", "health"]
+    assert tickcast["environment"]["TICKCAST_DATA_DIR"] == "/data"
+    assert any(v.startswith("tickcast-data:/data") for v in tickcast["volumes"])  # a directory volume
+    assert tickcast["logging"]["options"] == {"max-size": "10m", "max-file": "5"}
+    browse = services["browse"]
+    assert browse["command"][:2] == ["tickcast", "browse"] and browse["ports"][0]["target"] == 8001
+    assert services["postgres"]["profiles"] == ["postgres"] and "healthcheck" in services["postgres"]
+    pg = services["tickcast-pg"]
+    assert pg["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert pg["environment"]["TICKCAST_DB_URL"].startswith("postgresql://tickcast:")
+    for name, service in services.items():
+        command = service.get("command") or []
+        if command[:1] == ["tickcast"]:
+            assert command[1] in cli_commands(), (name, command)
+
+
+def test_the_tickcast_service_command_runs_natively(tmp_path):
+    """Exactly the service's command and environment from docker-compose.yml, with /data mapped to a
+    temporary directory and the config chosen the way users do (TICKCAST_CONFIG)."""
+    config = tmp_path / "config" / "tickcast.toml"
+    config.parent.mkdir()
+    config.write_text(FAST_CONFIG)
+    service = compose_config(env={"TICKCAST_CONFIG": str(config), "TZ": "UTC"})["services"]["tickcast"]
+    data = tmp_path / "data"
+    env = {k: str(v) for k, v in service["environment"].items()}
+    assert env.pop("TICKCAST_DATA_DIR") == "/data"
+    env["TICKCAST_DATA_DIR"] = str(data)
+    assert env["TICKCAST_CONFIG"] == str(config)
+    command = service["command"]
+    daemon = Daemon(command[1:], env)  # Daemon runs the installed `tickcast` entry point
+    daemon.wait_for("catching up the run scheduled for")  # a fresh install catches up the last schedule
+    daemon.wait_for("finished: ok")
+    health = service["healthcheck"]["test"]
+    assert health[0] == "CMD"
+    assert run_cli(*health[2:], env=env).returncode == 0
+    assert daemon.terminate() == 0
+    rows = db_rows(tmp_path, "SELECT count(*), count(DISTINCT series_id) FROM forecasts")
+    assert rows == [(10, 2)]
+    assert (data / "tickcast.db-wal").exists() or (data / "tickcast.db").stat().st_size > 0
+
+
+@pytest.fixture
+def populated(tmp_path, make_series):
+    """A database with two runs over a CSV series, so the first run's targets have actual values."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    values = 50 + np.cumsum(rng.normal(0, 1, 200))
+    dates = pd.bdate_range("2023-01-02", periods=200)
+    make_series("walk", values[:190], dates=dates[:190])
+    cfg = tmp_path / "tickcast.toml"
+    cfg.write_text(FAST_CONFIG.replace('sample = ["sp500", "core-cpi"]', 'sample = ["core-cpi"]') +
+                   '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n')
+    env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("run", "-q", env=env).returncode == 0
+    make_series("walk", values, dates=dates)
+    assert run_cli("run", "-q", env=env).returncode == 0
+    return env
+
+
+def fetch_json(url: str, timeout: float = 30):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_datasette_serves_the_canned_queries(populated):
+    port = free_port()
+    browse = compose_config()["services"]["browse"]["command"]
+    args = browse[1:]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    daemon = Daemon(args, populated)
+    try:
+        base = f"http://127.0.0.1:{port}/tickcast"
+        latest = fetch_json(f"{base}/latest.json?_shape=array")
+        assert {r["series_key"] for r in latest} == {"csv:walk", "sample:core-cpi"} and len(latest) == 10
+        assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in latest)
+        history = fetch_json(f"{base}/forecast_vs_actual.json?key=csv:walk&_shape=array")
+        assert len(history) == 10  # two origins x five steps
+        judged = [r for r in history if r["actual"] is not None]
+        assert len(judged) == 5 and all(r["inside_interval"] in (0, 1) for r in judged)
+        assert all(r["error"] == pytest.approx(r["actual"] - r["forecast"], abs=1e-3) for r in judged)
+        fit_id = latest[0]["fit_id"]
+        curve = fetch_json(f"{base}/loss_curve.json?fit_id={fit_id}&_shape=array")
+        assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
+        # read-only: a write through Datasette's SQL endpoint is refused, and nothing was deleted
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}.json?sql=delete+from+forecasts", timeout=10)
+        assert refused.value.code == 400
+        assert len(fetch_json(f"{base}/latest.json?_shape=array")) == 10
+    finally:
+        daemon.proc.send_signal(signal.SIGINT)
+        daemon.proc.wait(timeout=30)
+
+
+def test_dockerfile_matches_the_package_metadata():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = set(project["optional-dependencies"])
+    named = set()
+    for group in re.findall(r"(?:\.|tickcast)\[([a-z,]+)\]", dockerfile):
+        named |= set(group.split(","))
+    assert named and named <= extras, f"Dockerfile names extras {named - extras} that pyproject.toml lacks"
+    assert not named & {"dev", "bench"}, "the image must not carry test or benchmark extras"
+    assert 'CMD ["tickcast", "serve"]' in dockerfile and "tickcast" in project["scripts"]
+    for package in ("service", "models", "migrations"):
+        assert f"COPY {package} ./{package}" in dockerfile
+    assert re.search(r"^FROM python:3\.12-slim", dockerfile, re.M)
+    assert re.search(r"^USER tickcast$", dockerfile, re.M) and 'VOLUME ["/data"]' in dockerfile
+    assert "TICKCAST_DATA_DIR=/data" in dockerfile
+    final_stage = dockerfile.rsplit("FROM ", 1)[1]
+    assert "gcc" not in final_stage and "build-essential" not in final_stage
+    # every subcommand the images and compose run exists
+    for command in re.findall(r'"tickcast", "([a-z]+)"', dockerfile + COMPOSE.read_text()):
+        assert command in cli_commands()
+    assert sys.version_info >= tuple(int(x) for x in project["requires-python"].lstrip(">=").split("."))

@@ -74,7 +74,7 @@ class ScheduleSettings:
 class ModelSettings:
     """Knobs passed to ``models.RNNForecaster`` (None: the model's default) and retraining policy."""
 
-    cell: str = "gru"
+    cell: str | None = None  # "rnn" or "gru"; None: the model's default
     hidden_size: int | None = None
     window: int | None = None
     epochs: int | None = None
@@ -177,7 +177,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         raise ConfigError(f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}")
     _positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours)
     _positive("schedule.max_age_hours", schedule.max_age_hours)
-    if model.cell not in ("rnn", "gru"):
+    if model.cell not in (None, "rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
     for name in ("hidden_size", "window", "epochs", "batch_size", "lr", "clip", "patience",
                  "warm_epochs", "full_retrain_days", "max_points"):

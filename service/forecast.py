@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
@@ -73,7 +73,7 @@ def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> 
         if bt.get("naive_mae") and bt.get("mae") is not None:
             skill = 1.0 - bt["mae"] / bt["naive_mae"]
         values.update(
-            hyperparams=result.params, transform=result.transform, epochs=result.epochs,
+            hyperparams=result.params, cell=result.params.get("cell", record.cell), transform=result.transform, epochs=result.epochs,
             best_epoch=result.best_epoch, seconds=result.seconds, weights=result.blob,
             train_loss=_finite(result.history[-1]["train_loss"]) if result.history else None,
             val_loss=_finite(result.history[-1].get("val_loss")) if result.history else None,

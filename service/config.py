@@ -26,8 +26,24 @@ ENV_WORKERS = "TICKCAST_WORKERS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
 
 
+ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
+
+
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get(ENV_DEBUG, "") not in ("", "0", "false", "no")
+
+
+def kill_point(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """``TICKCAST_KILL_AT=store:3`` -> ("store", 3): the process kills itself (SIGKILL) the 3rd time
+    it reaches the named point. Unset in normal use."""
+    raw = (os.environ if env is None else env).get(ENV_KILL_AT, "")
+    if not raw:
+        return None
+    name, _, count = raw.partition(":")
+    try:
+        return name, int(count or 1)
+    except ValueError:
+        raise ConfigError(f"{ENV_KILL_AT} must look like <point>:<n>, got {raw!r}") from None
 
 FREQUENCIES = ("B", "D", "W", "M", "Q", "A")
 

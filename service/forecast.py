@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import schema
+from . import faults, schema
 from .clock import utcnow
 from .db import write_transaction
 from .train import TrainResult
@@ -84,12 +84,14 @@ def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> 
             values["error"] = result.error
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
+        faults.reached("store-fit")
         if record.status == "ok" and result is not None:
             conn.execute(sa.insert(schema.loss_history), [
                 dict(fit_id=fit_id, epoch=int(row["epoch"]), train_loss=row["train_loss"],
                      val_loss=_finite(row.get("val_loss")), grad_norm=_finite(row.get("grad_norm")),
                      clip_fraction=_finite(row.get("clip_fraction")))
                 for row in result.history])
+            faults.reached("store-history")
             conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
                                                            schema.forecasts.c.origin_ts == record.train_end))
             targets = next_dates(record.train_end, record.frequency, len(result.point))
@@ -98,4 +100,5 @@ def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> 
                      target_ts=target, value=value, lower=lo, upper=hi, level=record.level, created_at=now)
                 for step, (target, value, lo, hi) in enumerate(
                     zip(targets, result.point, result.lower, result.upper), 1)])
+            faults.reached("store-forecasts")
     return fit_id

@@ -19,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import schema
+from . import faults, schema
 from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
@@ -184,6 +184,7 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
     if since is None and settings.sources.history_start:
         since = pd.Timestamp(settings.sources.history_start)
     try:
+        faults.reached("fetch")
         fetched = source.fetch(spec, since)
         clean, notes = validate_observations(fetched, spec, now.date())
         if clean.empty and last is None:
@@ -197,6 +198,7 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
     note = "; ".join(notes) or None
     with write_transaction(engine) as conn:
         new, revised = upsert_observations(conn, series_id, clean)
+        faults.reached("ingest-write")
         total = count_rows(conn, series_id)
         last_ts = last_stored_date(conn, series_id)
         values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note)

@@ -25,7 +25,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import schema
+from . import faults, schema
 from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
@@ -95,6 +95,7 @@ def plan_series(engine: Engine, settings: Settings, spec: SeriesSpec, series_id:
     train it from scratch (cold) or from its latest fit (warm)."""
     from models import MIN_LENGTH
 
+    faults.reached("plan")
     model = settings.model
     fingerprint = settings_hash(settings, spec.key)
     with engine.connect() as conn:
@@ -133,10 +134,17 @@ def plan_series(engine: Engine, settings: Settings, spec: SeriesSpec, series_id:
     return _Plan(spec, series_id, record, task)
 
 
-def _quiet_worker() -> None:
+def _quiet_worker(parent: int) -> None:
     # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def orphan_watch() -> None:  # a parent killed with SIGKILL cannot tell its workers to leave
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -145,7 +153,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         os.environ.setdefault(var, "1")
     # spawn, not fork: the parent may run scheduler and database threads.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_quiet_worker)
+                               initializer=_quiet_worker, initargs=(os.getpid(),))
 
 
 def _train_guarded(task: TrainTask) -> TrainResult:
@@ -165,6 +173,7 @@ def _train_all(plans: list[_Plan], workers: int, stop: threading.Event,
         for plan in todo:
             if stop.is_set():
                 return
+            faults.reached("train")
             on_result(plan, _train_guarded(plan.task))
         return
     with _pool(min(workers, len(todo))) as pool:
@@ -186,6 +195,7 @@ def _train_all(plans: list[_Plan], workers: int, stop: threading.Event,
                         result = TrainResult(plan.task.key, plan.task.series_id, "failed",
                                              error=f"worker failed: {type(exc).__name__}: {exc}")
                 if result is not None:
+                    faults.reached("train")
                     on_result(plan, result)
         finally:
             for _, pending in futures:
@@ -197,6 +207,15 @@ def _start_run(engine: Engine, trigger: str) -> int:
         return conn.execute(sa.insert(schema.runs).values(
             trigger=trigger, status="running", started_at=utcnow(), host=socket.gethostname(), pid=os.getpid())
             .returning(schema.runs.c.id)).scalar_one()
+
+
+def _close_abandoned_runs(engine: Engine) -> int:
+    """Runs left 'running' by a process that died. Called while holding the lease, so no live run
+    can be among them."""
+    with write_transaction(engine) as conn:
+        return conn.execute(sa.update(schema.runs).where(schema.runs.c.status == "running").values(
+            status="failed", finished_at=utcnow(),
+            error="abandoned: the process running it died (crash, kill or power loss)")).rowcount
 
 
 def _finish_run(engine: Engine, run_id: int, summary: RunSummary, error: str | None) -> None:
@@ -236,6 +255,9 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
     summary = RunSummary(run_id=0, status="running")
     error = None
     try:
+        abandoned = _close_abandoned_runs(engine)
+        if abandoned:
+            say(f"closed {abandoned} run(s) abandoned by a crashed process")
         run_id = _start_run(engine, trigger)
         summary.run_id = run_id
         lease.renew(run_id)
@@ -298,6 +320,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
         if summary.stopped:
             error = "stopped before finishing; completed series are stored, the next run does the rest"
         summary.status = _status(summary.outcomes, summary.stopped)
+        faults.reached("finish")
     except BaseException as exc:
         summary.status = "failed"
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

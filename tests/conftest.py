@@ -20,6 +20,21 @@ from .support.pg import PostgresServer
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="run every slow reliability case (make test-reliability); default: a seeded subset")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    keep = [item for item in items if "slow" not in item.keywords]
+    dropped = [item for item in items if "slow" in item.keywords]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     server = PostgresServer().start()  # raises (the tests fail) if PostgreSQL cannot start

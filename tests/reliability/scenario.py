@@ -1,0 +1,151 @@
+"""A small but complete world for fault injection: two bundled samples and two CSV series, a fast
+model, one worker (so crash points are reached in a known order), and helpers to snapshot the
+tables by content (not by ids or timestamps) and check the crash invariants."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..test_cli import tickcast_executable
+
+HORIZON = 5
+CONFIG = """
+[service]
+workers = {workers}
+[watchlist]
+sample = ["sp500", "core-cpi"]
+[[series]]
+key = "csv:alpha"
+path = "alpha.csv"
+price = true
+[[series]]
+key = "csv:beta"
+path = "beta.csv"
+[model]
+hidden_size = 8
+epochs = 4
+window = 10
+max_points = 400
+[forecast]
+horizon = 5
+"""
+
+
+def make_world(root: Path, workers: int = 1) -> dict:
+    """Write the config and CSV files under ``root``; returns the environment for `tickcast`."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(11)
+    dates = pd.bdate_range("2021-01-04", periods=300)
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"),
+                  "value": 40 * np.exp(np.cumsum(rng.normal(0, 0.02, 300)))}).to_csv(root / "alpha.csv", index=False)
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"),
+                  "value": np.sin(np.arange(300) / 5) + rng.normal(0, 0.1, 300)}).to_csv(root / "beta.csv", index=False)
+    (root / "tickcast.toml").write_text(CONFIG.format(workers=workers))
+    return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
+
+
+def database(env: dict) -> Path:
+    return Path(env["TICKCAST_DATA_DIR"]) / "tickcast.db"
+
+
+def run_tickcast(env: dict, *args: str, extra: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env | (extra or {})
+    return subprocess.run(tickcast_executable() + list(args), capture_output=True, text=True, env=full,
+                          timeout=timeout)
+
+
+def start_tickcast(env: dict, *args: str) -> subprocess.Popen:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
+    return subprocess.Popen(tickcast_executable() + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full)
+
+
+def query(env: dict, sql: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{database(env)}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def integrity(env: dict) -> str:
+    return query(env, "PRAGMA integrity_check")[0][0]
+
+
+def snapshot(env: dict) -> dict[str, set]:
+    """The data tables by content: what a person would compare, without ids, run ids or timestamps."""
+    def digest(blob):
+        return hashlib.sha256(blob).hexdigest() if blob is not None else None
+
+    fits = query(env, """
+        SELECT s.key, f.status, f.mode, f.cell, f.train_start, f.train_end, f.n_obs, f.epochs, f.best_epoch,
+               f.train_loss, f.val_loss, f.mae, f.rmse, f.mase, f.naive_mae, f.skill, f.error, f.weights
+        FROM fits f JOIN series s ON s.id = f.series_id""")
+    return {
+        "observations": set(query(env, "SELECT s.key, o.ts, o.value FROM observations o "
+                                       "JOIN series s ON s.id = o.series_id")),
+        "fits": {row[:-1] + (digest(row[-1]),) for row in fits},
+        "loss_history": set(query(env, """
+            SELECT s.key, f.train_end, h.epoch, h.train_loss, h.val_loss, h.grad_norm, h.clip_fraction
+            FROM loss_history h JOIN fits f ON f.id = h.fit_id JOIN series s ON s.id = f.series_id""")),
+        "forecasts": set(query(env, "SELECT s.key, x.origin_ts, x.step, x.target_ts, x.value, x.lower, x.upper, "
+                                    "x.level FROM forecasts x JOIN series s ON s.id = x.series_id")),
+    }
+
+
+def crash_invariants(env: dict) -> list[str]:
+    """What must hold after any crash: every series fully written for a run or untouched."""
+    problems = []
+    if integrity(env) != "ok":
+        problems.append(f"integrity_check: {integrity(env)}")
+    for fit_id, key, status, epochs in query(env, "SELECT f.id, s.key, f.status, f.epochs FROM fits f "
+                                                   "JOIN series s ON s.id = f.series_id"):
+        history = query(env, "SELECT count(*), min(epoch) FROM loss_history WHERE fit_id = ?", (fit_id,))[0]
+        forecasts = query(env, "SELECT count(*) FROM forecasts WHERE fit_id = ?", (fit_id,))[0][0]
+        if status == "ok" and (history[0] != epochs + 1 or history[1] != 0 or forecasts != HORIZON):
+            problems.append(f"fit {fit_id} of {key} half-written: {history[0]} epochs stored of {epochs + 1}, "
+                            f"{forecasts} forecasts")
+    return problems
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+__all__ = ["make_world", "run_tickcast", "start_tickcast", "query", "integrity", "snapshot", "crash_invariants",
+           "children_of", "alive", "kill9", "database", "sys"]

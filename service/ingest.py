@@ -89,6 +89,8 @@ def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesS
 def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) -> tuple[pd.DataFrame, list[str]]:
     """Return the clean rows (sorted, one per date) and notes on what was dropped."""
     notes = []
+    if frame.attrs.get("unparseable_dates"):
+        notes.append(f"dropped {frame.attrs['unparseable_dates']} row(s) with unparseable dates")
     values = frame["value"].to_numpy(dtype="float64")
     finite = np.isfinite(values)
     if (~finite).any():

@@ -129,6 +129,26 @@ def test_csv_missing_file_and_truncated_file(tmp_path, make_settings):
         CsvSource(settings.sources).fetch(settings.series_by_key()["csv:gone"], None)
 
 
+def test_csv_truncated_in_transfer_is_retried_then_reported(http_server, make_settings):
+    body = "date,value\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 29))
+    http_server.route("/cut.csv", Reply(200, body, cut=len(body) // 2), Reply(200, body, cut=len(body) // 2),
+                      Reply(200, body))
+    settings = make_settings(f'[[series]]\nkey = "csv:cut"\nurl = "{http_server.base_url}/cut.csv"\n')
+    assert len(CsvSource(settings.sources).fetch(settings.series_by_key()["csv:cut"], None)) == 28
+    http_server.route("/cut.csv", Reply(200, body, cut=len(body) // 2))
+    with pytest.raises(SourceError, match=r"cut off \(truncated transfer\)"):
+        CsvSource(settings.sources).fetch(settings.series_by_key()["csv:cut"], None)
+
+
+def test_csv_file_ending_in_a_partial_line_is_refused(tmp_path, make_settings):
+    (tmp_path / "part.csv").write_text("date,value\n2024-01-01,1\n2024-01-02,2\n2024-01-0")
+    settings = make_settings('[[series]]\nkey = "csv:part"\npath = "part.csv"\n')
+    with pytest.raises(SourceError, match=r"truncated CSV: the last line is incomplete \('2024-01-0'\)"):
+        CsvSource(settings.sources).fetch(settings.series_by_key()["csv:part"], None)
+    (tmp_path / "part.csv").write_text("date,value\n2024-01-01,1\n2024-01-02,2")  # no newline, but complete
+    assert len(CsvSource(settings.sources).fetch(settings.series_by_key()["csv:part"], None)) == 2
+
+
 def test_csv_with_no_parseable_dates_is_a_failure(tmp_path, make_settings):
     (tmp_path / "junk.csv").write_text("date,value\nhello,1\nworld,2\n")
     settings = make_settings('[[series]]\nkey = "csv:junk"\npath = "junk.csv"\n')

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..config import SeriesSpec, SourceSettings
 from ..errors import SourceError
-from .frames import to_observations
+from .frames import check_complete, to_observations
 from .http import http_get
 
 
@@ -42,4 +42,5 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
     missing = [c for c in (spec.date_column, spec.value_column) if c not in table.columns]
     if missing:
         raise SourceError(f"{what}: column {missing[0]!r} not found (columns: {', '.join(table.columns) or 'none'})")
+    check_complete(text, table, spec.date_column, spec.value_column, what)
     return to_observations(table[spec.date_column], table[spec.value_column], since, what, spec.date_format)

@@ -21,7 +21,21 @@ def to_observations(dates, values, since: pd.Timestamp | None, what: str, date_f
     frame = pd.DataFrame({"ts": ts.dt.normalize().to_numpy(), "value": value.to_numpy(dtype="float64")})
     if len(frame) and frame["ts"].isna().all():
         raise SourceError(f"{what}: no parseable dates (malformed or truncated data)")
+    unparseable = int(frame["ts"].isna().sum())
     frame = frame.dropna(subset=["ts"])
     if since is not None:
         frame = frame[frame["ts"] >= since]
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["unparseable_dates"] = unparseable  # validation reports them in series.last_note
+    return frame
+
+
+def check_complete(text: str, table: pd.DataFrame, date_column: str, value_column: str, what: str) -> None:
+    """A CSV cut off in transfer or on disk ends in a partial line with no newline: refuse it rather
+    than silently storing a shorter series."""
+    if not len(table) or text.endswith(("\n", "\r")):
+        return
+    last_date, last_value = str(table[date_column].iloc[-1]), str(table[value_column].iloc[-1])
+    if pd.isna(pd.to_datetime(last_date, errors="coerce", format="mixed")) or not last_value.strip():
+        tail = text.rsplit("\n", 1)[-1][:60]
+        raise SourceError(f"{what}: truncated CSV: the last line is incomplete ({tail!r})")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..config import SeriesSpec, SourceSettings
 from ..errors import SourceError
-from .frames import to_observations
+from .frames import check_complete, to_observations
 from .http import http_get
 
 
@@ -41,4 +41,5 @@ def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: 
         raise SourceError(f"{what}: FRED CSV has {table.shape[1]} column(s); expected a date and a value")
     columns = list(table.columns)
     value_column = series_id if series_id in columns else columns[1]
+    check_complete(text, table, columns[0], value_column, what)
     return to_observations(table[columns[0]], table[value_column], since, what)

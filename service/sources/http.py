@@ -26,7 +26,13 @@ def http_get(url: str, settings: SourceSettings, what: str, params: dict | None 
         except requests.Timeout:
             last = f"timed out after {settings.http_timeout:g} s"
             continue
+        except requests.exceptions.ChunkedEncodingError:
+            last = "the response was cut off (truncated transfer)"
+            continue
         except requests.ConnectionError as exc:
+            if "IncompleteRead" in str(exc) or "Connection broken" in str(exc):
+                last = "the response was cut off (truncated transfer)"
+                continue
             # Refused connections and unknown hosts do not heal in seconds: fail fast.
             raise SourceError(f"{what}: cannot connect to {url} ({root_cause(exc)})") from None
         except requests.RequestException as exc:

@@ -3,7 +3,7 @@
 
 ``TICKCAST_YAHOO_URL`` (or ``sources.yahoo_base_url``) points tickcast's Yahoo source here.
 Per symbol: daily bars (a DataFrame), and a queue of misbehaviours served before the data:
-"429" (rate limit), "500", or ("slow", seconds).
+"429" (rate limit), "500", "empty" (a well-formed answer without bars), or ("slow", seconds).
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ class FakeYahoo:
                 return Reply(429, "Edge: Too Many Requests", "text/plain")
             if trouble == "500":
                 return Reply(500, "Internal Server Error", "text/plain")
+            if trouble == "empty" and symbol in self.bars:
+                tz = ZoneInfo(self.timezones[symbol])
+                empty = self.bars[symbol].iloc[:0]
+                return Reply(200, json.dumps(self._payload(symbol, empty, pd.Series([], dtype=int), tz)),
+                             "application/json")
             if isinstance(trouble, tuple) and trouble[0] == "slow":
                 return Reply(200, "{}", "application/json", delay=trouble[1])
         if symbol not in self.bars:

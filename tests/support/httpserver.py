@@ -16,6 +16,7 @@ class Reply:
     body: str | bytes = ""
     content_type: str = "text/csv"
     delay: float = 0.0  # seconds before answering (timeouts)
+    cut: int | None = None  # send only this many bytes of the body (a transfer cut off), then close
 
 
 Handler = Callable[[str, dict], Reply]
@@ -44,7 +45,9 @@ class FixtureServer:
                     self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(body if reply.cut is None else body[:reply.cut])
+                    if reply.cut is not None:
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

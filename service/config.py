@@ -195,9 +195,10 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     _positive("schedule.max_age_hours", schedule.max_age_hours)
     if model.cell not in (None, "rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
-    for name in ("hidden_size", "window", "epochs", "batch_size", "lr", "clip", "patience",
+    for name in ("hidden_size", "window", "epochs", "batch_size", "lr", "patience",
                  "warm_epochs", "full_retrain_days", "max_points"):
         _positive(f"model.{name}", getattr(model, name))
+    _positive("model.clip", model.clip, allow_zero=True)  # 0 switches clipping off
     if model.val_fraction is not None and not 0 < model.val_fraction < 0.5:
         raise ConfigError(f"setting 'model.val_fraction' must be between 0 and 0.5, got {model.val_fraction!r}")
     from models import ForecasterConfig  # the model checks its own knobs; one source of truth

@@ -104,9 +104,14 @@ def snapshot(env: dict) -> dict[str, set]:
 
 def crash_invariants(env: dict) -> list[str]:
     """What must hold after any crash: every series fully written for a run or untouched."""
+    if not database(env).exists():
+        return []  # killed before the database was created: nothing to check
     problems = []
     if integrity(env) != "ok":
         problems.append(f"integrity_check: {integrity(env)}")
+    tables = {name for (name,) in query(env, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "fits" not in tables:
+        return problems  # killed before the schema was created (one transaction: all or nothing)
     for fit_id, key, status, epochs in query(env, "SELECT f.id, s.key, f.status, f.epochs FROM fits f "
                                                    "JOIN series s ON s.id = f.series_id"):
         history = query(env, "SELECT count(*), min(epoch) FROM loss_history WHERE fit_id = ?", (fit_id,))[0]

@@ -148,7 +148,7 @@ def _quiet_worker(parent: int) -> None:
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker: the matrices are small and the workers already fill the cores.
+    # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     # spawn, not fork: the parent may run scheduler and database threads.

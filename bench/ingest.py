@@ -26,23 +26,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from service.config import settings_from_dict  # noqa: E402
+from synthetic import SyntheticSource  # noqa: E402
 from service.db import open_database  # noqa: E402
 from service.ingest import ingest  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class SyntheticSource:
-    """A real Source: hands out pre-built frames (a random walk per series), no I/O."""
-
-    def __init__(self, frames: dict[str, pd.DataFrame]):
-        self.frames = frames
-
-    def fetch(self, spec, since):
-        frame = self.frames[spec.symbol]
-        return frame if since is None else frame[frame["ts"] >= since]
 
 
 def make_frames(n_series: int, n_points: int, seed: int = 0) -> dict[str, pd.DataFrame]:

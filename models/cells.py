@@ -53,6 +53,10 @@ class _Cell:
         p["Why"][...] = rng.standard_normal((H, O)) * (out_scale / np.sqrt(H))
         return p
 
+    def release(self) -> None:
+        """Drop the reusable buffers (a fitted model kept in memory then holds only its weights)."""
+        self._workspaces.clear()
+
     def _workspace(self, B: int, T: int, names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         ws = self._workspaces.get((B, T))
         if ws is None:

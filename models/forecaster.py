@@ -101,6 +101,7 @@ class RNNForecaster:
         self._s_max = S_MAX_FACTOR * float(np.max(np.abs(Y[:n_train])))
         self._y_tail = y[y.size - T - tf.lag:].copy()
         self._score_validation(y, X, n_train, n_val)
+        cell.release()
         return self
 
     def _check_warm_start(self, prev: "RNNForecaster", y: np.ndarray) -> tuple[Transform, int]:
@@ -124,7 +125,8 @@ class RNNForecaster:
         scale = metrics.naive_scale(y[:last[n_train - 1] + 2])
         if n_val:
             val = np.arange(n_train, N)
-            pred = tf.next_value(y[last[val]], self._clip(predict_scaled(self._cell, self._params, X[val])))
+            s_hat = self._clip(predict_scaled(self._cell, self._params, X[val]))   # (n_val,)
+            pred = tf.next_value(y[last[val]], s_hat)
             self.backtest_ = _scores(y[last[val] + 1], pred, y[last[val]], scale)
         else:
             self.backtest_ = _scores(None, None, None, scale)
@@ -220,7 +222,8 @@ class RNNForecaster:
         m.history_, m.backtest_ = meta["history"], meta["backtest"]
         m.best_epoch_, m.n_epochs_ = meta["best_epoch"], meta["n_epochs"]
         m.warm_started_, m._s_max = meta["warm_started"], float(meta["s_max"])
-        m._y_tail, m._Q, m._counts = arrays["y_tail"], arrays["residual_quantiles"], arrays["residual_counts"]
+        m._y_tail, m._Q = arrays["y_tail"], arrays["residual_quantiles"]
+        m._counts = arrays["residual_counts"]
         return m
 
 

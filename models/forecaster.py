@@ -171,7 +171,8 @@ class RNNForecaster:
         if y is None:
             return self._y_tail
         need = self.window_ + self._transform.lag
-        y = as_series(y, min_length=need)
+        y = as_series(y, min_length=need, why=f"to forecast (its window of {self.window_} "
+                                                f"plus {self._transform.lag})")
         if self._transform.name == "log_return" and np.any(y[-need:] <= 0):
             raise ValueError("the model uses log returns but y has values <= 0")
         return y[-need:]

@@ -120,6 +120,8 @@ def test_predict_needs_a_fit_and_a_valid_horizon(make_series):
     for h in (0, -1, 2.5):
         with pytest.raises(ValueError, match="positive integer"):
             m.predict(h)
+    with pytest.raises(SeriesTooShort, match=rf"at least {m.window_ + 1} to forecast"):
+        m.predict(2, y=np.arange(1.0, 6.0))
 
 
 def test_config_is_frozen_json_able_and_validated():

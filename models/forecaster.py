@@ -59,6 +59,8 @@ class RNNForecaster:
         and then to refresh them. ``epochs`` overrides the configured number for either kind.
         """
         cfg = self.config
+        if epochs is not None and (int(epochs) != epochs or epochs < 0):
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         y = as_series(y)
         if warm_start is not None:
             tf, T = self._check_warm_start(warm_start, y)

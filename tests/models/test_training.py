@@ -30,6 +30,8 @@ def test_epoch0_loss_is_the_target_variance(make_series, cell):
     assert m.history_[0]["epoch"] == 0
     assert m.history_[0]["train_loss"] == pytest.approx(np.var(targets), rel=0.02)
     assert m.n_epochs_ == 0 and m.best_epoch_ == 0
+    # standardised targets have a mean near 0, so check the bias itself as well
+    assert m._params["by"][0] == pytest.approx(np.mean(targets), rel=1e-12, abs=1e-15)
 
 
 def test_a_large_read_out_init_would_break_the_epoch0_promise(make_series):

@@ -7,7 +7,7 @@ step (lr 1e-3). Ours is the production step (``models.train``), in float64; PyTo
 float64 (the same arithmetic) and, for reference, in float32 (its usual setting). PyTorch keeps
 its default number of threads, which is reported.
 
-NumPy's OpenBLAS threading matters more than anything in our code: the matrices here are small,
+NumPy's OpenBLAS threading matters a lot here: the matrices are small,
 and under CPU contention a multi-threaded OpenBLAS call can wait milliseconds for its second
 thread. The comparison therefore runs twice, each in a fresh child process (ours and PyTorch
 side by side inside it): once with OPENBLAS_NUM_THREADS=1, the setting recommended for the
@@ -46,13 +46,13 @@ sys.path.insert(0, str(REPO))
 
 from models.cells import make_cell  # noqa: E402
 from models.params import allocate, flatten  # noqa: E402
-from models.train import TrainSettings, _Trainer  # noqa: E402
+from models.train import TrainSettings, Trainer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]
 CELLS = ["rnn", "gru"]
-STEPS = {"default": 40, "large": 10}  # steps per timed round
-ROUNDS = 7
+STEPS = {"default": 30, "large": 6}  # steps per timed round
+ROUNDS = 5
 TARGET = {"default": 2.0, "large": 1.0}
 LR, CLIP = 1e-3, 1.0
 
@@ -64,8 +64,8 @@ def ours(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int):
     flat, params = allocate(cell.shapes)
     flat[:] = flatten(cell.init_params(rng), cell.shapes)
     settings = TrainSettings(1, B, LR, "adam", CLIP, "norm", 0, 0.0, 6)
-    trainer = _Trainer(cell, flat, params, settings, rng)
-    return lambda: trainer._epoch(X, Y)
+    trainer = Trainer(cell, flat, params, settings, rng)
+    return lambda: trainer.epoch(X, Y)
 
 
 def theirs(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):

@@ -56,10 +56,14 @@ def train(cell, flat: np.ndarray, params: dict, X: np.ndarray, Y: np.ndarray,
     """
     # Overflow to inf/NaN is detected and handled; NumPy's warnings about it are noise here.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _Trainer(cell, flat, params, settings, rng).run(X, Y, X_val, Y_val)
+        return Trainer(cell, flat, params, settings, rng).run(X, Y, X_val, Y_val)
 
 
-class _Trainer:
+class Trainer:
+    """The training state of one fit: weights (flat, updated in place), gradient buffers, the
+    optimizer, the best weights so far and the back-off count. ``run`` is the whole loop,
+    ``epoch`` one pass of mini-batch steps (the unit bench/train.py times)."""
+
     def __init__(self, cell, flat, params, settings: TrainSettings, rng: np.random.Generator):
         self.cell, self.flat, self.params, self.st, self.rng = cell, flat, params, settings, rng
         self.g_flat, self.grads = allocate(cell.shapes)
@@ -78,7 +82,7 @@ class _Trainer:
         history = [_entry(0, train_loss, val_loss, 0.0, 0.0, self.opt.lr)]
         best_loss, best_epoch, wait, epoch = monitored, 0, 0, 0
         for epoch in range(1, st.epochs + 1):
-            train_loss, grad_norm, clip_fraction = self._epoch(X, Y)
+            train_loss, grad_norm, clip_fraction = self.epoch(X, Y)
             val_loss = mse(cell, params, X_val, Y_val) if has_val else None
             if train_loss is None or (has_val and not np.isfinite(val_loss)):
                 self._back_off("non-finite validation loss" if train_loss is not None
@@ -97,7 +101,7 @@ class _Trainer:
         self.flat[:] = self.best
         return history, best_epoch, epoch
 
-    def _epoch(self, X, Y) -> tuple[float | None, float, float]:
+    def epoch(self, X, Y) -> tuple[float | None, float, float]:
         """One pass over shuffled mini-batches -> (mean train loss or None if no step was
         finite, mean gradient norm before clipping, fraction of steps clipped)."""
         cell, params, st = self.cell, self.params, self.st

@@ -84,11 +84,12 @@ class Trainer:
         for epoch in range(1, st.epochs + 1):
             train_loss, grad_norm, clip_fraction = self.epoch(X, Y)
             val_loss = mse(cell, params, X_val, Y_val) if has_val else None
-            if train_loss is None or (has_val and not np.isfinite(val_loss)):
-                self._back_off("non-finite validation loss" if train_loss is not None
-                               else "no finite step in an epoch")
+            finite = train_loss is not None and np.isfinite(train_loss + grad_norm)
+            if not finite or (has_val and not np.isfinite(val_loss)):
+                self._back_off("non-finite validation loss" if finite
+                               else "no finite training loss in an epoch")
                 val_loss = mse(cell, params, X_val, Y_val) if has_val else None
-                train_loss = mse(cell, params, X, Y) if train_loss is None else train_loss
+                train_loss, grad_norm = mse(cell, params, X, Y), 0.0
             history.append(_entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, self.opt.lr))
             monitored = val_loss if has_val else train_loss
             if np.isfinite(monitored) and monitored < best_loss * (1.0 - st.min_delta):

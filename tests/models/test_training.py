@@ -97,6 +97,7 @@ def test_absurd_learning_rate_is_finite_or_diverged_never_nan(make_series, cell,
     lower, upper = m.predict_interval(5)
     assert np.all(np.isfinite(m.predict(5))) and np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))
     assert all(np.isfinite(h["train_loss"]) for h in m.history_)
+    assert RNNForecaster.from_bytes(m.to_bytes()).history_ == m.history_  # JSON-able, no inf
 
 
 class _NaNCell:

@@ -175,7 +175,7 @@ class GRU(_Cell):
         ws = self._workspace(B, T, {
             "Xt": (T, D, B), "xs": (T, 3 * H, B), "xn": (T, H, B), "hs": (T + 1, H, B),
             "gh": (T, 3 * H, B), "rz": (T, 2 * H, B), "n": (T, H, B), "hmn": (T, H, B),
-            "K": (T, 3 * H, B), "dgh": (T, 3 * H, B), "dan": (T, H, B), "Pn": (T, H, B),
+            "K": (T, 4 * H, B), "G": (T, 4 * H, B), "WB": (T, H, 4 * H), "XB": (T, 3 * H, D),
             "tmp": (T, H, B), "dh": (H, B), "dhh": (H, B)})
         # σ(a) = 1 / (1 + exp(-a)) and tanh(u) = 2 / (1 + exp(-2u)) - 1 (see ElmanRNN): the
         # signs and the 2 are folded into the weights once here. Per step one matmul plus one
@@ -217,14 +217,14 @@ class GRU(_Cell):
         ws, T = cache["ws"], cache["T"]
         H, g = self.H, self._new_grads(grads)
         hs, gh, rz, n, hmn = (ws[k] for k in ("hs", "gh", "rz", "n", "hmn"))
-        K, dgh, dan, Pn = ws["K"], ws["dgh"], ws["dan"], ws["Pn"]
-        tmp, dh, dhh = ws["tmp"], ws["dh"], ws["dhh"]
+        K, G, WB, XB, tmp, dh, dhh = (ws[k] for k in ("K", "G", "WB", "XB", "tmp", "dh", "dhh"))
         r, z, gh_n = rz[:, :H], rz[:, H:], gh[:, 2 * H:]
-        # Every gradient inside a step is dh times a factor known after the forward pass, so
-        # the factors K = [da_r; da_z; dghn] / dh are computed for all steps at once (T, 3H, B):
-        # Pn = (1 - z)(1 - n^2) = da_n/dh, K_r = Pn ghn r (1 - r), K_z = (h - n) z (1 - z),
-        # K_n = Pn r, with ghn = Whn h + bhn = -gh_n / 2.
-        Kr, Kz, Kn = K[:, :H], K[:, H:2 * H], K[:, 2 * H:]
+        # Every gradient inside a step is dh times a factor known after the forward pass, so the
+        # factors are computed for all steps at once, K = [Kr; Kz; Pn; Kn] (T, 4H, B):
+        # Pn = (1 - z)(1 - n^2) = da_n/dh, Kr = Pn ghn r (1 - r) = da_r/dh,
+        # Kz = (h - n) z (1 - z) = da_z/dh, Kn = Pn r = dghn/dh, with ghn = -gh_n / 2.
+        # The x-side pre-activations [a_r; a_z; a_n] are then G's first 3H rows, contiguous.
+        Kr, Kz, Pn, Kn = K[:, :H], K[:, H:2 * H], K[:, 2 * H:3 * H], K[:, 3 * H:]
         np.subtract(1.0, z, out=tmp)
         np.multiply(z, tmp, out=Kz)
         Kz *= hmn
@@ -238,23 +238,23 @@ class GRU(_Cell):
         np.multiply(tmp, -0.5, out=Kr)
         dh[...] = self._readout_backward(p, dout, hs[T].T, g).T     # (B, H) -> (H, B)
         Whh = p["Whh"]
-        K3, dgh3 = K.reshape(T, 3, H, -1), dgh.reshape(T, 3, H, -1)
+        Wg = np.zeros((H, 4 * H))                                    # [Whr Whz 0 Whn]: G's rows
+        Wg[:, :2 * H], Wg[:, 3 * H:] = Whh[:, :2 * H], Whh[:, 2 * H:]
+        K4, G4 = K.reshape(T, 4, H, -1), G.reshape(T, 4, H, -1)
         for t in range(T - 1, -1, -1):
-            np.multiply(K3[t], dh, out=dgh3[t])                      # [da_r; da_z; dghn] (3, H, B)
-            np.multiply(dh, Pn[t], out=dan[t])                       # dL/da_n (H, B)
+            np.multiply(K4[t], dh, out=G4[t])                        # [da_r; da_z; da_n; dghn]
             if t:
-                np.matmul(Whh, dgh[t], out=dhh)                      # (H, 3H) @ (3H, B) -> (H, B)
+                np.matmul(Wg, G[t], out=dhh)                         # (H, 4H) @ (4H, B) -> (H, B)
                 dh *= z[t]
                 dh += dhh
-        # Weight gradients, all steps in one contraction each, e.g.
-        # dWhh = sum_t h_t dgh_tᵀ: (T, H, B) x (T, 3H, B) -> (H, 3H).
-        g["Whh"][...] = np.tensordot(hs[:T], dgh, axes=([0, 2], [0, 2]))
-        g["bhn"][...] = dgh[:, 2 * H:].sum(axis=(0, 2))
-        Xt = ws["Xt"]
-        g["Wxh"][:, :2 * H] = np.tensordot(Xt, dgh[:, :2 * H], axes=([0, 2], [0, 2]))  # (D, 2H)
-        g["Wxh"][:, 2 * H:] = np.tensordot(Xt, dan, axes=([0, 2], [0, 2]))             # (D, H)
-        g["bh"][:2 * H] = dgh[:, :2 * H].sum(axis=(0, 2))
-        g["bh"][2 * H:] = dan.sum(axis=(0, 2))
+        # Weight gradients after the loop, all steps in one stacked matmul each plus a sum.
+        np.matmul(hs[:T], G.transpose(0, 2, 1), out=WB)              # (T, H, B) @ (T, B, 4H) -> (T, H, 4H)
+        dW = WB.sum(axis=0)                                          # (H, 4H)
+        g["Whh"][:, :2 * H], g["Whh"][:, 2 * H:] = dW[:, :2 * H], dW[:, 3 * H:]
+        np.matmul(G[:, :3 * H], ws["Xt"].transpose(0, 2, 1), out=XB)  # (T, 3H, B) @ (T, B, D) -> (T, 3H, D)
+        g["Wxh"][...] = XB.sum(axis=0).T
+        g["bh"][...] = G[:, :3 * H].sum(axis=(0, 2))
+        g["bhn"][...] = G[:, 3 * H:].sum(axis=(0, 2))
         return g
 
 

@@ -248,10 +248,10 @@ class GRU(_Cell):
                 dh *= z[t]
                 dh += dhh
         # Weight gradients after the loop, all steps in one stacked matmul each plus a sum.
-        np.matmul(hs[:T], G.transpose(0, 2, 1), out=WB)              # (T, H, B) @ (T, B, 4H) -> (T, H, 4H)
+        np.matmul(hs[:T], G.transpose(0, 2, 1), out=WB)              # (T,H,B) @ (T,B,4H) -> (T,H,4H)
         dW = WB.sum(axis=0)                                          # (H, 4H)
         g["Whh"][:, :2 * H], g["Whh"][:, 2 * H:] = dW[:, :2 * H], dW[:, 3 * H:]
-        np.matmul(G[:, :3 * H], ws["Xt"].transpose(0, 2, 1), out=XB)  # (T, 3H, B) @ (T, B, D) -> (T, 3H, D)
+        np.matmul(G[:, :3 * H], ws["Xt"].transpose(0, 2, 1), out=XB)  # (T,3H,B) @ (T,B,D) -> (T,3H,D)
         g["Wxh"][...] = XB.sum(axis=0).T
         g["bh"][...] = G[:, :3 * H].sum(axis=(0, 2))
         g["bhn"][...] = G[:, 3 * H:].sum(axis=(0, 2))

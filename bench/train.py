@@ -51,9 +51,10 @@ from models.train import TrainSettings, Trainer  # noqa: E402
 RESULTS = REPO / "bench" / "results"
 SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]
 CELLS = ["rnn", "gru"]
-STEPS = {"default": 30, "large": 6}  # steps per timed round
+STEPS = {"default": 20, "large": 4}  # steps per timed round
 ROUNDS = 5
 TARGET = {"default": 2.0, "large": 1.0}
+TORCH_THREADS = torch.get_num_threads()
 LR, CLIP = 1e-3, 1.0
 
 
@@ -99,6 +100,17 @@ def steps_per_second(fn, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def with_threads(n: int, fn):
+    """Run fn with torch limited to n intra-op threads, then restore the default."""
+    def run():
+        torch.set_num_threads(n)
+        try:
+            fn()
+        finally:
+            torch.set_num_threads(TORCH_THREADS)
+    return run
+
+
 def compare() -> list[dict]:
     """All sizes and cells in this process; one row each."""
     rows = []
@@ -110,6 +122,8 @@ def compare() -> list[dict]:
         for cell_name in CELLS:
             runners = {"numpy_f64": ours(cell_name, X, Y, B, H),
                        "torch_f64": theirs(cell_name, X, Y, B, H, torch.float64),
+                       "torch_f64_1thread": with_threads(1, theirs(cell_name, X, Y, B, H,
+                                                                   torch.float64)),
                        "torch_f32": theirs(cell_name, X, Y, B, H, torch.float32)}
             rates = {k: [] for k in runners}
             for fn in runners.values():  # warm-up: buffers, allocator, lazy imports
@@ -117,18 +131,22 @@ def compare() -> list[dict]:
             for _ in range(ROUNDS):      # interleaved, so load changes hit every side alike
                 for k, fn in runners.items():
                     rates[k].append(steps_per_second(fn, steps))
+            best = {k: max(v) for k, v in rates.items()}
             med = {k: statistics.median(v) for k, v in rates.items()}
+            # The stricter comparison: PyTorch float64 at whichever thread count was faster.
+            best["torch_f64_best_threads"] = max(best["torch_f64"], best["torch_f64_1thread"])
+            med["torch_f64_best_threads"] = max(med["torch_f64"], med["torch_f64_1thread"])
             rows.append({"size": size, "cell": cell_name, "B": B, "T": T, "H": H,
-                         "steps_per_s": med,
-                         "ratio_vs_torch_f64": med["numpy_f64"] / med["torch_f64"],
-                         "ratio_vs_torch_f32": med["numpy_f64"] / med["torch_f32"],
+                         "best_steps_per_s": best, "median_steps_per_s": med,
+                         "ratio_best": {k: best["numpy_f64"] / v for k, v in best.items()},
+                         "ratio_median": {k: med["numpy_f64"] / v for k, v in med.items()},
                          "target_vs_torch_f64": TARGET[size],
                          "rounds": {k: [round(r, 2) for r in v] for k, v in rates.items()}})
-            r = rows[-1]
-            print(f"  {size:8s} {cell_name}: ours {med['numpy_f64']:.1f}/s, torch f64 "
-                  f"{med['torch_f64']:.1f}/s, f32 {med['torch_f32']:.1f}/s -> "
-                  f"{r['ratio_vs_torch_f64']:.2f}x / {r['ratio_vs_torch_f32']:.2f}x",
-                  file=sys.stderr, flush=True)
+            q, m = rows[-1]["ratio_best"], rows[-1]["ratio_median"]
+            print(f"  {size:8s} {cell_name}: best ours {best['numpy_f64']:.1f}/s, torch f64 "
+                  f"{best['torch_f64']:.1f}/s ({best['torch_f64_1thread']:.1f}/s on 1 thread), "
+                  f"f32 {best['torch_f32']:.1f}/s -> {q['torch_f64_best_threads']:.2f}x the faster "
+                  f"torch f64 (median {m['torch_f64_best_threads']:.2f}x)", file=sys.stderr, flush=True)
     return rows
 
 
@@ -179,8 +197,11 @@ def write(runs: list[dict]) -> None:
         "One training step = mini-batch of windows (B, T, 1) -> cell -> linear read-out of the last "
         "hidden state -> MSE -> backward -> global-norm clipping (1.0) -> Adam (lr 1e-3). Ours is "
         "`models.train` in float64; PyTorch is `nn.RNN`/`nn.GRU` + `nn.Linear` with autograd, in "
-        "float64 (same arithmetic) and float32. Median of "
-        f"{ROUNDS} interleaved rounds; steps per second, higher is better. Targets: at least "
+        "float64 (same arithmetic) and float32, with its default threads and, for reference, one "
+        f"thread. Steps per second, higher is better: the best of {ROUNDS} interleaved rounds "
+        "(the machine is shared, and the best round is the one least disturbed; the ratio of the "
+        "median rounds is shown too). PyTorch on one thread is often faster than on its default "
+        "two at these sizes, so the targets are judged against whichever was faster. Targets: at least "
         f"{TARGET['default']:.0f}x PyTorch (float64) at the default size, {TARGET['large']:.0f}x "
         "at the large one.",
     ]
@@ -191,17 +212,20 @@ def write(runs: list[dict]) -> None:
             "",
             f"Load average (1, 5, 15 min) before and after: {run['loadavg_before_after']}.",
             "",
-            "| size | cell | B | T | H | ours f64 | torch f64 | torch f32 | ours / torch f64 | "
-            "ours / torch f32 | target |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| size | cell | B, T, H | ours f64 | torch f64 | torch f64, 1 thread | torch f32 | "
+            "ours / torch f64 | ours / torch f64 1 thread | ours / faster torch f64 | (median "
+            "rounds) | ours / torch f32 | target vs faster torch f64 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in run["results"]:
-            s = r["steps_per_s"]
-            ok = "met" if r["ratio_vs_torch_f64"] >= r["target_vs_torch_f64"] else "MISSED"
-            lines.append(f"| {r['size']} | {r['cell']} | {r['B']} | {r['T']} | {r['H']} | "
-                         f"{s['numpy_f64']:.1f} | {s['torch_f64']:.1f} | {s['torch_f32']:.1f} | "
-                         f"{r['ratio_vs_torch_f64']:.2f}x | {r['ratio_vs_torch_f32']:.2f}x | "
-                         f">= {r['target_vs_torch_f64']:.0f}x: {ok} |")
+            s, q, m = r["best_steps_per_s"], r["ratio_best"], r["ratio_median"]
+            ok = "met" if q["torch_f64_best_threads"] >= r["target_vs_torch_f64"] else "MISSED"
+            lines.append(
+                f"| {r['size']} | {r['cell']} | {r['B']}, {r['T']}, {r['H']} | "
+                f"{s['numpy_f64']:.1f} | {s['torch_f64']:.1f} | {s['torch_f64_1thread']:.1f} | "
+                f"{s['torch_f32']:.1f} | {q['torch_f64']:.2f}x | {q['torch_f64_1thread']:.2f}x | "
+                f"**{q['torch_f64_best_threads']:.2f}x** | {m['torch_f64_best_threads']:.2f}x | "
+                f"{q['torch_f32']:.2f}x | >= {r['target_vs_torch_f64']:.0f}x: {ok} |")
     lines += [
         "",
         f"Machine: {info['cpu_count']} CPUs ({info['processor']}), Python {info['python']}, "

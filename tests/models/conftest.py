@@ -15,7 +15,9 @@ def data_path(name: str) -> Path:
                  REPO.parent / "shared" / "data" / f"{name}.csv.gz"):
         if path.exists():
             return path
-    pytest.skip(f"sample data {name}.csv.gz not found in service/data or ../shared/data")
+    # A missing file is a broken checkout, not a reason to quietly skip the real-data tests.
+    pytest.fail(f"sample data {name}.csv.gz not found in {REPO / 'service' / 'data'} or "
+                f"{REPO.parent / 'shared' / 'data'}")
 
 
 def load_sample(name: str, column: str) -> np.ndarray:

@@ -4,7 +4,7 @@ For every bundled series and every origin, each method sees only the history bef
 origin (at most HISTORY points), forecasts the next h points, and is scored by MASE (scaled by
 the in-sample naive MAE of that history) and sMAPE. The table holds the mean over origins.
 
-    python bench/accuracy.py            # writes bench/results/accuracy.md and accuracy.csv
+    OPENBLAS_NUM_THREADS=1 python bench/accuracy.py   # writes bench/results/accuracy.md and .csv
 """
 from __future__ import annotations
 
@@ -104,9 +104,14 @@ def write(rows: list[dict]) -> None:
         f"{N_ORIGINS} origins per series, each method refit on at most {HISTORY} points before the "
         "origin (default `RNNForecaster` settings, seed 0), forecasting h steps. MASE is scaled by "
         "the in-sample naive MAE of that history; both scores are means over origins "
-        "(lower is better; naive MASE < 1 means the period was calmer than the history).",
+        "(lower is better; naive MASE < 1 means the period was calmer than the history). With "
+        f"{N_ORIGINS} origins, differences of a few percent on the daily series are within noise: "
+        "prices are close to a random walk, and the networks mostly learn a small drift.",
         f"Seasonal period: 5 for the daily series, 12 for core CPI. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, NumPy {np.__version__}, Python {platform.python_version()}.",
+        f"{os.cpu_count()} CPUs, NumPy {np.__version__}, Python {platform.python_version()}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load average "
+        f"{tuple(round(x, 2) for x in os.getloadavg())} at the end (the machine is shared, so "
+        "the fit seconds are upper-end figures).",
         "",
         "| series | h | method | MASE | sMAPE % | mean fit s |",
         "|---|---|---|---|---|---|",

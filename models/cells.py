@@ -53,6 +53,10 @@ class _Cell:
         p["Why"][...] = rng.standard_normal((H, O)) * (out_scale / np.sqrt(H))
         return p
 
+    def release(self) -> None:
+        """Drop the reusable buffers (a fitted model kept in memory then holds only its weights)."""
+        self._workspaces.clear()
+
     def _workspace(self, B: int, T: int, names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         ws = self._workspaces.get((B, T))
         if ws is None:
@@ -149,6 +153,10 @@ class GRU(_Cell):
         r = σ(x Wxr + h Whr + br)         z = σ(x Wxz + h Whz + bz)
         n = tanh(x Wxn + bn + r ⊙ (h Whn + bhn))
         h' = (1 - z) ⊙ n + z ⊙ h
+
+    Internally the GRU works feature-major: per step the state is hᵀ (H, B) and the gates
+    are (3H, B), so every gate block is a contiguous slice and the element-wise work (three
+    gates, ~3x the Elman cell's) runs on contiguous memory. Parameters keep the usual layout.
     """
 
     name = "gru"
@@ -160,81 +168,93 @@ class GRU(_Cell):
 
     def forward(self, p: dict[str, np.ndarray], X: np.ndarray):
         """X (B, T, D) -> out (B, O), cache."""
-        B, T, _ = X.shape
+        B, T, D = X.shape
         H = self.H
+        if D != self.D:
+            raise ValueError(f"X has {D} inputs per step, the cell expects {self.D}")
         ws = self._workspace(B, T, {
-            "Xf": (T * B, self.D), "xs": (T, B, 3 * H), "xn": (T, B, H), "hs": (T + 1, B, H),
-            "gh": (T, B, 3 * H), "rz": (T, B, 2 * H), "n": (T, B, H), "hmn": (T, B, H),
-            "K": (T, B, 3 * H), "dgh": (T, B, 3 * H), "dan": (T, B, H), "Pn": (T, B, H),
-            "tmp": (T, B, H), "tmp2": (T, B, H), "dh": (B, H), "dhh": (B, H)})
-        self._project_inputs(p, X, ws)
+            "Xt": (T, D, B), "xs": (T, 3 * H, B), "xn": (T, H, B), "hs": (T + 1, H, B),
+            "gh": (T, 3 * H, B), "rz": (T, 2 * H, B), "n": (T, H, B), "hmn": (T, H, B),
+            "K": (T, 4 * H, B), "G": (T, 4 * H, B), "WB": (T, H, 4 * H), "XB": (T, 3 * H, D),
+            "tmp": (T, H, B), "dh": (H, B), "dhh": (H, B)})
         # σ(a) = 1 / (1 + exp(-a)) and tanh(u) = 2 / (1 + exp(-2u)) - 1 (see ElmanRNN): the
-        # signs and the 2 are folded into the projections once here. Per step one matmul plus
-        # one add then give gh = [-a_r | -a_z | -2(h Whn + bhn)].
-        xs, xn, hs, gh, rz, n, hmn = (ws[k] for k in ("xs", "xn", "hs", "gh", "rz", "n", "hmn"))
-        np.multiply(xs[:, :, 2 * H:], -2.0, out=xn)                  # -2 (x Wxn + bn)
-        xs[:, :, :2 * H] *= -1.0
-        xs[:, :, 2 * H:] = -2.0 * p["bhn"]
-        Wh = p["Whh"] * np.repeat([-1.0, -1.0, -2.0], H)             # (H, 3H), scaled columns
-        gh_rz, gh_n = gh[:, :, :2 * H], gh[:, :, 2 * H:]
-        r, z = rz[:, :, :H], rz[:, :, H:]
+        # signs and the 2 are folded into the weights once here. Per step one matmul plus one
+        # add then give gh = [-a_r; -a_z; -2(Whn h + bhn)] (3H, B).
+        scale = np.repeat([-1.0, -1.0, -2.0], H)                     # (3H,)
+        Xt, xs, xn, hs = ws["Xt"], ws["xs"], ws["xn"], ws["hs"]
+        gh, rz, n, hmn = ws["gh"], ws["rz"], ws["n"], ws["hmn"]
+        Xt[...] = X.transpose(1, 2, 0)                               # (B, T, D) -> (T, D, B)
+        WxT = (p["Wxh"] * scale).T                                   # (3H, D)
+        if D == 1:  # same product; OpenBLAS is slow on inner dimension 1
+            np.multiply(WxT[None], Xt, out=xs)                       # (1,3H,1) * (T,1,B) -> (T,3H,B)
+        else:
+            np.matmul(WxT, Xt, out=xs)                               # (3H,D) @ (T,D,B) -> (T,3H,B)
+        xs += (p["bh"] * scale)[:, None]
+        xn[...] = xs[:, 2 * H:]                                      # -2 (Wxn x + bn)
+        xs[:, 2 * H:] = (-2.0 * p["bhn"])[:, None]
+        WhT = np.ascontiguousarray((p["Whh"] * scale).T)             # (3H, H)
         with np.errstate(over="ignore"):  # exp(+large) = inf gives σ = 0, tanh = -1 exactly
             for t in range(T):
-                np.matmul(hs[t], Wh, out=gh[t])                      # (B, H) @ (H, 3H) -> (B, 3H)
-                gh[t] += xs[t]
-                np.exp(gh_rz[t], out=rz[t])
-                rz[t] += 1.0
-                np.reciprocal(rz[t], out=rz[t])                      # [r | z] (B, 2H)
-                np.multiply(r[t], gh_n[t], out=n[t])
-                n[t] += xn[t]                                        # -2 (xn + r ⊙ ghn)
-                np.exp(n[t], out=n[t])
-                n[t] += 1.0
-                np.divide(2.0, n[t], out=n[t])
-                n[t] -= 1.0                                          # n (B, H)
-                np.subtract(hs[t], n[t], out=hmn[t])
-                np.multiply(z[t], hmn[t], out=hs[t + 1])
-                hs[t + 1] += n[t]                                    # n + z (h - n)
-        return self._readout(p, hs[T]), {"ws": ws, "B": B, "T": T}
+                g, e, nt = gh[t], rz[t], n[t]
+                np.matmul(WhT, hs[t], out=g)                         # (3H, H) @ (H, B) -> (3H, B)
+                g += xs[t]
+                np.exp(g[:2 * H], out=e)
+                e += 1.0
+                np.reciprocal(e, out=e)                              # [r; z] (2H, B)
+                np.multiply(e[:H], g[2 * H:], out=nt)
+                nt += xn[t]                                          # -2 (xn + r ⊙ ghn)
+                np.exp(nt, out=nt)
+                nt += 1.0
+                np.divide(2.0, nt, out=nt)
+                nt -= 1.0                                            # n (H, B)
+                np.subtract(hs[t], nt, out=hmn[t])
+                np.multiply(e[H:], hmn[t], out=hs[t + 1])
+                hs[t + 1] += nt                                      # n + z (h - n)
+        return self._readout(p, hs[T].T), {"ws": ws, "B": B, "T": T}
 
     def backward(self, p, dout: np.ndarray, cache, grads=None) -> dict[str, np.ndarray]:
         """dout (B, O) = dL/dout -> gradient dict (keys of ``p``)."""
-        ws, B, T = cache["ws"], cache["B"], cache["T"]
+        ws, T = cache["ws"], cache["T"]
         H, g = self.H, self._new_grads(grads)
         hs, gh, rz, n, hmn = (ws[k] for k in ("hs", "gh", "rz", "n", "hmn"))
-        K, dgh, dan, Pn, tmp, tmp2, dh, dhh = (
-            ws[k] for k in ("K", "dgh", "dan", "Pn", "tmp", "tmp2", "dh", "dhh"))
-        r, z, gh_n = rz[:, :, :H], rz[:, :, H:], gh[:, :, 2 * H:]
-        # Every gate gradient is dh times a factor known after the forward pass, so the factors
-        # K = [da_r | da_z | dghn] / dh are computed for all steps at once (T, B, 3H):
-        # Pn = (1 - z)(1 - n^2) = da_n/dh, K_r = Pn ghn r (1 - r), K_z = (h - n) z (1 - z),
-        # K_n = Pn r, with ghn = h Whn + bhn = -gh_n / 2.
+        K, G, WB, XB, tmp, dh, dhh = (ws[k] for k in ("K", "G", "WB", "XB", "tmp", "dh", "dhh"))
+        r, z, gh_n = rz[:, :H], rz[:, H:], gh[:, 2 * H:]
+        # Every gradient inside a step is dh times a factor known after the forward pass, so the
+        # factors are computed for all steps at once, K = [Kr; Kz; Pn; Kn] (T, 4H, B):
+        # Pn = (1 - z)(1 - n^2) = da_n/dh, Kr = Pn ghn r (1 - r) = da_r/dh,
+        # Kz = (h - n) z (1 - z) = da_z/dh, Kn = Pn r = dghn/dh, with ghn = -gh_n / 2.
+        # The x-side pre-activations [a_r; a_z; a_n] are then G's first 3H rows, contiguous.
+        Kr, Kz, Pn, Kn = K[:, :H], K[:, H:2 * H], K[:, 2 * H:3 * H], K[:, 3 * H:]
         np.subtract(1.0, z, out=tmp)
-        np.multiply(z, tmp, out=K[:, :, H:2 * H])
-        K[:, :, H:2 * H] *= hmn
-        np.multiply(n, n, out=tmp2)
-        np.subtract(1.0, tmp2, out=tmp2)
-        np.multiply(tmp, tmp2, out=Pn)
-        np.multiply(Pn, r, out=K[:, :, 2 * H:])
+        np.multiply(z, tmp, out=Kz)
+        Kz *= hmn
+        np.multiply(n, n, out=Pn)
+        np.subtract(1.0, Pn, out=Pn)
+        Pn *= tmp
+        np.multiply(Pn, r, out=Kn)
         np.subtract(1.0, r, out=tmp)
-        tmp *= K[:, :, 2 * H:]
+        tmp *= Kn
         tmp *= gh_n
-        np.multiply(tmp, -0.5, out=K[:, :, :H])
-        dh[...] = self._readout_backward(p, dout, hs[T], g)
-        WhhT = p["Whh"].T
-        K4, dgh4 = K.reshape(T, B, 3, H), dgh.reshape(T, B, 3, H)
+        np.multiply(tmp, -0.5, out=Kr)
+        dh[...] = self._readout_backward(p, dout, hs[T].T, g).T     # (B, H) -> (H, B)
+        Whh = p["Whh"]
+        Wg = np.zeros((H, 4 * H))                                    # [Whr Whz 0 Whn]: G's rows
+        Wg[:, :2 * H], Wg[:, 3 * H:] = Whh[:, :2 * H], Whh[:, 2 * H:]
+        K4, G4 = K.reshape(T, 4, H, -1), G.reshape(T, 4, H, -1)
         for t in range(T - 1, -1, -1):
-            np.multiply(dh[:, None, :], K4[t], out=dgh4[t])          # [da_r | da_z | dghn] (B, 3H)
-            np.multiply(dh, Pn[t], out=dan[t])                       # dL/da_n (B, H)
+            np.multiply(K4[t], dh, out=G4[t])                        # [da_r; da_z; da_n; dghn]
             if t:
-                np.matmul(dgh[t], WhhT, out=dhh)                     # (B, 3H) @ (3H, H) -> (B, H)
+                np.matmul(Wg, G[t], out=dhh)                         # (H, 4H) @ (4H, B) -> (H, B)
                 dh *= z[t]
                 dh += dhh
-        TB = T * B
-        dgh2 = dgh.reshape(TB, 3 * H)
-        np.matmul(hs[:T].reshape(TB, H).T, dgh2, out=g["Whh"])       # (H, T*B) @ (T*B, 3H) -> (H, 3H)
-        g["bhn"][...] = dgh2[:, 2 * H:].sum(axis=0)
-        self._input_weight_grads(ws, dgh2[:, :2 * H], g, slice(0, 2 * H))
-        self._input_weight_grads(ws, dan.reshape(TB, H), g, slice(2 * H, 3 * H))
+        # Weight gradients after the loop, all steps in one stacked matmul each plus a sum.
+        np.matmul(hs[:T], G.transpose(0, 2, 1), out=WB)              # (T,H,B) @ (T,B,4H) -> (T,H,4H)
+        dW = WB.sum(axis=0)                                          # (H, 4H)
+        g["Whh"][:, :2 * H], g["Whh"][:, 2 * H:] = dW[:, :2 * H], dW[:, 3 * H:]
+        np.matmul(G[:, :3 * H], ws["Xt"].transpose(0, 2, 1), out=XB)  # (T,3H,B) @ (T,B,D) -> (T,3H,D)
+        g["Wxh"][...] = XB.sum(axis=0).T
+        g["bh"][...] = G[:, :3 * H].sum(axis=(0, 2))
+        g["bhn"][...] = G[:, 3 * H:].sum(axis=(0, 2))
         return g
 
 

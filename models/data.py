@@ -13,9 +13,9 @@ MIN_LENGTH = 16
 MIN_WINDOW = 2
 
 
-def as_series(y, min_length: int = MIN_LENGTH) -> np.ndarray:
+def as_series(y, min_length: int = MIN_LENGTH, why: str = "(models.MIN_LENGTH)") -> np.ndarray:
     """y as a 1-D float64 array; ValueError for bad shape or non-finite values, SeriesTooShort
-    below ``min_length``."""
+    below ``min_length`` (``why`` ends its message)."""
     arr = np.asarray(y, dtype=np.float64)
     if arr.ndim != 1:
         arr = np.squeeze(arr)
@@ -26,8 +26,7 @@ def as_series(y, min_length: int = MIN_LENGTH) -> np.ndarray:
         raise ValueError(f"y contains {bad} NaN or infinite value(s); drop or fill them first")
     if arr.size < min_length:
         raise SeriesTooShort(
-            f"series has {arr.size} points; the RNN forecaster needs at least {min_length} "
-            f"(models.MIN_LENGTH)")
+            f"series has {arr.size} points; the RNN forecaster needs at least {min_length} {why}")
     return arr
 
 

@@ -59,6 +59,8 @@ class RNNForecaster:
         and then to refresh them. ``epochs`` overrides the configured number for either kind.
         """
         cfg = self.config
+        if epochs is not None and (int(epochs) != epochs or epochs < 0):
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         y = as_series(y)
         if warm_start is not None:
             tf, T = self._check_warm_start(warm_start, y)
@@ -101,6 +103,7 @@ class RNNForecaster:
         self._s_max = S_MAX_FACTOR * float(np.max(np.abs(Y[:n_train])))
         self._y_tail = y[y.size - T - tf.lag:].copy()
         self._score_validation(y, X, n_train, n_val)
+        cell.release()
         return self
 
     def _check_warm_start(self, prev: "RNNForecaster", y: np.ndarray) -> tuple[Transform, int]:
@@ -124,7 +127,8 @@ class RNNForecaster:
         scale = metrics.naive_scale(y[:last[n_train - 1] + 2])
         if n_val:
             val = np.arange(n_train, N)
-            pred = tf.next_value(y[last[val]], self._clip(predict_scaled(self._cell, self._params, X[val])))
+            s_hat = self._clip(predict_scaled(self._cell, self._params, X[val]))   # (n_val,)
+            pred = tf.next_value(y[last[val]], s_hat)
             self.backtest_ = _scores(y[last[val] + 1], pred, y[last[val]], scale)
         else:
             self.backtest_ = _scores(None, None, None, scale)
@@ -169,7 +173,8 @@ class RNNForecaster:
         if y is None:
             return self._y_tail
         need = self.window_ + self._transform.lag
-        y = as_series(y, min_length=need)
+        y = as_series(y, min_length=need, why=f"to forecast (its window of {self.window_} "
+                                                f"plus {self._transform.lag})")
         if self._transform.name == "log_return" and np.any(y[-need:] <= 0):
             raise ValueError("the model uses log returns but y has values <= 0")
         return y[-need:]
@@ -220,7 +225,8 @@ class RNNForecaster:
         m.history_, m.backtest_ = meta["history"], meta["backtest"]
         m.best_epoch_, m.n_epochs_ = meta["best_epoch"], meta["n_epochs"]
         m.warm_started_, m._s_max = meta["warm_started"], float(meta["s_max"])
-        m._y_tail, m._Q, m._counts = arrays["y_tail"], arrays["residual_quantiles"], arrays["residual_counts"]
+        m._y_tail, m._Q = arrays["y_tail"], arrays["residual_quantiles"]
+        m._counts = arrays["residual_counts"]
         return m
 
 

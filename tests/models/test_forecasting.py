@@ -1,0 +1,104 @@
+"""Forecasts: accuracy against the naive forecast, intervals, warm starts."""
+import numpy as np
+import pytest
+
+from models import RNNForecaster
+from models.metrics import mase
+
+# The bundled S&P 500 closes are close to a random walk: the RNN may not beat the naive
+# forecast, but its one-step MASE on the last 250 trading days must stay within 2% of it.
+SP500_MARGIN = 1.02
+
+
+def _one_step(m, y, start):
+    """One-step forecasts for y[start:], each from the history before it (weights fixed)."""
+    return np.array([m.predict(1, y=y[:k])[0] for k in range(start, y.size)])
+
+
+def test_beats_naive_on_a_noisy_seasonal_series(make_series):
+    y = make_series("sine", 400, seed=3)
+    m = RNNForecaster().fit(y[:352])
+    rnn = mase(y[352:], _one_step(m, y, 352), y[:352])
+    naive = mase(y[352:], y[351:-1], y[:352])
+    assert rnn < 0.75 * naive, (rnn, naive)
+    # and over a whole season ahead, feeding its own predictions back
+    assert mase(y[352:376], m.predict(24, y=y[:352]), y[:352]) < naive
+
+
+def test_does_not_lose_to_naive_on_sp500(sp500_close):
+    y = sp500_close[-2500:]
+    m = RNNForecaster().fit(y[:-250])
+    assert m.transform_ == "log_return"
+    rnn = mase(y[-250:], _one_step(m, y, y.size - 250), y[:-250])
+    naive = mase(y[-250:], y[-251:-1], y[:-250])
+    assert rnn <= SP500_MARGIN * naive, (rnn, naive)
+
+
+@pytest.mark.parametrize("level,transform", [(0.0, "level"), (50.0, "log_return")])
+def test_intervals_cover_their_level_on_held_out_ar1(make_series, level, transform):
+    """80% intervals, 1 and 3 steps ahead, 497 held-out origins: coverage 0.80 +- 0.07
+    (binomial sd ~0.018; the rest is slack for 150 calibration residuals)."""
+    y = make_series("ar1", 1500, seed=0, phi=0.7, level=level)
+    m = RNNForecaster().fit(y[:1000])
+    assert m.transform_ == transform
+    hits1, hits3 = [], []
+    for k in range(1000, y.size - 2):
+        lower, upper = m.predict_interval(3, level=0.8, y=y[:k])
+        hits1.append(lower[0] <= y[k] <= upper[0])
+        hits3.append(lower[2] <= y[k + 2] <= upper[2])
+    assert abs(np.mean(hits1) - 0.8) < 0.07 and abs(np.mean(hits3) - 0.8) < 0.07
+
+
+def test_intervals_bracket_the_forecast_and_widen_with_level(make_series):
+    y = make_series("walk", 600, seed=8)
+    m = RNNForecaster().fit(y)
+    point = m.predict(30)
+    lo80, up80 = m.predict_interval(30, level=0.8)
+    lo95, up95 = m.predict_interval(30, level=0.95)
+    assert lo80.shape == up80.shape == point.shape == (30,)
+    assert np.all(lo80 <= point) and np.all(point <= up80)
+    assert np.all(lo95 <= lo80) and np.all(up80 <= up95) and np.any(up95 > up80)
+    assert up80[-1] - lo80[-1] > up80[0] - lo80[0]  # beyond the stored horizon it keeps growing
+    with pytest.raises(ValueError, match="level"):
+        m.predict_interval(3, level=1.5)
+
+
+def test_backtest_scores_the_validation_part_against_naive(make_series):
+    y = make_series("sine", 300, seed=9)
+    m = RNNForecaster().fit(y)
+    bt = m.backtest_
+    for key in ("n", "mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape",
+                "naive_mase"):
+        assert bt[key] is not None and np.isfinite(bt[key]), key
+    N = y.size - 1 - m.window_
+    assert bt["n"] == round(0.2 * N)
+    assert bt["mase"] == pytest.approx(bt["mae"] / bt["mase_scale"])
+    assert bt["naive_mae"] == pytest.approx(np.mean(np.abs(np.diff(y[-bt["n"] - 1:]))))
+    assert bt["mase"] < bt["naive_mase"]
+
+
+def test_warm_start_fine_tunes_from_the_previous_weights(make_series):
+    y = make_series("walk", 1300, seed=10, drift=0.0005)
+    prev = RNNForecaster().fit(y[:-1])
+    warm = RNNForecaster().fit(y, warm_start=prev, epochs=2)
+    assert warm.warm_started_ and warm.n_epochs_ <= 2
+    assert warm.transform_ == prev.transform_ and warm._transform == prev._transform
+    # epoch 0 of the warm start is the previous model on the new data, not a fresh init
+    fresh = RNNForecaster(epochs=0).fit(y)
+    assert warm.history_[0]["val_loss"] != pytest.approx(fresh.history_[0]["val_loss"], rel=1e-9)
+    assert min(h["val_loss"] for h in warm.history_) <= warm.history_[0]["val_loss"]
+    assert np.all(np.isfinite(warm.predict(5)))
+    # epochs=0 keeps the previous weights exactly: same forecast from the same history
+    same = RNNForecaster().fit(y, warm_start=prev, epochs=0)
+    np.testing.assert_array_equal(same.predict(3, y=y[:-1]), prev.predict(3))
+
+
+def test_warm_start_must_match_the_architecture(make_series):
+    y = make_series("walk", 400, seed=11)
+    prev = RNNForecaster(hidden_size=16).fit(y)
+    with pytest.raises(ValueError, match="hidden_size"):
+        RNNForecaster(hidden_size=32).fit(y, warm_start=prev)
+    with pytest.raises(ValueError, match="transform"):
+        RNNForecaster(hidden_size=16, transform="diff").fit(y, warm_start=prev)
+    with pytest.raises(ValueError, match="fitted"):
+        RNNForecaster().fit(y, warm_start=RNNForecaster())

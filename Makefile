@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# One BLAS thread: tickcast's matrices are small, and OpenBLAS's spinning threads slow them down
+# several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: run test test-reliability bench install clean tools
 
@@ -41,6 +44,8 @@ test-reliability: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/daily_run.py
+	$(BIN)/python bench/accuracy.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,41 @@
+"""The built package carries what an installed tickcast needs away from this checkout: the
+migrations, the default config, the bundled samples with their licence, the Datasette metadata."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("tickcast-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("migrations/env.py", "migrations/script.py.mako", "migrations/versions/0001_initial.py",
+                     "migrations/versions/0002_run_lease.py", "service/tickcast.toml",
+                     "service/data/sp500.csv.gz", "service/data/core-cpi.csv.gz", "service/data/PROVENANCE.md",
+                     "service/data/licenses/arch-LICENSE.md", "service/datasette/metadata.json",
+                     "models/forecaster.py"):
+        assert required in names, required
+    assert not any(name.startswith(("tests/", "bench/")) for name in names)
+    # unpack it elsewhere and run it from there (the checkout is not on the path)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
+    env["PYTHONPATH"] = str(site)
+    code = ("import service, sys; assert service.__file__.startswith(sys.argv[1]), service.__file__; "
+            "from service.cli import main; sys.exit(main(['init']))")
+    done = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env,
+                          cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert "upgraded from empty to revision 0002 (head)" in done.stdout
+    assert (work / "tickcast.db").exists()

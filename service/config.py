@@ -351,7 +351,7 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
         raise ConfigError("setting 'service' must be a table ([service])")
     for key in service:
         if key not in ("data_dir", "db_url", "workers"):
-            raise ConfigError(f"unknown setting 'service.{key}' (known: data_dir, db_url, workers)")
+            raise ConfigError(f"unknown setting {'service.' + key!r} (known: data_dir, db_url, workers)")
     data_dir = env.get(ENV_DATA_DIR) or _check_type("service.data_dir", service.get("data_dir", "."), str)
     if base_dir is not None and not os.path.isabs(data_dir) and ENV_DATA_DIR not in env and "data_dir" in service:
         data_dir = str(base_dir / data_dir)

@@ -22,11 +22,20 @@ from .tables import FORMATS, percent
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 
+# User input quoted in an error (a path, an argument) may hold line breaks or other control
+# characters; they are shown escaped so that the error stays one line.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029) if c != 0x09}
+
+
+def one_line(message: str) -> str:
+    return message.translate(_ESCAPES)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, not a usage dump."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"tickcast: {message} (see 'tickcast --help')\n")
+        self.exit(EXIT_USAGE, f"tickcast: {one_line(message)} (see 'tickcast --help')\n")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -40,7 +49,7 @@ def _open(settings: Settings):
 
 
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(one_line(message), file=sys.stderr, flush=True)
 
 
 # --- commands -----------------------------------------------------------------------------------

@@ -221,6 +221,16 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 # --- parser -------------------------------------------------------------------------------------
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--db", metavar="URL", default=default,
@@ -279,7 +289,7 @@ def build_parser() -> Parser:
                 "tickcast plot sample:sp500 -o sp500.png")
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
-    p.add_argument("--points", type=int, default=250, help="how many recent observations to draw (default 250)")
+    p.add_argument("--points", type=_positive_int, default=250, help="how many recent observations to draw (default 250)")
     p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
                 "(needs the browse extra)", "tickcast browse --port 8001")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

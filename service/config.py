@@ -6,6 +6,7 @@ out-of-range value fails at start-up with the key's dotted name and what was exp
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -164,8 +165,10 @@ def _section(cls: type, table: Any, section: str) -> Any:
 
 
 def _positive(dotted: str, value: float | int | None, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise ConfigError(f"setting {dotted!r} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    # TOML has nan and inf: neither is a timeout, an age or a count (nan even passed "< 0" checks)
+    if value is not None and not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        finite = "" if math.isfinite(value) else "a finite number "
+        raise ConfigError(f"setting {dotted!r} must be {finite}{'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings,

@@ -221,6 +221,7 @@ NON_NEGATIVE = {"sources": ["overlap_days", "retries"], "service": ["workers"]}
 
 scalars = st.one_of(
     st.integers(), st.integers(-3, 100), st.floats(), st.floats(0, 1), st.booleans(), nasty_text,
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0, -1, 2**63 - 1, -(2**63), 1e308]),
     st.sampled_from(["rnn", "gru", "adam", "sgd", "norm", "value", "auto", "level", "diff", "log_return",
                      "UTC", "America/New_York", "Mars/Olympus", "30 17 * * mon-fri", "* * *", "2020-01-01",
                      "2020-13-45", "http://127.0.0.1:9/x", "ftp://x", "B", "M", "X", "", "."]),
@@ -276,7 +277,7 @@ def assert_settings_or_config_error(raw: dict, build) -> Settings | None:
     for section_name, names in POSITIVE.items():
         for name in names:
             value = getattr(getattr(result, section_name), name)
-            assert value is None or value > 0, (section_name, name, value)
+            assert value is None or (math.isfinite(value) and value > 0), (section_name, name, value)
     for name in NON_NEGATIVE["sources"]:
         assert getattr(result.sources, name) >= 0
     assert result.workers >= 1

@@ -374,11 +374,14 @@ def alpha_csv(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("thorough", BUDGET)
-def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alpha_csv, capsys, ledger):
-    """``tickcast --config FILE init`` with generated configs: exit 0, or exit 1 with one line."""
+def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alpha_csv, capsys, monkeypatch,
+                                                       ledger):
+    """``tickcast --config FILE init`` with generated configs: exit 0, or exit 1 with one line. A
+    config that loads is then used to ``ingest``: each failing series is one ``tickcast:`` line."""
     seen = [0, 0]
     path = tmp_path / "fuzz.toml"
     db = tmp_path / "cli.db"
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path / "data"))  # yfinance's cache stays in here
 
     @budget(thorough, 40, 300)
     @given(configs)
@@ -390,6 +393,13 @@ def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alph
         out, err = capsys.readouterr()
         if code == 0:
             assert "Traceback" not in err and not err.strip(), err
+            sources = load_settings(str(path)).sources
+            if sources.retries * sources.backoff_seconds < 1 and sources.http_timeout > 0.01:  # fails fast
+                code = main(["--config", str(path), "--db", f"sqlite:///{db}", "-q", "ingest"])
+                out, err = capsys.readouterr()
+                assert code in (0, 1, 3), (code, err)
+                assert "Traceback" not in err and "internal error" not in err, err
+                assert all(line.startswith("tickcast: ") for line in err.splitlines()), err
         else:
             assert code == 1, (code, err)
             assert one_error_line(err).startswith("tickcast: ")
@@ -400,6 +410,28 @@ def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alph
     finally:
         ledger.record("bad input: config", injected=seen[0], survived=seen[1])
     assert TABLES <= table_names(db)
+
+
+@pytest.mark.parametrize("toml,message", [
+    ('[service]\ndata_dir = "a\\u0000b"\n', "setting 'service.data_dir' must not contain a NUL character"),
+    ('[service]\ndb_url = "sqlite:///x\\u0000.db"\n', "setting 'service.db_url' must not contain a NUL"),
+    ('[[series]]\nkey = "csv:x"\npath = "x\\u0000.csv"\n', "setting 'series[0].path' must not contain a NUL"),
+    ('[service]\ndb_url = []\n', "setting 'service.db_url' must be a string"),  # even though --db is given
+    ('[service]\nworkers = -1\n', "setting 'service.workers' must be >= 0"),
+    ('[service]\ndata_dir = 7\n', "setting 'service.data_dir' must be a string"),
+    ('[sources]\nhttp_timeout = nan\n', "setting 'sources.http_timeout' must be a finite number > 0"),
+    ('[schedule]\nmax_age_hours = inf\n', "setting 'schedule.max_age_hours' must be a finite number > 0"),
+    ('[service]\n"a\\nb" = 1\n', "unknown setting 'service.a\\nb'"),
+])
+def test_config_values_overridden_or_naming_files_are_still_checked(toml, message, tmp_path, capsys, monkeypatch,
+                                                                      ledger):
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TICKCAST_WORKERS", "1")
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(toml)
+    assert main(["--config", str(cfg), "--db", f"sqlite:///{tmp_path / 't.db'}", "ingest"]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith(f"tickcast: {message}")
+    ledger.record("bad input: config")
 
 
 # --- SQL-meaningful text is inert ---------------------------------------------------------------

@@ -19,6 +19,7 @@ write began, and the same write succeeds with room to spare).
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -83,10 +84,15 @@ def assert_intact(db: Path, before: dict) -> int:
     return len(lost)
 
 
-def write_series(path: Path, points: int, start: str = "2023-01-02", freq: str = "B") -> Path:
+@functools.lru_cache(maxsize=None)
+def series_text(points: int, start: str, freq: str) -> str:
     dates = pd.date_range(start, periods=points, freq=freq)
-    path.write_text("date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 17) * 0.75 + i * 0.01:.4f}\n"
-                                             for i, d in enumerate(dates)))
+    return "date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 17) * 0.75 + i * 0.01:.4f}\n"
+                                    for i, d in enumerate(dates))
+
+
+def write_series(path: Path, points: int, start: str = "2023-01-02", freq: str = "B") -> Path:
+    path.write_text(series_text(points, start, freq))
     return path
 
 
@@ -132,14 +138,26 @@ def test_read_only_directory_without_a_database(command, world, ledger):
     ledger.record("disk: read-only")
 
 
+@pytest.fixture(scope="module")
+def populated_template(tmp_path_factory) -> Path:
+    """A database populated (ingested, trained, forecast) by a privileged run, once per module."""
+    root = tmp_path_factory.mktemp("populated")
+    write_series(root / "small.csv", 60)
+    (root / "t.toml").write_text('[service]\nworkers = 1\n\n[[series]]\nkey = "csv:small"\npath = "small.csv"\n\n'
+                                 '[model]\nepochs = 2\nhidden_size = 4\nmax_points = 200\n')
+    db = root / "tickcast.db"
+    done = tickcast("--config", str(root / "t.toml"), "--db", f"sqlite:///{db}", "-q", "run", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert not Path(f"{db}-wal").exists()  # everything is in the file: a plain copy is the database
+    return db
+
+
 @pytest.fixture
-def populated(world):
-    """A database populated (ingested, trained, forecast) by a privileged run first."""
+def populated(world, populated_template):
     data = world / "data"
     data.mkdir()
     db = data / "tickcast.db"
-    done = cli(world, db, "run", "csv:small")
-    assert done.returncode == 0, done.stderr
+    shutil.copyfile(populated_template, db)
     before = snapshot(db)
     assert len(before["rows"]) == 60
     return data, db, before

@@ -289,7 +289,8 @@ def build_parser() -> Parser:
                 "tickcast plot sample:sp500 -o sp500.png")
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
-    p.add_argument("--points", type=_positive_int, default=250, help="how many recent observations to draw (default 250)")
+    p.add_argument("--points", type=_positive_int, default=250,
+                   help="how many recent observations to draw (default 250)")
     p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
                 "(needs the browse extra)", "tickcast browse --port 8001")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -27,7 +27,7 @@ _EARLIEST = pd.Timestamp("0001-01-01")
 
 
 def _parse_dates(raw: pd.Series, what: str, date_format: str | None) -> pd.Series:
-    """Dates as naive midnight-or-later timestamps in each row's own local time; unparseable -> NaT."""
+    """Naive timestamps in each row's own local time; unparseable cells and years before 1 -> NaT."""
     how = {"format": date_format or "mixed", "errors": "coerce"}
     try:
         ts = pd.to_datetime(raw, **how)

@@ -22,11 +22,20 @@ from .tables import FORMATS, percent
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 
+# User input quoted in an error (a path, an argument) may hold line breaks or other control
+# characters; they are shown escaped so that the error stays one line.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029) if c != 0x09}
+
+
+def one_line(message: str) -> str:
+    return message.translate(_ESCAPES)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line, not a usage dump."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"tickcast: {message} (see 'tickcast --help')\n")
+        self.exit(EXIT_USAGE, f"tickcast: {one_line(message)} (see 'tickcast --help')\n")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -40,7 +49,7 @@ def _open(settings: Settings):
 
 
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(one_line(message), file=sys.stderr, flush=True)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -212,6 +221,16 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 # --- parser -------------------------------------------------------------------------------------
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--db", metavar="URL", default=default,
@@ -270,7 +289,8 @@ def build_parser() -> Parser:
                 "tickcast plot sample:sp500 -o sp500.png")
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
-    p.add_argument("--points", type=int, default=250, help="how many recent observations to draw (default 250)")
+    p.add_argument("--points", type=_positive_int, default=250,
+                   help="how many recent observations to draw (default 250)")
     p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
                 "(needs the browse extra)", "tickcast browse --port 8001")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -6,6 +6,7 @@ out-of-range value fails at start-up with the key's dotted name and what was exp
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -163,9 +164,18 @@ def _section(cls: type, table: Any, section: str) -> Any:
     return cls(**values)
 
 
+def _file_name(dotted: str, value: str | None) -> str | None:
+    """A path or URL: TOML can spell a NUL (\\u0000), which no file name or URL may hold."""
+    if value is not None and "\x00" in value:
+        raise ConfigError(f"setting {dotted!r} must not contain a NUL character, got {value!r}")
+    return value
+
+
 def _positive(dotted: str, value: float | int | None, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise ConfigError(f"setting {dotted!r} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    # TOML has nan and inf: neither is a timeout, an age or a count (nan even passed "< 0" checks)
+    if value is not None and not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        finite = "" if math.isfinite(value) else "a finite number "
+        raise ConfigError(f"setting {dotted!r} must be {finite}{'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings,
@@ -241,6 +251,8 @@ def _series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
         url = values.get("url")
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"setting '{where}.url' must be an http(s) URL, got {url!r}")
+        for key in ("path", "url"):
+            _file_name(f"{where}.{key}", values.get(key))
         if values.get("path") and base_dir is not None and not os.path.isabs(values["path"]):
             values["path"] = str(base_dir / values["path"])
         values.setdefault("date_column", "date")
@@ -352,12 +364,18 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
         raise ConfigError("setting 'service' must be a table ([service])")
     for key in service:
         if key not in ("data_dir", "db_url", "workers"):
-            raise ConfigError(f"unknown setting 'service.{key}' (known: data_dir, db_url, workers)")
-    data_dir = env.get(ENV_DATA_DIR) or _check_type("service.data_dir", service.get("data_dir", "."), str)
+            raise ConfigError(f"unknown setting {'service.' + key!r} (known: data_dir, db_url, workers)")
+    # The file's values are checked even where the environment or --db overrides them.
+    configured_dir = _file_name("service.data_dir", _check_type("service.data_dir", service.get("data_dir", "."), str))
+    configured_url = _file_name("service.db_url", _check_type("service.db_url", service.get("db_url", ""), str))
+    configured_workers = _check_type("service.workers", service.get("workers", 0), int)
+    if configured_workers < 0:
+        raise ConfigError(f"setting 'service.workers' must be >= 0 (0: one per core), got {configured_workers}")
+    data_dir = env.get(ENV_DATA_DIR) or configured_dir
     if base_dir is not None and not os.path.isabs(data_dir) and ENV_DATA_DIR not in env and "data_dir" in service:
         data_dir = str(base_dir / data_dir)
     data_dir = os.path.abspath(data_dir)
-    url = db_url or env.get(ENV_DB_URL) or _check_type("service.db_url", service.get("db_url", ""), str)
+    url = db_url or env.get(ENV_DB_URL) or configured_url
     if not url:
         url = "sqlite:///" + os.path.join(data_dir, "tickcast.db")
     workers_raw = env.get(ENV_WORKERS)
@@ -367,7 +385,7 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
         except ValueError:
             raise ConfigError(f"{ENV_WORKERS} must be an integer, got {workers_raw!r}") from None
     else:
-        workers = _check_type("service.workers", service.get("workers", 0), int)
+        workers = configured_workers
     if workers < 0:
         raise ConfigError(f"setting 'service.workers' must be >= 0 (0: one per core), got {workers}")
     workers = workers or (os.cpu_count() or 1)

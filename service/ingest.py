@@ -176,13 +176,21 @@ def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -
                      .values(last_fetch_at=now, last_error=error))
 
 
+def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
+    """``overlap_days`` before the last stored date; None (all history) when that precedes year 1."""
+    try:
+        return pd.Timestamp(last - timedelta(days=overlap_days))
+    except OverflowError:
+        return None
+
+
 def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings) -> IngestResult:
     """Fetch, validate and store one series. Never raises for source or data problems."""
     started = time.perf_counter()
     now = utcnow()
     with engine.connect() as conn:
         last = last_stored_date(conn, series_id)
-    since = None if last is None else pd.Timestamp(last - timedelta(days=settings.sources.overlap_days))
+    since = None if last is None else refetch_start(last, settings.sources.overlap_days)
     if since is None and settings.sources.history_start:
         since = pd.Timestamp(settings.sources.history_start)
     try:

@@ -254,6 +254,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
     run_id = None
     summary = RunSummary(run_id=0, status="running")
     error = None
+    failure: BaseException | None = None
     try:
         abandoned = _close_abandoned_runs(engine)
         if abandoned:
@@ -323,13 +324,22 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
         faults.reached("finish")
     except BaseException as exc:
         summary.status = "failed"
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        reason = (str(exc).splitlines() or [""])[0]  # not SQLAlchemy's statement and parameters
+        error = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        failure = exc
         raise
     finally:
         summary.seconds = time.perf_counter() - started
         try:
-            if run_id is not None:
-                _finish_run(engine, run_id, summary, error)
-        finally:
-            lease.release()
+            try:
+                if run_id is not None:
+                    _finish_run(engine, run_id, summary, error)
+            finally:
+                lease.release()
+        except Exception:
+            # The bookkeeping fails for the reason the run did (a full disk, a lost database): then
+            # the run's own error is the one to report. The next run closes this run as abandoned
+            # and takes the lease over.
+            if failure is None:
+                raise
     return summary

@@ -42,5 +42,8 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
     missing = [c for c in (spec.date_column, spec.value_column) if c not in table.columns]
     if missing:
         raise SourceError(f"{what}: column {missing[0]!r} not found (columns: {', '.join(table.columns) or 'none'})")
+    twice = [c for c in (spec.date_column, spec.value_column) if list(table.columns).count(c) > 1]
+    if twice:  # e.g. "date" and " date": the same name once stripped
+        raise SourceError(f"{what}: column {twice[0]!r} appears more than once")
     check_complete(text, table, spec.date_column, spec.value_column, what)
     return to_observations(table[spec.date_column], table[spec.value_column], since, what, spec.date_format)

@@ -171,11 +171,15 @@ def _file_name(dotted: str, value: str | None) -> str | None:
     return value
 
 
-def _positive(dotted: str, value: float | int | None, allow_zero: bool = False) -> None:
+def _positive(dotted: str, value: float | int | None, allow_zero: bool = False, most: float | None = None) -> None:
     # TOML has nan and inf: neither is a timeout, an age or a count (nan even passed "< 0" checks)
     if value is not None and not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
         finite = "" if math.isfinite(value) else "a finite number "
         raise ConfigError(f"setting {dotted!r} must be {finite}{'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    # Upper bounds: a value past them is a typo (an hour-long timeout, a million retries), and it
+    # would otherwise load fine and hang or exhaust memory much later.
+    if value is not None and most is not None and value > most:
+        raise ConfigError(f"setting {dotted!r} must be at most {most:g}, got {value!r}")
 
 
 def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings,
@@ -188,9 +192,9 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     except ValueError:
         raise ConfigError(f"setting 'sources.history_start' must be an ISO date YYYY-MM-DD, got {sources.history_start!r}") from None
     for name in ("http_timeout", "backoff_seconds"):
-        _positive(f"sources.{name}", getattr(sources, name))
-    for name in ("overlap_days", "retries"):
-        _positive(f"sources.{name}", getattr(sources, name), allow_zero=True)
+        _positive(f"sources.{name}", getattr(sources, name), most=600)
+    _positive("sources.overlap_days", sources.overlap_days, allow_zero=True, most=3660)
+    _positive("sources.retries", sources.retries, allow_zero=True, most=10)
     for name in ("yahoo_base_url", "fred_base_url"):
         url = getattr(sources, name)
         if url and not url.startswith(("http://", "https://")):
@@ -201,13 +205,14 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         raise ConfigError(f"setting 'schedule.timezone' must be an IANA time zone such as America/New_York, got {schedule.timezone!r}") from None
     if len(schedule.cron.split()) != 5:
         raise ConfigError(f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}")
-    _positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours)
-    _positive("schedule.max_age_hours", schedule.max_age_hours)
+    _positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours, most=24 * 31)
+    _positive("schedule.max_age_hours", schedule.max_age_hours, most=24 * 366)
     if model.cell not in (None, "rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
-    for name in ("hidden_size", "window", "epochs", "batch_size", "lr", "patience",
-                 "warm_epochs", "full_retrain_days", "max_points"):
-        _positive(f"model.{name}", getattr(model, name))
+    for name, most in (("hidden_size", 1024), ("window", 1000), ("epochs", 10_000), ("batch_size", 65_536),
+                       ("lr", None), ("patience", 10_000), ("warm_epochs", 1000), ("full_retrain_days", 3660),
+                       ("max_points", 1_000_000)):
+        _positive(f"model.{name}", getattr(model, name), most=most)
     _positive("model.clip", model.clip, allow_zero=True)  # 0 switches clipping off
     if model.val_fraction is not None and not 0 < model.val_fraction < 0.5:
         raise ConfigError(f"setting 'model.val_fraction' must be between 0 and 0.5, got {model.val_fraction!r}")
@@ -219,13 +224,14 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         ForecasterConfig(**knobs)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"invalid [model] setting: {exc}") from None
-    _positive("forecast.horizon", forecast.horizon)
-    _positive("forecast.min_length", forecast.min_length)
+    _positive("forecast.horizon", forecast.horizon, most=366)
+    _positive("forecast.min_length", forecast.min_length, most=1_000_000)
     if not 0 < forecast.level < 1:
         raise ConfigError(f"setting 'forecast.level' must be between 0 and 1 (e.g. 0.8), got {forecast.level!r}")
 
 
 _SERIES_FIELDS = {f.name for f in fields(SeriesSpec)} - {"source", "symbol"}
+_STORED_LENGTHS = {"name": 200, "field": 100}  # series.name and series.field (see service/schema.py)
 
 
 def _series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
@@ -240,6 +246,9 @@ def _series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
         if key not in _SERIES_FIELDS:
             raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(sorted(_SERIES_FIELDS))})")
         values[key] = _check_type(dotted, value, bool if key in ("price", "active") else str)
+        limit = _STORED_LENGTHS.get(key)
+        if limit is not None and len(values[key]) > limit:  # the column's size (PostgreSQL enforces it)
+            raise ConfigError(f"setting {dotted!r} must be at most {limit} characters, got {len(values[key])}")
     source, symbol = parse_key(values["key"])
     values["key"] = f"{source}:{symbol}"
     freq = values.get("frequency")

@@ -54,6 +54,11 @@ def test_environment_overrides(tmp_path):
     ({"watchlist": {"fred": ["X", "x"]}}, "series 'fred:X' is listed twice"),
     ({"schedul": {}}, "unknown setting 'schedul'"),
     ({"service": {"workers": -2}}, "setting 'service.workers' must be >= 0"),
+    ({"sources": {"retries": 1000}}, "setting 'sources.retries' must be at most 10, got 1000"),
+    ({"sources": {"http_timeout": 1e300}}, "setting 'sources.http_timeout' must be at most 600"),
+    ({"model": {"hidden_size": 100000}}, "setting 'model.hidden_size' must be at most 1024"),
+    ({"series": [{"key": "csv:x", "path": "x.csv", "name": "n" * 201}]},
+     "setting 'series[0].name' must be at most 200 characters, got 201"),
 ])
 def test_bad_settings_fail_with_the_key_and_what_was_expected(raw, message):
     with pytest.raises(ConfigError) as info:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from service.config import SeriesSpec, _with_source_defaults
+from service.watchlist import SeriesSpec, with_source_defaults
 from service.errors import SourceError
 from service.sources.csvfile import CsvSource
 from service.sources.fred import FredSource
@@ -19,7 +19,7 @@ from .support.httpserver import Reply
 
 def spec(key: str, **kw) -> SeriesSpec:
     source, symbol = key.split(":", 1)
-    return _with_source_defaults(SeriesSpec(key=key, source=source, symbol=symbol, **kw))
+    return with_source_defaults(SeriesSpec(key=key, source=source, symbol=symbol, **kw))
 
 
 # --- FRED ---------------------------------------------------------------------------------------

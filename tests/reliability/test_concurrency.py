@@ -7,7 +7,6 @@ import threading
 import time
 import urllib.request
 
-import pytest
 
 from ..support.pg import free_port
 from ..test_serve import Daemon

@@ -1,0 +1,37 @@
+"""Checks shared by the config sections and the watchlist: types, numbers, file names. Each failure
+is one ConfigError line naming the setting."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import ConfigError
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def check_type(dotted: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"setting {dotted!r} must be {_TYPE_NAMES[kind]}, got {value!r}")
+    return value
+
+
+def file_name(dotted: str, value: str | None) -> str | None:
+    """A path or URL: TOML can spell a NUL (\\u0000), which no file name or URL may hold."""
+    if value is not None and "\x00" in value:
+        raise ConfigError(f"setting {dotted!r} must not contain a NUL character, got {value!r}")
+    return value
+
+
+def positive(dotted: str, value: float | int | None, allow_zero: bool = False, most: float | None = None) -> None:
+    # TOML has nan and inf: neither is a timeout, an age or a count (nan even passed "< 0" checks)
+    if value is not None and not (math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        finite = "" if math.isfinite(value) else "a finite number "
+        raise ConfigError(f"setting {dotted!r} must be {finite}{'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    # Upper bounds: a value past them is a typo (an hour-long timeout, a million retries), and it
+    # would otherwise load fine and hang or exhaust memory much later.
+    if value is not None and most is not None and value > most:
+        raise ConfigError(f"setting {dotted!r} must be at most {most:g}, got {value!r}")

@@ -317,7 +317,8 @@ def run_cycle(engine: Engine, settings: Settings, trigger: str = "manual", progr
         t0 = time.perf_counter()
         _train_all(plans, settings.workers, stop, trained)
         summary.timings["train"] = time.perf_counter() - t0
-        summary.stopped = stop.is_set()
+        # Stopped means work was left undone; a stop during the last series' fit changes nothing.
+        summary.stopped = stop.is_set() and any(o.fit == "pending" for o in summary.outcomes)
         if summary.stopped:
             error = "stopped before finishing; completed series are stored, the next run does the rest"
         summary.status = _status(summary.outcomes, summary.stopped)

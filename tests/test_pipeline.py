@@ -239,3 +239,33 @@ def test_a_stale_lease_is_taken_over(fresh_db, samples_settings):
 ])
 def test_next_dates(last, freq, expected):
     assert [d.isoformat() for d in next_dates(date.fromisoformat(last), freq, 3)] == expected
+
+
+def test_a_stop_request_ends_the_run_between_series(fresh_db, samples_settings):
+    import threading
+
+    engine = fresh_db()
+    stop = threading.Event()
+
+    def progress(message):  # a SIGTERM arriving right after the first series was stored
+        if message.startswith("[train 1/2]"):
+            stop.set()
+
+    summary = run_cycle(engine, samples_settings(), progress=progress, stop=stop)
+    assert summary.stopped and summary.status == "failed"
+    assert [o.fit for o in summary.outcomes].count("pending") == 1
+    assert len(table(engine, "fits")) == 1
+    (run,) = table(engine, "runs")
+    assert run["status"] == "failed" and "stopped before finishing" in run["error"]
+    resumed = run_cycle(engine, samples_settings())
+    assert resumed.status == "ok" and sorted(o.fit for o in resumed.outcomes) == ["trained", "up-to-date"]
+
+
+def test_a_stop_request_after_the_last_series_is_not_a_failure(fresh_db, samples_settings):
+    import threading
+
+    engine = fresh_db()
+    stop = threading.Event()
+    summary = run_cycle(engine, samples_settings(), stop=stop,
+                        progress=lambda m: stop.set() if m.startswith("[train 2/2]") else None)
+    assert not summary.stopped and summary.status == "ok"

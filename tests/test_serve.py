@@ -98,7 +98,7 @@ def test_sigterm_during_a_run_exits_0_and_the_next_run_resumes(workdir):
     tmp_path, env = workdir
     cfg = tmp_path / "tickcast.toml"
     cfg.write_text(cfg.read_text().replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
-                   .replace("epochs = 3", "epochs = 15"))
+                   .replace("epochs = 3", "epochs = 60\npatience = 100"))  # fits long enough to interrupt
     daemon = Daemon(["serve", "--run-now"], env)
     daemon.wait_for("[train 1/4]")
     assert daemon.terminate() == 0

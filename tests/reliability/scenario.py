@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,4 +152,4 @@ def kill9(proc: subprocess.Popen) -> None:
 
 
 __all__ = ["make_world", "run_tickcast", "start_tickcast", "query", "integrity", "snapshot", "crash_invariants",
-           "children_of", "alive", "kill9", "database", "sys"]
+           "children_of", "alive", "kill9", "database"]

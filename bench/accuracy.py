@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from models import RNNForecaster, drift, naive, seasonal_naive  # noqa: E402
-from models.metrics import mase, naive_scale, smape  # noqa: E402
+from tickcast.models import RNNForecaster, drift, naive, seasonal_naive  # noqa: E402
+from tickcast.models.metrics import mase, naive_scale, smape  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 HISTORY = 2500

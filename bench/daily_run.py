@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from service.config import settings_from_dict  # noqa: E402
+from tickcast.service.config import settings_from_dict  # noqa: E402
 from synthetic import SyntheticSource  # noqa: E402
-from service.db import open_database  # noqa: E402
-from service.pipeline import run_cycle  # noqa: E402
+from tickcast.service.db import open_database  # noqa: E402
+from tickcast.service.pipeline import run_cycle  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -42,11 +42,10 @@ except ImportError:
     sys.exit("bench/train.py needs PyTorch: pip install 'torch==2.13.0' (the bench extra)")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from models.cells import make_cell  # noqa: E402
-from models.params import allocate, flatten  # noqa: E402
-from models.train import TrainSettings, Trainer  # noqa: E402
+from tickcast.models.cells import make_cell  # noqa: E402
+from tickcast.models.params import allocate, flatten  # noqa: E402
+from tickcast.models.train import TrainSettings, Trainer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]

@@ -3,7 +3,7 @@ for developers running the ``alembic`` command, on ``sqlalchemy.url`` / ``TICKCA
 
 from alembic import context
 
-from service.schema import metadata
+from tickcast.service.schema import metadata
 
 config = context.config
 
@@ -30,8 +30,8 @@ def main() -> None:
     if connection is not None:
         run_on(connection)
         return
-    from service.config import load_settings
-    from service.db import make_engine
+    from tickcast.service.config import load_settings
+    from tickcast.service.db import make_engine
 
     url = config.get_main_option("sqlalchemy.url") or load_settings().db_url
     engine = make_engine(url)

@@ -1,6 +1,6 @@
 """tickcast's forecaster: a recurrent network in pure NumPy (no autograd, no side effects).
 
->>> from models import RNNForecaster
+>>> from tickcast.models import RNNForecaster
 >>> m = RNNForecaster(cell="gru", hidden_size=32, window=30, seed=0).fit(y)   # doctest: +SKIP
 >>> m.predict(5), m.predict_interval(5, level=0.8)                            # doctest: +SKIP
 

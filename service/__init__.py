@@ -1,3 +1,5 @@
-"""tickcast service: every side effect (database, network, env, clock) lives here."""
+"""tickcast.service: every side effect (database, network, env, clock) lives here."""
 
-__version__ = "0.1.0"
+from tickcast import __version__
+
+__all__ = ["__version__"]

@@ -210,7 +210,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("datasette") is None:
         raise TickcastError("Datasette is not installed: pip install 'tickcast[browse]'")
     _open(settings).dispose()  # create or upgrade the schema first, so there is something to browse
-    metadata = resources.files("service").joinpath("datasette", "metadata.json")
+    metadata = resources.files("tickcast.service").joinpath("datasette", "metadata.json")
     argv = [sys.executable, "-m", "datasette", "serve", os.path.abspath(url.database), "--metadata", str(metadata),
             "--host", args.host, "--port", str(args.port), "--setting", "sql_time_limit_ms", "5000"]
     sys.stdout.flush()

@@ -166,7 +166,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     positive("model.clip", model.clip, allow_zero=True)  # 0 switches clipping off
     if model.val_fraction is not None and not 0 < model.val_fraction < 0.5:
         raise ConfigError(f"setting 'model.val_fraction' must be between 0 and 0.5, got {model.val_fraction!r}")
-    from models import ForecasterConfig  # the model checks its own knobs; one source of truth
+    from tickcast.models import ForecasterConfig  # the model checks its own knobs; one source of truth
 
     knobs = {k: v for k, v in model.__dict__.items()
              if k not in ("warm_epochs", "full_retrain_days", "max_points") and v is not None}
@@ -181,7 +181,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
 
 
 def default_config_text() -> str:
-    return resources.files("service").joinpath("tickcast.toml").read_text(encoding="utf-8")
+    return resources.files("tickcast.service").joinpath("tickcast.toml").read_text(encoding="utf-8")
 
 
 def load_settings(config_path: str | None = None, db_url: str | None = None,

@@ -89,7 +89,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("migrations")))
+    cfg.set_main_option("script_location", str(resources.files("tickcast.migrations")))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg

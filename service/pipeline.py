@@ -93,7 +93,7 @@ def plan_series(engine: Engine, settings: Settings, spec: SeriesSpec, series_id:
                 run_id: int) -> _Plan:
     """Decide what this run does for one series: skip it (too short), leave it (up to date), or
     train it from scratch (cold) or from its latest fit (warm)."""
-    from models import MIN_LENGTH
+    from tickcast.models import MIN_LENGTH
 
     faults.reached("plan")
     model = settings.model

@@ -30,7 +30,7 @@ def model_params(model: ModelSettings, key: str) -> dict:
 
 def settings_hash(settings: Settings, key: str) -> str:
     """Fingerprint of everything that shapes a fit; a change means: retrain from scratch."""
-    from models.persist import FORMAT_VERSION
+    from tickcast.models.persist import FORMAT_VERSION
 
     payload = {"model": model_params(settings.model, key), "max_points": settings.model.max_points,
                "horizon": settings.forecast.horizon, "level": settings.forecast.level,
@@ -93,7 +93,7 @@ def train_series(task: TrainTask) -> TrainResult:
 
     Never raises for a bad series: a diverged or degenerate fit comes back as status "failed" with
     the reason, and nothing non-finite comes back at all."""
-    from models import RNNForecaster, SeriesTooShort, TrainingDiverged
+    from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
 
     limit_blas_threads()
     started = time.perf_counter()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from service.config import settings_from_dict
-from service.db import make_engine, open_database
+from tickcast.service.config import settings_from_dict
+from tickcast.service.db import make_engine, open_database
 
 from .support.fake_yahoo import FakeYahoo
 from .support.httpserver import FixtureServer

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from tickcast.service.cli import main
 
 from .support.pg import free_port
 
 
 def tickcast_executable() -> list[str]:
     script = Path(sys.executable).parent / "tickcast"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "service"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tickcast"]
 
 
 def run_cli(*args: str, env: dict | None = None, cwd=None, timeout=300) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import build_parser
+from tickcast.service.cli import build_parser
 
 from .support.pg import free_port
 from .test_serve import Daemon, db_rows

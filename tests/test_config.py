@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import load_settings, settings_from_dict
-from service.errors import ConfigError
-from service.keys import parse_key
+from tickcast.service.config import load_settings, settings_from_dict
+from tickcast.service.errors import ConfigError
+from tickcast.service.keys import parse_key
 
 
 def test_packaged_default_config_loads_with_the_documented_watchlist(tmp_path):

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from service import schema
-from service.ingest import infer_frequency, ingest
-from service.errors import UnknownSeries
+from tickcast.service import schema
+from tickcast.service.ingest import infer_frequency, ingest
+from tickcast.service.errors import UnknownSeries
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from service import db, schema
+from tickcast.service import db, schema
 
 TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts", "run_lease"}
 
@@ -75,7 +75,7 @@ def test_foreign_keys_cascade(fresh_db):
 def test_malformed_database_url_is_one_clear_error():
     import pytest
 
-    from service.errors import DatabaseError
+    from tickcast.service.errors import DatabaseError
 
     with pytest.raises(DatabaseError, match="malformed database URL"):
         db.make_engine("not a url")

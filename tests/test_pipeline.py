@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from service import schema
-from service.db import write_transaction
-from service.forecast import next_dates
-from service.lease import RunInProgress, acquire
-from service.pipeline import run_cycle
+from tickcast.service import schema
+from tickcast.service.db import write_transaction
+from tickcast.service.forecast import next_dates
+from tickcast.service.lease import RunInProgress, acquire
+from tickcast.service.pipeline import run_cycle
 
 from .support.httpserver import Reply
 
@@ -185,7 +185,7 @@ def test_results_do_not_depend_on_the_number_of_workers(make_settings, tmp_path)
         url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
         settings = make_settings('[watchlist]\nsample = ["sp500", "nasdaq", "wti"]\n' + FAST_MODEL, db_url=url)
         settings = type(settings)(**{**settings.__dict__, "workers": workers})
-        from service.db import open_database
+        from tickcast.service.db import open_database
 
         engine = open_database(url)
         summary = run_cycle(engine, settings)

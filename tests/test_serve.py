@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from service import schema
-from service.db import open_database, write_transaction
-from service.lease import acquire
-from service.scheduler import Service, cron_trigger, health, last_fire_time, needs_catch_up
+from tickcast.service import schema
+from tickcast.service.db import open_database, write_transaction
+from tickcast.service.lease import acquire
+from tickcast.service.scheduler import Service, cron_trigger, health, last_fire_time, needs_catch_up
 
 from .test_cli import run_cli, tickcast_executable
 

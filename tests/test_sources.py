@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from service.watchlist import SeriesSpec, with_source_defaults
-from service.errors import SourceError
-from service.sources.csvfile import CsvSource
-from service.sources.fred import FredSource
-from service.sources.sample import SampleSource
-from service.sources.yahoo import YahooSource
+from tickcast.service.watchlist import SeriesSpec, with_source_defaults
+from tickcast.service.errors import SourceError
+from tickcast.service.sources.csvfile import CsvSource
+from tickcast.service.sources.fred import FredSource
+from tickcast.service.sources.sample import SampleSource
+from tickcast.service.sources.yahoo import YahooSource
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply

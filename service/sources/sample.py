@@ -17,7 +17,7 @@ FILES = {"sp500": "sp500.csv.gz", "nasdaq": "nasdaq.csv.gz", "wti": "wti.csv.gz"
 
 def load_sample(name: str) -> pd.DataFrame:
     """The whole bundled file as read (all columns)."""
-    with resources.files("service").joinpath("data", FILES[name]).open("rb") as raw, gzip.open(raw, "rt") as fh:
+    with resources.files("tickcast.service").joinpath("data", FILES[name]).open("rb") as raw, gzip.open(raw, "rt") as fh:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 

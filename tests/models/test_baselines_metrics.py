@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from models import drift, mae, mase, naive, rmse, seasonal_naive, smape
-from models.metrics import naive_scale
+from tickcast.models import drift, mae, mase, naive, rmse, seasonal_naive, smape
+from tickcast.models.metrics import naive_scale
 
 
 def test_baselines():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from models.cells import GRU, ElmanRNN, make_cell
+from tickcast.models.cells import GRU, ElmanRNN, make_cell
 
 # float64, eps 1e-6: truncation error ~1e-12 relative; 1e-7 leaves room for rounding but
 # catches any wrong term (a missing factor shows up at 1e-2 .. 1).

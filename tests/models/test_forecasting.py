@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from models import RNNForecaster
-from models.metrics import mase
+from tickcast.models import RNNForecaster
+from tickcast.models.metrics import mase
 
 # The bundled S&P 500 closes are close to a random walk: the RNN may not beat the naive
 # forecast, but its one-step MASE on the last 250 trading days must stay within 2% of it.

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from models.optim import SGD, Adam, clip_flat, clip_grads
+from tickcast.models.optim import SGD, Adam, clip_flat, clip_grads
 
 
 def test_norm_clipping_keeps_direction_and_sets_norm_to_threshold():

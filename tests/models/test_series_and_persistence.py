@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from models import MIN_LENGTH, ForecasterConfig, RNNForecaster, SeriesTooShort
-from models.persist import MAGIC
-from models.transforms import choose_transform, fit_transform, signal
+from tickcast.models import MIN_LENGTH, ForecasterConfig, RNNForecaster, SeriesTooShort
+from tickcast.models.persist import MAGIC
+from tickcast.models.transforms import choose_transform, fit_transform, signal
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])

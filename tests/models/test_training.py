@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from models import RNNForecaster, TrainingDiverged
-from models.cells import make_cell
-from models.data import make_windows, split_sizes
-from models.params import allocate, flatten
-from models.train import TrainSettings, mse, train
-from models.transforms import fit_transform, signal
+from tickcast.models import RNNForecaster, TrainingDiverged
+from tickcast.models.cells import make_cell
+from tickcast.models.data import make_windows, split_sizes
+from tickcast.models.params import allocate, flatten
+from tickcast.models.train import TrainSettings, mse, train
+from tickcast.models.transforms import fit_transform, signal
 
 
 def _training_targets(y, m):

@@ -32,15 +32,15 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from service import schema
-from service.cli import main
-from service.config import (FREQUENCIES, ForecastSettings, ModelSettings, ScheduleSettings, SeriesSpec,
+from tickcast.service import schema
+from tickcast.service.cli import main
+from tickcast.service.config import (FREQUENCIES, ForecastSettings, ModelSettings, ScheduleSettings, SeriesSpec,
                             SourceSettings, Settings, load_settings, settings_from_dict)
-from service.db import open_database
-from service.errors import ConfigError, SourceError
-from service.ingest import ingest
-from service.keys import SOURCES, parse_key
-from service.sources.csvfile import CsvSource
+from tickcast.service.db import open_database
+from tickcast.service.errors import ConfigError, SourceError
+from tickcast.service.ingest import ingest
+from tickcast.service.keys import SOURCES, parse_key
+from tickcast.service.sources.csvfile import CsvSource
 
 from .conftest import seeded_subset
 
@@ -823,7 +823,7 @@ def test_undecodable_arguments_through_the_real_entry_point(case, cli_world, tmp
     shutil.copyfile(cli_world["template"], db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     env.update(TICKCAST_CONFIG=str(cli_world["cfg"]), TICKCAST_DB_URL=f"sqlite:///{db}")
-    done = subprocess.run([sys.executable.encode(), b"-m", b"service"] + argv, capture_output=True, env=env,
+    done = subprocess.run([sys.executable.encode(), b"-m", b"tickcast"] + argv, capture_output=True, env=env,
                           cwd=tmp_path, timeout=120)
     err = done.stderr.decode("utf-8", "replace")
     assert done.returncode in (1, 2), err
@@ -837,7 +837,7 @@ def test_plot_to_an_undecodable_file_name(cli_world, tmp_path, ledger):
     shutil.copyfile(cli_world["template"], db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     env.update(TICKCAST_CONFIG=str(cli_world["cfg"]), TICKCAST_DB_URL=f"sqlite:///{db}")
-    done = subprocess.run([sys.executable.encode(), b"-m", b"service", b"plot", b"csv:alpha", b"-o", b"\xff.png"],
+    done = subprocess.run([sys.executable.encode(), b"-m", b"tickcast", b"plot", b"csv:alpha", b"-o", b"\xff.png"],
                           capture_output=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / os.fsdecode(b"\xff.png")).stat().st_size > 0

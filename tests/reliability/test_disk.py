@@ -47,7 +47,7 @@ def tickcast(*args: str, cwd: Path, unprivileged: bool = False, preexec_fn=None,
              timeout: float = 300) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, with no TICKCAST_* variables and no HOME."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    argv = [sys.executable, "-m", "service", *args]
+    argv = [sys.executable, "-m", "tickcast", *args]
     if unprivileged and IS_ROOT:
         argv = DROP_DAC + argv
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
@@ -343,7 +343,7 @@ def test_a_failed_run_reports_its_own_error_when_recording_its_end_fails_too(wor
     """What a full disk does to ``tickcast run`` in two places, made exact with SQLite triggers: the
     ingest fails, then so does the update that closes the run. The line shown is the ingest's
     (the first error), not the bookkeeping's; the next run closes the abandoned one."""
-    from service.cli import main
+    from tickcast.service.cli import main
 
     db = world / "trigger.db"
     args = ["--config", str(world / "tickcast.toml"), "--db", f"sqlite:///{db}", "-q"]

@@ -11,37 +11,40 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .checks import check_type, file_name, positive
 from .errors import ConfigError
-from .keys import SAMPLE_NAMES
+from .sources import SOURCES
 from .watchlist import FREQUENCIES, SeriesSpec, parse_series
 
 ENV_CONFIG = "TICKCAST_CONFIG"
 ENV_DB_URL = "TICKCAST_DB_URL"
 ENV_DATA_DIR = "TICKCAST_DATA_DIR"
-ENV_YAHOO_URL = "TICKCAST_YAHOO_URL"  # test/mirror seam: send yfinance's HTTP to this base URL
-ENV_FRED_URL = "TICKCAST_FRED_URL"
 ENV_WORKERS = "TICKCAST_WORKERS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
-
-
 ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
+
+
+def source_url_env(source: str) -> str:
+    """``TICKCAST_YAHOO_URL``, ``TICKCAST_FRED_URL``: send a source's HTTP to a mirror or a test server."""
+    return f"TICKCAST_{source.upper()}_URL"
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get(ENV_DEBUG, "") not in ("", "0", "false", "no")
 
 
-def kill_point(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
-    """``TICKCAST_KILL_AT=store:3`` -> ("store", 3): the process kills itself (SIGKILL) the 3rd time
-    it reaches the named point. Unset in normal use."""
+def kill_point(points: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """``TICKCAST_KILL_AT=store-fit:3`` -> ("store-fit", 3): the process kills itself (SIGKILL) the
+    3rd time it reaches that point, one of ``points``. Unset in normal use."""
     raw = (os.environ if env is None else env).get(ENV_KILL_AT, "")
     if not raw:
         return None
     name, _, count = raw.partition(":")
+    if name not in points:
+        raise ConfigError(f"{ENV_KILL_AT} names no crash point: {name!r} (known: {', '.join(points)})")
     try:
         return name, int(count or 1)
     except ValueError:
@@ -145,7 +148,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         positive(f"sources.{name}", getattr(sources, name), most=600)
     positive("sources.overlap_days", sources.overlap_days, allow_zero=True, most=3660)
     positive("sources.retries", sources.retries, allow_zero=True, most=10)
-    for name in ("yahoo_base_url", "fred_base_url"):
+    for name in (kind.base_url_setting for kind in SOURCES.values() if kind.base_url_setting):
         url = getattr(sources, name)
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"setting 'sources.{name}' must be an http(s) URL, got {url!r}")
@@ -155,6 +158,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         raise ConfigError(f"setting 'schedule.timezone' must be an IANA time zone such as America/New_York, got {schedule.timezone!r}") from None
     if len(schedule.cron.split()) != 5:
         raise ConfigError(f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}")
+    _check_cron(schedule)
     positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours, most=24 * 31)
     positive("schedule.max_age_hours", schedule.max_age_hours, most=24 * 366)
     if model.cell not in (None, "rnn", "gru"):
@@ -178,6 +182,22 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
     if not 0 < forecast.level < 1:
         raise ConfigError(f"setting 'forecast.level' must be between 0 and 1 (e.g. 0.8), got {forecast.level!r}")
+
+
+def _check_cron(schedule: ScheduleSettings) -> None:
+    """The scheduler's own parser, so that what loads here is what `tickcast serve` runs."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    from .clock import utcnow
+
+    try:
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+    except ValueError as exc:
+        reason = (str(exc).splitlines() or ["invalid"])[0]
+        raise ConfigError(f"setting 'schedule.cron' is not a valid cron expression ({reason}), got "
+                          f"{schedule.cron!r}") from None
+    if trigger.get_next_fire_time(None, utcnow()) is None:  # e.g. February 31st
+        raise ConfigError(f"setting 'schedule.cron' never fires, got {schedule.cron!r}")
 
 
 def default_config_text() -> str:
@@ -249,11 +269,8 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     workers = workers or (os.cpu_count() or 1)
 
     sources = _section(SourceSettings, raw.get("sources", {}), "sources")
-    overrides = {}
-    if env.get(ENV_YAHOO_URL):
-        overrides["yahoo_base_url"] = env[ENV_YAHOO_URL]
-    if env.get(ENV_FRED_URL):
-        overrides["fred_base_url"] = env[ENV_FRED_URL]
+    overrides = {kind.base_url_setting: env[source_url_env(kind.name)] for kind in SOURCES.values()
+                 if kind.base_url_setting and env.get(source_url_env(kind.name))}
     if overrides:
         sources = SourceSettings(**{**sources.__dict__, **overrides})
     schedule = _section(ScheduleSettings, raw.get("schedule", {}), "schedule")
@@ -268,4 +285,4 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
 
 __all__ = ["Settings", "SeriesSpec", "SourceSettings", "ScheduleSettings", "ModelSettings",
            "ForecastSettings", "load_settings", "settings_from_dict", "default_config_text",
-           "FREQUENCIES", "SAMPLE_NAMES"]
+           "FREQUENCIES"]

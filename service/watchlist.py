@@ -8,9 +8,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checks import check_type, file_name
+from .checks import check_type
 from .errors import ConfigError
 from .keys import parse_key
+from .sources import SOURCES
 
 FREQUENCIES = ("B", "D", "W", "M", "Q", "A")
 
@@ -54,60 +55,41 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
         if limit is not None and len(values[key]) > limit:  # the column's size (PostgreSQL enforces it)
             raise ConfigError(f"setting {dotted!r} must be at most {limit} characters, got {len(values[key])}")
     source, symbol = parse_key(values["key"])
+    kind = SOURCES[source]
     values["key"] = f"{source}:{symbol}"
     freq = values.get("frequency")
     if freq is not None and freq not in FREQUENCIES:
         raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
-    if source == "csv":
-        if bool(values.get("path")) == bool(values.get("url")):
-            raise ConfigError(f"setting '{where}' ({values['key']}) needs exactly one of 'path' or 'url'")
-        url = values.get("url")
-        if url and not url.startswith(("http://", "https://")):
-            raise ConfigError(f"setting '{where}.url' must be an http(s) URL, got {url!r}")
-        for key in ("path", "url"):
-            file_name(f"{where}.{key}", values.get(key))
-        if values.get("path") and base_dir is not None and not os.path.isabs(values["path"]):
-            values["path"] = str(base_dir / values["path"])
-        values.setdefault("date_column", "date")
-        values.setdefault("value_column", "value")
-    else:
-        for key in ("path", "url", "date_column", "value_column", "date_format"):
-            if key in values:
-                raise ConfigError(f"setting '{where}.{key}' only applies to csv: series, not {values['key']}")
+    for key in values:  # a setting of another kind (csv's path on a Yahoo series) is a mistake
+        owners = [k.name for k in SOURCES.values() if key in k.series_settings]
+        if owners and key not in kind.series_settings:
+            owned = " or ".join(f"{name}:" for name in owners)
+            raise ConfigError(f"setting '{where}.{key}' only applies to {owned} series, not {values['key']}")
+    if kind.complete is not None:
+        kind.complete(values, where, base_dir)
     return with_source_defaults(SeriesSpec(source=source, symbol=symbol, **values))
 
 
-_SAMPLE_DEFAULTS = {
-    "sp500": dict(name="S&P 500 index (sample)", field="Adj Close", frequency="B", price=True),
-    "nasdaq": dict(name="NASDAQ Composite (sample)", field="Adj Close", frequency="B", price=True),
-    "wti": dict(name="WTI crude oil, USD/barrel (sample)", field="DCOILWTICO", frequency="B", price=True),
-    "core-cpi": dict(name="US core CPI index (sample)", field="CPILFESL", frequency="M", price=False),
-}
-
-
 def with_source_defaults(spec: SeriesSpec) -> SeriesSpec:
-    """Fill what a source implies: Yahoo prices are adjusted closes on trading days, and so on."""
+    """Fill in what its source implies (Yahoo prices are adjusted closes on trading days...); what
+    the config says wins."""
     explicit = {k: v for k, v in spec.__dict__.items() if v is not None}
-    if spec.source == "yahoo":
-        defaults = dict(field="Adj Close", frequency="B", price=True, name=spec.symbol)
-    elif spec.source == "sample":
-        defaults = dict(_SAMPLE_DEFAULTS[spec.symbol])
-    elif spec.source == "fred":
-        defaults = dict(field=spec.symbol, name=spec.symbol)
-    else:
-        defaults = dict(name=spec.symbol)
-    merged = {"price": False, **defaults, **explicit}
-    return SeriesSpec(**merged)
+    return SeriesSpec(**{"price": False, **SOURCES[spec.source].defaults(spec.symbol), **explicit})
 
 
 def watchlist_series(table: Any) -> list[SeriesSpec]:
     if not isinstance(table, dict):
-        raise ConfigError("setting 'watchlist' must be a table ([watchlist] with yahoo = [...], fred = [...], sample = [...])")
+        example = ", ".join(f"{k.name} = [...]" for k in SOURCES.values() if k.in_watchlist)
+        raise ConfigError(f"setting 'watchlist' must be a table ([watchlist] with {example})")
     specs = []
     for source, symbols in table.items():
         dotted = f"watchlist.{source}"
-        if source not in ("yahoo", "fred", "sample"):
-            raise ConfigError(f"unknown setting {dotted!r} (known: fred, sample, yahoo; csv series go in [[series]] tables)")
+        kind = SOURCES.get(source)
+        if kind is None or not kind.in_watchlist:
+            listed = sorted(k.name for k in SOURCES.values() if k.in_watchlist)
+            tables = " and ".join(k.name for k in SOURCES.values() if not k.in_watchlist)
+            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(listed)}; {tables} series go in "
+                              "[[series]] tables)")
         if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
             raise ConfigError(f"setting {dotted!r} must be a list of strings, got {symbols!r}")
         for symbol in symbols:

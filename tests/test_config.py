@@ -40,6 +40,12 @@ def test_environment_overrides(tmp_path):
     ({"forecast": {"level": 80}}, "setting 'forecast.level' must be between 0 and 1"),
     ({"schedule": {"timezone": "Mars/Olympus"}}, "setting 'schedule.timezone' must be an IANA time zone"),
     ({"schedule": {"cron": "every day"}}, "setting 'schedule.cron' must have five fields"),
+    ({"schedule": {"cron": "30 17 * * mon-fro"}},
+     "setting 'schedule.cron' is not a valid cron expression (Invalid weekday name \"fro\")"),
+    ({"schedule": {"cron": "99 17 * * *"}}, "setting 'schedule.cron' is not a valid cron expression (Error "
+                                           "validating expression '99': the last value (99) is higher than the "
+                                           "maximum value (59))"),
+    ({"schedule": {"cron": "0 0 31 2 *"}}, "setting 'schedule.cron' never fires, got '0 0 31 2 *'"),
     ({"sources": {"history_start": "yesterday"}}, "setting 'sources.history_start' must be an ISO date"),
     ({"sources": {"retries": -1}}, "setting 'sources.retries' must be >= 0"),
     ({"watchlist": {"yahoo": "SPY"}}, "setting 'watchlist.yahoo' must be a list of strings"),
@@ -103,3 +109,66 @@ def test_valid_keys(key, expected):
 def test_malformed_keys(key):
     with pytest.raises(ConfigError, match="malformed series key"):
         parse_key(key)
+
+
+def test_a_bad_cron_stops_every_command_naming_the_key(tmp_path, capsys):
+    """Not only `serve`: every command loads the config first, and the schedule is part of it."""
+    from tickcast.service.cli import build_parser, main
+
+    cfg = tmp_path / "bad-cron.toml"
+    cfg.write_text('[watchlist]\nsample = ["wti"]\n[schedule]\ncron = "30 17 * * mon-fro"\n')
+    db = tmp_path / "data" / "tickcast.db"
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    arguments = {"history": ["sample:wti"], "plot": ["sample:wti", "-o", str(tmp_path / "p.png")]}
+    for command in commands:
+        code = main(["--config", str(cfg), "--db", f"sqlite:///{db}", command, *arguments.get(command, [])])
+        err = capsys.readouterr().err
+        assert code == 1, (command, err)
+        assert err == ("tickcast: setting 'schedule.cron' is not a valid cron expression (Invalid weekday name "
+                       "\"fro\"), got '30 17 * * mon-fro'\n"), command
+    assert not db.parent.exists()  # nothing was created on the way
+
+
+def test_a_new_kind_of_source_is_one_registry_entry(monkeypatch, tmp_path):
+    """What a source module declares is all the keys, the watchlist, the [[series]] tables, the
+    environment overrides and the ingest stage need: register a kind and it works everywhere."""
+    import re
+
+    from tickcast.service.sources import SOURCES, SourceKind, make_source
+
+    built = []
+    kind = SourceKind(name="ecb", symbol=re.compile(r"[A-Z]{3}"), expected="a three-letter currency code",
+                      normalise=str.upper, defaults=lambda symbol: dict(name=f"EUR/{symbol}", frequency="B"),
+                      series_settings=("date_format",), base_url_setting="fred_base_url",
+                      build=lambda settings: built.append(settings) or "the source")
+    monkeypatch.setitem(SOURCES, "ecb", kind)
+    assert parse_key("ECB:usd") == ("ecb", "USD")
+    with pytest.raises(ConfigError, match=r"malformed series key 'ecb:dollars': expected a three-letter currency code"):
+        parse_key("ecb:dollars")
+    settings = settings_from_dict({"watchlist": {"ecb": ["usd"]},
+                                   "series": [{"key": "ecb:JPY", "date_format": "%Y", "price": True}]},
+                                  env={"TICKCAST_ECB_URL": "http://127.0.0.1:9/ecb"})
+    usd, jpy = settings.series
+    assert (usd.key, usd.name, usd.frequency, usd.price) == ("ecb:USD", "EUR/USD", "B", False)
+    assert (jpy.key, jpy.date_format, jpy.price) == ("ecb:JPY", "%Y", True)
+    assert settings.sources.fred_base_url == "http://127.0.0.1:9/ecb"  # its endpoint setting, from its env
+    with pytest.raises(ConfigError, match=r"'series\[0\].path' only applies to csv: series, not ecb:USD"):
+        settings_from_dict({"series": [{"key": "ecb:USD", "path": "x.csv"}]}, env={})
+    assert make_source("ecb", settings) == "the source" and built == [settings]
+    monkeypatch.delitem(SOURCES, "ecb")
+    with pytest.raises(ConfigError, match="unknown source 'ecb'"):
+        parse_key("ecb:USD")
+
+
+def test_the_sample_names_come_from_the_sample_module():
+    from importlib import resources
+
+    from tickcast.service.sources.sample import SAMPLES
+
+    for name, sample in SAMPLES.items():
+        assert resources.files("tickcast.service").joinpath("data", sample.file).is_file(), name
+        assert parse_key(f"sample:{name}") == ("sample", name)
+    (spec,) = settings_from_dict({"watchlist": {"sample": ["core-cpi"]}}, env={}).series
+    assert (spec.name, spec.field, spec.frequency, spec.price) == ("US core CPI index (sample)", "CPILFESL", "M", False)
+    with pytest.raises(ConfigError, match="expected one of " + ", ".join(SAMPLES)):
+        parse_key("sample:gold")

@@ -1,35 +1,39 @@
 """Sources: each turns a configured series into a DataFrame of ``ts`` (dates) and ``value``.
 
-The interface is one method, ``fetch(spec, since) -> DataFrame``; a source raises
-``SourceError`` with a reason a person can act on when it cannot deliver.
+Every source module declares one ``SOURCE`` (a :class:`SourceKind`): what its keys look like, what
+its series default to, which ``[[series]]`` settings it takes and how to build it. ``SOURCES`` is
+the registry that the keys, the watchlist, the config and the ingest stage read: a new kind of
+source is one module and one line below.
+
+A source is one method, ``fetch(spec, since) -> DataFrame``; it raises ``SourceError`` with a reason
+a person can act on when it cannot deliver. Source modules import pandas, requests and yfinance
+inside their functions: every command reads the config, and `tickcast health` must start fast.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from . import csvfile, fred, sample, yahoo
+from .kind import Source, SourceKind
 
-from ..config import SeriesSpec, Settings
+if TYPE_CHECKING:
+    from ..config import Settings
 
-
-class Source(Protocol):
-    def fetch(self, spec: SeriesSpec, since: "pd.Timestamp | None") -> pd.DataFrame:
-        """Observations on or after ``since`` (all history when None), oldest first."""
+SOURCES: dict[str, SourceKind] = {kind.name: kind for kind in (
+    yahoo.SOURCE,
+    fred.SOURCE,
+    csvfile.SOURCE,
+    sample.SOURCE,
+)}
 
 
 def make_source(kind: str, settings: Settings) -> Source:
-    """Build the source for one kind; Yahoo's is imported lazily (yfinance is slow to import)."""
-    if kind == "yahoo":
-        from .yahoo import YahooSource
-        return YahooSource(settings.sources, settings.data_dir)
-    if kind == "fred":
-        from .fred import FredSource
-        return FredSource(settings.sources)
-    if kind == "csv":
-        from .csvfile import CsvSource
-        return CsvSource(settings.sources)
-    if kind == "sample":
-        from .sample import SampleSource
-        return SampleSource()
-    raise ValueError(f"unknown source {kind!r}")
+    """Build the source for one kind of series."""
+    try:
+        return SOURCES[kind].build(settings)
+    except KeyError:
+        raise ValueError(f"unknown source {kind!r}") from None
+
+
+__all__ = ["SOURCES", "Source", "SourceKind", "make_source"]

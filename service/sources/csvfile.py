@@ -4,13 +4,19 @@ the config (optionally a strptime date format)."""
 from __future__ import annotations
 
 import io
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from ..checks import file_name
+from ..errors import ConfigError, SourceError
+from .kind import SourceKind
 
-from ..config import SeriesSpec, SourceSettings
-from ..errors import SourceError
-from .frames import check_complete, to_observations
-from .http import http_get
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import SeriesSpec, SourceSettings
 
 
 class CsvSource:
@@ -18,6 +24,8 @@ class CsvSource:
         self.settings = settings
 
     def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        from .http import http_get
+
         what = spec.key
         if spec.url:
             text = http_get(spec.url, self.settings, what).text
@@ -33,6 +41,10 @@ class CsvSource:
 
 
 def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+    import pandas as pd
+
+    from .frames import check_complete, to_observations
+
     what = spec.key
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -47,3 +59,29 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
         raise SourceError(f"{what}: column {twice[0]!r} appears more than once")
     check_complete(text, table, spec.date_column, spec.value_column, what)
     return to_observations(table[spec.date_column], table[spec.value_column], since, what, spec.date_format)
+
+
+def complete_entry(values: dict[str, Any], where: str, base_dir: Path | None) -> None:
+    """A csv: [[series]] table names exactly one file or http(s) URL; a relative path is relative to
+    the config file."""
+    if bool(values.get("path")) == bool(values.get("url")):
+        raise ConfigError(f"setting '{where}' ({values['key']}) needs exactly one of 'path' or 'url'")
+    url = values.get("url")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"setting '{where}.url' must be an http(s) URL, got {url!r}")
+    for key in ("path", "url"):
+        file_name(f"{where}.{key}", values.get(key))
+    if values.get("path") and base_dir is not None and not os.path.isabs(values["path"]):
+        values["path"] = str(base_dir / values["path"])
+
+
+SOURCE = SourceKind(
+    name="csv",
+    symbol=re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"),
+    expected="a name of letters, digits and _ . -",
+    defaults=lambda symbol: dict(name=symbol, date_column="date", value_column="value"),
+    series_settings=("path", "url", "date_column", "value_column", "date_format"),
+    complete=complete_entry,
+    in_watchlist=False,  # a file or URL to name: csv series go in [[series]] tables
+    build=lambda settings: CsvSource(settings.sources),
+)

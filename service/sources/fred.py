@@ -8,13 +8,16 @@ the second. FRED writes missing values as ``.`` or leaves the cell empty.
 from __future__ import annotations
 
 import io
+import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from ..config import SeriesSpec, SourceSettings
 from ..errors import SourceError
-from .frames import check_complete, to_observations
-from .http import http_get
+from .kind import SourceKind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import SeriesSpec, SourceSettings
 
 
 class FredSource:
@@ -22,6 +25,8 @@ class FredSource:
         self.settings = settings
 
     def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        from .http import http_get
+
         params = {"id": spec.symbol}
         if since is not None:
             params["cosd"] = since.strftime("%Y-%m-%d")  # FRED's "chart observation start date"
@@ -31,6 +36,10 @@ class FredSource:
 
 
 def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: str) -> pd.DataFrame:
+    import pandas as pd
+
+    from .frames import check_complete, to_observations
+
     if text.lstrip().startswith("<"):
         raise SourceError(f"{what}: FRED answered with a web page, not CSV (unknown series id?)")
     try:
@@ -43,3 +52,14 @@ def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: 
     value_column = series_id if series_id in columns else columns[1]
     check_complete(text, table, columns[0], value_column, what)
     return to_observations(table[columns[0]], table[value_column], since, what)
+
+
+SOURCE = SourceKind(
+    name="fred",
+    symbol=re.compile(r"[A-Za-z0-9_]{1,40}"),  # FRED series ids
+    expected="a FRED series id of letters, digits and _",
+    normalise=str.upper,  # FRED ignores case
+    defaults=lambda symbol: dict(name=symbol, field=symbol),
+    base_url_setting="fred_base_url",
+    build=lambda settings: FredSource(settings.sources),
+)

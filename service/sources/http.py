@@ -4,11 +4,14 @@ one-line reasons on failure."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import requests
 
-from ..config import SourceSettings
 from ..errors import SourceError
+
+if TYPE_CHECKING:
+    from ..config import SourceSettings
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 USER_AGENT = "tickcast (+https://github.com/tickcast)"

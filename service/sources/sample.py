@@ -4,26 +4,66 @@ tickcast works with no network at all. Dates in these files are US-style M/D/YYY
 from __future__ import annotations
 
 import gzip
+import re
+from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from ..config import SeriesSpec
 from ..errors import SourceError
-from .frames import to_observations
+from .kind import SourceKind
 
-FILES = {"sp500": "sp500.csv.gz", "nasdaq": "nasdaq.csv.gz", "wti": "wti.csv.gz", "core-cpi": "core-cpi.csv.gz"}
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import SeriesSpec
+
+
+@dataclass(frozen=True)
+class Sample:
+    file: str  # in service/data/
+    name: str
+    field: str  # the column forecast
+    frequency: str
+    price: bool
+
+
+# The bundled samples: the one list of their names.
+SAMPLES = {
+    "sp500": Sample("sp500.csv.gz", "S&P 500 index (sample)", "Adj Close", "B", True),
+    "nasdaq": Sample("nasdaq.csv.gz", "NASDAQ Composite (sample)", "Adj Close", "B", True),
+    "wti": Sample("wti.csv.gz", "WTI crude oil, USD/barrel (sample)", "DCOILWTICO", "B", True),
+    "core-cpi": Sample("core-cpi.csv.gz", "US core CPI index (sample)", "CPILFESL", "M", False),
+}
 
 
 def load_sample(name: str) -> pd.DataFrame:
     """The whole bundled file as read (all columns)."""
-    with resources.files("tickcast.service").joinpath("data", FILES[name]).open("rb") as raw, gzip.open(raw, "rt") as fh:
+    import pandas as pd
+
+    data = resources.files("tickcast.service").joinpath("data", SAMPLES[name].file)
+    with data.open("rb") as raw, gzip.open(raw, "rt") as fh:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 
 class SampleSource:
     def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        from .frames import to_observations
+
         table = load_sample(spec.symbol)
         if spec.field not in table.columns:
             raise SourceError(f"{spec.key}: no column {spec.field!r} (columns: {', '.join(table.columns[1:])})")
         return to_observations(table["Date"], table[spec.field], since, spec.key, date_format="%m/%d/%Y")
+
+
+def _defaults(symbol: str) -> dict:
+    sample = SAMPLES[symbol]
+    return dict(name=sample.name, field=sample.field, frequency=sample.frequency, price=sample.price)
+
+
+SOURCE = SourceKind(
+    name="sample",
+    symbol=re.compile("|".join(re.escape(name) for name in SAMPLES)),
+    expected="one of " + ", ".join(SAMPLES),
+    defaults=_defaults,
+    build=lambda settings: SampleSource(),
+)

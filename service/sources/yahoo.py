@@ -20,15 +20,17 @@ import os
 import re
 import time
 import warnings
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pandas as pd
-import requests
-
-from ..config import SeriesSpec, SourceSettings
 from ..errors import SourceError
-from .frames import to_observations
-from .http import root_cause
+from .kind import SourceKind
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import requests
+
+    from ..config import SeriesSpec, SourceSettings
 
 _configured_cache: str | None = None
 
@@ -48,22 +50,26 @@ def _yfinance(cache_dir: str):
     return yf
 
 
-class RedirectSession(requests.Session):
+def redirect_session(base_url: str) -> requests.Session:
     """A requests session that sends ``*.yahoo.com`` requests to ``base_url`` (path and query kept)."""
+    import requests
 
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url.rstrip("/")
+    base = base_url.rstrip("/")
 
-    def request(self, method, url, *args, **kwargs):
-        parts = urlsplit(url)
-        if (parts.hostname or "").endswith("yahoo.com"):
-            url = self.base_url + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return super().request(method, url, *args, **kwargs)
+    class RedirectSession(requests.Session):
+        def request(self, method, url, *args, **kwargs):
+            parts = urlsplit(url)
+            if (parts.hostname or "").endswith("yahoo.com"):
+                url = base + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            return super().request(method, url, *args, **kwargs)
+
+    return RedirectSession()
 
 
 def _network_failure(exc: BaseException) -> tuple[bool, str] | None:
     """(retry?, reason) for the network exceptions of requests and curl_cffi; None for others."""
+    from .http import root_cause
+
     names = {cls.__name__ for cls in type(exc).__mro__}
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 429:
@@ -87,10 +93,14 @@ class YahooSource:
         self.settings = settings
         self.cache_dir = os.path.join(data_dir, "yfinance-cache")
         if session is None and settings.yahoo_base_url:
-            session = RedirectSession(settings.yahoo_base_url)
+            session = redirect_session(settings.yahoo_base_url)
         self.session = session  # None: yfinance's own curl_cffi session, i.e. Yahoo itself
 
     def fetch(self, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.DataFrame:
+        import pandas as pd
+
+        from .frames import to_observations
+
         yf = _yfinance(self.cache_dir)
         from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError, YFTzMissingError
 
@@ -136,3 +146,15 @@ class YahooSource:
         if getattr(index, "tz", None) is not None:
             index = index.tz_localize(None)  # keep the exchange-local calendar date
         return to_observations(pd.Series(index), bars[spec.field].to_numpy(), since, what)
+
+
+SOURCE = SourceKind(
+    name="yahoo",
+    # Yahoo tickers: letters, digits and . - ^ = (BRK-B, ^GSPC, EURUSD=X, BTC-USD).
+    symbol=re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-^=]{0,19}|\^[A-Za-z0-9.\-=]{1,19}"),
+    expected="a Yahoo ticker of letters, digits and . - ^ = (at most 20 characters)",
+    normalise=str.upper,  # Yahoo ignores case
+    defaults=lambda symbol: dict(name=symbol, field="Adj Close", frequency="B", price=True),
+    base_url_setting="yahoo_base_url",
+    build=lambda settings: YahooSource(settings.sources, settings.data_dir),
+)

@@ -1,6 +1,6 @@
 """Bad input, generated: configs, command lines, series keys and CSV contents.
 
-The promise under test (DESIGN.md, "The command line"): bad input ends in a result or in one clear
+The promise under test (docs/architecture.md, "The command line"): bad input ends in a result or in one clear
 line on stderr starting with ``tickcast: `` and a non-zero exit, never a traceback, and never loses
 stored data. SQL-meaningful characters are inert: names are stored verbatim, keys are validated.
 
@@ -39,7 +39,8 @@ from tickcast.service.config import (FREQUENCIES, ForecastSettings, ModelSetting
 from tickcast.service.db import open_database
 from tickcast.service.errors import ConfigError, SourceError
 from tickcast.service.ingest import ingest
-from tickcast.service.keys import SOURCES, parse_key
+from tickcast.service.keys import parse_key
+from tickcast.service.sources import SOURCES as SOURCE_KINDS
 from tickcast.service.sources.csvfile import CsvSource
 
 from .conftest import seeded_subset
@@ -109,12 +110,14 @@ nasty_text = st.one_of(
 
 # --- series keys ----------------------------------------------------------------------------------
 
-DOCUMENTED = {  # the character sets the README and keys.py promise, restated independently
+DOCUMENTED = {  # the character sets the README and the source modules promise, restated independently
     "yahoo": re.compile(r"[A-Z0-9][A-Z0-9.\-^=]{0,19}|\^[A-Z0-9.\-=]{1,19}"),
     "fred": re.compile(r"[A-Z0-9_]{1,40}"),
     "csv": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"),
     "sample": re.compile(r"sp500|nasdaq|wti|core-cpi"),
 }
+
+SOURCES = tuple(SOURCE_KINDS)  # the registered kinds' names: yahoo, fred, csv, sample
 
 keys = st.one_of(
     st.text(max_size=30),

@@ -11,13 +11,14 @@ import time
 
 import pytest
 
+from tickcast.service.faults import POINTS
+
 from .conftest import SEED, seeded_subset
 from .scenario import (alive, children_of, crash_invariants, integrity, kill9, make_world, query, run_tickcast,
                        snapshot, start_tickcast)
 
 # Four series pass each point once per run (in the watchlist's order), the run ends once.
-KILL_POINTS = [f"{point}:{n}" for point in ("fetch", "ingest-write", "plan", "train", "store-fit",
-                                            "store-history", "store-forecasts") for n in (1, 2, 4)] + ["finish:1"]
+KILL_POINTS = [f"{point}:{n}" for point in POINTS if point != "finish" for n in (1, 2, 4)] + ["finish:1"]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def test_kill_9_at_a_crash_point_then_the_next_run_completes(kill_at, reference,
     env = make_world(tmp_path)
     crashed = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": kill_at})
     assert crashed.returncode == -signal.SIGKILL, f"{kill_at} was not reached: {crashed.stderr}"
+    assert crashed.stderr.splitlines()[-1] == f"tickcast: crash point {kill_at} reached: SIGKILL"  # that point
     assert crash_invariants(env) == []
     before = snapshot(env)
     # nothing committed before the crash disagrees with an uninterrupted run
@@ -55,6 +57,20 @@ def test_kill_9_at_a_crash_point_then_the_next_run_completes(kill_at, reference,
     statuses = [r[0] for r in query(env, "SELECT status FROM runs ORDER BY id")]
     assert statuses == ["failed", "ok"]
     ledger.record("crash: kill -9 at a crash point", survived=True, rows_lost=lost_rows(reference, after))
+
+
+def test_every_crash_point_is_reached_by_a_run_and_an_unknown_one_is_refused(tmp_path):
+    """Each name in faults.POINTS is a place a run really passes (a point no run reaches would make
+    its crash test vacuous), and a misspelt point is an error, not a run that is never killed."""
+    env = make_world(tmp_path)
+    for point in POINTS:
+        crashed = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": f"{point}:1"})
+        assert crashed.returncode == -signal.SIGKILL, (point, crashed.stderr)
+        assert crashed.stderr.splitlines()[-1] == f"tickcast: crash point {point}:1 reached: SIGKILL"
+    refused = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": "store:1"})
+    assert refused.returncode == 1
+    assert refused.stderr == ("tickcast: TICKCAST_KILL_AT names no crash point: 'store' (known: "
+                              + ", ".join(POINTS) + ")\n")
 
 
 @pytest.mark.parametrize("seed", seeded_subset(list(range(6)), 2))

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from . import faults, schema
 from .clock import utcnow
 from .db import write_transaction
+from .status import FitMode, FitStatus
 from .train import TrainResult
 
 
@@ -42,9 +43,9 @@ class FitRecord:
 
     run_id: int
     series_id: int
-    status: str  # ok, failed, skipped
+    status: FitStatus
     settings_hash: str
-    mode: str | None = None  # cold or warm
+    mode: FitMode | None = None
     warm_started_from: int | None = None
     cell: str | None = None
     train_start: date | None = None
@@ -80,12 +81,12 @@ def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> 
             backtest_n=int(bt["n"]) if "n" in bt else None, skill=_finite(skill),
             **{k: _finite(bt.get(k)) for k in ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse",
                                                "naive_smape", "naive_mase")})
-        if record.status == "failed":
+        if record.status == FitStatus.FAILED:
             values["error"] = result.error
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")
-        if record.status == "ok" and result is not None:
+        if record.status == FitStatus.OK and result is not None:
             conn.execute(sa.insert(schema.loss_history), [
                 dict(fit_id=fit_id, epoch=int(row["epoch"]), train_loss=row["train_loss"],
                      val_loss=_finite(row.get("val_loss")), grad_norm=_finite(row.get("grad_norm")),

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,12 +25,13 @@ from .config import SeriesSpec, Settings
 from .db import write_transaction
 from .errors import SourceError, TickcastError, UnknownSeries
 from .sources import Source, make_source
+from .status import FetchStatus
 
 
 @dataclass
 class IngestResult:
     key: str
-    status: str  # ok, failed
+    status: FetchStatus
     new_rows: int = 0
     revised_rows: int = 0
     total_rows: int = 0
@@ -203,7 +204,7 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
         _record_failure(engine, series_id, str(exc), now)
         with engine.connect() as conn:
             total = count_rows(conn, series_id)
-        return IngestResult(spec.key, "failed", total_rows=total, last_ts=last, error=str(exc),
+        return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=str(exc),
                             seconds=time.perf_counter() - started)
     note = "; ".join(notes) or None
     with write_transaction(engine) as conn:
@@ -218,27 +219,36 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
                                   .order_by(schema.observations.c.ts.desc()).limit(120)).scalars().all()
             values["frequency"] = infer_frequency(sorted(recent))
         conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id).values(**values))
-    return IngestResult(spec.key, "ok", new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started)
+    return IngestResult(spec.key, FetchStatus.OK, new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started)
 
 
-def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
-           progress: Callable[[int, int, IngestResult], None] | None = None,
-           sources: dict[str, Source] | None = None, stop=None) -> list[IngestResult]:
-    """Ingest the chosen series (all active ones by default), one after another. ``stop`` (an
-    Event) ends the loop between series."""
-    specs = select_specs(settings, keys)
-    ids = sync_series(engine, settings)
+def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec], ids: Mapping[str, int],
+                sources: dict[str, Source] | None = None, stop=None) -> Iterator[IngestResult]:
+    """Ingest stage: fetch and store ``specs`` (rows of the ``series`` table by key: ``ids``) one
+    after another, yielding each result. ``stop`` (an Event) ends it between series; ``sources``
+    replaces the source of a kind (benchmarks)."""
     sources = dict(sources or {})
-    results = []
-    for i, spec in enumerate(specs, 1):
+    for spec in specs:
         if stop is not None and stop.is_set():
-            break
+            return
         try:
             source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
             result = ingest_series(engine, spec, ids[spec.key], source, settings)
         except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
             _record_failure(engine, ids[spec.key], str(exc), utcnow())
-            result = IngestResult(spec.key, "failed", error=str(exc))
+            result = IngestResult(spec.key, FetchStatus.FAILED, error=str(exc))
+        yield result
+
+
+def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
+           progress: Callable[[int, int, IngestResult], None] | None = None,
+           sources: dict[str, Source] | None = None, stop=None) -> list[IngestResult]:
+    """``tickcast ingest``: the chosen series (all active ones by default), after bringing the
+    ``series`` table in line with the config."""
+    specs = select_specs(settings, keys)
+    ids = sync_series(engine, settings)
+    results = []
+    for i, result in enumerate(ingest_each(engine, settings, specs, ids, sources=sources, stop=stop), 1):
         results.append(result)
         if progress:
             progress(i, len(specs), result)

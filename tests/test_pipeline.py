@@ -269,3 +269,54 @@ def test_a_stop_request_after_the_last_series_is_not_a_failure(fresh_db, samples
     summary = run_cycle(engine, samples_settings(), stop=stop,
                         progress=lambda m: stop.set() if m.startswith("[train 2/2]") else None)
     assert not summary.stopped and summary.status == "ok"
+
+
+def _reads_during(engine, action):
+    """The SELECT statements the engine runs during ``action()``, by the table they read first."""
+    import re
+
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        table = re.search(r"\bFROM\s+(\w+)", statement)
+        if statement.lstrip().upper().startswith("SELECT") and table:
+            seen.append(table.group(1))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_run_reads_the_series_and_fits_tables_a_fixed_number_of_times(fresh_db, make_settings, db_url):
+    """The plan stage loads what it needs once: one read of the series table and two grouped reads of
+    fits, however many series; only each warm start reads its own weights."""
+    counts = {}
+    engine = fresh_db()
+    for samples in (["core-cpi"], ["core-cpi", "sp500", "wti"]):
+        settings = make_settings(f'[watchlist]\nsample = {samples!r}\n'.replace("'", '"') + FAST_MODEL,
+                                 db_url=db_url)
+        with write_transaction(engine) as conn:  # an empty database for each round
+            for name in ("forecasts", "loss_history", "fits", "observations", "runs", "series"):
+                conn.execute(sa.delete(schema.metadata.tables[name]))
+        reads = _reads_during(engine, lambda: run_cycle(engine, settings))
+        counts[len(samples)] = (reads.count("series"), reads.count("fits"))
+    assert counts[1] == counts[3], counts
+    series_reads, fits_reads = counts[3]
+    assert series_reads <= 3 and fits_reads == 2, counts  # sync (before and after) + plan; the fit states
+
+
+def test_the_status_words_are_the_documented_ones():
+    """The tables hold the words the README documents (people filter on them in SQL)."""
+    import re
+    from pathlib import Path
+
+    from tickcast.service.status import FitMode, FitStatus, RunStatus, Trigger
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    runs_row = next(line for line in readme.splitlines() if line.startswith("| `runs` |"))
+    documented = re.findall(r"`([a-z-]+)`", runs_row.split("|")[2])
+    assert documented == [*Trigger] + [*RunStatus]
+    assert [*FitStatus] == ["ok", "failed", "skipped"] and [*FitMode] == ["cold", "warm"]

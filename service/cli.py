@@ -1,7 +1,11 @@
 """The ``tickcast`` command line. Thin: each command parses, calls one library function, prints.
 
 Exit codes: 0 success; 1 an error (one line on stderr); 2 a usage error; 3 the job finished but
-some series failed (their reasons are in the output and in the ``series`` table).
+some series failed (their reasons are in the output and in the ``series`` table); 70 an internal
+error (a bug: one line, and the traceback with TICKCAST_DEBUG=1).
+
+Imports are lazy: `tickcast --help` needs none of SQLAlchemy, pandas or NumPy, and `tickcast health`
+(a container healthcheck, every few minutes) only SQLAlchemy and the config's checks.
 """
 
 from __future__ import annotations
@@ -12,14 +16,13 @@ import sys
 import textwrap
 from typing import Sequence
 
-import sqlalchemy as sa
-
 from . import __version__
 from .config import Settings, debug_enabled, load_settings
 from .errors import TickcastError
+from .status import FetchStatus, RunStatus, SeriesFit, Trigger
 from .tables import FORMATS, percent
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
 
 # User input quoted in an error (a path, an argument) may hold line breaks or other control
@@ -43,9 +46,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open(settings: Settings):
+    """The database of a write command: created or upgraded."""
     from .db import open_database
 
     return open_database(settings.db_url)
+
+
+def _open_existing(settings: Settings):
+    """The database of a read command: never created; one line when there is none."""
+    from .db import open_existing_database
+
+    return open_existing_database(settings.db_url)
 
 
 def _err(message: str) -> None:
@@ -76,15 +87,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     def progress(i: int, n: int, r) -> None:
         if n > 1:  # the reasons for failures follow the summary, one line each
-            detail = f"{r.new_rows} new row(s)" if r.status == "ok" else "failed"
+            detail = f"{r.new_rows} new row(s)" if r.status == FetchStatus.OK else r.status
             _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
 
     results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress)
     rows = [dict(key=r.key, new_rows=r.new_rows, total_rows=r.total_rows, last_ts=r.last_ts,
-                 status=r.status if r.status != "ok" or not r.note else f"ok ({r.note})")
+                 status=r.status if r.status != FetchStatus.OK or not r.note else f"{r.status} ({r.note})")
             for r in results]
     print(render(rows, ["key", "new_rows", "total_rows", "last_ts", "status"]))
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status == FetchStatus.FAILED]
     for r in failed:
         _err(f"tickcast: {r.error}")
     if failed and len(failed) == len(results):
@@ -120,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = _open(settings)
     stop = threading.Event()
     _install_stop_handlers(stop)
-    summary = run_cycle(engine, settings, trigger="manual", progress=None if args.quiet else _err, stop=stop,
+    summary = run_cycle(engine, settings, trigger=Trigger.MANUAL, progress=None if args.quiet else _err, stop=stop,
                         keys=args.keys or None)
     failed = [o for o in summary.outcomes if o.failed]
     try:
@@ -129,16 +140,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
-    counts = (f"{summary.count(lambda o: o.fit == 'trained')} trained, "
-              f"{summary.count(lambda o: o.fit == 'up-to-date')} up to date, "
-              f"{summary.count(lambda o: o.fit == 'skipped' and not o.failed)} skipped, {len(failed)} failed")
+    counts = (f"{summary.count(lambda o: o.fit == SeriesFit.TRAINED)} trained, "
+              f"{summary.count(lambda o: o.fit == SeriesFit.UP_TO_DATE)} up to date, "
+              f"{summary.count(lambda o: o.fit == SeriesFit.SKIPPED and not o.failed)} skipped, {len(failed)} failed")
     print(f"run {summary.run_id}: {summary.status} ({counts}) in {summary.seconds:.1f} s")
     for o in failed:
         _err(f"tickcast: {o.error}")
     if summary.stopped:
         _err(f"tickcast: run {summary.run_id} stopped early; finished series are stored, the next run does the rest")
         return EXIT_ERROR
-    return {"ok": EXIT_OK, "partial": EXIT_PARTIAL}.get(summary.status, EXIT_ERROR)
+    return {RunStatus.OK: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(summary.status, EXIT_ERROR)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -151,10 +162,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from .scheduler import health
+    from .queries import health
 
     settings = _settings(args)
-    engine = _open(settings)
+    engine = _open_existing(settings)
     ok, message = health(engine, settings)
     (print if ok else _err)(message if ok else f"tickcast: {message}")
     return EXIT_OK if ok else EXIT_ERROR
@@ -164,7 +175,7 @@ def cmd_forecasts(args: argparse.Namespace) -> int:
     from .queries import latest_forecasts
     from .tables import render
 
-    engine = _open(_settings(args))
+    engine = _open_existing(_settings(args))
     rows = latest_forecasts(engine, args.key)
     if args.format == "table":
         print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS))
@@ -177,7 +188,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .queries import loss_history
     from .tables import render
 
-    engine = _open(_settings(args))
+    engine = _open_existing(_settings(args))
     fit, rows = loss_history(engine, args.key)
     if args.format == "table":
         print(f"fit {fit.id} of {args.key}: {fit.mode} {fit.cell}, {fit.epochs} epochs (best {fit.best_epoch}), "
@@ -187,10 +198,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plot import plot_series
+    from .plot import plot_series, require_matplotlib
 
-    engine = _open(_settings(args))
-    path = plot_series(engine, args.key, args.output, points=args.points)
+    settings = _settings(args)
+    require_matplotlib()
+    path = plot_series(_open_existing(settings), args.key, args.output, points=args.points)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -313,12 +325,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TickcastError as exc:
         _err(f"tickcast: {exc}")
         return EXIT_ERROR
-    except sa.exc.SQLAlchemyError as exc:
-        if debug_enabled():
-            raise
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        _err(f"tickcast: database error: {reason}")
-        return EXIT_ERROR
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
@@ -327,17 +333,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except OSError as exc:
-        if debug_enabled():
-            raise
-        _err(f"tickcast: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
-        return EXIT_ERROR
     except Exception as exc:
         if debug_enabled():
             raise
+        if _is_database_error(exc):
+            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+            _err(f"tickcast: database error: {reason}")
+            return EXIT_ERROR
+        if isinstance(exc, OSError):
+            _err(f"tickcast: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            return EXIT_ERROR
         detail = (str(exc).splitlines() or [""])[0][:200]
         _err(f"tickcast: internal error: {type(exc).__name__}: {detail} (set TICKCAST_DEBUG=1 for the traceback)")
-        return 70
+        return EXIT_INTERNAL
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    sqlalchemy = sys.modules.get("sqlalchemy")  # not imported yet: it cannot be one of its errors
+    return sqlalchemy is not None and isinstance(exc, sqlalchemy.exc.SQLAlchemyError)
 
 
 if __name__ == "__main__":

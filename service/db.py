@@ -4,23 +4,27 @@ SQLite (the default) is opened in WAL mode with a busy timeout and foreign keys 
 the write lock up front (``BEGIN IMMEDIATE``) so that a reader-turned-writer never hits SQLite's
 instant "database is locked" on lock upgrade; readers use plain deferred transactions and never
 block the writer. PostgreSQL runs the same code through psycopg 3.
+
+Write commands open the database with ``open_database`` (created if missing, upgraded to the newest
+schema); read commands with ``open_existing_database``, which never creates one. Alembic is imported
+only when a migration runs: it costs a read command like `tickcast health` a third of a second.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 from contextlib import contextmanager
 from importlib import resources
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import DatabaseError
+from .errors import DatabaseError, NoDatabase
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "tickcast_write"
@@ -45,13 +49,23 @@ def describe(engine_or_url: Engine | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; for SQLite files the parent directory is created if missing."""
+def sqlite_file(url: str | sa.URL) -> str | None:
+    """The file of a SQLite URL (None: not SQLite, in memory, or a ``file:`` URI)."""
+    parsed = normalize_url(url) if isinstance(url, str) else url
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return database
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine for ``url``; for SQLite files the parent directory is created if missing (unless
+    ``create`` is False)."""
     parsed = normalize_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if create and sqlite_file(parsed):
         parent = os.path.dirname(os.path.abspath(database))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -88,6 +102,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 # --- migrations ---------------------------------------------------------------------------------
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("tickcast.migrations")))
     if connection is not None:
@@ -96,12 +112,33 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest migration's revision, read from the migration files' ``revision`` and
+    ``down_revision`` lines without importing Alembic (a test holds it to Alembic's own answer)."""
+    parents: dict[str, tuple] = {}
+    for script in resources.files("tickcast.migrations").joinpath("versions").iterdir():
+        if not script.name.endswith(".py") or script.name.startswith("__"):
+            continue
+        assigned = {}
+        for node in ast.parse(script.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
+                getattr(node, "target", None)
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
+                assigned[target.id] = ast.literal_eval(node.value)
+        down = assigned.get("down_revision")
+        parents[assigned["revision"]] = down if isinstance(down, tuple) else (down,)
+    heads = set(parents) - {parent for downs in parents.values() for parent in downs}
+    if len(heads) != 1:
+        raise DatabaseError(f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}); expected one")
+    return heads.pop()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision stored in the database (None: no tickcast schema yet)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return versions[0] if len(versions) == 1 else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
@@ -109,6 +146,8 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
     On SQLite the migration runs inside ``BEGIN IMMEDIATE``, so two processes upgrading a new
     database at once serialise instead of both creating tables."""
+    from alembic import command
+
     before = current_revision(engine)
     head = head_revision()
     if before == head and revision == "head":
@@ -120,17 +159,42 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
+    from alembic import command
+
     with engine.execution_options(**{_WRITE: True}).connect() as conn:
         command.downgrade(alembic_config(conn), revision)
         conn.commit()
 
 
 def open_database(url: str) -> Engine:
-    """Engine for ``url`` with the schema upgraded to head: what every command starts with."""
+    """Engine for ``url`` with the schema created or upgraded to head: what write commands start with."""
     engine = make_engine(url)
     try:
         upgrade(engine)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {describe(url)}: {exc.orig}") from None
+    return engine
+
+
+def open_existing_database(url: str) -> Engine:
+    """Engine for a database tickcast has already created (upgraded to head if older): what read
+    commands start with. Raises NoDatabase, and creates nothing, when there is none."""
+    missing = "run 'tickcast init' or 'tickcast run' first"
+    path = sqlite_file(url)
+    if path is not None and not os.path.exists(path):
+        raise NoDatabase(f"no database at {path}: {missing}")
+    engine = make_engine(url, create=False)
+    try:
+        revision = current_revision(engine)
+        if revision is None:
+            raise NoDatabase(f"no tickcast tables in {path or describe(url)}: {missing}")
+        if revision != head_revision():
+            upgrade(engine)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {describe(url)}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
     return engine

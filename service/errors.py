@@ -19,3 +19,7 @@ class UnknownSeries(TickcastError):
 
 class DatabaseError(TickcastError):
     """The database cannot be opened, upgraded or written."""
+
+
+class NoDatabase(DatabaseError):
+    """A read command pointed at a database that does not exist (read commands never create one)."""

@@ -1,5 +1,9 @@
 """``tickcast plot``: the recent series with its forecast and interval, and the loss curve of the fit
-that made it. Rendered with matplotlib's Agg backend (no display needed)."""
+that made it. Rendered with matplotlib's Agg backend (no display needed).
+
+matplotlib is the ``plot`` extra (``pip install 'tickcast[plot]'``; the Docker image has it): it is
+the largest dependency and nothing else draws, so it is imported here and only here.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,48 @@ from sqlalchemy.engine import Engine
 from .errors import TickcastError
 from .queries import latest_forecasts, loss_history, recent_observations, resolve_series
 
+MISSING = "tickcast plot needs matplotlib: pip install 'tickcast[plot]'"
+
+
+def require_matplotlib() -> None:
+    """Fail with one line, before any work, when the plot extra is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":  # matplotlib is there but broken: not a missing extra
+            raise
+        raise TickcastError(MISSING) from None
+
 
 def plot_series(engine: Engine, key: str, path: str, points: int = 250) -> Path:
+    """Draw ``key``'s newest ``points`` observations, forecast and loss curve into the PNG ``path``."""
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise TickcastError(f"plot output must be a .png file, got {path!r}")
+    fig = draw_series(engine, key, points)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return out
+
+
+def draw_series(engine: Engine, key: str, points: int = 250):
+    """The figure of ``tickcast plot`` (a matplotlib Figure; close it when done)."""
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     series = resolve_series(engine, key)
     forecasts = latest_forecasts(engine, series.key)
     fit, history = loss_history(engine, series.key)
     observed = recent_observations(engine, series.id, points)
-    out = Path(path)
-    if out.suffix.lower() != ".png":
-        raise TickcastError(f"plot output must be a .png file, got {path!r}")
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), gridspec_kw={"height_ratios": [3, 2]},
                                       constrained_layout=True)
@@ -35,21 +67,30 @@ def plot_series(engine: Engine, key: str, path: str, points: int = 250) -> Path:
              color="#d62728", ms=3, lw=1.2, label="forecast")
     top.fill_between(targets, [f["lower"] for f in forecasts], [f["upper"] for f in forecasts], color="#d62728",
                      alpha=0.2, label=f"{last['level']:.0%} interval")
-    skill = "" if last["skill"] is None else f" — backtest skill vs naive {last['skill']:+.1%}"
-    top.set_title(f"{series.key} ({series.name}){skill}")
+    # The name often carries its own brackets ("S&P 500 index (sample)"): the key goes after a dash.
+    title = series.key if not series.name or series.name == series.symbol else f"{series.name} — {series.key}"
+    skill = "" if last["skill"] is None else f"; backtest skill vs the naive forecast {last['skill']:+.1%}"
+    top.set_title(title + skill)
+    top.set_ylabel(series.field or "value")  # the column forecast: Adj Close, a FRED id, the CSV's value
     top.legend(loc="upper left")
     top.grid(alpha=0.3)
 
     epochs = [h["epoch"] for h in history]
     bottom.plot(epochs, [h["train_loss"] for h in history], "o-", ms=3, label="train loss")
-    if any(h["val_loss"] is not None for h in history):
+    has_val = any(h["val_loss"] is not None for h in history)
+    if has_val:
         bottom.plot(epochs, [h["val_loss"] for h in history], "s-", ms=3, label="validation loss")
+    if fit.best_epoch is not None:
+        # The weights kept are the best epoch's (early stopping), not the last one's.
+        best = next((h for h in history if h["epoch"] == fit.best_epoch), None)
+        bottom.axvline(fit.best_epoch, color="#2ca02c", ls="--", lw=1, label=f"best epoch {fit.best_epoch} (its weights are kept)")
+        if best is not None:
+            loss = best["val_loss"] if has_val and best["val_loss"] is not None else best["train_loss"]
+            bottom.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_xlabel("epoch (0 = before the first update)")
     bottom.set_ylabel("MSE (scaled)")
     bottom.set_title(f"fit {fit.id}: {fit.mode} {fit.cell}, {fit.epochs} epochs")
     bottom.legend()
     bottom.grid(alpha=0.3)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return fig

@@ -3,15 +3,17 @@ public tables and the ``latest_forecasts`` view, the same ones a person would ty
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import schema
-from .clock import as_utc
+from .clock import as_utc, utcnow
+from .config import Settings
 from .errors import TickcastError
 from .keys import parse_key
+from .status import COMPLETED_RUNS, FitStatus
 
 
 class NothingStored(TickcastError):
@@ -28,25 +30,45 @@ def resolve_series(engine: Engine, key: str) -> sa.Row:
     return row
 
 
+RUN_FIRST = "run 'tickcast run' (or wait for the scheduled run) first"
+
+
+def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
+    """Why a series has no successful fit: its last fetch failed (with nothing stored, or nothing
+    new since), its newest fit was skipped or failed, or no run has reached it yet."""
+    if series.last_error:
+        reason = series.last_error.removeprefix(f"{series.key}: ")  # the stored reason starts with the key
+        return f"its last fetch failed: {reason}"
+    fits = schema.fits
+    with engine.connect() as conn:
+        newest = conn.execute(sa.select(fits.c.status, fits.c.error).where(fits.c.series_id == series.id)
+                              .order_by(fits.c.id.desc()).limit(1)).first()
+    if newest is not None and newest.status != FitStatus.OK and newest.error:
+        return f"its newest fit {'was skipped' if newest.status == FitStatus.SKIPPED else 'failed'}: {newest.error}"
+    return RUN_FIRST
+
+
 def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
     view = schema.latest_forecasts
     query = sa.select(view).order_by(view.c.series_key, view.c.step)
-    if key is not None:
-        query = query.where(view.c.series_key == resolve_series(engine, key).key)
+    series = resolve_series(engine, key) if key is not None else None
+    if series is not None:
+        query = query.where(view.c.series_key == series.key)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
         row["fitted_at"] = as_utc(row["fitted_at"])
     if not rows:
-        raise NothingStored("no forecasts yet" + (f" for {key}" if key else "") +
-                            ": run 'tickcast run' (or wait for the scheduled run) first")
+        if series is None:
+            raise NothingStored(f"no forecasts yet: {RUN_FIRST}")
+        raise NothingStored(f"no forecasts yet for {series.key}: {why_nothing_yet(engine, series)}")
     return rows
 
 
 def latest_fit(engine: Engine, series_id: int) -> sa.Row | None:
     fits = schema.fits
     with engine.connect() as conn:
-        return conn.execute(sa.select(fits).where(fits.c.series_id == series_id, fits.c.status == "ok")
+        return conn.execute(sa.select(fits).where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK)
                             .order_by(fits.c.id.desc()).limit(1)).first()
 
 
@@ -54,7 +76,7 @@ def loss_history(engine: Engine, key: str) -> tuple[sa.Row, list[dict]]:
     series = resolve_series(engine, key)
     fit = latest_fit(engine, series.id)
     if fit is None:
-        raise NothingStored(f"no successful fit yet for {series.key}: run 'tickcast run' first")
+        raise NothingStored(f"no successful fit yet for {series.key}: {why_nothing_yet(engine, series)}")
     lh = schema.loss_history
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(
@@ -74,7 +96,7 @@ def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tupl
 def last_completed_run(engine: Engine) -> sa.Row | None:
     runs = schema.runs
     with engine.connect() as conn:
-        return conn.execute(sa.select(runs).where(runs.c.status.in_(("ok", "partial")))
+        return conn.execute(sa.select(runs).where(runs.c.status.in_(COMPLETED_RUNS))
                             .order_by(runs.c.id.desc()).limit(1)).first()
 
 
@@ -83,5 +105,21 @@ def completed_run_since(engine: Engine, since: datetime) -> bool:
     runs = schema.runs
     with engine.connect() as conn:
         started = conn.execute(sa.select(sa.func.max(runs.c.started_at))
-                               .where(runs.c.status.in_(("ok", "partial")))).scalar()
+                               .where(runs.c.status.in_(COMPLETED_RUNS))).scalar()
     return started is not None and as_utc(started) >= since
+
+
+def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
+    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours``."""
+    now = now or utcnow()
+    run = last_completed_run(engine)
+    if run is None:
+        return False, "unhealthy: no completed run yet"
+    finished = as_utc(run.finished_at)
+    age = now - finished
+    limit = timedelta(hours=settings.schedule.max_age_hours)
+    hours = age.total_seconds() / 3600
+    if age > limit:
+        return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
+                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}")
+    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago"

@@ -26,7 +26,8 @@ from .clock import as_utc, utcnow
 from .config import Settings
 from .lease import RunInProgress
 from .pipeline import run_cycle
-from .queries import completed_run_since, last_completed_run
+from .queries import completed_run_since
+from .status import Trigger
 
 log = logging.getLogger("tickcast.serve")
 
@@ -54,22 +55,6 @@ def needs_catch_up(engine: Engine, settings: Settings, now: datetime | None = No
     return missed
 
 
-def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours``."""
-    now = now or utcnow()
-    run = last_completed_run(engine)
-    if run is None:
-        return False, "unhealthy: no completed run yet"
-    finished = as_utc(run.finished_at)
-    age = now - finished
-    limit = timedelta(hours=settings.schedule.max_age_hours)
-    hours = age.total_seconds() / 3600
-    if age > limit:
-        return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}")
-    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago"
-
-
 class Service:
     """The daemon: a scheduler plus the one job it runs. ``stop()`` may come from a signal handler."""
 
@@ -83,10 +68,10 @@ class Service:
         self.scheduler = BlockingScheduler(
             timezone=settings.schedule.timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace})
-        self.scheduler.add_job(self.job, cron_trigger(settings), args=["schedule"], id="daily-run",
+        self.scheduler.add_job(self.job, cron_trigger(settings), args=[Trigger.SCHEDULE], id="daily-run",
                                name="daily run")
 
-    def job(self, trigger: str) -> None:
+    def job(self, trigger: Trigger) -> None:
         if self.stop_event.is_set():
             return
         with self.job_lock:
@@ -117,10 +102,10 @@ class Service:
     def serve(self, run_now: bool = False) -> int:
         missed = needs_catch_up(self.engine, self.settings)
         if run_now:
-            self.scheduler.add_job(self.job, args=["manual"], next_run_time=utcnow(), id="run-now")
+            self.scheduler.add_job(self.job, args=[Trigger.MANUAL], next_run_time=utcnow(), id="run-now")
         elif missed is not None:
             log.info("catching up the run scheduled for %s", missed.isoformat())
-            self.scheduler.add_job(self.job, args=["catch-up"], next_run_time=utcnow(), id="catch-up")
+            self.scheduler.add_job(self.job, args=[Trigger.CATCH_UP], next_run_time=utcnow(), id="catch-up")
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.stop)
         trigger = cron_trigger(self.settings)

@@ -126,3 +126,139 @@ def test_unwritable_database_directory_is_a_clear_error(tmp_path, config_file):
     assert done.returncode == 1
     assert done.stderr.startswith("tickcast: cannot create the database directory")
     assert done.stderr.count("\n") == 1
+
+
+# --- read commands never create a database ----------------------------------------------------
+
+READ_COMMANDS = [["forecasts"], ["forecasts", "sample:core-cpi"], ["history", "sample:core-cpi"], ["health"],
+                 ["plot", "sample:core-cpi", "-o", "out.png"]]
+
+
+@pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
+def test_read_commands_without_a_database_say_so_and_create_nothing(argv, tmp_path, config_file, capsys,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "not" / "yet" / "tickcast.db"
+    code = main(["--config", str(config_file), "--db", f"sqlite:///{missing}", *argv])
+    assert code == 1
+    assert capsys.readouterr().err == (f"tickcast: no database at {missing}: run 'tickcast init' or "
+                                       "'tickcast run' first\n")
+    assert not (tmp_path / "not").exists() and not (tmp_path / "out.png").exists()
+    # the default location too (TICKCAST_DATA_DIR): no directory, no file
+    monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path / "data"))
+    assert main(["--config", str(config_file), *argv]) == 1
+    assert "tickcast: no database at " + str(tmp_path / "data" / "tickcast.db") in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_read_commands_on_an_empty_file_or_database_create_no_tables(tmp_path, config_file, capsys, db_url):
+    """An empty SQLite file, or an empty PostgreSQL database: not a tickcast database yet, and a
+    read command does not make it one. A write command then does."""
+    import sqlalchemy as sa
+
+    if db_url.startswith("sqlite"):
+        (tmp_path / "tickcast.db").touch()
+    for argv in READ_COMMANDS:
+        assert main(["--config", str(config_file), "--db", db_url, *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tickcast: no tickcast tables in ") and err.endswith(
+            ": run 'tickcast init' or 'tickcast run' first\n"), err
+    engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert main(["--config", str(config_file), "--db", db_url, "init"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config_file), "--db", db_url, "health"]) == 1
+    assert capsys.readouterr().err == "tickcast: unhealthy: no completed run yet\n"
+
+
+def test_a_read_command_upgrades_an_older_database(tmp_path, config_file, capsys, sqlite_url):
+    from tickcast.service.db import current_revision, downgrade, head_revision, make_engine, open_database
+
+    engine = open_database(sqlite_url)
+    downgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    assert main(["--config", str(config_file), "--db", sqlite_url, "forecasts"]) == 1
+    assert "no forecasts yet" in capsys.readouterr().err
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_path, capsys, sqlite_url,
+                                                                           make_series):
+    make_series("short", [float(v) for v in range(1, 11)])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[watchlist]\nfred = ["DGS10"]\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n'
+                   '[sources]\nretries = 0\nfred_base_url = "http://127.0.0.1:9/fredgraph.csv"\n')
+    assert main(["--config", str(cfg), "--db", sqlite_url, "-q", "run"]) == 1  # every runnable series failed
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "fred:dgs10"]) == 1
+    assert capsys.readouterr().err == ("tickcast: no forecasts yet for fred:DGS10: its last fetch failed: cannot "
+                                       "connect to http://127.0.0.1:9/fredgraph.csv (connection refused)\n")
+    assert main(["--config", str(cfg), "--db", sqlite_url, "history", "fred:DGS10"]) == 1
+    assert capsys.readouterr().err.startswith("tickcast: no successful fit yet for fred:DGS10: its last fetch "
+                                              "failed: cannot connect to")
+    assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "csv:short"]) == 1
+    assert capsys.readouterr().err == ("tickcast: no forecasts yet for csv:short: its newest fit was skipped: too "
+                                       "short to train: 10 observation(s), the minimum is 24\n")
+
+
+# --- matplotlib is the plot extra -------------------------------------------------------------
+
+def without_matplotlib(*argv: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    """The real command in a Python where ``import matplotlib`` fails as it does when the plot extra
+    is not installed (ModuleNotFoundError, name 'matplotlib')."""
+    code = ("import sys; sys.modules['matplotlib'] = None; from tickcast.service.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=300)
+
+
+def test_without_the_plot_extra_only_plot_fails_with_one_line(tmp_path, config_file):
+    env = {"TICKCAST_CONFIG": str(config_file), "TICKCAST_DATA_DIR": str(tmp_path / "data"),
+           "TICKCAST_WORKERS": "1"}
+    for argv in (["run", "-q"], ["forecasts"], ["history", "csv:alpha"], ["health"]):
+        done = without_matplotlib(*argv, env=env, cwd=tmp_path)
+        assert done.returncode == 0, (argv, done.stderr)
+    plotted = without_matplotlib("plot", "csv:alpha", "-o", "alpha.png", env=env, cwd=tmp_path)
+    assert plotted.returncode == 1
+    assert plotted.stderr == "tickcast: tickcast plot needs matplotlib: pip install 'tickcast[plot]'\n"
+    assert not (tmp_path / "alpha.png").exists()
+    # the same command with matplotlib installed draws
+    assert run_cli("plot", "csv:alpha", "-o", "alpha.png", env=env, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "alpha.png").stat().st_size > 0
+
+
+
+def test_the_plot_labels_its_axes_and_marks_the_best_epoch(tmp_path, config_file, capsys, sqlite_url, monkeypatch):
+    from matplotlib.ticker import MaxNLocator
+
+    from tickcast.service.db import open_existing_database
+    from tickcast.service.plot import draw_series
+
+    monkeypatch.setenv("TICKCAST_WORKERS", "1")
+    assert main(["--config", str(config_file), "--db", sqlite_url, "-q", "run"]) == 0
+    engine = open_existing_database(sqlite_url)
+    for key, value_label in (("sample:core-cpi", "CPILFESL"), ("csv:alpha", "value")):
+        fig = draw_series(engine, key)
+        top, bottom = fig.axes
+        title = top.get_title()
+        assert key in title and "((" not in title and "))" not in title, title
+        assert top.get_ylabel() == value_label and bottom.get_ylabel() and bottom.get_xlabel().startswith("epoch")
+        assert isinstance(bottom.xaxis.get_major_locator(), MaxNLocator)
+        ticks = [t for t in bottom.get_xticks() if bottom.get_xlim()[0] <= t <= bottom.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        best = [line for line in bottom.get_lines() if "best epoch" in (line.get_label() or "")]
+        with engine.connect() as conn:
+            best_epoch = conn.exec_driver_sql(
+                "SELECT f.best_epoch FROM fits f JOIN series s ON s.id = f.series_id WHERE s.key = ?",
+                (key,)).scalar_one()
+        assert len(best) == 1 and list(best[0].get_xdata()) == [best_epoch, best_epoch]
+        fig.clf()
+    engine.dispose()
+    assert main(["--config", str(config_file), "--db", sqlite_url, "plot", "sample:core-cpi", "-o",
+                 str(tmp_path / "cpi.png")]) == 0
+    assert (tmp_path / "cpi.png").read_bytes()[:4] == b"\x89PNG"

@@ -81,3 +81,11 @@ def test_malformed_database_url_is_one_clear_error():
         db.make_engine("not a url")
     with pytest.raises(DatabaseError, match="unsupported database 'mysql'"):
         db.make_engine("mysql://localhost/x")
+
+
+def test_the_head_revision_read_from_the_files_is_alembics():
+    """db.head_revision reads the migration files without importing Alembic (read commands start
+    faster); it must name the head Alembic itself finds."""
+    from alembic.script import ScriptDirectory
+
+    assert db.head_revision() == ScriptDirectory.from_config(db.alembic_config()).get_current_head()

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from tickcast.service import schema
 from tickcast.service.db import open_database, write_transaction
 from tickcast.service.lease import acquire
-from tickcast.service.scheduler import Service, cron_trigger, health, last_fire_time, needs_catch_up
+from tickcast.service.queries import health
+from tickcast.service.scheduler import Service, cron_trigger, last_fire_time, needs_catch_up
 
 from .test_cli import run_cli, tickcast_executable
 
@@ -193,6 +194,7 @@ def test_run_beside_a_running_run_is_refused(workdir):
 
 def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     tmp_path, env = workdir
+    assert run_cli("init", env=env).returncode == 0
     empty = run_cli("forecasts", env=env)
     assert empty.returncode == 1 and empty.stderr.strip() == (
         "tickcast: no forecasts yet: run 'tickcast run' (or wait for the scheduled run) first")

@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY models ./models
 COPY migrations ./migrations
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[browse,postgres]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[browse,plot,postgres]"
 
 # --- run: the wheels installed, nothing else (no compilers, no test or benchmark extras) ---
 FROM python:3.12-slim
@@ -19,7 +19,7 @@ RUN apt-get update \
     && mkdir /data /config \
     && chown tickcast:tickcast /data
 COPY --from=build /wheels /tmp/wheels
-RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels "tickcast[browse,postgres]" \
+RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels "tickcast[browse,plot,postgres]" \
     && rm -rf /tmp/wheels
 ENV PYTHONUNBUFFERED=1 \
     TZ=America/New_York \

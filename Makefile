@@ -13,8 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# With the plot extra, so that every command in the README works from the checkout.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[plot]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -190,6 +190,7 @@ def test_dockerfile_matches_the_package_metadata():
         named |= set(group.split(","))
     assert named and named <= extras, f"Dockerfile names extras {named - extras} that pyproject.toml lacks"
     assert not named & {"dev", "bench"}, "the image must not carry test or benchmark extras"
+    assert "plot" in named, "the image keeps `tickcast plot` (matplotlib is the plot extra)"
     assert 'CMD ["tickcast", "serve"]' in dockerfile and "tickcast" in project["scripts"]
     for package in ("service", "models", "migrations"):
         assert f"COPY {package} ./{package}" in dockerfile

@@ -35,6 +35,11 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
     top_level = {name.split("/", 1)[0] for name in names if not name.startswith("tickcast-")}
     assert top_level == {"tickcast"}, top_level
     assert not any("/_tickcast/" in name for name in names)
+    # matplotlib (the largest dependency) comes only with the plot extra
+    (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    requires = [line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist: matplotlib")]
+    assert requires and all('extra == "plot"' in line for line in requires), requires
     # unpack it elsewhere and run it from there (the checkout is not on the path)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -44,6 +44,7 @@ test-reliability: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q tests/reliability --run-slow
 
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/daily_run.py
 	$(BIN)/python bench/accuracy.py

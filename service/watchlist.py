@@ -3,7 +3,6 @@ each completed with what its source implies (Yahoo prices are adjusted closes on
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any

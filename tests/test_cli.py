@@ -175,7 +175,7 @@ def test_read_commands_on_an_empty_file_or_database_create_no_tables(tmp_path, c
 
 
 def test_a_read_command_upgrades_an_older_database(tmp_path, config_file, capsys, sqlite_url):
-    from tickcast.service.db import current_revision, downgrade, head_revision, make_engine, open_database
+    from tickcast.service.db import current_revision, downgrade, head_revision, open_database
 
     engine = open_database(sqlite_url)
     downgrade(engine, "0001")

@@ -163,8 +163,8 @@ def _store_trained(engine: Engine, plan: Plan, result: TrainResult, outcome: Ser
     ok = result.status == FitStatus.OK
     plan.record.status = FitStatus.OK if ok else FitStatus.FAILED
     outcome.fit_id = store_fit(engine, plan.record, result)
-    outcome.fit, outcome.mode, outcome.seconds = (SeriesFit.TRAINED if ok else SeriesFit.FAILED), plan.record.mode, \
-        result.seconds
+    outcome.fit = SeriesFit.TRAINED if ok else SeriesFit.FAILED
+    outcome.mode, outcome.seconds = plan.record.mode, result.seconds
     if not ok:
         outcome.error = result.error
 

@@ -71,11 +71,18 @@ def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tupl
     return [(r.ts, r.value) for r in reversed(rows)]
 
 
-def last_completed_run(engine: Engine) -> sa.Row | None:
-    runs = schema.runs
+def last_verdict_run(engine: Engine) -> sa.Row | None:
+    """The newest run that went through all its series: ok, partial, or failed with every series
+    that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
+    nothing about the sources or the models."""
+    c = schema.runs.c
+    every_series_failed = sa.and_(c.status == "failed", c.series_failed > 0, c.series_ok == 0,
+                                  c.series_ok + c.series_failed + c.series_skipped == c.series_total)
     with engine.connect() as conn:
-        return conn.execute(sa.select(runs).where(runs.c.status.in_(("ok", "partial")))
-                            .order_by(runs.c.id.desc()).limit(1)).first()
+        return conn.execute(sa.select(schema.runs)
+                            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(("ok", "partial")),
+                                                                       every_series_failed))
+                            .order_by(c.id.desc()).limit(1)).first()
 
 
 def completed_run_since(engine: Engine, since: datetime) -> bool:

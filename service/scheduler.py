@@ -26,7 +26,7 @@ from .clock import as_utc, utcnow
 from .config import Settings
 from .lease import RunInProgress
 from .pipeline import run_cycle
-from .queries import completed_run_since, last_completed_run
+from .queries import completed_run_since, last_verdict_run
 
 log = logging.getLogger("tickcast.serve")
 
@@ -55,19 +55,25 @@ def needs_catch_up(engine: Engine, settings: Settings, now: datetime | None = No
 
 
 def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours``."""
+    """Healthy when the newest run that went through all its series finished within
+    ``schedule.max_age_hours`` and at most ``schedule.max_failed_fraction`` of its series failed;
+    a run in which every series failed is unhealthy whatever that fraction."""
     now = now or utcnow()
-    run = last_completed_run(engine)
+    run = last_verdict_run(engine)
     if run is None:
         return False, "unhealthy: no completed run yet"
-    finished = as_utc(run.finished_at)
-    age = now - finished
-    limit = timedelta(hours=settings.schedule.max_age_hours)
-    hours = age.total_seconds() / 3600
-    if age > limit:
+    hours = (now - as_utc(run.finished_at)).total_seconds() / 3600
+    failed = f"{run.series_failed} of {run.series_total} series failed"
+    schedule = settings.schedule
+    if run.status == "failed":
+        return False, f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})"
+    if run.series_total and run.series_failed / run.series_total > schedule.max_failed_fraction:
+        return False, (f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
+                       f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}")
+    if hours > schedule.max_age_hours:
         return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}")
-    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago"
+                       f"more than schedule.max_age_hours = {schedule.max_age_hours:g}")
+    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago" + (f"; {failed}" if run.series_failed else "")
 
 
 class Service:

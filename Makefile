@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test test-reliability bench install clean tools
+.PHONY: run test test-reliability bench install clean tools lock
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("tickcast needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -29,12 +29,25 @@ run: $(VENV)/.installed
 	$(BIN)/tickcast run || [ $$? -eq 3 ]
 
 # The suite validates docker-compose.yml with Debian's docker-compose (its `config` command works
-# without a Docker engine); install it when missing and we may (root with apt).
+# without a Docker engine) and runs the stack with it; mmdebstrap builds stand-in base images when
+# the official ones cannot be pulled. Installed when missing and we may (root with apt).
+APT_TOOLS := docker-compose:docker-compose mmdebstrap:mmdebstrap
 tools:
-	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
-	   (apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null)); } || \
-	  { echo "make test needs docker-compose (Debian: apt-get install docker-compose)"; exit 1; }
+	@for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null && continue; \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get install -y -qq $${pair#*:} >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq $${pair#*:} >/dev/null)); } || \
+	  { echo "make test needs $${pair%%:*} (Debian: apt-get install $${pair#*:})"; exit 1; }; done
+
+# The image installs exactly the versions in requirements.lock (every package, with its hashes),
+# resolved for every Python the image may have (3.11 and newer). After changing the dependencies
+# in pyproject.toml: `make lock` (keeps the pinned versions that still fit), rebuild, commit the
+# lock. `make lock LOCK_FLAGS=--upgrade` moves every package to its newest allowed release.
+IMAGE_EXTRAS := browse postgres
+lock: $(VENV)/.installed
+	$(BIN)/pip install -q 'uv>=0.5,<1'
+	$(BIN)/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --universal --python-version 3.11 \
+	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS) -q -o requirements.lock
 
 test: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -q

@@ -29,15 +29,19 @@ run: $(VENV)/.installed
 	$(BIN)/tickcast run || [ $$? -eq 3 ]
 
 # The suite validates docker-compose.yml with Debian's docker-compose (its `config` command works
-# without a Docker engine) and runs the stack with it; mmdebstrap builds stand-in base images when
-# the official ones cannot be pulled. Installed when missing and we may (root with apt).
-APT_TOOLS := docker-compose:docker-compose mmdebstrap:mmdebstrap
+# without a Docker engine), and runs the stack with it on a Docker engine (dockerd, from docker.io;
+# the container test starts it when none is running) with base images built by mmdebstrap where
+# the official ones cannot be pulled. Installed when missing and we may (root with apt);
+# docker-compose is required, the engine's tools only for the container test, which says what is
+# missing (and is skipped outside CI).
 tools:
-	@for pair in $(APT_TOOLS); do command -v $${pair%%:*} >/dev/null && continue; \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    (apt-get install -y -qq $${pair#*:} >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null && apt-get install -y -qq $${pair#*:} >/dev/null)); } || \
-	  { echo "make test needs $${pair%%:*} (Debian: apt-get install $${pair#*:})"; exit 1; }; done
+	@$(call apt_tool,docker-compose,docker-compose) || \
+	  { echo "make test needs docker-compose (Debian: apt-get install docker-compose)"; exit 1; }
+	@$(call apt_tool,dockerd,docker.io) || true
+	@$(call apt_tool,mmdebstrap,mmdebstrap) || true
+apt_tool = command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq $(2) >/dev/null)); }
 
 # The image installs exactly the versions in requirements.lock (every package, with its hashes),
 # resolved for every Python the image may have (3.11 and newer). After changing the dependencies

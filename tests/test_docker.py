@@ -286,4 +286,7 @@ def test_the_postgres_profile(engine, stack):
     assert mounts["/data"] == f"{PROJECT}_tickcast-pg-data"  # its own, not the SQLite service's
     refused = compose("exec", "-T", "tickcast-pg", "tickcast", "backup", "/tmp/copy.db", check=False, postgres=True)
     assert refused.returncode == 1 and "use pg_dump" in refused.stderr
+    # the README's PostgreSQL backup instead
+    dump = compose("exec", "-T", "postgres", "pg_dump", "-U", "tickcast", "-Fc", "tickcast", binary=True, postgres=True)
+    assert dump.stdout.startswith(b"PGDMP") and len(dump.stdout) > 10_000
     report.lines.append(f"postgres profile: {time.time() - t0:.0f} s (up, healthy, checks)")

@@ -126,6 +126,16 @@ def _stop(pid: int, timeout: float = 60) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _unmount_leftovers() -> None:
+    """dockerd leaves its network namespace mounted under the exec root when it stops; unmount it
+    so that nothing of ours stays mounted (the state directory can then simply be deleted)."""
+    exec_root = str(STATE_DIR / "exec") + "/"
+    with open("/proc/self/mounts") as mounts:
+        targets = [line.split()[1] for line in mounts if line.split()[1].startswith(exec_root)]
+    for target in reversed(targets):
+        subprocess.run(["umount", target], capture_output=True, timeout=30)
+
+
 def _start_dockerd() -> int:
     """Start dockerd on our state directory and return its pid once it answers."""
     if shutil.which("dockerd") is None:
@@ -181,3 +191,5 @@ def docker_engine() -> Iterator[Engine]:
             yield engine
         finally:
             _stop(pid)
+            if not _pid_alive(pid):
+                _unmount_leftovers()

@@ -74,6 +74,8 @@ def backup_sqlite(db_url: str, destination: str) -> BackupResult:
     if not os.path.isfile(source):
         raise BackupError(f"no database to back up at {source}")
     to_stdout = destination == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise BackupError("refusing to write a database to a terminal: redirect it, e.g. tickcast backup - > copy.db")
     if not to_stdout:
         target = os.path.abspath(destination)
         if os.path.exists(target) and os.path.samefile(target, source):

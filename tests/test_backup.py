@@ -136,6 +136,23 @@ def test_backup_of_a_database_nobody_has_open_leaves_no_side_files(world):
     assert snapshot_counts(tmp_path / "copy.db") == (0, 0, 0)
 
 
+def test_backup_to_standard_output_refuses_a_terminal(world):
+    import pty
+
+    tmp_path, env = world
+    assert run_cli("init", env=env).returncode == 0
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([*tickcast_executable(), "backup", "-"], stdout=terminal, stderr=subprocess.PIPE,
+                              text=True, timeout=120,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 1 and done.stderr == (
+        "tickcast: refusing to write a database to a terminal: redirect it, e.g. tickcast backup - > copy.db\n")
+
+
 @pytest.mark.parametrize("args,message", [
     (["backup", "existing.db"], "tickcast: existing.db already exists; remove it or choose another file name"),
     (["backup", "data/tickcast.db"], "tickcast: the backup must not overwrite the database itself: data/tickcast.db"),

@@ -1,27 +1,40 @@
 # tickcast: the scheduled forecasting service (`tickcast serve`) and, with another command, the
 # Datasette browser over its tables (`tickcast browse`). See docker-compose.yml.
+#
+# Plain Dockerfile instructions only (no BuildKit-only `RUN --mount`): it builds the same with the
+# classic builder, which docker-compose 1.29 uses, and with BuildKit (docker compose v2).
 
-# --- build: wheels for tickcast and everything it needs (binary wheels: no compiler involved) ---
-FROM python:3.12-slim AS build
+# The base image is a build argument so that a mirror or a local copy can stand in for it.
+ARG PYTHON_IMAGE=python:3.12-slim
+
+# --- build: a virtual environment with exactly the locked versions, then tickcast itself ---------
+FROM ${PYTHON_IMAGE} AS build
+# requirements.lock (`make lock`) pins every package and its hashes: two builds install the same
+# files. It comes before the sources, so that changing the code reuses this layer.
+COPY requirements.lock /tmp/requirements.lock
+RUN python -m venv /opt/tickcast \
+    && /opt/tickcast/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY models ./models
 COPY migrations ./migrations
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[browse,plot,postgres]"
+# --no-index: whatever tickcast[...] needs must already be installed from the lock, or this fails;
+# --no-build-isolation: built with the locked setuptools.
+RUN /opt/tickcast/bin/pip install --no-cache-dir --no-index --no-build-isolation ".[browse,plot,postgres]" \
+    && /opt/tickcast/bin/pip check
 
-# --- run: the wheels installed, nothing else (no compilers, no test or benchmark extras) ---
-FROM python:3.12-slim
+# --- run: that environment in one layer; no wheels, sources, caches or compilers ----------------
+FROM ${PYTHON_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --user-group tickcast \
     && mkdir /data /config \
     && chown tickcast:tickcast /data
-COPY --from=build /wheels /tmp/wheels
-RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels "tickcast[browse,plot,postgres]" \
-    && rm -rf /tmp/wheels
-ENV PYTHONUNBUFFERED=1 \
+COPY --from=build /opt/tickcast /opt/tickcast
+ENV PATH=/opt/tickcast/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
     TZ=America/New_York \
     TICKCAST_DATA_DIR=/data
 # SQLite in WAL mode keeps -wal/-shm files beside the database: /data is a directory volume.
@@ -29,5 +42,5 @@ ENV PYTHONUNBUFFERED=1 \
 VOLUME ["/data"]
 WORKDIR /data
 USER tickcast
-EXPOSE 8001
+# No EXPOSE: only the browse service listens (on 8001, declared in docker-compose.yml).
 CMD ["tickcast", "serve"]

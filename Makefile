@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test test-reliability bench install clean tools
+.PHONY: run test test-reliability bench install clean tools lock
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("tickcast needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -30,12 +30,29 @@ run: $(VENV)/.installed
 	$(BIN)/tickcast run || [ $$? -eq 3 ]
 
 # The suite validates docker-compose.yml with Debian's docker-compose (its `config` command works
-# without a Docker engine); install it when missing and we may (root with apt).
+# without a Docker engine), and runs the stack with it on a Docker engine (dockerd, from docker.io;
+# the container test starts it when none is running) with base images built by mmdebstrap where
+# the official ones cannot be pulled. Installed when missing and we may (root with apt);
+# docker-compose is required, the engine's tools only for the container test, which says what is
+# missing (and is skipped outside CI).
 tools:
-	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get install -y -qq docker-compose >/dev/null 2>&1 || \
-	   (apt-get update -qq >/dev/null && apt-get install -y -qq docker-compose >/dev/null)); } || \
+	@$(call apt_tool,docker-compose,docker-compose) || \
 	  { echo "make test needs docker-compose (Debian: apt-get install docker-compose)"; exit 1; }
+	@$(call apt_tool,dockerd,docker.io) || true
+	@$(call apt_tool,mmdebstrap,mmdebstrap) || true
+apt_tool = command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq $(2) >/dev/null)); }
+
+# The image installs exactly the versions in requirements.lock (every package, with its hashes),
+# resolved for every Python the image may have (3.11 and newer). After changing the dependencies
+# in pyproject.toml: `make lock` (keeps the pinned versions that still fit), rebuild, commit the
+# lock. `make lock LOCK_FLAGS=--upgrade` moves every package to its newest allowed release.
+IMAGE_EXTRAS := browse plot postgres
+lock: $(VENV)/.installed
+	$(BIN)/pip install -q 'uv>=0.5,<1'
+	$(BIN)/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --universal --python-version 3.11 \
+	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS) -q -o requirements.lock
 
 test: $(VENV)/.installed-dev tools
 	$(BIN)/python -m pytest -q

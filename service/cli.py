@@ -207,6 +207,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup_sqlite
+
+    result = backup_sqlite(_settings(args).db_url, args.file)
+    runs = "" if result.runs is None else f", {result.runs} run(s)"
+    where = "standard output" if result.destination == "-" else result.destination
+    if args.quiet:
+        return EXIT_OK
+    # With "-" the copy itself is on stdout: the summary goes to stderr.
+    print(f"backed up {result.source} to {where} ({result.size_bytes / 1e6:.1f} MB{runs})",
+          file=sys.stderr if result.destination == "-" else sys.stdout)
+    return EXIT_OK
+
+
 def cmd_browse(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -303,6 +317,11 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
     p.add_argument("--points", type=_positive_int, default=250,
                    help="how many recent observations to draw (default 250)")
+    p = command("backup", cmd_backup, "a consistent copy of the SQLite database, also while the service runs "
+                "(PostgreSQL: use pg_dump)",
+                "tickcast backup tickcast-copy.db    (in Docker: docker compose exec -T tickcast "
+                "tickcast backup - > tickcast.db)")
+    p.add_argument("file", metavar="FILE", help="the new file to write (it must not exist); - for standard output")
     p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
                 "(needs the browse extra)", "tickcast browse --port 8001")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

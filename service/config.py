@@ -67,6 +67,7 @@ class ScheduleSettings:
     timezone: str = "America/New_York"
     misfire_grace_hours: float = 6.0
     max_age_hours: float = 96.0  # `tickcast health` fails when the last good run is older
+    max_failed_fraction: float = 0.5  # ... or when more of its series than this failed (all failing: always)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,9 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     _check_cron(schedule)
     positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours, most=24 * 31)
     positive("schedule.max_age_hours", schedule.max_age_hours, most=24 * 366)
+    if not 0 <= schedule.max_failed_fraction <= 1:  # also false for nan
+        raise ConfigError("setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
+                          f"got {schedule.max_failed_fraction!r}")
     if model.cell not in (None, "rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
     for name, most in (("hidden_size", 1024), ("window", 1000), ("epochs", 10_000), ("batch_size", 65_536),

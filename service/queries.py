@@ -13,7 +13,7 @@ from .clock import as_utc, utcnow
 from .config import Settings
 from .errors import TickcastError
 from .keys import parse_key
-from .status import COMPLETED_RUNS, FitStatus
+from .status import COMPLETED_RUNS, FitStatus, RunStatus
 
 
 class NothingStored(TickcastError):
@@ -93,11 +93,18 @@ def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tupl
     return [(r.ts, r.value) for r in reversed(rows)]
 
 
-def last_completed_run(engine: Engine) -> sa.Row | None:
-    runs = schema.runs
+def last_verdict_run(engine: Engine) -> sa.Row | None:
+    """The newest run that went through all its series: ok, partial, or failed with every series
+    that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
+    nothing about the sources or the models."""
+    c = schema.runs.c
+    every_series_failed = sa.and_(c.status == RunStatus.FAILED, c.series_failed > 0, c.series_ok == 0,
+                                  c.series_ok + c.series_failed + c.series_skipped == c.series_total)
     with engine.connect() as conn:
-        return conn.execute(sa.select(runs).where(runs.c.status.in_(COMPLETED_RUNS))
-                            .order_by(runs.c.id.desc()).limit(1)).first()
+        return conn.execute(sa.select(schema.runs)
+                            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(COMPLETED_RUNS),
+                                                                       every_series_failed))
+                            .order_by(c.id.desc()).limit(1)).first()
 
 
 def completed_run_since(engine: Engine, since: datetime) -> bool:
@@ -110,16 +117,22 @@ def completed_run_since(engine: Engine, since: datetime) -> bool:
 
 
 def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours``."""
+    """Healthy when the newest run that went through all its series finished within
+    ``schedule.max_age_hours`` and at most ``schedule.max_failed_fraction`` of its series failed;
+    a run in which every series failed is unhealthy whatever that fraction."""
     now = now or utcnow()
-    run = last_completed_run(engine)
+    run = last_verdict_run(engine)
     if run is None:
         return False, "unhealthy: no completed run yet"
-    finished = as_utc(run.finished_at)
-    age = now - finished
-    limit = timedelta(hours=settings.schedule.max_age_hours)
-    hours = age.total_seconds() / 3600
-    if age > limit:
+    hours = (now - as_utc(run.finished_at)).total_seconds() / 3600
+    failed = f"{run.series_failed} of {run.series_total} series failed"
+    schedule = settings.schedule
+    if run.status == RunStatus.FAILED:
+        return False, f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})"
+    if run.series_total and run.series_failed / run.series_total > schedule.max_failed_fraction:
+        return False, (f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
+                       f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}")
+    if hours > schedule.max_age_hours:
         return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}")
-    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago"
+                       f"more than schedule.max_age_hours = {schedule.max_age_hours:g}")
+    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago" + (f"; {failed}" if run.series_failed else "")

@@ -13,6 +13,7 @@ import pytest
 from tickcast.service.config import settings_from_dict
 from tickcast.service.db import make_engine, open_database
 
+from .support import report
 from .support.fake_yahoo import FakeYahoo
 from .support.httpserver import FixtureServer
 from .support.pg import PostgresServer
@@ -33,6 +34,13 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter):
+    if report.lines:
+        terminalreporter.section("figures")
+        for line in report.lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,14 @@ def test_the_validator_rejects_a_schema_error(tmp_path):
     assert done.returncode != 0 and "init" in done.stderr
 
 
+def seconds(duration: str) -> float:
+    """A compose duration such as "1m30s" in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 def test_compose_services_are_set_up_as_documented():
     services = compose_config(profile="postgres")["services"]
     tickcast = services["tickcast"]
@@ -82,16 +90,70 @@ def test_compose_services_are_set_up_as_documented():
     assert tickcast["environment"]["TICKCAST_DATA_DIR"] == "/data"
     assert any(v.startswith("tickcast-data:/data") for v in tickcast["volumes"])  # a directory volume
     assert tickcast["logging"]["options"] == {"max-size": "10m", "max-file": "5"}
+    assert tickcast["build"]["args"] == {"PYTHON_IMAGE": "python:3.12-slim"}  # the official base by default
     browse = services["browse"]
-    assert browse["command"][:2] == ["tickcast", "browse"] and browse["ports"][0]["target"] == 8001
-    assert services["postgres"]["profiles"] == ["postgres"] and "healthcheck" in services["postgres"]
+    assert browse["command"][:2] == ["tickcast", "browse"] and browse["expose"] == ["8001"]
+    assert browse["ports"] == ["127.0.0.1:8001:8001/tcp"]  # this machine only, by default
+    postgres = services["postgres"]
+    assert postgres["profiles"] == ["postgres"] and "healthcheck" in postgres and postgres["image"] == "postgres:16"
+    assert postgres["volumes"] == ["tickcast-pg:/var/lib/postgresql/data:rw"]
     pg = services["tickcast-pg"]
     assert pg["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert pg["environment"]["TICKCAST_DB_URL"].startswith("postgresql://tickcast:")
+    # its own /data (yfinance's cache), not the SQLite service's volume
+    assert [v for v in pg["volumes"] if v.endswith(":/data:rw")] == ["tickcast-pg-data:/data:rw"]
+    # only the browser listens: no other service publishes or exposes a port
+    for name, service in services.items():
+        if name != "browse":
+            assert "ports" not in service and "expose" not in service, name
     for name, service in services.items():
         command = service.get("command") or []
         if command[:1] == ["tickcast"]:
             assert command[1] in cli_commands(), (name, command)
+
+
+def test_healthchecks_fit_the_service():
+    """The service is judged about a minute after its first run finishes (compose 1.29 has no
+    start_interval, so the interval itself is short), and a long first catch-up run does not count
+    against it (start_period)."""
+    services = compose_config(profile="postgres")["services"]
+    for name in ("tickcast", "tickcast-pg"):
+        check = services[name]["healthcheck"]
+        assert check["test"] == ["CMD", "tickcast", "health"]
+        assert seconds(check["interval"]) <= 60 and seconds(check["timeout"]) <= seconds(check["interval"])
+        assert seconds(check["start_period"]) >= 30 * 60
+    browse = services["browse"]["healthcheck"]
+    assert seconds(browse["interval"]) <= 60 and seconds(browse["start_period"]) >= 30
+
+
+def test_compose_variables_choose_base_images_and_the_browse_address():
+    services = compose_config(profile="postgres", env={
+        "TICKCAST_PYTHON_IMAGE": "mirror.example/python:3.12-slim", "TICKCAST_POSTGRES_IMAGE": "mirror.example/pg:16",
+        "TICKCAST_BROWSE_ADDRESS": "0.0.0.0", "TICKCAST_BROWSE_PORT": "9001"})["services"]
+    for name in ("tickcast", "browse", "tickcast-pg"):
+        assert services[name]["build"]["args"] == {"PYTHON_IMAGE": "mirror.example/python:3.12-slim"}
+    assert services["postgres"]["image"] == "mirror.example/pg:16"
+    assert services["browse"]["ports"] == ["0.0.0.0:9001:8001/tcp"]
+
+
+def test_the_compose_file_avoids_what_one_of_the_two_composes_lacks():
+    """docker-compose 1.29's validation (above) rejects most of v2's later keys; these are the ones
+    it would not notice, or that v2 warns about."""
+    raw = yaml.safe_load(COMPOSE.read_text())  # v2's !reset and !override tags would fail here
+
+    def keys(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                yield from keys(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from keys(item)
+
+    assert not {"version", "name", "include"} & set(raw)  # v2 calls `version` obsolete
+    assert not {"start_interval", "required", "develop", "additional_contexts"} & set(keys(raw))
+    code = "\n".join(line.split(" #")[0] for line in COMPOSE.read_text().splitlines() if not line.startswith("#"))
+    assert ":-${" not in code  # nested defaults: v2 only
 
 
 def test_the_tickcast_service_command_runs_natively(tmp_path):
@@ -185,24 +247,80 @@ def test_dockerfile_matches_the_package_metadata():
     dockerfile = (ROOT / "Dockerfile").read_text()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = set(project["optional-dependencies"])
-    named = set()
-    for group in re.findall(r"(?:\.|tickcast)\[([a-z,]+)\]", dockerfile):
-        named |= set(group.split(","))
+    named = image_extras()
     assert named and named <= extras, f"Dockerfile names extras {named - extras} that pyproject.toml lacks"
     assert not named & {"dev", "bench"}, "the image must not carry test or benchmark extras"
     assert "plot" in named, "the image keeps `tickcast plot` (matplotlib is the plot extra)"
     assert 'CMD ["tickcast", "serve"]' in dockerfile and "tickcast" in project["scripts"]
     for package in ("service", "models", "migrations"):
         assert f"COPY {package} ./{package}" in dockerfile
-    assert re.search(r"^FROM python:3\.12-slim", dockerfile, re.M)
+    # the official base by default, replaceable with a build argument (compose passes it through)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.12-slim$", dockerfile, re.M)
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
     assert re.search(r"^USER tickcast$", dockerfile, re.M) and 'VOLUME ["/data"]' in dockerfile
     assert "TICKCAST_DATA_DIR=/data" in dockerfile
-    final_stage = dockerfile.rsplit("FROM ", 1)[1]
+    assert not re.search(r"^EXPOSE", dockerfile, re.M)  # only the browse service listens (compose: expose)
+    # Classic-builder syntax only: docker-compose 1.29 builds without BuildKit.
+    instructions = [line for line in dockerfile.splitlines() if not line.startswith("#")]
+    assert not any("--mount" in line for line in instructions) and not dockerfile.startswith("# syntax")
+    build_stage, final_stage = dockerfile.split("\nFROM ")[1:]
+    assert "--require-hashes -r /tmp/requirements.lock" in build_stage and "COPY requirements.lock" in build_stage
+    assert "--no-index" in build_stage  # tickcast itself adds nothing to what the lock installed
+    # The final stage copies the installed environment once; no wheels or sources reach it.
+    assert re.findall(r"^COPY .*", final_stage, re.M) == ["COPY --from=build /opt/tickcast /opt/tickcast"]
     assert "gcc" not in final_stage and "build-essential" not in final_stage
     # every subcommand the images and compose run exists
     for command in re.findall(r'"tickcast", "([a-z]+)"', dockerfile + COMPOSE.read_text()):
         assert command in cli_commands()
     assert sys.version_info >= tuple(int(x) for x in project["requires-python"].lstrip(">=").split("."))
+
+
+def image_extras() -> set[str]:
+    named = set()
+    for group in re.findall(r"(?:\.|tickcast)\[([a-z,]+)\]", (ROOT / "Dockerfile").read_text()):
+        named |= set(group.split(","))
+    return named
+
+
+def locked_versions() -> dict[str, list[tuple[str, str]]]:
+    """requirements.lock as {name: [(version, marker)]} (a package may have one version per Python)."""
+    pins: dict[str, list[tuple[str, str]]] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        found = re.match(r"^([A-Za-z0-9._-]+)==([^\s;]+)\s*(?:;\s*(.*?))?\s*\\?$", line)
+        if found:
+            name, version, marker = found.groups()
+            pins.setdefault(re.sub(r"[-_.]+", "-", name).lower(), []).append((version, marker or ""))
+    return pins
+
+
+@pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
+def test_the_lock_pins_every_requirement_of_the_image_within_pyproject_ranges(python):
+    """requirements.lock (make lock) must cover what pyproject.toml asks of the image, on every
+    Python the image may have, with versions inside the declared ranges; a dependency added or a
+    range moved without `make lock` fails here, not in a build."""
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    for extra in sorted(image_extras()):
+        requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    env = {"python_version": python, "python_full_version": python + ".0", "implementation_name": "cpython",
+           "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"}
+    pins = locked_versions()
+    assert len(pins) > 20  # the whole tree, not only the direct dependencies
+    for requirement in requirements:
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        if name == "tickcast":
+            continue
+        chosen = [v for v, marker in pins.get(name, []) if not marker or Marker(marker).evaluate(env)]
+        assert len(chosen) == 1, f"{requirement.name}: not pinned exactly once for Python {python} ({pins.get(name)})"
+        assert requirement.specifier.contains(chosen[0], prereleases=True), \
+            f"requirements.lock pins {requirement.name}=={chosen[0]}, outside {requirement}: run make lock"
+    lock_text = (ROOT / "requirements.lock").read_text()
+    assert lock_text.count("--hash=sha256:") >= len(pins)  # every pin carries its hashes
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^IMAGE_EXTRAS := (.*)$", makefile, re.M).group(1).split() == sorted(image_extras())
 
 
 def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):

@@ -59,6 +59,10 @@ def test_environment_overrides(tmp_path):
     ({"series": [{"key": "fred:X", "frequency": "hourly"}]}, "'series[0].frequency' must be one of B, D, W"),
     ({"watchlist": {"fred": ["X", "x"]}}, "series 'fred:X' is listed twice"),
     ({"schedul": {}}, "unknown setting 'schedul'"),
+    ({"schedule": {"max_failed_fraction": 1.5}}, "setting 'schedule.max_failed_fraction' must be between 0 and 1"),
+    ({"schedule": {"max_failed_fraction": -0.1}}, "setting 'schedule.max_failed_fraction' must be between 0 and 1"),
+    ({"schedule": {"max_failed_fraction": float("nan")}}, "'schedule.max_failed_fraction' must be between 0 and 1"),
+    ({"schedule": {"max_failed_fraction": "half"}}, "setting 'schedule.max_failed_fraction' must be a number"),
     ({"service": {"workers": -2}}, "setting 'service.workers' must be >= 0"),
     ({"sources": {"retries": 1000}}, "setting 'sources.retries' must be at most 10, got 1000"),
     ({"sources": {"http_timeout": 1e300}}, "setting 'sources.http_timeout' must be at most 600"),
@@ -71,6 +75,13 @@ def test_bad_settings_fail_with_the_key_and_what_was_expected(raw, message):
         settings_from_dict(raw, env={})
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, 0.25, 1])
+def test_max_failed_fraction_takes_the_whole_range(value):
+    settings = settings_from_dict({"schedule": {"max_failed_fraction": value}}, env={})
+    assert settings.schedule.max_failed_fraction == value
+    assert settings_from_dict({}, env={}).schedule.max_failed_fraction == 0.5  # the documented default
 
 
 def test_malformed_toml_and_missing_file(tmp_path):
@@ -119,7 +130,8 @@ def test_a_bad_cron_stops_every_command_naming_the_key(tmp_path, capsys):
     cfg.write_text('[watchlist]\nsample = ["wti"]\n[schedule]\ncron = "30 17 * * mon-fro"\n')
     db = tmp_path / "data" / "tickcast.db"
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
-    arguments = {"history": ["sample:wti"], "plot": ["sample:wti", "-o", str(tmp_path / "p.png")]}
+    arguments = {"history": ["sample:wti"], "plot": ["sample:wti", "-o", str(tmp_path / "p.png")],
+                 "backup": [str(tmp_path / "copy.db")]}
     for command in commands:
         code = main(["--config", str(cfg), "--db", f"sqlite:///{db}", command, *arguments.get(command, [])])
         err = capsys.readouterr().err

@@ -176,6 +176,72 @@ def test_catch_up_logic_and_health(make_settings, sqlite_url):
     assert not ok and "more than schedule.max_age_hours = 30" in message
 
 
+def _add_run(engine, status, ok=0, failed=0, skipped=0, total=None, finished=None, error=None):
+    finished = finished or datetime(2026, 11, 20, 22, 35, tzinfo=timezone.utc)
+    with write_transaction(engine) as conn:
+        conn.execute(sa.insert(schema.runs).values(
+            trigger="schedule", status=status, started_at=finished - timedelta(minutes=5), finished_at=finished,
+            series_ok=ok, series_failed=failed, series_skipped=skipped,
+            series_total=ok + failed + skipped if total is None else total, error=error))
+
+
+def test_health_judges_the_newest_run_that_went_through_its_series(make_settings, sqlite_url):
+    settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n', db_url=sqlite_url)
+    strict = make_settings('[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 0.3\n',
+                           db_url=sqlite_url)
+    lenient = make_settings('[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 1\n',
+                            db_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+    _add_run(engine, "ok", ok=10)
+    assert health(engine, settings, saturday) == (True, "ok: run 1 (ok) finished 13.4 h ago")
+    _add_run(engine, "partial", ok=5, failed=4, skipped=1)
+    assert health(engine, settings, saturday) == (True, "ok: run 2 (partial) finished 13.4 h ago; 4 of 10 series failed")
+    ok, message = health(engine, strict, saturday)
+    assert not ok and message == ("unhealthy: run 2 (partial) finished 13.4 h ago, 4 of 10 series failed: more than "
+                                  "schedule.max_failed_fraction = 0.3")
+    # stopped part-way, abandoned by a crash: no verdict, the run before them still counts
+    _add_run(engine, "failed", ok=2, total=10, error="stopped before finishing; ...")
+    _add_run(engine, "failed", total=0, error="abandoned: the process running it died")
+    assert health(engine, settings, saturday)[1].startswith("ok: run 2 (partial)")
+    _add_run(engine, "partial", ok=4, failed=6)
+    assert health(engine, settings, saturday) == (
+        False, "unhealthy: run 5 (partial) finished 13.4 h ago, 6 of 10 series failed: more than "
+               "schedule.max_failed_fraction = 0.5")
+    assert health(engine, lenient, saturday)[0]
+    # every series that could run failed: unhealthy whatever the setting
+    _add_run(engine, "failed", failed=9, skipped=1)
+    for any_settings in (settings, lenient):
+        assert health(engine, any_settings, saturday) == (
+            False, "unhealthy: run 6 finished 13.4 h ago and every series failed (9 of 10 series failed)")
+    _add_run(engine, "ok", ok=10, finished=saturday - timedelta(hours=1))
+    assert health(engine, settings, saturday) == (True, "ok: run 7 (ok) finished 1.0 h ago")
+    engine.dispose()
+
+
+def test_health_command_with_failing_series(tmp_path, make_series):
+    """The healthcheck's command after real runs in which some, then all, series fail to fetch."""
+    make_series("gone", [float(i) for i in range(1, 41)])
+    (tmp_path / "gone.csv").unlink()  # configured, but the file is missing: its fetch fails
+    series = '[[series]]\nkey = "csv:gone"\npath = "gone.csv"\n'
+    cfg = tmp_path / "tickcast.toml"
+    cfg.write_text('[service]\nworkers = 1\n[watchlist]\nsample = ["core-cpi"]\n' + FAST + series)
+    env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("run", "-q", env=env).returncode == 3  # partial
+    healthy = run_cli("health", env=env)
+    assert healthy.returncode == 0 and healthy.stdout.startswith("ok: run 1 (partial) finished 0.0 h ago; "
+                                                                 "1 of 2 series failed")
+    cfg.write_text(cfg.read_text().replace(FAST, FAST + "[schedule]\nmax_failed_fraction = 0.4\n"))
+    unhealthy = run_cli("health", env=env)
+    assert unhealthy.returncode == 1 and unhealthy.stderr == (
+        "tickcast: unhealthy: run 1 (partial) finished 0.0 h ago, 1 of 2 series failed: more than "
+        "schedule.max_failed_fraction = 0.4\n")
+    cfg.write_text('[service]\nworkers = 1\n[schedule]\nmax_failed_fraction = 1.0\n' + series)
+    assert run_cli("run", "-q", env=env).returncode == 1  # every series failed
+    unhealthy = run_cli("health", env=env)
+    assert unhealthy.returncode == 1 and "run 2 finished 0.0 h ago and every series failed" in unhealthy.stderr
+
+
 def test_run_beside_a_running_run_is_refused(workdir):
     tmp_path, env = workdir
     assert run_cli("init", env=env).returncode == 0

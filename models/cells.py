@@ -16,11 +16,52 @@ same shape.
 """
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 
 from .params import Shapes, allocate
 
 _MAX_WORKSPACES = 8
+
+
+@runtime_checkable
+class Cell(Protocol):
+    """What the training loop needs from a recurrent cell with a linear read-out.
+
+    ``D, H, O``: inputs per step, hidden units, outputs. Parameters and gradients are dicts
+    with the keys and shapes of ``shapes``. ``forward(p, X (B, T, D)) -> (out (B, O), cache)``;
+    ``backward(p, dout (B, O), cache, grads=None) -> grads`` (filled in place when given) and
+    must be called before the next ``forward`` of the same shape. ``release()`` drops buffers.
+    A new cell class registered with :func:`register_cell` is gradient-checked by the tests
+    without editing them.
+    """
+
+    name: str
+    D: int
+    H: int
+    O: int
+
+    @property
+    def shapes(self) -> Shapes: ...
+
+    def init_params(self, rng: np.random.Generator, out_scale: float = 0.1) -> dict[str, np.ndarray]: ...
+
+    def forward(self, p: dict[str, np.ndarray], X: np.ndarray) -> tuple[np.ndarray, dict]: ...
+
+    def backward(self, p: dict[str, np.ndarray], dout: np.ndarray, cache: dict,
+                 grads: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]: ...
+
+    def release(self) -> None: ...
+
+
+CELLS: dict[str, type] = {}
+
+
+def register_cell(cls: type) -> type:
+    """Class decorator: make a cell available by its ``name`` (config ``cell = "<name>"``)."""
+    CELLS[cls.name] = cls
+    return cls
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -97,6 +138,7 @@ class _Cell:
         return allocate(self.shapes)[1] if grads is None else grads
 
 
+@register_cell
 class ElmanRNN(_Cell):
     """``h_t = tanh(x_t Wxh + h_{t-1} Whh + bh)``, ``out = h_T Why + by``."""
 
@@ -147,6 +189,7 @@ class ElmanRNN(_Cell):
         return g
 
 
+@register_cell
 class GRU(_Cell):
     """Gated recurrent unit (gate layout ``[r | z | n]`` in the 3H columns, as in PyTorch)::
 
@@ -258,11 +301,8 @@ class GRU(_Cell):
         return g
 
 
-CELLS = {"rnn": ElmanRNN, "gru": GRU}
-
-
-def make_cell(name: str, input_size: int = 1, hidden_size: int = 32, output_size: int = 1) -> _Cell:
-    """Cell by name (``"rnn"`` or ``"gru"``)."""
+def make_cell(name: str, input_size: int = 1, hidden_size: int = 32, output_size: int = 1) -> Cell:
+    """A registered cell by name (``"rnn"`` or ``"gru"``, see :data:`CELLS`)."""
     try:
         return CELLS[name](input_size, hidden_size, output_size)
     except KeyError:

@@ -13,7 +13,7 @@ import struct
 import numpy as np
 
 MAGIC = b"tickcast-rnn\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _DTYPES = {"<f8", "<i8"}
 
 
@@ -43,17 +43,27 @@ def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     if len(blob) < start:
         raise ValueError("truncated tickcast RNN model blob")
     (hlen,) = struct.unpack("<I", blob[len(MAGIC):start])
+    if start + hlen > len(blob):
+        raise ValueError(f"corrupt tickcast RNN model blob: a header of {hlen} bytes in {len(blob)}")
     try:
         header = json.loads(blob[start:start + hlen].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"corrupt tickcast RNN model header: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays"), dict) or "meta" not in header:
+        raise ValueError("corrupt tickcast RNN model header: not a header of this format")
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"model blob has format_version {version}; this code reads {FORMAT_VERSION}")
     data = memoryview(blob)[start + hlen:]
     arrays = {}
     for name, spec in header["arrays"].items():
-        if spec["dtype"] not in _DTYPES or spec["offset"] + spec["nbytes"] > len(data):
+        try:
+            count = int(np.prod(spec["shape"], dtype=np.int64))
+            ok = (spec["dtype"] in _DTYPES and 0 <= spec["offset"] and spec["offset"] + spec["nbytes"] <= len(data)
+                  and count * 8 == spec["nbytes"] and all(d >= 0 for d in spec["shape"]))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
             raise ValueError(f"corrupt tickcast RNN model blob (array {name!r})")
         raw = data[spec["offset"]:spec["offset"] + spec["nbytes"]]
         arrays[name] = np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy()

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tickcast.models.cells import GRU, ElmanRNN, make_cell
+from tickcast.models.cells import CELLS, GRU, Cell, ElmanRNN, make_cell
+from tickcast.models.train import loss_and_grad
 
 # float64, eps 1e-6: truncation error ~1e-12 relative; 1e-7 leaves room for rounding but
 # catches any wrong term (a missing factor shows up at 1e-2 .. 1).
@@ -15,8 +16,9 @@ def _loss(cell, params, X, target):
     return 0.5 * float(np.sum((out - target) ** 2)), out, cache
 
 
-@pytest.mark.parametrize("name", ["rnn", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_gradients_match_finite_differences(name):
+    """Every registered cell: a new cell is checked here without editing this file."""
     rng = np.random.default_rng(42)
     cell = make_cell(name, input_size=2, hidden_size=3, output_size=2)
     params = cell.init_params(rng, out_scale=1.0)
@@ -69,7 +71,50 @@ def test_forward_matches_reference_step_by_step(cls):
     np.testing.assert_allclose(out, h @ p["Why"] + p["by"], rtol=1e-13, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["rnn", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_registered_cells_follow_the_protocol(name):
+    cell = make_cell(name, 2, 3, 4)
+    assert isinstance(cell, Cell) and cell.name == name and (cell.D, cell.H, cell.O) == (2, 3, 4)
+    p = cell.init_params(np.random.default_rng(0))
+    assert {k: v.shape for k, v in p.items()} == cell.shapes
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("kind", ["mae", "mse"])
+def test_masked_multi_step_loss_gradient(name, kind):
+    """The direct multi-step read-out as trained: K outputs, some targets masked out, the MAE or
+    MSE over the rest, back through every time step to every parameter."""
+    rng = np.random.default_rng(7)
+    cell = make_cell(name, input_size=1, hidden_size=3, output_size=4)
+    params = cell.init_params(rng, out_scale=1.0)
+    for v in params.values():
+        v += 0.3 * rng.standard_normal(v.shape)
+    X = rng.standard_normal((5, 6, 1))
+    Y = rng.standard_normal((5, 4))
+    M = (rng.random((5, 4)) > 0.3).astype(float)
+
+    def loss():
+        return loss_and_grad(cell.forward(params, X)[0], Y, M, kind)[0]
+
+    out, cache = cell.forward(params, X)
+    _, dout = loss_and_grad(out, Y, M, kind)
+    assert np.all(dout[M == 0] == 0)  # a masked target contributes nothing
+    grads = cell.backward(params, dout, cache)
+    for key, p in params.items():
+        numeric = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + EPS
+            up = loss()
+            p[i] = old - EPS
+            down = loss()
+            p[i] = old
+            numeric[i] = (up - down) / (2 * EPS)
+        rel = np.abs(numeric - grads[key]).max() / (np.abs(numeric).max() + np.abs(grads[key]).max())
+        assert rel < 1e-6, f"{name}.{key} ({kind}): relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_saturated_inputs_stay_finite(name):
     """exp overflow inside the activations must give the exact limits, not NaN."""
     cell = make_cell(name, 1, 3, 1)

@@ -28,18 +28,18 @@ def test_beats_naive_on_a_noisy_seasonal_series(make_series):
 def test_does_not_lose_to_naive_on_sp500(sp500_close):
     y = sp500_close[-2500:]
     m = RNNForecaster().fit(y[:-250])
-    assert m.transform_ == "log_return"
+    assert m.transform_ == "log"
     rnn = mase(y[-250:], _one_step(m, y, y.size - 250), y[:-250])
     naive = mase(y[-250:], y[-251:-1], y[:-250])
     assert rnn <= SP500_MARGIN * naive, (rnn, naive)
 
 
-@pytest.mark.parametrize("level,transform", [(0.0, "level"), (50.0, "log_return")])
+@pytest.mark.parametrize("level,transform", [(0.0, "linear"), (50.0, "log")])
 def test_intervals_cover_their_level_on_held_out_ar1(make_series, level, transform):
     """80% intervals, 1 and 3 steps ahead, 497 held-out origins: coverage 0.80 +- 0.07
     (binomial sd ~0.018; the rest is slack for 150 calibration residuals)."""
     y = make_series("ar1", 1500, seed=0, phi=0.7, level=level)
-    m = RNNForecaster().fit(y[:1000])
+    m = RNNForecaster(season_length=1).fit(y[:1000])
     assert m.transform_ == transform
     hits1, hits3 = [], []
     for k in range(1000, y.size - 2):
@@ -52,6 +52,7 @@ def test_intervals_cover_their_level_on_held_out_ar1(make_series, level, transfo
 def test_intervals_bracket_the_forecast_and_widen_with_level(make_series):
     y = make_series("walk", 600, seed=8)
     m = RNNForecaster().fit(y)
+    assert m.horizon_ < 30  # beyond the read-out's K steps forecasts continue from themselves
     point = m.predict(30)
     lo80, up80 = m.predict_interval(30, level=0.8)
     lo95, up95 = m.predict_interval(30, level=0.95)
@@ -70,26 +71,28 @@ def test_backtest_scores_the_validation_part_against_naive(make_series):
     for key in ("n", "mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape",
                 "naive_mase"):
         assert bt[key] is not None and np.isfinite(bt[key]), key
-    N = y.size - 1 - m.window_
-    assert bt["n"] == round(0.2 * N)
+    assert bt["n"] == round(0.2 * (y.size - 1))  # one-step forecasts of the validation part
     assert bt["mase"] == pytest.approx(bt["mae"] / bt["mase_scale"])
     assert bt["naive_mae"] == pytest.approx(np.mean(np.abs(np.diff(y[-bt["n"] - 1:]))))
     assert bt["mase"] < bt["naive_mase"]
 
 
 def test_warm_start_fine_tunes_from_the_previous_weights(make_series):
-    y = make_series("walk", 1300, seed=10, drift=0.0005)
-    prev = RNNForecaster().fit(y[:-1])
-    warm = RNNForecaster().fit(y, warm_start=prev, epochs=2)
-    assert warm.warm_started_ and warm.n_epochs_ <= 2
-    assert warm.transform_ == prev.transform_ and warm._transform == prev._transform
-    # epoch 0 of the warm start is the previous model on the new data, not a fresh init
-    fresh = RNNForecaster(epochs=0).fit(y)
-    assert warm.history_[0]["val_loss"] != pytest.approx(fresh.history_[0]["val_loss"], rel=1e-9)
-    assert min(h["val_loss"] for h in warm.history_) <= warm.history_[0]["val_loss"]
+    y = make_series("sine", 1300, seed=10, noise=0.5)
+    prev = RNNForecaster(season_length=1).fit(y[:-1])
+    warm = RNNForecaster(season_length=1).fit(y, warm_start=prev, epochs=2)
+    assert warm.warm_started_ and warm.n_epochs_ == 2 and len(warm.history_) == 3
+    assert warm.transform_ == prev.transform_ and warm._preps[0].scale == prev._preps[0].scale
+    # the fine-tune starts from the previous weights, not a fresh init, and moves them
+    for before, after in zip(prev._members, warm._members):
+        assert 0 < np.abs(after.flat - before.flat).max() < 0.5 * np.abs(before.flat).max()
+    fresh = RNNForecaster(season_length=1, epochs=0, val_fraction=0.0).fit(y)
+    assert warm.history_[0]["train_loss"] < 0.9 * fresh.history_[0]["train_loss"]
     assert np.all(np.isfinite(warm.predict(5)))
+    # intervals and backtest are carried over; the interval widths follow the newest data
+    assert warm.backtest_ == prev.backtest_
     # epochs=0 keeps the previous weights exactly: same forecast from the same history
-    same = RNNForecaster().fit(y, warm_start=prev, epochs=0)
+    same = RNNForecaster(season_length=1).fit(y, warm_start=prev, epochs=0)
     np.testing.assert_array_equal(same.predict(3, y=y[:-1]), prev.predict(3))
 
 
@@ -98,7 +101,11 @@ def test_warm_start_must_match_the_architecture(make_series):
     prev = RNNForecaster(hidden_size=16).fit(y)
     with pytest.raises(ValueError, match="hidden_size"):
         RNNForecaster(hidden_size=32).fit(y, warm_start=prev)
+    with pytest.raises(ValueError, match="horizon"):
+        RNNForecaster(hidden_size=16, horizon=3).fit(y, warm_start=prev)
     with pytest.raises(ValueError, match="transform"):
-        RNNForecaster(hidden_size=16, transform="diff").fit(y, warm_start=prev)
+        RNNForecaster(hidden_size=16, transform="linear").fit(y, warm_start=prev)
     with pytest.raises(ValueError, match="fitted"):
         RNNForecaster().fit(y, warm_start=RNNForecaster())
+    with pytest.raises(ValueError, match="1 series, not 2"):
+        RNNForecaster(hidden_size=16).fit_many([y, y], warm_start=prev)

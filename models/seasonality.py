@@ -1,0 +1,148 @@
+"""Classical multiplicative seasonality: the test, the indices, and the way out and back.
+
+The M3/M4 practice (and what separates Naive2 from naive): a series of period ``m`` is treated
+as seasonal when its autocorrelation at lag ``m`` passes a 90 % test,
+``|r_m| > 1.645 * sqrt((1 + 2 * sum_{k<m} r_k^2) / n)``; its seasonal indices are then the mean,
+per position in the season, of the ratios of the series to its centred moving average,
+normalised to average 1. Dividing by the indices deseasonalises; multiplying reseasonalises.
+A series with values <= 0 gets additive indices instead (differences from the moving average,
+mean 0), subtracted and added back.
+
+When the period is not known, :func:`detect_period` tries the usual ones (4, 5, 7, 12, 24, 52)
+with the same test on the differenced series (so that a trend or a random walk does not pass
+for seasonality) and returns the strongest that passes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# One-sided 90 % normal quantile of the M3/M4 seasonality test.
+Z90 = 1.645
+
+
+def acf(y: np.ndarray, k: int) -> float:
+    """Sample autocorrelation of y (n,) at lag k (0.0 for a constant series)."""
+    d = np.asarray(y, dtype=np.float64) - np.mean(y)
+    denom = d @ d                                                    # (n,) @ (n,) -> ()
+    return float(d[k:] @ d[:d.size - k] / denom) if denom > 0 and k < d.size else 0.0
+
+
+# Periods tried by detect_period, and the stricter quantile it uses for trying several.
+CANDIDATE_PERIODS = (4, 5, 7, 12, 24, 52)
+Z_DETECT = 2.326
+
+
+def _acf_test(y: np.ndarray, m: int, z: float) -> float | None:
+    """r_m if it passes ``|r_m| > z * sqrt((1 + 2 sum_{k<m} r_k^2) / n)``, else None."""
+    r = np.array([acf(y, k) for k in range(1, m + 1)])              # r_1 .. r_m
+    limit = z * np.sqrt((1.0 + 2.0 * np.sum(r[:-1] ** 2)) / y.size)
+    return float(r[-1]) if abs(r[-1]) > limit else None
+
+
+def is_seasonal(y: np.ndarray, m: int) -> bool:
+    """The 90 % autocorrelation test at lag ``m``; False for m <= 1 and for fewer than three
+    full seasons (too little to estimate indices from)."""
+    y = np.asarray(y, dtype=np.float64)
+    if m <= 1 or y.size < 3 * m or np.ptp(y) == 0:
+        return False
+    return _acf_test(y, m, Z90) is not None
+
+
+def detect_period(y: np.ndarray) -> int:
+    """The seasonal period of a series whose frequency is unknown: the candidate with the largest
+    positive autocorrelation of the (log-)differenced series that passes the test at 99 %
+    (several periods are tried, hence the stricter level); 1 when none does."""
+    y = np.asarray(y, dtype=np.float64)
+    d = np.diff(np.log(y)) if np.all(y > 0) else np.diff(y)
+    best, best_r = 1, 0.0
+    for m in CANDIDATE_PERIODS:
+        if d.size < 3 * m or np.ptp(d) == 0:
+            continue
+        r = _acf_test(d, m, Z_DETECT)
+        if r is not None and r > best_r:
+            best, best_r = m, r
+    return best
+
+
+def centred_moving_average(y: np.ndarray, m: int) -> np.ndarray:
+    """The centred moving average of period m (2 x m for even m), NaN where it is undefined."""
+    n = y.size
+    out = np.full(n, np.nan)
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    ma = (c[m:] - c[:-m]) / m                                        # (n - m + 1,) plain m-MA
+    if m % 2:
+        out[m // 2:n - m // 2] = ma
+    else:
+        out[m // 2:n - m // 2] = 0.5 * (ma[:-1] + ma[1:])            # 2 x m: centred on a point
+    return out
+
+
+def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool = True) -> np.ndarray:
+    """Indices (m,), position i for the points y[i::m]: ratios to the centred moving average
+    (mean 1) or, additive, differences from it (mean 0). Neutral (ones or zeros) when the series
+    fails the seasonality test."""
+    y = np.asarray(y, dtype=np.float64)
+    neutral = np.ones(max(int(m), 1)) if multiplicative else np.zeros(max(int(m), 1))
+    if not is_seasonal(y, m):
+        return neutral
+    cma = centred_moving_average(y, m)                               # NaN at both ends
+    if multiplicative:
+        ratio = y / cma
+        si = np.array([np.nanmean(ratio[i::m]) for i in range(m)])
+        return si / si.mean()
+    diff = y - cma
+    si = np.array([np.nanmean(diff[i::m]) for i in range(m)])
+    return si - si.mean()
+
+
+class Seasonality:
+    """Fitted indices of one series: ``remove`` before a model, ``restore`` after it. Positions
+    count from the first point of the fitted series (index 0)."""
+
+    def __init__(self, indices: np.ndarray, n: int, multiplicative: bool = True):
+        self.indices = np.asarray(indices, dtype=np.float64)        # (m,)
+        self.n = int(n)                                              # length of the fitted series
+        self.multiplicative = bool(multiplicative)
+
+    @classmethod
+    def fit(cls, y: np.ndarray, m: int) -> "Seasonality":
+        """Multiplicative indices for a positive series, additive otherwise."""
+        y = np.asarray(y, dtype=np.float64)
+        multiplicative = bool(np.all(y > 0))
+        return cls(seasonal_indices(y, m, multiplicative), y.size, multiplicative)
+
+    @property
+    def m(self) -> int:
+        return self.indices.size
+
+    @property
+    def active(self) -> bool:
+        return bool(np.any(self.indices != (1.0 if self.multiplicative else 0.0)))
+
+    def factors(self, start: int, length: int) -> np.ndarray:
+        """Indices for positions start .. start+length-1 of the series (negative: before it)."""
+        return self.indices[np.arange(start, start + length) % self.m]
+
+    def remove(self, y: np.ndarray, start: int = 0) -> np.ndarray:
+        """Deseasonalise y whose first point is position ``start`` of the fitted series."""
+        y = np.asarray(y, dtype=np.float64)
+        if not self.active:
+            return y
+        f = self.factors(start, y.shape[-1])
+        return y / f if self.multiplicative else y - f
+
+    def restore(self, values: np.ndarray, start: int | None = None) -> np.ndarray:
+        """Reseasonalise values (..., k) at positions start.. (default: right after the fitted
+        series)."""
+        if not self.active:
+            return values
+        f = self.factors(self.n if start is None else start, values.shape[-1])
+        return values * f if self.multiplicative else values + f
+
+    def to_dict(self) -> dict:
+        return {"indices": [float(v) for v in self.indices], "n": self.n,
+                "multiplicative": self.multiplicative}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Seasonality":
+        return cls(np.array(d["indices"], dtype=np.float64), d["n"], d["multiplicative"])

@@ -1,0 +1,83 @@
+"""Seasonal adjustment and the M3 benchmarks (Naive2, SES, Theta) on cases known by construction."""
+import numpy as np
+import pytest
+
+from tickcast.models import naive2, ses, theta
+from tickcast.models.seasonality import Seasonality, detect_period, is_seasonal, seasonal_indices
+
+SEASON = np.array([0.8, 0.85, 0.95, 1.0, 1.1, 1.2, 1.25, 1.15, 1.05, 0.95, 0.9, 0.8])
+SEASON = SEASON / SEASON.mean()
+
+
+def _monthly(n=96, trend=0.0, noise=0.01, seed=0):
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    return 100.0 * (1 + trend * t) * SEASON[t % 12] * np.exp(rng.normal(0, noise, n))
+
+
+def test_multiplicative_indices_of_a_known_seasonal_series():
+    y = _monthly(trend=0.01)
+    assert is_seasonal(y, 12)
+    np.testing.assert_allclose(seasonal_indices(y, 12), SEASON, rtol=0.02)
+    season = Seasonality.fit(y, 12)
+    adjusted = season.remove(y)
+    assert np.std(np.diff(np.log(adjusted))) < 0.25 * np.std(np.diff(np.log(y)))
+    np.testing.assert_allclose(season.restore(adjusted, start=0), y, rtol=1e-12)
+    # positions continue after the series: the next value gets index len(y) % 12
+    np.testing.assert_allclose(season.restore(np.ones(3)), season.indices[[0, 1, 2]])
+
+
+def test_additive_indices_for_a_series_with_negative_values():
+    t = np.arange(120)
+    y = 5.0 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(1).normal(0, 0.3, 120) - 2.0
+    season = Seasonality.fit(y, 12)
+    assert not season.multiplicative and season.active
+    assert abs(season.indices.sum()) < 1e-9
+    np.testing.assert_allclose(season.indices, 5.0 * np.sin(2 * np.pi * np.arange(12) / 12), atol=0.4)
+
+
+def test_no_season_is_found_where_there_is_none():
+    rng = np.random.default_rng(2)
+    walk = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 500)))
+    assert detect_period(walk) == 1
+    assert not Seasonality.fit(rng.normal(10, 1, 200), 1).active
+    assert not is_seasonal(_monthly(n=30), 12)  # under three seasons: too little to tell
+    assert not is_seasonal(np.full(60, 3.0), 12)
+
+
+@pytest.mark.parametrize("period", [4, 12])
+def test_detect_period_finds_the_season(period):
+    t = np.arange(20 * period)
+    y = 50 + 10 * np.sin(2 * np.pi * t / period) + np.random.default_rng(period).normal(0, 1, t.size)
+    assert detect_period(y) == period
+
+
+def test_naive2_repeats_the_adjusted_last_value_with_the_season():
+    y = _monthly(noise=0.0)
+    f = naive2(y, 18, 12)
+    season = Seasonality.fit(y, 12)
+    expected = season.remove(y)[-1] * season.indices[np.arange(96, 114) % 12]
+    np.testing.assert_allclose(f, expected, rtol=1e-12)
+    np.testing.assert_allclose(f[:12], y[-12:], rtol=0.01)  # a clean season comes back as itself
+    np.testing.assert_array_equal(naive2(y, 5, 1), np.full(5, y[-1]))
+
+
+def test_ses_tracks_a_level_and_theta_adds_half_the_trend():
+    flat = np.r_[np.full(30, 10.0), np.full(30, 20.0)]
+    level, alpha = ses(flat, 3)
+    assert alpha > 0.9 and level == pytest.approx(np.full(3, 20.0), rel=1e-3)
+    t = np.arange(40.0)
+    line = 5.0 + 2.0 * t
+    f = theta(line, 6)
+    # SES on a straight line follows it (alpha -> 1, level = last value): Theta = last + b/2 * k
+    np.testing.assert_allclose(f, line[-1] + 1.0 * np.arange(1, 7), rtol=2e-3)
+    np.testing.assert_allclose(theta(np.full(20, 7.0), 4), 7.0)
+
+
+def test_theta_on_a_seasonal_series_keeps_the_season():
+    y = _monthly(trend=0.005, noise=0.0)
+    f = theta(y, 12, 12)
+    season = Seasonality.fit(y, 12)
+    adjusted = f / season.indices[np.arange(96, 108) % 12]
+    assert np.all(np.diff(adjusted) > 0)  # the trend continues on the adjusted scale
+    assert np.corrcoef(f, y[-12:])[0, 1] > 0.95  # and the season is put back

@@ -24,7 +24,7 @@ from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
 from .errors import SourceError, TickcastError, UnknownSeries
-from .sources import Source, make_source
+from .sources import SOURCES, Source, make_source
 from .status import FetchStatus
 
 
@@ -56,6 +56,8 @@ def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
             row = existing.get(key)
             if spec.frequency is not None:
                 values["frequency"] = spec.frequency
+            if spec.calendar is not None or row is None or row.calendar is None:
+                values["calendar"] = series_calendar(spec)  # until a fetch reports the exchange's
             if row is None:
                 conn.execute(sa.insert(schema.series).values(key=key, created_at=now, **values))
             elif any(getattr(row, k) != v for k, v in values.items()):
@@ -64,6 +66,12 @@ def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
             if key not in configured and row.active:
                 conn.execute(sa.update(schema.series).where(schema.series.c.id == row.id).values(active=False))
         return {row.key: row.id for row in conn.execute(sa.select(schema.series.c.key, schema.series.c.id))}
+
+
+def series_calendar(spec: SeriesSpec, reported: str | None = None) -> str | None:
+    """The calendar of a series' target dates: the config's, else the one its source reported on the
+    last fetch (Yahoo: the ticker's exchange), else its source's default."""
+    return spec.calendar or reported or SOURCES[spec.source].calendar(spec.symbol)
 
 
 def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesSpec]:
@@ -212,7 +220,8 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
         faults.reached("ingest-write")
         total = count_rows(conn, series_id)
         last_ts = last_stored_date(conn, series_id)
-        values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note)
+        values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note,
+                      calendar=series_calendar(spec, reported=fetched.attrs.get("calendar")))
         if spec.frequency is None and (new or revised):
             recent = conn.execute(sa.select(schema.observations.c.ts)
                                   .where(schema.observations.c.series_id == series_id)

@@ -7,6 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from tickcast.service import db, schema
 
 TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts", "run_lease"}
+VIEWS = {"latest_forecasts", "forecast_errors", "forecast_accuracy", "forecast_accuracy_monthly"}
 
 
 def _tables_and_views(engine):
@@ -21,9 +22,11 @@ def test_upgrade_from_empty_creates_every_table_and_view(fresh_db):
     assert (before, after) == (None, db.head_revision())
     tables, views = _tables_and_views(engine)
     assert TABLES <= tables
-    assert views == {"latest_forecasts"}
-    with engine.connect() as conn:  # the view is queryable (and empty)
-        assert conn.execute(sa.select(schema.latest_forecasts)).all() == []
+    assert views == VIEWS
+    with engine.connect() as conn:  # the views are queryable (and empty)
+        for view in (schema.latest_forecasts, schema.forecast_errors, schema.forecast_accuracy,
+                     schema.forecast_accuracy_monthly):
+            assert conn.execute(sa.select(view)).all() == []
 
 
 def test_upgrade_twice_is_a_no_op(fresh_db):

@@ -82,6 +82,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import ingest
     from .tables import render
 
+    if args.full and not args.keys:
+        _err("tickcast: --full replaces stored histories: name the series, e.g. tickcast ingest --full yahoo:AAPL")
+        return EXIT_USAGE
     settings = _settings(args)
     engine = _open(settings)
 
@@ -90,7 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             detail = f"{r.new_rows} new row(s)" if r.status == FetchStatus.OK else r.status
             _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
 
-    results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress)
+    results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress, full=args.full)
     rows = [dict(key=r.key, new_rows=r.new_rows, total_rows=r.total_rows, last_ts=r.last_ts,
                  status=r.status if r.status != FetchStatus.OK or not r.note else f"{r.status} ({r.note})")
             for r in results]
@@ -281,8 +284,11 @@ def build_parser() -> Parser:
 
     command("init", cmd_init, "create the database or upgrade it to the newest schema", "tickcast init")
     p = command("ingest", cmd_ingest, "fetch new observations for the watchlist (or the given series)",
-                "tickcast ingest yahoo:AAPL fred:DGS10")
+                "tickcast ingest yahoo:AAPL fred:DGS10     (or: tickcast ingest --full yahoo:AAPL)")
     p.add_argument("keys", nargs="*", metavar="KEY", help="series keys such as yahoo:SPY (default: all active)")
+    p.add_argument("--full", action="store_true",
+                   help="re-fetch the whole history of the given series and replace what is stored (picks up "
+                        "rows removed at the source and revisions older than sources.overlap_days)")
     p = command("run", cmd_run, "one full cycle now: ingest, train, backtest, forecast, store",
                 "tickcast run            (or: tickcast run sample:sp500)")
     p.add_argument("keys", nargs="*", metavar="KEY", help="only these series (default: all active)")

@@ -20,7 +20,7 @@ from . import __version__
 from .config import Settings, debug_enabled, load_settings
 from .errors import TickcastError
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
-from .tables import FORMATS, percent
+from .tables import FORMATS, UNIT_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -119,8 +119,6 @@ def _install_stop_handlers(stop) -> None:
 
 FORECAST_COLUMNS = ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower", "upper",
                     "change_pct", "skill"]
-# change_pct is stored in percent; skill (1 - MAE / naive MAE) as a fraction.
-FORECAST_FORMATS = {"change_pct": lambda v: percent(v), "skill": lambda v: percent(v, 100.0)}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -140,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         keys = {o.key for o in summary.outcomes}
         rows = [r for r in latest_forecasts(engine) if r["series_key"] in keys]
-        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS) if rows else "no forecasts yet")
+        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
     counts = (f"{summary.count(lambda o: o.fit == SeriesFit.TRAINED)} trained, "
@@ -181,7 +179,7 @@ def cmd_forecasts(args: argparse.Namespace) -> int:
     engine = _open_existing(_settings(args))
     rows = latest_forecasts(engine, args.key)
     if args.format == "table":
-        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS))
+        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS))
     else:
         print(render(rows, list(rows[0]), args.format))
     return EXIT_OK
@@ -197,6 +195,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"fit {fit.id} of {args.key}: {fit.mode} {fit.cell}, {fit.epochs} epochs (best {fit.best_epoch}), "
               f"train {fit.train_start} .. {fit.train_end}, {fit.seconds:.2f} s")
     print(render(rows, ["epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction"], args.format))
+    return EXIT_OK
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    from .accuracy import accuracy
+    from .tables import render
+
+    engine = _open_existing(_settings(args))
+    rows, columns = accuracy(engine, args.key, by=args.by)
+    print(render(rows, columns, args.format, formatters=UNIT_FORMATS))
     return EXIT_OK
 
 
@@ -299,6 +307,13 @@ def build_parser() -> Parser:
     p = command("forecasts", cmd_forecasts, "the latest forecasts (all series, or one)",
                 "tickcast forecasts yahoo:SPY --format csv")
     p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p = command("accuracy", cmd_accuracy, "how past forecasts did against what happened: per series and step "
+                "(or month): MAE, RMSE, MAPE %, the naive forecast's MAE, skill, interval coverage, Winkler score",
+                "tickcast accuracy sample:sp500 --by month --format csv")
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--by", choices=("step", "month"), default="step",
+                   help="one row per series and step (default) or per series and target month")
     p.add_argument("--format", choices=FORMATS, default="table")
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
     p.add_argument("key", metavar="KEY")

@@ -309,7 +309,8 @@ def build_parser() -> Parser:
     p.add_argument("key", nargs="?", metavar="KEY")
     p.add_argument("--format", choices=FORMATS, default="table")
     p = command("accuracy", cmd_accuracy, "how past forecasts did against what happened: per series and step "
-                "(or month): MAE, RMSE, MAPE %, the naive forecast's MAE, skill, interval coverage, Winkler score",
+                "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
+                "score",
                 "tickcast accuracy sample:sp500 --by month --format csv")
     p.add_argument("key", nargs="?", metavar="KEY")
     p.add_argument("--by", choices=("step", "month"), default="step",

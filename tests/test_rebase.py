@@ -251,3 +251,27 @@ def test_ingest_full_needs_keys_and_keeps_data_when_the_source_fails(fresh_db, m
     assert main(["--db", db_url, "--config", str(config), "ingest", "--full", "csv:walk"]) == 1
     assert "csv:walk: no valid observations" in capsys.readouterr().err
     assert observations(engine, "csv:walk") == stored
+
+
+def test_a_crash_while_replacing_leaves_the_old_history_whole(fresh_db, make_settings, walk_file, db_url, tmp_path):
+    """kill -9 inside the replacing transaction (a real `tickcast` process): nothing is half-written."""
+    import signal
+
+    from .test_cli import run_cli
+
+    path, dates, numbers = walk_file
+    config = tmp_path / "tickcast.toml"
+    config.write_text('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n' + FAST_MODEL)
+    engine = fresh_db()
+    run_cycle(engine, make_settings(config.read_text(), db_url=db_url))
+    stored, forecasts = observations(engine, "csv:walk"), forecasts_by_origin(engine, "csv:walk")
+    write_csv(path, dates[:50], [v * 0.5 for v in numbers[:50]])
+    crashed = run_cli("--db", db_url, "--config", str(config), "ingest", "--full", "csv:walk",
+                      env={"TICKCAST_KILL_AT": "ingest-write:1"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert observations(engine, "csv:walk") == stored
+    assert forecasts_by_origin(engine, "csv:walk") == forecasts
+    assert [f.history_replaced_at for f in fits_by_key(engine)["csv:walk"]] == [None]
+    done = run_cli("--db", db_url, "--config", str(config), "ingest", "--full", "csv:walk")
+    assert done.returncode == 0, done.stderr
+    assert "factor of 0.5;" in series_row(engine, "csv:walk").last_note

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import faults, schema
-from .clock import utcnow
 from .calendars import next_trading_days
+from .clock import utcnow
 from .db import write_transaction
 from .intervals import adaptive_interval_factor, scale_interval
 from .status import FitMode, FitStatus

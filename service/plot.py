@@ -108,6 +108,7 @@ def draw_realised(ax, scored: list[dict]) -> None:
     """Realised errors (actual - forecast) by target date, each with its interval around zero (misses
     marked), and on a second axis the rolling coverage against the nominal level."""
     import numpy as np
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     targets = [f["target_ts"] for f in scored]
     errors = np.array([f["error"] for f in scored])
@@ -120,6 +121,9 @@ def draw_realised(ax, scored: list[dict]) -> None:
             label="outside")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("actual - forecast")
+    locator = AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     n, level = len(scored), scored[-1]["level"]
     mae = float(np.mean(np.abs(errors)))
     naive = float(np.mean([f["naive_abs_error"] for f in scored]))

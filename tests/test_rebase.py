@@ -179,9 +179,15 @@ def test_two_values_revised_alike_are_a_revision_not_a_rebase(fresh_db, make_set
     engine = fresh_db()
     ingest(engine, settings)
     revised = list(numbers[:50])
-    revised[42] *= 1.1  # the two oldest days of the overlap revised by the same 10 %
-    revised[43] *= 1.1
-    write_csv(path, dates[:50], revised)
+    window = dates[49] - pd.Timedelta(days=settings.sources.overlap_days)
+    first = int((dates[:50] >= window).argmax())  # the oldest day of the overlap
+    revised[first] *= 1.1  # it and the next day revised by the same 10 %: it looks like a re-basing...
+    revised[first + 1] *= 1.1
+    overlap = [d.date() for d in dates[first:50]]
+    suspect = detect_rebase(values([d.isoformat() for d in overlap], numbers[first:50]),
+                            values([d.isoformat() for d in overlap], revised[first:50]))
+    assert suspect == pytest.approx(Rebase(1.1, dates[first + 1].date()))
+    write_csv(path, dates[:50], revised)  # ...but the full history does not confirm it
     (result,) = ingest(engine, settings)
     assert (result.new_rows, result.revised_rows, result.replaced) == (0, 2, False)
     assert [v for _, v in observations(engine, "csv:walk")] == pytest.approx(revised)

@@ -56,7 +56,7 @@ def timed(argv: list[str], env: dict) -> tuple[float, float]:
 
 
 HEAVY = ("sqlalchemy", "numpy", "tickcast.models", "apscheduler", "alembic", "pandas", "requests", "matplotlib",
-         "yfinance")
+         "yfinance", "exchange_calendars")
 
 
 def imports_of(argv: list[str], env: dict) -> dict[str, float | None]:

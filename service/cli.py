@@ -20,7 +20,7 @@ from . import __version__
 from .config import Settings, debug_enabled, load_settings
 from .errors import TickcastError
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
-from .tables import FORMATS, percent
+from .tables import FORMATS, UNIT_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -82,6 +82,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import ingest
     from .tables import render
 
+    if args.full and not args.keys:
+        _err("tickcast: --full replaces stored histories: name the series, e.g. tickcast ingest --full yahoo:AAPL")
+        return EXIT_USAGE
     settings = _settings(args)
     engine = _open(settings)
 
@@ -90,7 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             detail = f"{r.new_rows} new row(s)" if r.status == FetchStatus.OK else r.status
             _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
 
-    results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress)
+    results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress, full=args.full)
     rows = [dict(key=r.key, new_rows=r.new_rows, total_rows=r.total_rows, last_ts=r.last_ts,
                  status=r.status if r.status != FetchStatus.OK or not r.note else f"{r.status} ({r.note})")
             for r in results]
@@ -116,8 +119,6 @@ def _install_stop_handlers(stop) -> None:
 
 FORECAST_COLUMNS = ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower", "upper",
                     "change_pct", "skill"]
-# change_pct is stored in percent; skill (1 - MAE / naive MAE) as a fraction.
-FORECAST_FORMATS = {"change_pct": lambda v: percent(v), "skill": lambda v: percent(v, 100.0)}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         keys = {o.key for o in summary.outcomes}
         rows = [r for r in latest_forecasts(engine) if r["series_key"] in keys]
-        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS) if rows else "no forecasts yet")
+        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
     counts = (f"{summary.count(lambda o: o.fit == SeriesFit.TRAINED)} trained, "
@@ -178,7 +179,7 @@ def cmd_forecasts(args: argparse.Namespace) -> int:
     engine = _open_existing(_settings(args))
     rows = latest_forecasts(engine, args.key)
     if args.format == "table":
-        print(render(rows, FORECAST_COLUMNS, formatters=FORECAST_FORMATS))
+        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS))
     else:
         print(render(rows, list(rows[0]), args.format))
     return EXIT_OK
@@ -194,6 +195,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"fit {fit.id} of {args.key}: {fit.mode} {fit.cell}, {fit.epochs} epochs (best {fit.best_epoch}), "
               f"train {fit.train_start} .. {fit.train_end}, {fit.seconds:.2f} s")
     print(render(rows, ["epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction"], args.format))
+    return EXIT_OK
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    from .accuracy import accuracy
+    from .tables import render
+
+    engine = _open_existing(_settings(args))
+    rows, columns = accuracy(engine, args.key, by=args.by)
+    print(render(rows, columns, args.format, formatters=UNIT_FORMATS))
     return EXIT_OK
 
 
@@ -295,8 +306,11 @@ def build_parser() -> Parser:
 
     command("init", cmd_init, "create the database or upgrade it to the newest schema", "tickcast init")
     p = command("ingest", cmd_ingest, "fetch new observations for the watchlist (or the given series)",
-                "tickcast ingest yahoo:AAPL fred:DGS10")
+                "tickcast ingest yahoo:AAPL fred:DGS10     (or: tickcast ingest --full yahoo:AAPL)")
     p.add_argument("keys", nargs="*", metavar="KEY", help="series keys such as yahoo:SPY (default: all active)")
+    p.add_argument("--full", action="store_true",
+                   help="re-fetch the whole history of the given series and replace what is stored (picks up "
+                        "rows removed at the source and revisions older than sources.overlap_days)")
     p = command("run", cmd_run, "one full cycle now: ingest, train, backtest, forecast, store",
                 "tickcast run            (or: tickcast run sample:sp500)")
     p.add_argument("keys", nargs="*", metavar="KEY", help="only these series (default: all active)")
@@ -307,6 +321,14 @@ def build_parser() -> Parser:
     p = command("forecasts", cmd_forecasts, "the latest forecasts (all series, or one)",
                 "tickcast forecasts yahoo:SPY --format csv")
     p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p = command("accuracy", cmd_accuracy, "how past forecasts did against what happened: per series and step "
+                "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
+                "score",
+                "tickcast accuracy sample:sp500 --by month --format csv")
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("--by", choices=("step", "month"), default="step",
+                   help="one row per series and step (default) or per series and target month")
     p.add_argument("--format", choices=FORMATS, default="table")
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
     p.add_argument("key", metavar="KEY")

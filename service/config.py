@@ -97,6 +97,9 @@ class ForecastSettings:
     horizon: int = 5
     level: float = 0.8
     min_length: int = 24  # shorter series are skipped with a recorded reason (the model needs 16)
+    # Adaptive intervals (service/intervals.py): how fast realised coverage moves the interval factor;
+    # 0 keeps the model's own intervals.
+    interval_adapt_rate: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
         raise ConfigError(f"invalid [model] setting: {exc}") from None
     positive("forecast.horizon", forecast.horizon, most=366)
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
+    positive("forecast.interval_adapt_rate", forecast.interval_adapt_rate, allow_zero=True, most=1)
     if not 0 < forecast.level < 1:
         raise ConfigError(f"setting 'forecast.level' must be between 0 and 1 (e.g. 0.8), got {forecast.level!r}")
 

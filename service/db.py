@@ -80,6 +80,7 @@ def make_engine(url: str, create: bool = True) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
+        _ensure_sqrt(dbapi_conn)
         if database and database != ":memory:":
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
@@ -90,6 +91,17 @@ def make_engine(url: str, create: bool = True) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     return engine
+
+
+def _ensure_sqrt(dbapi_conn) -> None:
+    """The accuracy views use sqrt(), built into SQLite since 3.35 unless compiled out: supply it then."""
+    try:
+        dbapi_conn.execute("SELECT sqrt(4.0)")
+    except Exception:
+        import math
+
+        dbapi_conn.create_function("sqrt", 1, lambda x: None if x is None or x < 0 else math.sqrt(x),
+                                   deterministic=True)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """Forecast stage: target dates, and writing a fit with its loss history and forecasts in one
-transaction (a crash leaves a series either fully written or untouched)."""
+transaction (a crash leaves a series either fully written or untouched). The model's intervals are
+stored scaled by the series' adaptive factor (service/intervals.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import faults, schema
+from .calendars import next_trading_days
 from .clock import utcnow
 from .db import write_transaction
+from .intervals import adaptive_interval_factor, scale_interval
 from .status import FitMode, FitStatus
 from .train import TrainResult
 
 
-def next_dates(last: date, frequency: str | None, steps: int) -> list[date]:
-    """The ``steps`` dates after ``last``: trading days skip weekends (exchange holidays are not
-    modelled), months keep the month-start or month-end convention of the data."""
+def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:
+    """The ``steps`` dates after ``last``: trading days are the sessions of ``calendar`` (weekends and
+    that exchange's holidays skipped; weekdays when None), months keep the month-start or month-end
+    convention of the data."""
     last_ts = pd.Timestamp(last)
+    if frequency == "B" and calendar is not None:
+        return next_trading_days(last, calendar, steps)
     if frequency == "B":
         offsets = [pd.offsets.BDay(k) for k in range(1, steps + 1)]
     elif frequency == "W":
@@ -53,7 +59,9 @@ class FitRecord:
     n_obs: int | None = None
     error: str | None = None
     frequency: str | None = None
+    calendar: str | None = None  # series.calendar: the trading days of a daily series' target dates
     level: float = 0.8
+    interval_adapt_rate: float = 0.0  # forecast.interval_adapt_rate (0: the model's intervals as they are)
 
 
 def _finite(value):
@@ -95,11 +103,13 @@ def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> 
             faults.reached("store-history")
             conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
                                                            schema.forecasts.c.origin_ts == record.train_end))
-            targets = next_dates(record.train_end, record.frequency, len(result.point))
+            targets = next_dates(record.train_end, record.frequency, len(result.point), record.calendar)
+            factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
+            lower, upper = scale_interval(result.point, result.lower, result.upper, factor)
             conn.execute(sa.insert(schema.forecasts), [
                 dict(series_id=record.series_id, origin_ts=record.train_end, step=step, fit_id=fit_id,
-                     target_ts=target, value=value, lower=lo, upper=hi, level=record.level, created_at=now)
-                for step, (target, value, lo, hi) in enumerate(
-                    zip(targets, result.point, result.lower, result.upper), 1)])
+                     target_ts=target, value=float(value), lower=float(lo), upper=float(hi), level=record.level,
+                     interval_factor=factor, created_at=now)
+                for step, (target, value, lo, hi) in enumerate(zip(targets, result.point, lower, upper), 1)])
             faults.reached("store-forecasts")
     return fit_id

@@ -3,7 +3,9 @@
 Per series: read the last stored date, fetch from ``overlap_days`` before it (to catch revisions),
 drop what is not data (NaN/inf, non-positive prices, dates in the future), collapse duplicate
 dates, and write only rows that are new or changed. A failing source is recorded on its
-``series`` row and never stops the other series; stored observations are never deleted.
+``series`` row and never stops the other series. Stored observations are deleted only when the
+whole history is replaced, in the same transaction that stores the new one: when the source
+re-based it (a split, a dividend) or on ``tickcast ingest --full`` (see ``rebase.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
 from .errors import SourceError, TickcastError, UnknownSeries
-from .sources import Source, make_source
+from .rebase import (Replacement, as_series, compare_histories, confirm_rebase, describe_replacement, detect_rebase,
+                     replace_history, stored_values)
+from .sources import SOURCES, Source, make_source
 from .status import FetchStatus
 
 
@@ -39,6 +43,7 @@ class IngestResult:
     error: str | None = None
     note: str | None = None
     seconds: float = 0.0
+    replaced: bool = False  # the stored history was replaced (re-based at the source, or --full)
 
 
 # --- series rows --------------------------------------------------------------------------------
@@ -56,6 +61,8 @@ def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
             row = existing.get(key)
             if spec.frequency is not None:
                 values["frequency"] = spec.frequency
+            if spec.calendar is not None or row is None or row.calendar is None:
+                values["calendar"] = series_calendar(spec)  # until a fetch reports the exchange's
             if row is None:
                 conn.execute(sa.insert(schema.series).values(key=key, created_at=now, **values))
             elif any(getattr(row, k) != v for k, v in values.items()):
@@ -64,6 +71,12 @@ def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
             if key not in configured and row.active:
                 conn.execute(sa.update(schema.series).where(schema.series.c.id == row.id).values(active=False))
         return {row.key: row.id for row in conn.execute(sa.select(schema.series.c.key, schema.series.c.id))}
+
+
+def series_calendar(spec: SeriesSpec, reported: str | None = None) -> str | None:
+    """The calendar of a series' target dates: the config's, else the one its source reported on the
+    last fetch (Yahoo: the ticker's exchange), else its source's default."""
+    return spec.calendar or reported or SOURCES[spec.source].calendar(spec.symbol)
 
 
 def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesSpec]:
@@ -185,55 +198,114 @@ def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
         return None
 
 
-def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings) -> IngestResult:
-    """Fetch, validate and store one series. Never raises for source or data problems."""
+def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings,
+                  full: bool = False) -> IngestResult:
+    """Fetch, validate and store one series. Never raises for source or data problems. ``full``:
+    fetch the whole history and replace the stored one (``tickcast ingest --full``)."""
     started = time.perf_counter()
     now = utcnow()
     with engine.connect() as conn:
         last = last_stored_date(conn, series_id)
-    since = None if last is None else refetch_start(last, settings.sources.overlap_days)
+    since = None if last is None or full else refetch_start(last, settings.sources.overlap_days)
     if since is None and settings.sources.history_start:
         since = pd.Timestamp(settings.sources.history_start)
     try:
         faults.reached("fetch")
         fetched = source.fetch(spec, since)
         clean, notes = validate_observations(fetched, spec, now.date())
-        if clean.empty and last is None:
+        if clean.empty and (last is None or full):
             raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
+        replacement = None if last is None else _replacement(engine, spec, series_id, source, settings, clean, notes,
+                                                             last, full, now)
     except SourceError as exc:
         _record_failure(engine, series_id, str(exc), now)
         with engine.connect() as conn:
             total = count_rows(conn, series_id)
         return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=str(exc),
                             seconds=time.perf_counter() - started)
+    reported = fetched.attrs.get("calendar")
+    if replacement is not None:
+        return _store_replacement(engine, spec, series_id, replacement, full, reported, now, started)
     note = "; ".join(notes) or None
     with write_transaction(engine) as conn:
         new, revised = upsert_observations(conn, series_id, clean)
         faults.reached("ingest-write")
-        total = count_rows(conn, series_id)
-        last_ts = last_stored_date(conn, series_id)
-        values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note)
-        if spec.frequency is None and (new or revised):
-            recent = conn.execute(sa.select(schema.observations.c.ts)
-                                  .where(schema.observations.c.series_id == series_id)
-                                  .order_by(schema.observations.c.ts.desc()).limit(120)).scalars().all()
-            values["frequency"] = infer_frequency(sorted(recent))
-        conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id).values(**values))
+        total, last_ts = _record_success(conn, spec, series_id, note, reported, now, changed=bool(new or revised))
     return IngestResult(spec.key, FetchStatus.OK, new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started)
 
 
+def _record_success(conn: Connection, spec: SeriesSpec, series_id: int, note: str | None, reported_calendar: str | None,
+                    now: datetime, changed: bool) -> tuple[int, date | None]:
+    """The series row after a successful fetch; returns (stored rows, last stored date)."""
+    values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note,
+                  calendar=series_calendar(spec, reported=reported_calendar))
+    if spec.frequency is None and changed:
+        recent = conn.execute(sa.select(schema.observations.c.ts)
+                              .where(schema.observations.c.series_id == series_id)
+                              .order_by(schema.observations.c.ts.desc()).limit(120)).scalars().all()
+        values["frequency"] = infer_frequency(sorted(recent))
+    conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id).values(**values))
+    return count_rows(conn, series_id), last_stored_date(conn, series_id)
+
+
+# --- re-based histories (service/rebase.py) -----------------------------------------------------
+
+def _replacement(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings,
+                 clean: pd.DataFrame, notes: list[str], last: date, full: bool, now: datetime) -> Replacement | None:
+    """The full history to store in place of the stored one: always with ``full`` (``clean`` is
+    then the full history), else when the overlap shows a re-basing that the full history confirms.
+    None: store ``clean`` as usual. Raises SourceError when the full history cannot be fetched."""
+    window = refetch_start(last, settings.sources.overlap_days)
+    with engine.connect() as conn:
+        stored = stored_values(conn, series_id, None if full or window is None else window.date())
+    fetched = as_series(clean)
+    recent = (lambda s: s) if window is None else (lambda s: s[s.index >= window.date()])
+    suspect = detect_rebase(recent(stored), recent(fetched))
+    if suspect is None and not full:
+        return None
+    if not full:
+        history_start = pd.Timestamp(settings.sources.history_start) if settings.sources.history_start else None
+        clean, notes = validate_observations(source.fetch(spec, history_start), spec, now.date())
+        if clean.empty:
+            raise SourceError(f"{spec.key}: the history looks re-based but the full history has no valid "
+                              "observations; the stored history is kept")
+        fetched = as_series(clean)
+        with engine.connect() as conn:
+            stored = stored_values(conn, series_id)
+    rebase = None if suspect is None else confirm_rebase(stored, fetched, suspect)
+    if rebase is None and not full:
+        return None  # a few values revised alike, not a re-basing: the overlap is stored as usual
+    new, revised, removed = compare_histories(stored, fetched)
+    return Replacement(clean, rebase, new, revised, removed, notes)
+
+
+def _store_replacement(engine: Engine, spec: SeriesSpec, series_id: int, replacement: Replacement, full: bool,
+                       reported_calendar: str | None, now: datetime, started: float) -> IngestResult:
+    with write_transaction(engine) as conn:
+        if replacement.changed:
+            rescaled = replace_history(conn, series_id, replacement, now)
+            note = describe_replacement(replacement, rescaled, full)
+        else:
+            note = "history re-fetched in full: unchanged"
+        faults.reached("ingest-write")
+        note = "; ".join([note, *replacement.notes])
+        total, last_ts = _record_success(conn, spec, series_id, note, reported_calendar, now, replacement.changed)
+    return IngestResult(spec.key, FetchStatus.OK, replacement.new, replacement.revised, total, last_ts, note=note,
+                        seconds=time.perf_counter() - started, replaced=replacement.changed)
+
+
 def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec], ids: Mapping[str, int],
-                sources: dict[str, Source] | None = None, stop=None) -> Iterator[IngestResult]:
+                sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> Iterator[IngestResult]:
     """Ingest stage: fetch and store ``specs`` (rows of the ``series`` table by key: ``ids``) one
     after another, yielding each result. ``stop`` (an Event) ends it between series; ``sources``
-    replaces the source of a kind (benchmarks)."""
+    replaces the source of a kind (benchmarks); ``full`` replaces each stored history."""
     sources = dict(sources or {})
     for spec in specs:
         if stop is not None and stop.is_set():
             return
         try:
             source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
-            result = ingest_series(engine, spec, ids[spec.key], source, settings)
+            result = ingest_series(engine, spec, ids[spec.key], source, settings, full=full)
         except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
             _record_failure(engine, ids[spec.key], str(exc), utcnow())
             result = IngestResult(spec.key, FetchStatus.FAILED, error=str(exc))
@@ -242,13 +314,13 @@ def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec],
 
 def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
            progress: Callable[[int, int, IngestResult], None] | None = None,
-           sources: dict[str, Source] | None = None, stop=None) -> list[IngestResult]:
+           sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> list[IngestResult]:
     """``tickcast ingest``: the chosen series (all active ones by default), after bringing the
-    ``series`` table in line with the config."""
+    ``series`` table in line with the config. ``full``: re-fetch each history and replace it."""
     specs = select_specs(settings, keys)
     ids = sync_series(engine, settings)
     results = []
-    for i, result in enumerate(ingest_each(engine, settings, specs, ids, sources=sources, stop=stop), 1):
+    for i, result in enumerate(ingest_each(engine, settings, specs, ids, sources=sources, stop=stop, full=full), 1):
         results.append(result)
         if progress:
             progress(i, len(specs), result)

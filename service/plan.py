@@ -2,8 +2,9 @@
 
 A series is skipped (nothing stored yet, or too short to train), left alone (its newest observation
 and settings already have a fit: "up to date"), or trained: cold (from scratch) the first time,
-after a settings change and every ``model.full_retrain_days``; warm (fine-tuned from its newest
-fit) in between. The state of every series' fits is read once, in a few grouped queries; each
+after a settings change, after its history was replaced (a fit marked ``history_replaced_at`` is on
+the old basis: never continued, never "up to date") and every ``model.full_retrain_days``; warm
+(fine-tuned from its newest fit) in between. The state of every series' fits is read once, in a few grouped queries; each
 series' observations and, for a warm start, the weights it continues from are read once, as that
 series is planned.
 """
@@ -49,6 +50,7 @@ class _FitState:
     latest_status: str | None = None  # of its newest fit, whatever its settings
     latest_train_end: date | None = None
     latest_hash: str | None = None
+    latest_replaced: bool = False  # its history was replaced after the newest fit
     base_id: dict[str, int] = field(default_factory=dict)  # settings hash -> its newest successful fit
     last_cold: dict[str, date] = field(default_factory=dict)  # settings hash -> newest successful cold fit's train_end
 
@@ -58,13 +60,15 @@ def _fit_states(conn: Connection) -> dict[int, _FitState]:
     fits = schema.fits.c
     newest = sa.select(sa.func.max(fits.id)).group_by(fits.series_id).scalar_subquery()
     latest = {row.series_id: row for row in conn.execute(
-        sa.select(fits.series_id, fits.status, fits.train_end, fits.settings_hash).where(fits.id.in_(newest)))}
+        sa.select(fits.series_id, fits.status, fits.train_end, fits.settings_hash, fits.history_replaced_at)
+        .where(fits.id.in_(newest)))}
     base: dict[int, dict[str, int]] = {}
     cold: dict[int, dict[str, date]] = {}
     for row in conn.execute(
             sa.select(fits.series_id, fits.settings_hash, sa.func.max(fits.id).label("base_id"),
                       sa.func.max(sa.case((fits.mode == FitMode.COLD, fits.train_end))).label("last_cold"))
-            .where(fits.status == FitStatus.OK).group_by(fits.series_id, fits.settings_hash)):
+            .where(fits.status == FitStatus.OK, fits.history_replaced_at.is_(None))
+            .group_by(fits.series_id, fits.settings_hash)):
         base.setdefault(row.series_id, {})[row.settings_hash] = row.base_id
         if row.last_cold is not None:
             cold.setdefault(row.series_id, {})[row.settings_hash] = _as_date(row.last_cold)
@@ -75,6 +79,7 @@ def _fit_states(conn: Connection) -> dict[int, _FitState]:
             latest_status=newest_fit.status if newest_fit else None,
             latest_train_end=newest_fit.train_end if newest_fit else None,
             latest_hash=newest_fit.settings_hash if newest_fit else None,
+            latest_replaced=newest_fit is not None and newest_fit.history_replaced_at is not None,
             base_id=base.get(series_id, {}), last_cold=cold.get(series_id, {}))
     return states
 
@@ -98,7 +103,8 @@ def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run
     left out. Reads only: the store stage writes."""
     with engine.connect() as conn:
         series = {row.key: row for row in conn.execute(
-            sa.select(schema.series.c.id, schema.series.c.key, schema.series.c.frequency))}
+            sa.select(schema.series.c.id, schema.series.c.key, schema.series.c.frequency,
+                      schema.series.c.calendar))}
         states = _fit_states(conn)
     plans = []
     for spec in specs:
@@ -106,29 +112,30 @@ def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run
             break
         faults.reached("plan")
         row = series[spec.key]
-        plans.append(_plan_one(engine, settings, spec, row.id, row.frequency, states.get(row.id, _FitState()),
-                               run_id))
+        plans.append(_plan_one(engine, settings, spec, row, states.get(row.id, _FitState()), run_id))
     return plans
 
 
-def _plan_one(engine: Engine, settings: Settings, spec: SeriesSpec, series_id: int, frequency: str | None,
-              state: _FitState, run_id: int) -> Plan:
+def _plan_one(engine: Engine, settings: Settings, spec: SeriesSpec, series: sa.Row, state: _FitState,
+              run_id: int) -> Plan:
     from tickcast.models import MIN_LENGTH
 
     model = settings.model
     fingerprint = settings_hash(settings, spec.key)
+    series_id = series.id
     with engine.connect() as conn:  # a short read per series: no snapshot held across the stage
         dates, values = _load_values(conn, series_id, model.max_points)
         record = FitRecord(run_id=run_id, series_id=series_id, status=FitStatus.OK, settings_hash=fingerprint,
                            cell=model.cell, train_start=dates[0] if dates else None,
-                           train_end=dates[-1] if dates else None, n_obs=len(values), frequency=frequency,
-                           level=settings.forecast.level)
+                           train_end=dates[-1] if dates else None, n_obs=len(values), frequency=series.frequency,
+                           calendar=series.calendar, level=settings.forecast.level,
+                           interval_adapt_rate=settings.forecast.interval_adapt_rate)
         minimum = max(settings.forecast.min_length, MIN_LENGTH)
         if not len(values):
             record.status, record.error = FitStatus.SKIPPED, NO_DATA
             return Plan(spec, series_id, record, SeriesFit.SKIPPED)
         if (state.latest_hash == fingerprint and state.latest_train_end == record.train_end
-                and state.latest_status in (FitStatus.OK, FitStatus.SKIPPED)):
+                and state.latest_status in (FitStatus.OK, FitStatus.SKIPPED) and not state.latest_replaced):
             return Plan(spec, series_id, record, SeriesFit.UP_TO_DATE)
         if len(values) < minimum:
             record.status = FitStatus.SKIPPED

@@ -35,6 +35,8 @@ series = sa.Table(
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("last_note", sa.Text),  # what validation dropped on the last fetch, if anything
+    sa.Column("calendar", sa.String(20), comment="trading calendar of the target dates of a daily series: an "
+              "exchange_calendars code (XNYS, XLON ...) or us-federal; NULL: weekdays"),
 )
 
 observations = sa.Table(
@@ -91,10 +93,14 @@ fits = sa.Table(
     sa.Column("naive_rmse", sa.Double),
     sa.Column("naive_smape", sa.Double),
     sa.Column("naive_mase", sa.Double),
-    sa.Column("skill", sa.Double),  # 1 - mae / naive_mae on the backtest: > 0 beats the naive forecast
+    sa.Column("skill", sa.Double, comment="1 - mae / naive_mae on the backtest, a fraction: 0.05 = 5 % lower MAE "
+              "than the naive forecast; > 0 beats it"),
     sa.Column("backtest_n", sa.Integer),
     sa.Column("seconds", sa.Double),
     sa.Column("weights", sa.LargeBinary),
+    sa.Column("history_replaced_at", UTCDateTime, comment="when the series' history was replaced after this fit "
+              "(re-based by the source, or ingest --full): the fit is on the old basis and is never warm-started "
+              "from"),
     sa.Index(None, "series_id", "status"),
     sa.Index(None, "run_id"),
 )
@@ -119,13 +125,22 @@ forecasts = sa.Table(
     sa.Column("value", sa.Double, nullable=False),
     sa.Column("lower", sa.Double, nullable=False),
     sa.Column("upper", sa.Double, nullable=False),
-    sa.Column("level", sa.Double, nullable=False),
+    sa.Column("level", sa.Double, nullable=False, comment="nominal coverage of [lower, upper], a fraction "
+              "(0.8 = 80 %)"),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("interval_factor", sa.Double, nullable=False, server_default="1",
+              comment="factor applied to the model's interval half-widths before storing (adaptive conformal "
+              "feedback); 1 = the model's own interval"),
+    sa.Column("rescaled_by", sa.Double, comment="product of the re-basing factors (splits, dividends) applied to "
+              "value, lower and upper after the forecast was made; NULL = never rescaled"),
     sa.Index(None, "fit_id"),
 )
 
 # The view people query first (created by migration 0001): one row per series and step from its
-# newest successful fit, with the last observed value, the change in percent and the backtest skill.
+# newest successful fit, with the last observed value, the change in percent (change_pct: 1.5 means
+# +1.5 %) and the backtest skill (a fraction: 0.05 means a 5 % lower MAE than the naive forecast).
+# Units everywhere: a column named *_pct is in percent; every other ratio (skill, coverage, level,
+# clip_fraction) is a fraction.
 latest_forecasts = sa.table(
     "latest_forecasts",
     sa.column("series_key", sa.String), sa.column("series_name", sa.String), sa.column("last_ts", sa.Date),
@@ -134,6 +149,35 @@ latest_forecasts = sa.table(
     sa.column("level", sa.Double), sa.column("change_pct", sa.Double), sa.column("skill", sa.Double),
     sa.column("mase", sa.Double), sa.column("naive_mase", sa.Double), sa.column("fit_id", sa.Integer),
     sa.column("fitted_at", UTCDateTime),
+)
+
+# The realised-accuracy ledger (migration 0003). forecast_errors: one row per forecast whose target
+# date has an actual, beside the naive forecast from the same origin (the value observed there).
+forecast_errors = sa.table(
+    "forecast_errors",
+    sa.column("series_key", sa.String), sa.column("series_id", sa.Integer), sa.column("fit_id", sa.Integer),
+    sa.column("origin_ts", sa.Date), sa.column("target_ts", sa.Date), sa.column("step", sa.Integer),
+    sa.column("forecast", sa.Double), sa.column("lower", sa.Double), sa.column("upper", sa.Double),
+    sa.column("level", sa.Double), sa.column("actual", sa.Double), sa.column("naive_forecast", sa.Double),
+    sa.column("error", sa.Double), sa.column("abs_error", sa.Double), sa.column("naive_abs_error", sa.Double),
+    sa.column("ape_pct", sa.Double), sa.column("inside", sa.Double), sa.column("winkler", sa.Double),
+    sa.column("interval_factor", sa.Double), sa.column("rescaled_by", sa.Double),
+)
+
+# Its aggregates: per series, step and level (forecast_accuracy), and per series, target month and
+# level (forecast_accuracy_monthly, with ``month`` as YYYY-MM instead of ``step``).
+_ACCURACY_SCORES = ("n", "mae", "rmse", "mape_pct", "naive_mae", "skill", "coverage", "winkler")
+forecast_accuracy = sa.table(
+    "forecast_accuracy",
+    sa.column("series_key", sa.String), sa.column("step", sa.Integer), sa.column("level", sa.Double),
+    sa.column("n", sa.Integer), *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
+    sa.column("first_target_ts", sa.Date), sa.column("last_target_ts", sa.Date),
+)
+forecast_accuracy_monthly = sa.table(
+    "forecast_accuracy_monthly",
+    sa.column("series_key", sa.String), sa.column("month", sa.String), sa.column("level", sa.Double),
+    sa.column("n", sa.Integer), *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
+    sa.column("first_target_ts", sa.Date), sa.column("last_target_ts", sa.Date),
 )
 
 # One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that

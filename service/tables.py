@@ -34,8 +34,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def percent(value: float | None, scale: float = 1.0) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value * scale:+.2f}%"
+def fixed(places: int, signed: bool = False) -> Callable[[Any], str]:
+    """A formatter: ``places`` decimals of the stored number, as it is (no unit conversion, no % sign)."""
+    sign = "+" if signed else ""
+
+    def show(value: Any) -> str:
+        return "" if value is None or not math.isfinite(value) else f"{value:{sign}.{places}f}"
+
+    return show
+
+
+# One convention for ratios, in the tables and on the screen: a column named *_pct is in percent
+# (change_pct 1.5 means +1.5 %), every other ratio is a fraction (skill 0.05 means 5 % better than
+# the naive forecast; coverage and level 0.8 mean 80 %). Tables show the stored number, in the
+# column's unit, exactly as csv and json do.
+UNIT_FORMATS: dict[str, Callable[[Any], str]] = {
+    "change_pct": fixed(2, signed=True), "mape_pct": fixed(2), "skill": fixed(3, signed=True),
+    "coverage": fixed(3), "level": fixed(2),
+}
 
 
 def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table",

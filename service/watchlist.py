@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .calendars import check_calendar_name
 from .checks import check_type
 from .errors import ConfigError
 from .keys import parse_key
@@ -32,6 +33,8 @@ class SeriesSpec:
     date_column: str | None = None
     value_column: str | None = None
     date_format: str | None = None
+    # the trading calendar of its target dates, as configured (None: its source's, see sources/kind.py)
+    calendar: str | None = None
 
 
 _SERIES_FIELDS = {f.name for f in fields(SeriesSpec)} - {"source", "symbol"}
@@ -59,6 +62,8 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
     freq = values.get("frequency")
     if freq is not None and freq not in FREQUENCIES:
         raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
+    if values.get("calendar") is not None:
+        check_calendar_name(f"{where}.calendar", values["calendar"])
     for key in values:  # a setting of another kind (csv's path on a Yahoo series) is a mistake
         owners = [k.name for k in SOURCES.values() if key in k.series_settings]
         if owners and key not in kind.series_settings:

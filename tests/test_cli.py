@@ -131,7 +131,7 @@ def test_unwritable_database_directory_is_a_clear_error(tmp_path, config_file):
 # --- read commands never create a database ----------------------------------------------------
 
 READ_COMMANDS = [["forecasts"], ["forecasts", "sample:core-cpi"], ["history", "sample:core-cpi"], ["health"],
-                 ["plot", "sample:core-cpi", "-o", "out.png"]]
+                 ["plot", "sample:core-cpi", "-o", "out.png"], ["accuracy"], ["accuracy", "sample:core-cpi"]]
 
 
 @pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
@@ -244,7 +244,8 @@ def test_the_plot_labels_its_axes_and_marks_the_best_epoch(tmp_path, config_file
     engine = open_existing_database(sqlite_url)
     for key, value_label in (("sample:core-cpi", "CPILFESL"), ("csv:alpha", "value")):
         fig = draw_series(engine, key)
-        top, bottom = fig.axes
+        top, bottom, realised = fig.axes
+        assert not realised.axison  # one run: nothing scored yet, the panel says so
         title = top.get_title()
         assert key in title and "((" not in title and "))" not in title, title
         assert top.get_ylabel() == value_label and bottom.get_ylabel() and bottom.get_xlabel().startswith("epoch")

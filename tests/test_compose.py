@@ -230,9 +230,17 @@ def test_datasette_serves_the_canned_queries(populated):
         judged = [r for r in history if r["actual"] is not None]
         assert len(judged) == 5 and all(r["inside_interval"] in (0, 1) for r in judged)
         assert all(r["error"] == pytest.approx(r["actual"] - r["forecast"], abs=1e-3) for r in judged)
-        fit_id = latest[0]["fit_id"]
-        curve = fetch_json(f"{base}/loss_curve.json?fit_id={fit_id}&_shape=array")
+        walk_fit = next(r["fit_id"] for r in latest if r["series_key"] == "csv:walk")
+        curve = fetch_json(f"{base}/loss_curve.json?key=csv:walk&_shape=array")  # by series key, not fit id
         assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
+        assert {r["fit_id"] for r in curve} == {walk_fit}
+        ledger = fetch_json(f"{base}/accuracy.json?_shape=array")
+        assert [(r["series_key"], r["step"], r["n"]) for r in ledger] == [("csv:walk", step, 1) for step in range(1, 6)]
+        for row, judged_row in zip(ledger, sorted(judged, key=lambda r: r["step"])):
+            assert row["mae"] == pytest.approx(abs(judged_row["error"]), abs=1e-3)
+            assert row["coverage"] == judged_row["inside_interval"]
+        monthly = fetch_json(f"{base}/accuracy_by_month.json?key=csv:walk&_shape=array")
+        assert sum(r["n"] for r in monthly) == 5 and all(len(r["month"]) == 7 for r in monthly)
         # read-only: a write through Datasette's SQL endpoint is refused, and nothing was deleted
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}.json?sql=delete+from+forecasts", timeout=10)

@@ -246,7 +246,7 @@ def test_the_stack_on_sqlite(engine, stack):
     history = fetch_json(f"{base}/forecast_vs_actual.json?key=sample:sp500&_shape=array")
     assert len(history) == 5 and {r["target_ts"] for r in history} == {r["target_ts"] for r in latest
                                                                        if r["series_key"] == "sample:sp500"}
-    curve = fetch_json(f"{base}/loss_curve.json?fit_id={latest[0]['fit_id']}&_shape=array")
+    curve = fetch_json(f"{base}/loss_curve.json?key={latest[0]['series_key']}&_shape=array")
     assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
 
     # `docker-compose stop`: SIGTERM, a clean stop, exit status 0

@@ -1,5 +1,6 @@
 """Alembic is the only source of the schema: upgrade from empty, downgrade to base, no drift."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -7,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from tickcast.service import db, schema
 
 TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts", "run_lease"}
+VIEWS = {"latest_forecasts", "forecast_errors", "forecast_accuracy", "forecast_accuracy_monthly"}
 
 
 def _tables_and_views(engine):
@@ -21,9 +23,11 @@ def test_upgrade_from_empty_creates_every_table_and_view(fresh_db):
     assert (before, after) == (None, db.head_revision())
     tables, views = _tables_and_views(engine)
     assert TABLES <= tables
-    assert views == {"latest_forecasts"}
-    with engine.connect() as conn:  # the view is queryable (and empty)
-        assert conn.execute(sa.select(schema.latest_forecasts)).all() == []
+    assert views == VIEWS
+    with engine.connect() as conn:  # the views are queryable (and empty)
+        for view in (schema.latest_forecasts, schema.forecast_errors, schema.forecast_accuracy,
+                     schema.forecast_accuracy_monthly):
+            assert conn.execute(sa.select(view)).all() == []
 
 
 def test_upgrade_twice_is_a_no_op(fresh_db):
@@ -89,3 +93,60 @@ def test_the_head_revision_read_from_the_files_is_alembics():
     from alembic.script import ScriptDirectory
 
     assert db.head_revision() == ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+
+
+def test_upgrading_a_0002_database_keeps_its_forecasts_and_scores_them(fresh_db, backend):
+    """0003 adds columns with defaults and the ledger views over data that is already there; its
+    downgrade drops them and keeps the data."""
+    from datetime import date, datetime, timezone
+
+    engine = fresh_db(upgraded=False)
+    db.upgrade(engine, "0002")
+    now = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    with db.write_transaction(engine) as conn:
+        sid = conn.execute(sa.text("INSERT INTO series (key, source, symbol, created_at, is_price, active) "
+                                   "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"),
+                           dict(now=now, f=False, t=True)).scalar_one()
+        fit = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status) VALUES (:sid, :now, 'ok') "
+                                   "RETURNING id"), dict(sid=sid, now=now)).scalar_one()
+        conn.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, :v)"),
+                     [dict(sid=sid, ts=date(2024, 1, 1), v=10.0), dict(sid=sid, ts=date(2024, 1, 2), v=12.0)])
+        conn.execute(sa.text("INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
+                             "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"),
+                     dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=fit, now=now))
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(schema.forecasts)).one()
+        assert (row.interval_factor, row.rescaled_by) == (1.0, None)
+        assert conn.execute(sa.select(schema.series.c.calendar)).scalar_one() is None
+        (ledger,) = conn.execute(sa.select(schema.forecast_accuracy)).all()
+        assert (ledger.n, ledger.mae, ledger.naive_mae, ledger.coverage, ledger.winkler) == (1, 1.0, 2.0, 0.0,
+                                                                                               pytest.approx(6.0))
+    db.downgrade(engine, "0002")
+    assert _tables_and_views(engine)[1] == {"latest_forecasts"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM forecasts")).scalar_one() == 11.0
+        assert "interval_factor" not in {c["name"] for c in sa.inspect(conn).get_columns("forecasts")}
+
+
+def test_postgresql_columns_state_their_units(pg_server):
+    """(SQLite has no column comments: the README and service/schema.py state the units there.)"""
+    with pg_server.database() as url:
+        engine = db.open_database(url)
+        try:
+            _assert_unit_comments(engine)
+        finally:
+            engine.dispose()
+
+
+def _assert_unit_comments(engine):
+    query = sa.text("SELECT col_description(CAST(:rel AS regclass), a.attnum) FROM pg_attribute a "
+                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = :col")
+    with engine.connect() as conn:
+        def comment(rel, col):
+            return conn.execute(query, dict(rel=rel, col=col)).scalar_one()
+
+        assert "in percent" in comment("latest_forecasts", "change_pct")
+        assert "a fraction" in comment("latest_forecasts", "skill") and "a fraction" in comment("fits", "skill")
+        assert "in percent" in comment("forecast_accuracy", "mape_pct")
+        assert "fraction" in comment("forecast_accuracy_monthly", "coverage")

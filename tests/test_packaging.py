@@ -26,7 +26,8 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("tickcast-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("migrations/env.py", "migrations/script.py.mako", "migrations/versions/0001_initial.py",
-                     "migrations/versions/0002_run_lease.py", "service/tickcast.toml",
+                     "migrations/versions/0002_run_lease.py", "migrations/versions/0003_accuracy_ledger.py",
+                     "service/tickcast.toml",
                      "service/data/sp500.csv.gz", "service/data/core-cpi.csv.gz", "service/data/PROVENANCE.md",
                      "service/data/licenses/arch-LICENSE.md", "service/datasette/metadata.json",
                      "models/forecaster.py", "__init__.py", "__main__.py"):
@@ -52,7 +53,7 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env,
                           cwd=work)
     assert done.returncode == 0, done.stderr
-    assert "upgraded from empty to revision 0002 (head)" in done.stdout
+    assert "upgraded from empty to revision 0003 (head)" in done.stdout
     assert (work / "tickcast.db").exists()
     # `python -m tickcast` is the command, and the documented model API imports
     done = subprocess.run([sys.executable, "-m", "tickcast", "--version"], capture_output=True, text=True,

@@ -85,8 +85,8 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
     for f in forecasts:
         assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
     spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
-    assert [f["target_ts"] for f in spx] == [date(2019, 1, 1), date(2019, 1, 2), date(2019, 1, 3),
-                                              date(2019, 1, 4), date(2019, 1, 7)]  # weekends skipped
+    assert [f["target_ts"] for f in spx] == [date(2019, 1, 2), date(2019, 1, 3), date(2019, 1, 4),
+                                              date(2019, 1, 7), date(2019, 1, 8)]  # NYSE: New Year, weekends
     cpi = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 11, 1)), key=lambda f: f["step"])
     assert [f["target_ts"] for f in cpi][:3] == [date(2018, 12, 1), date(2019, 1, 1), date(2019, 2, 1)]
     (run,) = table(engine, "runs")

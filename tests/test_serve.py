@@ -4,6 +4,7 @@ signals, catch-up and health; `run` refused beside a running one; the read comma
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -272,7 +273,9 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     table = run_cli("forecasts", "sample:sp500", env=env).stdout.splitlines()
     assert table[0].split() == ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower",
                                 "upper", "change_pct", "skill"]
-    assert len(table) == 2 + 5 and table[2].split()[:4] == ["sample:sp500", "2018-12-31", "2,506.85", "2019-01-01"]
+    assert len(table) == 2 + 5 and table[2].split()[:4] == ["sample:sp500", "2018-12-31", "2,506.85", "2019-01-02"]
+    change_pct, skill = table[2].split()[-2:]  # as stored: a percentage and a fraction, no % signs
+    assert re.fullmatch(r"[+-]\d+\.\d\d", change_pct) and re.fullmatch(r"[+-]\d\.\d{3}", skill), table[2]
     csv_out = run_cli("forecasts", "--format", "csv", env=env).stdout.splitlines()
     assert csv_out[0].startswith("series_key,series_name,last_ts,last_value,target_ts,step,forecast,lower,upper")
     assert len(csv_out) == 1 + 10

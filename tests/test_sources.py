@@ -195,6 +195,21 @@ def test_yahoo_adjusted_close_by_default_on_exchange_dates(fake_yahoo, yahoo, tm
     assert (tmp_path / "yfinance-cache").is_dir()  # yfinance's cache lives in the data dir
 
 
+@pytest.mark.parametrize("exchange,timezone,calendar", [
+    (None, "America/New_York", "XNYS"),  # the recorded answer: PCX, NYSE Arca
+    ("NMS", "America/New_York", "XNAS"),
+    ("LSE", "Europe/London", "XLON"),
+    ("JPX", "Asia/Tokyo", "XTKS"),
+    ("XYZ", "America/New_York", None),  # an exchange tickcast does not know: the source's default applies
+])
+def test_yahoo_reports_the_calendar_of_the_exchange_it_names(fake_yahoo, yahoo, exchange, timezone, calendar):
+    fake_yahoo.add("TKR", bars_from_closes(closes()), timezone=timezone, exchange=exchange)
+    frame = yahoo.fetch(spec("yahoo:TKR"), pd.Timestamp("2024-01-01"))
+    assert frame.attrs["calendar"] == calendar
+    history = [query for _, query in fake_yahoo.chart_requests if "period1" in query]
+    assert len(history) == 1  # read from the answer: no second request for the metadata
+
+
 def test_yahoo_field_is_configurable(fake_yahoo, yahoo):
     fake_yahoo.add("SPY", bars_from_closes(closes()))
     frame = yahoo.fetch(spec("yahoo:SPY", field="Close"), pd.Timestamp("2024-01-01"))

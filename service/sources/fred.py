@@ -62,4 +62,5 @@ SOURCE = SourceKind(
     defaults=lambda symbol: dict(name=symbol, field=symbol),
     base_url_setting="fred_base_url",
     build=lambda settings: FredSource(settings.sources),
+    calendar=lambda symbol: "us-federal",  # daily FRED series are published on US business days
 )

@@ -26,6 +26,10 @@ def named_after_symbol(symbol: str) -> dict[str, Any]:
     return {"name": symbol}
 
 
+def no_calendar(symbol: str) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class SourceKind:
     """One kind of source, as the rest of tickcast sees it."""
@@ -43,3 +47,6 @@ class SourceKind:
     complete: Callable[[dict[str, Any], str, Path | None], None] | None = None
     in_watchlist: bool = True  # may be listed by symbol alone in [watchlist]
     base_url_setting: str | None = None  # its endpoint's [sources] setting; TICKCAST_<NAME>_URL overrides it
+    # symbol -> the trading calendar (see service/calendars.py) of its daily series unless the config
+    # names one, or a fetch reports one (Yahoo: the ticker's exchange); None: weekdays
+    calendar: Callable[[str], str | None] = no_calendar

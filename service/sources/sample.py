@@ -25,14 +25,16 @@ class Sample:
     field: str  # the column forecast
     frequency: str
     price: bool
+    calendar: str | None  # the trading days of a daily sample (see service/calendars.py)
 
 
 # The bundled samples: the one list of their names.
 SAMPLES = {
-    "sp500": Sample("sp500.csv.gz", "S&P 500 index (sample)", "Adj Close", "B", True),
-    "nasdaq": Sample("nasdaq.csv.gz", "NASDAQ Composite (sample)", "Adj Close", "B", True),
-    "wti": Sample("wti.csv.gz", "WTI crude oil, USD/barrel (sample)", "DCOILWTICO", "B", True),
-    "core-cpi": Sample("core-cpi.csv.gz", "US core CPI index (sample)", "CPILFESL", "M", False),
+    "sp500": Sample("sp500.csv.gz", "S&P 500 index (sample)", "Adj Close", "B", True, "XNYS"),
+    "nasdaq": Sample("nasdaq.csv.gz", "NASDAQ Composite (sample)", "Adj Close", "B", True, "XNAS"),
+    # FRED's DCOILWTICO has prices on Columbus and Veterans Day and none on Good Friday: NYMEX's days
+    "wti": Sample("wti.csv.gz", "WTI crude oil, USD/barrel (sample)", "DCOILWTICO", "B", True, "XNYS"),
+    "core-cpi": Sample("core-cpi.csv.gz", "US core CPI index (sample)", "CPILFESL", "M", False, None),
 }
 
 
@@ -66,4 +68,5 @@ SOURCE = SourceKind(
     expected="one of " + ", ".join(SAMPLES),
     defaults=_defaults,
     build=lambda settings: SampleSource(),
+    calendar=lambda symbol: SAMPLES[symbol].calendar,
 )

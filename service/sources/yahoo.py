@@ -8,6 +8,9 @@ What yfinance does that matters here:
 - ``end`` is exclusive and the index is timezone-aware (the exchange's zone): we ask from ``since``
   up to now and keep the exchange-local calendar date of each bar.
 - Its caches (time zones, cookies) go into ``<data_dir>/yfinance-cache`` rather than the home dir.
+- Every chart answer names the ticker's exchange (``exchangeName``: NYQ, NMS, LSE, JPX ...); it is
+  read from the answer already fetched (``get_history_metadata`` asks again only when there is none)
+  and mapped to the trading calendar of the series' target dates (``EXCHANGE_CALENDARS``).
 
 The seam: ``sources.yahoo_base_url`` (``TICKCAST_YAHOO_URL``) sends every Yahoo request to another
 base URL through a plain ``requests`` session, which yfinance supports. Tests serve recorded-shape
@@ -33,6 +36,28 @@ if TYPE_CHECKING:
     from ..config import SeriesSpec, SourceSettings
 
 _configured_cache: str | None = None
+
+# Yahoo's exchange codes -> exchange_calendars codes. An exchange not listed here trades on XNYS's
+# days as far as tickcast knows (the source's default calendar).
+EXCHANGE_CALENDARS = {
+    # United States: the NYSE's holidays are every US exchange's
+    "NYQ": "XNYS", "NMS": "XNAS", "NGM": "XNAS", "NCM": "XNAS", "NAS": "XNAS", "NIM": "XNAS", "PCX": "XNYS",
+    "ASE": "XASE", "BTS": "BATS", "PNK": "XNYS", "SNP": "XNYS", "DJI": "XNYS", "CXI": "XNYS", "WCB": "XNYS",
+    "NYM": "CMES", "CMX": "CMES", "CME": "CMES", "CBT": "CMES", "NYB": "IEPA",
+    # Americas
+    "TOR": "XTSE", "VAN": "XTSE", "CNQ": "XTSE", "SAO": "BVMF", "MEX": "XMEX", "BUE": "XBUE", "SGO": "XSGO",
+    # Europe
+    "LSE": "XLON", "IOB": "XLON", "GER": "XETR", "FRA": "XFRA", "STU": "XSTU", "DUS": "XDUS", "HAM": "XHAM",
+    "PAR": "XPAR", "AMS": "XAMS", "BRU": "XBRU", "LIS": "XLIS", "MCE": "XMAD", "MIL": "XMIL", "EBS": "XSWX",
+    "VIE": "XWBO", "STO": "XSTO", "HEL": "XHEL", "CPH": "XCSE", "OSL": "XOSL", "ICE": "XICE", "ISE": "XDUB",
+    "ATH": "ASEX", "WSE": "XWAR", "PRA": "XPRA", "BUD": "XBUD", "IST": "XIST", "TLV": "XTAE",
+    # Asia, Pacific, Africa
+    "JPX": "XTKS", "OSA": "XTKS", "HKG": "XHKG", "SHH": "XSHG", "SHZ": "XSHG", "TAI": "XTAI", "TWO": "XTAI",
+    "KSC": "XKRX", "KOE": "XKRX", "SES": "XSES", "SET": "XBKK", "KLS": "XKLS", "JKT": "XIDX", "NSI": "XBOM",
+    "BSE": "XBOM", "ASX": "XASX", "NZE": "XNZE", "JNB": "XJSE", "SAU": "XSAU",
+    # Markets that do not close: crypto every day, currencies every weekday
+    "CCC": "24/7", "CCY": "24/5",
+}
 
 
 def _yfinance(cache_dir: str):
@@ -145,7 +170,18 @@ class YahooSource:
         index = bars.index
         if getattr(index, "tz", None) is not None:
             index = index.tz_localize(None)  # keep the exchange-local calendar date
-        return to_observations(pd.Series(index), bars[spec.field].to_numpy(), since, what)
+        frame = to_observations(pd.Series(index), bars[spec.field].to_numpy(), since, what)
+        frame.attrs["calendar"] = exchange_calendar(ticker)  # ingest stores it unless the config names one
+        return frame
+
+
+def exchange_calendar(ticker) -> str | None:
+    """The calendar of the exchange Yahoo reported for ``ticker``'s bars (None: none we know)."""
+    try:
+        exchange = ticker.get_history_metadata().get("exchangeName")
+    except Exception:  # the metadata is a convenience: never fail a fetch that delivered prices
+        return None
+    return EXCHANGE_CALENDARS.get(str(exchange).upper()) if exchange else None
 
 
 SOURCE = SourceKind(
@@ -157,4 +193,5 @@ SOURCE = SourceKind(
     defaults=lambda symbol: dict(name=symbol, field="Adj Close", frequency="B", price=True),
     base_url_setting="yahoo_base_url",
     build=lambda settings: YahooSource(settings.sources, settings.data_dir),
+    calendar=lambda symbol: "XNYS",  # when Yahoo names no exchange we know
 )

@@ -2,7 +2,8 @@
 ``tests/fixtures/yahoo_chart_SPY.json``, so the real yfinance code parses it.
 
 ``TICKCAST_YAHOO_URL`` (or ``sources.yahoo_base_url``) points tickcast's Yahoo source here.
-Per symbol: daily bars (a DataFrame), and a queue of misbehaviours served before the data:
+Per symbol: daily bars (a DataFrame), the exchange Yahoo names (``exchangeName``: the recorded
+answer's PCX, NYSE Arca, unless given), and a queue of misbehaviours served before the data:
 "429" (rate limit), "500", "empty" (a well-formed answer without bars), or ("slow", seconds).
 """
 
@@ -33,6 +34,7 @@ class FakeYahoo:
         self.template = json.loads((FIXTURES / "yahoo_chart_SPY.json").read_text())
         self.bars: dict[str, pd.DataFrame] = {}
         self.timezones: dict[str, str] = {}
+        self.exchanges: dict[str, str] = {}
         self.misbehave: dict[str, list] = {}
         self.chart_requests: list[tuple[str, dict]] = []
         self.server = FixtureServer()
@@ -51,9 +53,11 @@ class FakeYahoo:
     def stop(self) -> None:
         self.server.stop()
 
-    def add(self, symbol: str, bars: pd.DataFrame, timezone: str = "America/New_York") -> None:
+    def add(self, symbol: str, bars: pd.DataFrame, timezone: str = "America/New_York", exchange: str | None = None) -> None:
         self.bars[symbol] = bars.sort_index()
         self.timezones[symbol] = timezone
+        if exchange is not None:
+            self.exchanges[symbol] = exchange
 
     def _dispatch(self, path: str, query: dict) -> Reply:
         if path.startswith("/v8/finance/chart/"):
@@ -99,6 +103,7 @@ class FakeYahoo:
         meta = result["meta"]
         meta["symbol"] = symbol
         meta["exchangeTimezoneName"] = str(tz)
+        meta["exchangeName"] = self.exchanges.get(symbol, meta["exchangeName"])
         if str(tz) == "UTC":
             meta.update(timezone="UTC", gmtoffset=0, instrumentType="CRYPTOCURRENCY", exchangeName="CCC")
         if bars.empty:

@@ -1,0 +1,60 @@
+"""Adaptive intervals: realised coverage fed back into the width of new intervals.
+
+The model's intervals come from its validation residuals; when the world changes they can cover
+far less (or more) than their nominal level. Adaptive conformal inference (Gibbs & Candès, 2021)
+corrects that online from the outcomes themselves: after each scored forecast, move the interval
+by ``rate x (miss - (1 - level))``: widen after a miss, narrow a little after a hit, so that in the
+long run the misses settle at the nominal 1 - level whatever the model does.
+
+Here the adjustment is a factor on the model's interval half-widths, one per series, recorded on
+every stored forecast (``forecasts.interval_factor``). When a series' forecasts from origin ``O``
+are stored, and its previous forecasts (the newest origin ``P`` before ``O``) used factor ``f``:
+
+    f_new = clip(f x exp(rate x sum over scored forecasts with target in (P, O] of (level - inside)), 1/4, 4)
+
+``inside`` is 1 when the actual fell inside the interval *as stored*, so the factor corrects itself:
+each scored forecast of the series counts exactly once (its target date lies in one (P, O] span),
+and the factor only drifts far from 1 while realised coverage stays far from nominal. Deterministic
+from the tables: re-storing the same origin gives the same factor. The bounds keep one bad spell
+from making intervals useless (or vanishing).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import schema
+
+FACTOR_BOUNDS = (0.25, 4.0)
+
+
+def adaptive_interval_factor(conn: Connection, series_id: int, origin: date, rate: float) -> float:
+    """The factor for the interval of ``series_id``'s forecasts from ``origin`` (1 with ``rate`` 0 or
+    no earlier forecasts)."""
+    if rate == 0:
+        return 1.0
+    forecasts, errors = schema.forecasts.c, schema.forecast_errors.c
+    previous = conn.execute(
+        sa.select(forecasts.origin_ts, forecasts.interval_factor)
+        .where(forecasts.series_id == series_id, forecasts.origin_ts < origin)
+        .order_by(forecasts.origin_ts.desc()).limit(1)).first()
+    if previous is None:
+        return 1.0
+    excess = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(errors.level - errors.inside), 0.0))
+        .where(errors.series_id == series_id, errors.target_ts > previous.origin_ts, errors.target_ts <= origin)
+    ).scalar_one()
+    factor = previous.interval_factor * math.exp(rate * float(excess))
+    return float(min(max(factor, FACTOR_BOUNDS[0]), FACTOR_BOUNDS[1]))
+
+
+def scale_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                   factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each side of the interval scaled by ``factor`` around the point forecast (shapes (h,))."""
+    point, lower, upper = (np.asarray(a, dtype=np.float64) for a in (point, lower, upper))
+    return point - factor * (point - lower), point + factor * (upper - point)

@@ -1,0 +1,154 @@
+"""Re-based histories: when a source rewrites the past (a split or a dividend makes Yahoo adjust
+every earlier price; a CSV file is re-exported on another basis), replace the stored history.
+
+Ingest re-fetches from ``overlap_days`` before the last stored date. If the oldest overlapping
+values (at least two) all moved by one factor (beyond ``CHANGED``, agreeing within ``AGREE``), the
+history was probably re-based: the full history is fetched, and when most of the stored values up to
+that point moved by the same factor (``CONFIRMED``) it replaces the stored one, in one transaction
+with the rest:
+
+- ``observations``: the series' rows are replaced by the full history (no fake return at the seam);
+- ``forecasts`` made from origins on the old basis are rescaled by the factor (value, lower, upper;
+  ``rescaled_by`` records it), so the accuracy ledger compares them with actuals on one basis;
+- ``fits``: every earlier fit of the series gets ``history_replaced_at``: it was trained on the old
+  basis, so it is never warm-started from and the next run trains cold;
+- ``series.last_note`` says what happened.
+
+``tickcast ingest --full KEY`` replaces a series' history the same way, whatever changed (rows
+removed at the source, revisions older than the overlap); its forecasts are rescaled only when the
+same re-basing test finds a factor. Otherwise ingest never deletes rows nor looks before the overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import schema
+
+CHANGED = 1e-6  # relative: a ratio this close to 1 is the same value (float noise, rounding)
+AGREE = 1e-4  # relative: ratios this close to each other are one factor
+CONFIRMED = 0.9  # the share of the stored values up to the event that must show the factor (within 10 x AGREE)
+MIN_MOVED = 2  # one moved value is a revision; two or more moved alike are a re-basing
+
+
+@dataclass(frozen=True)
+class Rebase:
+    factor: float  # new value / stored value, on the dates up to ``through``
+    through: date  # the newest stored date on the old basis: forecasts from origins up to it are rescaled
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A series' full history, to store in place of what is stored."""
+
+    frame: pd.DataFrame  # ts, value: clean, sorted
+    rebase: Rebase | None  # the re-basing found, if any
+    new: int  # dates not stored before
+    revised: int  # stored dates whose value changed
+    removed: int  # stored dates the source no longer has
+    notes: list[str]  # validation notes on the full history
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new or self.revised or self.removed)
+
+
+def stored_values(conn: Connection, series_id: int, since: date | None = None) -> pd.Series:
+    """The stored observations (from ``since``) as a float Series indexed by date."""
+    obs = schema.observations.c
+    query = sa.select(obs.ts, obs.value).where(obs.series_id == series_id)
+    if since is not None:
+        query = query.where(obs.ts >= since)
+    rows = conn.execute(query.order_by(obs.ts)).all()
+    return pd.Series([r.value for r in rows], index=[r.ts for r in rows], dtype="float64")
+
+
+def as_series(frame: pd.DataFrame) -> pd.Series:
+    """A clean frame (``ts``, ``value``) as a float Series indexed by date."""
+    return pd.Series(frame["value"].to_numpy(dtype="float64"), index=pd.Index(frame["ts"].dt.date, dtype=object),
+                     dtype="float64")
+
+
+def _ratios(stored: pd.Series, fetched: pd.Series) -> pd.Series:
+    """fetched / stored on the dates both have (oldest first), where both are positive and finite or
+    both negative: a factor maps one onto the other."""
+    common = stored.index.intersection(fetched.index).sort_values()
+    old, new = stored.loc[common].to_numpy(), fetched.loc[common].to_numpy()
+    usable = np.isfinite(old) & np.isfinite(new) & (old != 0) & (np.sign(old) == np.sign(new))
+    return pd.Series(new[usable] / old[usable], index=common[usable])
+
+
+def detect_rebase(stored: pd.Series, fetched: pd.Series) -> Rebase | None:
+    """A re-basing shown by the overlap: the oldest overlapping values, at least ``MIN_MOVED``, all
+    moved by one factor (the newest ones may differ: an adjustment applies to the prices before its
+    event, and the last bar is often revised anyway)."""
+    ratios = _ratios(stored, fetched)
+    if len(ratios) < MIN_MOVED or abs(ratios.iloc[0] - 1) <= CHANGED:
+        return None
+    first = ratios.iloc[0]
+    alike = np.abs(ratios.to_numpy() / first - 1) <= AGREE
+    run = len(alike) if alike.all() else int(np.argmin(alike))  # the leading run of alike ratios
+    if run < MIN_MOVED:
+        return None
+    leading = ratios.iloc[:run]
+    return Rebase(factor=float(np.median(leading.to_numpy())), through=leading.index[-1])
+
+
+def confirm_rebase(stored: pd.Series, fetched: pd.Series, suspect: Rebase) -> Rebase | None:
+    """``suspect`` if the full history shows it: most stored values up to ``suspect.through`` moved by
+    its factor (old prices are rounded, so within 10 x AGREE); None for a revision of a few values."""
+    ratios = _ratios(stored.loc[stored.index <= suspect.through], fetched)
+    if not len(ratios):
+        return None
+    alike = np.abs(ratios.to_numpy() / suspect.factor - 1) <= 10 * AGREE
+    return suspect if alike.mean() >= CONFIRMED else None
+
+
+def compare_histories(stored: pd.Series, fetched: pd.Series) -> tuple[int, int, int]:
+    """(new, revised, removed) dates of ``fetched`` against ``stored``."""
+    common = stored.index.intersection(fetched.index)
+    old, new = stored.loc[common].to_numpy(), fetched.loc[common].to_numpy()
+    revised = int(sum(not math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) for a, b in zip(old, new)))
+    return len(fetched.index.difference(stored.index)), revised, len(stored.index.difference(fetched.index))
+
+
+def replace_history(conn: Connection, series_id: int, replacement: Replacement, now: datetime) -> int:
+    """Inside the caller's transaction: the series' observations become ``replacement.frame``; its
+    forecasts on the old basis are rescaled; its fits are marked. Returns the forecasts rescaled."""
+    from .ingest import upsert_observations
+
+    conn.execute(sa.delete(schema.observations).where(schema.observations.c.series_id == series_id))
+    upsert_observations(conn, series_id, replacement.frame)
+    rescaled = 0
+    rebase = replacement.rebase
+    if rebase is not None:
+        f = schema.forecasts.c
+        rescaled = conn.execute(
+            sa.update(schema.forecasts).where(f.series_id == series_id, f.origin_ts <= rebase.through)
+            .values(value=f.value * rebase.factor, lower=f.lower * rebase.factor, upper=f.upper * rebase.factor,
+                    rescaled_by=sa.func.coalesce(f.rescaled_by, 1.0) * rebase.factor)).rowcount
+    fits = schema.fits.c
+    conn.execute(sa.update(schema.fits).where(fits.series_id == series_id, fits.history_replaced_at.is_(None))
+                 .values(history_replaced_at=now))
+    return rescaled
+
+
+def describe_replacement(replacement: Replacement, rescaled: int, full: bool) -> str:
+    """The note stored in ``series.last_note``."""
+    rebase = replacement.rebase
+    if rebase is not None:
+        head = (f"history re-based by the source (a split or a dividend): values up to {rebase.through} moved "
+                f"by a factor of {rebase.factor:.6g}; replaced with the full history")
+    else:
+        head = "history re-fetched in full and replaced" if full else "history replaced"
+    counts = (f" ({len(replacement.frame):,} rows: {replacement.new} new, {replacement.revised} revised, "
+              f"{replacement.removed} removed)")
+    forecasts = f"; {rescaled} stored forecast(s) rescaled by the factor" if rescaled else ""
+    return f"{head}{counts}{forecasts}; earlier fits are not continued (the next fit is cold)"

@@ -73,24 +73,29 @@ def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, m: int) ->
     return float(np.mean(np.abs(actual - forecast)) / scale) if scale > 0 else float("nan")
 
 
+LEVEL = 0.8
+
+
 def run_local(series: list[dict], seasonal: bool) -> list[tuple]:
-    """Per-series fits: (id, forecast, seconds) for each series."""
+    """Per-series fits: (id, forecast, (lower, upper), seconds) for each series."""
     out = []
     for s in series:
         start = time.perf_counter()
         model = RNNForecaster(season_length=s["m"] if seasonal else 0).fit(s["train"])
-        out.append((s["id"], model.predict(s["h"]), time.perf_counter() - start))
+        out.append((s["id"], model.predict(s["h"]), model.predict_interval(s["h"], LEVEL),
+                    time.perf_counter() - start))
     return out
 
 
 def run_global(series: list[dict], seasonal: bool) -> list[tuple]:
-    """One fit across the series of a category: (id, forecast, seconds / series) for each."""
+    """One fit across the series of a category: (id, forecast, (lower, upper), seconds / series)."""
     start = time.perf_counter()
     model = RNNForecaster(season_length=series[0]["m"] if seasonal else 0).fit_many([s["train"] for s in series])
     h = max(s["h"] for s in series)
-    forecasts = model.predict_many(h)
+    forecasts, intervals = model.predict_many(h), model.predict_interval_many(h, LEVEL)
     per_series = (time.perf_counter() - start) / len(series)
-    return [(s["id"], f[:s["h"]], per_series) for s, f in zip(series, forecasts)]
+    return [(s["id"], f[:s["h"]], (lo[:s["h"]], up[:s["h"]]), per_series)
+            for s, f, (lo, up) in zip(series, forecasts, intervals)]
 
 
 def _limit_blas() -> None:
@@ -115,8 +120,8 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool) -
         futures = [pool.submit(fn, chunk, seasonal) for fn, chunk in jobs]
         done = 0
         for future in futures:
-            for sid, forecast, seconds in future.result():
-                results[sid] = (forecast, seconds)
+            for sid, forecast, interval, seconds in future.result():
+                results[sid] = (forecast, seconds, interval)
             done += 1
             print(f"  {path}: {done}/{len(futures)} task(s), {time.perf_counter() - start:.0f} s", flush=True)
     return results, time.perf_counter() - start
@@ -143,7 +148,8 @@ def main(argv=None) -> int:
     for name, fn in BASELINES.items():
         start = time.perf_counter()
         forecasts[name] = {s["id"]: (fn(s["train"], s["h"], s["m"]) if name != "seasonal_naive" else
-                                     fn(s["train"], s["h"], min(s["m"], s["train"].size)), 0.0) for s in series}
+                                     fn(s["train"], s["h"], min(s["m"], s["train"].size)), 0.0, None)
+                           for s in series}
         seconds[name] = time.perf_counter() - start
     for path in paths:
         forecasts[path], seconds[path] = forecasts_for(path, series, args.workers, not args.no_period)
@@ -161,14 +167,16 @@ def score(series: list[dict], forecasts: dict, seconds: dict) -> list[dict]:
     for method, by_id in forecasts.items():
         per_cat: dict[str, list] = {}
         for s in series:
-            f, sec = by_id[s["id"]]
+            f, sec, interval = by_id[s["id"]]
+            inside = np.nan if interval is None else float(np.mean((interval[0] <= s["test"]) & (s["test"] <= interval[1])))
             per_cat.setdefault(s["category"], []).append(
-                (smape(s["test"], f), mase(s["test"], f, s["train"], s["m"]), sec))
+                (smape(s["test"], f), mase(s["test"], f, s["train"], s["m"]), sec, inside))
         everything = [v for c in categories for v in per_cat[c]]
         for cat in categories + ["all"]:
             vals = np.array(per_cat[cat] if cat != "all" else everything)
             rows.append({"method": method, "category": cat, "series": len(vals),
                          "smape": float(np.mean(vals[:, 0])), "mase": float(np.nanmean(vals[:, 1])),
+                         "coverage": None if np.isnan(vals[0, 3]) else float(np.mean(vals[:, 3])),
                          "seconds": seconds[method] if cat == "all" else float(np.sum(vals[:, 2]))})
     return rows
 
@@ -200,6 +208,12 @@ def write(rows: list[dict], args, n: int) -> None:
     for m in methods:
         cells = [f"{get[(m, c)]['smape']:.2f} ({get[(m, c)]['mase']:.3f})" for c in cats]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {get[(m, 'all')]['seconds']:.0f} |")
+    lines += ["", f"Coverage of the RNN's {LEVEL:.0%} prediction intervals over the test parts (share of "
+              "actual values inside; nominal 0.80):", "",
+              "| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+    for m in methods:
+        if get[(m, "all")]["coverage"] is not None:
+            lines.append(f"| {m} | " + " | ".join(f"{get[(m, c)]['coverage']:.3f}" for c in cats) + " |")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
 
 

@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from tickcast.models.cells import make_cell  # noqa: E402
 from tickcast.models.params import allocate, flatten  # noqa: E402
-from tickcast.models.train import TrainSettings, Trainer  # noqa: E402
+from tickcast.models.train import Data, TrainSettings, Trainer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]
@@ -63,9 +63,10 @@ def ours(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int):
     rng = np.random.default_rng(0)
     flat, params = allocate(cell.shapes)
     flat[:] = flatten(cell.init_params(rng), cell.shapes)
-    settings = TrainSettings(1, B, LR, "adam", CLIP, "norm", 0, 0.0, 6)
+    settings = TrainSettings(1, B, LR, "adam", CLIP, "norm", 0, 0.0, 6, loss="mse")
     trainer = Trainer(cell, flat, params, settings, rng)
-    return lambda: trainer.epoch(X, Y)
+    data = Data(X, Y.reshape(len(Y), -1), np.ones((len(Y), 1)))
+    return lambda: trainer.epoch(data)
 
 
 def theirs(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):

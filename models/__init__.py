@@ -11,16 +11,27 @@ with BPTT, the ``Cell`` protocol and registry), ``network`` (one ensemble member
 (clipping, Adam, SGD), ``train`` (the loop), ``intervals`` (conformal intervals), ``persist``
 (bytes), ``forecaster`` (the public class), ``baselines`` and ``metrics``.
 """
-from .baselines import drift, naive, naive2, seasonal_naive, ses, theta
-from .cells import CELLS, Cell, register_cell
-from .config import ForecasterConfig
-from .errors import SeriesTooShort, TrainingDiverged
-from .forecaster import RNNForecaster
-from .metrics import mae, mase, rmse, smape
-from .windows import MIN_LENGTH
+# Lazy (PEP 562): `from tickcast.models import ForecasterConfig` loads the settings class without
+# NumPy (the service checks its config with it on every start-up); the rest loads on first use.
+_EXPORTS = {
+    "RNNForecaster": ".forecaster", "ForecasterConfig": ".config", "TrainingDiverged": ".errors",
+    "SeriesTooShort": ".errors", "MIN_LENGTH": ".windows", "Cell": ".cells", "CELLS": ".cells",
+    "register_cell": ".cells", "naive": ".baselines", "seasonal_naive": ".baselines", "drift": ".baselines",
+    "naive2": ".baselines", "ses": ".baselines", "theta": ".baselines", "mae": ".metrics", "rmse": ".metrics",
+    "smape": ".metrics", "mase": ".metrics",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = [
-    "RNNForecaster", "ForecasterConfig", "TrainingDiverged", "SeriesTooShort", "MIN_LENGTH",
-    "Cell", "CELLS", "register_cell",
-    "naive", "seasonal_naive", "drift", "naive2", "ses", "theta", "mae", "rmse", "smape", "mase",
-]
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

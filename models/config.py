@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .cells import CELLS
-from .optim import CLIP_MODES
-from .train import LOSSES
-from .windows import TRANSFORMS
+# Names only, no NumPy: the service validates its config with this class at every start-up
+# (`tickcast health` too), and importing NumPy there would cost a tenth of a second each time.
+BUILTIN_CELLS = ("gru", "rnn")
+CLIP_MODES = ("norm", "value")
+LOSSES = ("mae", "mse")
+TRANSFORMS = ("auto", "log", "linear")
 
 # Upper bounds: past them a value is a typo (and would exhaust time or memory much later).
 LIMITS = {"hidden_size": 1024, "horizon": 400, "season_length": 400, "ensemble": 32, "epochs": 10_000,
@@ -66,7 +68,6 @@ class ForecasterConfig:
         if isinstance(self.lookbacks, list):
             object.__setattr__(self, "lookbacks", tuple(self.lookbacks))
         checks = [
-            (self.cell in CELLS, f"cell must be one of {sorted(CELLS)}"),
             (self.optimizer in ("adam", "sgd"), "optimizer must be 'adam' or 'sgd'"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
             (self.clip_mode in CLIP_MODES, f"clip_mode must be one of {CLIP_MODES}"),
@@ -94,6 +95,8 @@ class ForecasterConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if not _known_cell(self.cell):
+            raise ValueError(f"cell must be one of {sorted(_cells())}")
 
     def to_dict(self) -> dict:
         """JSON-able dict of every setting."""
@@ -119,6 +122,16 @@ class ForecasterConfig:
         return {"cell": self.cell, "hidden_size": self.hidden_size, "horizon": self.horizon,
                 "lookbacks": list(self.lookbacks), "ensemble": self.ensemble,
                 "season_length": self.season_length, "max_window": self.max_window}
+
+
+def _cells() -> set[str]:
+    from .cells import CELLS  # NumPy: only when a cell other than the built-in ones is asked for
+
+    return set(CELLS)
+
+
+def _known_cell(name) -> bool:
+    return name in BUILTIN_CELLS or (isinstance(name, str) and name in _cells())
 
 
 def _real(v) -> bool:

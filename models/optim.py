@@ -9,7 +9,7 @@ import numpy as np
 
 from .params import flatten, unflatten
 
-CLIP_MODES = ("norm", "value")
+from .config import CLIP_MODES
 
 
 def global_norm(g: np.ndarray) -> float:

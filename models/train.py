@@ -17,7 +17,7 @@ from .optim import clip_flat, make_optimizer
 from .params import allocate
 
 EVAL_CHUNK = 512  # windows per forward pass when only evaluating: bounds the buffers' size
-LOSSES = ("mae", "mse")
+from .config import LOSSES  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .seasonality import Seasonality, detect_period
 
 # fit() refuses fewer points: two windows with a one-step target are the least to learn from.
 MIN_LENGTH = 3
-TRANSFORMS = ("auto", "log", "linear")
+from .config import TRANSFORMS
 
 
 def as_series(y, min_length: int = MIN_LENGTH, what: str = "y") -> np.ndarray:

@@ -214,3 +214,12 @@ def test_models_imports_with_numpy_only():
     code = ("import sys, tickcast.models; bad = {'pandas', 'torch', 'logging.config', 'sqlalchemy'} & "
             "set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_settings_class_loads_without_numpy():
+    """The service checks its [model] settings with ForecasterConfig on every start-up, `tickcast
+    health` included: that must not cost a NumPy import."""
+    code = ("import sys; from tickcast.models import ForecasterConfig; ForecasterConfig(cell='gru', lr=0.01); "
+            "assert 'numpy' not in sys.modules, 'numpy imported'; "
+            "from tickcast.models import RNNForecaster; assert 'numpy' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

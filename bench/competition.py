@@ -76,21 +76,22 @@ def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, m: int) ->
 LEVEL = 0.8
 
 
-def run_local(series: list[dict], seasonal: bool) -> list[tuple]:
+def run_local(series: list[dict], seasonal: bool, knobs: dict) -> list[tuple]:
     """Per-series fits: (id, forecast, (lower, upper), seconds) for each series."""
     out = []
     for s in series:
         start = time.perf_counter()
-        model = RNNForecaster(season_length=s["m"] if seasonal else 0).fit(s["train"])
+        model = RNNForecaster(season_length=s["m"] if seasonal else 0, **knobs).fit(s["train"])
         out.append((s["id"], model.predict(s["h"]), model.predict_interval(s["h"], LEVEL),
                     time.perf_counter() - start))
     return out
 
 
-def run_global(series: list[dict], seasonal: bool) -> list[tuple]:
+def run_global(series: list[dict], seasonal: bool, knobs: dict) -> list[tuple]:
     """One fit across the series of a category: (id, forecast, (lower, upper), seconds / series)."""
     start = time.perf_counter()
-    model = RNNForecaster(season_length=series[0]["m"] if seasonal else 0).fit_many([s["train"] for s in series])
+    model = RNNForecaster(season_length=series[0]["m"] if seasonal else 0, **knobs).fit_many(
+        [s["train"] for s in series])
     h = max(s["h"] for s in series)
     forecasts, intervals = model.predict_many(h), model.predict_interval_many(h, LEVEL)
     per_series = (time.perf_counter() - start) / len(series)
@@ -104,7 +105,7 @@ def _limit_blas() -> None:
     threadpool_limits(1, "blas")
 
 
-def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool) -> tuple[dict, float]:
+def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool, knobs: dict) -> tuple[dict, float]:
     """{id: (forecast, seconds)} for the path, and the wall time it took."""
     start = time.perf_counter()
     if path == "rnn-local":
@@ -117,7 +118,7 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool) -
         jobs = [(run_global, group) for group in sorted(by_cat.values(), key=len, reverse=True)]
     results = {}
     with ProcessPoolExecutor(workers, initializer=_limit_blas) as pool:
-        futures = [pool.submit(fn, chunk, seasonal) for fn, chunk in jobs]
+        futures = [pool.submit(fn, chunk, seasonal, knobs) for fn, chunk in jobs]
         done = 0
         for future in futures:
             for sid, forecast, interval, seconds in future.result():
@@ -136,6 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--every", type=int, default=1, help="use every k-th series (quick looks)")
     parser.add_argument("--no-period", action="store_true",
                         help="do not tell the RNN the seasonal period (it detects one)")
+    parser.add_argument("--ensemble", type=int, default=None,
+                        help="members per model instead of the default (to measure what the ensemble costs)")
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -152,7 +155,8 @@ def main(argv=None) -> int:
                            for s in series}
         seconds[name] = time.perf_counter() - start
     for path in paths:
-        forecasts[path], seconds[path] = forecasts_for(path, series, args.workers, not args.no_period)
+        knobs = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        forecasts[path], seconds[path] = forecasts_for(path, series, args.workers, not args.no_period, knobs)
     rows = score(series, forecasts, seconds)
     write(rows, args, len(series))
     for r in rows:
@@ -196,7 +200,7 @@ def write(rows: list[dict], args, n: int) -> None:
         f"{n} series from `{args.data.name}`, each forecast over its official horizon from its training "
         f"part and scored on its test part (lower is better). The RNN is told the seasonal period of the "
         f"category{' (here: not even that; it detects one)' if args.no_period else ''}, nothing else: default "
-        "settings otherwise. `rnn-local`: one model per series; `rnn-global`: one model per category "
+        f"settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. `rnn-local`: one model per series; `rnn-global`: one model per category "
         "trained across its series. Seconds: wall time of the whole path on "
         f"{args.workers} worker process(es) (the `all` column; per category the sum of per-series fit "
         f"times). Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "

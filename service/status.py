@@ -42,6 +42,21 @@ class FitMode(StrEnum):
     WARM = "warm"  # fine-tuned from fits.warm_started_from
 
 
+class FitScope(StrEnum):
+    """``fits.scope``."""
+
+    SERIES = "series"  # the series' own model
+    GROUP = "group"  # one model across a group's series: the shared fit (series_id NULL) and each member's row
+
+
+class Training(StrEnum):
+    """``model.training``: how the series of one frequency are trained."""
+
+    AUTO = "auto"  # a group that qualifies: both ways on cold fits, the better one kept
+    SERIES = "series"
+    GROUP = "group"
+
+
 class FetchStatus(StrEnum):
     """How fetching one series went (``tickcast ingest``'s status column)."""
 

@@ -36,7 +36,7 @@ def test_environment_overrides(tmp_path):
     ({"model": {"hiden_size": 3}}, "unknown setting 'model.hiden_size'"),
     ({"model": {"hidden_size": "big"}}, "setting 'model.hidden_size' must be an integer, got 'big'"),
     ({"model": {"hidden_size": True}}, "setting 'model.hidden_size' must be an integer"),
-    ({"model": {"cell": "lstm"}}, "setting 'model.cell' must be \"rnn\" or \"gru\""),
+    ({"model": {"cell": "lstm"}}, "setting 'model.cell' must be one of ['gru', 'rnn'], got 'lstm'"),
     ({"forecast": {"level": 80}}, "setting 'forecast.level' must be between 0 and 1"),
     ({"schedule": {"timezone": "Mars/Olympus"}}, "setting 'schedule.timezone' must be an IANA time zone"),
     ({"schedule": {"cron": "every day"}}, "setting 'schedule.cron' must have five fields"),

@@ -67,6 +67,25 @@ def test_environment_overrides(tmp_path):
     ({"sources": {"retries": 1000}}, "setting 'sources.retries' must be at most 10, got 1000"),
     ({"sources": {"http_timeout": 1e300}}, "setting 'sources.http_timeout' must be at most 600"),
     ({"model": {"hidden_size": 100000}}, "setting 'model.hidden_size' must be at most 1024"),
+    ({"model": {"season_length": 12}}, "setting 'model.season_length' is set by tickcast: the season comes from "
+                                       "each series' frequency (M 12, Q 4, W 52, D 7, B and A none"),
+    ({"model": {"horizon": 5}}, "setting 'model.horizon' is set by tickcast: the model forecasts forecast.horizon"),
+    ({"model": {"window": 30}}, "unknown setting 'model.window' (known: batch_size, cell,"),
+    ({"model": {"transform": "log_return"}}, "setting 'model.transform' must be one of ('auto', 'log', 'linear'), "
+                                             "got 'log_return'"),
+    ({"model": {"lookbacks": [0.0]}}, "setting 'model.lookbacks' must be a non-empty list of multiples"),
+    ({"model": {"lookbacks": 2}}, "setting 'model.lookbacks' must be a list, got 2"),
+    ({"model": {"warm_epochs": -1}}, "setting 'model.warm_epochs' must be an integer >= 0, got -1"),
+    ({"model": {"val_fraction": 0.5}}, "setting 'model.val_fraction' must be in [0, 0.5), got 0.5"),
+    ({"model": {"refit": 1}}, "setting 'model.refit' must be true or false, got 1"),
+    ({"model": {"training": "global"}}, "setting 'model.training' must be one of 'auto', 'series', 'group', "
+                                        "got 'global'"),
+    ({"model": {"group_min_series": 0}}, "setting 'model.group_min_series' must be > 0, got 0"),
+    ({"forecast": {"horizon": 401}}, "setting 'forecast.horizon' must be at most 400, got 401"),
+    ({"series": [{"key": "csv:x", "path": "x.csv", "season_length": "12"}]},
+     "setting 'series[0].season_length' must be an integer, got '12'"),
+    ({"series": [{"key": "csv:x", "path": "x.csv", "season_length": 401}]},
+     "setting 'series[0].season_length' must be at most 400, got 401"),
     ({"series": [{"key": "csv:x", "path": "x.csv", "name": "n" * 201}]},
      "setting 'series[0].name' must be at most 200 characters, got 201"),
 ])
@@ -184,3 +203,21 @@ def test_the_sample_names_come_from_the_sample_module():
     assert (spec.name, spec.field, spec.frequency, spec.price) == ("US core CPI index (sample)", "CPILFESL", "M", False)
     with pytest.raises(ConfigError, match="expected one of " + ", ".join(SAMPLES)):
         parse_key("sample:gold")
+
+
+def test_model_takes_every_forecaster_setting_and_its_own_policy():
+    """ForecasterConfig owns the model's settings: [model] hands them on as they are (a list for a
+    tuple); the service keeps only its policy (warm epochs are the model's, not the service's)."""
+    from tickcast.models import ForecasterConfig
+
+    model = settings_from_dict({"model": {"ensemble": 2, "lookbacks": [1, 2.5], "loss": "mse", "warm_epochs": 5,
+                                          "clip": 0, "transform": "log", "training": "group",
+                                          "group_min_series": 4, "max_points": 900}}, env={}).model
+    assert model.forecaster == ForecasterConfig(ensemble=2, lookbacks=(1.0, 2.5), loss="mse", warm_epochs=5,
+                                                clip=0.0, transform="log")
+    assert (model.training, model.group_min_series, model.max_points) == ("group", 4, 900)
+    assert not hasattr(model, "warm_epochs")
+    default = settings_from_dict({}, env={}).model
+    assert default.forecaster == ForecasterConfig() and default.training == "auto"
+    (spec,) = settings_from_dict({"series": [{"key": "csv:x", "path": "x.csv", "season_length": 24}]}, env={}).series
+    assert spec.season_length == 24

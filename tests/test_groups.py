@@ -112,6 +112,16 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
     assert epochs == list(range(shared["epochs"] + 1))
     assert main(["--config", str(config), "--db", db_url, "history", "sample:sp500"]) == 0
     assert "shared" not in capsys.readouterr().out.splitlines()[0]
+    # `tickcast plot` of a member: the shared fit's loss curve, said to be shared
+    from tickcast.service.plot import draw_series
+
+    fig = draw_series(engine, "csv:m2")
+    _, bottom, _ = fig.axes
+    assert bottom.get_title().startswith(f"group M/12's shared fit {shared['id']} (shared by 4 series): cold rnn")
+    assert bottom.get_ylabel() == "MAE (network units)"
+    (best,) = [line for line in bottom.get_lines() if "best epoch" in (line.get_label() or "")]
+    assert list(best.get_xdata()) == [shared["best_epoch"]] * 2
+    fig.clf()
 
 
 def test_warm_runs_of_a_group_then_a_new_member_trains_it_cold(fresh_db, group_world):
@@ -268,3 +278,22 @@ def test_daily_prices_have_no_season_and_a_series_table_may_set_one(fresh_db, ma
     assert run_cycle(engine, settings).status == "ok"
     seasons = {f["key"]: f["hyperparams"]["season_length"] for f in fits_of(engine)}
     assert seasons == {"sample:sp500": 1, "sample:core-cpi": 12, "csv:visits": 7, "csv:other": 0}
+
+
+def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_world, tmp_path):
+    """A group's task and (auto) its members' own tasks go to worker processes as plain data."""
+    from tickcast.service.db import open_database
+
+    def outcome(workers: int):
+        url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
+        settings = group_world(training="auto")
+        settings = type(settings)(**{**settings.__dict__, "workers": workers, "db_url": url})
+        engine = open_database(url)
+        assert run_cycle(engine, settings).status == "ok"
+        forecasts = sorted((f["series_id"], f["step"], f["value"], f["lower"], f["upper"])
+                           for f in table(engine, "forecasts"))
+        fits = [(f["key"], f["scope"], f["note"], f["weights"]) for f in fits_of(engine)]
+        engine.dispose()
+        return forecasts, fits
+
+    assert outcome(1) == outcome(2)

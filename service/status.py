@@ -1,6 +1,6 @@
 """The status words, in one place. They are stored in the tables (``runs.status``, ``runs.trigger``,
-``fits.status``, ``fits.mode``) and people filter on them in SQL, so the values never change;
-StrEnum members are those very strings (``RunStatus.OK == "ok"``)."""
+``fits.status``, ``fits.mode``, ``fits.scope``) and people filter on them in SQL, so the values
+never change; StrEnum members are those very strings (``RunStatus.OK == "ok"``)."""
 
 from __future__ import annotations
 

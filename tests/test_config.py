@@ -221,3 +221,22 @@ def test_model_takes_every_forecaster_setting_and_its_own_policy():
     assert default.forecaster == ForecasterConfig() and default.training == "auto"
     (spec,) = settings_from_dict({"series": [{"key": "csv:x", "path": "x.csv", "season_length": 24}]}, env={}).series
     assert spec.season_length == 24
+
+
+def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knobs_to_the_model():
+    """Every key of the service's [model] policy is documented in the packaged config; the model's
+    own knobs are not re-declared there (models/README.md documents them), only pointed to."""
+    import re
+    from dataclasses import fields
+
+    from tickcast.models import ForecasterConfig
+    from tickcast.service.config import ModelSettings, default_config_text
+
+    text = default_config_text()
+    section = text[text.index("[model]"):text.index("[forecast]")]
+    assigned = set(re.findall(r"^#?\s*(\w+)\s*=", section, flags=re.MULTILINE))
+    policy = {f.name for f in fields(ModelSettings)} - {"forecaster"}
+    assert policy <= assigned, policy - assigned
+    assert assigned - policy == {"seed"}, assigned - policy
+    assert "models/README.md" in section
+    assert set(ForecasterConfig().to_dict()) >= assigned - policy

@@ -98,7 +98,7 @@ def test_kill_9_at_a_random_moment_with_worker_processes(seed, reference, tmp_pa
 GROUP_KILL_POINTS = ["store-history:1", "store-fit:2", "store-forecasts:2", "store-forecasts:3"]
 
 
-@pytest.mark.parametrize("kill_at", GROUP_KILL_POINTS)
+@pytest.mark.parametrize("kill_at", seeded_subset(GROUP_KILL_POINTS, 2))
 def test_kill_9_while_storing_a_group_then_the_next_run_repairs_it(kill_at, tmp_path, ledger):
     env = make_group_world(tmp_path)
     crashed = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": kill_at})

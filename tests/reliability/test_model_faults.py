@@ -128,21 +128,23 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
     ledger.record(f"models: stored blob {corrupt.__name__}", injected=2, survived=2)
 
 
-def test_constant_series_are_forecast_flat(fresh_db, make_series, make_settings, db_url, ledger):
+@pytest.mark.parametrize("training", ["series", "group"])
+def test_constant_series_are_forecast_flat(training, fresh_db, make_series, make_settings, db_url, ledger):
     days = pd.bdate_range("2022-01-03", periods=200)
     make_series("held", [4.25] * 200, dates=days)  # a policy rate held for months
     tail = np.r_[100 + np.cumsum(np.random.default_rng(2).normal(0, 1, 150)), np.full(50, 97.5)]
     make_series("halted", tail, dates=days)  # a ticker halted for its newest quarter
     settings = make_settings('[[series]]\nkey = "csv:held"\npath = "held.csv"\n'
                              '[[series]]\nkey = "csv:halted"\npath = "halted.csv"\nprice = true\n'
-                             + MODEL.replace('training = "group"', 'training = "series"'), db_url=db_url)
+                             + MODEL.replace('training = "group"', f'training = "{training}"')
+                             .replace("group_min_series = 3", "group_min_series = 2"), db_url=db_url)
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok", [o.error for o in summary.outcomes]
     fits = newest_fits(engine)
     for key, level in (("csv:held", 4.25), ("csv:halted", 97.5)):
         fit = fits[key]
-        assert fit.status == "ok" and fit.error is None
+        assert fit.status == "ok" and fit.error is None and fit.scope == training
         assert fit.naive_mae == 0.0 and fit.skill is None  # the naive forecast is perfect: no skill to compute
         with engine.connect() as conn:
             rows = conn.execute(sa.select(schema.latest_forecasts).where(
@@ -152,4 +154,4 @@ def test_constant_series_are_forecast_flat(fresh_db, make_series, make_settings,
             assert row.lower <= row.forecast <= row.upper and row.upper - row.lower < 0.05 * level
         if key == "csv:held":
             assert all(row.forecast == pytest.approx(level, rel=1e-9) for row in rows)
-    ledger.record("models: constant series", injected=2, survived=2)
+    ledger.record(f"models: constant series ({training})", injected=2, survived=2)

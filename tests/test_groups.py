@@ -162,6 +162,25 @@ def test_a_run_of_one_member_trains_its_whole_group(fresh_db, group_world):
     assert {o.fit for o in run_cycle(engine, later).outcomes if o.key != "sample:sp500"} == {"trained"}
 
 
+def test_a_member_whose_history_is_replaced_trains_its_group_cold(fresh_db, group_world, tmp_path):
+    """The shared fit saw the member's old history too: it is marked, and never continued."""
+    from tickcast.service.ingest import ingest
+
+    engine = fresh_db()
+    settings = group_world()
+    run_cycle(engine, settings)
+    csv = tmp_path / "m2.csv"
+    csv.write_text("".join(line for i, line in enumerate(csv.read_text().splitlines(True)) if i != 1))  # a row removed
+    ingest(engine, settings, ["csv:m2"], full=True)
+    shared = [f for f in fits_of(engine) if f["series_id"] is None]
+    assert shared[0]["history_replaced_at"] is not None
+    assert [f["history_replaced_at"] is not None for f in fits_of(engine) if f["key"] in ("csv:m1", "csv:m2")] == [
+        False, True]
+    summary = run_cycle(engine, settings)
+    assert {o.key: o.mode for o in summary.outcomes if o.key != "sample:sp500"} == {
+        f"csv:m{i}": "cold" for i in range(4)}
+
+
 def test_fewer_series_than_group_min_series_train_alone(fresh_db, group_world):
     engine = fresh_db()
     run_cycle(engine, group_world(k=2))

@@ -157,7 +157,7 @@ def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run
                 stop: threading.Event) -> list[Unit]:
     """The run's work, in the order of ``specs``: a Plan per series, or a GroupPlan where a group
     is trained together (in place of its first member; a group takes in every active member, also
-    those not among ``specs``). On ``stop`` the series not planned yet are left out. Reads only:
+    those not among ``specs``). On ``stop`` nothing is planned (the next run does it). Reads only:
     the store stage writes."""
     from .groups import plan_groups
 
@@ -173,6 +173,8 @@ def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run
             break
         faults.reached("plan")
         candidates.append(_candidate(engine, settings, spec, rows[spec.key], states, run_id, spec.key in run_keys))
+    if stop.is_set():
+        return []  # a group planned from some of its members would be another group: the next run plans all
     return plan_groups(engine, settings, candidates, states.get(None, FitState()), run_id)
 
 

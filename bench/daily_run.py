@@ -5,7 +5,12 @@ each model fine-tuned from its previous fit), timed per stage, through ``service
 with the default model settings and one worker per core. Targets on a 2-core machine: warm daily
 run <= 60 s, cold run <= 10 minutes.
 
-    python bench/daily_run.py [--series 500] [--points 2500] [--workers 0]
+The series are one frequency (trading days), so they form one group: with the default
+``model.training = "auto"`` a group of series this long (median over ``group_max_median_length``)
+trains per series. ``--group`` also times the same runs with ``training = "group"`` (one model
+across all of them), to show what that choice costs at this size.
+
+    python bench/daily_run.py [--series 500] [--points 2500] [--workers 0] [--group]
 
 Writes bench/results/daily_run.md and bench/results/daily_run.json.
 """
@@ -52,7 +57,8 @@ def timed_run(engine, settings, frames, label):
     total = time.perf_counter() - started
     modes = {}
     for o in summary.outcomes:
-        modes[o.mode or o.fit] = modes.get(o.mode or o.fit, 0) + 1
+        mode = str(o.mode or o.fit)
+        modes[mode] = modes.get(mode, 0) + 1
     fit_seconds = [o.seconds for o in summary.outcomes if o.fit == "trained"]
     print(f"{label}: {summary.status} in {total:.1f} s {summary.timings} {modes}", file=sys.stderr)
     assert summary.status == "ok", [o.error for o in summary.outcomes if o.failed][:3]
@@ -66,24 +72,35 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=500)
     parser.add_argument("--points", type=int, default=2500)
     parser.add_argument("--workers", type=int, default=0, help="0: one per core")
+    parser.add_argument("--group", action="store_true", help="also time training = \"group\"")
     args = parser.parse_args()
     full = make_frames(args.series, args.points)
     day1 = {k: f.iloc[:-1] for k, f in full.items()}  # the next day adds one point per series
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        settings = settings_from_dict(
-            {"series": [{"key": f"csv:{name}", "path": "unused.csv", "price": True} for name in full],
-             "service": {"workers": args.workers}},
-            db_url=url, env={})
-        engine = open_database(url)
-        cold = timed_run(engine, settings, day1, "cold")
-        warm = timed_run(engine, settings, full, "warm")
-        db_mb = os.path.getsize(f"{tmp}/bench.db") / 2 ** 20
-        engine.dispose()
-    figures = {"series": args.series, "points": args.points, "workers": settings.workers, "cold": cold,
+
+    def cold_then_warm(model: dict, label: str):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db"
+            settings = settings_from_dict(
+                {"series": [{"key": f"csv:{name}", "path": "unused.csv", "price": True} for name in full],
+                 "service": {"workers": args.workers}, "model": model},
+                db_url=url, env={})
+            engine = open_database(url)
+            cold = timed_run(engine, settings, day1, f"{label} cold")
+            warm = timed_run(engine, settings, full, f"{label} warm")
+            db_mb = os.path.getsize(f"{tmp}/bench.db") / 2 ** 20
+            engine.dispose()
+        return settings, cold, warm, db_mb
+
+    settings, cold, warm, db_mb = cold_then_warm({}, "default")
+    figures = {"series": args.series, "points": args.points, "workers": settings.workers,
+               "training": settings.model.training, "cold": cold,
                "warm": warm, "targets": {"cold_seconds": 600, "warm_seconds": 60},
                "meets_targets": cold["seconds"] <= 600 and warm["seconds"] <= 60, "database_mb": round(db_mb, 1),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
+               "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+               "load_average_at_end": [round(v, 2) for v in os.getloadavg()]}
+    if args.group:
+        _, group_cold, group_warm, _ = cold_then_warm({"training": "group"}, "group")
+        figures["group"] = {"cold": group_cold, "warm": group_warm}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "daily_run.json").write_text(json.dumps(figures, indent=2) + "\n")
 
@@ -92,15 +109,26 @@ def main() -> None:
         return (f"| {name} | {r['seconds']:.1f} | {target} | {st.get('ingest', 0):.1f} | {st.get('plan', 0):.1f} | "
                 f"{st.get('train', 0):.1f} | {r['mean_fit_seconds']} | {r['modes']} |")
 
+    group_rows = ""
+    if args.group:
+        group = figures["group"]
+        group_rows = row('training = "group": cold', group["cold"], "-") + "\n" + \
+            row('training = "group": warm', group["warm"], "-") + "\n"
+    how = ("a group of series this long trains per series" if args.points > settings.model.group_max_median_length
+           else "the group is trained both ways on cold fits")
     (RESULTS / "daily_run.md").write_text(
         "# Daily run benchmark\n\n"
-        f"{args.series} synthetic series x {args.points} daily points in SQLite, default model settings, "
+        f"{args.series} synthetic series x {args.points} daily points in SQLite, default model settings "
+        f"(training = \"{settings.model.training}\": {how}), "
         f"{settings.workers} worker process(es) on {os.cpu_count()} CPUs. Stage times in seconds; "
-        "train includes writing each fit, its loss history and forecasts.\n\n"
+        "train includes writing each fit, its loss history and forecasts. With training = \"group\" the fit time is "
+        "that of the one shared fit (one task, so one core).\n\n"
         "| run | total s | target s | ingest | plan | train + store | mean fit s (per worker) | fits |\n"
         "|---|---:|---:|---:|---:|---:|---:|---|\n"
-        f"{row('cold (from scratch)', cold, 600)}\n{row('warm (one new point)', warm, 60)}\n\n"
-        f"Database after both runs: {db_mb:.0f} MB. Python {platform.python_version()}, NumPy {np.__version__}.\n")
+        f"{row('cold (from scratch)', cold, 600)}\n{row('warm (one new point)', warm, 60)}\n{group_rows}\n"
+        f"Database after the default runs: {db_mb:.0f} MB. Python {platform.python_version()}, NumPy "
+        f"{np.__version__}. Load average at the end: {figures['load_average_at_end']} (the machine is shared: "
+        "other jobs' load inflates these times).\n")
     print(json.dumps(figures, indent=2))
 
 

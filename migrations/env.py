@@ -9,14 +9,27 @@ config = context.config
 
 
 def run_on(connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copy
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    # SQLite alters a table by copying it and dropping the original; with foreign keys on, that
+    # drop would cascade to every row referencing it (a fit's loss history and forecasts). The
+    # pragma only takes effect outside a transaction, so it is switched off before the migration's
+    # transaction begins (on the raw connection: SQLAlchemy would begin one first), on again after;
+    # a migration that copies a table checks the keys itself before it commits.
+    foreign_keys_off = sqlite and not connection.in_transaction()
+    if foreign_keys_off:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=sqlite,  # SQLite alters tables by copy
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if foreign_keys_off:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
 
 
 def main() -> None:

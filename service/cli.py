@@ -190,11 +190,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     from .tables import render
 
     engine = _open_existing(_settings(args))
-    fit, rows = loss_history(engine, args.key)
+    history = loss_history(engine, args.key)
     if args.format == "table":
-        print(f"fit {fit.id} of {args.key}: {fit.mode} {fit.cell}, {fit.epochs} epochs (best {fit.best_epoch}), "
-              f"train {fit.train_start} .. {fit.train_end}, {fit.seconds:.2f} s")
-    print(render(rows, ["epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction"], args.format))
+        print(history.describe(args.key))
+    print(render(history.rows, ["epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction"], args.format))
     return EXIT_OK
 
 

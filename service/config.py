@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .checks import check_type, file_name, positive
 from .errors import ConfigError
 from .sources import SOURCES
+from .status import Training
 from .watchlist import FREQUENCIES, SeriesSpec, parse_series
 
 ENV_CONFIG = "TICKCAST_CONFIG"
@@ -70,33 +71,44 @@ class ScheduleSettings:
     max_failed_fraction: float = 0.5  # ... or when more of its series than this failed (all failing: always)
 
 
+TRAINING_CHOICES = tuple(t.value for t in Training)
+
+# Set by the service, not in [model]: what each means, for the error message.
+SERVICE_SET_KNOBS = {
+    "season_length": "the season comes from each series' frequency (M 12, Q 4, W 52, D 7, B and A none, "
+                     "unknown: detected); set season_length in a [[series]] table to override it",
+    "horizon": "the model forecasts forecast.horizon steps at once: set forecast.horizon",
+}
+
+
+def _default_forecaster():
+    from tickcast.models import ForecasterConfig
+
+    return ForecasterConfig()
+
+
 @dataclass(frozen=True)
 class ModelSettings:
-    """Knobs passed to ``models.RNNForecaster`` (None: the model's default) and retraining policy."""
+    """``[model]``: the forecaster's settings (any field of ``tickcast.models.ForecasterConfig``,
+    which declares, defaults and checks them; see models/README.md) and the service's own policy."""
 
-    cell: str | None = None  # "rnn" or "gru"; None: the model's default
-    hidden_size: int | None = None
-    window: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None
-    clip: float | None = None
-    clip_mode: str | None = None
-    val_fraction: float | None = None
-    patience: int | None = None
-    transform: str | None = None  # auto, log_return, diff or level
-    seed: int = 0
-    warm_epochs: int = 3  # fine-tuning epochs when warm-starting from the previous fit
+    forecaster: Any = field(default_factory=_default_forecaster)  # a ForecasterConfig
     full_retrain_days: int = 7  # retrain from scratch when the last cold fit is this old
     max_points: int = 2500  # train on the most recent points only
+    # "series": one model per series; "group": one model per frequency group (fit_many); "auto":
+    # on cold fits of a group that qualifies, train both and keep the better (service/groups.py).
+    training: str = "auto"
+    group_min_series: int = 10  # fewer active series of one frequency train per series
+    # "auto" trains a group only while its median length is at most this many points: long
+    # series learn enough alone, and one model over hundreds of long series costs one core minutes
+    group_max_median_length: int = 1000
 
 
 @dataclass(frozen=True)
 class ForecastSettings:
     horizon: int = 5
     level: float = 0.8
-    min_length: int = 24  # shorter series are skipped with a recorded reason (the model needs 16)
+    min_length: int = 12  # shorter series are skipped with a recorded reason (the model needs 3)
     # Adaptive intervals (service/intervals.py): how fast realised coverage moves the interval factor;
     # 0 keeps the model's own intervals.
     interval_adapt_rate: float = 0.05
@@ -139,6 +151,49 @@ def _section(cls: type, table: Any, section: str) -> Any:
     return cls(**values)
 
 
+def model_section(table: Any) -> ModelSettings:
+    """``[model]``: the service's policy keys, and any ForecasterConfig field, type-checked against
+    its default and then checked by ForecasterConfig itself (one set of rules: the model's)."""
+    from tickcast.models import ForecasterConfig
+
+    if not isinstance(table, dict):
+        raise ConfigError("setting 'model' must be a table ([model])")
+    defaults = ForecasterConfig().to_dict()
+    policy_names = {f.name for f in fields(ModelSettings)} - {"forecaster"}
+    knobs, policy = {}, {}
+    for key, value in table.items():
+        dotted = f"model.{key}"
+        if key in SERVICE_SET_KNOBS:
+            raise ConfigError(f"setting {dotted!r} is set by tickcast: {SERVICE_SET_KNOBS[key]}")
+        if key in policy_names:
+            policy[key] = check_type(dotted, value, _field_kind(ModelSettings, key))
+        elif key in defaults:
+            knobs[key] = _forecaster_value(dotted, value, defaults[key])
+        else:
+            known = sorted(policy_names | (set(defaults) - set(SERVICE_SET_KNOBS)))
+            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(known)}; see models/README.md)")
+    try:
+        forecaster = ForecasterConfig(**knobs)
+    except (ValueError, TypeError) as exc:
+        message = (str(exc).splitlines() or ["invalid"])[0]
+        key, _, rest = message.partition(" ")
+        if key in knobs:
+            raise ConfigError(f"setting 'model.{key}' {rest}, got {knobs[key]!r}") from None
+        raise ConfigError(f"invalid [model] setting ({', '.join(f'model.{k}' for k in knobs)}): {message}") from None
+    return ModelSettings(forecaster=forecaster, **policy)
+
+
+def _forecaster_value(dotted: str, value: Any, default: Any) -> Any:
+    """A TOML value of the type of the knob's default (a list for a tuple); ranges are the model's."""
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, list):
+            raise ConfigError(f"setting {dotted!r} must be a list, got {value!r}")
+        return [check_type(dotted, v, float) for v in value]
+    if default is None:
+        return value
+    return check_type(dotted, value, type(default))
+
+
 def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings,
               forecast: ForecastSettings) -> None:
     from datetime import date
@@ -168,24 +223,17 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     if not 0 <= schedule.max_failed_fraction <= 1:  # also false for nan
         raise ConfigError("setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
                           f"got {schedule.max_failed_fraction!r}")
-    if model.cell not in (None, "rnn", "gru"):
-        raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
-    for name, most in (("hidden_size", 1024), ("window", 1000), ("epochs", 10_000), ("batch_size", 65_536),
-                       ("lr", None), ("patience", 10_000), ("warm_epochs", 1000), ("full_retrain_days", 3660),
-                       ("max_points", 1_000_000)):
-        positive(f"model.{name}", getattr(model, name), most=most)
-    positive("model.clip", model.clip, allow_zero=True)  # 0 switches clipping off
-    if model.val_fraction is not None and not 0 < model.val_fraction < 0.5:
-        raise ConfigError(f"setting 'model.val_fraction' must be between 0 and 0.5, got {model.val_fraction!r}")
-    from tickcast.models import ForecasterConfig  # the model checks its own knobs; one source of truth
+    positive("model.full_retrain_days", model.full_retrain_days, most=3660)
+    positive("model.max_points", model.max_points, most=1_000_000)
+    if model.training not in TRAINING_CHOICES:
+        raise ConfigError(f"setting 'model.training' must be one of {', '.join(map(repr, TRAINING_CHOICES))}, "
+                          f"got {model.training!r}")
+    positive("model.group_min_series", model.group_min_series, most=100_000)
+    positive("model.group_max_median_length", model.group_max_median_length, most=10_000_000)
+    from tickcast.models.config import LIMITS
 
-    knobs = {k: v for k, v in model.__dict__.items()
-             if k not in ("warm_epochs", "full_retrain_days", "max_points") and v is not None}
-    try:
-        ForecasterConfig(**knobs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid [model] setting: {exc}") from None
-    positive("forecast.horizon", forecast.horizon, most=366)
+    # The model forecasts forecast.horizon steps at once (its read-out), so the model's bound is this one.
+    positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
     positive("forecast.interval_adapt_rate", forecast.interval_adapt_rate, allow_zero=True, most=1)
     if not 0 < forecast.level < 1:
@@ -282,7 +330,7 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     if overrides:
         sources = SourceSettings(**{**sources.__dict__, **overrides})
     schedule = _section(ScheduleSettings, raw.get("schedule", {}), "schedule")
-    model = _section(ModelSettings, raw.get("model", {}), "model")
+    model = model_section(raw.get("model", {}))
     forecast = _section(ForecastSettings, raw.get("forecast", {}), "forecast")
     _validate(sources, schedule, model, forecast)
 

@@ -17,8 +17,8 @@ from .calendars import next_trading_days
 from .clock import utcnow
 from .db import write_transaction
 from .intervals import adaptive_interval_factor, scale_interval
-from .status import FitMode, FitStatus
-from .train import TrainResult
+from .status import FitMode, FitScope, FitStatus
+from .train import Forecast, GroupResult, SeriesResult
 
 
 def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:
@@ -48,7 +48,7 @@ class FitRecord:
     """What the pipeline knows about a fit besides the model's own result."""
 
     run_id: int
-    series_id: int
+    series_id: int | None  # None: a group's shared fit
     status: FitStatus
     settings_hash: str
     mode: FitMode | None = None
@@ -62,54 +62,74 @@ class FitRecord:
     calendar: str | None = None  # series.calendar: the trading days of a daily series' target dates
     level: float = 0.8
     interval_adapt_rate: float = 0.0  # forecast.interval_adapt_rate (0: the model's intervals as they are)
+    scope: FitScope = FitScope.SERIES
+    group_key: str | None = None
+    group_fit_id: int | None = None  # a member's row: the shared fit
+    n_series: int | None = None  # a shared fit: its number of series
+    note: str | None = None
 
 
 def _finite(value):
     return value if value is None or (isinstance(value, (int, float)) and math.isfinite(value)) else None
 
 
-def store_fit(engine: Engine, record: FitRecord, result: TrainResult | None) -> int:
-    """Insert the fit; for a successful one also its loss history and forecasts, replacing any
-    forecasts made earlier from the same last observation. Returns the fit id."""
+BACKTEST_COLUMNS = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase")
+
+
+def store_fit(engine: Engine, record: FitRecord, model: SeriesResult | GroupResult | None = None,
+              forecast: Forecast | None = None) -> int:
+    """Insert one fits row in one transaction, and return its id. ``model``: the training result
+    whose model the row holds (a series' own fit, or a group's shared fit): settings, weights,
+    epochs and, for a successful fit, its loss history. ``forecast``: the series' backtest and,
+    for a successful fit, its forecasts (replacing any made earlier from the same last observation):
+    a series' own fit, or a group member's row."""
     now: datetime = utcnow()
     values = dict(run_id=record.run_id, series_id=record.series_id, created_at=now, status=record.status,
                   error=record.error, mode=record.mode, warm_started_from=record.warm_started_from,
                   cell=record.cell, settings_hash=record.settings_hash, train_start=record.train_start,
-                  train_end=record.train_end, n_obs=record.n_obs)
-    if result is not None:
-        bt = result.backtest
+                  train_end=record.train_end, n_obs=record.n_obs, scope=record.scope, group_key=record.group_key,
+                  group_fit_id=record.group_fit_id, n_series=record.n_series, note=record.note)
+    ok = record.status == FitStatus.OK
+    if model is not None:
+        history = model.history if ok else []
+        values.update(
+            hyperparams=model.params, cell=model.params.get("cell", record.cell), transform=model.transform,
+            epochs=model.epochs, best_epoch=model.best_epoch, seconds=model.seconds, weights=model.blob if ok else None,
+            train_loss=_finite(history[-1]["train_loss"]) if history else None,
+            val_loss=_finite(history[-1].get("val_loss")) if history else None)
+        if record.status == FitStatus.FAILED and model.error:
+            values["error"] = model.error
+    if forecast is not None:
+        bt = forecast.backtest
         skill = None
         if bt.get("naive_mae") and bt.get("mae") is not None:
             skill = 1.0 - bt["mae"] / bt["naive_mae"]
-        values.update(
-            hyperparams=result.params, cell=result.params.get("cell", record.cell), transform=result.transform, epochs=result.epochs,
-            best_epoch=result.best_epoch, seconds=result.seconds, weights=result.blob,
-            train_loss=_finite(result.history[-1]["train_loss"]) if result.history else None,
-            val_loss=_finite(result.history[-1].get("val_loss")) if result.history else None,
-            backtest_n=int(bt["n"]) if "n" in bt else None, skill=_finite(skill),
-            **{k: _finite(bt.get(k)) for k in ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse",
-                                               "naive_smape", "naive_mase")})
-        if record.status == FitStatus.FAILED:
-            values["error"] = result.error
+        values.update(backtest_n=int(bt["n"]) if bt.get("n") is not None else None, skill=_finite(skill),
+                      **{k: _finite(bt.get(k)) for k in BACKTEST_COLUMNS})
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")
-        if record.status == FitStatus.OK and result is not None:
+        if ok and model is not None:
             conn.execute(sa.insert(schema.loss_history), [
                 dict(fit_id=fit_id, epoch=int(row["epoch"]), train_loss=row["train_loss"],
                      val_loss=_finite(row.get("val_loss")), grad_norm=_finite(row.get("grad_norm")),
                      clip_fraction=_finite(row.get("clip_fraction")))
-                for row in result.history])
+                for row in model.history])
             faults.reached("store-history")
-            conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
-                                                           schema.forecasts.c.origin_ts == record.train_end))
-            targets = next_dates(record.train_end, record.frequency, len(result.point), record.calendar)
-            factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
-            lower, upper = scale_interval(result.point, result.lower, result.upper, factor)
-            conn.execute(sa.insert(schema.forecasts), [
-                dict(series_id=record.series_id, origin_ts=record.train_end, step=step, fit_id=fit_id,
-                     target_ts=target, value=float(value), lower=float(lo), upper=float(hi), level=record.level,
-                     interval_factor=factor, created_at=now)
-                for step, (target, value, lo, hi) in enumerate(zip(targets, result.point, lower, upper), 1)])
+        if ok and forecast is not None:
+            _store_forecasts(conn, record, fit_id, forecast, now)
             faults.reached("store-forecasts")
     return fit_id
+
+
+def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, now: datetime) -> None:
+    conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
+                                                   schema.forecasts.c.origin_ts == record.train_end))
+    targets = next_dates(record.train_end, record.frequency, len(forecast.point), record.calendar)
+    factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
+    lower, upper = scale_interval(forecast.point, forecast.lower, forecast.upper, factor)
+    conn.execute(sa.insert(schema.forecasts), [
+        dict(series_id=record.series_id, origin_ts=record.train_end, step=step, fit_id=fit_id,
+             target_ts=target, value=float(value), lower=float(lo), upper=float(hi), level=record.level,
+             interval_factor=factor, created_at=now)
+        for step, (target, value, lo, hi) in enumerate(zip(targets, forecast.point, lower, upper), 1)])

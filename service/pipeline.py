@@ -2,9 +2,11 @@
 hand their results on:
 
     ingest (ingest.py)  specs -> new observations stored, an IngestResult per series
-    plan   (plan.py)    the stored data and fits -> a Plan per series: train cold/warm, up to date, skip
-    train  (workers.py) the plans with a task -> (plan, TrainResult) in plan order, in worker processes
+    plan   (plan.py)    the stored data and fits -> a Plan per series: train cold/warm, up to date, skip;
+                        or a GroupPlan for series trained together (groups.py)
+    train  (workers.py) the plans with work -> (plan, result) in plan order, in worker processes
     store  (forecast.py) each result -> its fit, loss history and forecasts, one transaction per series
+                        (a group: its shared fit, then each member's row)
 
 Idempotent by construction: a series whose newest observation and settings already have a fit is
 "up to date" and left alone, so repeating a run, or resuming one after a crash, ends with the same
@@ -32,10 +34,11 @@ from .db import write_transaction
 from .forecast import store_fit
 from .ingest import IngestResult, ingest_each, select_specs, sync_series
 from .lease import Lease, acquire
-from .plan import Plan, plan_series
-from .status import FetchStatus, FitMode, FitStatus, RunStatus, SeriesFit, Trigger
-from .train import TrainResult
-from .workers import train_planned
+from .groups import choose
+from .plan import GroupPlan, Plan, Unit, plan_series
+from .status import FetchStatus, FitMode, FitScope, FitStatus, RunStatus, SeriesFit, Trigger
+from .train import SeriesResult
+from .workers import GroupTrained, train_planned
 
 
 @dataclass
@@ -133,40 +136,91 @@ def _fetched(outcome: SeriesOutcome, result: IngestResult) -> None:
     outcome.fetch, outcome.new_rows, outcome.error = result.status, result.new_rows, result.error
 
 
-def _store_skips(engine: Engine, plans: list[Plan], outcomes: dict[str, SeriesOutcome]) -> None:
+def _store_skips(engine: Engine, units: list[Unit], outcomes: dict[str, SeriesOutcome]) -> None:
     """Outcomes of the series not trained; a fit row for those too short to train."""
-    for plan in plans:
-        outcome = outcomes[plan.spec.key]
-        if plan.action == SeriesFit.TRAINED:
+    for plan in units:
+        if isinstance(plan, GroupPlan) or plan.action == SeriesFit.TRAINED:
             continue
+        outcome = outcomes[plan.spec.key]
         outcome.fit = plan.action
         if plan.action == SeriesFit.SKIPPED:
             outcome.error = outcome.error or plan.record.error  # a failed fetch is the better reason
             if plan.records_skip:
-                outcome.fit_id = store_fit(engine, plan.record, None)
+                outcome.fit_id = store_fit(engine, plan.record)
 
 
-def _train_and_store(engine: Engine, settings: Settings, plans: list[Plan], outcomes: dict[str, SeriesOutcome],
+def _train_and_store(engine: Engine, settings: Settings, units: list[Unit], outcomes: dict[str, SeriesOutcome],
                      lease: Lease, say: Progress, stop: threading.Event) -> None:
-    n_train = sum(plan.task is not None for plan in plans)
-    with closing(train_planned(plans, settings.workers, stop)) as results:
-        for done, (plan, result) in enumerate(results, 1):
-            outcome = outcomes[plan.spec.key]
-            _store_trained(engine, plan, result, outcome)
+    n_train = sum(isinstance(unit, GroupPlan) or unit.task is not None for unit in units)
+    with closing(train_planned(units, settings.workers, stop)) as results:
+        for done, (unit, result) in enumerate(results, 1):
+            if isinstance(unit, GroupPlan):
+                message = _store_group(engine, unit, result, outcomes)
+            else:
+                message = _store_trained(engine, unit, result, outcomes[unit.spec.key])
             lease.renew()
-            say(f"[train {done}/{n_train}] {plan.spec.key}: " +
-                (f"{plan.record.mode} fit in {result.seconds:.1f} s" if result.status == FitStatus.OK
-                 else f"failed: {result.error}"))
+            say(f"[train {done}/{n_train}] {message}")
 
 
-def _store_trained(engine: Engine, plan: Plan, result: TrainResult, outcome: SeriesOutcome) -> None:
+def _joined(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+def _store_trained(engine: Engine, plan: Plan, result: SeriesResult, outcome: SeriesOutcome,
+                   decision: str | None = None) -> str:
     ok = result.status == FitStatus.OK
-    plan.record.status = FitStatus.OK if ok else FitStatus.FAILED
-    outcome.fit_id = store_fit(engine, plan.record, result)
+    record = plan.record
+    record.status = FitStatus.OK if ok else FitStatus.FAILED
+    if result.note:  # the model to continue could not be: it was trained cold
+        record.mode, record.warm_started_from = FitMode.COLD, None
+    record.note = _joined(record.note, decision, result.note)
+    outcome.fit_id = store_fit(engine, record, result, result.forecast)
     outcome.fit = SeriesFit.TRAINED if ok else SeriesFit.FAILED
-    outcome.mode, outcome.seconds = plan.record.mode, result.seconds
+    outcome.mode, outcome.seconds = record.mode, result.seconds
     if not ok:
         outcome.error = result.error
+    return f"{plan.spec.key}: " + (f"{record.mode} fit in {result.seconds:.1f} s" if ok else f"failed: {result.error}")
+
+
+def _store_group(engine: Engine, plan: GroupPlan, trained: GroupTrained, outcomes: dict[str, SeriesOutcome]) -> str:
+    """The shared fit in its own transaction, then each member's row in one transaction each (a crash in
+    between leaves a group that is not up to date: the next run trains it again). Under ``auto``'s
+    comparison, the per-series models are stored instead when they did better."""
+    group = trained.group
+    keep_group, decision = choose(plan, group, trained.alone) if plan.compare else (True, None)
+    head = f"group {plan.key} ({len(plan.members)} series): "
+    if not keep_group:
+        for member, result in zip(plan.members, trained.alone):
+            _store_trained(engine, member, result, outcomes[member.spec.key], decision)
+        return head + f"{decision}; cold fits in {trained.seconds:.1f} s"
+    ok = group.status == FitStatus.OK
+    shared = plan.record
+    shared.status = FitStatus.OK if ok else FitStatus.FAILED
+    if group.note:
+        shared.mode, shared.warm_started_from = FitMode.COLD, None
+    shared.note = _joined(decision, group.note)
+    shared_id = store_fit(engine, shared, group)
+    forecasts = group.forecasts if ok else [None] * len(plan.members)
+    for member, forecast in zip(plan.members, forecasts):
+        record, outcome = member.record, outcomes[member.spec.key]
+        record.scope, record.settings_hash, record.group_fit_id = FitScope.GROUP, shared.settings_hash, shared_id
+        record.status, record.mode, record.note, record.error = shared.status, shared.mode, shared.note, group.error
+        outcome.fit_id = store_fit(engine, record, forecast=forecast)
+        outcome.fit = SeriesFit.TRAINED if ok else SeriesFit.FAILED
+        outcome.mode, outcome.seconds = shared.mode, group.seconds
+        if not ok:
+            outcome.error = group.error
+    seconds = f"{trained.seconds:.1f} s" + (f" ({decision})" if decision else "")
+    return head + (f"{shared.mode} group fit in {seconds}" if ok else f"failed: {group.error}")
+
+
+def _outcomes_of_companions(units: list[Unit], outcomes: dict[str, SeriesOutcome], summary: RunSummary) -> None:
+    """A group is trained whole: its members outside the run's series get outcomes too."""
+    for unit in units:
+        for member in unit.members if isinstance(unit, GroupPlan) else ():
+            if member.spec.key not in outcomes:
+                outcomes[member.spec.key] = SeriesOutcome(member.spec.key)
+                summary.outcomes.append(outcomes[member.spec.key])
 
 
 def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigger.MANUAL,
@@ -201,6 +255,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigg
             _ingest(engine, settings, specs, outcomes, lease, say, stop, sources)
         with _timed(summary, "plan"):
             plans = plan_series(engine, settings, specs, run_id, stop)
+            _outcomes_of_companions(plans, outcomes, summary)
             _store_skips(engine, plans, outcomes)
         with _timed(summary, "train"):
             _train_and_store(engine, settings, plans, outcomes, lease, say, stop)

@@ -56,7 +56,8 @@ def draw_series(engine: Engine, key: str, points: int = 250):
 
     series = resolve_series(engine, key)
     forecasts = latest_forecasts(engine, series.key)
-    fit, history = loss_history(engine, series.key)
+    losses = loss_history(engine, series.key)
+    fit, history = losses.model_fit, losses.rows
     observed = recent_observations(engine, series.id, points)
     scored = [f for f in scored_forecasts(engine, series.id, limit=10 * points) if f["target_ts"] >= observed[0][0]]
 
@@ -92,8 +93,11 @@ def draw_series(engine: Engine, key: str, points: int = 250):
             bottom.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_xlabel("epoch (0 = before the first update)")
-    bottom.set_ylabel("MSE (scaled)")
-    bottom.set_title(f"fit {fit.id}: {fit.mode} {fit.cell}, {fit.epochs} epochs")
+    loss_name = (fit.hyperparams or {}).get("loss", "mse")
+    bottom.set_ylabel(f"{loss_name.upper()} (network units)")
+    shared = f"group {fit.group_key}'s shared fit {fit.id} (shared by {fit.n_series} series)" if losses.shared \
+        else f"fit {fit.id}"
+    bottom.set_title(f"{shared}: {fit.mode} {fit.cell}, {fit.epochs} epochs")
     bottom.legend()
     bottom.grid(alpha=0.3)
     if scored:

@@ -3,6 +3,7 @@ public tables and the ``latest_forecasts`` view, the same ones a person would ty
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -72,17 +73,45 @@ def latest_fit(engine: Engine, series_id: int) -> sa.Row | None:
                             .order_by(fits.c.id.desc()).limit(1)).first()
 
 
-def loss_history(engine: Engine, key: str) -> tuple[sa.Row, list[dict]]:
+@dataclass(frozen=True)
+class LossHistory:
+    """The loss history behind a series' newest successful fit: its own, or (a group member) that
+    of its group's shared fit, whose model made its forecasts."""
+
+    fit: sa.Row  # the series' newest successful fit
+    model_fit: sa.Row  # the fit whose model (weights, epochs, loss history) it uses: ``fit`` or the shared fit
+    rows: list[dict]  # epoch, train_loss, val_loss, grad_norm, clip_fraction
+
+    @property
+    def shared(self) -> bool:
+        return self.model_fit.id != self.fit.id
+
+    def describe(self, key: str) -> str:
+        """One line: which fit, how it was trained (and, for a group, that its model is shared)."""
+        model = self.model_fit
+        seconds = "" if model.seconds is None else f", {model.seconds:.2f} s"
+        how = (f"{model.mode} {model.cell}, {model.epochs} epochs (best {model.best_epoch}), "
+               f"train {model.train_start} .. {model.train_end}{seconds}")
+        if not self.shared:
+            return f"fit {self.fit.id} of {key}: {how}"
+        return (f"fit {self.fit.id} of {key} uses group {model.group_key}'s shared fit {model.id}, shared by "
+                f"{model.n_series} series: {how}")
+
+
+def loss_history(engine: Engine, key: str) -> LossHistory:
     series = resolve_series(engine, key)
     fit = latest_fit(engine, series.id)
     if fit is None:
         raise NothingStored(f"no successful fit yet for {series.key}: {why_nothing_yet(engine, series)}")
-    lh = schema.loss_history
+    lh, fits = schema.loss_history, schema.fits
     with engine.connect() as conn:
+        model_fit = fit
+        if fit.group_fit_id is not None:
+            model_fit = conn.execute(sa.select(fits).where(fits.c.id == fit.group_fit_id)).first() or fit
         rows = [dict(r._mapping) for r in conn.execute(
             sa.select(lh.c.epoch, lh.c.train_loss, lh.c.val_loss, lh.c.grad_norm, lh.c.clip_fraction)
-            .where(lh.c.fit_id == fit.id).order_by(lh.c.epoch))]
-    return fit, rows
+            .where(lh.c.fit_id == model_fit.id).order_by(lh.c.epoch))]
+    return LossHistory(fit, model_fit, rows)
 
 
 def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tuple]:

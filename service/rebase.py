@@ -10,8 +10,9 @@ with the rest:
 - ``observations``: the series' rows are replaced by the full history (no fake return at the seam);
 - ``forecasts`` made from origins on the old basis are rescaled by the factor (value, lower, upper;
   ``rescaled_by`` records it), so the accuracy ledger compares them with actuals on one basis;
-- ``fits``: every earlier fit of the series gets ``history_replaced_at``: it was trained on the old
-  basis, so it is never warm-started from and the next run trains cold;
+- ``fits``: every earlier fit of the series (and the shared fit of every group it was trained in)
+  gets ``history_replaced_at``: it was trained on the old basis, so it is never warm-started from
+  and the next run trains cold;
 - ``series.last_note`` says what happened.
 
 ``tickcast ingest --full KEY`` replaces a series' history the same way, whatever changed (rows
@@ -135,7 +136,11 @@ def replace_history(conn: Connection, series_id: int, replacement: Replacement, 
             .values(value=f.value * rebase.factor, lower=f.lower * rebase.factor, upper=f.upper * rebase.factor,
                     rescaled_by=sa.func.coalesce(f.rescaled_by, 1.0) * rebase.factor)).rowcount
     fits = schema.fits.c
-    conn.execute(sa.update(schema.fits).where(fits.series_id == series_id, fits.history_replaced_at.is_(None))
+    # The series' own fits, and the shared fits of the groups it was trained in: their models saw
+    # its old history too.
+    shared = sa.select(fits.group_fit_id).where(fits.series_id == series_id, fits.group_fit_id.is_not(None))
+    conn.execute(sa.update(schema.fits).where(sa.or_(fits.series_id == series_id, fits.id.in_(shared)),
+                                              fits.history_replaced_at.is_(None))
                  .values(history_replaced_at=now))
     return rescaled
 

@@ -64,11 +64,24 @@ runs = sa.Table(
     sa.Index(None, "status"),
 )
 
+# Training across series (migration 0004): the column comments, also stated in the README.
+FIT_COMMENTS = {
+    "scope": "series: the series' own model; group: one model across the series of a group (the shared fit has "
+             "series_id NULL and the weights; each member's row points to it with group_fit_id)",
+    "group_key": "the group (frequency/season length, e.g. M/12) of a fit with scope group, or of a series fit "
+                 "that model.training = auto chose over the group's model",
+    "group_fit_id": "on a member's row: the group's shared fit (weights and loss history) its forecasts came from",
+    "n_series": "on a shared fit: how many series it was trained across",
+    "note": "what the service decided and why: auto's choice between the group's model and per-series models, a "
+            "warm start replaced by a cold fit",
+}
+
 fits = sa.Table(
     "fits", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL")),
-    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a group's shared fit (scope 'group'): its members' rows name their series
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),  # ok, failed, skipped
     sa.Column("error", sa.Text),
@@ -101,8 +114,15 @@ fits = sa.Table(
     sa.Column("history_replaced_at", UTCDateTime, comment="when the series' history was replaced after this fit "
               "(re-based by the source, or ingest --full): the fit is on the old basis and is never warm-started "
               "from"),
+    sa.Column("scope", sa.String(10), nullable=False, server_default="series", comment=FIT_COMMENTS["scope"]),
+    sa.Column("group_key", sa.String(50), comment=FIT_COMMENTS["group_key"]),
+    sa.Column("group_fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="SET NULL"),
+              comment=FIT_COMMENTS["group_fit_id"]),
+    sa.Column("n_series", sa.Integer, comment=FIT_COMMENTS["n_series"]),
+    sa.Column("note", sa.Text, comment=FIT_COMMENTS["note"]),
     sa.Index(None, "series_id", "status"),
     sa.Index(None, "run_id"),
+    sa.Index(None, "group_fit_id"),
 )
 
 loss_history = sa.Table(

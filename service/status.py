@@ -1,6 +1,6 @@
 """The status words, in one place. They are stored in the tables (``runs.status``, ``runs.trigger``,
-``fits.status``, ``fits.mode``) and people filter on them in SQL, so the values never change;
-StrEnum members are those very strings (``RunStatus.OK == "ok"``)."""
+``fits.status``, ``fits.mode``, ``fits.scope``) and people filter on them in SQL, so the values
+never change; StrEnum members are those very strings (``RunStatus.OK == "ok"``)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,21 @@ class FitMode(StrEnum):
 
     COLD = "cold"  # trained from scratch
     WARM = "warm"  # fine-tuned from fits.warm_started_from
+
+
+class FitScope(StrEnum):
+    """``fits.scope``."""
+
+    SERIES = "series"  # the series' own model
+    GROUP = "group"  # one model across a group's series: the shared fit (series_id NULL) and each member's row
+
+
+class Training(StrEnum):
+    """``model.training``: how the series of one frequency are trained."""
+
+    AUTO = "auto"  # a group that qualifies: both ways on cold fits, the better one kept
+    SERIES = "series"
+    GROUP = "group"
 
 
 class FetchStatus(StrEnum):

@@ -1,6 +1,15 @@
-"""Training stage: turn one series' stored observations into a fitted model, a backtest and a
-forecast. ``train_series`` runs in a worker process and touches nothing but its arguments, so the
-result for a series is the same whatever the number of workers.
+"""Training stage: what a worker does with one unit of work. Two kinds of task:
+
+- ``SeriesTask`` -> ``SeriesResult`` (``train_series``): one series' model, cold or warm;
+- ``GroupTask`` -> ``GroupResult`` (``train_group``): one model across the series of a group
+  (``RNNForecaster.fit_many``), cold or warm, and a forecast for each member.
+
+Both take plain data (arrays, bytes, dicts) and give plain data back: no database, no clock but a
+timer, no side effects, so a result is the same whatever runs it (this process, a worker process,
+any ``concurrent.futures``-compatible executor). A bad series never raises: it comes back
+"failed" with the reason, and nothing non-finite comes back at all. A model to continue from that
+cannot be loaded, or whose warm start fails, is replaced by a cold fit in the same task, with a
+note saying why.
 """
 
 from __future__ import annotations
@@ -15,31 +24,47 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import ModelSettings, Settings
-
-# Settings that are the pipeline's, not the model's.
-_PIPELINE_KEYS = ("warm_epochs", "full_retrain_days", "max_points")
+from .status import FitStatus
 
 
-def model_params(model: ModelSettings, key: str) -> dict:
-    """Keyword arguments for ``RNNForecaster``: the configured knobs (None: the model's default)
-    and a per-series seed, so that each series' fit is reproducible on its own."""
-    params = {k: v for k, v in model.__dict__.items() if k not in _PIPELINE_KEYS and v is not None}
-    params["seed"] = (model.seed + zlib.crc32(key.encode())) % (2 ** 31)
+def forecaster_params(model: ModelSettings, seed_key: str, season_length: int, horizon: int) -> dict:
+    """Keyword arguments for ``RNNForecaster``: the configured ForecasterConfig, the season and
+    horizon the service sets, and a seed derived from ``seed_key`` (a series' or a group's key), so
+    each fit is reproducible on its own."""
+    params = model.forecaster.to_dict()
+    params.update(seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2 ** 31),
+                  season_length=season_length, horizon=horizon)
     return params
 
 
-def settings_hash(settings: Settings, key: str) -> str:
-    """Fingerprint of everything that shapes a fit; a change means: retrain from scratch."""
-    from tickcast.models.persist import FORMAT_VERSION
-
-    payload = {"model": model_params(settings.model, key), "max_points": settings.model.max_points,
-               "horizon": settings.forecast.horizon, "level": settings.forecast.level,
-               "min_length": settings.forecast.min_length, "format": FORMAT_VERSION}
+def _fingerprint(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _common(settings: Settings) -> dict:
+    from tickcast.models.persist import FORMAT_VERSION
+
+    return {"max_points": settings.model.max_points, "level": settings.forecast.level,
+            "min_length": settings.forecast.min_length, "format": FORMAT_VERSION}
+
+
+def series_hash(settings: Settings, key: str, season_length: int, group_hash: str | None = None) -> str:
+    """Fingerprint of everything that shapes one series' own fit; a change means: retrain from
+    scratch. ``group_hash``: the group whose training ``auto`` decided for this series (so that a
+    change of the group, such as a member joining, decides again)."""
+    params = forecaster_params(settings.model, key, season_length, settings.forecast.horizon)
+    return _fingerprint({"scope": "series", "model": params, "group": group_hash, **_common(settings)})
+
+
+def group_hash(settings: Settings, group_key: str, season_length: int, member_keys: list[str]) -> str:
+    """Fingerprint of a group's shared fit: the settings and the members' keys, in order (a
+    membership change trains the group from scratch)."""
+    params = forecaster_params(settings.model, group_key, season_length, settings.forecast.horizon)
+    return _fingerprint({"scope": "group", "model": params, "members": list(member_keys), **_common(settings)})
+
+
 @dataclass
-class TrainTask:
+class SeriesTask:
     key: str
     series_id: int
     values: np.ndarray  # (N,) oldest first, units of the series
@@ -47,26 +72,63 @@ class TrainTask:
     horizon: int
     level: float
     warm_blob: bytes | None = None  # the fit to continue from (warm start), else None
-    warm_epochs: int = 5
 
 
 @dataclass
-class TrainResult:
+class Forecast:
+    """One series' part of a result: its backtest (values may be None) and forecast (h,) each."""
+
+    backtest: dict = field(default_factory=dict)
+    point: list[float] = field(default_factory=list)
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SeriesResult:
     key: str
     series_id: int
-    status: str  # ok, failed
+    status: str  # FitStatus: ok, failed
     error: str | None = None
     seconds: float = 0.0
     blob: bytes | None = None
     history: list[dict] = field(default_factory=list)
-    backtest: dict = field(default_factory=dict)
     transform: str | None = None
     epochs: int | None = None
     best_epoch: int | None = None
-    point: list[float] = field(default_factory=list)
-    lower: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    warm: bool = False  # the fit continued the given model (False: cold, also after a failed warm start)
+    note: str | None = None  # why a warm start was abandoned for a cold fit
+    forecast: Forecast = field(default_factory=Forecast)
+
+
+@dataclass
+class GroupTask:
+    group_key: str
+    keys: list[str]  # the members, in order
+    series_ids: list[int]
+    values: list[np.ndarray]  # each (N_i,), oldest first
+    params: dict
+    horizon: int
+    level: float
+    warm_blob: bytes | None = None  # the group's shared fit to continue from
+
+
+@dataclass
+class GroupResult:
+    group_key: str
+    status: str  # FitStatus: ok, failed
+    error: str | None = None
+    seconds: float = 0.0
+    blob: bytes | None = None
+    history: list[dict] = field(default_factory=list)
+    transform: str | None = None
+    epochs: int | None = None
+    best_epoch: int | None = None
+    params: dict = field(default_factory=dict)
+    warm: bool = False
+    note: str | None = None
+    forecasts: list[Forecast] = field(default_factory=list)  # one per member, in the task's order
 
 
 _blas_limited = False
@@ -84,40 +146,120 @@ def limit_blas_threads() -> None:
         _blas_limited = True
 
 
-def _all_finite(*arrays) -> bool:
-    return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
+class _NotFinite(ArithmeticError):
+    """The fit produced non-finite losses or forecasts."""
 
 
-def train_series(task: TrainTask) -> TrainResult:
-    """Fit (cold, or warm from ``task.warm_blob``), forecast ``horizon`` steps with intervals.
+def _finite_or_none(value):
+    """A backtest value as a float, or None (the model gives None where a score is undefined, e.g.
+    the relative MAE of a series whose naive forecast is perfect)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
-    Never raises for a bad series: a diverged or degenerate fit comes back as status "failed" with
-    the reason, and nothing non-finite comes back at all."""
+
+def _history(model) -> list[dict]:
+    history = [{k: (None if v is None else float(v)) for k, v in row.items()} for row in model.history_]
+    losses = [row[k] for row in history for k in ("train_loss", "val_loss", "grad_norm", "clip_fraction")
+              if row.get(k) is not None]
+    if not np.all(np.isfinite(losses)):
+        raise _NotFinite("the fit produced non-finite losses")
+    return history
+
+
+def _forecast(backtest: dict, point, interval) -> Forecast:
+    lower, upper = interval
+    if not all(np.all(np.isfinite(a)) for a in (point, lower, upper)):
+        raise _NotFinite("the fit produced non-finite forecasts")
+    return Forecast({k: _finite_or_none(v) for k, v in backtest.items()}, [float(v) for v in point],
+                    [float(v) for v in lower], [float(v) for v in upper])
+
+
+def _fit_and_forecast(fit, blob: bytes | None, label: str):
+    """``fit(warm_start)`` from ``blob`` if there is one; if it cannot be loaded or its warm start
+    fails (a mismatch, divergence, non-finite output), ``fit(None)`` instead. Returns (its
+    result, warm?, note)."""
+    from tickcast.models import RNNForecaster
+
+    if blob is not None:
+        try:
+            previous = RNNForecaster.from_bytes(blob)
+        except Exception as exc:  # noqa: BLE001 - any unreadable blob is a reason to start afresh
+            return fit(None), False, f"the {label} to continue from could not be loaded ({_reason(exc)}): trained cold"
+        try:
+            return fit(previous), True, None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a warm start that fails in any way is retried cold
+            return fit(None), False, f"the warm start from the previous {label} failed ({_reason(exc)}): trained cold"
+    return fit(None), False, None
+
+
+def _reason(exc: BaseException) -> str:
+    text = (str(exc).splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, _NotFinite):
+        return f"TrainingDiverged: {exc}"
+    return _reason(exc)
+
+
+def train_series(task: SeriesTask) -> SeriesResult:
+    """Fit one series (cold, or warm from ``task.warm_blob``) and forecast ``horizon`` steps with
+    intervals."""
     from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
 
     limit_blas_threads()
     started = time.perf_counter()
+
+    def fit(previous):
+        model = RNNForecaster(**task.params).fit(task.values, warm_start=previous)
+        return model, _history(model), _forecast(model.backtest_, model.predict(task.horizon),
+                                                 model.predict_interval(task.horizon, level=task.level))
+
     try:
-        model = RNNForecaster(**task.params)
-        if task.warm_blob is not None:
-            model.fit(task.values, warm_start=RNNForecaster.from_bytes(task.warm_blob), epochs=task.warm_epochs)
-        else:
-            model.fit(task.values)
-        point = model.predict(task.horizon)
-        lower, upper = model.predict_interval(task.horizon, level=task.level)
-        history = [{k: (None if v is None else float(v)) for k, v in row.items()} for row in model.history_]
-        losses = [row[k] for row in history for k in ("train_loss", "val_loss", "grad_norm", "clip_fraction")
-                  if row.get(k) is not None]
-        if not _all_finite(point, lower, upper, losses):
-            raise TrainingDiverged("the fit produced non-finite losses or forecasts")
-        backtest = {k: float(v) for k, v in model.backtest_.items()}
-        if not _all_finite(list(backtest.values())):
-            backtest = {k: v for k, v in backtest.items() if math.isfinite(v)}
-        return TrainResult(
-            task.key, task.series_id, "ok", seconds=time.perf_counter() - started, blob=model.to_bytes(),
-            history=history, backtest=backtest, transform=model.transform_, epochs=model.n_epochs_,
-            best_epoch=model.best_epoch_, point=[float(v) for v in point], lower=[float(v) for v in lower],
-            upper=[float(v) for v in upper], params=model.get_params())
-    except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError) as exc:
-        return TrainResult(task.key, task.series_id, "failed", error=f"{type(exc).__name__}: {exc}",
+        (model, history, forecast), warm, note = _fit_and_forecast(fit, task.warm_blob, "model")
+    except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
+        return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=_failure(exc),
+                            seconds=time.perf_counter() - started, params=task.params)
+    return SeriesResult(task.key, task.series_id, FitStatus.OK, seconds=time.perf_counter() - started,
+                        blob=model.to_bytes(), history=history, transform=model.transform_, epochs=model.n_epochs_,
+                        best_epoch=model.best_epoch_, params=model.get_params(), warm=warm, note=note,
+                        forecast=forecast)
+
+
+def train_group(task: GroupTask) -> GroupResult:
+    """Fit one model across the group's series (cold, or warm from ``task.warm_blob``) and forecast
+    each of them ``horizon`` steps with intervals."""
+    from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
+
+    limit_blas_threads()
+    started = time.perf_counter()
+
+    def fit(previous):
+        model = RNNForecaster(**task.params).fit_many(task.values, warm_start=previous)
+        points = model.predict_many(task.horizon)
+        intervals = model.predict_interval_many(task.horizon, level=task.level)
+        return model, _history(model), [_forecast(bt, p, i) for bt, p, i in zip(model.backtests_, points, intervals)]
+
+    try:
+        (model, history, forecasts), warm, note = _fit_and_forecast(fit, task.warm_blob, "group model")
+    except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
+        return GroupResult(task.group_key, FitStatus.FAILED, error=_failure(exc),
                            seconds=time.perf_counter() - started, params=task.params)
+    return GroupResult(task.group_key, FitStatus.OK, seconds=time.perf_counter() - started, blob=model.to_bytes(),
+                       history=history, transform=model.transform_, epochs=model.n_epochs_,
+                       best_epoch=model.best_epoch_, params=model.get_params(), warm=warm, note=note,
+                       forecasts=forecasts)
+
+
+def relative_mae(backtest: dict) -> float | None:
+    """The backtest's MAE over the naive forecast's (one step, the validation part); None where
+    it is undefined (no validation part, a perfect naive forecast)."""
+    mae, naive = backtest.get("mae"), backtest.get("naive_mae")
+    if mae is None or not naive:
+        return None
+    return mae / naive

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from .calendars import check_calendar_name
-from .checks import check_type
+from .checks import check_type, positive
 from .errors import ConfigError
 from .keys import parse_key
 from .sources import SOURCES
 
 FREQUENCIES = ("B", "D", "W", "M", "Q", "A")
+# The seasonal period the model is given for each frequency (a [[series]] table may set its own).
+# Trading days have none: daily prices show no weekly cycle. An unknown frequency gets 0: the
+# model looks for one itself.
+SEASON_LENGTHS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 1, "A": 1}
+
+
+def season_length(frequency: str | None, configured: int | None = None) -> int:
+    """The season length a series is trained with: ``configured``, else its frequency's."""
+    return configured if configured is not None else SEASON_LENGTHS.get(frequency or "", 0)
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,11 @@ class SeriesSpec:
     date_format: str | None = None
     # the trading calendar of its target dates, as configured (None: its source's, see sources/kind.py)
     calendar: str | None = None
+    season_length: int | None = None  # the model's seasonal period; None: from the frequency
 
 
 _SERIES_FIELDS = {f.name for f in fields(SeriesSpec)} - {"source", "symbol"}
+_SERIES_TYPES = {"price": bool, "active": bool, "season_length": int}
 _STORED_LENGTHS = {"name": 200, "field": 100}  # series.name and series.field (see service/schema.py)
 
 
@@ -52,7 +63,7 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
         dotted = f"{where}.{key}"
         if key not in _SERIES_FIELDS:
             raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(sorted(_SERIES_FIELDS))})")
-        values[key] = check_type(dotted, value, bool if key in ("price", "active") else str)
+        values[key] = check_type(dotted, value, _SERIES_TYPES.get(key, str))
         limit = _STORED_LENGTHS.get(key)
         if limit is not None and len(values[key]) > limit:  # the column's size (PostgreSQL enforces it)
             raise ConfigError(f"setting {dotted!r} must be at most {limit} characters, got {len(values[key])}")
@@ -62,6 +73,10 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
     freq = values.get("frequency")
     if freq is not None and freq not in FREQUENCIES:
         raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
+    if values.get("season_length") is not None:
+        from tickcast.models.config import LIMITS
+
+        positive(f"{where}.season_length", values["season_length"], allow_zero=True, most=LIMITS["season_length"])
     if values.get("calendar") is not None:
         check_calendar_name(f"{where}.calendar", values["calendar"])
     for key in values:  # a setting of another kind (csv's path on a Yahoo series) is a mistake

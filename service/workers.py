@@ -1,8 +1,11 @@
-"""Train stage: the planned fits, in worker processes, handed back in plan order.
+"""Train stage: the planned work, in worker processes, handed back in plan order.
 
-``train_series`` (service/train.py) touches nothing but its arguments, so a series' result is the
-same whatever the number of workers; handing results back in plan order keeps the order of the
-writes fixed too.
+The unit of work is a series (a ``SeriesTask``) or a group (a ``GroupTask`` with every member's
+values and the group's previous model; under ``auto``'s comparison also each member's own
+``SeriesTask``). Every task is submitted on its own, as ``run_task(task)``: a module-level
+function of plain data that returns plain data (``service/train.py``), so any
+``concurrent.futures``-compatible executor can run it. A unit is handed back once all its tasks
+are done, in plan order, which keeps the order of the writes fixed whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -12,14 +15,30 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from . import faults
-from .plan import Plan
+from .plan import GroupPlan, Unit
 from .status import FitStatus
-from .train import TrainResult, TrainTask, train_series
+from .train import GroupResult, GroupTask, SeriesResult, SeriesTask, train_group, train_series
+
+
+@dataclass
+class GroupTrained:
+    """A group's results: its shared model's, and (``auto``'s comparison) each member's own."""
+
+    group: GroupResult
+    alone: list[SeriesResult] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.group.seconds + sum(r.seconds for r in self.alone)
+
+
+Trained = SeriesResult | GroupTrained
 
 
 def _quiet_worker(parent: int) -> None:
@@ -44,48 +63,75 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                initializer=_quiet_worker, initargs=(os.getpid(),))
 
 
-def _train_guarded(task: TrainTask) -> TrainResult:
-    """``train_series`` that turns even an unexpected exception (a bug) into a failed result."""
+def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
+    if isinstance(task, GroupTask):
+        return GroupResult(task.group_key, FitStatus.FAILED, error=error, params=task.params)
+    return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=error, params=task.params)
+
+
+def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
+    """Train one task; even an unexpected exception (a bug) comes back as a failed result."""
     try:
-        return train_series(task)
-    except Exception as exc:  # noqa: BLE001 - one series' bug must not end the run
-        return TrainResult(task.key, task.series_id, FitStatus.FAILED,
-                           error=f"internal error: {type(exc).__name__}: {exc}")
+        return train_group(task) if isinstance(task, GroupTask) else train_series(task)
+    except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
+        return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def train_planned(plans: Sequence[Plan], workers: int, stop: threading.Event) -> Iterator[tuple[Plan, TrainResult]]:
-    """Train every plan that has a task; yield ``(plan, result)`` in plan order. On ``stop``, series
+def tasks_of(unit: Unit) -> list[SeriesTask | GroupTask]:
+    if isinstance(unit, GroupPlan):
+        return [unit.task] + [m.task for m in unit.members if m.task is not None]
+    return [unit.task]
+
+
+def _assemble(unit: Unit, results: list) -> Trained:
+    if isinstance(unit, GroupPlan):
+        return GroupTrained(results[0], list(results[1:]))
+    return results[0]
+
+
+def train_planned(units: Sequence[Unit], workers: int, stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
+    """Train every unit that has work; yield ``(unit, result)`` in plan order. On ``stop``, units
     not started yet are dropped; the ones in progress finish and are yielded. Use it in
     ``contextlib.closing`` so that an error while storing a result shuts the pool down at once."""
-    todo = [p for p in plans if p.task is not None]
-    if workers <= 1 or len(todo) <= 1:
-        for plan in todo:
+    todo = [u for u in units if isinstance(u, GroupPlan) or u.task is not None]
+    if workers <= 1 or sum(len(tasks_of(u)) for u in todo) <= 1:
+        for unit in todo:
             if stop.is_set():
                 return
             faults.reached("train")
-            yield plan, _train_guarded(plan.task)
+            yield unit, _assemble(unit, [run_task(task) for task in tasks_of(unit)])
         return
-    with _pool(min(workers, len(todo))) as pool:
-        futures = [(plan, pool.submit(_train_guarded, plan.task)) for plan in todo]
-        try:
-            for plan, future in futures:
-                result = None
-                while result is None:
-                    if stop.is_set():
-                        for _, pending in futures:
-                            pending.cancel()  # a series already running cannot be cancelled: it finishes
-                    try:
-                        result = future.result(timeout=0.2)
-                    except FuturesTimeout:
-                        continue
-                    except CancelledError:
-                        break
-                    except Exception as exc:  # the worker process died (killed, out of memory)
-                        result = TrainResult(plan.task.key, plan.task.series_id, FitStatus.FAILED,
-                                             error=f"worker failed: {type(exc).__name__}: {exc}")
-                if result is not None:
-                    faults.reached("train")
-                    yield plan, result
-        finally:
+    with _pool(min(workers, sum(len(tasks_of(u)) for u in todo))) as pool:
+        yield from _in_pool(pool, todo, stop)
+
+
+def _in_pool(pool: Executor, todo: list[Unit], stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
+    submitted = [(unit, [(task, pool.submit(run_task, task)) for task in tasks_of(unit)]) for unit in todo]
+    try:
+        for unit, futures in submitted:
+            results = [_wait(task, future, submitted, stop) for task, future in futures]
+            if any(result is None for result in results):
+                continue  # cancelled on a stop request
+            faults.reached("train")
+            yield unit, _assemble(unit, results)
+    finally:
+        for _, futures in submitted:
             for _, pending in futures:
                 pending.cancel()
+
+
+def _wait(task, future: Future, submitted, stop: threading.Event):
+    """The task's result; None if it was cancelled (stop); a failed result if its worker died."""
+    while True:
+        if stop.is_set():
+            for _, futures in submitted:
+                for _, pending in futures:
+                    pending.cancel()  # a task already running cannot be cancelled: it finishes
+        try:
+            return future.result(timeout=0.2)
+        except FuturesTimeout:
+            continue
+        except CancelledError:
+            return None
+        except Exception as exc:  # the worker process died (killed, out of memory)
+            return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")

@@ -202,7 +202,7 @@ def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_p
                                               "failed: cannot connect to")
     assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "csv:short"]) == 1
     assert capsys.readouterr().err == ("tickcast: no forecasts yet for csv:short: its newest fit was skipped: too "
-                                       "short to train: 10 observation(s), the minimum is 24\n")
+                                       "short to train: 10 observation(s), the minimum is 12\n")
 
 
 # --- matplotlib is the plot extra -------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_environment_overrides(tmp_path):
     ({"model": {"hiden_size": 3}}, "unknown setting 'model.hiden_size'"),
     ({"model": {"hidden_size": "big"}}, "setting 'model.hidden_size' must be an integer, got 'big'"),
     ({"model": {"hidden_size": True}}, "setting 'model.hidden_size' must be an integer"),
-    ({"model": {"cell": "lstm"}}, "setting 'model.cell' must be \"rnn\" or \"gru\""),
+    ({"model": {"cell": "lstm"}}, "setting 'model.cell' must be one of ['gru', 'rnn'], got 'lstm'"),
     ({"forecast": {"level": 80}}, "setting 'forecast.level' must be between 0 and 1"),
     ({"schedule": {"timezone": "Mars/Olympus"}}, "setting 'schedule.timezone' must be an IANA time zone"),
     ({"schedule": {"cron": "every day"}}, "setting 'schedule.cron' must have five fields"),
@@ -67,6 +67,25 @@ def test_environment_overrides(tmp_path):
     ({"sources": {"retries": 1000}}, "setting 'sources.retries' must be at most 10, got 1000"),
     ({"sources": {"http_timeout": 1e300}}, "setting 'sources.http_timeout' must be at most 600"),
     ({"model": {"hidden_size": 100000}}, "setting 'model.hidden_size' must be at most 1024"),
+    ({"model": {"season_length": 12}}, "setting 'model.season_length' is set by tickcast: the season comes from "
+                                       "each series' frequency (M 12, Q 4, W 52, D 7, B and A none"),
+    ({"model": {"horizon": 5}}, "setting 'model.horizon' is set by tickcast: the model forecasts forecast.horizon"),
+    ({"model": {"window": 30}}, "unknown setting 'model.window' (known: batch_size, cell,"),
+    ({"model": {"transform": "log_return"}}, "setting 'model.transform' must be one of ('auto', 'log', 'linear'), "
+                                             "got 'log_return'"),
+    ({"model": {"lookbacks": [0.0]}}, "setting 'model.lookbacks' must be a non-empty list of multiples"),
+    ({"model": {"lookbacks": 2}}, "setting 'model.lookbacks' must be a list, got 2"),
+    ({"model": {"warm_epochs": -1}}, "setting 'model.warm_epochs' must be an integer >= 0, got -1"),
+    ({"model": {"val_fraction": 0.5}}, "setting 'model.val_fraction' must be in [0, 0.5), got 0.5"),
+    ({"model": {"refit": 1}}, "setting 'model.refit' must be true or false, got 1"),
+    ({"model": {"training": "global"}}, "setting 'model.training' must be one of 'auto', 'series', 'group', "
+                                        "got 'global'"),
+    ({"model": {"group_min_series": 0}}, "setting 'model.group_min_series' must be > 0, got 0"),
+    ({"forecast": {"horizon": 401}}, "setting 'forecast.horizon' must be at most 400, got 401"),
+    ({"series": [{"key": "csv:x", "path": "x.csv", "season_length": "12"}]},
+     "setting 'series[0].season_length' must be an integer, got '12'"),
+    ({"series": [{"key": "csv:x", "path": "x.csv", "season_length": 401}]},
+     "setting 'series[0].season_length' must be at most 400, got 401"),
     ({"series": [{"key": "csv:x", "path": "x.csv", "name": "n" * 201}]},
      "setting 'series[0].name' must be at most 200 characters, got 201"),
 ])
@@ -184,3 +203,40 @@ def test_the_sample_names_come_from_the_sample_module():
     assert (spec.name, spec.field, spec.frequency, spec.price) == ("US core CPI index (sample)", "CPILFESL", "M", False)
     with pytest.raises(ConfigError, match="expected one of " + ", ".join(SAMPLES)):
         parse_key("sample:gold")
+
+
+def test_model_takes_every_forecaster_setting_and_its_own_policy():
+    """ForecasterConfig owns the model's settings: [model] hands them on as they are (a list for a
+    tuple); the service keeps only its policy (warm epochs are the model's, not the service's)."""
+    from tickcast.models import ForecasterConfig
+
+    model = settings_from_dict({"model": {"ensemble": 2, "lookbacks": [1, 2.5], "loss": "mse", "warm_epochs": 5,
+                                          "clip": 0, "transform": "log", "training": "group",
+                                          "group_min_series": 4, "max_points": 900}}, env={}).model
+    assert model.forecaster == ForecasterConfig(ensemble=2, lookbacks=(1.0, 2.5), loss="mse", warm_epochs=5,
+                                                clip=0.0, transform="log")
+    assert (model.training, model.group_min_series, model.max_points) == ("group", 4, 900)
+    assert not hasattr(model, "warm_epochs")
+    default = settings_from_dict({}, env={}).model
+    assert default.forecaster == ForecasterConfig() and default.training == "auto"
+    (spec,) = settings_from_dict({"series": [{"key": "csv:x", "path": "x.csv", "season_length": 24}]}, env={}).series
+    assert spec.season_length == 24
+
+
+def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knobs_to_the_model():
+    """Every key of the service's [model] policy is documented in the packaged config; the model's
+    own knobs are not re-declared there (models/README.md documents them), only pointed to."""
+    import re
+    from dataclasses import fields
+
+    from tickcast.models import ForecasterConfig
+    from tickcast.service.config import ModelSettings, default_config_text
+
+    text = default_config_text()
+    section = text[text.index("[model]"):text.index("[forecast]")]
+    assigned = set(re.findall(r"^#?\s*(\w+)\s*=", section, flags=re.MULTILINE))
+    policy = {f.name for f in fields(ModelSettings)} - {"forecaster"}
+    assert policy <= assigned, policy - assigned
+    assert assigned - policy == {"seed"}, assigned - policy
+    assert "models/README.md" in section
+    assert set(ForecasterConfig().to_dict()) >= assigned - policy

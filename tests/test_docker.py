@@ -43,7 +43,7 @@ sample = ["sp500", "core-cpi"]
 [model]
 hidden_size = 8
 epochs = 3
-window = 10
+ensemble = 1
 max_points = 300
 """
 

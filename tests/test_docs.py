@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tickcast.service.cli import build_parser
-from tickcast.service.status import FitMode, FitStatus, RunStatus, Trigger
+from tickcast.service.status import FitMode, FitScope, FitStatus, RunStatus, Training, Trigger
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "docs" / "architecture.md", ROOT / "models" / "README.md"]
@@ -29,5 +29,5 @@ def test_the_architecture_page_names_every_command_and_status_word():
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     for command in commands:
         assert f"`{command}" in text, command
-    for word in [*RunStatus, *Trigger, *FitStatus, *FitMode]:
+    for word in [*RunStatus, *Trigger, *FitStatus, *FitMode, *FitScope, *Training]:
         assert f"`{word}`" in text, word

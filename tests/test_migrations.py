@@ -150,3 +150,59 @@ def _assert_unit_comments(engine):
         assert "a fraction" in comment("latest_forecasts", "skill") and "a fraction" in comment("fits", "skill")
         assert "in percent" in comment("forecast_accuracy", "mape_pct")
         assert "fraction" in comment("forecast_accuracy_monthly", "coverage")
+
+
+def test_upgrading_a_0003_database_keeps_its_fits_and_lets_a_group_share_one(fresh_db, backend):
+    """0004 lets fits.series_id be NULL (on SQLite by copying the table: the fits, their loss histories and
+    forecasts must survive the copy, and the foreign keys must still hold and cascade); its downgrade
+    removes the shared fits and keeps the rest."""
+    from datetime import date, datetime, timezone
+
+    engine = fresh_db(upgraded=False)
+    db.upgrade(engine, "0003")
+    now = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    with db.write_transaction(engine) as conn:
+        sid = conn.execute(sa.text("INSERT INTO series (key, source, symbol, created_at, is_price, active) "
+                                   "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"),
+                           dict(now=now, f=False, t=True)).scalar_one()
+        first = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status, mode, weights) "
+                                     "VALUES (:sid, :now, 'ok', 'cold', :w) RETURNING id"),
+                             dict(sid=sid, now=now, w=b"\x00blob")).scalar_one()
+        second = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status, mode, warm_started_from) "
+                                      "VALUES (:sid, :now, 'ok', 'warm', :first) RETURNING id"),
+                              dict(sid=sid, now=now, first=first)).scalar_one()
+        conn.execute(sa.text("INSERT INTO loss_history (fit_id, epoch, train_loss) VALUES (:fit, 0, 1.5)"),
+                     dict(fit=second))
+        conn.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, 10.0)"),
+                     dict(sid=sid, ts=date(2024, 1, 1)))
+        conn.execute(sa.text("INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
+                             "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"),
+                     dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=second, now=now))
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        fits = conn.execute(sa.select(schema.fits).order_by(schema.fits.c.id)).all()
+        assert [(f.id, f.series_id, f.scope, f.warm_started_from, f.weights) for f in fits] == [
+            (first, sid, "series", None, b"\x00blob"), (second, sid, "series", first, None)]
+        assert conn.execute(sa.select(schema.loss_history.c.fit_id)).scalars().all() == [second]
+        assert conn.execute(sa.select(schema.latest_forecasts.c.fit_id)).scalars().all() == [second]
+        if backend == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with db.write_transaction(engine) as conn:  # a group's shared fit and a member's row pointing to it
+        shared = conn.execute(sa.insert(schema.fits).values(created_at=now, status="ok", scope="group", n_series=1)
+                              .returning(schema.fits.c.id)).scalar_one()
+        conn.execute(sa.insert(schema.loss_history).values(fit_id=shared, epoch=0, train_loss=2.0))
+        conn.execute(sa.insert(schema.fits).values(series_id=sid, created_at=now, status="ok", scope="group",
+                                                   group_fit_id=shared))
+    with pytest.raises(sa.exc.IntegrityError):  # the foreign keys hold after the copy
+        with db.write_transaction(engine) as conn:
+            conn.execute(sa.insert(schema.loss_history).values(fit_id=10_000, epoch=0, train_loss=1.0))
+    db.downgrade(engine, "0003")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id FROM fits ORDER BY id")).scalars().all() == [first, second, shared + 1]
+        assert conn.execute(sa.text("SELECT fit_id FROM loss_history")).scalars().all() == [second]
+        assert "scope" not in {c["name"] for c in sa.inspect(conn).get_columns("fits")}
+    with db.write_transaction(engine) as conn:  # and deleting the series still cascades to its fits
+        conn.execute(sa.text("DELETE FROM series"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM fits")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM forecasts")).scalar() == 0

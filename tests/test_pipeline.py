@@ -25,7 +25,7 @@ FAST_MODEL = """
 [model]
 hidden_size = 8
 epochs = 3
-window = 10
+ensemble = 1
 max_points = 300
 """
 
@@ -172,7 +172,7 @@ def test_too_short_series_are_skipped_once_with_a_reason(fresh_db, make_settings
     summary = run_cycle(engine, settings)
     assert summary.status == "ok"
     tiny = {o.key: o for o in summary.outcomes}["csv:tiny"]
-    assert tiny.fit == "skipped" and "too short to train: 5 observation(s), the minimum is 24" in tiny.error
+    assert tiny.fit == "skipped" and "too short to train: 5 observation(s), the minimum is 12" in tiny.error
     run_cycle(engine, settings)
     (fit,) = fits_by_key(engine)["csv:tiny"]
     assert fit.status == "skipped" and "too short" in fit.error

@@ -26,7 +26,7 @@ FAST = """
 [model]
 hidden_size = 8
 epochs = 3
-window = 10
+ensemble = 1
 max_points = 300
 """
 

@@ -32,11 +32,42 @@ path = "beta.csv"
 [model]
 hidden_size = 8
 epochs = 4
-window = 10
+ensemble = 1
 max_points = 400
 [forecast]
 horizon = 5
 """
+
+
+GROUP_CONFIG = """
+[service]
+workers = {workers}
+{tables}
+[model]
+hidden_size = 8
+epochs = 3
+ensemble = 1
+training = "group"
+group_min_series = 3
+full_retrain_days = 100
+[forecast]
+horizon = 5
+"""
+
+
+def make_group_world(root: Path, months: int = 48, workers: int = 1) -> dict:
+    """Three monthly CSV series trained as one group; ``months`` values of each."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(12)
+    dates = pd.date_range("2015-01-01", periods=60, freq="MS")
+    tables = ""
+    for i in range(3):
+        values = rng.uniform(20, 90) * (1 + 0.2 * np.sin(np.arange(60) * np.pi / 6 + i)) * np.exp(rng.normal(0, 0.02, 60))
+        pd.DataFrame({"date": dates[:months].strftime("%Y-%m-%d"), "value": values[:months]}).to_csv(
+            root / f"m{i}.csv", index=False)
+        tables += f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n'
+    (root / "tickcast.toml").write_text(GROUP_CONFIG.format(workers=workers, tables=tables))
+    return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
 
 
 def make_world(root: Path, workers: int = 1) -> dict:
@@ -111,11 +142,27 @@ def crash_invariants(env: dict) -> list[str]:
     tables = {name for (name,) in query(env, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "fits" not in tables:
         return problems  # killed before the schema was created (one transaction: all or nothing)
-    for fit_id, key, status, epochs in query(env, "SELECT f.id, s.key, f.status, f.epochs FROM fits f "
-                                                   "JOIN series s ON s.id = f.series_id"):
+    for fit_id, key, status, epochs, series_id, shared in query(env,
+            "SELECT f.id, s.key, f.status, f.epochs, f.series_id, f.group_fit_id FROM fits f "
+            "LEFT JOIN series s ON s.id = f.series_id"):
         history = query(env, "SELECT count(*), min(epoch) FROM loss_history WHERE fit_id = ?", (fit_id,))[0]
         forecasts = query(env, "SELECT count(*) FROM forecasts WHERE fit_id = ?", (fit_id,))[0][0]
-        if status == "ok" and (history[0] != epochs + 1 or history[1] != 0 or forecasts != HORIZON):
+        if status != "ok":
+            continue
+        if series_id is None:  # a group's shared fit: the model and its loss history, no forecasts
+            if history[0] != epochs + 1 or history[1] != 0 or forecasts:
+                problems.append(f"shared fit {fit_id} half-written: {history[0]} epochs stored of {epochs + 1}")
+        elif shared is not None:  # a group member's row: forecasts; its model is the shared fit's
+            (model,) = query(env, "SELECT count(*) FROM fits WHERE id = ? AND status = 'ok' AND weights IS NOT NULL",
+                             (shared,))[0]
+            # a newer fit from the same origin (the group trained again after the crash) took its forecasts over
+            (superseded,) = query(env, "SELECT count(*) FROM fits f JOIN fits g ON g.series_id = f.series_id AND "
+                                       "g.train_end = f.train_end AND g.id > f.id AND g.status = 'ok' WHERE f.id = ?",
+                                  (fit_id,))[0]
+            if history[0] or forecasts != (0 if superseded else HORIZON) or not model:
+                problems.append(f"member fit {fit_id} of {key} half-written: {forecasts} forecasts, shared fit "
+                                f"{shared} {'found' if model else 'missing'}")
+        elif history[0] != epochs + 1 or history[1] != 0 or forecasts != HORIZON:
             problems.append(f"fit {fit_id} of {key} half-written: {history[0]} epochs stored of {epochs + 1}, "
                             f"{forecasts} forecasts")
     return problems
@@ -151,5 +198,5 @@ def kill9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-__all__ = ["make_world", "run_tickcast", "start_tickcast", "query", "integrity", "snapshot", "crash_invariants",
+__all__ = ["make_world", "make_group_world", "run_tickcast", "start_tickcast", "query", "integrity", "snapshot", "crash_invariants",
            "children_of", "alive", "kill9", "database"]

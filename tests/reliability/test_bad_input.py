@@ -32,6 +32,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from tickcast.models import ForecasterConfig
 from tickcast.service import schema
 from tickcast.service.cli import main
 from tickcast.service.config import (FREQUENCIES, ForecastSettings, ModelSettings, ScheduleSettings, SeriesSpec,
@@ -212,20 +213,24 @@ KNOWN_KEYS = {
     "service": ["data_dir", "db_url", "workers"],
     "sources": [f.name for f in SourceSettings.__dataclass_fields__.values()],
     "schedule": [f.name for f in ScheduleSettings.__dataclass_fields__.values()],
-    "model": [f.name for f in ModelSettings.__dataclass_fields__.values()],
+    "model": [f.name for f in ModelSettings.__dataclass_fields__.values() if f.name != "forecaster"]
+    + [name for name in ForecasterConfig().to_dict() if name not in ("horizon", "season_length")],
     "forecast": [f.name for f in ForecastSettings.__dataclass_fields__.values()],
 }
 SERIES_FIELDS = ["key", "name", "field", "frequency", "price", "active", "path", "url", "date_column",
-                 "value_column", "date_format"]
+                 "value_column", "date_format", "season_length"]
 POSITIVE = {"sources": ["http_timeout", "backoff_seconds"], "schedule": ["misfire_grace_hours", "max_age_hours"],
-            "model": ["hidden_size", "window", "epochs", "batch_size", "lr", "clip", "patience", "warm_epochs",
-                      "full_retrain_days", "max_points"], "forecast": ["horizon", "min_length"]}
+            "model": ["full_retrain_days", "max_points", "group_min_series", "group_max_median_length"],
+            "forecast": ["horizon", "min_length"]}
+# The model's knobs: what ForecasterConfig accepts (it checks them; the config only hands them on).
+POSITIVE_KNOBS = ["hidden_size", "lr", "ensemble", "warm_windows", "max_windows", "max_window"]
 NON_NEGATIVE = {"sources": ["overlap_days", "retries"], "service": ["workers"]}
 
 scalars = st.one_of(
     st.integers(), st.integers(-3, 100), st.floats(), st.floats(0, 1), st.booleans(), nasty_text,
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0, -1, 2**63 - 1, -(2**63), 1e308]),
-    st.sampled_from(["rnn", "gru", "adam", "sgd", "norm", "value", "auto", "level", "diff", "log_return",
+    st.sampled_from(["rnn", "gru", "adam", "sgd", "norm", "value", "auto", "log", "linear", "mae", "mse", "series",
+                     "group",
                      "UTC", "America/New_York", "Mars/Olympus", "30 17 * * mon-fri", "* * *", "2020-01-01",
                      "2020-13-45", "http://127.0.0.1:9/x", "ftp://x", "B", "M", "X", "", "."]),
     st.dates(),
@@ -283,6 +288,10 @@ def assert_settings_or_config_error(raw: dict, build) -> Settings | None:
         for name in names:
             value = getattr(getattr(result, section_name), name)
             assert value is None or (math.isfinite(value) and value > 0), (section_name, name, value)
+    for name in POSITIVE_KNOBS:
+        value = getattr(result.model.forecaster, name)
+        assert math.isfinite(value) and value > 0, (name, value)
+    assert result.model.forecaster == ForecasterConfig(**result.model.forecaster.to_dict())
     for name in NON_NEGATIVE["sources"]:
         assert getattr(result.sources, name) >= 0
     assert result.workers >= 1

@@ -14,8 +14,8 @@ import pytest
 from tickcast.service.faults import POINTS
 
 from .conftest import SEED, seeded_subset
-from .scenario import (alive, children_of, crash_invariants, integrity, kill9, make_world, query, run_tickcast,
-                       snapshot, start_tickcast)
+from .scenario import (alive, children_of, crash_invariants, integrity, kill9, make_group_world, make_world, query,
+                       run_tickcast, snapshot, start_tickcast)
 
 # Four series pass each point once per run (in the watchlist's order), the run ends once.
 KILL_POINTS = [f"{point}:{n}" for point in POINTS if point != "finish" for n in (1, 2, 4)] + ["finish:1"]
@@ -91,3 +91,32 @@ def test_kill_9_at_a_random_moment_with_worker_processes(seed, reference, tmp_pa
     after = snapshot(env)
     assert after == reference  # the pool gives the same results as the single worker
     ledger.record("crash: kill -9 at a random moment", survived=True, rows_lost=lost_rows(reference, after))
+
+
+# A group writes its shared fit (store-fit:1, store-history:1), then each member's row (store-fit:2..,
+# store-forecasts:1..): killed between the two, the shared fit is stored and some members are not.
+GROUP_KILL_POINTS = ["store-history:1", "store-fit:2", "store-forecasts:2", "store-forecasts:3"]
+
+
+@pytest.mark.parametrize("kill_at", seeded_subset(GROUP_KILL_POINTS, 2))
+def test_kill_9_while_storing_a_group_then_the_next_run_repairs_it(kill_at, tmp_path, ledger):
+    env = make_group_world(tmp_path)
+    crashed = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": kill_at})
+    assert crashed.returncode == -signal.SIGKILL, f"{kill_at} was not reached: {crashed.stderr}"
+    assert crash_invariants(env) == []
+    members_before = query(env, "SELECT count(*) FROM fits WHERE series_id IS NOT NULL")[0][0]
+    resumed = run_tickcast(env, "run", "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    assert integrity(env) == "ok" and crash_invariants(env) == []
+    (newest,) = query(env, "SELECT max(id) FROM fits WHERE series_id IS NULL AND status = 'ok'")[0]
+    latest = query(env, """
+        SELECT s.key, f.group_fit_id, f.train_end FROM fits f JOIN series s ON s.id = f.series_id
+        WHERE f.id = (SELECT max(id) FROM fits f2 WHERE f2.series_id = f.series_id) ORDER BY s.key""")
+    assert [(key, shared) for key, shared, _ in latest] == [(f"csv:m{i}", newest) for i in range(3)], latest
+    view = query(env, "SELECT DISTINCT v.series_key, f.group_fit_id FROM latest_forecasts v JOIN fits f ON f.id = v.fit_id")
+    assert sorted(view) == [(f"csv:m{i}", newest) for i in range(3)]
+    assert query(env, "SELECT count(*) FROM latest_forecasts")[0][0] == 3 * 5
+    again = run_tickcast(env, "run")  # and now the group is up to date
+    assert again.returncode == 0 and "3 up to date" in again.stdout + again.stderr, again.stdout + again.stderr
+    ledger.record("crash: kill -9 while storing a group", survived=True, rows_lost=0)
+    assert members_before < 3  # the crash did leave the group half-written

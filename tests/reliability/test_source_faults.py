@@ -87,7 +87,7 @@ backoff_seconds = 0.05
 [model]
 hidden_size = 8
 epochs = 3
-window = 10
+ensemble = 1
 """)
     env = {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data"),
            "TICKCAST_FRED_URL": f"{http.base_url}/fred", "TICKCAST_YAHOO_URL": yahoo.base_url}
@@ -108,7 +108,7 @@ window = 10
                           "WHERE s.key = 'csv:dirty'") == [(196,)]
         short, = query(env, "SELECT f.status, f.error FROM fits f JOIN series s ON s.id = f.series_id "
                             "WHERE s.key = 'csv:short'")
-        assert short == ("skipped", "too short to train: 10 observation(s), the minimum is 24")
+        assert short == ("skipped", "too short to train: 10 observation(s), the minimum is 12")
 
         mode["phase"] = "faulty"
         yahoo.misbehave["EMPTYCO"] = ["empty"] * 10

@@ -55,7 +55,7 @@ path = "spike.csv"
 [model]
 hidden_size = 8
 epochs = 5
-window = 10
+ensemble = 1
 max_points = 400
 {model}
 """)

@@ -1,0 +1,318 @@
+"""Training across series in the service, on both backends: a group's shared fit and its members'
+rows, forecasts that point to the members' rows, the history of a member, warm runs of a group, a
+membership change, and ``auto``'s choice between the group's model and per-series models."""
+
+from __future__ import annotations
+
+import re
+from statistics import mean
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tickcast.service import schema
+from tickcast.service.cli import main
+from tickcast.service.pipeline import run_cycle
+
+from .test_pipeline import table
+
+GROUP_MODEL = """
+[model]
+hidden_size = 8
+epochs = 3
+ensemble = 1
+max_points = 300
+group_min_series = 3
+full_retrain_days = 100
+"""
+MONTHS = 48
+
+
+def monthly_family(n_series: int, n: int = MONTHS + 6, seed: int = 5) -> list[np.ndarray]:
+    """Series that share one yearly shape at different levels and phases."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return [rng.uniform(20, 200) * (1 + 0.2 * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi)))
+            * np.exp(rng.normal(0, 0.03, n)) for _ in range(n_series)]
+
+
+@pytest.fixture
+def group_world(make_series, make_settings, db_url):
+    """Monthly CSV series m0..m{k-1} (the first ``months`` values of each), and the daily sample
+    sp500, which has no company of its frequency and trains alone."""
+    family = monthly_family(6)
+
+    def make(k: int = 4, months: int = MONTHS, training: str = "group", extra: str = ""):
+        tables = ""
+        for i in range(k):
+            make_series(f"m{i}", family[i][:months], start="2015-01-01", freq="MS")
+            tables += f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n'
+        return make_settings('[watchlist]\nsample = ["sp500"]\n' + tables + GROUP_MODEL +
+                             f'training = "{training}"\n' + extra, db_url=db_url)
+
+    return make
+
+
+def fits_of(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.fits, schema.series.c.key)
+                            .join(schema.series, schema.series.c.id == schema.fits.c.series_id, isouter=True)
+                            .order_by(schema.fits.c.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point_to(fresh_db, group_world, capsys,
+                                                                                     db_url, tmp_path):
+    settings = group_world()
+    engine = fresh_db()
+    summary = run_cycle(engine, settings)
+    assert summary.status == "ok"
+    assert {o.key: (o.fit, o.mode) for o in summary.outcomes} == {
+        key: ("trained", "cold") for key in ("sample:sp500", "csv:m0", "csv:m1", "csv:m2", "csv:m3")}
+    fits = fits_of(engine)
+    (shared,) = [f for f in fits if f["series_id"] is None]
+    assert (shared["scope"], shared["group_key"], shared["n_series"], shared["status"], shared["mode"]) == (
+        "group", "M/12", 4, "ok", "cold")
+    assert shared["weights"] and shared["epochs"] >= 1 and shared["hyperparams"]["season_length"] == 12
+    assert shared["n_obs"] == 4 * MONTHS and shared["mae"] is None  # scores are per series, on the members
+    history = [h for h in table(engine, "loss_history") if h["fit_id"] == shared["id"]]
+    assert sorted(h["epoch"] for h in history) == list(range(shared["epochs"] + 1))
+    members = [f for f in fits if f["scope"] == "group" and f["series_id"] is not None]
+    assert [m["key"] for m in members] == ["csv:m0", "csv:m1", "csv:m2", "csv:m3"]
+    for m in members:
+        assert m["group_fit_id"] == shared["id"] and m["group_key"] == "M/12" and m["status"] == "ok"
+        assert m["weights"] is None and m["settings_hash"] == shared["settings_hash"] and m["n_obs"] == MONTHS
+        assert m["mae"] > 0 and m["naive_mae"] > 0 and m["skill"] == pytest.approx(1 - m["mae"] / m["naive_mae"])
+        assert not [h for h in table(engine, "loss_history") if h["fit_id"] == m["id"]]
+    (alone,) = [f for f in fits if f["key"] == "sample:sp500"]
+    assert (alone["scope"], alone["group_key"], alone["group_fit_id"], alone["hyperparams"]["season_length"]) == (
+        "series", None, None, 1)
+    # each member's forecasts point to its own row; the view shows them per series
+    forecasts = table(engine, "forecasts")
+    by_member = {m["series_id"]: m["id"] for m in members}
+    for f in forecasts:
+        if f["series_id"] in by_member:
+            assert f["fit_id"] == by_member[f["series_id"]]
+    assert len(forecasts) == 5 * settings.forecast.horizon
+    with engine.connect() as conn:
+        view = conn.execute(sa.select(schema.latest_forecasts)).all()
+    assert {(r.series_key, r.fit_id) for r in view} == {(m["key"], m["id"]) for m in members} | {
+        ("sample:sp500", alone["id"])}
+    # `tickcast history` of a member: the shared fit's loss history, said to be shared
+    config = tmp_path / "groups.toml"
+    config.write_text('[watchlist]\nsample = ["sp500"]\n' + "".join(
+        f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n' for i in range(4)) + GROUP_MODEL + 'training = "group"\n')
+    assert main(["--config", str(config), "--db", db_url, "history", "csv:m2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"fit {members[2]['id']} of csv:m2 uses group M/12's shared fit {shared['id']}, "
+                             f"shared by 4 series: cold rnn, {shared['epochs']} epochs"), out[0]
+    epochs = [int(line.split()[0]) for line in out[1:] if line.split()[0].isdigit()]
+    assert epochs == list(range(shared["epochs"] + 1))
+    assert main(["--config", str(config), "--db", db_url, "history", "sample:sp500"]) == 0
+    assert "shared" not in capsys.readouterr().out.splitlines()[0]
+    # `tickcast plot` of a member: the shared fit's loss curve, said to be shared
+    from tickcast.service.plot import draw_series
+
+    fig = draw_series(engine, "csv:m2")
+    _, bottom, _ = fig.axes
+    assert bottom.get_title().startswith(f"group M/12's shared fit {shared['id']} (shared by 4 series): cold rnn")
+    assert bottom.get_ylabel() == "MAE (network units)"
+    (best,) = [line for line in bottom.get_lines() if "best epoch" in (line.get_label() or "")]
+    assert list(best.get_xdata()) == [shared["best_epoch"]] * 2
+    fig.clf()
+
+
+def test_warm_runs_of_a_group_then_a_new_member_trains_it_cold(fresh_db, group_world):
+    engine = fresh_db()
+    run_cycle(engine, group_world())
+    first = [f for f in fits_of(engine) if f["series_id"] is None][0]
+    second = run_cycle(engine, group_world(months=MONTHS + 1))  # one new month for each series
+    assert {o.key: o.mode for o in second.outcomes if o.key != "sample:sp500"} == {
+        f"csv:m{i}": "warm" for i in range(4)}
+    shared = [f for f in fits_of(engine) if f["series_id"] is None]
+    assert len(shared) == 2 and shared[1]["mode"] == "warm" and shared[1]["warm_started_from"] == first["id"]
+    assert shared[1]["settings_hash"] == first["settings_hash"]
+    members = [f for f in fits_of(engine) if f["group_fit_id"] == shared[1]["id"]]
+    assert len(members) == 4 and {m["mode"] for m in members} == {"warm"}
+    before = fits_of(engine)
+    third = run_cycle(engine, group_world(months=MONTHS + 1))  # nothing new: the group is up to date
+    assert {o.fit for o in third.outcomes} == {"up-to-date"}
+    assert fits_of(engine) == before
+    fourth = run_cycle(engine, group_world(k=5, months=MONTHS + 1))  # a member joins
+    assert {o.key: o.mode for o in fourth.outcomes if o.key != "sample:sp500"} == {
+        f"csv:m{i}": "cold" for i in range(5)}
+    newest = [f for f in fits_of(engine) if f["series_id"] is None][-1]
+    assert newest["n_series"] == 5 and newest["mode"] == "cold" and newest["settings_hash"] != first["settings_hash"]
+
+
+def test_a_run_of_one_member_trains_its_whole_group(fresh_db, group_world):
+    engine = fresh_db()
+    run_cycle(engine, group_world())
+    later = group_world(months=MONTHS + 1)
+    summary = run_cycle(engine, later, keys=["csv:m1"])  # only csv:m1 is fetched: its new month
+    assert sorted((o.key, o.fit, o.mode) for o in summary.outcomes) == [
+        (f"csv:m{i}", "trained", "warm") for i in range(4)]
+    shared = [f for f in fits_of(engine) if f["series_id"] is None]
+    assert len(shared) == 2 and shared[1]["n_series"] == 4
+    assert {f["key"]: f["train_end"].month for f in fits_of(engine) if f["group_fit_id"] == shared[1]["id"]} == {
+        "csv:m0": 12, "csv:m1": 1, "csv:m2": 12, "csv:m3": 12}
+    assert {o.fit for o in run_cycle(engine, later, keys=["csv:m1"]).outcomes} == {"up-to-date"}
+    assert {o.fit for o in run_cycle(engine, later).outcomes if o.key != "sample:sp500"} == {"trained"}
+
+
+def test_a_member_whose_history_is_replaced_trains_its_group_cold(fresh_db, group_world, tmp_path):
+    """The shared fit saw the member's old history too: it is marked, and never continued."""
+    from tickcast.service.ingest import ingest
+
+    engine = fresh_db()
+    settings = group_world()
+    run_cycle(engine, settings)
+    csv = tmp_path / "m2.csv"
+    csv.write_text("".join(line for i, line in enumerate(csv.read_text().splitlines(True)) if i != 1))  # a row removed
+    ingest(engine, settings, ["csv:m2"], full=True)
+    shared = [f for f in fits_of(engine) if f["series_id"] is None]
+    assert shared[0]["history_replaced_at"] is not None
+    assert [f["history_replaced_at"] is not None for f in fits_of(engine) if f["key"] in ("csv:m1", "csv:m2")] == [
+        False, True]
+    summary = run_cycle(engine, settings)
+    assert {o.key: o.mode for o in summary.outcomes if o.key != "sample:sp500"} == {
+        f"csv:m{i}": "cold" for i in range(4)}
+
+
+def test_fewer_series_than_group_min_series_train_alone(fresh_db, group_world):
+    engine = fresh_db()
+    run_cycle(engine, group_world(k=2))
+    fits = fits_of(engine)
+    assert all(f["series_id"] is not None and f["scope"] == "series" for f in fits) and len(fits) == 3
+
+
+def _note_scores(note: str) -> tuple[float, float]:
+    found = re.search(r"mean relative validation MAE ([0-9.]+) for the group's model, ([0-9.]+) for per-series", note)
+    assert found, note
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_auto_trains_both_ways_keeps_the_better_and_keeps_its_choice_on_warm_runs(fresh_db, group_world):
+    engine = fresh_db()
+    run_cycle(engine, group_world(training="auto"))
+    fits = [f for f in fits_of(engine) if f["key"] != "sample:sp500"]
+    notes = {f["note"] for f in fits}
+    assert len(notes) == 1
+    (note,) = notes
+    shared_score, own_score = _note_scores(note)
+    members = [f for f in fits if f["series_id"] is not None]
+    assert len(members) == 4 and {m["group_key"] for m in members} == {"M/12"}
+    kept = mean(m["mae"] / m["naive_mae"] for m in members)
+    if shared_score < own_score:  # the group's model was kept: its members' scores are the note's
+        assert note.startswith("auto: the group's model kept for group M/12 (4 series)")
+        assert len(fits) == 5 and {m["scope"] for m in members} == {"group"}
+        assert kept == pytest.approx(shared_score, abs=1e-4)
+    else:  # per-series models were kept: no shared fit stored, each series has its own weights
+        assert note.startswith("auto: per-series models kept for group M/12 (4 series)")
+        assert len(fits) == 4 and {m["scope"] for m in members} == {"series"} and all(m["weights"] for m in members)
+        assert kept == pytest.approx(own_score, abs=1e-4)
+    scope = members[0]["scope"]
+    warm = run_cycle(engine, group_world(training="auto", months=MONTHS + 1))
+    assert {o.mode for o in warm.outcomes if o.key != "sample:sp500"} == {"warm"}
+    newest = [f for f in fits_of(engine) if f["key"] != "sample:sp500"][len(fits):]
+    assert {f["scope"] for f in newest} == {scope} and {f["mode"] for f in newest} == {"warm"}
+    assert len(newest) == len(fits)  # the same way, without training the other one again
+
+
+def test_auto_does_not_train_a_group_of_long_series(fresh_db, group_world):
+    engine = fresh_db()
+    run_cycle(engine, group_world(training="auto", extra="group_max_median_length = 40\n"))
+    fits = fits_of(engine)
+    assert len(fits) == 5 and {f["scope"] for f in fits} == {"series"} and {f["note"] for f in fits} == {None}
+
+
+def test_the_choice_follows_the_scores(group_world):
+    """``choose`` in isolation, with results whose scores are known."""
+    from tickcast.service.groups import choose
+    from tickcast.service.plan import GroupPlan, Plan
+    from tickcast.service.train import Forecast, GroupResult, SeriesResult
+
+    def bt(mae, naive=1.0):
+        return {"n": 10, "mae": mae, "naive_mae": naive}
+
+    members = [Plan(None, i, None, "trained") for i in range(3)]
+    plan = GroupPlan("Q/4", None, None, members, compare=True)
+
+    def group(*maes, status="ok"):
+        return GroupResult("Q/4", status, error="TrainingDiverged: x" if status != "ok" else None,
+                           forecasts=[Forecast(bt(m)) for m in maes])
+
+    def alone(*maes):
+        return [SeriesResult(f"k{i}", i, "ok", forecast=Forecast(bt(m))) for i, m in enumerate(maes)]
+
+    assert choose(plan, group(0.8, 0.9, 1.0), alone(0.9, 0.9, 1.0))[0] is True
+    assert choose(plan, group(0.9, 0.9, 1.0), alone(0.8, 0.9, 1.0))[0] is False
+    assert choose(plan, group(0.9, 0.9, 1.0), alone(0.9, 0.9, 1.0))[0] is False  # a tie: per-series
+    kept, note = choose(plan, group(0.5, 0.5, 0.5, status="failed"), alone(0.9, 0.9, 1.0))
+    assert kept is False and "its model failed (TrainingDiverged: x)" in note
+    # a series without a score either way (a constant series: naive MAE 0) is left out of the means
+    scores = GroupResult("Q/4", "ok", forecasts=[Forecast(bt(0.8)), Forecast(bt(0.5, naive=0.0)), Forecast(bt(1.0))])
+    kept, note = choose(plan, scores, [*alone(0.9, 0.9), SeriesResult("k2", 2, "failed")])
+    assert kept is True and "over 1 of 3 series" in note and "0.8000" in note and "0.9000" in note
+
+
+def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settings):
+    from tickcast.models import ForecasterConfig
+    from tickcast.service.train import group_hash, series_hash
+
+    base = make_settings("")
+    changed = {"cell": "gru", "hidden_size": 9, "transform": "log", "lookbacks": [2.0], "ensemble": 2, "epochs": 7,
+               "batch_size": 16, "lr": 0.01, "optimizer": "sgd", "loss": "mse", "clip": 2.0, "clip_mode": "value",
+               "val_fraction": 0.1, "refit": False, "patience": 5, "min_delta": 0.1, "significance": 1.0,
+               "max_backoffs": 2, "warm_epochs": 4, "warm_lr_scale": 0.5, "warm_windows": 64, "max_windows": 100,
+               "max_window": 64, "out_scale": 0.1, "seed": 3}
+    settable = set(ForecasterConfig().to_dict()) - {"horizon", "season_length"}
+    assert set(changed) == settable  # every knob of the model is tried (a new one must be added here)
+    hashes = {series_hash(base, "csv:a", 12)}
+    for knob, value in changed.items():
+        other = make_settings(f"[model]\n{knob} = {value!r}\n".replace("'", '"').replace("False", "false"))
+        hashes.add(series_hash(other, "csv:a", 12))
+    for toml in ("[model]\nmax_points = 100\n", "[forecast]\nhorizon = 6\n", "[forecast]\nlevel = 0.9\n",
+                 "[forecast]\nmin_length = 30\n"):
+        hashes.add(series_hash(make_settings(toml), "csv:a", 12))
+    hashes |= {series_hash(base, "csv:b", 12), series_hash(base, "csv:a", 4), series_hash(base, "csv:a", 12, "g")}
+    assert len(hashes) == 1 + len(changed) + 4 + 3
+    assert group_hash(base, "M/12", 12, ["csv:a", "csv:b"]) != group_hash(base, "M/12", 12, ["csv:b", "csv:a"])
+    # the service's retraining policy is not a fit's setting
+    assert series_hash(make_settings("[model]\nfull_retrain_days = 3\n"), "csv:a", 12) == series_hash(base, "csv:a", 12)
+
+
+def test_daily_prices_have_no_season_and_a_series_table_may_set_one(fresh_db, make_settings, make_series, db_url):
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2020-01-01", periods=120, freq="D")
+    make_series("visits", 50 + 10 * np.sin(2 * np.pi * np.arange(120) / 7) + rng.normal(0, 1, 120), dates=dates)
+    make_series("other", 50 + rng.normal(0, 1, 120), dates=dates)
+    settings = make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n'
+                             '[[series]]\nkey = "csv:visits"\npath = "visits.csv"\n'
+                             '[[series]]\nkey = "csv:other"\npath = "other.csv"\nseason_length = 0\n'
+                             + GROUP_MODEL, db_url=db_url)
+    engine = fresh_db()
+    assert run_cycle(engine, settings).status == "ok"
+    seasons = {f["key"]: f["hyperparams"]["season_length"] for f in fits_of(engine)}
+    assert seasons == {"sample:sp500": 1, "sample:core-cpi": 12, "csv:visits": 7, "csv:other": 0}
+
+
+def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_world, tmp_path):
+    """A group's task and (auto) its members' own tasks go to worker processes as plain data."""
+    from tickcast.service.db import open_database
+
+    def outcome(workers: int):
+        url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
+        settings = group_world(training="auto")
+        settings = type(settings)(**{**settings.__dict__, "workers": workers, "db_url": url})
+        engine = open_database(url)
+        assert run_cycle(engine, settings).status == "ok"
+        forecasts = sorted((f["series_id"], f["step"], f["value"], f["lower"], f["upper"])
+                           for f in table(engine, "forecasts"))
+        fits = [(f["key"], f["scope"], f["note"], f["weights"]) for f in fits_of(engine)]
+        engine.dispose()
+        return forecasts, fits
+
+    assert outcome(1) == outcome(2)

@@ -136,6 +136,8 @@ latest_forecasts = sa.table(
     sa.column("fitted_at", UTCDateTime),
 )
 
+VIEWS = (latest_forecasts,)  # the views the migrations create (service/drift.py recreates them)
+
 # One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that
 # only overwrites an expired or abandoned holder (see service/lease.py).
 run_lease = sa.Table(

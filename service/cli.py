@@ -333,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
+    except MemoryError:  # not a bug: the data outgrew the memory (a series alone fails with its own reason)
+        _err("tickcast: out of memory (lower model.max_points or service.workers, or allow more memory)")
+        return EXIT_ERROR
     except BrokenPipeError:  # e.g. `tickcast forecasts | head`: the reader left, nothing to report
         import os
 

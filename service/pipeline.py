@@ -38,7 +38,7 @@ from .locks import DatabaseLocked
 from .plan import Plan, plan_series
 from .status import FetchStatus, FitMode, FitStatus, RunStatus, SeriesFit, Trigger
 from .train import TrainResult
-from .workers import train_planned
+from .workers import ensure_open_files, train_planned
 
 
 @dataclass
@@ -251,6 +251,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigg
     say = progress or (lambda message: None)
     stop = stop or threading.Event()
     specs = select_specs(settings, keys)
+    ensure_open_files(settings.workers)
     started = time.perf_counter()
     lease, run_id = _begin_run(engine, trigger, say, failed_starts if failed_starts is not None else [])
     summary = RunSummary(run_id=run_id, status=RunStatus.RUNNING)

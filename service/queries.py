@@ -13,7 +13,7 @@ from .clock import as_utc, utcnow
 from .config import Settings
 from .errors import TickcastError
 from .keys import parse_key
-from .status import COMPLETED_RUNS, FitStatus
+from .status import COMPLETED_RUNS, FitStatus, RunStatus
 
 
 class NothingStored(TickcastError):
@@ -109,17 +109,49 @@ def completed_run_since(engine: Engine, since: datetime) -> bool:
     return started is not None and as_utc(started) >= since
 
 
+CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by more, one of them is wrong
+
+
 def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
-    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours``."""
+    """Healthy when a run completed (ok or partial) within ``schedule.max_age_hours`` and did not
+    finish in the future (clock skew: then its age means nothing). Runs still marked running are
+    named: in progress, or left behind by a process that died."""
     now = now or utcnow()
     run = last_completed_run(engine)
+    unfinished = "".join(f"; {text}" for text in unfinished_runs(engine, now))
     if run is None:
-        return False, "unhealthy: no completed run yet"
+        return False, "unhealthy: no completed run yet" + unfinished
     finished = as_utc(run.finished_at)
     age = now - finished
     limit = timedelta(hours=settings.schedule.max_age_hours)
     hours = age.total_seconds() / 3600
+    if age < -CLOCK_TOLERANCE:
+        return False, (f"unhealthy: clock skew: the last completed run ({run.id}, {run.status}) finished at "
+                       f"{finished:%Y-%m-%d %H:%M} UTC, {-hours:.1f} h ahead of this machine's clock "
+                       f"({now:%Y-%m-%d %H:%M} UTC): the clock of this machine or of the one that ran it is wrong"
+                       + unfinished)
     if age > limit:
         return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}")
-    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago"
+                       f"more than schedule.max_age_hours = {settings.schedule.max_age_hours:g}" + unfinished)
+    return True, f"ok: run {run.id} ({run.status}) finished {max(hours, 0.0):.1f} h ago" + unfinished
+
+
+def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
+    """One phrase per run marked running: in progress (its process holds the run lease) or
+    abandoned (its process died: crashed, killed, or the machine went down)."""
+    from .lease import holder_alive
+
+    runs, lease = schema.runs, schema.run_lease
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(runs.c.id, runs.c.started_at, runs.c.pid, runs.c.host)
+                            .where(runs.c.status == RunStatus.RUNNING).order_by(runs.c.id)).all()
+        holder = conn.execute(sa.select(lease).where(lease.c.name == "run")).first() if rows else None
+    phrases = []
+    for row in rows:
+        since = f"started {as_utc(row.started_at):%Y-%m-%d %H:%M} UTC by pid {row.pid} on {row.host}"
+        if holder is not None and holder.run_id == row.id and holder_alive(holder, now):
+            phrases.append(f"run {row.id} in progress ({since})")
+        else:
+            phrases.append(f"run {row.id} is still marked running but its process is gone ({since}): it crashed "
+                           "or was killed; the next run records it as failed")
+    return phrases

@@ -34,6 +34,7 @@ from .lease import RunInProgress
 from .pipeline import FailedStart, RunNotStarted, run_cycle
 from .queries import completed_run_since
 from .status import Trigger
+from .workers import ensure_open_files
 
 log = logging.getLogger("tickcast.serve")
 
@@ -107,6 +108,7 @@ def serve(settings: Settings, run_now: bool = False) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop_start_up)
     try:
+        ensure_open_files(settings.workers)
         engine = open_database(settings.db_url, busy_timeout=settings.busy_timeout)
         return Service(engine, settings).serve(run_now=run_now)
     except StopDuringStartup as stopped:

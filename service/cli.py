@@ -159,11 +159,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .scheduler import serve
+    from .stopping import StopDuringStartup, stop_start_up_on_signals
 
-    settings = _settings(args)
+    stop_start_up_on_signals()  # before the imports: SIGTERM stops serve at any point of its start-up
     logging.getLogger("tickcast").setLevel(logging.WARNING if args.quiet else logging.INFO)
-    return serve(settings, run_now=args.run_now)
+    try:
+        from .scheduler import serve
+
+        return serve(_settings(args), run_now=args.run_now)
+    except StopDuringStartup as stopped:
+        logging.getLogger("tickcast.serve").info("received %s during start-up: stopped before serving", stopped)
+        return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:

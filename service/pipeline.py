@@ -102,7 +102,7 @@ class RunNotStarted(DatabaseError):
         super().__init__(f"{attempt.error}; {where}")
 
 
-RECORD_WAIT_SECONDS = 2.0  # how long recording a failed start waits for the lock: it just waited in vain
+RECORD_WAIT_SECONDS = 1.0  # how long recording a failed start waits for the lock: it just waited in vain
 
 
 def record_failed_start(engine: Engine, attempt: FailedStart, wait: float | None = RECORD_WAIT_SECONDS) -> bool:

@@ -34,6 +34,7 @@ from .lease import RunInProgress
 from .pipeline import FailedStart, RunNotStarted, run_cycle
 from .queries import completed_run_since
 from .status import Trigger
+from .stopping import StopDuringStartup, stop_start_up_on_signals
 from .workers import ensure_open_files
 
 log = logging.getLogger("tickcast.serve")
@@ -90,23 +91,12 @@ def needs_catch_up(engine: Engine, settings: Settings, now: datetime | None = No
     return missed
 
 
-class StopDuringStartup(BaseException):
-    """SIGTERM/SIGINT before the scheduler runs: unwinds whatever start-up was doing (a BaseException,
-    like KeyboardInterrupt, so no ``except Exception`` on the way swallows it)."""
-
-
-def _stop_start_up(signum: int, _frame) -> None:
-    locks.stop_waiting()
-    raise StopDuringStartup(signal.Signals(signum).name)
-
-
 def serve(settings: Settings, run_now: bool = False) -> int:
     """``tickcast serve``: open (create, upgrade, repair) the database and run the scheduler until
-    SIGTERM/SIGINT, which stops it cleanly at any point, start-up included."""
+    SIGTERM/SIGINT, which stops it cleanly at any point, start-up included (service/stopping.py)."""
     from .db import open_database
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop_start_up)
+    stop_start_up_on_signals()
     try:
         ensure_open_files(settings.workers)
         engine = open_database(settings.db_url, busy_timeout=settings.busy_timeout)

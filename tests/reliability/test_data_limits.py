@@ -93,7 +93,7 @@ def test_values_beyond_the_range_are_refused_and_outliers_kept_with_a_note(tmp_p
     ledger.record("data: a 1e9-fold outlier")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])  # 2: warnings of worker processes
 def test_values_no_model_can_train_on_print_no_numpy_warnings(tmp_path, workers, ledger):
     """Rows written into the table by hand, past ingest's checks: the fit fails with its reason on
     one line; NumPy's overflow warnings (from the worker processes too) reach nobody."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import sqlalchemy as sa
 
 from tickcast.service import schema
@@ -13,23 +14,26 @@ from tickcast.service.cli import main
 from tickcast.service.db import open_database, write_transaction
 from tickcast.service.lease import acquire
 
-from .scenario import make_world, query, run_tickcast
+from .scenario import query, run_tickcast
+from .test_data_limits import world, write_csv
 
 
-def test_a_run_left_running_by_a_killed_process_is_named_by_health(tmp_path, ledger):
-    env = make_world(tmp_path)
+def test_a_run_left_running_by_a_killed_process_is_named_by_health(tmp_path, monkeypatch, capsys, ledger):
+    env = world(tmp_path, ["short"], extra="[forecast]\nmin_length = 100\n")  # skipped, not trained: quick
+    write_csv(tmp_path / "short.csv", pd.bdate_range("2021-01-04", periods=30), [float(i % 5) for i in range(30)])
     assert run_tickcast(env, "run", "-q").returncode == 0
     killed = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": "fetch:1"})
     assert killed.returncode == -9
     ((run_id, pid, host),) = query(env, "SELECT id, pid, host FROM runs WHERE status = 'running'")
-    health = run_tickcast(env, "health")
-    assert health.returncode == 0, health.stderr  # the last completed run is recent
-    assert health.stdout.startswith("ok: run 1 (ok) finished 0.0 h ago; ")
-    assert (f"; run {run_id} is still marked running but its process is gone (started " in health.stdout
-            and f" by pid {pid} on {host}): it crashed or was killed; the next run records it as failed"
-            in health.stdout)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["health"]) == 0  # the last completed run is recent
+    out = capsys.readouterr().out
+    assert out.startswith("ok: run 1 (ok) finished 0.0 h ago; ")
+    assert (f"; run {run_id} is still marked running but its process is gone (started " in out
+            and f" by pid {pid} on {host}): it crashed or was killed; the next run records it as failed" in out)
     assert run_tickcast(env, "run", "-q").returncode == 0  # which closes it
-    assert "still marked running" not in run_tickcast(env, "health").stdout
+    assert main(["health"]) == 0 and "still marked running" not in capsys.readouterr().out
     assert query(env, "SELECT status FROM runs ORDER BY id") == [("ok",), ("failed",), ("ok",)]
     ledger.record("health: a run left running by a dead process")
 

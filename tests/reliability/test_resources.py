@@ -40,7 +40,7 @@ def test_a_csv_too_large_for_memory_fails_that_series_and_the_run_goes_on(tmp_pa
     ledger.record("resources: out of memory in one series")
 
 
-@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("command", ["run", pytest.param("serve", marks=pytest.mark.slow)])
 def test_workers_under_a_small_open_files_limit_are_named_at_start(tmp_path, command, ledger):
     import pandas as pd
 

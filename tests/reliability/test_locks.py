@@ -15,7 +15,7 @@ from tickcast.service.db import open_database
 
 from ..support.foreign import foreign_writer
 from ..test_serve import Daemon
-from .scenario import run_tickcast
+from .scenario import query, run_tickcast, start_tickcast
 
 EMPTY = "[watchlist]\n"
 CATCH_UP = '[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # fired less than a day ago
@@ -145,3 +145,30 @@ def test_sigterm_while_a_run_waits_for_the_lock_stops_serve_cleanly(tmp_path, le
     assert time.monotonic() - started < 15  # the stop grace, not the busy timeout
     assert any("run not started: stopped while waiting for the write lock" in line for line in daemon.lines)
     ledger.record("locks: SIGTERM while a run waits for a foreign writer")
+
+
+@pytest.mark.slow
+def test_a_lock_held_mid_run_fails_the_run_with_a_clear_reason_in_runs(tmp_path, ledger):
+    """The foreign writer takes the lock while a series trains and keeps it past the busy timeout:
+    storing that series fails, the run fails in one line and records why in `runs` (not
+    SQLAlchemy's text); what was stored before stays."""
+    from .test_concurrency import slow_world
+
+    env = slow_world(tmp_path)
+    config = tmp_path / "tickcast.toml"
+    config.write_text(config.read_text().replace("[service]\n", "[service]\nbusy_timeout_minutes = 0.03\n"))
+    run = start_tickcast(env, "run")
+    line = run.stderr.readline()
+    while "[train 1/" not in line:  # the first series is stored; the second trains
+        assert line, run.communicate(timeout=60)
+        line = run.stderr.readline()
+    with foreign_writer(db_path(env), hold_seconds=3) as writer:
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    message = (f"the database {db_path(env)} stayed locked for 1.8 s (service.busy_timeout_minutes), its write "
+               f"lock held by pid {writer.pid}")
+    assert err.strip().splitlines()[-1] == f"tickcast: {message}"
+    assert "Traceback" not in err
+    assert runs(f"sqlite:///{db_path(env)}") == [("manual", "failed", f"DatabaseLocked: {message}")]
+    assert query(env, "SELECT count(*) FROM fits") == [(1,)]
+    ledger.record("locks: a foreign writer mid-run")

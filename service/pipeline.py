@@ -98,7 +98,7 @@ class RunNotStarted(DatabaseError):
 
     def __init__(self, attempt: FailedStart, recorded: bool):
         self.attempt, self.recorded = attempt, recorded
-        where = "recorded in runs" if recorded else "not recorded in runs yet: the database is still locked"
+        where = "recorded in runs" if recorded else "not recorded in runs: the database is still locked"
         super().__init__(f"{attempt.error}; {where}")
 
 
@@ -133,10 +133,11 @@ def _begin_run(engine: Engine, trigger: Trigger, say: Progress, failed_starts: l
         abandoned = _close_abandoned_runs(engine)
         if abandoned:
             say(f"closed {abandoned} run(s) abandoned by a crashed process")
-        with write_transaction(engine) as conn:
-            for attempt in failed_starts:
-                _insert_failed_start(conn, attempt)
-        failed_starts.clear()
+        if failed_starts:
+            with write_transaction(engine) as conn:
+                for attempt in failed_starts:
+                    _insert_failed_start(conn, attempt)
+            failed_starts.clear()
         return lease, _start_run(engine, trigger)
     except BaseException as exc:
         if lease is not None:

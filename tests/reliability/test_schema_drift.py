@@ -128,7 +128,7 @@ def test_a_dropped_column_is_named(tampered, db_url, ledger):
 
 @pytest.mark.parametrize("tamper,found", [
     (["UPDATE alembic_version SET version_num = 'f00dcafe'"],
-     "is at schema revision 'f00dcafe', which this tickcast does not know (it knows 0001, 0002"),
+     "is at schema revision 'f00dcafe', which this tickcast does not know (it knows 0001, "),
     (["INSERT INTO alembic_version VALUES ('0001')"], "alembic_version in {url} has 2 rows ("),
     (["DELETE FROM alembic_version"], "alembic_version in {url} is empty but the database has tickcast tables ("),
     (["DROP TABLE alembic_version"], "alembic_version in {url} is missing but the database has tickcast tables ("),

@@ -25,6 +25,9 @@ ENV_DATA_DIR = "TICKCAST_DATA_DIR"
 ENV_WORKERS = "TICKCAST_WORKERS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
 ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
+# How long a writer waits for another process's lock on the database: a foreign writer (a backup, a
+# bulk load, someone's sqlite3 shell) usually finishes well within it.
+DEFAULT_BUSY_TIMEOUT_MINUTES = 10.0
 
 
 def source_url_env(source: str) -> str:
@@ -68,6 +71,8 @@ class ScheduleSettings:
     misfire_grace_hours: float = 6.0
     max_age_hours: float = 96.0  # `tickcast health` fails when the last good run is older
     max_failed_fraction: float = 0.5  # ... or when more of its series than this failed (all failing: always)
+    start_retries: int = 3  # a run that could not start (the database stayed locked) is retried this often
+    retry_minutes: float = 10.0  # after this long
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,12 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    busy_timeout_minutes: float = DEFAULT_BUSY_TIMEOUT_MINUTES  # how long a writer waits for another's lock
+
+    @property
+    def busy_timeout(self) -> float:
+        """``busy_timeout_minutes`` in seconds, as the database functions take it."""
+        return self.busy_timeout_minutes * 60
 
     def series_by_key(self) -> dict[str, SeriesSpec]:
         return {s.key: s for s in self.series}
@@ -168,6 +179,8 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     if not 0 <= schedule.max_failed_fraction <= 1:  # also false for nan
         raise ConfigError("setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
                           f"got {schedule.max_failed_fraction!r}")
+    positive("schedule.start_retries", schedule.start_retries, allow_zero=True, most=100)
+    positive("schedule.retry_minutes", schedule.retry_minutes, most=24 * 60)
     if model.cell not in (None, "rnn", "gru"):
         raise ConfigError(f"setting 'model.cell' must be \"rnn\" or \"gru\", got {model.cell!r}")
     for name, most in (("hidden_size", 1024), ("window", 1000), ("epochs", 10_000), ("batch_size", 65_536),
@@ -249,8 +262,8 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     if not isinstance(service, dict):
         raise ConfigError("setting 'service' must be a table ([service])")
     for key in service:
-        if key not in ("data_dir", "db_url", "workers"):
-            raise ConfigError(f"unknown setting {'service.' + key!r} (known: data_dir, db_url, workers)")
+        if key not in _SERVICE_KEYS:
+            raise ConfigError(f"unknown setting {'service.' + key!r} (known: {', '.join(_SERVICE_KEYS)})")
     # The file's values are checked even where the environment or --db overrides them.
     configured_dir = file_name("service.data_dir", check_type("service.data_dir", service.get("data_dir", "."), str))
     configured_url = file_name("service.db_url", check_type("service.db_url", service.get("db_url", ""), str))
@@ -288,7 +301,18 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
 
     series = parse_series(raw.get("watchlist", {}), raw.get("series", []), base_dir)
     return Settings(config_path=origin, db_url=url, data_dir=data_dir, workers=workers, series=series,
-                    sources=sources, schedule=schedule, model=model, forecast=forecast)
+                    sources=sources, schedule=schedule, model=model, forecast=forecast,
+                    busy_timeout_minutes=_busy_timeout_minutes(service))
+
+
+_SERVICE_KEYS = ("data_dir", "db_url", "workers", "busy_timeout_minutes")
+
+
+def _busy_timeout_minutes(service: dict) -> float:
+    minutes = check_type("service.busy_timeout_minutes",
+                         service.get("busy_timeout_minutes", DEFAULT_BUSY_TIMEOUT_MINUTES), float)
+    positive("service.busy_timeout_minutes", minutes, most=24 * 60)
+    return minutes
 
 
 __all__ = ["Settings", "SeriesSpec", "SourceSettings", "ScheduleSettings", "ModelSettings",

@@ -1,11 +1,13 @@
 """Ingestion: fetch only what is new, validate, upsert; one transaction per series.
 
 Per series: read the last stored date, fetch from ``overlap_days`` before it (to catch revisions),
-drop what is not data (NaN/inf, non-positive prices, dates in the future), collapse duplicate
-dates, and write only rows that are new or changed. A failing source is recorded on its
-``series`` row and never stops the other series. Stored observations are deleted only when the
-whole history is replaced, in the same transaction that stores the new one: when the source
-re-based it (a split, a dividend) or on ``tickcast ingest --full`` (see ``rebase.py``).
+drop what is not data (missing values, text that is not a number, inf, values beyond the accepted
+range, non-positive prices, dates in the future), note outliers (kept), collapse duplicate dates,
+and write only rows that are new or changed. A fetch whose new rows were all refused as bad data
+failed. A failing source is recorded on its ``series`` row and never stops the other series.
+Stored observations are deleted only when the whole history is replaced, in the same transaction
+that stores the new one: when the source re-based it (a split, a dividend) or on
+``tickcast ingest --full`` (see ``rebase.py``).
 """
 
 from __future__ import annotations
@@ -100,21 +102,56 @@ def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesS
 
 # --- validation ---------------------------------------------------------------------------------
 
+# The accepted range: |value| <= 1e15 (a thousand trillion). Above any price, rate or economic
+# aggregate tickcast is meant for (world GDP in dollars is about 1e14), and far below where float64
+# arithmetic in training overflows; beyond it a value is a unit or parsing error (or 1e308, a
+# placeholder), refused with a note.
+MAX_MAGNITUDE = 1e15
+# The outlier rule: a value more than 1000 times the typical size (the median magnitude) of the 21
+# observations around it is kept but noted, so that a unit slip or a fat-fingered value is seen.
+OUTLIER_FACTOR = 1000.0
+OUTLIER_WINDOW = 21
+
+
+def _not_numbers(frame: pd.DataFrame) -> np.ndarray:
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[list(frame.attrs.get("not_numbers", ()))] = True
+    return mask
+
+
+def bad_values(frame: pd.DataFrame, spec: SeriesSpec) -> dict[str, np.ndarray]:
+    """The rows whose value is bad data (not merely missing), by reason: reason -> mask."""
+    values = frame["value"].to_numpy(dtype="float64")
+    finite = np.isfinite(values)
+    bad = {"not_number": _not_numbers(frame), "non_finite": np.isinf(values),
+           "out_of_range": finite & (np.abs(values) > MAX_MAGNITUDE)}
+    if spec.price:
+        bad["non_positive"] = finite & (values <= 0)
+    return bad
+
+
 def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) -> tuple[pd.DataFrame, list[str]]:
     """Return the clean rows (sorted, one per date) and notes on what was dropped."""
     notes = []
     if frame.attrs.get("unparseable_dates"):
         notes.append(f"dropped {frame.attrs['unparseable_dates']} row(s) with unparseable dates")
     values = frame["value"].to_numpy(dtype="float64")
-    finite = np.isfinite(values)
-    if (~finite).any():
-        notes.append(f"dropped {int((~finite).sum())} missing or non-finite value(s)")
-    keep = finite
+    bad = bad_values(frame, spec)
+    if bad["not_number"].any():
+        notes.append(f"dropped {int(bad['not_number'].sum())} value(s) that are not numbers "
+                     f"(e.g. {frame.attrs.get('not_number_example')!r})")
+    unusable = ~np.isfinite(values) & ~bad["not_number"]
+    if unusable.any():
+        notes.append(f"dropped {int(unusable.sum())} missing or non-finite value(s)")
+    if bad["out_of_range"].any():
+        first = int(np.flatnonzero(bad["out_of_range"])[0])
+        notes.append(f"refused {int(bad['out_of_range'].sum())} value(s) beyond the accepted range of "
+                     f"±{MAX_MAGNITUDE:g} (e.g. {values[first]:g} on {frame['ts'].iloc[first]:%Y-%m-%d})")
+    if spec.price and bad["non_positive"].any():
+        notes.append(f"dropped {int(bad['non_positive'].sum())} zero or negative price(s)")
+    keep = np.isfinite(values) & ~bad["out_of_range"]
     if spec.price:
-        bad = finite & (values <= 0)
-        if bad.any():
-            notes.append(f"dropped {int(bad.sum())} zero or negative price(s)")
-        keep = keep & ~bad
+        keep &= ~bad["non_positive"]
     # A bar dated tomorrow (UTC) can be today somewhere east of UTC; later than that is bad data.
     future = (frame["ts"] > pd.Timestamp(today + timedelta(days=1))).to_numpy()
     if future.any():
@@ -126,6 +163,35 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
         notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last")
         clean = clean[~duplicated]
     return clean.sort_values("ts").reset_index(drop=True), notes
+
+
+def every_new_row_rejected(frame: pd.DataFrame, clean: pd.DataFrame, spec: SeriesSpec, last: date | None) -> bool:
+    """Whether the fetch brought rows dated after ``last`` and kept none of them, at least one
+    refused as bad data (a CSV that switched to decimal commas): the fetch failed. New rows that are
+    all merely missing (a holiday's "." on FRED) are not a failure."""
+    after = pd.Timestamp(last) if last is not None else pd.Timestamp.min
+    new = (frame["ts"] > after).to_numpy()
+    if not new.any() or (clean["ts"] > after).any():
+        return False
+    return any((mask & new).any() for mask in bad_values(frame, spec).values())
+
+
+def outlier_note(context: np.ndarray, clean: pd.DataFrame, last: date | None) -> str | None:
+    """A note on new values (after ``last``) more than OUTLIER_FACTOR times the typical magnitude of
+    the OUTLIER_WINDOW values around them; ``context``: the stored values just before ``clean``."""
+    after = pd.Timestamp(last) if last is not None else pd.Timestamp.min
+    values = np.concatenate([context, clean["value"].to_numpy(dtype="float64")])
+    typical = pd.Series(np.abs(values)).rolling(OUTLIER_WINDOW, center=True, min_periods=1).median().to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(values) / typical
+    ratio = ratio[len(context):]
+    flagged = np.flatnonzero((typical[len(context):] > 0) & (ratio > OUTLIER_FACTOR) & (clean["ts"] > after).to_numpy())
+    if not len(flagged):
+        return None
+    first = int(flagged[0])
+    return (f"kept {len(flagged)} outlier(s) more than {OUTLIER_FACTOR:g} times the size of the values around "
+            f"them (e.g. {clean['value'].iloc[first]:g} on {clean['ts'].iloc[first]:%Y-%m-%d}, "
+            f"{ratio[first]:.3g} times): check the source")
 
 
 def infer_frequency(dates: Sequence[date]) -> str | None:
@@ -152,6 +218,17 @@ def last_stored_date(conn: Connection, series_id: int) -> date | None:
 def count_rows(conn: Connection, series_id: int) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(schema.observations)
                         .where(schema.observations.c.series_id == series_id)).scalar_one()
+
+
+def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.ndarray:
+    """The stored values just before the first date of ``clean``, oldest first: the outlier rule's
+    neighbours for the first new values."""
+    if clean.empty:
+        return np.empty(0)
+    obs = schema.observations.c
+    rows = conn.execute(sa.select(obs.value).where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
+                        .order_by(obs.ts.desc()).limit(OUTLIER_WINDOW // 2)).scalars().all()
+    return np.array(rows[::-1], dtype=np.float64)
 
 
 def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -> tuple[int, int]:
@@ -215,6 +292,8 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
         clean, notes = validate_observations(fetched, spec, now.date())
         if clean.empty and (last is None or full):
             raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
+        if every_new_row_rejected(fetched, clean, spec, last):
+            raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
         replacement = None if last is None else _replacement(engine, spec, series_id, source, settings, clean, notes,
                                                              last, full, now)
     except SourceError as exc:
@@ -226,7 +305,9 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
     reported = fetched.attrs.get("calendar")
     if replacement is not None:
         return _store_replacement(engine, spec, series_id, replacement, full, reported, now, started)
-    note = "; ".join(notes) or None
+    with engine.connect() as conn:
+        outliers = outlier_note(stored_before(conn, series_id, clean), clean, last)
+    note = "; ".join(notes + ([outliers] if outliers else [])) or None
     with write_transaction(engine) as conn:
         new, revised = upsert_observations(conn, series_id, clean)
         faults.reached("ingest-write")
@@ -294,6 +375,11 @@ def _store_replacement(engine: Engine, spec: SeriesSpec, series_id: int, replace
                         seconds=time.perf_counter() - started, replaced=replacement.changed)
 
 
+def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResult:
+    _record_failure(engine, series_id, error, utcnow())
+    return IngestResult(key, FetchStatus.FAILED, error=error)
+
+
 def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec], ids: Mapping[str, int],
                 sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> Iterator[IngestResult]:
     """Ingest stage: fetch and store ``specs`` (rows of the ``series`` table by key: ``ids``) one
@@ -307,8 +393,10 @@ def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec],
             source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
             result = ingest_series(engine, spec, ids[spec.key], source, settings, full=full)
         except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
-            _record_failure(engine, ids[spec.key], str(exc), utcnow())
-            result = IngestResult(spec.key, FetchStatus.FAILED, error=str(exc))
+            result = _failed(engine, ids[spec.key], spec.key, str(exc))
+        except MemoryError:  # what it held is freed as the exception unwinds: the next series can go on
+            result = _failed(engine, ids[spec.key], spec.key, f"{spec.key}: out of memory while fetching, checking "
+                             "or storing it (a source too large for the memory available); nothing stored")
         yield result
 
 

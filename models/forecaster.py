@@ -41,7 +41,7 @@ class RNNForecaster:
     Fitted attributes (trailing underscore): ``history_`` (the first member's loss per epoch,
     0 = before the first update), ``histories_`` (every member's), ``backtest_`` (one-step
     scores on the validation part against the naive forecast; ``backtests_`` per series after
-    ``fit_many``), ``transform_``, ``season_length_``, ``horizon_`` (K), ``window_`` (the
+    ``fit_many``), ``transform_`` (``transforms_`` per series), ``season_length_``, ``horizon_`` (K), ``window_`` (the
     first member's L), ``n_epochs_``, ``best_epoch_``, ``n_obs_``, ``n_series_``,
     ``warm_started_``.
     """
@@ -109,7 +109,8 @@ class RNNForecaster:
         self.histories_ = [m.history for m in hist_src]
         self.window_ = first.L
         self.backtest_ = self.backtests_[0]
-        self.transform_ = "log" if preps[0].log else "linear"
+        self.transforms_ = ["log" if p.log else "linear" for p in preps]
+        self.transform_ = self.transforms_[0]
         self.season_length_ = preps[0].season.m if preps[0].season.active else 1
         self.n_obs_, self.n_series_ = int(ys[0].size), len(ys)
         self.warm_started_ = warm is not None
@@ -412,7 +413,8 @@ class RNNForecaster:
         m.history_, m.best_epoch_, m.n_epochs_, m.window_ = first.history, first.best_epoch, first.n_epochs, first.L
         m.backtest_ = m.backtests_[0]
         p0 = m._preps[0]
-        m.transform_ = "log" if p0.log else "linear"
+        m.transforms_ = ["log" if p.log else "linear" for p in m._preps]
+        m.transform_ = m.transforms_[0]
         m.season_length_ = p0.season.m if p0.season.active else 1
         m.n_obs_, m.n_series_, m.warm_started_ = meta["n_obs"], len(m._preps), meta["warm_started"]
         return m

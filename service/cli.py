@@ -49,14 +49,14 @@ def _open(settings: Settings):
     """The database of a write command: created or upgraded."""
     from .db import open_database
 
-    return open_database(settings.db_url)
+    return open_database(settings.db_url, busy_timeout=settings.busy_timeout)
 
 
 def _open_existing(settings: Settings):
     """The database of a read command: never created; one line when there is none."""
     from .db import open_existing_database
 
-    return open_existing_database(settings.db_url)
+    return open_existing_database(settings.db_url, busy_timeout=settings.busy_timeout)
 
 
 def _err(message: str) -> None:
@@ -67,14 +67,17 @@ def _err(message: str) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .db import describe, make_engine, upgrade
+    from .drift import repair
     from .ingest import sync_series
 
     settings = _settings(args)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, busy_timeout=settings.busy_timeout)
     before, after = upgrade(engine)
+    repaired = repair(engine)
     ids = sync_series(engine, settings)
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
-    print(f"database {describe(engine)}: {state} revision {after} (head); {len(ids)} series configured")
+    fixed = f"; schema drift repaired: {', '.join(repaired)}" if repaired else ""
+    print(f"database {describe(engine)}: {state} revision {after} (head){fixed}; {len(ids)} series configured")
     return EXIT_OK
 
 
@@ -109,9 +112,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _install_stop_handlers(stop) -> None:
     import signal
 
+    from .locks import stop_waiting
+
     def handler(signum, _frame):
         _err(f"tickcast: {signal.Signals(signum).name}: finishing the series in progress, then stopping")
         stop.set()
+        stop_waiting()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
@@ -154,12 +160,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .scheduler import Service
+    from .stopping import StopDuringStartup, stop_start_up_on_signals
 
-    settings = _settings(args)
+    stop_start_up_on_signals()  # before the imports: SIGTERM stops serve at any point of its start-up
     logging.getLogger("tickcast").setLevel(logging.WARNING if args.quiet else logging.INFO)
-    engine = _open(settings)
-    return Service(engine, settings).serve(run_now=args.run_now)
+    try:
+        from .scheduler import serve
+
+        return serve(_settings(args), run_now=args.run_now)
+    except StopDuringStartup as stopped:
+        logging.getLogger("tickcast.serve").info("received %s during start-up: stopped before serving", stopped)
+        return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -368,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
+    except MemoryError:  # not a bug: the data outgrew the memory (a series alone fails with its own reason)
+        _err("tickcast: out of memory (lower model.max_points or service.workers, or allow more memory)")
+        return EXIT_ERROR
     except BrokenPipeError:  # e.g. `tickcast forecasts | head`: the reader left, nothing to report
         import os
 

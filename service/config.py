@@ -26,6 +26,9 @@ ENV_DATA_DIR = "TICKCAST_DATA_DIR"
 ENV_WORKERS = "TICKCAST_WORKERS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
 ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
+# How long a writer waits for another process's lock on the database: a foreign writer (a backup, a
+# bulk load, someone's sqlite3 shell) usually finishes well within it.
+DEFAULT_BUSY_TIMEOUT_MINUTES = 10.0
 
 
 def source_url_env(source: str) -> str:
@@ -69,6 +72,8 @@ class ScheduleSettings:
     misfire_grace_hours: float = 6.0
     max_age_hours: float = 96.0  # `tickcast health` fails when the last good run is older
     max_failed_fraction: float = 0.5  # ... or when more of its series than this failed (all failing: always)
+    start_retries: int = 3  # a run that could not start (the database stayed locked) is retried this often
+    retry_minutes: float = 10.0  # after this long
 
 
 TRAINING_CHOICES = tuple(t.value for t in Training)
@@ -77,7 +82,8 @@ TRAINING_CHOICES = tuple(t.value for t in Training)
 SERVICE_SET_KNOBS = {
     "season_length": "the season comes from each series' frequency (M 12, Q 4, W 52, D 7, B and A none, "
                      "unknown: detected); set season_length in a [[series]] table to override it",
-    "horizon": "the model forecasts forecast.horizon steps at once: set forecast.horizon",
+    "horizon": "the model's read-out covers forecast.horizon steps (or more, for seasonal data): set "
+               "forecast.horizon",
 }
 
 
@@ -108,7 +114,7 @@ class ModelSettings:
 class ForecastSettings:
     horizon: int = 5
     level: float = 0.8
-    min_length: int = 12  # shorter series are skipped with a recorded reason (the model needs 3)
+    min_length: int = 3  # shorter series are skipped with a recorded reason (the model needs 3: MIN_LENGTH)
     # Adaptive intervals (service/intervals.py): how fast realised coverage moves the interval factor;
     # 0 keeps the model's own intervals.
     interval_adapt_rate: float = 0.05
@@ -125,6 +131,12 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    busy_timeout_minutes: float = DEFAULT_BUSY_TIMEOUT_MINUTES  # how long a writer waits for another's lock
+
+    @property
+    def busy_timeout(self) -> float:
+        """``busy_timeout_minutes`` in seconds, as the database functions take it."""
+        return self.busy_timeout_minutes * 60
 
     def series_by_key(self) -> dict[str, SeriesSpec]:
         return {s.key: s for s in self.series}
@@ -223,6 +235,8 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     if not 0 <= schedule.max_failed_fraction <= 1:  # also false for nan
         raise ConfigError("setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
                           f"got {schedule.max_failed_fraction!r}")
+    positive("schedule.start_retries", schedule.start_retries, allow_zero=True, most=100)
+    positive("schedule.retry_minutes", schedule.retry_minutes, most=24 * 60)
     positive("model.full_retrain_days", model.full_retrain_days, most=3660)
     positive("model.max_points", model.max_points, most=1_000_000)
     if model.training not in TRAINING_CHOICES:
@@ -232,7 +246,7 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     positive("model.group_max_median_length", model.group_max_median_length, most=10_000_000)
     from tickcast.models.config import LIMITS
 
-    # The model forecasts forecast.horizon steps at once (its read-out), so the model's bound is this one.
+    # The model's read-out covers forecast.horizon steps at least, so the model's bound is this one.
     positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
     positive("forecast.interval_adapt_rate", forecast.interval_adapt_rate, allow_zero=True, most=1)
@@ -297,8 +311,8 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     if not isinstance(service, dict):
         raise ConfigError("setting 'service' must be a table ([service])")
     for key in service:
-        if key not in ("data_dir", "db_url", "workers"):
-            raise ConfigError(f"unknown setting {'service.' + key!r} (known: data_dir, db_url, workers)")
+        if key not in _SERVICE_KEYS:
+            raise ConfigError(f"unknown setting {'service.' + key!r} (known: {', '.join(_SERVICE_KEYS)})")
     # The file's values are checked even where the environment or --db overrides them.
     configured_dir = file_name("service.data_dir", check_type("service.data_dir", service.get("data_dir", "."), str))
     configured_url = file_name("service.db_url", check_type("service.db_url", service.get("db_url", ""), str))
@@ -336,7 +350,18 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
 
     series = parse_series(raw.get("watchlist", {}), raw.get("series", []), base_dir)
     return Settings(config_path=origin, db_url=url, data_dir=data_dir, workers=workers, series=series,
-                    sources=sources, schedule=schedule, model=model, forecast=forecast)
+                    sources=sources, schedule=schedule, model=model, forecast=forecast,
+                    busy_timeout_minutes=_busy_timeout_minutes(service))
+
+
+_SERVICE_KEYS = ("data_dir", "db_url", "workers", "busy_timeout_minutes")
+
+
+def _busy_timeout_minutes(service: dict) -> float:
+    minutes = check_type("service.busy_timeout_minutes",
+                         service.get("busy_timeout_minutes", DEFAULT_BUSY_TIMEOUT_MINUTES), float)
+    positive("service.busy_timeout_minutes", minutes, most=24 * 60)
+    return minutes
 
 
 __all__ = ["Settings", "SeriesSpec", "SourceSettings", "ScheduleSettings", "ModelSettings",

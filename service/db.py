@@ -3,7 +3,9 @@
 SQLite (the default) is opened in WAL mode with a busy timeout and foreign keys on. Writers take
 the write lock up front (``BEGIN IMMEDIATE``) so that a reader-turned-writer never hits SQLite's
 instant "database is locked" on lock upgrade; readers use plain deferred transactions and never
-block the writer. PostgreSQL runs the same code through psycopg 3.
+block the writer. A writer waits for another process's write lock up to the busy timeout
+(``service.busy_timeout_minutes``), saying so in one line (service/locks.py). PostgreSQL runs the
+same code through psycopg 3, with the busy timeout as its ``lock_timeout``.
 
 Write commands open the database with ``open_database`` (created if missing, upgraded to the newest
 schema); read commands with ``open_existing_database``, which never creates one. Alembic is imported
@@ -13,6 +15,7 @@ only when a migration runs: it costs a read command like `tickcast health` a thi
 from __future__ import annotations
 
 import ast
+import logging
 import os
 from contextlib import contextmanager
 from importlib import resources
@@ -21,13 +24,18 @@ from typing import TYPE_CHECKING, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import DatabaseError, NoDatabase
+from . import schema
+from .errors import DatabaseError, NoDatabase, SchemaError
+from .config import DEFAULT_BUSY_TIMEOUT_MINUTES
+from .locks import DatabaseLocked, begin_immediate
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+log = logging.getLogger("tickcast.db")
 _WRITE = "tickcast_write"
+_WAIT = "tickcast_wait"  # seconds this write transaction waits for the lock (SQLite), instead of the engine's
+_PG_LOCK_TIMEOUT = "55P03"  # PostgreSQL's lock_not_available: lock_timeout ran out
 
 
 def normalize_url(url: str) -> sa.URL:
@@ -58,12 +66,15 @@ def sqlite_file(url: str | sa.URL) -> str | None:
     return database
 
 
-def make_engine(url: str, create: bool = True) -> Engine:
+def make_engine(url: str, create: bool = True, busy_timeout: float | None = None) -> Engine:
     """An engine for ``url``; for SQLite files the parent directory is created if missing (unless
-    ``create`` is False)."""
+    ``create`` is False). ``busy_timeout``: seconds a writer waits for another process's lock
+    (default: ``DEFAULT_BUSY_TIMEOUT_MINUTES``)."""
     parsed = normalize_url(url)
+    wait = DEFAULT_BUSY_TIMEOUT_MINUTES * 60 if busy_timeout is None else busy_timeout
+    busy_ms = max(1, int(wait * 1000))
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={busy_ms}"})
     database = parsed.database or ""
     if create and sqlite_file(parsed):
         parent = os.path.dirname(os.path.abspath(database))
@@ -71,14 +82,14 @@ def make_engine(url: str, create: bool = True) -> Engine:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"cannot create the database directory {parent}: {exc.strerror}") from None
-    engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = sa.create_engine(parsed, connect_args={"timeout": wait})
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours (see "begin").
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
         cur.execute("PRAGMA foreign_keys = ON")
         _ensure_sqrt(dbapi_conn)
         if database and database != ":memory:":
@@ -88,7 +99,11 @@ def make_engine(url: str, create: bool = True) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_WRITE):
+            begin_immediate(conn.connection.driver_connection, database, options.get(_WAIT, wait), busy_ms)
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -105,10 +120,18 @@ def _ensure_sqrt(dbapi_conn) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: commits on success, rolls back on any exception."""
-    with engine.execution_options(**{_WRITE: True}).begin() as conn:
-        yield conn
+def write_transaction(engine: Engine, wait: float | None = None) -> Iterator[Connection]:
+    """A transaction that will write: commits on success, rolls back on any exception. ``wait``:
+    seconds to wait for SQLite's write lock, if not the engine's busy timeout."""
+    options = {_WRITE: True} if wait is None else {_WRITE: True, _WAIT: wait}
+    try:
+        with engine.execution_options(**options).begin() as conn:
+            yield conn
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_TIMEOUT:
+            raise
+        raise DatabaseLocked(f"the database {describe(engine)} stayed locked: another session held a lock "
+                             "tickcast needed for longer than service.busy_timeout_minutes") from None
 
 
 # --- migrations ---------------------------------------------------------------------------------
@@ -123,9 +146,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    """The newest migration's revision, read from the migration files' ``revision`` and
-    ``down_revision`` lines without importing Alembic (a test holds it to Alembic's own answer)."""
+def _revision_parents() -> dict[str, tuple]:
+    """Each migration's revision -> its down revisions, read from the files' ``revision`` and
+    ``down_revision`` lines without importing Alembic (a test holds the head to Alembic's own answer)."""
     parents: dict[str, tuple] = {}
     for script in resources.files("tickcast.migrations").joinpath("versions").iterdir():
         if not script.name.endswith(".py") or script.name.startswith("__"):
@@ -138,6 +161,12 @@ def head_revision() -> str:
                 assigned[target.id] = ast.literal_eval(node.value)
         down = assigned.get("down_revision")
         parents[assigned["revision"]] = down if isinstance(down, tuple) else (down,)
+    return parents
+
+
+def head_revision() -> str:
+    """The newest migration's revision."""
+    parents = _revision_parents()
     heads = set(parents) - {parent for downs in parents.values() for parent in downs}
     if len(heads) != 1:
         raise DatabaseError(f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}); expected one")
@@ -145,12 +174,35 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision stored in the database (None: no tickcast schema yet)."""
+    """The schema revision stored in the database (None: no tickcast schema yet).
+
+    Raises SchemaError, saying what it found, when ``alembic_version`` cannot be trusted: missing or
+    empty beside tickcast tables, more than one row, or a revision these migrations do not know."""
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table("alembic_version"):
-            return None
-        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-    return versions[0] if len(versions) == 1 else None
+        inspector = sa.inspect(conn)
+        versioned = inspector.has_table("alembic_version")
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
+            if versioned else []
+        if len(versions) == 1 and versions[0] == head_revision():
+            return versions[0]
+        ours = sorted(set(inspector.get_table_names()) & set(schema.metadata.tables))
+    where = describe(engine)
+    if len(versions) > 1:
+        raise SchemaError(f"alembic_version in {where} has {len(versions)} rows ({', '.join(map(str, versions))}); "
+                          "a tickcast database has exactly one: the revision its tables are at")
+    if not versions:
+        if not ours:
+            return None  # an empty database
+        found = "is empty" if versioned else "is missing"
+        raise SchemaError(f"alembic_version in {where} {found} but the database has tickcast tables "
+                          f"({', '.join(ours)}), so its schema revision is unknown: restore alembic_version from "
+                          "a backup, or record the revision the tables are at with 'alembic stamp REVISION'")
+    known = _revision_parents()
+    if versions[0] not in known:
+        raise SchemaError(f"the database {where} is at schema revision {versions[0]!r}, which this tickcast does not "
+                          f"know (it knows {', '.join(sorted(known))}): it was upgraded by a newer tickcast, or "
+                          "alembic_version was changed by hand")
+    return versions[0]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
@@ -178,31 +230,48 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         conn.commit()
 
 
-def open_database(url: str) -> Engine:
-    """Engine for ``url`` with the schema created or upgraded to head: what write commands start with."""
-    engine = make_engine(url)
+def open_database(url: str, busy_timeout: float | None = None) -> Engine:
+    """Engine for ``url`` with the schema created or upgraded to head, and drift from it repaired
+    (service/drift.py): what write commands start with. ``busy_timeout`` as in ``make_engine``."""
+    from .drift import repair
+
+    engine = make_engine(url, busy_timeout=busy_timeout)
     try:
         upgrade(engine)
+        for done in repair(engine):
+            log.warning("schema drift in %s: %s", describe(engine), done)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {describe(url)}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
-def open_existing_database(url: str) -> Engine:
+def open_existing_database(url: str, busy_timeout: float | None = None) -> Engine:
     """Engine for a database tickcast has already created (upgraded to head if older): what read
-    commands start with. Raises NoDatabase, and creates nothing, when there is none."""
+    commands start with. Raises NoDatabase, and creates nothing, when there is none; SchemaError
+    when a table, column or view is missing (a write command, e.g. `tickcast init`, repairs that)."""
+    from .drift import find_drift
+
     missing = "run 'tickcast init' or 'tickcast run' first"
     path = sqlite_file(url)
     if path is not None and not os.path.exists(path):
         raise NoDatabase(f"no database at {path}: {missing}")
-    engine = make_engine(url, create=False)
+    engine = make_engine(url, create=False, busy_timeout=busy_timeout)
     try:
         revision = current_revision(engine)
         if revision is None:
             raise NoDatabase(f"no tickcast tables in {path or describe(url)}: {missing}")
         if revision != head_revision():
             upgrade(engine)
+        with engine.connect() as conn:
+            drift = find_drift(conn)
+        drift.indexes = []  # slower reads, not wrong ones: the next write command recreates them
+        if drift:
+            raise SchemaError(f"the schema of {describe(engine)} has drifted from its migrations ({drift.describe()}): "
+                              "run 'tickcast init' to repair it")
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {describe(url)}: {exc.orig}") from None

@@ -23,3 +23,8 @@ class DatabaseError(TickcastError):
 
 class NoDatabase(DatabaseError):
     """A read command pointed at a database that does not exist (read commands never create one)."""
+
+
+class SchemaError(DatabaseError):
+    """The database's schema is not what the migrations made: an untrustworthy ``alembic_version``,
+    or tables, columns or views missing that tickcast cannot recreate."""

@@ -106,6 +106,8 @@ def store_fit(engine: Engine, record: FitRecord, model: SeriesResult | GroupResu
             skill = 1.0 - bt["mae"] / bt["naive_mae"]
         values.update(backtest_n=int(bt["n"]) if bt.get("n") is not None else None, skill=_finite(skill),
                       **{k: _finite(bt.get(k)) for k in BACKTEST_COLUMNS})
+        if forecast.transform is not None and model is None:  # a group member: its own scale
+            values["transform"] = forecast.transform
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")

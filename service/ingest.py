@@ -1,11 +1,13 @@
 """Ingestion: fetch only what is new, validate, upsert; one transaction per series.
 
 Per series: read the last stored date, fetch from ``overlap_days`` before it (to catch revisions),
-drop what is not data (NaN/inf, non-positive prices, dates in the future), collapse duplicate
-dates, and write only rows that are new or changed. A failing source is recorded on its
-``series`` row and never stops the other series. Stored observations are deleted only when the
-whole history is replaced, in the same transaction that stores the new one: when the source
-re-based it (a split, a dividend) or on ``tickcast ingest --full`` (see ``rebase.py``).
+drop what is not data (missing values, text that is not a number, inf, values beyond the accepted
+range, non-positive prices, dates in the future), note outliers (kept), collapse duplicate dates,
+and write only rows that are new or changed. A fetch whose new rows were all refused as bad data
+failed. A failing source is recorded on its ``series`` row and never stops the other series.
+Stored observations are deleted only when the whole history is replaced, in the same transaction
+that stores the new one: when the source re-based it (a split, a dividend) or on
+``tickcast ingest --full`` (see ``rebase.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .rebase import (Replacement, as_series, compare_histories, confirm_rebase, 
                      replace_history, stored_values)
 from .sources import SOURCES, Source, make_source
 from .status import FetchStatus
+from .validate import OUTLIER_WINDOW, every_new_row_rejected, infer_frequency, outlier_note, validate_observations
 
 
 @dataclass
@@ -98,50 +101,6 @@ def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesS
     return chosen
 
 
-# --- validation ---------------------------------------------------------------------------------
-
-def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) -> tuple[pd.DataFrame, list[str]]:
-    """Return the clean rows (sorted, one per date) and notes on what was dropped."""
-    notes = []
-    if frame.attrs.get("unparseable_dates"):
-        notes.append(f"dropped {frame.attrs['unparseable_dates']} row(s) with unparseable dates")
-    values = frame["value"].to_numpy(dtype="float64")
-    finite = np.isfinite(values)
-    if (~finite).any():
-        notes.append(f"dropped {int((~finite).sum())} missing or non-finite value(s)")
-    keep = finite
-    if spec.price:
-        bad = finite & (values <= 0)
-        if bad.any():
-            notes.append(f"dropped {int(bad.sum())} zero or negative price(s)")
-        keep = keep & ~bad
-    # A bar dated tomorrow (UTC) can be today somewhere east of UTC; later than that is bad data.
-    future = (frame["ts"] > pd.Timestamp(today + timedelta(days=1))).to_numpy()
-    if future.any():
-        notes.append(f"refused {int(future.sum())} date(s) in the future")
-    keep = keep & ~future
-    clean = frame.loc[keep, ["ts", "value"]]
-    duplicated = clean["ts"].duplicated(keep="last")
-    if duplicated.any():
-        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last")
-        clean = clean[~duplicated]
-    return clean.sort_values("ts").reset_index(drop=True), notes
-
-
-def infer_frequency(dates: Sequence[date]) -> str | None:
-    """B, D, W, M, Q or A from the spacing of the most recent dates (None when too few)."""
-    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
-    if len(recent) < 3:
-        return None
-    gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
-    if gap <= 1.5:
-        return "D" if (recent.day_of_week >= 5).any() else "B"
-    for limit, freq in ((10, "W"), (45, "M"), (120, "Q")):
-        if gap <= limit:
-            return freq
-    return "A"
-
-
 # --- storage ------------------------------------------------------------------------------------
 
 def last_stored_date(conn: Connection, series_id: int) -> date | None:
@@ -152,6 +111,17 @@ def last_stored_date(conn: Connection, series_id: int) -> date | None:
 def count_rows(conn: Connection, series_id: int) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(schema.observations)
                         .where(schema.observations.c.series_id == series_id)).scalar_one()
+
+
+def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.ndarray:
+    """The stored values just before the first date of ``clean``, oldest first: the outlier rule's
+    neighbours for the first new values."""
+    if clean.empty:
+        return np.empty(0)
+    obs = schema.observations.c
+    rows = conn.execute(sa.select(obs.value).where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
+                        .order_by(obs.ts.desc()).limit(OUTLIER_WINDOW // 2)).scalars().all()
+    return np.array(rows[::-1], dtype=np.float64)
 
 
 def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -> tuple[int, int]:
@@ -215,6 +185,8 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
         clean, notes = validate_observations(fetched, spec, now.date())
         if clean.empty and (last is None or full):
             raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
+        if every_new_row_rejected(fetched, clean, spec, last):
+            raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
         replacement = None if last is None else _replacement(engine, spec, series_id, source, settings, clean, notes,
                                                              last, full, now)
     except SourceError as exc:
@@ -226,7 +198,9 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
     reported = fetched.attrs.get("calendar")
     if replacement is not None:
         return _store_replacement(engine, spec, series_id, replacement, full, reported, now, started)
-    note = "; ".join(notes) or None
+    with engine.connect() as conn:
+        outliers = outlier_note(stored_before(conn, series_id, clean), clean, last)
+    note = "; ".join(notes + ([outliers] if outliers else [])) or None
     with write_transaction(engine) as conn:
         new, revised = upsert_observations(conn, series_id, clean)
         faults.reached("ingest-write")
@@ -294,6 +268,11 @@ def _store_replacement(engine: Engine, spec: SeriesSpec, series_id: int, replace
                         seconds=time.perf_counter() - started, replaced=replacement.changed)
 
 
+def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResult:
+    _record_failure(engine, series_id, error, utcnow())
+    return IngestResult(key, FetchStatus.FAILED, error=error)
+
+
 def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec], ids: Mapping[str, int],
                 sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> Iterator[IngestResult]:
     """Ingest stage: fetch and store ``specs`` (rows of the ``series`` table by key: ``ids``) one
@@ -307,8 +286,10 @@ def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec],
             source = sources.get(spec.source) or sources.setdefault(spec.source, make_source(spec.source, settings))
             result = ingest_series(engine, spec, ids[spec.key], source, settings, full=full)
         except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
-            _record_failure(engine, ids[spec.key], str(exc), utcnow())
-            result = IngestResult(spec.key, FetchStatus.FAILED, error=str(exc))
+            result = _failed(engine, ids[spec.key], spec.key, str(exc))
+        except MemoryError:  # what it held is freed as the exception unwinds: the next series can go on
+            result = _failed(engine, ids[spec.key], spec.key, f"{spec.key}: out of memory while fetching, checking "
+                             "or storing it (a source too large for the memory available); nothing stored")
         yield result
 
 

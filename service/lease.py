@@ -47,6 +47,12 @@ def _abandoned(row) -> bool:
     return row.host == socket.gethostname() and not _pid_alive(row.pid)
 
 
+def holder_alive(row, now) -> bool:
+    """Whether the lease ``row`` is held by a live process: not expired, and not left by a dead
+    process on this host."""
+    return as_utc(row.expires_at) > now and not _abandoned(row)
+
+
 @dataclass
 class Lease:
     engine: Engine
@@ -86,7 +92,7 @@ def acquire(engine: Engine, name: str = "run", ttl: timedelta = DEFAULT_TTL) -> 
             if row is None:
                 conn.execute(sa.insert(schema.run_lease).values(name=name, **values))
             else:
-                if as_utc(row.expires_at) > now and not _abandoned(row):
+                if holder_alive(row, now):
                     raise RunInProgress(
                         f"another run is in progress (pid {row.pid} on {row.host}, run {row.run_id or '?'}, "
                         f"since {as_utc(row.acquired_at):%Y-%m-%d %H:%M} UTC); not starting a second one")

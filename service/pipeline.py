@@ -22,6 +22,7 @@ import threading
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable, Iterator
 
 import sqlalchemy as sa
@@ -31,14 +32,16 @@ from . import faults, schema
 from .clock import utcnow
 from .config import Settings
 from .db import write_transaction
+from .errors import DatabaseError
 from .forecast import store_fit
 from .ingest import IngestResult, ingest_each, select_specs, sync_series
 from .lease import Lease, acquire
 from .groups import choose
+from .locks import DatabaseLocked
 from .plan import GroupPlan, Plan, Unit, plan_series
 from .status import FetchStatus, FitMode, FitScope, FitStatus, RunStatus, SeriesFit, Trigger
 from .train import SeriesResult
-from .workers import GroupTrained, train_planned
+from .workers import GroupTrained, ensure_open_files, train_planned
 
 
 @dataclass
@@ -80,6 +83,75 @@ def _start_run(engine: Engine, trigger: Trigger) -> int:
         return conn.execute(sa.insert(schema.runs).values(
             trigger=trigger, status=RunStatus.RUNNING, started_at=utcnow(), host=socket.gethostname(),
             pid=os.getpid()).returning(schema.runs.c.id)).scalar_one()
+
+
+@dataclass(frozen=True)
+class FailedStart:
+    """A run that could not start because the database stayed locked: a ``runs`` row to write as
+    soon as the database lets us."""
+
+    trigger: Trigger
+    attempted_at: datetime
+    error: str
+
+
+class RunNotStarted(DatabaseError):
+    """The run could not start: the database stayed locked. ``recorded``: whether its failed row is
+    in ``runs`` already (else ``attempt`` is to be written later)."""
+
+    def __init__(self, attempt: FailedStart, recorded: bool):
+        self.attempt, self.recorded = attempt, recorded
+        where = "recorded in runs" if recorded else "not recorded in runs: the database is still locked"
+        super().__init__(f"{attempt.error}; {where}")
+
+
+RECORD_WAIT_SECONDS = 1.0  # how long recording a failed start waits for the lock: it just waited in vain
+
+
+def record_failed_start(engine: Engine, attempt: FailedStart, wait: float | None = RECORD_WAIT_SECONDS) -> bool:
+    """Write the ``runs`` row of a run that could not start; False if the database refuses still."""
+    try:
+        with write_transaction(engine, wait=wait) as conn:
+            _insert_failed_start(conn, attempt)
+        return True
+    except (DatabaseError, sa.exc.SQLAlchemyError):
+        return False
+
+
+def _insert_failed_start(conn, attempt: FailedStart) -> None:
+    conn.execute(sa.insert(schema.runs).values(
+        trigger=attempt.trigger, status=RunStatus.FAILED, started_at=attempt.attempted_at, finished_at=utcnow(),
+        error=attempt.error, host=socket.gethostname(), pid=os.getpid()))
+
+
+def _begin_run(engine: Engine, trigger: Trigger, say: Progress, failed_starts: list[FailedStart]) -> tuple[Lease, int]:
+    """Take the lease, close runs abandoned by crashed processes, write ``failed_starts`` (emptied)
+    and this run's row. A database that stays locked raises RunNotStarted."""
+    attempted_at = utcnow()
+    lease = None
+    try:
+        lease = acquire(engine)
+        if lease.taken_over:
+            say(f"took over a stale run lease ({lease.taken_over})")
+        abandoned = _close_abandoned_runs(engine)
+        if abandoned:
+            say(f"closed {abandoned} run(s) abandoned by a crashed process")
+        if failed_starts:
+            with write_transaction(engine) as conn:
+                for attempt in failed_starts:
+                    _insert_failed_start(conn, attempt)
+            failed_starts.clear()
+        return lease, _start_run(engine, trigger)
+    except BaseException as exc:
+        if lease is not None:
+            try:
+                lease.release()
+            except Exception:  # noqa: BLE001 - the reason the start failed is the one to report
+                pass
+        if not isinstance(exc, DatabaseLocked):
+            raise
+        attempt = FailedStart(trigger, attempted_at, f"run not started: {exc}")
+        raise RunNotStarted(attempt, record_failed_start(engine, attempt)) from None
 
 
 def _close_abandoned_runs(engine: Engine) -> int:
@@ -225,27 +297,22 @@ def _outcomes_of_companions(units: list[Unit], outcomes: dict[str, SeriesOutcome
 
 def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigger.MANUAL,
               progress: Progress | None = None, stop: threading.Event | None = None, keys: list[str] | None = None,
-              sources: dict | None = None) -> RunSummary:
+              sources: dict | None = None, failed_starts: list[FailedStart] | None = None) -> RunSummary:
     """Ingest, plan, train and store every active series (or ``keys``). Raises RunInProgress when
-    another process holds the run lease. ``sources`` replaces the source of a kind (benchmarks)."""
+    another process holds the run lease, RunNotStarted when the database stayed locked.
+    ``failed_starts``: earlier attempts not recorded yet, written (and removed) once this one starts.
+    ``sources`` replaces the source of a kind (benchmarks)."""
     trigger = Trigger(trigger)
     say = progress or (lambda message: None)
     stop = stop or threading.Event()
     specs = select_specs(settings, keys)
+    ensure_open_files(settings.workers)
     started = time.perf_counter()
-    lease = acquire(engine)
-    if lease.taken_over:
-        say(f"took over a stale run lease ({lease.taken_over})")
-    run_id = None
-    summary = RunSummary(run_id=0, status=RunStatus.RUNNING)
+    lease, run_id = _begin_run(engine, trigger, say, failed_starts if failed_starts is not None else [])
+    summary = RunSummary(run_id=run_id, status=RunStatus.RUNNING)
     error = None
     failure: BaseException | None = None
     try:
-        abandoned = _close_abandoned_runs(engine)
-        if abandoned:
-            say(f"closed {abandoned} run(s) abandoned by a crashed process")
-        run_id = _start_run(engine, trigger)
-        summary.run_id = run_id
         lease.renew(run_id)
         say(f"run {run_id} ({trigger}): {len(specs)} series")
         outcomes = {spec.key: SeriesOutcome(spec.key) for spec in specs}
@@ -276,8 +343,7 @@ def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigg
         summary.seconds = time.perf_counter() - started
         try:
             try:
-                if run_id is not None:
-                    _finish_run(engine, run_id, summary, error)
+                _finish_run(engine, run_id, summary, error)
             finally:
                 lease.release()
         except Exception:

@@ -145,23 +145,58 @@ def completed_run_since(engine: Engine, since: datetime) -> bool:
     return started is not None and as_utc(started) >= since
 
 
+CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by more, one of them is wrong
+
+
 def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:
     """Healthy when the newest run that went through all its series finished within
-    ``schedule.max_age_hours`` and at most ``schedule.max_failed_fraction`` of its series failed;
-    a run in which every series failed is unhealthy whatever that fraction."""
+    ``schedule.max_age_hours`` (and not in the future: clock skew makes its age meaningless) and at
+    most ``schedule.max_failed_fraction`` of its series failed; a run in which every series failed
+    is unhealthy whatever that fraction. Runs still marked running are named: in progress, or left
+    behind by a process that died."""
     now = now or utcnow()
     run = last_verdict_run(engine)
+    unfinished = "".join(f"; {text}" for text in unfinished_runs(engine, now))
     if run is None:
-        return False, "unhealthy: no completed run yet"
-    hours = (now - as_utc(run.finished_at)).total_seconds() / 3600
+        return False, "unhealthy: no completed run yet" + unfinished
+    finished = as_utc(run.finished_at)
+    hours = (now - finished).total_seconds() / 3600
     failed = f"{run.series_failed} of {run.series_total} series failed"
     schedule = settings.schedule
+    if now - finished < -CLOCK_TOLERANCE:
+        return False, (f"unhealthy: clock skew: the last completed run ({run.id}, {run.status}) finished at "
+                       f"{finished:%Y-%m-%d %H:%M} UTC, {-hours:.1f} h ahead of this machine's clock "
+                       f"({now:%Y-%m-%d %H:%M} UTC): the clock of this machine or of the one that ran it is wrong"
+                       + unfinished)
     if run.status == RunStatus.FAILED:
-        return False, f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})"
+        return False, (f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})"
+                       + unfinished)
     if run.series_total and run.series_failed / run.series_total > schedule.max_failed_fraction:
         return False, (f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
-                       f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}")
+                       f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}" + unfinished)
     if hours > schedule.max_age_hours:
         return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {schedule.max_age_hours:g}")
-    return True, f"ok: run {run.id} ({run.status}) finished {hours:.1f} h ago" + (f"; {failed}" if run.series_failed else "")
+                       f"more than schedule.max_age_hours = {schedule.max_age_hours:g}" + unfinished)
+    return True, (f"ok: run {run.id} ({run.status}) finished {max(hours, 0.0):.1f} h ago"
+                  + (f"; {failed}" if run.series_failed else "") + unfinished)
+
+
+def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
+    """One phrase per run marked running: in progress (its process holds the run lease) or
+    abandoned (its process died: crashed, killed, or the machine went down)."""
+    from .lease import holder_alive
+
+    runs, lease = schema.runs, schema.run_lease
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(runs.c.id, runs.c.started_at, runs.c.pid, runs.c.host)
+                            .where(runs.c.status == RunStatus.RUNNING).order_by(runs.c.id)).all()
+        holder = conn.execute(sa.select(lease).where(lease.c.name == "run")).first() if rows else None
+    phrases = []
+    for row in rows:
+        since = f"started {as_utc(row.started_at):%Y-%m-%d %H:%M} UTC by pid {row.pid} on {row.host}"
+        if holder is not None and holder.run_id == row.id and holder_alive(holder, now):
+            phrases.append(f"run {row.id} in progress ({since})")
+        else:
+            phrases.append(f"run {row.id} is still marked running but its process is gone ({since}): it crashed "
+                           "or was killed; the next run records it as failed")
+    return phrases

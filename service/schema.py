@@ -200,6 +200,9 @@ forecast_accuracy_monthly = sa.table(
     sa.column("first_target_ts", sa.Date), sa.column("last_target_ts", sa.Date),
 )
 
+# The views the migrations create (service/drift.py recreates them).
+VIEWS = (latest_forecasts, forecast_errors, forecast_accuracy, forecast_accuracy_monthly)
+
 # One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that
 # only overwrites an expired or abandoned holder (see service/lease.py).
 run_lease = sa.Table(

@@ -30,10 +30,13 @@ from .status import FitStatus
 def forecaster_params(model: ModelSettings, seed_key: str, season_length: int, horizon: int) -> dict:
     """Keyword arguments for ``RNNForecaster``: the configured ForecasterConfig, the season and
     horizon the service sets, and a seed derived from ``seed_key`` (a series' or a group's key), so
-    each fit is reproducible on its own."""
+    each fit is reproducible on its own. The model's read-out covers ``horizon`` steps, or more when
+    the model's own default for the season is longer (a season and a half, at least 8: a monthly
+    model learns from windows longer than a year even when five months are asked for)."""
     params = model.forecaster.to_dict()
+    own = model.forecaster.head(max(season_length, 1))
     params.update(seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2 ** 31),
-                  season_length=season_length, horizon=horizon)
+                  season_length=season_length, horizon=horizon if horizon > own else 0)
     return params
 
 
@@ -82,6 +85,7 @@ class Forecast:
     point: list[float] = field(default_factory=list)
     lower: list[float] = field(default_factory=list)
     upper: list[float] = field(default_factory=list)
+    transform: str | None = None  # the series' scale in the model ("log" or "linear")
 
 
 @dataclass
@@ -168,12 +172,12 @@ def _history(model) -> list[dict]:
     return history
 
 
-def _forecast(backtest: dict, point, interval) -> Forecast:
+def _forecast(backtest: dict, point, interval, transform: str | None = None) -> Forecast:
     lower, upper = interval
     if not all(np.all(np.isfinite(a)) for a in (point, lower, upper)):
         raise _NotFinite("the fit produced non-finite forecasts")
     return Forecast({k: _finite_or_none(v) for k, v in backtest.items()}, [float(v) for v in point],
-                    [float(v) for v in lower], [float(v) for v in upper])
+                    [float(v) for v in lower], [float(v) for v in upper], transform)
 
 
 def _fit_and_forecast(fit, blob: bytes | None, label: str):
@@ -243,7 +247,8 @@ def train_group(task: GroupTask) -> GroupResult:
         model = RNNForecaster(**task.params).fit_many(task.values, warm_start=previous)
         points = model.predict_many(task.horizon)
         intervals = model.predict_interval_many(task.horizon, level=task.level)
-        return model, _history(model), [_forecast(bt, p, i) for bt, p, i in zip(model.backtests_, points, intervals)]
+        return model, _history(model), [_forecast(bt, p, i, t) for bt, p, i, t
+                                        in zip(model.backtests_, points, intervals, model.transforms_)]
 
     try:
         (model, history, forecasts), warm, note = _fit_and_forecast(fit, task.warm_blob, "group model")

@@ -15,12 +15,14 @@ import os
 import signal
 import threading
 import time
+import warnings
 from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from . import faults
+from .errors import TickcastError
 from .plan import GroupPlan, Unit
 from .status import FitStatus
 from .train import GroupResult, GroupTask, SeriesResult, SeriesTask, train_group, train_series
@@ -54,6 +56,33 @@ def _quiet_worker(parent: int) -> None:
     threading.Thread(target=orphan_watch, daemon=True).start()
 
 
+def open_files_needed(workers: int) -> int:
+    """File descriptors a run needs: the database, HTTP and files, plus the pool's pipes and
+    process handles for each worker (measured: a 2-worker run needs 21, a 4-worker run 25; the
+    rest is headroom)."""
+    return 64 + 4 * workers
+
+
+def ensure_open_files(workers: int) -> None:
+    """With worker processes, make sure the open-files limit (``ulimit -n``) allows them: raise the
+    soft limit up to the hard one if needed, else fail now, in one line, with what is needed
+    (rather than with "Too many open files" half-way through a run)."""
+    if workers <= 1:
+        return
+    import resource
+
+    needed = open_files_needed(workers)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return
+    raise TickcastError(f"service.workers = {workers} needs at least {needed} open files, but the limit is {soft} "
+                        f"(hard limit {hard}): raise it (ulimit -n {needed}, or nofile in docker-compose.yml) "
+                        "or lower service.workers")
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -70,9 +99,17 @@ def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | Gr
 
 
 def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
-    """Train one task; even an unexpected exception (a bug) comes back as a failed result."""
+    """Train one task. Running out of memory, and even an unexpected exception (a bug), come back as
+    a failed result. NumPy's overflow warnings are not printed: a fit that goes wrong comes back
+    failed, with the reason, which is what the user reads."""
     try:
-        return train_group(task) if isinstance(task, GroupTask) else train_series(task)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return train_group(task) if isinstance(task, GroupTask) else train_series(task)
+    except MemoryError:
+        size = sum(len(v) for v in task.values) if isinstance(task, GroupTask) else len(task.values)
+        return failed_result(task, f"out of memory while training on {size} observations "
+                                   "(lower model.max_points or service.workers)")
     except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
         return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")
 

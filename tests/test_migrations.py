@@ -53,11 +53,17 @@ def test_models_and_migrations_do_not_drift(fresh_db):
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(sqlite_url):
+    from tickcast.service.config import DEFAULT_BUSY_TIMEOUT_MINUTES
+
     engine = db.open_database(sqlite_url)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == DEFAULT_BUSY_TIMEOUT_MINUTES * 60_000
+    engine.dispose()
+    engine = db.open_database(sqlite_url, busy_timeout=90)
+    with db.write_transaction(engine) as conn:  # a write leaves the connection's own timeout as it was
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 90_000
     engine.dispose()
 
 
@@ -206,3 +212,13 @@ def test_upgrading_a_0003_database_keeps_its_fits_and_lets_a_group_share_one(fre
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM fits")).scalar() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM forecasts")).scalar() == 0
+
+
+def test_the_views_schema_py_names_are_the_ones_the_migrations_create():
+    """service/drift.py recreates a dropped view from the migrations' own definition and looks for
+    the views schema.VIEWS names: the two lists must agree."""
+    from tickcast.service.drift import migration_view_definitions
+
+    definitions = migration_view_definitions()
+    assert set(definitions) == {view.name for view in schema.VIEWS}
+    assert all(sql.lstrip().upper().startswith("CREATE VIEW") for sql in definitions.values())

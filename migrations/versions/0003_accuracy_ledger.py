@@ -112,14 +112,16 @@ FROM forecast_errors
 GROUP BY series_key, step, level
 """
 
-_MONTH = {"sqlite": "substr(target_ts, 1, 7)", "postgresql": "to_char(target_ts, 'YYYY-MM')"}
+# One spelling for both backends (a date as text is YYYY-MM-DD on each): service/drift.py recreates
+# a dropped view from the migrations' SQL, so the SQL must not depend on the database.
+_MONTH = "substr(CAST(target_ts AS TEXT), 1, 7)"
 
-FORECAST_ACCURACY_MONTHLY = """
+FORECAST_ACCURACY_MONTHLY = f"""
 CREATE VIEW forecast_accuracy_monthly AS
-SELECT series_key, {month} AS month, level,
-       {scores}
+SELECT series_key, {_MONTH} AS month, level,
+       {_SCORES}
 FROM forecast_errors
-GROUP BY series_key, {month}, level
+GROUP BY series_key, {_MONTH}, level
 """
 
 VIEWS = ("forecast_accuracy_monthly", "forecast_accuracy", "forecast_errors")  # dependants first
@@ -133,7 +135,7 @@ def upgrade() -> None:
     op.add_column("forecasts", sa.Column("rescaled_by", sa.Double))
     op.execute(FORECAST_ERRORS)
     op.execute(FORECAST_ACCURACY)
-    op.execute(FORECAST_ACCURACY_MONTHLY.format(month=_MONTH.get(dialect, _MONTH["postgresql"]), scores=_SCORES))
+    op.execute(FORECAST_ACCURACY_MONTHLY)
     if dialect == "postgresql":  # SQLite has no column comments: the README and schema.py carry them
         for (table, column), text in TABLE_COMMENTS.items():
             op.execute(f"COMMENT ON COLUMN {table}.{column} IS '{_quoted(text)}'")

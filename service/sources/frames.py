@@ -7,13 +7,28 @@ import pandas as pd
 from ..errors import SourceError
 
 
+# Cells that say "no value here" (FRED writes "."); any other text that is not a number is bad data.
+MISSING_MARKERS = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none", "-", "--"})
+
+
 def to_observations(dates, values, since: pd.Timestamp | None, what: str, date_format: str | None = None) -> pd.DataFrame:
     """Parse dates and numbers leniently: unparseable cells become NaT/NaN for validation to drop.
 
+    ``attrs`` tell validation what it cannot see in NaN: ``unparseable_dates`` (a count), and
+    ``not_numbers`` (row positions of text that is not a number, such as a decimal comma's "1,5",
+    as opposed to a missing value) with ``not_number_example`` (the first such text).
+
     Raises SourceError when nothing at all parses (a wrong column, an HTML error page, a truncated file)."""
     ts = _parse_dates(pd.Series(dates, dtype="object"), what, date_format)
-    value = pd.to_numeric(pd.Series(values, dtype="object").replace({".": None, "": None}), errors="coerce")
-    frame = pd.DataFrame({"ts": ts.dt.normalize().to_numpy(), "value": value.to_numpy(dtype="float64")})
+    raw = pd.Series(values, dtype="object")
+    value = pd.to_numeric(raw.replace({".": None, "": None}), errors="coerce")
+    failed = value.isna().to_numpy()
+    not_number = pd.Series(False, index=raw.index)
+    if failed.any():
+        not_number[failed] = [isinstance(cell, str) and cell.strip().lower() not in MISSING_MARKERS
+                              for cell in raw[failed]]
+    frame = pd.DataFrame({"ts": ts.dt.normalize().to_numpy(), "value": value.to_numpy(dtype="float64"),
+                          "text": raw.to_numpy(), "not_number": not_number.to_numpy()})
     if len(frame) and frame["ts"].isna().all():
         raise SourceError(f"{what}: no parseable dates (malformed or truncated data)")
     unparseable = int(frame["ts"].isna().sum())
@@ -21,7 +36,10 @@ def to_observations(dates, values, since: pd.Timestamp | None, what: str, date_f
     if since is not None:
         frame = frame[frame["ts"] >= since]
     frame = frame.reset_index(drop=True)
-    frame.attrs["unparseable_dates"] = unparseable  # validation reports them in series.last_note
+    positions = tuple(int(i) for i in frame.index[frame["not_number"].to_numpy()])
+    example = str(frame["text"].iloc[positions[0]]) if positions else None
+    frame = frame[["ts", "value"]]
+    frame.attrs.update(unparseable_dates=unparseable, not_numbers=positions, not_number_example=example)
     return frame
 
 

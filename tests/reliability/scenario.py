@@ -87,10 +87,11 @@ def database(env: dict) -> Path:
     return Path(env["TICKCAST_DATA_DIR"]) / "tickcast.db"
 
 
-def run_tickcast(env: dict, *args: str, extra: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_tickcast(env: dict, *args: str, extra: dict | None = None, timeout: float = 300,
+                 preexec_fn=None) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env | (extra or {})
     return subprocess.run(tickcast_executable() + list(args), capture_output=True, text=True, env=full,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=preexec_fn)
 
 
 def start_tickcast(env: dict, *args: str) -> subprocess.Popen:

@@ -210,7 +210,7 @@ def toml_document(raw: dict) -> str:
 
 
 KNOWN_KEYS = {
-    "service": ["data_dir", "db_url", "workers"],
+    "service": ["data_dir", "db_url", "workers", "busy_timeout_minutes"],
     "sources": [f.name for f in SourceSettings.__dataclass_fields__.values()],
     "schedule": [f.name for f in ScheduleSettings.__dataclass_fields__.values()],
     "model": [f.name for f in ModelSettings.__dataclass_fields__.values() if f.name != "forecaster"]
@@ -219,12 +219,13 @@ KNOWN_KEYS = {
 }
 SERIES_FIELDS = ["key", "name", "field", "frequency", "price", "active", "path", "url", "date_column",
                  "value_column", "date_format", "season_length"]
-POSITIVE = {"sources": ["http_timeout", "backoff_seconds"], "schedule": ["misfire_grace_hours", "max_age_hours"],
+POSITIVE = {"sources": ["http_timeout", "backoff_seconds"],
+            "schedule": ["misfire_grace_hours", "max_age_hours", "retry_minutes"],
             "model": ["full_retrain_days", "max_points", "group_min_series", "group_max_median_length"],
             "forecast": ["horizon", "min_length"]}
 # The model's knobs: what ForecasterConfig accepts (it checks them; the config only hands them on).
 POSITIVE_KNOBS = ["hidden_size", "lr", "ensemble", "warm_windows", "max_windows", "max_window"]
-NON_NEGATIVE = {"sources": ["overlap_days", "retries"], "service": ["workers"]}
+NON_NEGATIVE = {"sources": ["overlap_days", "retries"], "schedule": ["start_retries"]}
 
 scalars = st.one_of(
     st.integers(), st.integers(-3, 100), st.floats(), st.floats(0, 1), st.booleans(), nasty_text,
@@ -292,9 +293,12 @@ def assert_settings_or_config_error(raw: dict, build) -> Settings | None:
         value = getattr(result.model.forecaster, name)
         assert math.isfinite(value) and value > 0, (name, value)
     assert result.model.forecaster == ForecasterConfig(**result.model.forecaster.to_dict())
-    for name in NON_NEGATIVE["sources"]:
-        assert getattr(result.sources, name) >= 0
+    for section_name, names in NON_NEGATIVE.items():
+        for name in names:
+            value = getattr(getattr(result, section_name), name)
+            assert value is None or (math.isfinite(value) and value >= 0), (section_name, name, value)
     assert result.workers >= 1
+    assert math.isfinite(result.busy_timeout_minutes) and result.busy_timeout_minutes > 0
     for spec in result.series:
         assert assert_valid_or_malformed(spec.key) == (spec.source, spec.symbol)
     return result
@@ -369,8 +373,17 @@ def test_random_toml_files_give_settings_or_one_config_error(thorough, tmp_path,
     @given(configs, mangle)
     def check(raw, how):
         seen[0] += 1
-        path.write_bytes(how(toml_document(raw)))
-        assert_settings_or_config_error(raw, lambda: load_settings(str(path), env={}))
+        document = how(toml_document(raw))
+        path.write_bytes(document)
+        if document == toml_document(raw).encode():
+            assert_settings_or_config_error(raw, lambda: load_settings(str(path), env={}))
+        else:  # the junk can make a valid document with other keys ("11" -> "101"): the error names those
+            try:
+                result = load_settings(str(path), env={})
+            except ConfigError as exc:
+                assert str(exc) and "\n" not in str(exc), str(exc)
+            else:
+                assert_settings_or_config_error(raw, lambda: result)
         seen[1] += 1
 
     try:

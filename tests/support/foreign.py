@@ -1,0 +1,65 @@
+"""A foreign writer: another process (not tickcast) that takes the database's write lock and holds
+it, the way a backup script, a bulk load or someone's open sqlite3 shell would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
+from typing import Iterator
+
+SQLITE_WRITER = textwrap.dedent("""
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("CREATE TABLE IF NOT EXISTS foreign_scratch (x)")
+    conn.execute("INSERT INTO foreign_scratch VALUES (1)")
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("ROLLBACK")
+    print("released", flush=True)
+""")
+
+POSTGRES_WRITER = textwrap.dedent("""
+    import psycopg, sys, time
+    with psycopg.connect(sys.argv[1]) as conn:
+        conn.execute("LOCK TABLE run_lease IN ACCESS EXCLUSIVE MODE")
+        print("holding", flush=True)
+        time.sleep(float(sys.argv[2]))
+    print("released", flush=True)
+""")
+
+
+class ForeignWriter:
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_released(self, timeout: float = 60) -> None:
+        assert self.proc.stdout.readline().strip() == "released"
+        self.proc.wait(timeout=timeout)
+
+
+@contextmanager
+def foreign_writer(url_or_path: str, hold_seconds: float, postgres: bool = False) -> Iterator[ForeignWriter]:
+    """Hold the write lock of a SQLite file (or, on PostgreSQL, an exclusive lock on ``run_lease``)
+    for ``hold_seconds`` in another process; the block runs once the lock is held."""
+    script = POSTGRES_WRITER if postgres else SQLITE_WRITER
+    target = url_or_path.replace("postgresql+psycopg://", "postgresql://") if postgres else url_or_path
+    proc = subprocess.Popen([sys.executable, "-c", script, target, str(hold_seconds)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        if line != "holding":
+            proc.wait(timeout=30)
+            raise AssertionError(f"the foreign writer did not take the lock: {proc.stderr.read()}")
+        yield ForeignWriter(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

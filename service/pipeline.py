@@ -149,7 +149,7 @@ def _store_skips(engine: Engine, plans: list[Plan], outcomes: dict[str, SeriesOu
 def _train_and_store(engine: Engine, settings: Settings, plans: list[Plan], outcomes: dict[str, SeriesOutcome],
                      lease: Lease, say: Progress, stop: threading.Event) -> None:
     n_train = sum(plan.task is not None for plan in plans)
-    with closing(train_planned(plans, settings.workers, stop)) as results:
+    with closing(train_planned(plans, settings, stop)) as results:
         for done, (plan, result) in enumerate(results, 1):
             outcome = outcomes[plan.spec.key]
             _store_trained(engine, plan, result, outcome)

@@ -7,41 +7,17 @@ writes fixed too.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import threading
-import time
-from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Iterator, Sequence
 
 from . import faults
+from .config import Settings
+from .executors import open_executor, runs_in_process
 from .plan import Plan
 from .status import FitStatus
 from .train import TrainResult, TrainTask, train_series
-
-
-def _quiet_worker(parent: int) -> None:
-    # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    def orphan_watch() -> None:  # a parent killed with SIGKILL cannot tell its workers to leave
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=orphan_watch, daemon=True).start()
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    # spawn, not fork: the parent may run scheduler and database threads.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_quiet_worker, initargs=(os.getpid(),))
 
 
 def _train_guarded(task: TrainTask) -> TrainResult:
@@ -53,19 +29,22 @@ def _train_guarded(task: TrainTask) -> TrainResult:
                            error=f"internal error: {type(exc).__name__}: {exc}")
 
 
-def train_planned(plans: Sequence[Plan], workers: int, stop: threading.Event) -> Iterator[tuple[Plan, TrainResult]]:
-    """Train every plan that has a task; yield ``(plan, result)`` in plan order. On ``stop``, series
-    not started yet are dropped; the ones in progress finish and are yielded. Use it in
-    ``contextlib.closing`` so that an error while storing a result shuts the pool down at once."""
+def train_planned(plans: Sequence[Plan], settings: Settings, stop: threading.Event) -> Iterator[tuple[Plan, TrainResult]]:
+    """Train every plan that has a task, on the configured executor (service/executors.py); yield
+    ``(plan, result)`` in plan order. On ``stop``, series not started yet are dropped; the ones in
+    progress finish and are yielded. Use it in ``contextlib.closing`` so that an error while storing
+    a result shuts the executor down at once."""
     todo = [p for p in plans if p.task is not None]
-    if workers <= 1 or len(todo) <= 1:
+    if not todo:
+        return  # nothing to train: no cluster needed
+    if runs_in_process(settings, len(todo)):
         for plan in todo:
             if stop.is_set():
                 return
             faults.reached("train")
             yield plan, _train_guarded(plan.task)
         return
-    with _pool(min(workers, len(todo))) as pool:
+    with open_executor(settings, len(todo)) as pool:
         futures = [(plan, pool.submit(_train_guarded, plan.task)) for plan in todo]
         try:
             for plan, future in futures:
@@ -80,7 +59,7 @@ def train_planned(plans: Sequence[Plan], workers: int, stop: threading.Event) ->
                         continue
                     except CancelledError:
                         break
-                    except Exception as exc:  # the worker process died (killed, out of memory)
+                    except Exception as exc:  # the worker (or the cluster) died: killed, out of memory
                         result = TrainResult(plan.task.key, plan.task.series_id, FitStatus.FAILED,
                                              error=f"worker failed: {type(exc).__name__}: {exc}")
                 if result is not None:

@@ -296,3 +296,49 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line_and_keeps_what_was_i
     done = tickcast(world(tmp_path, url) | {"TICKCAST_WORKERS": "1"}, "run", "-q")
     assert done.returncode == 0, done.stderr
     assert rows(url, "SELECT count(*) FROM fits WHERE status = 'ok'") == [(N_SERIES,)]
+
+
+# --- the executor itself (service/executors.py) -------------------------------------------------
+
+def executor_settings(make_settings, cluster=None, workers: int = 2):
+    if cluster is None:
+        return make_settings(f"[service]\nworkers = {workers}\n")
+    return make_settings(f'[service]\nexecutor = "dask"\ndask_address = "{cluster[0].scheduler_address}"\n')
+
+
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_a_task_that_raises_fails_only_its_own_future(kind, make_settings, request):
+    from tickcast.service.executors import open_executor
+
+    cluster = request.getfixturevalue("cluster") if kind == "dask" else None
+    with open_executor(executor_settings(make_settings, cluster), tasks=3) as executor:
+        futures = [executor.submit(math.sqrt, x) for x in (4.0, -1.0, 9.0)]
+        assert futures[0].result(timeout=60) == 2.0 and futures[2].result(timeout=60) == 3.0
+        with pytest.raises(ValueError, match="math domain error"):
+            futures[1].result(timeout=60)
+
+
+def test_dask_keeps_at_most_two_tasks_per_worker_thread_out_and_cancels_only_the_rest(make_settings, cluster):
+    """The cluster holds the payloads of the tasks out, not of the whole run; a stop (cancelling
+    every future) drops the tasks still waiting and lets the ones out finish."""
+    from tickcast.service.executors import open_executor
+
+    _, client = cluster
+    client.wait_for_workers(2, timeout=60)
+
+    def tasks_on_the_scheduler(dask_scheduler):
+        return len(dask_scheduler.tasks)
+
+    with open_executor(executor_settings(make_settings, cluster), tasks=12) as executor:
+        futures = [executor.submit(time.sleep, 0.3) for _ in range(12)]
+        most = 0
+        while not all(f.done() for f in futures):
+            most = max(most, client.run_on_scheduler(tasks_on_the_scheduler))
+            time.sleep(0.05)
+        assert 2 <= most <= 4  # two single-threaded workers, two tasks each
+        assert [f.result() for f in futures] == [None] * 12
+
+        futures = [executor.submit(time.sleep, 0.5) for _ in range(10)]
+        cancelled = [f.cancel() for f in futures]
+        assert cancelled == [False] * 4 + [True] * 6  # the four out count as running: they finish
+        assert [f.result(timeout=60) for f in futures[:4]] == [None] * 4

@@ -29,8 +29,7 @@ from typing import Callable, Iterator
 from .config import Settings
 from .errors import TickcastError
 
-LOCAL, DASK = "local", "dask"
-EXECUTORS = (LOCAL, DASK)
+LOCAL, DASK = "local", "dask"  # service.executor (checked in config.py)
 
 
 class ExecutorUnavailable(TickcastError):
@@ -54,7 +53,8 @@ def runs_in_process(settings: Settings, tasks: int) -> bool:
 
 @contextmanager
 def open_executor(settings: Settings, tasks: int) -> Iterator[Executor]:
-    """The configured executor for ``tasks`` tasks; shut down (running tasks dropped) on leaving."""
+    """The configured executor for ``tasks`` tasks, shut down on leaving: a local pool waits for the
+    fits in progress, a cluster's results still out are dropped."""
     if settings.executor == DASK:
         executor = DaskExecutor.connect(settings.dask_address)
     else:

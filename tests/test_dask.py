@@ -269,7 +269,8 @@ def test_a_scheduler_killed_mid_run_fails_the_rest_with_the_reason_and_the_next_
     ok = rows(url, "SELECT count(*) FROM fits WHERE status = 'ok'")[0][0]
     failed = rows(url, "SELECT DISTINCT error FROM fits WHERE status = 'failed'")
     assert 1 <= ok < N_SERIES
-    assert failed == [(f"worker failed: SchedulerLost: lost the connection to the Dask scheduler at {address}",)]
+    assert len(failed) == 1  # one reason for every series not back: the first sign of the loss
+    assert failed[0][0].startswith(f"worker failed: SchedulerLost: lost the connection to the Dask scheduler at {address}")
     assert rows(url, "SELECT status, series_ok, series_failed FROM runs") == [("partial", ok, N_SERIES - ok)]
     consistent(url)
     # the next run, on this machine's worker processes, trains the rest: the local executor's tables

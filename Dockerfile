@@ -21,7 +21,7 @@ COPY models ./models
 COPY migrations ./migrations
 # --no-index: whatever tickcast[...] needs must already be installed from the lock, or this fails;
 # --no-build-isolation: built with the locked setuptools.
-RUN /opt/tickcast/bin/pip install --no-cache-dir --no-index --no-build-isolation ".[browse,plot,postgres]" \
+RUN /opt/tickcast/bin/pip install --no-cache-dir --no-index --no-build-isolation ".[browse,dask,plot,postgres]" \
     && /opt/tickcast/bin/pip check
 
 # --- run: that environment in one layer; no wheels, sources, caches or compilers ----------------

@@ -48,7 +48,7 @@ apt_tool = command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt
 # resolved for every Python the image may have (3.11 and newer). After changing the dependencies
 # in pyproject.toml: `make lock` (keeps the pinned versions that still fit), rebuild, commit the
 # lock. `make lock LOCK_FLAGS=--upgrade` moves every package to its newest allowed release.
-IMAGE_EXTRAS := browse plot postgres
+IMAGE_EXTRAS := browse dask plot postgres
 lock: $(VENV)/.installed
 	$(BIN)/pip install -q 'uv>=0.5,<1'
 	$(BIN)/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --universal --python-version 3.11 \

@@ -7,6 +7,7 @@ out-of-range value fails at start-up with the key's dotted name and what was exp
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -24,6 +25,8 @@ ENV_CONFIG = "TICKCAST_CONFIG"
 ENV_DB_URL = "TICKCAST_DB_URL"
 ENV_DATA_DIR = "TICKCAST_DATA_DIR"
 ENV_WORKERS = "TICKCAST_WORKERS"
+ENV_EXECUTOR = "TICKCAST_EXECUTOR"
+ENV_DASK_ADDRESS = "TICKCAST_DASK_ADDRESS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
 ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
 # How long a writer waits for another process's lock on the database: a foreign writer (a backup, a
@@ -137,6 +140,8 @@ class Settings:
     def busy_timeout(self) -> float:
         """``busy_timeout_minutes`` in seconds, as the database functions take it."""
         return self.busy_timeout_minutes * 60
+    executor: str = "local"  # where training runs: "local" (worker processes) or "dask" (a cluster)
+    dask_address: str = ""  # the Dask scheduler, e.g. tcp://scheduler:8786 (executor "dask")
 
     def series_by_key(self) -> dict[str, SeriesSpec]:
         return {s.key: s for s in self.series}
@@ -337,6 +342,7 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     if workers < 0:
         raise ConfigError(f"setting 'service.workers' must be >= 0 (0: one per core), got {workers}")
     workers = workers or (os.cpu_count() or 1)
+    executor, dask_address = _executor(service, env)
 
     sources = _section(SourceSettings, raw.get("sources", {}), "sources")
     overrides = {kind.base_url_setting: env[source_url_env(kind.name)] for kind in SOURCES.values()
@@ -351,10 +357,11 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     series = parse_series(raw.get("watchlist", {}), raw.get("series", []), base_dir)
     return Settings(config_path=origin, db_url=url, data_dir=data_dir, workers=workers, series=series,
                     sources=sources, schedule=schedule, model=model, forecast=forecast,
-                    busy_timeout_minutes=_busy_timeout_minutes(service))
+                    busy_timeout_minutes=_busy_timeout_minutes(service), executor=executor,
+                    dask_address=dask_address)
 
 
-_SERVICE_KEYS = ("data_dir", "db_url", "workers", "busy_timeout_minutes")
+_SERVICE_KEYS = ("busy_timeout_minutes", "dask_address", "data_dir", "db_url", "executor", "workers")
 
 
 def _busy_timeout_minutes(service: dict) -> float:
@@ -362,6 +369,37 @@ def _busy_timeout_minutes(service: dict) -> float:
                          service.get("busy_timeout_minutes", DEFAULT_BUSY_TIMEOUT_MINUTES), float)
     positive("service.busy_timeout_minutes", minutes, most=24 * 60)
     return minutes
+
+
+_DASK_ADDRESS = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
+def _executor(service: dict, env: Mapping[str, str]) -> tuple[str, str]:
+    """``service.executor`` and ``service.dask_address`` (TICKCAST_EXECUTOR, TICKCAST_DASK_ADDRESS
+    override them). The address is checked only where it is used: with the dask executor."""
+    configured = check_type("service.executor", service.get("executor", "local"), str)
+    address = file_name("service.dask_address", check_type("service.dask_address", service.get("dask_address", ""), str))
+    executor = env.get(ENV_EXECUTOR) or configured
+    name = ENV_EXECUTOR if env.get(ENV_EXECUTOR) else "setting 'service.executor'"
+    if executor not in ("local", "dask"):
+        raise ConfigError(f'{name} must be "local" (worker processes here) or "dask" (a Dask cluster), got {executor!r}')
+    address = env.get(ENV_DASK_ADDRESS) or address
+    if executor != "dask":
+        return executor, address
+    name = ENV_DASK_ADDRESS if env.get(ENV_DASK_ADDRESS) else "setting 'service.dask_address'"
+    if not address:
+        raise ConfigError('service.executor = "dask" needs the scheduler\'s address: set service.dask_address '
+                          f'(or {ENV_DASK_ADDRESS}), e.g. "tcp://scheduler:8786"')
+    if not _DASK_ADDRESS.fullmatch(address):
+        raise ConfigError(f"{name} must be a Dask scheduler address such as tcp://scheduler:8786, got {address!r}")
+    port = address.rpartition(":")[2]
+    if port.isdigit() and not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} has no valid port (1-65535), got {address!r}")
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError('service.executor = "dask" needs the dask extra: pip install \'tickcast[dask]\'')
+    return executor, address
 
 
 __all__ = ["Settings", "SeriesSpec", "SourceSettings", "ScheduleSettings", "ModelSettings",

@@ -224,7 +224,7 @@ def _store_skips(engine: Engine, units: list[Unit], outcomes: dict[str, SeriesOu
 def _train_and_store(engine: Engine, settings: Settings, units: list[Unit], outcomes: dict[str, SeriesOutcome],
                      lease: Lease, say: Progress, stop: threading.Event) -> None:
     n_train = sum(isinstance(unit, GroupPlan) or unit.task is not None for unit in units)
-    with closing(train_planned(units, settings.workers, stop)) as results:
+    with closing(train_planned(units, settings, stop)) as results:
         for done, (unit, result) in enumerate(results, 1):
             if isinstance(unit, GroupPlan):
                 message = _store_group(engine, unit, result, outcomes)

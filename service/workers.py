@@ -1,4 +1,5 @@
-"""Train stage: the planned work, in worker processes, handed back in plan order.
+"""Train stage: the planned work, on the configured executor (``service/executors.py``: local
+worker processes or a Dask cluster), handed back in plan order.
 
 The unit of work is a series (a ``SeriesTask``) or a group (a ``GroupTask`` with every member's
 values and the group's previous model; under ``auto``'s comparison also each member's own
@@ -10,19 +11,17 @@ are done, in plan order, which keeps the order of the writes fixed whatever the 
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
 import threading
-import time
 import warnings
-from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from . import faults
+from .config import Settings
 from .errors import TickcastError
+from .executors import open_executor, runs_in_process
 from .plan import GroupPlan, Unit
 from .status import FitStatus
 from .train import GroupResult, GroupTask, SeriesResult, SeriesTask, train_group, train_series
@@ -41,19 +40,6 @@ class GroupTrained:
 
 
 Trained = SeriesResult | GroupTrained
-
-
-def _quiet_worker(parent: int) -> None:
-    # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    def orphan_watch() -> None:  # a parent killed with SIGKILL cannot tell its workers to leave
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=orphan_watch, daemon=True).start()
 
 
 def open_files_needed(workers: int) -> int:
@@ -81,15 +67,6 @@ def ensure_open_files(workers: int) -> None:
     raise TickcastError(f"service.workers = {workers} needs at least {needed} open files, but the limit is {soft} "
                         f"(hard limit {hard}): raise it (ulimit -n {needed}, or nofile in docker-compose.yml) "
                         "or lower service.workers")
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    # spawn, not fork: the parent may run scheduler and database threads.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_quiet_worker, initargs=(os.getpid(),))
 
 
 def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
@@ -126,19 +103,23 @@ def _assemble(unit: Unit, results: list) -> Trained:
     return results[0]
 
 
-def train_planned(units: Sequence[Unit], workers: int, stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
-    """Train every unit that has work; yield ``(unit, result)`` in plan order. On ``stop``, units
-    not started yet are dropped; the ones in progress finish and are yielded. Use it in
-    ``contextlib.closing`` so that an error while storing a result shuts the pool down at once."""
+def train_planned(units: Sequence[Unit], settings: Settings, stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
+    """Train every unit that has work, on the configured executor; yield ``(unit, result)`` in plan
+    order. On ``stop``, units not started yet are dropped; the ones in progress finish and are
+    yielded. Use it in ``contextlib.closing`` so that an error while storing a result shuts the
+    executor down at once."""
     todo = [u for u in units if isinstance(u, GroupPlan) or u.task is not None]
-    if workers <= 1 or sum(len(tasks_of(u)) for u in todo) <= 1:
+    if not todo:
+        return  # nothing to train: no cluster needed
+    n_tasks = sum(len(tasks_of(u)) for u in todo)
+    if runs_in_process(settings, n_tasks):
         for unit in todo:
             if stop.is_set():
                 return
             faults.reached("train")
             yield unit, _assemble(unit, [run_task(task) for task in tasks_of(unit)])
         return
-    with _pool(min(workers, sum(len(tasks_of(u)) for u in todo))) as pool:
+    with open_executor(settings, n_tasks) as pool:
         yield from _in_pool(pool, todo, stop)
 
 
@@ -170,5 +151,5 @@ def _wait(task, future: Future, submitted, stop: threading.Event):
             continue
         except CancelledError:
             return None
-        except Exception as exc:  # the worker process died (killed, out of memory)
+        except Exception as exc:  # the worker (or the cluster) died: killed, out of memory
             return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")

@@ -61,7 +61,7 @@ def cli_commands() -> set[str]:
 
 
 def test_compose_file_passes_docker_compose_validation():
-    for profile in (None, "postgres"):
+    for profile in (None, "postgres", "dask"):
         compose_config(profile=profile)
 
 
@@ -95,21 +95,94 @@ def test_compose_services_are_set_up_as_documented():
     assert browse["command"][:2] == ["tickcast", "browse"] and browse["expose"] == ["8001"]
     assert browse["ports"] == ["127.0.0.1:8001:8001/tcp"]  # this machine only, by default
     postgres = services["postgres"]
-    assert postgres["profiles"] == ["postgres"] and "healthcheck" in postgres and postgres["image"] == "postgres:16"
+    assert postgres["profiles"] == ["postgres", "dask"] and "healthcheck" in postgres
+    assert postgres["image"] == "postgres:16"
     assert postgres["volumes"] == ["tickcast-pg:/var/lib/postgresql/data:rw"]
     pg = services["tickcast-pg"]
     assert pg["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert pg["environment"]["TICKCAST_DB_URL"].startswith("postgresql://tickcast:")
     # its own /data (yfinance's cache), not the SQLite service's volume
     assert [v for v in pg["volumes"] if v.endswith(":/data:rw")] == ["tickcast-pg-data:/data:rw"]
-    # only the browser listens: no other service publishes or exposes a port
-    for name, service in services.items():
-        if name != "browse":
+    # only the browser (and, in the dask profile, the Dask scheduler) listens
+    for name, service in compose_config(profile="dask")["services"].items():
+        if name not in ("browse", "dask-scheduler"):
             assert "ports" not in service and "expose" not in service, name
     for name, service in services.items():
         command = service.get("command") or []
         if command[:1] == ["tickcast"]:
             assert command[1] in cli_commands(), (name, command)
+
+
+def test_the_dask_profile_trains_on_a_cluster_of_the_image_and_stores_in_postgres():
+    services = compose_config(profile="dask")["services"]
+    assert {name for name, s in services.items() if "dask" in s.get("profiles", [])} == {
+        "postgres", "dask-scheduler", "dask-worker", "tickcast-dask"}
+    scheduler, worker, driver = services["dask-scheduler"], services["dask-worker"], services["tickcast-dask"]
+    for service in (scheduler, worker, driver):  # the same image: one tickcast, one dask on every node
+        assert service["image"] == services["tickcast"]["image"] and service["build"] == services["tickcast"]["build"]
+        assert service["init"] is True and service["restart"] == "unless-stopped"
+    assert scheduler["command"][:2] == ["dask", "scheduler"]
+    port = scheduler["command"][scheduler["command"].index("--port") + 1]
+    assert scheduler["ports"] == [f"127.0.0.1:{port}:{port}/tcp"]  # this machine only, by default
+    assert seconds(scheduler["healthcheck"]["interval"]) <= 10
+    assert worker["command"][:3] == ["dask", "worker", f"tcp://dask-scheduler:{port}"]
+    assert worker["command"][worker["command"].index("--nthreads") + 1] == "1"  # a fit holds the GIL
+    assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    # the workers get no database and no data volume: only the driver reads and writes the tables
+    for service in (scheduler, worker):
+        assert not any(k.startswith("TICKCAST_") for k in service["environment"]) and not service.get("volumes")
+    env = driver["environment"]
+    assert driver["command"] == ["tickcast", "serve"] and driver["healthcheck"]["test"] == ["CMD", "tickcast", "health"]
+    assert (env["TICKCAST_EXECUTOR"], env["TICKCAST_DASK_ADDRESS"]) == ("dask", f"tcp://dask-scheduler:{port}")
+    assert env["TICKCAST_DB_URL"] == services["tickcast-pg"]["environment"]["TICKCAST_DB_URL"]
+    assert {k: v["condition"] for k, v in driver["depends_on"].items()} == {"postgres": "service_healthy",
+                                                                           "dask-scheduler": "service_healthy"}
+    assert [v for v in driver["volumes"] if v.endswith(":/data:rw")] == ["tickcast-dask-data:/data:rw"]
+    opened = compose_config(profile="dask", env={"TICKCAST_DASK_SCHEDULER_BIND": "0.0.0.0",
+                                                 "TICKCAST_DASK_WORKER_PROCESSES": "8"})["services"]
+    assert opened["dask-scheduler"]["ports"] == [f"0.0.0.0:{port}:{port}/tcp"]
+    assert opened["dask-worker"]["command"][opened["dask-worker"]["command"].index("--nworkers") + 1] == "8"
+
+
+def test_the_dask_profile_commands_run_natively(tmp_path, pg_server):
+    """The scheduler's and the worker's commands from docker-compose.yml, run here (the dask extra
+    is installed), and one `tickcast run` with the driver's environment: the service's host names
+    mapped to 127.0.0.1, its database to the suite's PostgreSQL server."""
+    config = tmp_path / "tickcast.toml"
+    config.write_text(FAST_CONFIG)
+    services = compose_config(profile="dask", env={"TICKCAST_DASK_WORKER_PROCESSES": "1"})["services"]
+    port = str(free_port())
+    commands = []
+    for name in ("dask-scheduler", "dask-worker"):
+        commands.append([port if arg == "8786" else arg.replace("dask-scheduler:8786", f"127.0.0.1:{port}")
+                         for arg in services[name]["command"]])
+    scheduler, worker = commands
+    scheduler[scheduler.index("--host") + 1] = "127.0.0.1"
+    worker[worker.index("--local-directory") + 1] = str(tmp_path)
+    assert worker[2] == f"tcp://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent
+    processes = [subprocess.Popen([str(bin_dir / c[0]), *c[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True) for c in commands]
+    try:
+        env = {k: str(v) for k, v in services["tickcast-dask"]["environment"].items()}
+        env["TICKCAST_DASK_ADDRESS"] = env["TICKCAST_DASK_ADDRESS"].replace("dask-scheduler", "127.0.0.1") \
+            .replace(":8786", f":{port}")
+        env |= {"TICKCAST_DATA_DIR": str(tmp_path / "data"), "TICKCAST_CONFIG": str(config)}
+        with pg_server.database() as url:
+            env["TICKCAST_DB_URL"] = url
+            done = run_cli("run", "-q", env=env | {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "60s"})
+            assert done.returncode == 0, done.stderr
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM fits WHERE status = 'ok'")).scalar() == 2
+            engine.dispose()
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
 
 
 def test_healthchecks_fit_the_service():

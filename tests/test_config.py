@@ -240,3 +240,37 @@ def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knob
     assert assigned - policy == {"seed"}, assigned - policy
     assert "models/README.md" in section
     assert set(ForecasterConfig().to_dict()) >= assigned - policy
+
+
+def test_the_executor_is_local_unless_dask_is_chosen_with_an_address():
+    settings = settings_from_dict({}, env={})
+    assert (settings.executor, settings.dask_address) == ("local", "")
+    settings = settings_from_dict({"service": {"executor": "dask", "dask_address": "tcp://scheduler:8786"}}, env={})
+    assert (settings.executor, settings.dask_address) == ("dask", "tcp://scheduler:8786")
+    # the environment chooses too (the compose file's dask profile sets both)
+    settings = settings_from_dict({}, env={"TICKCAST_EXECUTOR": "dask", "TICKCAST_DASK_ADDRESS": "tls://[::1]:8786"})
+    assert (settings.executor, settings.dask_address) == ("dask", "tls://[::1]:8786")
+    # an address alone does not switch training to a cluster
+    assert settings_from_dict({"service": {"dask_address": "tcp://x:1"}}, env={}).executor == "local"
+
+
+@pytest.mark.parametrize("service,env,message", [
+    ({"executor": "ray"}, {}, "setting 'service.executor' must be \"local\" (worker processes here) or \"dask\""),
+    ({"executor": 1}, {}, "setting 'service.executor' must be a string, got 1"),
+    ({}, {"TICKCAST_EXECUTOR": "spark"}, "TICKCAST_EXECUTOR must be \"local\""),
+    ({"executor": "dask"}, {}, "service.executor = \"dask\" needs the scheduler's address: set "
+                               "service.dask_address (or TICKCAST_DASK_ADDRESS), e.g. \"tcp://scheduler:8786\""),
+    ({"executor": "dask", "dask_address": "scheduler:8786"}, {},
+     "setting 'service.dask_address' must be a Dask scheduler address such as tcp://scheduler:8786, got "
+     "'scheduler:8786'"),
+    ({"executor": "dask", "dask_address": "tcp://scheduler:99999"}, {}, "setting 'service.dask_address' has no "
+                                                                        "valid port (1-65535)"),
+    ({"executor": "dask", "dask_address": "tcp://a:1"}, {"TICKCAST_DASK_ADDRESS": "http://a:1"},
+     "TICKCAST_DASK_ADDRESS must be a Dask scheduler address"),
+    ({"executors": "dask"}, {}, "unknown setting 'service.executors' (known: busy_timeout_minutes, dask_address, "
+                                "data_dir, db_url, executor, workers)"),
+])
+def test_bad_executor_settings_fail_in_one_line_naming_the_key(service, env, message):
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict({"service": service}, env=env)
+    assert message in str(info.value) and "\n" not in str(info.value)

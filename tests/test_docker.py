@@ -32,7 +32,8 @@ from .test_compose import docker_compose
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tickcast-test"  # fixed: a run killed half-way is cleaned up by the next (runs take turns)
 IMAGE = "tickcast-test:latest"  # not the compose file's tickcast:latest, which may be a user's
-SERVICES_OF_THE_IMAGE = ("tickcast", "browse", "tickcast-pg")
+SERVICES_OF_THE_IMAGE = ("tickcast", "browse", "tickcast-pg", "tickcast-dask")
+DASK_NODES = ("dask-scheduler", "dask-worker")  # the image too, with no config and healthchecks of their own
 SAMPLES = {"sample:sp500", "sample:core-cpi"}
 
 CONFIG = """
@@ -56,6 +57,8 @@ def override(config_dir: Path) -> str:
         lines += [f"  {name}:", f"    image: {IMAGE}", "    build:", "      network: host",
                   "    volumes:", f"      - {config_dir}:/config:ro",
                   "    healthcheck:", "      interval: 2s", "      start_period: 10m"]
+    for name in DASK_NODES:
+        lines += [f"  {name}:", f"    image: {IMAGE}", "    build:", "      network: host"]
     lines += ["  postgres:", "    healthcheck:", "      interval: 1s"]
     return "\n".join(lines) + "\n"
 
@@ -71,7 +74,7 @@ class Compose:
 
     def __call__(self, *args: str, timeout: float = 600, check: bool = True, binary: bool = False,
                  postgres: bool = False):
-        profile = ["--profile", "postgres"] if postgres else []
+        profile = ["--profile", "postgres", "--profile", "dask"] if postgres else []  # every profile
         if args[0] in ("up", "down"):
             self.containers.clear()
         done = subprocess.run([*self.argv, *profile, *args], env=self.env, capture_output=True, text=not binary,
@@ -169,7 +172,8 @@ def stack(engine, tmp_path_factory):
     report.lines += [f"base image {python_image}: {python_how}", f"base image {postgres_image}: {postgres_how}"]
     compose = Compose(engine, tmp / "override.yml", {
         "TICKCAST_PYTHON_IMAGE": python_image, "TICKCAST_POSTGRES_IMAGE": postgres_image,
-        "TICKCAST_BROWSE_PORT": str(free_port()), "TICKCAST_CONFIG": "/config/tickcast.toml", "TZ": "UTC"})
+        "TICKCAST_BROWSE_PORT": str(free_port()), "TICKCAST_CONFIG": "/config/tickcast.toml", "TZ": "UTC",
+        "TICKCAST_DASK_SCHEDULER_PORT": str(free_port()), "TICKCAST_DASK_WORKER_PROCESSES": "1"})
     compose("down", "-v", "--remove-orphans", postgres=True)  # what a run killed half-way may have left
     previous = engine.docker("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
     t0 = time.time()
@@ -215,7 +219,8 @@ def test_the_stack_on_sqlite(engine, stack):
     volumes = set(engine.docker("volume", "ls", "-q", "--filter",
                                 f"label=com.docker.compose.project={PROJECT}").stdout.split())
     # docker-compose 1.29 creates every declared volume (see the compose file); no anonymous ones
-    assert volumes == {f"{PROJECT}_tickcast-data", f"{PROJECT}_tickcast-pg", f"{PROJECT}_tickcast-pg-data"}
+    assert volumes == {f"{PROJECT}_tickcast-data", f"{PROJECT}_tickcast-pg", f"{PROJECT}_tickcast-pg-data",
+                       f"{PROJECT}_tickcast-dask-data"}
     healthy_after = compose.wait_healthy("tickcast")
     compose.wait_healthy("browse", timeout=120)
     report.lines.append(f"first up: tickcast healthy {healthy_after:.0f} s after up (catch-up run included)")
@@ -290,3 +295,26 @@ def test_the_postgres_profile(engine, stack):
     dump = compose("exec", "-T", "postgres", "pg_dump", "-U", "tickcast", "-Fc", "tickcast", binary=True, postgres=True)
     assert dump.stdout.startswith(b"PGDMP") and len(dump.stdout) > 10_000
     report.lines.append(f"postgres profile: {time.time() - t0:.0f} s (up, healthy, checks)")
+
+
+def test_the_dask_profile(engine, stack):
+    """The scheduler and a worker from the image, and the dask profile's driver training on them: a
+    run into a database of its own (the shared one is up to date after the postgres profile's run)."""
+    compose, _, _ = stack
+    t0 = time.time()
+    compose("up", "-d", "postgres", "dask-scheduler", "dask-worker", "tickcast-dask", postgres=True)
+    compose.wait_healthy("dask-scheduler", timeout=120)
+    compose.wait_healthy("tickcast-dask")
+    psql = ["exec", "-T", "postgres", "psql", "-U", "tickcast", "-d", "tickcast", "-Atc"]
+    compose(*psql, "CREATE DATABASE dask", postgres=True)
+    url = "postgresql://tickcast:tickcast@postgres:5432/dask"
+    done = compose("exec", "-T", "-e", f"TICKCAST_DB_URL={url}", "tickcast-dask", "tickcast", "run", "-q",
+                   check=False, postgres=True)
+    assert done.returncode == 0, done.stderr
+    psql[psql.index("tickcast", psql.index("-d"))] = "dask"
+    fits = compose(*psql, "SELECT status, count(*) FROM fits GROUP BY status", postgres=True).stdout.split()
+    assert fits == ["ok|2"]
+    assert "Receive client connection" in compose.logs("dask-scheduler")  # the driver's client
+    for service in DASK_NODES:
+        assert compose("exec", "-T", service, "id", "-u", postgres=True).stdout.strip() == "10001"
+    report.lines.append(f"dask profile: {time.time() - t0:.0f} s (up, healthy, a run on the cluster)")

@@ -449,6 +449,8 @@ def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alph
     ('[sources]\nhttp_timeout = nan\n', "setting 'sources.http_timeout' must be a finite number > 0"),
     ('[schedule]\nmax_age_hours = inf\n', "setting 'schedule.max_age_hours' must be a finite number > 0"),
     ('[service]\n"a\\nb" = 1\n', "unknown setting 'service.a\\nb'"),
+    ('[service]\nexecutor = "dask"\n', "service.executor = \"dask\" needs the scheduler's address"),
+    ('[service]\nexecutor = "dask"\ndask_address = "tcp://a b:1"\n', "setting 'service.dask_address' must be a Dask"),
 ])
 def test_config_values_overridden_or_naming_files_are_still_checked(toml, message, tmp_path, capsys, monkeypatch,
                                                                       ledger):

@@ -1,0 +1,278 @@
+"""Where the train stage's tasks run: the executor that ``service.executor`` names.
+
+- ``local`` (the default): ``service.workers`` worker processes on this machine.
+- ``dask``: the workers of a ``dask.distributed`` cluster, through a ``Client`` connected to
+  ``service.dask_address`` (``tcp://scheduler:8786``).
+
+Both are ``concurrent.futures.Executor``s, and a task is a module-level function of plain data
+(arrays, bytes, numbers in; the same out: ``service/train.py``), so whatever the train stage submits
+runs either way, and a worker needs no database: the driver alone reads the tables before and
+writes each result after, one transaction per series. A worker, or the scheduler, that goes away
+costs at most the results it held; what is stored stays stored.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .config import Settings
+from .errors import TickcastError
+
+LOCAL, DASK = "local", "dask"  # service.executor (checked in config.py)
+
+
+class ExecutorUnavailable(TickcastError):
+    """The cluster cannot be used at all (unreachable, no workers, the extra not installed): the run
+    fails with this reason before any task is sent; what is stored is untouched."""
+
+
+class WorkerLost(Exception):
+    """A task's result was lost with the worker or the scheduler it was on (not a bug of the task)."""
+
+
+class SchedulerLost(WorkerLost):
+    """The connection to the Dask scheduler was lost: no task can come back any more."""
+
+
+def runs_in_process(settings: Settings, tasks: int) -> bool:
+    """Train in this process, one task after the other: a local executor with one worker, or one
+    task. A cluster is always used when one is configured (this machine may not be for training)."""
+    return settings.executor == LOCAL and (settings.workers <= 1 or tasks <= 1)
+
+
+@contextmanager
+def open_executor(settings: Settings, tasks: int) -> Iterator[Executor]:
+    """The configured executor for ``tasks`` tasks, shut down on leaving: a local pool waits for the
+    fits in progress, a cluster's results still out are dropped."""
+    if settings.executor == DASK:
+        executor = DaskExecutor.connect(settings.dask_address)
+    else:
+        executor = _process_pool(min(settings.workers, tasks))
+    with executor:
+        yield executor
+
+
+# --- local: a pool of worker processes ----------------------------------------------------------
+
+def _quiet_worker(parent: int) -> None:
+    # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def orphan_watch() -> None:  # a parent killed with SIGKILL cannot tell its workers to leave
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    # spawn, not fork: the parent may run scheduler and database threads.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_quiet_worker, initargs=(os.getpid(),))
+
+
+# --- dask: the workers of a dask.distributed cluster --------------------------------------------
+
+class DaskExecutor(Executor):
+    """A ``dask.distributed.Client`` as a ``concurrent.futures.Executor``, with two differences that
+    matter to a long run:
+
+    - At most ``AHEAD`` tasks per worker thread are on the cluster at once; the rest wait here and
+      go out as results come back. The scheduler holds only those payloads (5,000 series' values and
+      models at once would be hundreds of MB there), and a stop request drops what has not gone out.
+      A task that has gone out counts as running: ``cancel()`` refuses, it finishes (as in a pool).
+    - A task lost with its worker (dask retries it on another worker up to
+      ``distributed.scheduler.allowed-failures`` times first) or with the scheduler fails with
+      ``WorkerLost`` and its reason, never with ``CancelledError`` (which means: we cancelled it).
+      Once the scheduler is gone, every task not done fails at once, with the same reason.
+    """
+
+    AHEAD = 2  # tasks per worker thread: one running, one on its way (no idle gap between tasks)
+    FETCHERS = 4  # threads fetching results from the workers
+
+    def __init__(self, client, address: str):
+        self._client = client
+        self._address = address
+        self._lock = threading.Lock()
+        self._waiting: collections.deque = collections.deque()  # (proxy, fn, args, kwargs), in order
+        self._out: dict = {}  # dask key -> (proxy, remote future): sent, result not handed over yet
+        self._lost: str | None = None  # why the scheduler cannot be used any more
+        self._closed = False
+        self._threads, self._threads_checked = 1, 0.0
+        # Fetching a result can wait (for a worker that died meanwhile, for a scheduler that is
+        # gone): not in dask's one callback thread, which must stay free to hear of that. Daemon
+        # threads: a fetch still waiting must not hold the process up at exit.
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(self.FETCHERS):
+            threading.Thread(target=self._fetch_loop, name=f"tickcast-dask-fetch-{i}", daemon=True).start()
+
+    @classmethod
+    def connect(cls, address: str) -> "DaskExecutor":
+        """Connect and wait for a worker, within dask's connect timeout
+        (``distributed.comm.timeouts.connect``, 30 s unless dask's config says otherwise)."""
+        try:
+            import dask
+            from dask.utils import parse_timedelta
+            from distributed import Client
+        except ImportError:
+            raise ExecutorUnavailable("service.executor = \"dask\" needs the dask extra: "
+                                      "pip install 'tickcast[dask]'") from None
+        _quiet_dask_logging()
+        timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+        try:
+            client = Client(address, set_as_default=False, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address} (service.dask_address): "
+                                      f"{_first_line(exc)}") from None
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (OSError, TimeoutError):
+            client.close()
+            raise ExecutorUnavailable(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s): "
+                                      f"start some with `dask worker {address} --nthreads 1`") from None
+        executor = cls(client, address)
+        executor._refresh_capacity()
+        return executor
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        proxy: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit after shutdown")
+            self._waiting.append((proxy, fn, args, kwargs))
+        self._send()
+        return proxy
+
+    def _refresh_capacity(self) -> None:
+        """Worker threads in the cluster, re-read at most every 2 s as results come back (workers
+        join and leave while a run goes on); never while holding the lock (it asks the scheduler)."""
+        if time.monotonic() - self._threads_checked < 2.0:
+            return
+        self._threads_checked = time.monotonic()
+        try:
+            self._threads = max(1, int(self._client.scheduler_info(n_workers=0)["total_threads"]))
+        except Exception:  # noqa: BLE001 - the scheduler is not answering: the last count will do
+            pass
+
+    def _send(self) -> None:
+        """Send waiting tasks while there is room."""
+        while True:
+            with self._lock:
+                if self._lost is not None or self._closed or not self._waiting \
+                        or len(self._out) >= self.AHEAD * self._threads:
+                    break
+                proxy, fn, args, kwargs = self._waiting.popleft()
+                if not proxy.set_running_or_notify_cancel():
+                    continue  # cancelled while waiting here
+                key = f"{getattr(fn, '__name__', 'task').strip('_')}-{uuid.uuid4().hex}"
+                remote = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
+                self._out[key] = (proxy, remote)
+            remote.add_done_callback(self._arrived)  # called in dask's callback thread
+        if self._lost is not None:
+            self._lose(self._lost)
+
+    def _arrived(self, remote) -> None:
+        if self._closed:
+            return
+        if remote.status == "cancelled":  # not by us: the client lost the scheduler
+            self._lose(f"lost the connection to the Dask scheduler at {self._address}")
+        else:
+            self._done.put(remote)
+
+    def _fetch_loop(self) -> None:
+        while (remote := self._done.get()) is not None:
+            try:
+                outcome, failure = remote.result(), None
+            except BaseException as exc:  # noqa: BLE001 - every way a task can fail becomes its result
+                outcome, failure = None, _describe(exc, self._address)
+            if isinstance(failure, SchedulerLost):
+                self._lose(str(failure))
+                continue
+            with self._lock:
+                entry = self._out.pop(remote.key, None)
+            if entry is None:  # dropped by shutdown, or failed with the scheduler
+                continue
+            remote.release()
+            self._refresh_capacity()
+            if failure is None:
+                entry[0].set_result(outcome)
+            else:
+                entry[0].set_exception(failure)
+            self._send()
+
+    def _lose(self, reason: str) -> None:
+        """The scheduler is gone: every task not handed over fails now, with the reason."""
+        with self._lock:
+            self._lost = self._lost or reason
+            out, self._out = list(self._out.values()), {}
+            waiting, self._waiting = list(self._waiting), collections.deque()
+        for proxy, _ in out:
+            proxy.set_exception(SchedulerLost(self._lost))
+        for proxy, *_ in waiting:
+            if proxy.set_running_or_notify_cancel():
+                proxy.set_exception(SchedulerLost(self._lost))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Drop the tasks not sent, cancel the ones out (their results would go unused) and close
+        the connection. Only the driver's bookkeeping waits: a fit in progress on a worker is not
+        interrupted, its result discarded."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting, self._waiting = list(self._waiting), collections.deque()
+            out, self._out = list(self._out.values()), {}
+        for _ in range(self.FETCHERS):
+            self._done.put(None)
+        for proxy, *_ in waiting:
+            proxy.cancel()
+        for proxy, _ in out:
+            proxy.set_exception(WorkerLost("the run ended before this task came back"))
+        try:
+            if out and self._lost is None:
+                self._client.cancel([remote for _, remote in out])
+        except Exception:  # noqa: BLE001 - the scheduler is gone: nothing left to cancel
+            pass
+        finally:
+            self._client.close(timeout=10)
+
+
+def _quiet_dask_logging() -> None:
+    """distributed logs its reconnection attempts, with tracebacks, from loggers of its own levels;
+    what they mean for each series (lost with the scheduler, lost with a worker) is that series'
+    error instead, in one line."""
+    names = [name for name in logging.root.manager.loggerDict if name.startswith("distributed.")]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _describe(exc: BaseException, address: str) -> BaseException:
+    """Dask's ways for a task to be lost, as one line each; anything else as it came."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return WorkerLost(f"the Dask worker running it died (dask gave up after "
+                          f"{getattr(exc, 'allowed_failures', 0) + 1} attempt(s))")
+    if name in ("FutureCancelledError", "CancelledError", "CommClosedError") or isinstance(exc, OSError):
+        return SchedulerLost(f"lost the connection to the Dask scheduler at {address}: {_first_line(exc)}")
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).splitlines() or [""])[0]
+    return text or type(exc).__name__

@@ -47,8 +47,11 @@ def _fingerprint(payload: dict) -> str:
 def _common(settings: Settings) -> dict:
     from tickcast.models.persist import FORMAT_VERSION
 
+    # forecast.horizon: the forecasts stored with a fit have that many steps, even where the
+    # model's read-out, and so its training, is the same.
     return {"max_points": settings.model.max_points, "level": settings.forecast.level,
-            "min_length": settings.forecast.min_length, "format": FORMAT_VERSION}
+            "horizon": settings.forecast.horizon, "min_length": settings.forecast.min_length,
+            "format": FORMAT_VERSION}
 
 
 def series_hash(settings: Settings, key: str, season_length: int, group_hash: str | None = None) -> str:

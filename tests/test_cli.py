@@ -188,7 +188,7 @@ def test_a_read_command_upgrades_an_older_database(tmp_path, config_file, capsys
 
 def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_path, capsys, sqlite_url,
                                                                            make_series):
-    make_series("short", [float(v) for v in range(1, 11)])
+    make_series("short", [1.0, 2.0])  # below the model's minimum of 3
     cfg = tmp_path / "c.toml"
     cfg.write_text('[watchlist]\nfred = ["DGS10"]\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n'
                    '[sources]\nretries = 0\nfred_base_url = "http://127.0.0.1:9/fredgraph.csv"\n')
@@ -202,7 +202,7 @@ def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_p
                                               "failed: cannot connect to")
     assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "csv:short"]) == 1
     assert capsys.readouterr().err == ("tickcast: no forecasts yet for csv:short: its newest fit was skipped: too "
-                                       "short to train: 10 observation(s), the minimum is 12\n")
+                                       "short to train: 2 observation(s), the minimum is 3\n")
 
 
 # --- matplotlib is the plot extra -------------------------------------------------------------

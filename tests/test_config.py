@@ -69,7 +69,7 @@ def test_environment_overrides(tmp_path):
     ({"model": {"hidden_size": 100000}}, "setting 'model.hidden_size' must be at most 1024"),
     ({"model": {"season_length": 12}}, "setting 'model.season_length' is set by tickcast: the season comes from "
                                        "each series' frequency (M 12, Q 4, W 52, D 7, B and A none"),
-    ({"model": {"horizon": 5}}, "setting 'model.horizon' is set by tickcast: the model forecasts forecast.horizon"),
+    ({"model": {"horizon": 5}}, "setting 'model.horizon' is set by tickcast: the model's read-out covers forecast.horizon"),
     ({"model": {"window": 30}}, "unknown setting 'model.window' (known: batch_size, cell,"),
     ({"model": {"transform": "log_return"}}, "setting 'model.transform' must be one of ('auto', 'log', 'linear'), "
                                              "got 'log_return'"),

@@ -165,14 +165,14 @@ def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_
 
 
 def test_too_short_series_are_skipped_once_with_a_reason(fresh_db, make_settings, make_series, db_url):
-    make_series("tiny", [1.0, 2.0, 3.0, 4.0, 5.0])
+    make_series("tiny", [1.0, 2.0])  # below the model's minimum of 3
     settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n[[series]]\nkey = "csv:tiny"\npath = "tiny.csv"\n'
                              + FAST_MODEL, db_url=db_url)
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok"
     tiny = {o.key: o for o in summary.outcomes}["csv:tiny"]
-    assert tiny.fit == "skipped" and "too short to train: 5 observation(s), the minimum is 12" in tiny.error
+    assert tiny.fit == "skipped" and "too short to train: 2 observation(s), the minimum is 3" in tiny.error
     run_cycle(engine, settings)
     (fit,) = fits_by_key(engine)["csv:tiny"]
     assert fit.status == "skipped" and "too short" in fit.error

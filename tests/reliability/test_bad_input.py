@@ -659,7 +659,7 @@ def cli_world(tmp_path_factory):
     dates = pd.date_range("2023-01-02", periods=60, freq="B")
     (root / "alpha.csv").write_text("date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 7) * 1.5 + i * 0.1}\n"
                                                             for i, d in enumerate(dates)))
-    (root / "short.csv").write_text("date,value\n" + "".join(f"2023-03-{d:02d},{d}\n" for d in range(1, 11)))
+    (root / "short.csv").write_text("date,value\n" + "".join(f"2023-03-{d:02d},{d}\n" for d in range(1, 3)))
     (root / "bad.toml").write_text("[model]\nepochz = 3\n")
     cfg = root / "tickcast.toml"
     cfg.write_text('[service]\nworkers = 1\n\n[watchlist]\nsample = ["core-cpi"]\n\n'

@@ -14,7 +14,7 @@ import pytest
 
 from .scenario import database, query, run_tickcast
 
-FAST = "[model]\nhidden_size = 8\nepochs = 3\nwindow = 10\n"
+FAST = "[model]\nhidden_size = 8\nepochs = 3\nensemble = 1\n"
 
 
 def write_csv(path, dates, values) -> None:

@@ -56,7 +56,7 @@ def test_source_faults_are_recorded_and_contained(tmp_path, ledger):
     dirty = walk[:200] + [walk[5] * 1.01, walk[3]]
     dirty[10], dirty[20], dirty[30], dirty[40] = float("nan"), float("inf"), 0.0, -3.0
     (tmp_path / "dirty.csv").write_text(csv_text(dirty, dirty_dates))
-    (tmp_path / "short.csv").write_text(csv_text(walk[:10], DATES[:10]))
+    (tmp_path / "short.csv").write_text(csv_text(walk[:2], DATES[:2]))
     (tmp_path / "good.csv").write_text(csv_text(walk[:260]))
     (tmp_path / "tickcast.toml").write_text(f"""
 [service]
@@ -108,7 +108,7 @@ ensemble = 1
                           "WHERE s.key = 'csv:dirty'") == [(196,)]
         short, = query(env, "SELECT f.status, f.error FROM fits f JOIN series s ON s.id = f.series_id "
                             "WHERE s.key = 'csv:short'")
-        assert short == ("skipped", "too short to train: 10 observation(s), the minimum is 12")
+        assert short == ("skipped", "too short to train: 2 observation(s), the minimum is 3")
 
         mode["phase"] = "faulty"
         yahoo.misbehave["EMPTYCO"] = ["empty"] * 10

@@ -61,7 +61,7 @@ def cluster():
         local.close()
 
 
-def world(root: Path, db_url: str, days: int = 0) -> dict:
+def world(root: Path, db_url: str, days: int = 0, model: str = "") -> dict:
     """CSV series of POINTS + ``days`` business days and a config naming them; the environment of
     `tickcast` (the local executor with two worker processes unless told otherwise)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def world(root: Path, db_url: str, days: int = 0) -> dict:
         pd.DataFrame({"date": dates[:n].strftime("%Y-%m-%d"), "value": values[:n]}).to_csv(root / f"s{i}.csv",
                                                                                            index=False)
         series.append(f'[[series]]\nkey = "{key}"\npath = "s{i}.csv"\nprice = true\n')
-    (root / "tickcast.toml").write_text(CONFIG.format(series="\n".join(series)))
+    (root / "tickcast.toml").write_text(CONFIG.format(series="\n".join(series)) + model)
     return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data"),
             "TICKCAST_DB_URL": db_url, "TICKCAST_WORKERS": "2"}
 
@@ -137,13 +137,15 @@ def latest(url: str) -> list[tuple]:
 def consistent(url: str) -> None:
     """Each series' fits are whole: an ok fit has its loss history and its forecasts, a failed one
     neither; no run is left running."""
-    for fit_id, status, n_history, n_forecasts in rows(url, """
-            SELECT f.id, f.status, (SELECT count(*) FROM loss_history h WHERE h.fit_id = f.id),
+    for fit_id, status, series_id, group_fit_id, n_history, n_forecasts in rows(url, """
+            SELECT f.id, f.status, f.series_id, f.group_fit_id, (SELECT count(*) FROM loss_history h WHERE h.fit_id = f.id),
                    (SELECT count(*) FROM forecasts x WHERE x.fit_id = f.id) FROM fits f"""):
-        if status == "ok":
-            assert n_history > 0 and n_forecasts == 5, (fit_id, n_history, n_forecasts)
-        else:
+        if status != "ok":
             assert n_history == 0 and n_forecasts == 0, (fit_id, status)
+        elif series_id is None:  # a group's shared fit: the loss history; the forecasts are its members'
+            assert n_history > 0 and n_forecasts == 0, (fit_id, n_history, n_forecasts)
+        else:  # a series' own fit, or a member's row of a group (whose loss history is the shared fit's)
+            assert (n_history > 0) == (group_fit_id is None) and n_forecasts == 5, (fit_id, n_history, n_forecasts)
     assert rows(url, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
     for (value,) in rows(url, "SELECT value FROM forecasts UNION ALL SELECT lower FROM forecasts"):
         assert math.isfinite(value)
@@ -177,6 +179,38 @@ def test_dask_stores_what_the_local_executor_stores_bit_for_bit(tmp_path, db_url
                         "GROUP BY mode") == [("warm", N_SERIES)]
     assert (tables(db_url), latest(db_url)) == reference["warm"]
     consistent(db_url)
+
+
+def group_fits(url: str) -> list[tuple]:
+    """The shared fits of groups (no series of their own), by content."""
+    return [tuple(exact(v) for v in row) for row in rows(
+        url, "SELECT group_key, scope, status, mode, n_series, note, epochs, train_loss, val_loss, weights FROM fits "
+             "WHERE series_id IS NULL ORDER BY group_key, id")]
+
+
+@pytest.mark.parametrize("training", ["group", "auto"])
+def test_a_group_trained_across_its_series_on_dask_stores_what_it_stores_locally(tmp_path, cluster, training):
+    """Training across series: the unit of work is a group (one task with every member's values;
+    under auto's comparison, on a cold fit, also each member's own task, the better kept), through
+    the same executor."""
+    model = f'training = "{training}"\ngroup_min_series = 4\n'
+    results = []
+    for kind in ("local", "dask"):
+        url = f"sqlite:///{tmp_path / kind}.db"
+        env = world(tmp_path / kind, url, model=model)
+        done = tickcast(on_dask(env, cluster) if kind == "dask" else env, "run")
+        assert done.returncode == 0, done.stderr
+        assert "[train 1/1] group B/1 (8 series)" in done.stderr, done.stderr
+        results.append((tables(url), latest(url), group_fits(url)))
+        consistent(url)
+    (local, local_latest, local_groups), (dask, dask_latest, dask_groups) = results
+    if training == "group":
+        assert len(local_groups) == 1 and local_groups[0][:3] == ("B/1", "group", "ok")
+    else:  # the choice and both scores are noted on the fits, whichever won
+        notes = rows(f"sqlite:///{tmp_path / 'dask'}.db", "SELECT DISTINCT note FROM fits WHERE series_id IS NOT NULL")
+        assert len(notes) == 1 and notes[0][0], notes
+    assert len(local_latest) == N_SERIES * 5
+    assert (dask, dask_latest, dask_groups) == (local, local_latest, local_groups)
 
 
 def worker_pids(client) -> dict[str, int]:

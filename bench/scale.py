@@ -16,9 +16,10 @@ sent to a worker, and the driver's write throughput.
    transaction) of a real fit's result for ``--write-series`` series, on SQLite and on PostgreSQL
    (a server started as the test suite starts one): series stored per second.
 
-    python bench/scale.py [--series 5000] [--points 2500] [--write-series 500] [--tasks 400]
+    python bench/scale.py [--series 5000] [--points 2500] [--write-series 500] [--tasks 400] [--dask-defaults]
+                          [--output DIR] [--name scale]
 
-Writes bench/results/scale.json and bench/results/scale.md. The full size takes about an hour on
+Writes bench/results/<name>.json and bench/results/<name>.md. The full size takes about an hour on
 2 shared cores; develop with ``--series 100``.
 """
 
@@ -53,6 +54,7 @@ from tickcast.service.db import open_database  # noqa: E402
 
 RESULTS = HERE / "results"
 WORKERS = 2
+WORKER_ENV: dict = {}  # the Dask workers' environment: QUIET_WORKER_ENV unless --dask-defaults
 
 
 def load() -> list[float]:
@@ -85,7 +87,7 @@ def _free_port() -> int:
 def dask_cluster(workers: int):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} | WORKER_ENV
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     started = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -308,7 +310,9 @@ def markdown(f: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         row("cold"), row("warm"), "",
         f"Target: dask within 15 % of local (ratio <= 1.15). Forecasts of the two executors identical: "
-        f"{f['daily']['identical_forecasts']}.", "",
+        f"{f['daily']['identical_forecasts']}. Dask workers started with "
+        + (", ".join(f"`{k}={v}`" for k, v in f["dask_worker_env"].items()) + " (tickcast's QUIET_WORKER_ENV)"
+           if f.get("dask_worker_env") else "dask's default settings (profiler on, 20 ms event-loop tick)") + ".", "",
         "## Per-task overhead", "",
         f"Tasks computing nothing, carrying a {f['points']}-point series and a model "
         f"({o['payload']['model_bytes'] / 1024:.0f} KB) in (task {o['payload']['task_bytes'] / 1024:.0f} KB pickled) "
@@ -336,13 +340,19 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2500)
     parser.add_argument("--write-series", type=int, default=500)
     parser.add_argument("--tasks", type=int, default=400, help="tasks for the per-task overhead")
-    parser.add_argument("--output", default=str(RESULTS), help="directory for scale.json and scale.md")
-    parser.add_argument("--report", metavar="SCALE.JSON", help="only rewrite scale.md from figures measured before")
+    parser.add_argument("--output", default=str(RESULTS), help="directory for the figures")
+    parser.add_argument("--name", default="scale", help="file name of the figures (NAME.json, NAME.md)")
+    parser.add_argument("--dask-defaults", action="store_true",
+                        help="start the Dask workers with dask's defaults, not tickcast's QUIET_WORKER_ENV")
+    parser.add_argument("--report", metavar="SCALE.JSON", help="only rewrite the .md beside it from figures measured before")
     args = parser.parse_args()
     if args.report:
         figures = json.loads(Path(args.report).read_text())
-        (Path(args.report).parent / "scale.md").write_text(markdown(figures))
+        Path(args.report).with_suffix(".md").write_text(markdown(figures))
         return
+    from tickcast.service.executors import QUIET_WORKER_ENV
+
+    WORKER_ENV.update({} if args.dask_defaults else QUIET_WORKER_ENV)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     import dask
@@ -350,7 +360,7 @@ def main() -> None:
     started = time.perf_counter()
     figures = {"series": args.series, "points": args.points, "workers": WORKERS, "cpus": os.cpu_count(),
                "load_start": load(), "python": platform.python_version(), "numpy": np.__version__,
-               "dask": dask.__version__}
+               "dask": dask.__version__, "dask_worker_env": dict(WORKER_ENV)}
     with tempfile.TemporaryDirectory(prefix="tickcast-scale-") as tmp:
         tmp = Path(tmp)
         with dask_cluster(WORKERS) as address:
@@ -361,8 +371,8 @@ def main() -> None:
     figures["seconds"] = round(time.perf_counter() - started)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (out / "scale.md").write_text(markdown(figures))
+    (out / f"{args.name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text(markdown(figures))
     print(markdown(figures))
 
 

@@ -128,6 +128,9 @@ def test_the_dask_profile_trains_on_a_cluster_of_the_image_and_stores_in_postgre
     assert worker["command"][:3] == ["dask", "worker", f"tcp://dask-scheduler:{port}"]
     assert worker["command"][worker["command"].index("--nthreads") + 1] == "1"  # a fit holds the GIL
     assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    from tickcast.service.executors import QUIET_WORKER_ENV  # Dask's profiler off: it takes GIL time from fits
+
+    assert {k: worker["environment"].get(k) for k in QUIET_WORKER_ENV} == QUIET_WORKER_ENV
     # the workers get no database and no data volume: only the driver reads and writes the tables
     for service in (scheduler, worker):
         assert not any(k.startswith("TICKCAST_") for k in service["environment"]) and not service.get("volumes")
@@ -162,7 +165,10 @@ def test_the_dask_profile_commands_run_natively(tmp_path, pg_server):
     assert worker[2] == f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     processes = [subprocess.Popen([str(bin_dir / c[0]), *c[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True) for c in commands]
+                                  start_new_session=True,
+                                  env=os.environ | {k: str(v) for k, v in services[name]["environment"].items()
+                                                    if k != "TZ"})
+                 for name, c in zip(("dask-scheduler", "dask-worker"), commands)]
     try:
         env = {k: str(v) for k, v in services["tickcast-dask"]["environment"].items()}
         env["TICKCAST_DASK_ADDRESS"] = env["TICKCAST_DASK_ADDRESS"].replace("dask-scheduler", "127.0.0.1") \

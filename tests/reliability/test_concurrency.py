@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.request
@@ -81,6 +82,8 @@ def test_readers_never_see_database_is_locked_while_a_run_writes(tmp_path, ledge
                 errors.append(f"datasette: HTTP {exc.code}: {exc.read()[:200]!r}")
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)  # not listening yet
+            except TimeoutError:  # slow on a loaded machine (5 s query limit): not a locked database
+                reads["datasette slow"] = reads.get("datasette slow", 0) + 1
 
     def cli_reader():
         while not done.is_set():
@@ -101,7 +104,11 @@ def test_readers_never_see_database_is_locked_while_a_run_writes(tmp_path, ledge
         for t in threads:
             t.join(timeout=60)
         browser.proc.terminate()
-        browser.proc.wait(timeout=30)
+        try:
+            browser.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still finishing a request: what it returned is checked above
+            browser.proc.kill()
+            browser.proc.wait()
     assert run.returncode == 0, err
     assert errors == []
     assert all(n > 0 for n in reads.values()), reads

@@ -34,8 +34,8 @@ LOCAL, DASK = "local", "dask"  # service.executor (checked in config.py)
 # The environment a Dask worker for tickcast should start with (docker-compose.yml's dask-worker
 # sets it; docs/scaling.md): dask's statistical profiler samples every thread's stack every 10 ms
 # and its event loop ticks every 20 ms, each time taking the GIL from the fit running beside it.
-# Measured on 2 cores (bench/results/scale.md): with dask's defaults a fit ran 17 % slower on a dask
-# worker than in a local worker process, with these about 8 % (bench/results/scale-*.md).
+# Measured on 2 cores, 100 fits side by side (bench/dask_fits.py): with dask's defaults a batch took
+# 1.20-1.33 times as long as in local worker processes, with these 0.91-1.18 times (docs/scaling.md).
 QUIET_WORKER_ENV = {
     "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
     "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",

@@ -16,8 +16,6 @@ import os
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from .support import report
 from .support.base_images import POSTGRES, PYTHON, base_image
 from .support.docker_engine import Engine, EngineUnavailable, docker_engine
 from .support.pg import free_port
-from .test_compose import docker_compose
+from .test_compose import docker_compose, fetch_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tickcast-test"  # fixed: a run killed half-way is cleaned up by the next (runs take turns)
@@ -129,18 +127,6 @@ class Compose:
         path = tmp / f"copy-{time.time_ns()}.db"
         path.write_bytes(copy.stdout)
         return sqlite3.connect(path)
-
-
-def fetch_json(url: str, timeout: float = 60):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
-            if time.time() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -246,12 +232,12 @@ def test_the_stack_on_sqlite(engine, stack):
 
     # Datasette's canned queries, over 127.0.0.1
     base = f"http://127.0.0.1:{port}/tickcast"
-    latest = fetch_json(f"{base}/latest.json?_shape=array")
+    latest = fetch_json(f"{base}/latest.json?_shape=array", timeout=60)
     assert {r["series_key"] for r in latest} == SAMPLES and len(latest) == 10
-    history = fetch_json(f"{base}/forecast_vs_actual.json?key=sample:sp500&_shape=array")
+    history = fetch_json(f"{base}/forecast_vs_actual.json?key=sample:sp500&_shape=array", timeout=60)
     assert len(history) == 5 and {r["target_ts"] for r in history} == {r["target_ts"] for r in latest
                                                                        if r["series_key"] == "sample:sp500"}
-    curve = fetch_json(f"{base}/loss_curve.json?key={latest[0]['series_key']}&_shape=array")
+    curve = fetch_json(f"{base}/loss_curve.json?key={latest[0]['series_key']}&_shape=array", timeout=60)
     assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
 
     # `docker-compose stop`: SIGTERM, a clean stop, exit status 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from datetime import date, datetime
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,8 @@ max_points = 600
 KEYS = [f"csv:s{i}" for i in range(N_SERIES)]
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextmanager
+def local_cluster():
     """A scheduler in this process and two single-threaded worker processes (each under a nanny,
     which restarts a worker that dies). allowed-failures = 0: a task whose worker dies fails at once
     instead of being retried elsewhere, so a kill shows up in the tables."""
@@ -55,10 +56,26 @@ def cluster():
                              dashboard_address=None)
     client = Client(local.scheduler_address, set_as_default=False)
     try:
+        client.wait_for_workers(2, timeout=120)
         yield local, client
     finally:
         client.close()
         local.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The cluster the tests share; none of them kills its workers."""
+    with local_cluster() as shared:
+        yield shared
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster for one test that kills a worker: how soon (or whether) a nanny brings a killed
+    worker back is Dask's business, and no other test should wait on it."""
+    with local_cluster() as own:
+        yield own
 
 
 def world(root: Path, db_url: str, days: int = 0, model: str = "") -> dict:
@@ -235,10 +252,9 @@ def kill_a_busy_worker(client, proc: subprocess.Popen, timeout: float = 120) -> 
 
 
 def test_a_worker_killed_mid_run_leaves_a_consistent_database_and_the_next_run_completes(
-        tmp_path, db_url, cluster, reference):
-    _, client = cluster
-    client.wait_for_workers(2, timeout=60)  # a worker killed by an earlier test is back
-    env = on_dask(world(tmp_path, db_url), cluster)
+        tmp_path, db_url, own_cluster, reference):
+    _, client = own_cluster
+    env = on_dask(world(tmp_path, db_url), own_cluster)
     proc = tickcast(env, "run", popen=True)
     kill_a_busy_worker(client, proc)
     _, stderr = proc.communicate(timeout=600)
@@ -254,9 +270,9 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_database_and_the_next_run_c
         ("partial", N_SERIES - len(failed), len(failed))]
     consistent(db_url)
 
-    # The next run trains only the series that failed (on the restarted worker), and every series
-    # ends with the forecast the local executor gives it.
-    client.wait_for_workers(2, timeout=60)
+    # The next run trains only the series that failed (on whichever workers are up: the one that
+    # survived at least), and every series ends with the forecast the local executor gives it.
+    client.wait_for_workers(1, timeout=60)
     done = tickcast(env, "run")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("cold fit") == len(failed) and f"[train {len(failed)}/{len(failed)}]" in done.stderr

@@ -36,6 +36,7 @@ HISTORY = 2500
 ORIGINS = 40
 LEVEL = 0.8
 BOOTSTRAP = 1000
+MIN_HISTORY = 1000  # earlier spans: at least this many points before the span starts
 # name, value column, horizon h, seasonal period m, the last four years in points
 SERIES = [
     ("sp500", "Close", 5, 1, 1008),
@@ -54,11 +55,13 @@ def data_path(name: str) -> Path:
     raise FileNotFoundError(f"{name}.csv.gz in neither service/data nor ../shared/data")
 
 
-def load(name: str, column: str) -> np.ndarray:
-    """The series' values, oldest first, missing ('.') rows dropped."""
+def load(name: str, column: str, dated: bool = False):
+    """The series' values, oldest first, missing ('.') rows dropped (and their dates if ``dated``)."""
     df = pd.read_csv(data_path(name), na_values=["."])
     df["Date"] = pd.to_datetime(df["Date"], format="%m/%d/%Y")
-    return df.sort_values("Date")[column].dropna().to_numpy(dtype=np.float64)
+    df = df.sort_values("Date").dropna(subset=[column])
+    values = df[column].to_numpy(dtype=np.float64)
+    return (values, list(df["Date"])) if dated else values
 
 
 def one_fit(args) -> list[dict]:
@@ -92,58 +95,76 @@ def cluster_se(stat, groups: list[np.ndarray], rng) -> float:
     return float(np.std(draws))
 
 
+def evaluate(pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, span: int, origins: int,
+             rng) -> list[dict]:
+    """Scores of every method over the span ``y[end - span:end]`` (see the module's docstring)."""
+    fits = np.unique(np.linspace(end - span, end - h, origins).round().astype(int))
+    ends = np.append(fits[1:], end - h + 1)
+    jobs = [(y[max(0, o - HISTORY):e + h - 1], o - max(0, o - HISTORY), e - o, h, m) for o, e in zip(fits, ends)]
+    per_fit = list(pool.map(one_fit, jobs))
+    results = [r for block in per_fit for r in block]
+    groups = np.split(np.arange(len(results)), np.cumsum([len(b) for b in per_fit])[:-1])
+    firsts = np.array([g[0] for g in groups])  # the fit origins themselves
+    methods = [k for k in ("rnn", "drift", "seasonal_naive") if k in results[0]]
+    actual = np.array([r["actual"] for r in results])
+    err = {k: np.abs(np.array([r[k] for r in results]) - actual) for k in methods + ["naive"]}
+    inside = np.array([(r["lower"] <= r["actual"]) & (r["actual"] <= r["upper"]) for r in results])
+    width = np.array([(r["upper"] - r["lower"]) / r["naive"] for r in results])
+    rows = []
+    for step in (1, h):
+        j = step - 1
+        for k in methods:
+            ratio = lambda idx, k=k: err[k][idx, j].mean() / err["naive"][idx, j].mean()  # noqa: E731
+            is_rnn = k == "rnn"
+            rows.append({
+                "series": name, "span": f"{dates[end - span]:%Y-%m}..{dates[end - 1]:%Y-%m}", "h": h,
+                "step": step, "method": k, "fits": len(per_fit),
+                "origins": len(results), "mae_ratio": float(ratio(np.arange(len(results)))),
+                "mae_ratio_se": cluster_se(ratio, groups, rng),
+                "coverage": float(inside[:, j].mean()) if is_rnn else None,
+                "coverage_se": cluster_se(lambda idx: inside[idx, j].mean(), groups, rng) if is_rnn else None,
+                "relative_width": float(width[:, j].mean()) if is_rnn else None,
+                "fit_origins_mae_ratio": float(ratio(firsts)),
+                "fit_origins_coverage": float(inside[firsts, j].mean()) if is_rnn else None,
+                "fit_seconds": float(np.mean([b[0]["seconds"] for b in per_fit])) if is_rnn else 0.0})
+    print(f"{name} {rows[0]['span']}: " + ", ".join(
+        f"step {r['step']} {r['method']} {r['mae_ratio']:.3f}"
+        + (f" coverage {r['coverage']:.2f}" if r["coverage"] is not None else "") for r in rows), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--origins", type=int, default=ORIGINS, help="fit origins per series")
+    parser.add_argument("--no-earlier", action="store_true",
+                        help="only the last four years (not the earlier four-year spans of the daily series)")
     args = parser.parse_args(argv)
-    rows = []
+    rows, earlier = [], []
     rng = np.random.default_rng(0)
     with ProcessPoolExecutor(args.workers) as pool:
         for name, column, h, m, span in SERIES:
-            y = load(name, column)
-            fits = np.unique(np.linspace(y.size - span, y.size - h, args.origins).round().astype(int))
-            ends = np.append(fits[1:], y.size - h + 1)
-            jobs = [(y[max(0, o - HISTORY):e + h - 1], o - max(0, o - HISTORY), e - o, h, m)
-                    for o, e in zip(fits, ends)]
-            per_fit = list(pool.map(one_fit, jobs))
-            results = [r for block in per_fit for r in block]
-            groups = np.split(np.arange(len(results)), np.cumsum([len(b) for b in per_fit])[:-1])
-            firsts = np.array([g[0] for g in groups])  # the fit origins themselves
-            methods = [k for k in ("rnn", "drift", "seasonal_naive") if k in results[0]]
-            actual = np.array([r["actual"] for r in results])
-            err = {k: np.abs(np.array([r[k] for r in results]) - actual) for k in methods + ["naive"]}
-            inside = np.array([(r["lower"] <= r["actual"]) & (r["actual"] <= r["upper"]) for r in results])
-            width = np.array([(r["upper"] - r["lower"]) / r["naive"] for r in results])
-            for step in (1, h):
-                j = step - 1
-                for k in methods:
-                    ratio = lambda idx, k=k: err[k][idx, j].mean() / err["naive"][idx, j].mean()  # noqa: E731
-                    is_rnn = k == "rnn"
-                    rows.append({
-                        "series": name, "h": h, "step": step, "method": k, "fits": len(per_fit),
-                        "origins": len(results), "mae_ratio": float(ratio(np.arange(len(results)))),
-                        "mae_ratio_se": cluster_se(ratio, groups, rng),
-                        "coverage": float(inside[:, j].mean()) if is_rnn else None,
-                        "coverage_se": cluster_se(lambda idx: inside[idx, j].mean(), groups, rng) if is_rnn else None,
-                        "relative_width": float(width[:, j].mean()) if is_rnn else None,
-                        "fit_origins_mae_ratio": float(ratio(firsts)),
-                        "fit_origins_coverage": float(inside[firsts, j].mean()) if is_rnn else None,
-                        "fit_seconds": float(np.mean([b[0]["seconds"] for b in per_fit])) if is_rnn else 0.0})
-            print(f"{name}: " + ", ".join(
-                f"step {r['step']} {r['method']} {r['mae_ratio']:.3f}"
-                + (f" coverage {r['coverage']:.2f}" if r["coverage"] is not None else "")
-                for r in rows if r["series"] == name), flush=True)
-    write(rows, args.origins)
+            y, dates = load(name, column, dated=True)
+            rows += evaluate(pool, y, dates, name, h, m, y.size, span, args.origins, rng)
+        for name, column, h, m, span in SERIES:
+            if m > 1 or args.no_earlier:
+                continue
+            y, dates = load(name, column, dated=True)
+            end = y.size - span
+            while end - span >= MIN_HISTORY:
+                earlier += [r for r in evaluate(pool, y, dates, name, h, m, end, span, args.origins, rng)
+                            if r["method"] == "rnn"]
+                end -= span
+    write(rows, earlier, args.origins)
     return 0
 
 
-def write(rows: list[dict], origins: int) -> None:
+def write(rows: list[dict], earlier: list[dict], origins: int) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "accuracy.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(rows + earlier)
     lines = [
         "# Rolling-origin backtest on the bundled series: RNN against naive, and its 80 % intervals",
         "",
@@ -160,17 +181,36 @@ def write(rows: list[dict], origins: int) -> None:
         f"{platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
         f"{platform.python_version()}, load average {tuple(round(x, 2) for x in os.getloadavg())} at the end.",
         "",
-        "| series | step | method | origins (fits) | MAE / naive MAE | 80 % coverage | width | fit s "
+        "| series | span | step | method | origins (fits) | MAE / naive MAE | 80 % coverage | width | fit s "
         "| fit origins: MAE / naive | fit origins: coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cov = "" if r["coverage"] is None else f"{r['coverage']:.3f} +- {r['coverage_se']:.3f}"
         wid = "" if r["relative_width"] is None else f"{100 * r['relative_width']:.1f} %"
         fcov = "" if r["fit_origins_coverage"] is None else f"{r['fit_origins_coverage']:.2f}"
-        lines.append(f"| {r['series']} | {r['step']} | {r['method']} | {r['origins']} ({r['fits']}) | "
+        lines.append(f"| {r['series']} | {r['span']} | {r['step']} | {r['method']} | {r['origins']} ({r['fits']}) | "
                      f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | {cov} | {wid} | {r['fit_seconds']:.2f} | "
                      f"{r['fit_origins_mae_ratio']:.3f} | {fcov} |")
+    if earlier:
+        lines += [
+            "",
+            "## Earlier four-year spans of the daily series (other regimes: 2000-02, 2008, 2020 ...)",
+            "",
+            "The same scores for the RNN over each earlier four-year span with at least "
+            f"{MIN_HISTORY} points of history before it.",
+            "",
+            "| series | span | step | origins (fits) | MAE / naive MAE | 80 % coverage |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in earlier:
+            lines.append(f"| {r['series']} | {r['span']} | {r['step']} | {r['origins']} ({r['fits']}) | "
+                         f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | "
+                         f"{r['coverage']:.3f} +- {r['coverage_se']:.3f} |")
+        ratios = [r["mae_ratio"] for r in rows + earlier if r["method"] == "rnn" and r["h"] == 5]
+        cover = [r["coverage"] for r in rows + earlier if r["method"] == "rnn" and r["h"] == 5]
+        lines += ["", f"All daily spans (h = 5 series), steps 1 and 5: MAE / naive {min(ratios):.4f}..{max(ratios):.4f}, "
+                      f"80 % coverage {min(cover):.3f}..{max(cover):.3f}."]
     (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
 
 

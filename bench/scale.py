@@ -131,6 +131,64 @@ def template_database(tmp: Path, frames: dict) -> tuple[Path, float]:
     return path, seconds
 
 
+def _kind(cmdline: str) -> str | None:
+    if "dask_scheduler" in cmdline:
+        return "scheduler"
+    if "dask_worker" in cmdline:
+        return "nannies"  # `dask worker`: the nannies' process, which spawns the workers
+    if "multiprocessing" in cmdline:
+        return "workers"  # the local pool's processes, or Dask's worker processes
+    return None
+
+
+@contextmanager
+def cpu_seconds():
+    """CPU seconds (user + system) spent while the block runs, per kind of process on this
+    machine: this driver, the Dask scheduler, the nannies, the worker processes (local or Dask).
+    Processes are sampled every half second, so ones that start and end inside the block (a
+    local pool) count too, up to their last half second."""
+    import threading
+
+    import psutil
+
+    first: dict = {}
+    last: dict = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        for proc in psutil.process_iter(["cmdline"]):
+            kind = _kind(" ".join(proc.info["cmdline"] or []))
+            if kind is None or proc.pid == os.getpid():
+                continue
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            key = (proc.pid, kind)
+            first.setdefault(key, times.user + times.system if proc.create_time() < started_at else 0.0)
+            last[key] = times.user + times.system
+
+    def poll() -> None:
+        while not stop.wait(0.5):
+            sample()
+
+    started_at = time.time()
+    sample()
+    driver = time.process_time()
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    figures: dict = {}
+    try:
+        yield figures
+    finally:
+        stop.set()
+        thread.join()
+        sample()
+        figures["driver"] = round(time.process_time() - driver, 1)
+        for (pid, kind), value in last.items():
+            figures[kind] = round(figures.get(kind, 0.0) + value - first[(pid, kind)], 1)
+
+
 def timed_run(url: str, names, frames: dict, executor: str, address: str, label: str) -> dict:
     from tickcast.service.pipeline import run_cycle
 
@@ -138,7 +196,8 @@ def timed_run(url: str, names, frames: dict, executor: str, address: str, label:
     engine = open_database(url)
     before = load()
     started = time.perf_counter()
-    summary = run_cycle(engine, settings, sources={"csv": SyntheticSource(frames)})
+    with cpu_seconds() as cpu:
+        summary = run_cycle(engine, settings, sources={"csv": SyntheticSource(frames)})
     total = time.perf_counter() - started
     engine.dispose()
     trained = [o for o in summary.outcomes if o.fit == "trained"]
@@ -150,6 +209,9 @@ def timed_run(url: str, names, frames: dict, executor: str, address: str, label:
                "fit_seconds_total": round(fit_seconds, 1), "mean_fit_seconds": round(fit_seconds / len(trained), 3),
                # the train + store stage against the fits' own time spread over the workers
                "train_stage_over_ideal": round(train / (fit_seconds / WORKERS), 3),
+               # CPU seconds per kind of process during the run, and the worker processes' CPU
+               # against the fits' own wall time (1.0: a fit never waited for the CPU)
+               "cpu_seconds": cpu, "worker_cpu_over_fit_time": round(cpu.get("workers", 0.0) / fit_seconds, 3),
                "load_before": before, "load_after": load()}
     say(f"{label}: {figures}")
     return figures
@@ -286,6 +348,23 @@ def writes(tmp: Path, n_series: int, n_points: int) -> dict:
 
 # --- report ----------------------------------------------------------------------------------------
 
+def cpu_table(runs: dict) -> list[str]:
+    """Where the CPU went in each run (figures from before this table existed have none)."""
+    if "cpu_seconds" not in runs["local"]["cold"]:
+        return []
+    kinds = ("driver", "scheduler", "nannies", "workers")
+    lines = ["CPU seconds per kind of process during each run, and the worker processes' CPU seconds "
+             "per second of fit (wall) time:", "",
+             "| run | executor | " + " | ".join(kinds) + " | fits' wall s | worker CPU / fit time |",
+             "|---|---|" + "---:|" * (len(kinds) + 2)]
+    for day in ("cold", "warm"):
+        for executor in ("local", "dask"):
+            r = runs[executor][day]
+            lines.append(f"| {day} | {executor} | " + " | ".join(str(r["cpu_seconds"].get(k, 0.0)) for k in kinds)
+                         + f" | {r['fit_seconds_total']} | {r['worker_cpu_over_fit_time']} |")
+    return lines
+
+
 def markdown(f: dict) -> str:
     runs = f["daily"]["runs"]
 
@@ -309,6 +388,7 @@ def markdown(f: dict) -> str:
         "dask / local (train+store) | mean fit s local / dask | load 1-min before-after local / dask |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         row("cold"), row("warm"), "",
+        *cpu_table(runs), "",
         f"Target: dask within 15 % of local (ratio <= 1.15). Forecasts of the two executors identical: "
         f"{f['daily']['identical_forecasts']}. Dask workers started with "
         + (", ".join(f"`{k}={v}`" for k, v in f["dask_worker_env"].items()) + " (tickcast's QUIET_WORKER_ENV)"

@@ -90,7 +90,7 @@ def _quiet_worker(parent: int) -> None:
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker (see train.limit_blas_threads), from the start of each process.
+    # One BLAS thread per worker (see train.tune_process), from the start of each process.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     # spawn, not fork: the parent may run scheduler and database threads.
@@ -112,17 +112,27 @@ class DaskExecutor(Executor):
       ``distributed.scheduler.allowed-failures`` times first) or with the scheduler fails with
       ``WorkerLost`` and its reason, never with ``CancelledError`` (which means: we cancelled it).
       Once the scheduler is gone, every task not done fails at once, with the same reason.
+
+    Short tasks go out in batches: every task sent costs the driver and the scheduler CPU time
+    (about 20 ms together, on the same two cores as the workers in bench/scale.py), which a warm
+    fit of 0.1 s cannot carry. Consecutive tasks of one function are sent as one Dask task of as
+    many as take about ``BATCH_SECONDS`` on a worker (from the durations the workers report; one at
+    first, at most ``MAX_BATCH``). Each task still has its own future, result and exception; a
+    worker that dies fails the whole batch it was running.
     """
 
-    AHEAD = 2  # tasks per worker thread: one running, one on its way (no idle gap between tasks)
+    AHEAD = 2  # Dask tasks per worker thread: one running, one on its way (no idle gap between them)
     FETCHERS = 4  # threads fetching results from the workers
+    BATCH_SECONDS = 0.5  # a batch is as many tasks as take about this long, ...
+    MAX_BATCH = 8  # ... but never more than this many (a lost worker loses them all)
 
     def __init__(self, client, address: str):
         self._client = client
         self._address = address
         self._lock = threading.Lock()
         self._waiting: collections.deque = collections.deque()  # (proxy, fn, args, kwargs), in order
-        self._out: dict = {}  # dask key -> (proxy, remote future): sent, result not handed over yet
+        self._out: dict = {}  # dask key -> (proxies, remote future): sent, results not handed over yet
+        self._seconds: float | None = None  # a task's duration on a worker (moving average)
         self._lost: str | None = None  # why the scheduler cannot be used any more
         self._closed = False
         self._threads, self._threads_checked = 1, 0.0
@@ -181,6 +191,11 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - the scheduler is not answering: the last count will do
             pass
 
+    def _batch_size(self) -> int:
+        if self._seconds is None:
+            return 1
+        return max(1, min(self.MAX_BATCH, int(self.BATCH_SECONDS / max(self._seconds, 1e-6))))
+
     def _send(self) -> None:
         """Send waiting tasks while there is room."""
         while True:
@@ -188,12 +203,16 @@ class DaskExecutor(Executor):
                 if self._lost is not None or self._closed or not self._waiting \
                         or len(self._out) >= self.AHEAD * self._threads:
                     break
-                proxy, fn, args, kwargs = self._waiting.popleft()
-                if not proxy.set_running_or_notify_cancel():
-                    continue  # cancelled while waiting here
+                fn, size, batch = self._waiting[0][1], self._batch_size(), []
+                while self._waiting and len(batch) < size and self._waiting[0][1] is fn:
+                    proxy, _, args, kwargs = self._waiting.popleft()
+                    if proxy.set_running_or_notify_cancel():  # else: cancelled while waiting here
+                        batch.append((proxy, args, kwargs))
+                if not batch:
+                    continue
                 key = f"{getattr(fn, '__name__', 'task').strip('_')}-{uuid.uuid4().hex}"
-                remote = self._client.submit(fn, *args, key=key, pure=False, **kwargs)
-                self._out[key] = (proxy, remote)
+                remote = self._client.submit(_run_batch, fn, [(a, k) for _, a, k in batch], key=key, pure=False)
+                self._out[key] = ([proxy for proxy, _, _ in batch], remote)
             remote.add_done_callback(self._arrived)  # called in dask's callback thread
         if self._lost is not None:
             self._lose(self._lost)
@@ -209,22 +228,28 @@ class DaskExecutor(Executor):
     def _fetch_loop(self) -> None:
         while (remote := self._done.get()) is not None:
             try:
-                outcome, failure = remote.result(), None
+                outcomes, failure = remote.result(), None
             except BaseException as exc:  # noqa: BLE001 - every way a task can fail becomes its result
-                outcome, failure = None, _describe(exc, self._address)
+                outcomes, failure = None, _describe(exc, self._address)
             if isinstance(failure, SchedulerLost):
                 self._lose(str(failure))
                 continue
             with self._lock:
                 entry = self._out.pop(remote.key, None)
+                if outcomes:
+                    seconds = sum(s for _, _, s in outcomes) / len(outcomes)
+                    self._seconds = seconds if self._seconds is None else 0.7 * self._seconds + 0.3 * seconds
             if entry is None:  # dropped by shutdown, or failed with the scheduler
                 continue
             remote.release()
             self._refresh_capacity()
-            if failure is None:
-                entry[0].set_result(outcome)
-            else:
-                entry[0].set_exception(failure)
+            for i, proxy in enumerate(entry[0]):
+                if failure is not None:
+                    proxy.set_exception(failure)
+                elif outcomes[i][0]:
+                    proxy.set_result(outcomes[i][1])
+                else:
+                    proxy.set_exception(outcomes[i][1])
             self._send()
 
     def _lose(self, reason: str) -> None:
@@ -233,8 +258,9 @@ class DaskExecutor(Executor):
             self._lost = self._lost or reason
             out, self._out = list(self._out.values()), {}
             waiting, self._waiting = list(self._waiting), collections.deque()
-        for proxy, _ in out:
-            proxy.set_exception(SchedulerLost(self._lost))
+        for proxies, _ in out:
+            for proxy in proxies:
+                proxy.set_exception(SchedulerLost(self._lost))
         for proxy, *_ in waiting:
             if proxy.set_running_or_notify_cancel():
                 proxy.set_exception(SchedulerLost(self._lost))
@@ -253,8 +279,9 @@ class DaskExecutor(Executor):
             self._done.put(None)
         for proxy, *_ in waiting:
             proxy.cancel()
-        for proxy, _ in out:
-            proxy.set_exception(WorkerLost("the run ended before this task came back"))
+        for proxies, _ in out:
+            for proxy in proxies:
+                proxy.set_exception(WorkerLost("the run ended before this task came back"))
         try:
             if out and self._lost is None:
                 self._client.cancel([remote for _, remote in out])
@@ -262,6 +289,19 @@ class DaskExecutor(Executor):
             pass
         finally:
             self._client.close(timeout=10)
+
+
+def _run_batch(fn: Callable, calls: list) -> list[tuple[bool, object, float]]:
+    """On a worker: ``fn(*args, **kwargs)`` for each call, in order; per call (ok, result or
+    exception, seconds). A call that raises fails only itself."""
+    out = []
+    for args, kwargs in calls:
+        started = time.perf_counter()
+        try:
+            out.append((True, fn(*args, **kwargs), time.perf_counter() - started))
+        except Exception as exc:  # noqa: BLE001 - handed to that call's future, as a pool would
+            out.append((False, exc, time.perf_counter() - started))
+    return out
 
 
 def _quiet_dask_logging() -> None:

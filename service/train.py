@@ -138,19 +138,45 @@ class GroupResult:
     forecasts: list[Forecast] = field(default_factory=list)  # one per member, in the task's order
 
 
-_blas_limited = False
+_tuned = False
+
+# glibc's malloc returns large freed blocks (128 KB and up, at first) to the kernel, and a fit
+# allocates and frees such blocks (B x T x H arrays) thousands of times, so each comes back as
+# fresh pages that the kernel faults in and zeroes: about 20,000 page faults and a tenth of a fit's
+# time in the kernel. Kept in the process below these sizes, freed blocks are reused: a few hundred
+# faults per fit and about 12 % less time (bench/malloc.py). Dask's nanny starts its workers with
+# MALLOC_TRIM_THRESHOLD_=65536, which makes it worse; these settings replace it in a process that
+# trains. The cost: a training process keeps up to TRIM_THRESHOLD of freed memory.
+MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's upper bound for it (and its own dynamic ceiling)
+TRIM_THRESHOLD = 64 * 2 ** 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h>
 
 
-def limit_blas_threads() -> None:
-    """One BLAS thread per process. The matrices are small (B x H), so threads only add hand-offs,
-    and OpenBLAS's spinning threads slow training several-fold when the cores are busy (measured:
-    a default fit took 3.3 s instead of 0.67 s beside one other busy process on 2 cores)."""
-    global _blas_limited
-    if not _blas_limited:
+def keep_freed_memory() -> bool:
+    """Set glibc's malloc thresholds for training (see above); False where there is no mallopt
+    (not glibc) or it refused."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def tune_process() -> None:
+    """Once per process that trains: one BLAS thread (the matrices are small, B x H, so threads
+    only add hand-offs, and OpenBLAS's spinning threads slow training several-fold when the cores
+    are busy; measured: a default fit took 3.3 s instead of 0.67 s beside one other busy process
+    on 2 cores), and malloc settings that keep freed arrays for reuse (``keep_freed_memory``)."""
+    global _tuned
+    if not _tuned:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1, user_api="blas")
-        _blas_limited = True
+        keep_freed_memory()
+        _tuned = True
 
 
 class _NotFinite(ArithmeticError):
@@ -219,7 +245,7 @@ def train_series(task: SeriesTask) -> SeriesResult:
     intervals."""
     from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
 
-    limit_blas_threads()
+    tune_process()
     started = time.perf_counter()
 
     def fit(previous):
@@ -243,7 +269,7 @@ def train_group(task: GroupTask) -> GroupResult:
     each of them ``horizon`` steps with intervals."""
     from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
 
-    limit_blas_threads()
+    tune_process()
     started = time.perf_counter()
 
     def fit(previous):

@@ -391,3 +391,26 @@ def test_dask_keeps_at_most_two_tasks_per_worker_thread_out_and_cancels_only_the
         cancelled = [f.cancel() for f in futures]
         assert cancelled == [False] * 4 + [True] * 6  # the four out count as running: they finish
         assert [f.result(timeout=60) for f in futures[:4]] == [None] * 4
+
+
+def test_short_tasks_go_out_in_batches_and_each_keeps_its_own_result_and_exception(make_settings, cluster):
+    """Tasks far shorter than a Dask task's cost are sent several to a Dask task; each still gets
+    its own result, or its own exception, in its own future."""
+    from distributed import get_task_stream
+
+    from tickcast.service.executors import DaskExecutor, open_executor
+
+    _, client = cluster
+    values = [float(x) if x != 17 else -1.0 for x in range(40)]
+    with get_task_stream(client=client) as stream:
+        with open_executor(executor_settings(make_settings, cluster), tasks=len(values)) as executor:
+            futures = [executor.submit(math.sqrt, v) for v in values]
+            outcomes = [f.exception(timeout=60) or f.result() for f in futures]
+    for v, outcome in zip(values, outcomes):
+        if v < 0:
+            assert isinstance(outcome, ValueError) and "math domain error" in str(outcome)
+        else:
+            assert outcome == math.sqrt(v)
+    sent = [t for t in stream.data if str(t["key"]).startswith("sqrt-")]
+    # The first four go out one each (nothing is known about their length yet), the rest in batches.
+    assert 4 < len(sent) <= 4 + math.ceil((len(values) - 4) / DaskExecutor.MAX_BATCH) + 2, len(sent)

@@ -11,9 +11,14 @@ machine's other load falls on all alike:
   its workers, which run tasks in a thread beside their event loop);
 - ``dask worker, tuned``: the same after ``keep_freed_memory()`` (a Dask worker now).
 
-    OPENBLAS_NUM_THREADS=1 python bench/malloc.py [--fits 10] [--rounds 5]
+A fit across series (``training = "group"``) allocates larger arrays (256 windows a step, the
+whole group's windows to score), so ``--group-series N`` also times one cold group fit of N such
+series in a fresh process, ``glibc defaults`` against ``tuned``, alternating ``--group-rounds``
+times (0: skipped).
 
-Writes bench/results/malloc.json and bench/results/malloc.md (a few minutes on 2 cores).
+    OPENBLAS_NUM_THREADS=1 python bench/malloc.py [--fits 10] [--rounds 5] [--group-series 200] [--group-rounds 4]
+
+Writes bench/results/malloc.json and bench/results/malloc.md (about ten minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -75,15 +80,66 @@ def child(variant: str, n_fits: int) -> dict:
             "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n_fits, "tuned": applied}
 
 
+def group_child(tuned: bool, n_series: int) -> dict:
+    """One cold fit across ``n_series`` series of 2,500 points, with or without the settings."""
+    sys.path.insert(0, str(HERE))
+    from daily_run import make_frames
+    from scale import settings_for
+
+    from tickcast.service.train import GroupTask, forecaster_params, keep_freed_memory, train_group
+
+    import tickcast.service.train as train
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    train._tuned = True
+    applied = keep_freed_memory() if tuned else False
+    frames = make_frames(n_series, 2500, seed=7)
+    keys = sorted(frames)
+    params = forecaster_params(settings_for([], "sqlite://", "local").model, "group:bench", 1, 5)
+    task = GroupTask("group:bench", [f"csv:{k}" for k in keys], list(range(n_series)),
+                     [frames[k]["value"].to_numpy() for k in keys], params, horizon=5, level=0.8)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    before, started = os.times(), time.perf_counter()
+    result = train_group(task)
+    wall, after = time.perf_counter() - started, os.times()
+    assert result.status == "ok", result.error
+    return {"wall_s": wall, "user_s": after.user - before.user, "sys_s": after.system - before.system,
+            "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "tuned": applied}
+
+
+def run_groups(base: dict, n_series: int, rounds: int) -> tuple[list, dict]:
+    runs = []
+    for i in range(rounds):
+        figures = {}
+        for name in (("glibc defaults", "tuned") if i % 2 == 0 else ("tuned", "glibc defaults")):
+            out = subprocess.run([sys.executable, __file__, "--group-child", name, "--group-series", str(n_series)],
+                                 env=base, capture_output=True, text=True, check=True)
+            figures[name] = json.loads(out.stdout.splitlines()[-1])
+        print(f"group round {i + 1}: " + ", ".join(f"{k} {v['wall_s']:.1f} s {v['faults']:.0f} faults"
+                                                  for k, v in figures.items()), file=sys.stderr, flush=True)
+        runs.append(figures)
+    keys = ("wall_s", "user_s", "sys_s", "faults", "max_rss_mb")
+    return runs, {name: {key: sum(r[name][key] for r in runs) / len(runs) for key in keys}
+                  for name in ("glibc defaults", "tuned")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fits", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--group-series", type=int, default=200, help="series in the group fit (0: none)")
+    parser.add_argument("--group-rounds", type=int, default=4)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--group-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.fits)))
+        return
+    if args.group_child:
+        print(json.dumps(group_child(args.group_child == "tuned", args.group_series)))
         return
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     base.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -111,9 +167,22 @@ def main() -> None:
     for name, m in mean.items():
         lines.append(f"| {name} | {m['wall_s']:.3f} | {m['wall_s'] / ref:.3f} | {m['user_s']:.3f} | "
                      f"{m['sys_s']:.3f} | {m['faults']:.0f} |")
+    group_runs, group_mean = [], {}
+    if args.group_series > 0 and args.group_rounds > 0:
+        group_runs, group_mean = run_groups(base, args.group_series, args.group_rounds)
+        gref = group_mean["glibc defaults"]["wall_s"]
+        lines += ["", f"One cold fit across {args.group_series} series of 2,500 points (`train_group`, default "
+                  f"settings) per process and variant, alternating, {args.group_rounds} rounds; means over the rounds.",
+                  "", "| variant | wall s | / glibc defaults | user s | system s | page faults | max RSS MB |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, m in group_mean.items():
+            lines.append(f"| {name} | {m['wall_s']:.1f} | {m['wall_s'] / gref:.3f} | {m['user_s']:.1f} | "
+                         f"{m['sys_s']:.2f} | {m['faults']:.0f} | {m['max_rss_mb']:.0f} |")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "malloc.json").write_text(json.dumps({"fits": args.fits, "rounds": rounds, "mean": mean}, indent=2) + "\n")
+    (out / "malloc.json").write_text(json.dumps({"fits": args.fits, "rounds": rounds, "mean": mean,
+                                                 "group_series": args.group_series, "group_rounds": group_runs,
+                                                 "group_mean": group_mean}, indent=2) + "\n")
     (out / "malloc.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -144,7 +144,7 @@ _tuned = False
 # allocates and frees such blocks (B x T x H arrays) thousands of times, so each comes back as
 # fresh pages that the kernel faults in and zeroes: about 20,000 page faults and a tenth of a fit's
 # time in the kernel. Kept in the process below these sizes, freed blocks are reused: a few hundred
-# faults per fit and about 12 % less time (bench/malloc.py). Dask's nanny starts its workers with
+# faults per fit and 8-12 % less time (bench/malloc.py). Dask's nanny starts its workers with
 # MALLOC_TRIM_THRESHOLD_=65536, which makes it worse; these settings replace it in a process that
 # trains. The cost: a training process keeps up to TRIM_THRESHOLD of freed memory.
 MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's upper bound for it (and its own dynamic ceiling)

@@ -243,26 +243,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_browse(args: argparse.Namespace) -> int:
-    import importlib.util
     import os
-    from importlib import resources
 
-    from .db import normalize_url
+    from .browse import datasette_argv
 
-    settings = _settings(args)
-    url = normalize_url(settings.db_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        raise TickcastError("browse serves a SQLite database file with Datasette; for PostgreSQL use psql "
-                            "or another client")
-    if importlib.util.find_spec("datasette") is None:
-        raise TickcastError("Datasette is not installed: pip install 'tickcast[browse]'")
-    _open(settings).dispose()  # create or upgrade the schema first, so there is something to browse
-    metadata = resources.files("tickcast.service").joinpath("datasette", "metadata.json")
-    argv = [sys.executable, "-m", "datasette", "serve", os.path.abspath(url.database), "--metadata", str(metadata),
-            "--host", args.host, "--port", str(args.port), "--setting", "sql_time_limit_ms", "5000"]
+    argv = datasette_argv(_settings(args), args.host, args.port)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)  # Datasette opens the file read-only (?mode=ro)
+    os.execv(argv[0], argv)
     return EXIT_OK  # pragma: no cover (execv does not return)
 
 

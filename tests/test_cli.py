@@ -76,6 +76,9 @@ def call(args: list[str]) -> int:
     (["--config", "/nonexistent/t.toml", "ingest"], "tickcast: config file not found: /nonexistent/t.toml"),
     (["--db", "mysql://x/y", "ingest"], "tickcast: unsupported database 'mysql'"),
     (["frobnicate"], "tickcast: argument COMMAND: invalid choice: 'frobnicate'"),
+    (["--db", "postgresql://tickcast@127.0.0.1:1/tickcast", "browse"],
+     "tickcast: browse serves a SQLite database file with Datasette; for PostgreSQL use psql"),
+    (["--db", "sqlite://", "browse"], "tickcast: browse serves a SQLite database file with Datasette"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_nonzero(config_file, capsys, args, message, sqlite_url):
     code = call(["--config", str(config_file), "--db", sqlite_url] + args)  # the last --config/--db wins

@@ -5,7 +5,8 @@ the write lock up front (``BEGIN IMMEDIATE``) so that a reader-turned-writer nev
 instant "database is locked" on lock upgrade; readers use plain deferred transactions and never
 block the writer. A writer waits for another process's write lock up to the busy timeout
 (``service.busy_timeout_minutes``), saying so in one line (service/locks.py). PostgreSQL runs the
-same code through psycopg 3, with the busy timeout as its ``lock_timeout``.
+same code through psycopg 3, with the busy timeout as its ``lock_timeout``; a wait for another
+session's lock is said in one line there too (service/pglocks.py).
 
 Write commands open the database with ``open_database`` (created if missing, upgraded to the newest
 schema); read commands with ``open_existing_database``, which never creates one. Alembic is imported
@@ -28,6 +29,7 @@ from . import schema
 from .errors import DatabaseError, NoDatabase, SchemaError
 from .config import DEFAULT_BUSY_TIMEOUT_MINUTES
 from .locks import DatabaseLocked, begin_immediate
+from .pglocks import watch_lock_waits
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -74,7 +76,9 @@ def make_engine(url: str, create: bool = True, busy_timeout: float | None = None
     wait = DEFAULT_BUSY_TIMEOUT_MINUTES * 60 if busy_timeout is None else busy_timeout
     busy_ms = max(1, int(wait * 1000))
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={busy_ms}"})
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={busy_ms}"})
+        engine._tickcast_lock_watch = watch_lock_waits(engine, describe(engine), wait)  # said in one line
+        return engine
     database = parsed.database or ""
     if create and sqlite_file(parsed):
         parent = os.path.dirname(os.path.abspath(database))
@@ -124,13 +128,18 @@ def write_transaction(engine: Engine, wait: float | None = None) -> Iterator[Con
     """A transaction that will write: commits on success, rolls back on any exception. ``wait``:
     seconds to wait for SQLite's write lock, if not the engine's busy timeout."""
     options = {_WRITE: True} if wait is None else {_WRITE: True, _WAIT: wait}
+    watch = getattr(engine, "_tickcast_lock_watch", None)  # PostgreSQL
+    backend_pid = None
     try:
         with engine.execution_options(**options).begin() as conn:
+            if watch is not None:
+                backend_pid = conn.connection.driver_connection.info.backend_pid
             yield conn
     except sa.exc.OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_TIMEOUT:
             raise
-        raise DatabaseLocked(f"the database {describe(engine)} stayed locked: another session held a lock "
+        holder = (watch.holders(backend_pid) if watch is not None else None) or "another session"
+        raise DatabaseLocked(f"the database {describe(engine)} stayed locked: {holder} held a lock "
                              "tickcast needed for longer than service.busy_timeout_minutes") from None
 
 

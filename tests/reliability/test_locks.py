@@ -82,6 +82,36 @@ def test_run_waits_for_a_foreign_writer_says_so_and_then_runs(tmp_path, ledger):
     ledger.record("locks: a foreign writer for a few seconds")
 
 
+def test_a_run_waiting_for_a_postgresql_lock_says_who_holds_it_and_then_runs(tmp_path, pg_server, ledger):
+    with pg_server.database() as url:
+        env = world(tmp_path, db_url=url)
+        init(env)
+        with foreign_writer(url, hold_seconds=4, postgres=True) as writer:
+            done = run_tickcast(env, "run", timeout=120)
+            writer.wait_released()
+        assert done.returncode == 0, done.stderr
+        waiting = [line for line in done.stderr.splitlines() if "is waiting for a lock" in line]
+        assert len(waiting) == 1, done.stderr
+        assert f"is waiting for a lock on {url.split('://')[0]}" in waiting[0]
+        assert "held by PostgreSQL session pid " in waiting[0] and "(application foreign-writer, user " in waiting[0]
+        assert waiting[0].endswith("(up to 10 min: service.busy_timeout_minutes)")
+        assert [r[:2] for r in runs(url)] == [("manual", "ok")]
+    ledger.record("locks: a PostgreSQL lock held for a few seconds")
+
+
+def test_a_postgresql_lock_past_the_busy_timeout_names_its_holder(tmp_path, pg_server, ledger):
+    with pg_server.database() as url:
+        env = world(tmp_path, "[service]\nbusy_timeout_minutes = 0.05\n" + EMPTY, db_url=url)
+        init(env)
+        with foreign_writer(url, hold_seconds=60, postgres=True):
+            done = run_tickcast(env, "run", timeout=120)
+        assert done.returncode == 1, done.stderr
+        error = done.stderr.splitlines()[-1]
+        assert error.startswith("tickcast: run not started: the database ") and "stayed locked: PostgreSQL " \
+            "session pid " in error and "(application foreign-writer, user " in error, done.stderr
+    ledger.record("locks: a PostgreSQL lock past the busy timeout")
+
+
 def test_a_run_that_cannot_start_is_one_line_exit_1_and_recorded(tmp_path, backend, db_url, ledger):
     postgres = backend == "postgresql"
     env = world(tmp_path, "[service]\nbusy_timeout_minutes = 0.02\n" + EMPTY, db_url=db_url if postgres else None)

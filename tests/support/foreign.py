@@ -24,7 +24,7 @@ SQLITE_WRITER = textwrap.dedent("""
 
 POSTGRES_WRITER = textwrap.dedent("""
     import psycopg, sys, time
-    with psycopg.connect(sys.argv[1]) as conn:
+    with psycopg.connect(sys.argv[1], application_name="foreign-writer") as conn:
         conn.execute("LOCK TABLE run_lease IN ACCESS EXCLUSIVE MODE")
         print("holding", flush=True)
         time.sleep(float(sys.argv[2]))

@@ -29,7 +29,7 @@ from . import schema
 from .errors import DatabaseError, NoDatabase, SchemaError
 from .config import DEFAULT_BUSY_TIMEOUT_MINUTES
 from .locks import DatabaseLocked, begin_immediate
-from .pglocks import watch_lock_waits
+from .pglocks import backend_pid, watch_lock_waits
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -129,16 +129,16 @@ def write_transaction(engine: Engine, wait: float | None = None) -> Iterator[Con
     seconds to wait for SQLite's write lock, if not the engine's busy timeout."""
     options = {_WRITE: True} if wait is None else {_WRITE: True, _WAIT: wait}
     watch = getattr(engine, "_tickcast_lock_watch", None)  # PostgreSQL
-    backend_pid = None
+    backend = None
     try:
         with engine.execution_options(**options).begin() as conn:
             if watch is not None:
-                backend_pid = conn.connection.driver_connection.info.backend_pid
+                backend = backend_pid(conn)
             yield conn
     except sa.exc.OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_TIMEOUT:
             raise
-        holder = (watch.holders(backend_pid) if watch is not None else None) or "another session"
+        holder = (watch.holders(backend) if watch is not None else None) or "another session"
         raise DatabaseLocked(f"the database {describe(engine)} stayed locked: {holder} held a lock "
                              "tickcast needed for longer than service.busy_timeout_minutes") from None
 

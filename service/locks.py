@@ -102,16 +102,17 @@ def begin_immediate(raw: sqlite3.Connection, path: str, wait_seconds: float, ful
                                          f"{describe_holders(path)}") from None
                 if time.monotonic() >= deadline:
                     raise DatabaseLocked(
-                        f"the database {path} stayed locked for {_minutes(wait_seconds)} "
+                        f"the database {path} stayed locked for {wait_text(wait_seconds)} "
                         f"(service.busy_timeout_minutes), its write lock held by {describe_holders(path)}") from None
                 if not announced:
                     log.warning("pid %d is waiting for the write lock on %s, held by %s (up to %s: "
                                 "service.busy_timeout_minutes)", os.getpid(), path, describe_holders(path),
-                                _minutes(wait_seconds))
+                                wait_text(wait_seconds))
                     announced = True
     finally:
         raw.execute(f"PRAGMA busy_timeout = {full_busy_ms}")
 
 
-def _minutes(seconds: float) -> str:
+def wait_text(seconds: float) -> str:
+    """A wait's length as the lock messages say it: '10 min', '1.2 s'."""
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"

@@ -19,6 +19,8 @@ import time
 
 import sqlalchemy as sa
 
+from .locks import wait_text
+
 SLICE_SECONDS = 1.0
 WATCHER = "tickcast_lock_watcher"  # execution option of the watcher's own connection (not watched)
 
@@ -102,21 +104,21 @@ class LockWatch:
                 if pid not in self._open or pid in self._said:
                     continue
                 self._said[pid] = who
-            minutes = self.wait_seconds / 60
-            limit = f"{minutes:g} min" if self.wait_seconds >= 60 else f"{self.wait_seconds:g} s"
             log.warning("pid %d is waiting for a lock on %s, held by %s (up to %s: service.busy_timeout_minutes)",
-                        os.getpid(), self.where, who, limit)
+                        os.getpid(), self.where, who, wait_text(self.wait_seconds))
+
+
+def backend_pid(conn) -> int | None:
+    """The server process id of a psycopg connection (None: the connection is gone)."""
+    try:
+        return conn.connection.driver_connection.info.backend_pid
+    except Exception:  # noqa: BLE001 - a connection already gone: nothing to watch
+        return None
 
 
 def watch_lock_waits(engine: sa.Engine, where: str, wait_seconds: float) -> LockWatch:
     """Register every transaction of ``engine`` (a PostgreSQL engine) with a LockWatch."""
     watch = LockWatch(engine, where, wait_seconds)
-
-    def backend_pid(conn) -> int | None:
-        try:
-            return conn.connection.driver_connection.info.backend_pid
-        except Exception:  # noqa: BLE001 - a connection already gone: nothing to watch
-            return None
 
     @sa.event.listens_for(engine, "begin")
     def _began(conn) -> None:

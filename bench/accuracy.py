@@ -14,6 +14,7 @@ forecasts of one fit are correlated, so the fits are the independent units: a cl
 
     OPENBLAS_NUM_THREADS=1 python bench/accuracy.py      # writes bench/results/accuracy.md and .csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,7 @@ SERIES = [
 
 def data_path(name: str) -> Path:
     """<repo>/service/data/<name>.csv.gz, else <repo>/../shared/data/<name>.csv.gz."""
-    for path in (REPO / "service" / "data" / f"{name}.csv.gz",
-                 REPO.parent / "shared" / "data" / f"{name}.csv.gz"):
+    for path in (REPO / "service" / "data" / f"{name}.csv.gz", REPO.parent / "shared" / "data" / f"{name}.csv.gz"):
         if path.exists():
             return path
     raise FileNotFoundError(f"{name}.csv.gz in neither service/data nor ../shared/data")
@@ -78,8 +78,15 @@ def one_fit(args) -> list[dict]:
     for t in range(first, first + count):
         history = y[:t]
         lower, upper = model.predict_interval(h, LEVEL, y=history)
-        row = {"actual": y[t:t + h], "rnn": model.predict(h, y=history), "lower": lower, "upper": upper,
-               "seconds": seconds, "naive": naive(history, h), "drift": drift(history, h)}
+        row = {
+            "actual": y[t : t + h],
+            "rnn": model.predict(h, y=history),
+            "lower": lower,
+            "upper": upper,
+            "seconds": seconds,
+            "naive": naive(history, h),
+            "drift": drift(history, h),
+        }
         if m > 1:
             row["seasonal_naive"] = seasonal_naive(history, h, m)
         out.append(row)
@@ -95,12 +102,13 @@ def cluster_se(stat, groups: list[np.ndarray], rng) -> float:
     return float(np.std(draws))
 
 
-def evaluate(pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, span: int, origins: int,
-             rng) -> list[dict]:
+def evaluate(
+    pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, span: int, origins: int, rng
+) -> list[dict]:
     """Scores of every method over the span ``y[end - span:end]`` (see the module's docstring)."""
     fits = np.unique(np.linspace(end - span, end - h, origins).round().astype(int))
     ends = np.append(fits[1:], end - h + 1)
-    jobs = [(y[max(0, o - HISTORY):e + h - 1], o - max(0, o - HISTORY), e - o, h, m) for o, e in zip(fits, ends)]
+    jobs = [(y[max(0, o - HISTORY) : e + h - 1], o - max(0, o - HISTORY), e - o, h, m) for o, e in zip(fits, ends)]
     per_fit = list(pool.map(one_fit, jobs))
     results = [r for block in per_fit for r in block]
     groups = np.split(np.arange(len(results)), np.cumsum([len(b) for b in per_fit])[:-1])
@@ -114,22 +122,36 @@ def evaluate(pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, sp
     for step in (1, h):
         j = step - 1
         for k in methods:
-            ratio = lambda idx, k=k: err[k][idx, j].mean() / err["naive"][idx, j].mean()  # noqa: E731
+            ratio = lambda idx, k=k, j=j: err[k][idx, j].mean() / err["naive"][idx, j].mean()  # noqa: E731
             is_rnn = k == "rnn"
-            rows.append({
-                "series": name, "span": f"{dates[end - span]:%Y-%m}..{dates[end - 1]:%Y-%m}", "h": h,
-                "step": step, "method": k, "fits": len(per_fit),
-                "origins": len(results), "mae_ratio": float(ratio(np.arange(len(results)))),
-                "mae_ratio_se": cluster_se(ratio, groups, rng),
-                "coverage": float(inside[:, j].mean()) if is_rnn else None,
-                "coverage_se": cluster_se(lambda idx: inside[idx, j].mean(), groups, rng) if is_rnn else None,
-                "relative_width": float(width[:, j].mean()) if is_rnn else None,
-                "fit_origins_mae_ratio": float(ratio(firsts)),
-                "fit_origins_coverage": float(inside[firsts, j].mean()) if is_rnn else None,
-                "fit_seconds": float(np.mean([b[0]["seconds"] for b in per_fit])) if is_rnn else 0.0})
-    print(f"{name} {rows[0]['span']}: " + ", ".join(
-        f"step {r['step']} {r['method']} {r['mae_ratio']:.3f}"
-        + (f" coverage {r['coverage']:.2f}" if r["coverage"] is not None else "") for r in rows), flush=True)
+            rows.append(
+                {
+                    "series": name,
+                    "span": f"{dates[end - span]:%Y-%m}..{dates[end - 1]:%Y-%m}",
+                    "h": h,
+                    "step": step,
+                    "method": k,
+                    "fits": len(per_fit),
+                    "origins": len(results),
+                    "mae_ratio": float(ratio(np.arange(len(results)))),
+                    "mae_ratio_se": cluster_se(ratio, groups, rng),
+                    "coverage": float(inside[:, j].mean()) if is_rnn else None,
+                    "coverage_se": cluster_se(lambda idx, j=j: inside[idx, j].mean(), groups, rng) if is_rnn else None,
+                    "relative_width": float(width[:, j].mean()) if is_rnn else None,
+                    "fit_origins_mae_ratio": float(ratio(firsts)),
+                    "fit_origins_coverage": float(inside[firsts, j].mean()) if is_rnn else None,
+                    "fit_seconds": float(np.mean([b[0]["seconds"] for b in per_fit])) if is_rnn else 0.0,
+                }
+            )
+    print(
+        f"{name} {rows[0]['span']}: "
+        + ", ".join(
+            f"step {r['step']} {r['method']} {r['mae_ratio']:.3f}"
+            + (f" coverage {r['coverage']:.2f}" if r["coverage"] is not None else "")
+            for r in rows
+        ),
+        flush=True,
+    )
     return rows
 
 
@@ -137,8 +159,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--origins", type=int, default=ORIGINS, help="fit origins per series")
-    parser.add_argument("--no-earlier", action="store_true",
-                        help="only the last four years (not the earlier four-year spans of the daily series)")
+    parser.add_argument(
+        "--no-earlier",
+        action="store_true",
+        help="only the last four years (not the earlier four-year spans of the daily series)",
+    )
     args = parser.parse_args(argv)
     rows, earlier = [], []
     rng = np.random.default_rng(0)
@@ -152,8 +177,11 @@ def main(argv=None) -> int:
             y, dates = load(name, column, dated=True)
             end = y.size - span
             while end - span >= MIN_HISTORY:
-                earlier += [r for r in evaluate(pool, y, dates, name, h, m, end, span, args.origins, rng)
-                            if r["method"] == "rnn"]
+                earlier += [
+                    r
+                    for r in evaluate(pool, y, dates, name, h, m, end, span, args.origins, rng)
+                    if r["method"] == "rnn"
+                ]
                 end -= span
     write(rows, earlier, args.origins)
     return 0
@@ -189,9 +217,11 @@ def write(rows: list[dict], earlier: list[dict], origins: int) -> None:
         cov = "" if r["coverage"] is None else f"{r['coverage']:.3f} +- {r['coverage_se']:.3f}"
         wid = "" if r["relative_width"] is None else f"{100 * r['relative_width']:.1f} %"
         fcov = "" if r["fit_origins_coverage"] is None else f"{r['fit_origins_coverage']:.2f}"
-        lines.append(f"| {r['series']} | {r['span']} | {r['step']} | {r['method']} | {r['origins']} ({r['fits']}) | "
-                     f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | {cov} | {wid} | {r['fit_seconds']:.2f} | "
-                     f"{r['fit_origins_mae_ratio']:.3f} | {fcov} |")
+        lines.append(
+            f"| {r['series']} | {r['span']} | {r['step']} | {r['method']} | {r['origins']} ({r['fits']}) | "
+            f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | {cov} | {wid} | {r['fit_seconds']:.2f} | "
+            f"{r['fit_origins_mae_ratio']:.3f} | {fcov} |"
+        )
     if earlier:
         lines += [
             "",
@@ -204,13 +234,18 @@ def write(rows: list[dict], earlier: list[dict], origins: int) -> None:
             "|---|---|---|---|---|---|",
         ]
         for r in earlier:
-            lines.append(f"| {r['series']} | {r['span']} | {r['step']} | {r['origins']} ({r['fits']}) | "
-                         f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | "
-                         f"{r['coverage']:.3f} +- {r['coverage_se']:.3f} |")
+            lines.append(
+                f"| {r['series']} | {r['span']} | {r['step']} | {r['origins']} ({r['fits']}) | "
+                f"{r['mae_ratio']:.4f} +- {r['mae_ratio_se']:.4f} | "
+                f"{r['coverage']:.3f} +- {r['coverage_se']:.3f} |"
+            )
         ratios = [r["mae_ratio"] for r in rows + earlier if r["method"] == "rnn" and r["h"] == 5]
         cover = [r["coverage"] for r in rows + earlier if r["method"] == "rnn" and r["h"] == 5]
-        lines += ["", f"All daily spans (h = 5 series), steps 1 and 5: MAE / naive {min(ratios):.4f}..{max(ratios):.4f}, "
-                      f"80 % coverage {min(cover):.3f}..{max(cover):.3f}."]
+        lines += [
+            "",
+            f"All daily spans (h = 5 series), steps 1 and 5: MAE / naive {min(ratios):.4f}..{max(ratios):.4f}, "
+            f"80 % coverage {min(cover):.3f}..{max(cover):.3f}.",
+        ]
     (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
 
 

@@ -19,6 +19,7 @@ over series) and MASE (scaled by the in-sample seasonal naive MAE). Writes
 bench/results/competition.md and .csv. Work is spread over ``--workers`` processes (series in
 chunks for the local path, categories for the global one); seconds are wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ def load(path: Path) -> list[dict]:
         train = g.loc[g["part"] == "train", "value"].to_numpy(np.float64)
         test = g.loc[g["part"] == "test", "value"].to_numpy(np.float64)
         category = str(g["category"].iloc[0])
-        out.append({"id": sid, "category": category, "m": period(category), "h": test.size,
-                    "train": train, "test": test})
+        out.append(
+            {"id": sid, "category": category, "m": period(category), "h": test.size, "train": train, "test": test}
+        )
     return out
 
 
@@ -82,8 +84,7 @@ def run_local(series: list[dict], seasonal: bool, knobs: dict) -> list[tuple]:
     for s in series:
         start = time.perf_counter()
         model = RNNForecaster(season_length=s["m"] if seasonal else 0, **knobs).fit(s["train"])
-        out.append((s["id"], model.predict(s["h"]), model.predict_interval(s["h"], LEVEL),
-                    time.perf_counter() - start))
+        out.append((s["id"], model.predict(s["h"]), model.predict_interval(s["h"], LEVEL), time.perf_counter() - start))
     return out
 
 
@@ -91,12 +92,15 @@ def run_global(series: list[dict], seasonal: bool, knobs: dict) -> list[tuple]:
     """One fit across the series of a category: (id, forecast, (lower, upper), seconds / series)."""
     start = time.perf_counter()
     model = RNNForecaster(season_length=series[0]["m"] if seasonal else 0, **knobs).fit_many(
-        [s["train"] for s in series])
+        [s["train"] for s in series]
+    )
     h = max(s["h"] for s in series)
     forecasts, intervals = model.predict_many(h), model.predict_interval_many(h, LEVEL)
     per_series = (time.perf_counter() - start) / len(series)
-    return [(s["id"], f[:s["h"]], (lo[:s["h"]], up[:s["h"]]), per_series)
-            for s, f, (lo, up) in zip(series, forecasts, intervals)]
+    return [
+        (s["id"], f[: s["h"]], (lo[: s["h"]], up[: s["h"]]), per_series)
+        for s, f, (lo, up) in zip(series, forecasts, intervals)
+    ]
 
 
 def _limit_blas() -> None:
@@ -109,7 +113,7 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool, k
     """{id: (forecast, seconds)} for the path, and the wall time it took."""
     start = time.perf_counter()
     if path == "rnn-local":
-        chunks = [series[i::workers * 8] for i in range(workers * 8)]
+        chunks = [series[i :: workers * 8] for i in range(workers * 8)]
         jobs = [(run_local, chunk) for chunk in chunks if chunk]
     else:
         by_cat: dict[str, list[dict]] = {}
@@ -131,28 +135,43 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool, k
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="long CSV of series (default: M3)")
-    parser.add_argument("--paths", default="rnn-local,rnn-global",
-                        help="RNN paths to run: rnn-local, rnn-global (the baselines always run)")
+    parser.add_argument(
+        "--paths",
+        default="rnn-local,rnn-global",
+        help="RNN paths to run: rnn-local, rnn-global (the baselines always run)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--every", type=int, default=1, help="use every k-th series (quick looks)")
-    parser.add_argument("--no-period", action="store_true",
-                        help="do not tell the RNN the seasonal period (it detects one)")
-    parser.add_argument("--ensemble", type=int, default=None,
-                        help="members per model instead of the default (to measure what the ensemble costs)")
+    parser.add_argument(
+        "--no-period", action="store_true", help="do not tell the RNN the seasonal period (it detects one)"
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        help="members per model instead of the default (to measure what the ensemble costs)",
+    )
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
     if not args.data.exists():
         raise SystemExit(f"data file not found: {args.data}")
-    series = load(args.data)[::args.every]
+    series = load(args.data)[:: args.every]
     print(f"{len(series)} series from {args.data}", flush=True)
     paths = [p for p in args.paths.split(",") if p]
     forecasts: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     for name, fn in BASELINES.items():
         start = time.perf_counter()
-        forecasts[name] = {s["id"]: (fn(s["train"], s["h"], s["m"]) if name != "seasonal_naive" else
-                                     fn(s["train"], s["h"], min(s["m"], s["train"].size)), 0.0, None)
-                           for s in series}
+        forecasts[name] = {
+            s["id"]: (
+                fn(s["train"], s["h"], s["m"])
+                if name != "seasonal_naive"
+                else fn(s["train"], s["h"], min(s["m"], s["train"].size)),
+                0.0,
+                None,
+            )
+            for s in series
+        }
         seconds[name] = time.perf_counter() - start
     for path in paths:
         knobs = {} if args.ensemble is None else {"ensemble": args.ensemble}
@@ -172,16 +191,26 @@ def score(series: list[dict], forecasts: dict, seconds: dict) -> list[dict]:
         per_cat: dict[str, list] = {}
         for s in series:
             f, sec, interval = by_id[s["id"]]
-            inside = np.nan if interval is None else float(np.mean((interval[0] <= s["test"]) & (s["test"] <= interval[1])))
+            inside = (
+                np.nan if interval is None else float(np.mean((interval[0] <= s["test"]) & (s["test"] <= interval[1])))
+            )
             per_cat.setdefault(s["category"], []).append(
-                (smape(s["test"], f), mase(s["test"], f, s["train"], s["m"]), sec, inside))
+                (smape(s["test"], f), mase(s["test"], f, s["train"], s["m"]), sec, inside)
+            )
         everything = [v for c in categories for v in per_cat[c]]
         for cat in categories + ["all"]:
             vals = np.array(per_cat[cat] if cat != "all" else everything)
-            rows.append({"method": method, "category": cat, "series": len(vals),
-                         "smape": float(np.mean(vals[:, 0])), "mase": float(np.nanmean(vals[:, 1])),
-                         "coverage": None if np.isnan(vals[0, 3]) else float(np.mean(vals[:, 3])),
-                         "seconds": seconds[method] if cat == "all" else float(np.sum(vals[:, 2]))})
+            rows.append(
+                {
+                    "method": method,
+                    "category": cat,
+                    "series": len(vals),
+                    "smape": float(np.mean(vals[:, 0])),
+                    "mase": float(np.nanmean(vals[:, 1])),
+                    "coverage": None if np.isnan(vals[0, 3]) else float(np.mean(vals[:, 3])),
+                    "seconds": seconds[method] if cat == "all" else float(np.sum(vals[:, 2])),
+                }
+            )
     return rows
 
 
@@ -200,7 +229,8 @@ def write(rows: list[dict], args, n: int) -> None:
         f"{n} series from `{args.data.name}`, each forecast over its official horizon from its training "
         f"part and scored on its test part (lower is better). The RNN is told the seasonal period of the "
         f"category{' (here: not even that; it detects one)' if args.no_period else ''}, nothing else: default "
-        f"settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. `rnn-local`: one model per series; `rnn-global`: one model per category "
+        f"settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. "
+        "`rnn-local`: one model per series; `rnn-global`: one model per category "
         "trained across its series. Seconds: wall time of the whole path on "
         f"{args.workers} worker process(es) (the `all` column; per category the sum of per-series fit "
         f"times). Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
@@ -212,9 +242,14 @@ def write(rows: list[dict], args, n: int) -> None:
     for m in methods:
         cells = [f"{get[(m, c)]['smape']:.2f} ({get[(m, c)]['mase']:.3f})" for c in cats]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {get[(m, 'all')]['seconds']:.0f} |")
-    lines += ["", f"Coverage of the RNN's {LEVEL:.0%} prediction intervals over the test parts (share of "
-              "actual values inside; nominal 0.80):", "",
-              "| method | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+    lines += [
+        "",
+        f"Coverage of the RNN's {LEVEL:.0%} prediction intervals over the test parts (share of "
+        "actual values inside; nominal 0.80):",
+        "",
+        "| method | " + " | ".join(cats) + " |",
+        "|---|" + "---|" * len(cats),
+    ]
     for m in methods:
         if get[(m, "all")]["coverage"] is not None:
             lines.append(f"| {m} | " + " | ".join(f"{get[(m, c)]['coverage']:.3f}" for c in cats) + " |")

@@ -31,8 +31,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tickcast.service.config import settings_from_dict  # noqa: E402
 from synthetic import SyntheticSource  # noqa: E402
+from tickcast.service.config import settings_from_dict  # noqa: E402
 from tickcast.service.db import open_database  # noqa: E402
 from tickcast.service.pipeline import run_cycle  # noqa: E402
 
@@ -52,8 +52,7 @@ def make_frames(n_series: int, n_points: int, seed: int = 0) -> dict[str, pd.Dat
 def timed_run(engine, settings, frames, label):
     lines = []
     started = time.perf_counter()
-    summary = run_cycle(engine, settings, sources={"csv": SyntheticSource(frames)},
-                        progress=lambda m: lines.append(m))
+    summary = run_cycle(engine, settings, sources={"csv": SyntheticSource(frames)}, progress=lambda m: lines.append(m))
     total = time.perf_counter() - started
     modes = {}
     for o in summary.outcomes:
@@ -62,9 +61,13 @@ def timed_run(engine, settings, frames, label):
     fit_seconds = [o.seconds for o in summary.outcomes if o.fit == "trained"]
     print(f"{label}: {summary.status} in {total:.1f} s {summary.timings} {modes}", file=sys.stderr)
     assert summary.status == "ok", [o.error for o in summary.outcomes if o.failed][:3]
-    return {"seconds": round(total, 2), "stages": {k: round(v, 2) for k, v in summary.timings.items()},
-            "modes": modes, "mean_fit_seconds": round(float(np.mean(fit_seconds)), 3) if fit_seconds else None,
-            "max_fit_seconds": round(float(np.max(fit_seconds)), 3) if fit_seconds else None}
+    return {
+        "seconds": round(total, 2),
+        "stages": {k: round(v, 2) for k, v in summary.timings.items()},
+        "modes": modes,
+        "mean_fit_seconds": round(float(np.mean(fit_seconds)), 3) if fit_seconds else None,
+        "max_fit_seconds": round(float(np.max(fit_seconds)), 3) if fit_seconds else None,
+    }
 
 
 def main() -> None:
@@ -72,7 +75,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=500)
     parser.add_argument("--points", type=int, default=2500)
     parser.add_argument("--workers", type=int, default=0, help="0: one per core")
-    parser.add_argument("--group", action="store_true", help="also time training = \"group\"")
+    parser.add_argument("--group", action="store_true", help='also time training = "group"')
     args = parser.parse_args()
     full = make_frames(args.series, args.points)
     day1 = {k: f.iloc[:-1] for k, f in full.items()}  # the next day adds one point per series
@@ -81,23 +84,37 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.db"
             settings = settings_from_dict(
-                {"series": [{"key": f"csv:{name}", "path": "unused.csv", "price": True} for name in full],
-                 "service": {"workers": args.workers}, "model": model},
-                db_url=url, env={})
+                {
+                    "series": [{"key": f"csv:{name}", "path": "unused.csv", "price": True} for name in full],
+                    "service": {"workers": args.workers},
+                    "model": model,
+                },
+                db_url=url,
+                env={},
+            )
             engine = open_database(url)
             cold = timed_run(engine, settings, day1, f"{label} cold")
             warm = timed_run(engine, settings, full, f"{label} warm")
-            db_mb = os.path.getsize(f"{tmp}/bench.db") / 2 ** 20
+            db_mb = os.path.getsize(f"{tmp}/bench.db") / 2**20
             engine.dispose()
         return settings, cold, warm, db_mb
 
     settings, cold, warm, db_mb = cold_then_warm({}, "default")
-    figures = {"series": args.series, "points": args.points, "workers": settings.workers,
-               "training": settings.model.training, "cold": cold,
-               "warm": warm, "targets": {"cold_seconds": 600, "warm_seconds": 60},
-               "meets_targets": cold["seconds"] <= 600 and warm["seconds"] <= 60, "database_mb": round(db_mb, 1),
-               "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-               "load_average_at_end": [round(v, 2) for v in os.getloadavg()]}
+    figures = {
+        "series": args.series,
+        "points": args.points,
+        "workers": settings.workers,
+        "training": settings.model.training,
+        "cold": cold,
+        "warm": warm,
+        "targets": {"cold_seconds": 600, "warm_seconds": 60},
+        "meets_targets": cold["seconds"] <= 600 and warm["seconds"] <= 60,
+        "database_mb": round(db_mb, 1),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+    }
     if args.group:
         _, group_cold, group_warm, _ = cold_then_warm({"training": "group"}, "group")
         figures["group"] = {"cold": group_cold, "warm": group_warm}
@@ -106,29 +123,39 @@ def main() -> None:
 
     def row(name, r, target):
         st = r["stages"]
-        return (f"| {name} | {r['seconds']:.1f} | {target} | {st.get('ingest', 0):.1f} | {st.get('plan', 0):.1f} | "
-                f"{st.get('train', 0):.1f} | {r['mean_fit_seconds']} | {r['modes']} |")
+        return (
+            f"| {name} | {r['seconds']:.1f} | {target} | {st.get('ingest', 0):.1f} | {st.get('plan', 0):.1f} | "
+            f"{st.get('train', 0):.1f} | {r['mean_fit_seconds']} | {r['modes']} |"
+        )
 
     group_rows = ""
     if args.group:
         group = figures["group"]
-        group_rows = row('training = "group": cold', group["cold"], "-") + "\n" + \
-            row('training = "group": warm', group["warm"], "-") + "\n"
-    how = ("a group of series this long trains per series" if args.points > settings.model.group_max_median_length
-           else "the group is trained both ways on cold fits")
+        group_rows = (
+            row('training = "group": cold', group["cold"], "-")
+            + "\n"
+            + row('training = "group": warm', group["warm"], "-")
+            + "\n"
+        )
+    how = (
+        "a group of series this long trains per series"
+        if args.points > settings.model.group_max_median_length
+        else "the group is trained both ways on cold fits"
+    )
     (RESULTS / "daily_run.md").write_text(
         "# Daily run benchmark\n\n"
         f"{args.series} synthetic series x {args.points} daily points in SQLite, default model settings "
-        f"(training = \"{settings.model.training}\": {how}), "
+        f'(training = "{settings.model.training}": {how}), '
         f"{settings.workers} worker process(es) on {os.cpu_count()} CPUs. Stage times in seconds; "
-        "train includes writing each fit, its loss history and forecasts. With training = \"group\" the fit time is "
+        'train includes writing each fit, its loss history and forecasts. With training = "group" the fit time is '
         "that of the one shared fit (one task, so one core).\n\n"
         "| run | total s | target s | ingest | plan | train + store | mean fit s (per worker) | fits |\n"
         "|---|---:|---:|---:|---:|---:|---:|---|\n"
         f"{row('cold (from scratch)', cold, 600)}\n{row('warm (one new point)', warm, 60)}\n{group_rows}\n"
         f"Database after the default runs: {db_mb:.0f} MB. Python {platform.python_version()}, NumPy "
         f"{np.__version__}. Load average at the end: {figures['load_average_at_end']} (the machine is shared: "
-        "other jobs' load inflates these times).\n")
+        "other jobs' load inflates these times).\n"
+    )
     print(json.dumps(figures, indent=2))
 
 

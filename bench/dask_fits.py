@@ -38,7 +38,7 @@ def batch(kind: str, tasks) -> dict:
 
     WORKER_ENV.clear()
     WORKER_ENV.update(QUIET_WORKER_ENV if kind == "dask quiet" else {})
-    with (nullcontext("") if kind == "local" else dask_cluster(2)) as address:
+    with nullcontext("") if kind == "local" else dask_cluster(2) as address:
         settings = settings_for([], "sqlite://", "local" if kind == "local" else "dask", address)
         with open_executor(settings, len(tasks)) as pool:
             pool.submit(train_series, tasks[0]).result()  # workers started and warm
@@ -46,8 +46,11 @@ def batch(kind: str, tasks) -> dict:
             results = [f.result() for f in [pool.submit(train_series, t) for t in tasks]]
             wall = time.perf_counter() - started
     assert all(r.status == "ok" for r in results)
-    return {"wall_seconds": round(wall, 2), "mean_fit_seconds": round(float(np.mean([r.seconds for r in results])), 4),
-            "load_after": load()}
+    return {
+        "wall_seconds": round(wall, 2),
+        "mean_fit_seconds": round(float(np.mean([r.seconds for r in results])), 4),
+        "load_after": load(),
+    }
 
 
 def main() -> None:
@@ -68,17 +71,24 @@ def main() -> None:
         figures = {kind: batch(kind, tasks) for kind in KINDS}
         print(figures, file=sys.stderr, flush=True)
         rounds.append(figures)
-    lines = ["# Fits through local workers and Dask workers, side by side", "",
-             f"{args.fits} cold fits of a 2,500-point series (default settings) per batch, 2 workers each way on "
-             f"{os.cpu_count()} CPUs shared with other work; the three kinds alternate, {args.rounds} round(s). "
-             "`dask quiet`: workers started with tickcast's QUIET_WORKER_ENV (service/executors.py).", "",
-             "| round | kind | wall s | / local | mean fit s | load after |", "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "# Fits through local workers and Dask workers, side by side",
+        "",
+        f"{args.fits} cold fits of a 2,500-point series (default settings) per batch, 2 workers each way on "
+        f"{os.cpu_count()} CPUs shared with other work; the three kinds alternate, {args.rounds} round(s). "
+        "`dask quiet`: workers started with tickcast's QUIET_WORKER_ENV (service/executors.py).",
+        "",
+        "| round | kind | wall s | / local | mean fit s | load after |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for i, figures in enumerate(rounds, 1):
         base = figures["local"]["wall_seconds"]
         for kind in KINDS:
             f = figures[kind]
-            lines.append(f"| {i} | {kind} | {f['wall_seconds']} | {f['wall_seconds'] / base:.3f} | "
-                         f"{f['mean_fit_seconds']} | {f['load_after'][0]} |")
+            lines.append(
+                f"| {i} | {kind} | {f['wall_seconds']} | {f['wall_seconds'] / base:.3f} | "
+                f"{f['mean_fit_seconds']} | {f['load_after'][0]} |"
+            )
     out = Path(args.output)
     (out / "dask_fits.json").write_text(json.dumps({"fits": args.fits, "rounds": rounds}, indent=2) + "\n")
     (out / "dask_fits.md").write_text("\n".join(lines) + "\n")

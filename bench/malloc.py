@@ -47,13 +47,12 @@ def child(variant: str, n_fits: int) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(HERE))
-    from daily_run import make_frames
-    from scale import settings_for
-
-    from tickcast.service.train import SeriesTask, forecaster_params, keep_freed_memory, train_series
+    from threadpoolctl import threadpool_limits
 
     import tickcast.service.train as train
-    from threadpoolctl import threadpool_limits
+    from daily_run import make_frames
+    from scale import settings_for
+    from tickcast.service.train import SeriesTask, forecaster_params, keep_freed_memory, train_series
 
     tuned, in_thread, _ = VARIANTS[variant]
     # What train.tune_process() does once per process, here with or without the malloc part.
@@ -75,21 +74,24 @@ def child(variant: str, n_fits: int) -> dict:
     results = run(tasks[1:])
     wall, after = time.perf_counter() - started, os.times()
     assert all(r.status == "ok" for r in results)
-    return {"wall_s": wall / n_fits, "user_s": (after.user - before.user) / n_fits,
-            "sys_s": (after.system - before.system) / n_fits,
-            "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n_fits, "tuned": applied}
+    return {
+        "wall_s": wall / n_fits,
+        "user_s": (after.user - before.user) / n_fits,
+        "sys_s": (after.system - before.system) / n_fits,
+        "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n_fits,
+        "tuned": applied,
+    }
 
 
 def group_child(tuned: bool, n_series: int) -> dict:
     """One cold fit across ``n_series`` series of 2,500 points, with or without the settings."""
     sys.path.insert(0, str(HERE))
-    from daily_run import make_frames
-    from scale import settings_for
-
-    from tickcast.service.train import GroupTask, forecaster_params, keep_freed_memory, train_group
+    from threadpoolctl import threadpool_limits
 
     import tickcast.service.train as train
-    from threadpoolctl import threadpool_limits
+    from daily_run import make_frames
+    from scale import settings_for
+    from tickcast.service.train import GroupTask, forecaster_params, keep_freed_memory, train_group
 
     threadpool_limits(limits=1, user_api="blas")
     train._tuned = True
@@ -97,32 +99,54 @@ def group_child(tuned: bool, n_series: int) -> dict:
     frames = make_frames(n_series, 2500, seed=7)
     keys = sorted(frames)
     params = forecaster_params(settings_for([], "sqlite://", "local").model, "group:bench", 1, 5)
-    task = GroupTask("group:bench", [f"csv:{k}" for k in keys], list(range(n_series)),
-                     [frames[k]["value"].to_numpy() for k in keys], params, horizon=5, level=0.8)
+    task = GroupTask(
+        "group:bench",
+        [f"csv:{k}" for k in keys],
+        list(range(n_series)),
+        [frames[k]["value"].to_numpy() for k in keys],
+        params,
+        horizon=5,
+        level=0.8,
+    )
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     before, started = os.times(), time.perf_counter()
     result = train_group(task)
     wall, after = time.perf_counter() - started, os.times()
     assert result.status == "ok", result.error
-    return {"wall_s": wall, "user_s": after.user - before.user, "sys_s": after.system - before.system,
-            "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "tuned": applied}
+    return {
+        "wall_s": wall,
+        "user_s": after.user - before.user,
+        "sys_s": after.system - before.system,
+        "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tuned": applied,
+    }
 
 
 def run_groups(base: dict, n_series: int, rounds: int) -> tuple[list, dict]:
     runs = []
     for i in range(rounds):
         figures = {}
-        for name in (("glibc defaults", "tuned") if i % 2 == 0 else ("tuned", "glibc defaults")):
-            out = subprocess.run([sys.executable, __file__, "--group-child", name, "--group-series", str(n_series)],
-                                 env=base, capture_output=True, text=True, check=True)
+        for name in ("glibc defaults", "tuned") if i % 2 == 0 else ("tuned", "glibc defaults"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--group-child", name, "--group-series", str(n_series)],
+                env=base,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             figures[name] = json.loads(out.stdout.splitlines()[-1])
-        print(f"group round {i + 1}: " + ", ".join(f"{k} {v['wall_s']:.1f} s {v['faults']:.0f} faults"
-                                                  for k, v in figures.items()), file=sys.stderr, flush=True)
+        print(
+            f"group round {i + 1}: "
+            + ", ".join(f"{k} {v['wall_s']:.1f} s {v['faults']:.0f} faults" for k, v in figures.items()),
+            file=sys.stderr,
+            flush=True,
+        )
         runs.append(figures)
     keys = ("wall_s", "user_s", "sys_s", "faults", "max_rss_mb")
-    return runs, {name: {key: sum(r[name][key] for r in runs) / len(runs) for key in keys}
-                  for name in ("glibc defaults", "tuned")}
+    return runs, {
+        name: {key: sum(r[name][key] for r in runs) / len(runs) for key in keys} for name in ("glibc defaults", "tuned")
+    }
 
 
 def main() -> None:
@@ -147,42 +171,76 @@ def main() -> None:
     for i in range(args.rounds):
         figures = {}
         for name, (_, _, extra) in VARIANTS.items():
-            out = subprocess.run([sys.executable, __file__, "--child", name, "--fits", str(args.fits)],
-                                 env=base | extra, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", name, "--fits", str(args.fits)],
+                env=base | extra,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             figures[name] = json.loads(out.stdout.splitlines()[-1])
-        print(f"round {i + 1}: " + ", ".join(f"{k} {v['wall_s']:.3f} s/fit {v['faults']:.0f} faults"
-                                            for k, v in figures.items()), file=sys.stderr, flush=True)
+        print(
+            f"round {i + 1}: "
+            + ", ".join(f"{k} {v['wall_s']:.3f} s/fit {v['faults']:.0f} faults" for k, v in figures.items()),
+            file=sys.stderr,
+            flush=True,
+        )
         rounds.append(figures)
-    mean = {name: {key: sum(r[name][key] for r in rounds) / len(rounds) for key in ("wall_s", "user_s", "sys_s", "faults")}
-            for name in VARIANTS}
-    lines = ["# malloc thresholds and the fits", "",
-             f"{args.fits} cold fits of a 2,500-point series (default settings) per process and variant, variants "
-             f"alternating, {args.rounds} rounds; means per fit over the rounds. `tuned`: after "
-             "`keep_freed_memory()` (service/train.py: mmap threshold 32 MiB, trim threshold 64 MiB). "
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, Python "
-             f"{platform.python_version()}.", "",
-             "| variant | wall s | / glibc defaults | user s | system s | page faults |",
-             "|---|---:|---:|---:|---:|---:|"]
+    mean = {
+        name: {key: sum(r[name][key] for r in rounds) / len(rounds) for key in ("wall_s", "user_s", "sys_s", "faults")}
+        for name in VARIANTS
+    }
+    lines = [
+        "# malloc thresholds and the fits",
+        "",
+        f"{args.fits} cold fits of a 2,500-point series (default settings) per process and variant, variants "
+        f"alternating, {args.rounds} rounds; means per fit over the rounds. `tuned`: after "
+        "`keep_freed_memory()` (service/train.py: mmap threshold 32 MiB, trim threshold 64 MiB). "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, Python "
+        f"{platform.python_version()}.",
+        "",
+        "| variant | wall s | / glibc defaults | user s | system s | page faults |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     ref = mean["glibc defaults"]["wall_s"]
     for name, m in mean.items():
-        lines.append(f"| {name} | {m['wall_s']:.3f} | {m['wall_s'] / ref:.3f} | {m['user_s']:.3f} | "
-                     f"{m['sys_s']:.3f} | {m['faults']:.0f} |")
+        lines.append(
+            f"| {name} | {m['wall_s']:.3f} | {m['wall_s'] / ref:.3f} | {m['user_s']:.3f} | "
+            f"{m['sys_s']:.3f} | {m['faults']:.0f} |"
+        )
     group_runs, group_mean = [], {}
     if args.group_series > 0 and args.group_rounds > 0:
         group_runs, group_mean = run_groups(base, args.group_series, args.group_rounds)
         gref = group_mean["glibc defaults"]["wall_s"]
-        lines += ["", f"One cold fit across {args.group_series} series of 2,500 points (`train_group`, default "
-                  f"settings) per process and variant, alternating, {args.group_rounds} rounds; means over the rounds.",
-                  "", "| variant | wall s | / glibc defaults | user s | system s | page faults | max RSS MB |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"One cold fit across {args.group_series} series of 2,500 points (`train_group`, default "
+            f"settings) per process and variant, alternating, {args.group_rounds} rounds; means over the rounds.",
+            "",
+            "| variant | wall s | / glibc defaults | user s | system s | page faults | max RSS MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, m in group_mean.items():
-            lines.append(f"| {name} | {m['wall_s']:.1f} | {m['wall_s'] / gref:.3f} | {m['user_s']:.1f} | "
-                         f"{m['sys_s']:.2f} | {m['faults']:.0f} | {m['max_rss_mb']:.0f} |")
+            lines.append(
+                f"| {name} | {m['wall_s']:.1f} | {m['wall_s'] / gref:.3f} | {m['user_s']:.1f} | "
+                f"{m['sys_s']:.2f} | {m['faults']:.0f} | {m['max_rss_mb']:.0f} |"
+            )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "malloc.json").write_text(json.dumps({"fits": args.fits, "rounds": rounds, "mean": mean,
-                                                 "group_series": args.group_series, "group_rounds": group_runs,
-                                                 "group_mean": group_mean}, indent=2) + "\n")
+    (out / "malloc.json").write_text(
+        json.dumps(
+            {
+                "fits": args.fits,
+                "rounds": rounds,
+                "mean": mean,
+                "group_series": args.group_series,
+                "group_rounds": group_runs,
+                "group_mean": group_mean,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (out / "malloc.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

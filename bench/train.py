@@ -16,6 +16,7 @@ service's workers, and once with OpenBLAS's default.
     pip install '.[bench]'          # torch==2.13.0, CPU build
     python bench/train.py           # writes bench/results/train.md and train.json
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from tickcast.models.cells import make_cell  # noqa: E402
 from tickcast.models.params import allocate, flatten  # noqa: E402
-from tickcast.models.train import Data, TrainSettings, Trainer  # noqa: E402
+from tickcast.models.train import Data, Trainer, TrainSettings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]
@@ -82,10 +83,10 @@ def theirs(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
     def epoch():
         perm = torch.randperm(Xt.shape[0], generator=gen)
         for start in range(0, Xt.shape[0], B):
-            idx = perm[start:start + B]
+            idx = perm[start : start + B]
             opt.zero_grad(set_to_none=True)
-            seq, _ = rnn(Xt[idx])                                # (B, T, H)
-            out = head(seq[:, -1])                               # (B, H) -> (B, 1)
+            seq, _ = rnn(Xt[idx])  # (B, T, H)
+            out = head(seq[:, -1])  # (B, H) -> (B, 1)
             loss = torch.nn.functional.mse_loss(out[:, 0], Yt[idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, CLIP)
@@ -102,12 +103,14 @@ def steps_per_second(fn, steps: int) -> float:
 
 def with_threads(n: int, fn):
     """Run fn with torch limited to n intra-op threads, then restore the default."""
+
     def run():
         torch.set_num_threads(n)
         try:
             fn()
         finally:
             torch.set_num_threads(TORCH_THREADS)
+
     return run
 
 
@@ -120,15 +123,16 @@ def compare() -> list[dict]:
         X = rng.standard_normal((B * steps, T, 1))
         Y = rng.standard_normal(B * steps)
         for cell_name in CELLS:
-            runners = {"numpy_f64": ours(cell_name, X, Y, B, H),
-                       "torch_f64": theirs(cell_name, X, Y, B, H, torch.float64),
-                       "torch_f64_1thread": with_threads(1, theirs(cell_name, X, Y, B, H,
-                                                                   torch.float64)),
-                       "torch_f32": theirs(cell_name, X, Y, B, H, torch.float32)}
+            runners = {
+                "numpy_f64": ours(cell_name, X, Y, B, H),
+                "torch_f64": theirs(cell_name, X, Y, B, H, torch.float64),
+                "torch_f64_1thread": with_threads(1, theirs(cell_name, X, Y, B, H, torch.float64)),
+                "torch_f32": theirs(cell_name, X, Y, B, H, torch.float32),
+            }
             rates = {k: [] for k in runners}
             for fn in runners.values():  # warm-up: buffers, allocator, lazy imports
                 fn()
-            for _ in range(ROUNDS):      # interleaved, so load changes hit every side alike
+            for _ in range(ROUNDS):  # interleaved, so load changes hit every side alike
                 for k, fn in runners.items():
                     rates[k].append(steps_per_second(fn, steps))
             best = {k: max(v) for k, v in rates.items()}
@@ -136,17 +140,30 @@ def compare() -> list[dict]:
             # The stricter comparison: PyTorch float64 at whichever thread count was faster.
             best["torch_f64_best_threads"] = max(best["torch_f64"], best["torch_f64_1thread"])
             med["torch_f64_best_threads"] = max(med["torch_f64"], med["torch_f64_1thread"])
-            rows.append({"size": size, "cell": cell_name, "B": B, "T": T, "H": H,
-                         "best_steps_per_s": best, "median_steps_per_s": med,
-                         "ratio_best": {k: best["numpy_f64"] / v for k, v in best.items()},
-                         "ratio_median": {k: med["numpy_f64"] / v for k, v in med.items()},
-                         "target_vs_torch_f64": TARGET[size],
-                         "rounds": {k: [round(r, 2) for r in v] for k, v in rates.items()}})
+            rows.append(
+                {
+                    "size": size,
+                    "cell": cell_name,
+                    "B": B,
+                    "T": T,
+                    "H": H,
+                    "best_steps_per_s": best,
+                    "median_steps_per_s": med,
+                    "ratio_best": {k: best["numpy_f64"] / v for k, v in best.items()},
+                    "ratio_median": {k: med["numpy_f64"] / v for k, v in med.items()},
+                    "target_vs_torch_f64": TARGET[size],
+                    "rounds": {k: [round(r, 2) for r in v] for k, v in rates.items()},
+                }
+            )
             q, m = rows[-1]["ratio_best"], rows[-1]["ratio_median"]
-            print(f"  {size:8s} {cell_name}: best ours {best['numpy_f64']:.1f}/s, torch f64 "
-                  f"{best['torch_f64']:.1f}/s ({best['torch_f64_1thread']:.1f}/s on 1 thread), "
-                  f"f32 {best['torch_f32']:.1f}/s -> {q['torch_f64_best_threads']:.2f}x the faster "
-                  f"torch f64 (median {m['torch_f64_best_threads']:.2f}x)", file=sys.stderr, flush=True)
+            print(
+                f"  {size:8s} {cell_name}: best ours {best['numpy_f64']:.1f}/s, torch f64 "
+                f"{best['torch_f64']:.1f}/s ({best['torch_f64_1thread']:.1f}/s on 1 thread), "
+                f"f32 {best['torch_f32']:.1f}/s -> {q['torch_f64_best_threads']:.2f}x the faster "
+                f"torch f64 (median {m['torch_f64_best_threads']:.2f}x)",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -158,8 +175,9 @@ def main() -> int:
     for blas in ("1", "default"):
         print(f"OPENBLAS_NUM_THREADS={blas}:", file=sys.stderr, flush=True)
         load_before = os.getloadavg()
-        child = subprocess.run([sys.executable, __file__, "--child", blas], check=True,
-                               stdout=subprocess.PIPE, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", blas], check=True, stdout=subprocess.PIPE, text=True
+        )
         run = json.loads(child.stdout)
         run["openblas_num_threads"] = blas
         run["loadavg_before_after"] = [round(x, 2) for x in load_before + os.getloadavg()]
@@ -169,21 +187,27 @@ def main() -> int:
 
 
 def machine() -> dict:
-    return {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "torch_num_threads": torch.get_num_threads(),
-            "torch_num_interop_threads": torch.get_num_interop_threads(),
-            "numpy_blas": _numpy_blas(),
-            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                   "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")}}
-
+    return {
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "numpy_blas": _numpy_blas(),
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+        },
+    }
 
 
 def _numpy_blas() -> str:
     try:
         info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{info.get('name')} {info.get('version')}"
-    except Exception:  # show_config's layout is not a stable API
+    except Exception:  # noqa: BLE001 - show_config's layout is not a stable API
         return "unknown"
 
 
@@ -225,7 +249,8 @@ def write(runs: list[dict]) -> None:
                 f"{s['numpy_f64']:.1f} | {s['torch_f64']:.1f} | {s['torch_f64_1thread']:.1f} | "
                 f"{s['torch_f32']:.1f} | {q['torch_f64']:.2f}x | {q['torch_f64_1thread']:.2f}x | "
                 f"**{q['torch_f64_best_threads']:.2f}x** | {m['torch_f64_best_threads']:.2f}x | "
-                f"{q['torch_f32']:.2f}x | >= {r['target_vs_torch_f64']:.0f}x: {ok} |")
+                f"{q['torch_f32']:.2f}x | >= {r['target_vs_torch_f64']:.0f}x: {ok} |"
+            )
     lines += [
         "",
         f"Machine: {info['cpu_count']} CPUs ({info['processor']}), Python {info['python']}, "

@@ -11,14 +11,28 @@ with BPTT, the ``Cell`` protocol and registry), ``network`` (one ensemble member
 (clipping, Adam, SGD), ``train`` (the loop), ``intervals`` (conformal intervals), ``persist``
 (bytes), ``forecaster`` (the public class), ``baselines`` and ``metrics``.
 """
+
 # Lazy (PEP 562): `from tickcast.models import ForecasterConfig` loads the settings class without
 # NumPy (the service checks its config with it on every start-up); the rest loads on first use.
 _EXPORTS = {
-    "RNNForecaster": ".forecaster", "ForecasterConfig": ".config", "TrainingDiverged": ".errors",
-    "SeriesTooShort": ".errors", "MIN_LENGTH": ".windows", "Cell": ".cells", "CELLS": ".cells",
-    "register_cell": ".cells", "naive": ".baselines", "seasonal_naive": ".baselines", "drift": ".baselines",
-    "naive2": ".baselines", "ses": ".baselines", "theta": ".baselines", "mae": ".metrics", "rmse": ".metrics",
-    "smape": ".metrics", "mase": ".metrics",
+    "RNNForecaster": ".forecaster",
+    "ForecasterConfig": ".config",
+    "TrainingDiverged": ".errors",
+    "SeriesTooShort": ".errors",
+    "MIN_LENGTH": ".windows",
+    "Cell": ".cells",
+    "CELLS": ".cells",
+    "register_cell": ".cells",
+    "naive": ".baselines",
+    "seasonal_naive": ".baselines",
+    "drift": ".baselines",
+    "naive2": ".baselines",
+    "ses": ".baselines",
+    "theta": ".baselines",
+    "mae": ".metrics",
+    "rmse": ".metrics",
+    "smape": ".metrics",
+    "mase": ".metrics",
 }
 __all__ = list(_EXPORTS)
 

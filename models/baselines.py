@@ -4,6 +4,7 @@ benchmarks Naive2 (naive on the seasonally adjusted series) and Theta (the M3 wi
 Each maps a history ``y`` (n,), oldest first, to ``h`` point forecasts (h,) in its units;
 ``m`` is the seasonal period (1: none).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,17 +56,17 @@ def _ses_sse(y: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     and the final level (the forecast). One-step forecasts are linear in the initial level l0:
     yhat_t = (1 - a)^t l0 + b_t, so the best l0 is a least-squares coefficient."""
     n = y.size
-    decay = 1.0 - alphas                                             # (A,)
-    b = np.zeros_like(alphas)                                        # level path with l0 = 0
-    B = np.empty((n, alphas.size))                                   # (n, A) forecasts, l0 = 0
+    decay = 1.0 - alphas  # (A,)
+    b = np.zeros_like(alphas)  # level path with l0 = 0
+    B = np.empty((n, alphas.size))  # (n, A) forecasts, l0 = 0
     for t in range(n):
         B[t] = b
         b = alphas * y[t] + decay * b
-    P = decay[None, :] ** np.arange(n)[:, None]                      # (n, A) weight of l0
-    resid = y[:, None] - B                                           # (n, A)
+    P = decay[None, :] ** np.arange(n)[:, None]  # (n, A) weight of l0
+    resid = y[:, None] - B  # (n, A)
     l0 = np.einsum("na,na->a", P, resid) / np.einsum("na,na->a", P, P)
     sse = np.sum((resid - P * l0) ** 2, axis=0)
-    final = b + decay ** n * l0                                      # l_{n-1} with the best l0
+    final = b + decay**n * l0  # l_{n-1} with the best l0
     return sse, l0, final
 
 

@@ -1,6 +1,7 @@
 """The forecaster's settings: one frozen dataclass, JSON-able, checked on construction. It is the
 one place the model's knobs, their defaults and their valid ranges are declared; the service's
 config reads its ``[model]`` section through it."""
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,20 @@ LOSSES = ("mae", "mse")
 TRANSFORMS = ("auto", "log", "linear")
 
 # Upper bounds: past them a value is a typo (and would exhaust time or memory much later).
-LIMITS = {"hidden_size": 1024, "horizon": 400, "season_length": 400, "ensemble": 32, "epochs": 10_000,
-          "batch_size": 65_536, "patience": 10_000, "max_backoffs": 100, "warm_epochs": 1000,
-          "warm_windows": 1_000_000, "max_windows": 1_000_000, "max_window": 4096}
+LIMITS = {
+    "hidden_size": 1024,
+    "horizon": 400,
+    "season_length": 400,
+    "ensemble": 32,
+    "epochs": 10_000,
+    "batch_size": 65_536,
+    "patience": 10_000,
+    "max_backoffs": 100,
+    "warm_epochs": 1000,
+    "warm_windows": 1_000_000,
+    "max_windows": 1_000_000,
+    "max_window": 4096,
+}
 
 
 @dataclass(frozen=True)
@@ -24,43 +36,43 @@ class ForecasterConfig:
     """Every knob of :class:`tickcast.models.RNNForecaster`, with the defaults we found best
     (measured on the M3 competition data and the bundled price series: see bench/results)."""
 
-    cell: str = "rnn"             # "rnn" (Elman) or "gru" (about 3x the cost per step)
-    hidden_size: int = 32         # H
-    horizon: int = 0              # K, values the read-out predicts at once; 0: from the season
+    cell: str = "rnn"  # "rnn" (Elman) or "gru" (about 3x the cost per step)
+    hidden_size: int = 32  # H
+    horizon: int = 0  # K, values the read-out predicts at once; 0: from the season
     #                               (a season and a half, at least 8, at most 48); longer
     #                               forecasts continue from their own predictions, K at a time
-    season_length: int = 0        # seasonal period (12 monthly, 4 quarterly...); 0: detect, 1: none
-    transform: str = "auto"       # "auto" (log for positive series), "log" or "linear"
+    season_length: int = 0  # seasonal period (12 monthly, 4 quarterly...); 0: detect, 1: none
+    transform: str = "auto"  # "auto" (log for positive series), "log" or "linear"
     lookbacks: tuple = (1.5, 2.0, 3.0)  # window lengths of the members, in multiples of K
-    ensemble: int = 3             # members (lookbacks taken in turn, seeds seed, seed+1, ...);
+    ensemble: int = 3  # members (lookbacks taken in turn, seeds seed, seed+1, ...);
     #                               the forecast is their median
-    epochs: int = 20              # upper bound; early stopping usually ends sooner
-    batch_size: int = 0           # B; 0: about 32 steps per epoch, 32..256 windows each
-    lr: float = 3e-3              # decays along a cosine to lr / 10 over the epochs
-    optimizer: str = "adam"       # "adam" or "sgd" (with momentum 0.9)
-    loss: str = "mae"             # "mae" (robust; matches sMAPE-like scores) or "mse"
-    clip: float | None = 1.0      # gradient clipping threshold; None or 0 disables it
-    clip_mode: str = "norm"       # "norm" (global norm) or "value" (element-wise)
-    val_fraction: float = 0.2     # newest part of each series held out for early stopping,
+    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    batch_size: int = 0  # B; 0: about 32 steps per epoch, 32..256 windows each
+    lr: float = 3e-3  # decays along a cosine to lr / 10 over the epochs
+    optimizer: str = "adam"  # "adam" or "sgd" (with momentum 0.9)
+    loss: str = "mae"  # "mae" (robust; matches sMAPE-like scores) or "mse"
+    clip: float | None = 1.0  # gradient clipping threshold; None or 0 disables it
+    clip_mode: str = "norm"  # "norm" (global norm) or "value" (element-wise)
+    val_fraction: float = 0.2  # newest part of each series held out for early stopping,
     #                               the backtest and the interval residuals
-    refit: bool = True            # after validation, train again on all data for the best
+    refit: bool = True  # after validation, train again on all data for the best
     #                               number of epochs (the newest points matter most)
-    patience: int = 3             # epochs without validation improvement before stopping
-    min_delta: float = 0.01       # relative validation-loss improvement that counts ...
-    significance: float = 2.0     # ... if it is also this many standard errors (paired, over
+    patience: int = 3  # epochs without validation improvement before stopping
+    min_delta: float = 0.01  # relative validation-loss improvement that counts ...
+    significance: float = 2.0  # ... if it is also this many standard errors (paired, over
     #                               validation windows) large. Both for one series; across S
     #                               series both are divided by sqrt(S): a gain seen on one series
     #                               may be one period's luck (on daily prices the gains found in
     #                               validation were below 1 % and did not carry over), one seen
     #                               on many series at once rarely is
-    max_backoffs: int = 6         # learning-rate halvings after non-finite steps before giving up
-    warm_epochs: int = 3          # default epochs of a warm start
-    warm_lr_scale: float = 0.3    # warm starts use lr * warm_lr_scale: fresh Adam moments take
+    max_backoffs: int = 6  # learning-rate halvings after non-finite steps before giving up
+    warm_epochs: int = 3  # default epochs of a warm start
+    warm_lr_scale: float = 0.3  # warm starts use lr * warm_lr_scale: fresh Adam moments take
     #                               full-size first steps that would shake a trained model
-    warm_windows: int = 512       # warm starts fine-tune on the newest this many windows per series
-    max_windows: int = 4096       # training windows per series: the newest this many
-    max_window: int = 512         # upper bound on a member's window length L
-    out_scale: float = 0.0        # std of Why at init is out_scale / sqrt(H); 0: an untrained
+    warm_windows: int = 512  # warm starts fine-tune on the newest this many windows per series
+    max_windows: int = 4096  # training windows per series: the newest this many
+    max_window: int = 512  # upper bound on a member's window length L
+    out_scale: float = 0.0  # std of Why at init is out_scale / sqrt(H); 0: an untrained
     #                               network forecasts exactly its read-out bias, not noise
     seed: int = 0
 
@@ -80,14 +92,25 @@ class ForecasterConfig:
             (_real(self.significance) and 0 <= self.significance <= 10, "significance must be in [0, 10]"),
             (_real(self.out_scale) and self.out_scale >= 0, "out_scale must be >= 0"),
             (isinstance(self.refit, bool), "refit must be true or false"),
-            (isinstance(self.lookbacks, tuple) and len(self.lookbacks) >= 1
-             and all(_real(v) and 0 < v <= 100 for v in self.lookbacks),
-             "lookbacks must be a non-empty list of multiples of the horizon in (0, 100]"),
+            (
+                isinstance(self.lookbacks, tuple)
+                and len(self.lookbacks) >= 1
+                and all(_real(v) and 0 < v <= 100 for v in self.lookbacks),
+                "lookbacks must be a non-empty list of multiples of the horizon in (0, 100]",
+            ),
         ]
         for name in ("hidden_size", "ensemble", "warm_windows", "max_windows", "max_window"):
             checks.append((_int(getattr(self, name)) and getattr(self, name) >= 1, f"{name} must be an integer >= 1"))
-        for name in ("horizon", "season_length", "epochs", "batch_size", "patience", "max_backoffs",
-                     "warm_epochs", "seed"):
+        for name in (
+            "horizon",
+            "season_length",
+            "epochs",
+            "batch_size",
+            "patience",
+            "max_backoffs",
+            "warm_epochs",
+            "seed",
+        ):
             checks.append((_int(getattr(self, name)) and getattr(self, name) >= 0, f"{name} must be an integer >= 0"))
         for name, most in LIMITS.items():
             value = getattr(self, name)
@@ -105,7 +128,7 @@ class ForecasterConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ForecasterConfig":
+    def from_dict(cls, d: dict) -> ForecasterConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
@@ -119,9 +142,15 @@ class ForecasterConfig:
 
     def architecture(self) -> dict:
         """The settings a warm start must share with the model it continues."""
-        return {"cell": self.cell, "hidden_size": self.hidden_size, "horizon": self.horizon,
-                "lookbacks": list(self.lookbacks), "ensemble": self.ensemble,
-                "season_length": self.season_length, "max_window": self.max_window}
+        return {
+            "cell": self.cell,
+            "hidden_size": self.hidden_size,
+            "horizon": self.horizon,
+            "lookbacks": list(self.lookbacks),
+            "ensemble": self.ensemble,
+            "season_length": self.season_length,
+            "max_window": self.max_window,
+        }
 
 
 def _cells() -> set[str]:

@@ -12,6 +12,7 @@ forecasts also give the backtest against the naive forecast and the split-confor
 residuals; then (``refit``) the member is trained again on all the data for the number of epochs
 validation chose, so the newest points shape the weights too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,7 +62,7 @@ class RNNForecaster:
         return f"RNNForecaster({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, y, warm_start: "RNNForecaster | None" = None, epochs: int | None = None):
+    def fit(self, y, warm_start: RNNForecaster | None = None, epochs: int | None = None):
         """Fit on one series y (1-D, oldest first, finite, at least MIN_LENGTH points); returns self.
 
         ``warm_start``: a fitted model with the same architecture; its members' weights are
@@ -72,7 +73,7 @@ class RNNForecaster:
         """
         return self._fit([as_series(y)], warm_start, epochs)
 
-    def fit_many(self, ys, warm_start: "RNNForecaster | None" = None, epochs: int | None = None):
+    def fit_many(self, ys, warm_start: RNNForecaster | None = None, epochs: int | None = None):
         """Fit one network (ensemble) across many series of one frequency; returns self.
         ``ys``: a sequence of 1-D series, any lengths. Forecast them with :meth:`predict_many`."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
@@ -80,7 +81,7 @@ class RNNForecaster:
             raise ValueError("fit_many needs at least one series")
         return self._fit(ys, warm_start, epochs)
 
-    def _fit(self, ys: list[np.ndarray], warm: "RNNForecaster | None", epochs: int | None):
+    def _fit(self, ys: list[np.ndarray], warm: RNNForecaster | None, epochs: int | None):
         cfg = self.config
         if epochs is not None and (int(epochs) != epochs or epochs < 0):
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -96,7 +97,7 @@ class RNNForecaster:
         self._preps, self.horizon_ = preps, K
         self._steps_per_pass = warm._steps_per_pass if warm is not None else _trained_steps(preps, K, cfg.max_windows)
         paths = [spread_path(p.x) for p in preps]
-        self._spreads = np.array([path[-1] for path in paths])       # (S,) local size of changes now
+        self._spreads = np.array([path[-1] for path in paths])  # (S,) local size of changes now
         if warm is not None:
             self._members = [self._warm_member(prev, preps, K, epochs) for prev in warm._members]
             self._Q, self._counts, self._out_max = warm._Q, warm._counts, warm._out_max
@@ -121,12 +122,23 @@ class RNNForecaster:
         # A gain seen on one series may be one period's luck; seen on many at once it rarely is:
         # the bars for "better" fall with the square root of the number of series.
         evidence = np.sqrt(len(self._preps)) if strict else np.inf
-        return TrainSettings(int(epochs), cfg.batch_size or auto_batch_size(n_windows), lr, cfg.optimizer,
-                             cfg.clip, cfg.clip_mode, patience, cfg.min_delta / evidence, cfg.max_backoffs,
-                             cfg.loss, cfg.significance / evidence)
+        return TrainSettings(
+            int(epochs),
+            cfg.batch_size or auto_batch_size(n_windows),
+            lr,
+            cfg.optimizer,
+            cfg.clip,
+            cfg.clip_mode,
+            patience,
+            cfg.min_delta / evidence,
+            cfg.max_backoffs,
+            cfg.loss,
+            cfg.significance / evidence,
+        )
 
-    def _fit_members(self, ys, preps: list[Prepared], paths: list[np.ndarray], K: int, longest: int,
-                     epochs: int | None) -> None:
+    def _fit_members(
+        self, ys, preps: list[Prepared], paths: list[np.ndarray], K: int, longest: int, epochs: int | None
+    ) -> None:
         cfg = self.config
         n_epochs = cfg.epochs if epochs is None else int(epochs)
         splits = [split_point(p.n, cfg.val_fraction) for p in preps]
@@ -137,8 +149,7 @@ class RNNForecaster:
         all_ranges = [(max(1, p.n - cap), p.n, p.n) for p in preps]
         self._members, val_preds, out_max = [], [], 0.0
         for j in range(cfg.ensemble):
-            L = int(min(max(2, round(cfg.lookbacks[j % len(cfg.lookbacks)] * K)), cfg.max_window,
-                        max(2, longest - 1)))
+            L = int(min(max(2, round(cfg.lookbacks[j % len(cfg.lookbacks)] * K)), cfg.max_window, max(2, longest - 1)))
             member = Member(cfg.cell, cfg.hidden_size, K, L, cfg.seed + j)
             rng = np.random.default_rng([cfg.seed, j])
             X, Y, M, _, _ = assemble(preps, L, K, train_ranges)
@@ -158,8 +169,12 @@ class RNNForecaster:
                 everything = Data(Xa, Ya, Ma)
                 out_max = max(out_max, float(np.max(np.abs(Ya[Ma > 0]), initial=0.0)))
                 final.initialise(everything, cfg.out_scale)
-                final.fit(everything, None, self._settings(member.best_epoch, len(everything), cfg.lr, 0),
-                          np.random.default_rng([cfg.seed, j, 1]))
+                final.fit(
+                    everything,
+                    None,
+                    self._settings(member.best_epoch, len(everything), cfg.lr, 0),
+                    np.random.default_rng([cfg.seed, j, 1]),
+                )
                 final.history, final.best_epoch, final.n_epochs = member.history, member.best_epoch, member.n_epochs
                 member = final
             self._members.append(member)
@@ -173,9 +188,9 @@ class RNNForecaster:
         """Interval residuals: errors of the forecasts ``pred`` (N, K, network units) in units of
         the local size of changes at their cut point, so one set of quantiles serves calm and
         wild stretches and series alike."""
-        scale = np.array([p.scale for p in preps])[owner]             # (N,)
+        scale = np.array([p.scale for p in preps])[owner]  # (N,)
         local = np.array([paths[i][t] for i, t in zip(owner, cut)])  # (N,)
-        resid = (data.Y - pred) * (scale / local)[:, None]            # (N, K)
+        resid = (data.Y - pred) * (scale / local)[:, None]  # (N, K)
         self._Q, self._counts = residual_quantiles(np.where(data.M > 0, np.abs(resid), np.nan))
 
     def _score_validation(self, ys, preps, paths, val: Data, pred: np.ndarray, owner, cut) -> None:
@@ -189,7 +204,7 @@ class RNNForecaster:
             if not rows.any():
                 self.backtests_.append(_scores(None, None, None, metrics.naive_scale(y) if y.size > 1 else 0.0))
                 continue
-            t = cut[rows]                                             # forecast y[t] from y[:t]
+            t = cut[rows]  # forecast y[t] from y[:t]
             x_hat = p.x[t - 1] + pred[rows, 0] * p.scale
             y_hat = p.values_at(x_hat, t)
             split = int(t.min())
@@ -205,11 +220,10 @@ class RNNForecaster:
             X, Y, M, owner, cut = assemble(preps, member.L, K, ranges)
             data = Data(X, Y, M)
             per_member.append(member.predict(X))
-        self._residual_quantiles(preps, paths, data, self._clip(np.median(np.array(per_member), axis=0)),
-                                 owner, cut)
+        self._residual_quantiles(preps, paths, data, self._clip(np.median(np.array(per_member), axis=0)), owner, cut)
         self.backtests_ = [_scores(None, None, None, 0.0) for _ in preps]
 
-    def _check_warm_start(self, prev: "RNNForecaster", ys: list[np.ndarray]) -> list[Prepared]:
+    def _check_warm_start(self, prev: RNNForecaster, ys: list[np.ndarray]) -> list[Prepared]:
         if not isinstance(prev, RNNForecaster) or not prev._members:
             raise ValueError("warm_start must be a fitted RNNForecaster")
         ours, theirs = self.config.architecture(), prev.config.architecture()
@@ -219,8 +233,9 @@ class RNNForecaster:
         if len(ys) != len(prev._preps):
             raise ValueError(f"warm_start model was fitted on {len(prev._preps)} series, not {len(ys)}")
         if self.config.transform not in ("auto", prev.transform_):
-            raise ValueError(f"warm_start model uses transform {prev.transform_!r}, "
-                             f"this one asks for {self.config.transform!r}")
+            raise ValueError(
+                f"warm_start model uses transform {prev.transform_!r}, this one asks for {self.config.transform!r}"
+            )
         preps = []
         for y, p in zip(ys, prev._preps):
             if p.log and np.any(y <= 0):
@@ -243,8 +258,12 @@ class RNNForecaster:
         data = Data(X, Y, M)
         # No validation: the previous weights saw all of yesterday's data, so a held-out part
         # would not be held out. A few gentle epochs on the newest windows.
-        member.fit(data, None, self._settings(n_epochs, len(data), cfg.lr * cfg.warm_lr_scale, 0, strict=False),
-                   np.random.default_rng([cfg.seed, prev.seed, 2]))
+        member.fit(
+            data,
+            None,
+            self._settings(n_epochs, len(data), cfg.lr * cfg.warm_lr_scale, 0, strict=False),
+            np.random.default_rng([cfg.seed, prev.seed, 2]),
+        )
         return member
 
     # -------------------------------------------------------------- forecasting
@@ -288,8 +307,7 @@ class RNNForecaster:
         self._check_fitted()
         if y is None:
             if len(self._preps) != 1:
-                raise ValueError(f"the model was fitted on {len(self._preps)} series: use predict_many(h), "
-                                 "or pass y")
+                raise ValueError(f"the model was fitted on {len(self._preps)} series: use predict_many(h), or pass y")
             return self._preps[0]
         y = as_series(y, min_length=1)
         if len(self._preps) > 1:  # a global model forecasts any series: prepare it like its own
@@ -318,12 +336,12 @@ class RNNForecaster:
             blocks = []
             for member in self._members:
                 X = np.stack([last_window(x, member.L, s) for x, s in zip(xs, scale)])
-                blocks.append(member.predict(X))                     # (S, L, 1) -> (S, K)
+                blocks.append(member.predict(X))  # (S, L, 1) -> (S, K)
             block = self._clip(np.median(np.array(blocks), axis=0))  # (S, K)
             step = min(K, h - done)
             last = np.array([x[-1] for x in xs])
-            out[:, done:done + step] = last[:, None] + block[:, :step] * scale[:, None]
-            xs = [np.concatenate([x, row]) for x, row in zip(xs, out[:, done:done + step])]
+            out[:, done : done + step] = last[:, None] + block[:, :step] * scale[:, None]
+            xs = [np.concatenate([x, row]) for x, row in zip(xs, out[:, done : done + step])]
             done += step
         return out
 
@@ -335,7 +353,7 @@ class RNNForecaster:
         return np.where(np.isfinite(out), out, last[:, None])
 
     def _intervals(self, preps, spreads, h: int, level: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        q = half_widths(self._Q, self._counts, h, float(level))       # (h,) own units
+        q = half_widths(self._Q, self._counts, h, float(level))  # (h,) own units
         x_hat = self._forecast_x(preps, h)
         growth = np.sqrt(np.arange(1, h + 1))
         result = []
@@ -358,20 +376,30 @@ class RNNForecaster:
         self._check_fitted()
         tail = max(m.L for m in self._members)
         tails = [p.x[-tail:] for p in self._preps]
-        meta = {"config": self.config.to_dict(), "horizon": self.horizon_, "out_max": self._out_max,
-                "steps_per_pass": self._steps_per_pass,
-                "members": [m.meta() for m in self._members], "histories": self.histories_,
-                "series": [{**p.meta(), "n": p.n} for p in self._preps],
-                "backtests": self.backtests_, "warm_started": self.warm_started_,
-                "n_obs": self.n_obs_}
-        arrays = {"weights": np.stack([m.flat for m in self._members]),
-                  "tails": np.concatenate(tails), "tail_lengths": np.array([t.size for t in tails]),
-                  "spreads": self._spreads, "residual_quantiles": self._Q,
-                  "residual_counts": self._counts}
+        meta = {
+            "config": self.config.to_dict(),
+            "horizon": self.horizon_,
+            "out_max": self._out_max,
+            "steps_per_pass": self._steps_per_pass,
+            "members": [m.meta() for m in self._members],
+            "histories": self.histories_,
+            "series": [{**p.meta(), "n": p.n} for p in self._preps],
+            "backtests": self.backtests_,
+            "warm_started": self.warm_started_,
+            "n_obs": self.n_obs_,
+        }
+        arrays = {
+            "weights": np.stack([m.flat for m in self._members]),
+            "tails": np.concatenate(tails),
+            "tail_lengths": np.array([t.size for t in tails]),
+            "spreads": self._spreads,
+            "residual_quantiles": self._Q,
+            "residual_counts": self._counts,
+        }
         return persist.pack(meta, arrays)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "RNNForecaster":
+    def from_bytes(cls, blob: bytes) -> RNNForecaster:
         """Inverse of :meth:`to_bytes` (forecasts are bitwise identical); ValueError for a blob
         that is not one, or whose arrays disagree with its header."""
         meta, arrays = persist.unpack(blob)
@@ -381,20 +409,36 @@ class RNNForecaster:
             raise ValueError(f"corrupt tickcast model blob: {type(exc).__name__}: {exc}") from None
 
     @classmethod
-    def _restore(cls, meta: dict, arrays: dict) -> "RNNForecaster":
+    def _restore(cls, meta: dict, arrays: dict) -> RNNForecaster:
         m = cls(**meta["config"])
         K = int(meta["horizon"])
         W, lengths, tails = arrays["weights"], arrays["tail_lengths"], arrays["tails"]
         series = meta["series"]
-        if W.ndim != 2 or W.shape[0] != len(meta["members"]) or len(series) != lengths.size \
-                or int(lengths.sum()) != tails.size or arrays["spreads"].shape != (len(series),) \
-                or arrays["residual_quantiles"].ndim != 2 or arrays["residual_quantiles"].shape[0] != K:
+        if (
+            W.ndim != 2
+            or W.shape[0] != len(meta["members"])
+            or len(series) != lengths.size
+            or int(lengths.sum()) != tails.size
+            or arrays["spreads"].shape != (len(series),)
+            or arrays["residual_quantiles"].ndim != 2
+            or arrays["residual_quantiles"].shape[0] != K
+        ):
             raise ValueError("corrupt tickcast model blob: its arrays disagree with its header")
         if not all(np.all(np.isfinite(a)) for a in (W, tails, arrays["spreads"], arrays["residual_quantiles"])):
             raise ValueError("corrupt tickcast model blob: non-finite weights or statistics")
-        m._members = [Member(m.config.cell, m.config.hidden_size, K, int(d["L"]), int(d["seed"]), flat=w,
-                             best_epoch=int(d["best_epoch"]), n_epochs=int(d["n_epochs"]))
-                      for d, w in zip(meta["members"], W)]
+        m._members = [
+            Member(
+                m.config.cell,
+                m.config.hidden_size,
+                K,
+                int(d["L"]),
+                int(d["seed"]),
+                flat=w,
+                best_epoch=int(d["best_epoch"]),
+                n_epochs=int(d["n_epochs"]),
+            )
+            for d, w in zip(meta["members"], W)
+        ]
         for member, hist in zip(m._members, meta["histories"]):
             member.history = hist
         m._preps = []
@@ -455,8 +499,7 @@ def _share_log_scale(preps: list[Prepared]) -> list[Prepared]:
 def _scores(actual, pred, naive, scale: float) -> dict:
     """Backtest dict: the model's and the naive forecast's MAE, RMSE, sMAPE and MASE."""
     if actual is None or len(actual) == 0:
-        keys = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape",
-                "naive_mase", "relative_mae")
+        keys = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase", "relative_mae")
         return {"n": 0, **{k: None for k in keys}, "mase_scale": scale}
     out = {"n": int(len(actual))}
     for prefix, p in (("", pred), ("naive_", naive)):

@@ -7,6 +7,7 @@ ceil((n_k + 1) L)-th smallest of the n_k residuals. Steps with fewer than MIN_RE
 residuals, and steps beyond K, grow from the last well-estimated step like a random walk
 (sqrt of the step ratio).
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 
 All take ``actual`` and ``predicted`` of the same shape, in the units of the series.
 """
+
 from __future__ import annotations
 
 import numpy as np

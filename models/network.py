@@ -8,6 +8,7 @@ seen in training. That mean is shrunk towards zero by its own uncertainty (posit
 James-Stein: ``mean * max(0, 1 - se^2 / mean^2)``): a drift that is not clearly there, as in
 daily prices, is not extrapolated, while a clear one is kept almost whole.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,13 +23,13 @@ from .train import Data, TrainSettings, predict_scaled, train
 def shrunk_mean_targets(data: Data) -> np.ndarray:
     """Mean target per step (K,), shrunk by its standard error. Windows that overlap share
     targets, so step k has about count / k independent ones."""
-    weight = data.M.sum(axis=0)                                      # (K,)
+    weight = data.M.sum(axis=0)  # (K,)
     safe = np.maximum(weight, 1.0)
     mean = (data.Y * data.M).sum(axis=0) / safe
     var = ((data.Y - mean) ** 2 * data.M).sum(axis=0) / safe
     n_eff = np.maximum(safe / np.arange(1, mean.size + 1), 1.0)
     se2 = var / n_eff
-    keep = np.clip(1.0 - np.divide(se2, mean ** 2, out=np.full_like(mean, np.inf), where=mean != 0), 0.0, 1.0)
+    keep = np.clip(1.0 - np.divide(se2, mean**2, out=np.full_like(mean, np.inf), where=mean != 0), 0.0, 1.0)
     return np.where(weight > 0, mean * keep, 0.0)
 
 
@@ -36,8 +37,8 @@ def shrunk_mean_targets(data: Data) -> np.ndarray:
 class Member:
     cell_name: str
     hidden_size: int
-    K: int            # outputs: the next K values
-    L: int            # window length
+    K: int  # outputs: the next K values
+    L: int  # window length
     seed: int
     flat: np.ndarray = field(default=None, repr=False)
     history: list = field(default_factory=list)
@@ -51,8 +52,9 @@ class Member:
         else:
             flat, self.params = allocate(self.cell.shapes)
             if np.shape(self.flat) != flat.shape:
-                raise ValueError(f"member weights have shape {np.shape(self.flat)}, the configuration "
-                                 f"needs {flat.shape}")
+                raise ValueError(
+                    f"member weights have shape {np.shape(self.flat)}, the configuration needs {flat.shape}"
+                )
             flat[:] = self.flat
             self.flat = flat
 
@@ -67,8 +69,9 @@ class Member:
         self.params["by"][:] = shrunk_mean_targets(targets)
 
     def fit(self, data: Data, val: Data | None, settings: TrainSettings, rng: np.random.Generator) -> None:
-        self.history, self.best_epoch, self.n_epochs = train(self.cell, self.flat, self.params, data, val,
-                                                             settings, rng)
+        self.history, self.best_epoch, self.n_epochs = train(
+            self.cell, self.flat, self.params, data, val, settings, rng
+        )
         self.cell.release()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -3,18 +3,18 @@
 Clipping runs before the optimizer and returns a new gradient, leaving its input alone. The
 optimizers update one flat parameter vector in place (see :mod:`models.params`).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from .params import flatten, unflatten
-
 from .config import CLIP_MODES
+from .params import flatten, unflatten
 
 
 def global_norm(g: np.ndarray) -> float:
     """Euclidean norm of a flat gradient vector (P,)."""
-    return float(np.sqrt(g @ g))                                     # (P,) @ (P,) -> ()
+    return float(np.sqrt(g @ g))  # (P,) @ (P,) -> ()
 
 
 def clip_flat(g: np.ndarray, clip: float | None, mode: str = "norm") -> tuple[np.ndarray, float, bool]:
@@ -37,8 +37,9 @@ def clip_flat(g: np.ndarray, clip: float | None, mode: str = "norm") -> tuple[np
     return clipped, norm, bool(np.any(clipped != g))
 
 
-def clip_grads(grads: dict[str, np.ndarray], clip: float | None, mode: str = "norm"
-               ) -> tuple[dict[str, np.ndarray], float, bool]:
+def clip_grads(
+    grads: dict[str, np.ndarray], clip: float | None, mode: str = "norm"
+) -> tuple[dict[str, np.ndarray], float, bool]:
     """:func:`clip_flat` for a gradient dict: the norm is global over all keys."""
     shapes = {k: v.shape for k, v in grads.items()}
     g, norm, clipped = clip_flat(flatten(grads, shapes), clip, mode)
@@ -48,8 +49,7 @@ def clip_grads(grads: dict[str, np.ndarray], clip: float | None, mode: str = "no
 class Adam:
     """Adam (Kingma & Ba) on a flat parameter vector of ``size`` elements."""
 
-    def __init__(self, size: int, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
+    def __init__(self, size: int, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.m, self.v, self._tmp = np.zeros(size), np.zeros(size), np.zeros(size)
         self.t = 0
@@ -72,7 +72,7 @@ class Adam:
         tmp *= 1.0 - b2
         v += tmp
         # Bias corrections folded into the step size, as in the paper's Algorithm 1 variant.
-        lr_t = self.lr * np.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
+        lr_t = self.lr * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
         np.sqrt(v, out=tmp)
         tmp += self.eps
         np.divide(m, tmp, out=tmp)

@@ -5,6 +5,7 @@ dict with the same keys. Both are views into one flat float64 vector, so the opt
 global-norm clipping and the finite check each touch a single array instead of looping over
 keys in Python.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,7 @@ def allocate(shapes: Shapes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     flat = np.zeros(sum(sizes))
     views, offset = {}, 0
     for (key, shape), size in zip(shapes.items(), sizes):
-        views[key] = flat[offset:offset + size].reshape(shape)
+        views[key] = flat[offset : offset + size].reshape(shape)
         offset += size
     return flat, views
 
@@ -33,6 +34,6 @@ def unflatten(flat: np.ndarray, shapes: Shapes) -> dict[str, np.ndarray]:
     views, offset = {}, 0
     for key, shape in shapes.items():
         size = int(np.prod(shape))
-        views[key] = flat[offset:offset + size].reshape(shape)
+        views[key] = flat[offset : offset + size].reshape(shape)
         offset += size
     return views

@@ -12,6 +12,7 @@ When the period is not known, :func:`detect_period` tries the usual ones (4, 5, 
 with the same test on the differenced series (so that a trend or a random walk does not pass
 for seasonality) and returns the strongest that passes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,8 @@ Z90 = 1.645
 def acf(y: np.ndarray, k: int) -> float:
     """Sample autocorrelation of y (n,) at lag k (0.0 for a constant series)."""
     d = np.asarray(y, dtype=np.float64) - np.mean(y)
-    denom = d @ d                                                    # (n,) @ (n,) -> ()
-    return float(d[k:] @ d[:d.size - k] / denom) if denom > 0 and k < d.size else 0.0
+    denom = d @ d  # (n,) @ (n,) -> ()
+    return float(d[k:] @ d[: d.size - k] / denom) if denom > 0 and k < d.size else 0.0
 
 
 # Periods tried by detect_period, and the stricter quantile it uses for trying several.
@@ -34,7 +35,7 @@ Z_DETECT = 2.326
 
 def _acf_test(y: np.ndarray, m: int, z: float) -> float | None:
     """r_m if it passes ``|r_m| > z * sqrt((1 + 2 sum_{k<m} r_k^2) / n)``, else None."""
-    r = np.array([acf(y, k) for k in range(1, m + 1)])              # r_1 .. r_m
+    r = np.array([acf(y, k) for k in range(1, m + 1)])  # r_1 .. r_m
     limit = z * np.sqrt((1.0 + 2.0 * np.sum(r[:-1] ** 2)) / y.size)
     return float(r[-1]) if abs(r[-1]) > limit else None
 
@@ -69,11 +70,11 @@ def centred_moving_average(y: np.ndarray, m: int) -> np.ndarray:
     n = y.size
     out = np.full(n, np.nan)
     c = np.concatenate([[0.0], np.cumsum(y)])
-    ma = (c[m:] - c[:-m]) / m                                        # (n - m + 1,) plain m-MA
+    ma = (c[m:] - c[:-m]) / m  # (n - m + 1,) plain m-MA
     if m % 2:
-        out[m // 2:n - m // 2] = ma
+        out[m // 2 : n - m // 2] = ma
     else:
-        out[m // 2:n - m // 2] = 0.5 * (ma[:-1] + ma[1:])            # 2 x m: centred on a point
+        out[m // 2 : n - m // 2] = 0.5 * (ma[:-1] + ma[1:])  # 2 x m: centred on a point
     return out
 
 
@@ -85,7 +86,7 @@ def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool = True) -> np.n
     neutral = np.ones(max(int(m), 1)) if multiplicative else np.zeros(max(int(m), 1))
     if not is_seasonal(y, m):
         return neutral
-    cma = centred_moving_average(y, m)                               # NaN at both ends
+    cma = centred_moving_average(y, m)  # NaN at both ends
     if multiplicative:
         ratio = y / cma
         si = np.array([np.nanmean(ratio[i::m]) for i in range(m)])
@@ -100,12 +101,12 @@ class Seasonality:
     count from the first point of the fitted series (index 0)."""
 
     def __init__(self, indices: np.ndarray, n: int, multiplicative: bool = True):
-        self.indices = np.asarray(indices, dtype=np.float64)        # (m,)
-        self.n = int(n)                                              # length of the fitted series
+        self.indices = np.asarray(indices, dtype=np.float64)  # (m,)
+        self.n = int(n)  # length of the fitted series
         self.multiplicative = bool(multiplicative)
 
     @classmethod
-    def fit(cls, y: np.ndarray, m: int) -> "Seasonality":
+    def fit(cls, y: np.ndarray, m: int) -> Seasonality:
         """Multiplicative indices for a positive series, additive otherwise."""
         y = np.asarray(y, dtype=np.float64)
         multiplicative = bool(np.all(y > 0))
@@ -140,9 +141,8 @@ class Seasonality:
         return values * f if self.multiplicative else values + f
 
     def to_dict(self) -> dict:
-        return {"indices": [float(v) for v in self.indices], "n": self.n,
-                "multiplicative": self.multiplicative}
+        return {"indices": [float(v) for v in self.indices], "n": self.n, "multiplicative": self.multiplicative}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Seasonality":
+    def from_dict(cls, d: dict) -> Seasonality:
         return cls(np.array(d["indices"], dtype=np.float64), d["n"], d["multiplicative"])

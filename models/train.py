@@ -5,6 +5,7 @@ Shapes: X (N, T, D) windows, Y (N, K) targets, M (N, K) target weights (0 masks 
 past the end of a series or inside the validation part). Loss per batch, with d = out - Y:
 ``mae``: sum(M |d|) / sum(M), ``mse``: sum(M d^2) / sum(M).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import LOSSES  # noqa: F401 (re-exported)
 from .errors import TrainingDiverged
 from .optim import clip_flat, make_optimizer
 from .params import allocate
 
 EVAL_CHUNK = 512  # windows per forward pass when only evaluating: bounds the buffers' size
-from .config import LOSSES  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Data:
     def __len__(self) -> int:
         return self.X.shape[0]
 
-    def take(self, idx) -> "Data":
+    def take(self, idx) -> Data:
         return Data(self.X[idx], self.Y[idx], self.M[idx])
 
 
@@ -59,8 +60,8 @@ def predict_scaled(cell, params, X: np.ndarray) -> np.ndarray:
     """Network output for windows X (N, T, D) -> (N, K), in chunks of EVAL_CHUNK."""
     out = np.empty((X.shape[0], cell.O))
     for start in range(0, X.shape[0], EVAL_CHUNK):
-        o, _ = cell.forward(params, X[start:start + EVAL_CHUNK])    # (b, T, D) -> (b, K)
-        out[start:start + EVAL_CHUNK] = o
+        o, _ = cell.forward(params, X[start : start + EVAL_CHUNK])  # (b, T, D) -> (b, K)
+        out[start : start + EVAL_CHUNK] = o
     return out
 
 
@@ -87,8 +88,7 @@ def window_losses(cell, params, data: Data, kind: str) -> np.ndarray:
     return np.sum((np.abs(d) if kind == "mae" else d * d) * data.M, axis=1)
 
 
-def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_delta: float,
-                block: int = 1) -> bool:
+def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_delta: float, block: int = 1) -> bool:
     """Is the loss with per-window losses ``new`` (N,) better than with ``old`` by at least
     ``min_delta`` (relative) and by ``z`` standard errors of the paired difference?
 
@@ -106,12 +106,19 @@ def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_d
     if n_blocks < 2:
         return True  # too few windows to estimate the noise: min_delta alone decides
     size = new.size // n_blocks
-    sums = (new - old)[:n_blocks * size].reshape(n_blocks, size).sum(axis=1) / weight * n_blocks
+    sums = (new - old)[: n_blocks * size].reshape(n_blocks, size).sum(axis=1) / weight * n_blocks
     return bool(change < -z * float(sums.std(ddof=1)) / np.sqrt(n_blocks))
 
 
-def train(cell, flat: np.ndarray, params: dict, data: Data, val: Data | None,
-          settings: TrainSettings, rng: np.random.Generator) -> tuple[list[dict], int, int]:
+def train(
+    cell,
+    flat: np.ndarray,
+    params: dict,
+    data: Data,
+    val: Data | None,
+    settings: TrainSettings,
+    rng: np.random.Generator,
+) -> tuple[list[dict], int, int]:
     """Train ``params`` (views of ``flat``) in place; returns ``(history, best_epoch, epochs_run)``.
 
     Epoch 0 is the loss before any update. After each epoch the validation loss (the training
@@ -159,8 +166,7 @@ class Trainer:
             val_loss = evaluate(cell, params, val, st.loss)
             finite = train_loss is not None and np.isfinite(train_loss + grad_norm)
             if not finite or (val_loss is not None and not np.isfinite(val_loss)):
-                self._back_off("non-finite validation loss" if finite
-                               else "no finite training loss in an epoch")
+                self._back_off("non-finite validation loss" if finite else "no finite training loss in an epoch")
                 val_loss = evaluate(cell, params, val, st.loss)
                 train_loss, grad_norm = evaluate(cell, params, data, st.loss), 0.0
             history.append(_entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, self.opt.lr))
@@ -190,8 +196,8 @@ class Trainer:
         loss_sum = norm_sum = 0.0
         n_seen = n_steps = n_clipped = 0
         for start in range(0, len(data), st.batch_size):
-            idx = perm[start:start + st.batch_size]
-            out, cache = cell.forward(params, data.X[idx])           # (b, T, D) -> (b, K)
+            idx = perm[start : start + st.batch_size]
+            out, cache = cell.forward(params, data.X[idx])  # (b, T, D) -> (b, K)
             loss, dout = loss_and_grad(out, data.Y[idx], data.M[idx], st.loss)
             cell.backward(params, dout, cache, self.grads)
             g, norm, clipped = clip_flat(self.g_flat, st.clip, st.clip_mode)
@@ -215,7 +221,8 @@ class Trainer:
         if self.backoffs > self.st.max_backoffs:
             raise TrainingDiverged(
                 f"{reason} after {self.st.max_backoffs} learning-rate back-offs (lr now "
-                f"{self.opt.lr:.3g}, started at {self.st.lr:.3g}); lower lr or check the series")
+                f"{self.opt.lr:.3g}, started at {self.st.lr:.3g}); lower lr or check the series"
+            )
         self.flat[:] = self.best
         self.opt.reset()
         self.base_lr *= 0.5
@@ -223,6 +230,11 @@ class Trainer:
 
 
 def _entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, lr) -> dict:
-    return {"epoch": int(epoch), "train_loss": float(train_loss),
-            "val_loss": None if val_loss is None else float(val_loss),
-            "grad_norm": float(grad_norm), "clip_fraction": float(clip_fraction), "lr": float(lr)}
+    return {
+        "epoch": int(epoch),
+        "train_loss": float(train_loss),
+        "val_loss": None if val_loss is None else float(val_loss),
+        "grad_norm": float(grad_norm),
+        "clip_fraction": float(clip_fraction),
+        "lr": float(lr),
+    }

@@ -15,18 +15,19 @@ For a series y (n,), oldest first:
 Normalising each window to its last value is what lets one network serve series of any level
 (N-BEATS, ES-RNN); the log scale makes changes relative, so levels of 10 and 10,000 look alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from .config import TRANSFORMS
 from .errors import SeriesTooShort
 from .seasonality import Seasonality, detect_period
 
 # fit() refuses fewer points: two windows with a one-step target are the least to learn from.
 MIN_LENGTH = 3
-from .config import TRANSFORMS
 
 
 def as_series(y, min_length: int = MIN_LENGTH, what: str = "y") -> np.ndarray:
@@ -41,8 +42,9 @@ def as_series(y, min_length: int = MIN_LENGTH, what: str = "y") -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise ValueError(f"{what} contains {bad} NaN or infinite value(s); drop or fill them first")
     if arr.size < min_length:
-        raise SeriesTooShort(f"series has {arr.size} point(s); the forecaster needs at least "
-                             f"{min_length} (models.MIN_LENGTH)")
+        raise SeriesTooShort(
+            f"series has {arr.size} point(s); the forecaster needs at least {min_length} (models.MIN_LENGTH)"
+        )
     return arr
 
 
@@ -114,7 +116,7 @@ def spread_path(x: np.ndarray) -> np.ndarray:
         return out
     a = 2.0 / (SPREAD_SPAN + 1.0)
     num = den = 0.0
-    for t, d in enumerate(np.abs(np.diff(x)), start=2):              # d = |x[t-1] - x[t-2]|
+    for t, d in enumerate(np.abs(np.diff(x)), start=2):  # d = |x[t-1] - x[t-2]|
         num = (1.0 - a) * num + d
         den = (1.0 - a) * den + 1.0
         out[t] = num / den
@@ -134,8 +136,9 @@ def prepare(y: np.ndarray, season_length: int, transform: str = "auto") -> Prepa
     return Prepared(x, season, log, series_scale(x))
 
 
-def cut_windows(x: np.ndarray, L: int, K: int, scale: float, cuts: np.ndarray,
-                end: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cut_windows(
+    x: np.ndarray, L: int, K: int, scale: float, cuts: np.ndarray, end: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows at the cut points ``cuts`` (1 <= t <= n) of x (n,).
 
     Returns X (N, L, 1) inputs, Y (N, K) targets (0 where masked) and M (N, K) the mask: 1.0
@@ -145,12 +148,12 @@ def cut_windows(x: np.ndarray, L: int, K: int, scale: float, cuts: np.ndarray,
     end = n if end is None else end
     pad = np.concatenate([np.full(L, x[0]), x, np.full(K, np.nan)])  # (L + n + K,)
     rows = np.lib.stride_tricks.sliding_window_view(pad, L + K)[cuts]  # (N, L + K); row t covers x[t-L:t+K]
-    last = rows[:, L - 1:L]                                          # (N, 1) = x[t-1]
-    X = (rows[:, :L] - last) / scale                                 # (N, L)
-    Y = (rows[:, L:] - last) / scale                                 # (N, K)
-    target_idx = cuts[:, None] + np.arange(K)                        # (N, K) index into x
+    last = rows[:, L - 1 : L]  # (N, 1) = x[t-1]
+    X = (rows[:, :L] - last) / scale  # (N, L)
+    Y = (rows[:, L:] - last) / scale  # (N, K)
+    target_idx = cuts[:, None] + np.arange(K)  # (N, K) index into x
     M = (target_idx < end).astype(np.float64)
-    return X[:, :, None], np.where(M > 0, Y, 0.0), M                 # (N, L) -> (N, L, 1)
+    return X[:, :, None], np.where(M > 0, Y, 0.0), M  # (N, L) -> (N, L, 1)
 
 
 def last_window(x: np.ndarray, L: int, scale: float) -> np.ndarray:
@@ -169,8 +172,9 @@ def split_point(n: int, val_fraction: float, min_train: int = 2) -> int:
     return s if s >= min_train else n
 
 
-def assemble(preps: list[Prepared], L: int, K: int, ranges: list[tuple[int, int, int]]
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def assemble(
+    preps: list[Prepared], L: int, K: int, ranges: list[tuple[int, int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Windows of many series stacked: ``ranges[i] = (first cut, last cut + 1, end)`` for
     series i. Returns X (N, L, 1), Y (N, K), M (N, K), owner (N,) series index, cut (N,) t."""
     parts, owners, cuts_all = [], [], []

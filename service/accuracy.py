@@ -44,14 +44,20 @@ def not_scored_yet(engine: Engine, series: sa.Row | None) -> str:
     whose = f" of {series.key}" if series is not None else ""
     if first_target is None:
         return f"no forecasts{whose} yet: {RUN_FIRST}"
-    return (f"no forecast{whose} has been scored yet: a forecast is scored once the value of its target date is "
-            f"ingested (the first target date is {first_target})")
+    return (
+        f"no forecast{whose} has been scored yet: a forecast is scored once the value of its target date is "
+        f"ingested (the first target date is {first_target})"
+    )
 
 
 def scored_forecasts(engine: Engine, series_id: int, limit: int = 500) -> list[dict]:
     """The series' newest ``limit`` scored forecasts (rows of ``forecast_errors``), oldest target first."""
     view = schema.forecast_errors
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(view).where(view.c.series_id == series_id)
-                            .order_by(view.c.target_ts.desc(), view.c.step).limit(limit)).all()
+        rows = conn.execute(
+            sa.select(view)
+            .where(view.c.series_id == series_id)
+            .order_by(view.c.target_ts.desc(), view.c.step)
+            .limit(limit)
+        ).all()
     return [dict(r._mapping) for r in reversed(rows)]

@@ -38,8 +38,10 @@ def sqlite_path(db_url: str) -> str:
     """The file behind a SQLite URL; a clear error for PostgreSQL and in-memory databases."""
     url = normalize_url(db_url)
     if url.get_backend_name() != "sqlite":
-        raise BackupError(f"backup copies SQLite databases; {describe(db_url)} is PostgreSQL: use pg_dump, "
-                          "e.g. pg_dump --format=custom --file=tickcast.dump DBNAME")
+        raise BackupError(
+            f"backup copies SQLite databases; {describe(db_url)} is PostgreSQL: use pg_dump, "
+            "e.g. pg_dump --format=custom --file=tickcast.dump DBNAME"
+        )
     if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
         raise BackupError(f"backup needs a SQLite database file, not {describe(db_url)}")
     return os.path.abspath(url.database)

@@ -21,11 +21,26 @@ def datasette_argv(settings: Settings, host: str, port: int) -> list[str]:
 
     url = normalize_url(settings.db_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        raise TickcastError("browse serves a SQLite database file with Datasette; for PostgreSQL use psql "
-                            "or another client")
+        raise TickcastError(
+            "browse serves a SQLite database file with Datasette; for PostgreSQL use psql or another client"
+        )
     if importlib.util.find_spec("datasette") is None:
         raise TickcastError("Datasette is not installed: pip install 'tickcast[browse]'")
     open_database(settings.db_url, busy_timeout=settings.busy_timeout).dispose()
     metadata = resources.files("tickcast.service").joinpath("datasette", "metadata.json")
-    return [sys.executable, "-m", "datasette", "serve", os.path.abspath(url.database), "--metadata", str(metadata),
-            "--host", host, "--port", str(port), "--setting", "sql_time_limit_ms", "5000"]
+    return [
+        sys.executable,
+        "-m",
+        "datasette",
+        "serve",
+        os.path.abspath(url.database),
+        "--metadata",
+        str(metadata),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--setting",
+        "sql_time_limit_ms",
+        "5000",
+    ]

@@ -40,8 +40,9 @@ def _exchange_calendar_names() -> set[str]:
     if spec is not None and spec.submodule_search_locations:
         source = Path(next(iter(spec.submodule_search_locations))) / "calendar_utils.py"
         try:
-            names = _dict_keys(source.read_text(encoding="utf-8"),
-                               ("_default_calendar_factories", "_default_calendar_aliases"))
+            names = _dict_keys(
+                source.read_text(encoding="utf-8"), ("_default_calendar_factories", "_default_calendar_aliases")
+            )
         except (OSError, SyntaxError, ValueError):
             names = set()
         if names:
@@ -55,8 +56,11 @@ def _dict_keys(text: str, variables: tuple[str, ...]) -> set[str]:
     """The string keys of the module-level dict literals assigned to ``variables`` in ``text``."""
     keys: set[str] = set()
     for node in ast.parse(text).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-            getattr(node, "target", None)
+        target = (
+            node.targets[0]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else getattr(node, "target", None)
+        )
         if isinstance(target, ast.Name) and target.id in variables and isinstance(node.value, ast.Dict):
             keys.update(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
     return keys
@@ -70,8 +74,10 @@ def check_calendar_name(dotted: str, value: str) -> str:
         return value
     close = difflib.get_close_matches(value.upper(), sorted(calendar_names()), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"setting {dotted!r} must be an exchange calendar code such as XNYS, XLON or XTKS, or "
-                      f"{US_FEDERAL!r}, got {value!r}{hint}")
+    raise ConfigError(
+        f"setting {dotted!r} must be an exchange calendar code such as XNYS, XLON or XTKS, or "
+        f"{US_FEDERAL!r}, got {value!r}{hint}"
+    )
 
 
 def next_trading_days(last: date, calendar: str, steps: int) -> list[date]:

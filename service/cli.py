@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .config import Settings, debug_enabled, load_settings
@@ -65,6 +65,7 @@ def _err(message: str) -> None:
 
 # --- commands -----------------------------------------------------------------------------------
 
+
 def cmd_init(args: argparse.Namespace) -> int:
     from .db import describe, make_engine, upgrade
     from .drift import repair
@@ -97,9 +98,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             _err(f"[{i}/{n}] {r.key}: {detail} ({r.seconds:.1f} s)")
 
     results = ingest(engine, settings, args.keys, progress=None if args.quiet else progress, full=args.full)
-    rows = [dict(key=r.key, new_rows=r.new_rows, total_rows=r.total_rows, last_ts=r.last_ts,
-                 status=r.status if r.status != FetchStatus.OK or not r.note else f"{r.status} ({r.note})")
-            for r in results]
+    rows = [
+        dict(
+            key=r.key,
+            new_rows=r.new_rows,
+            total_rows=r.total_rows,
+            last_ts=r.last_ts,
+            status=r.status if r.status != FetchStatus.OK or not r.note else f"{r.status} ({r.note})",
+        )
+        for r in results
+    ]
     print(render(rows, ["key", "new_rows", "total_rows", "last_ts", "status"]))
     failed = [r for r in results if r.status == FetchStatus.FAILED]
     for r in failed:
@@ -123,8 +131,18 @@ def _install_stop_handlers(stop) -> None:
         signal.signal(signum, handler)
 
 
-FORECAST_COLUMNS = ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower", "upper",
-                    "change_pct", "skill"]
+FORECAST_COLUMNS = [
+    "series_key",
+    "last_ts",
+    "last_value",
+    "target_ts",
+    "step",
+    "forecast",
+    "lower",
+    "upper",
+    "change_pct",
+    "skill",
+]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -138,8 +156,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = _open(settings)
     stop = threading.Event()
     _install_stop_handlers(stop)
-    summary = run_cycle(engine, settings, trigger=Trigger.MANUAL, progress=None if args.quiet else _err, stop=stop,
-                        keys=args.keys or None)
+    summary = run_cycle(
+        engine,
+        settings,
+        trigger=Trigger.MANUAL,
+        progress=None if args.quiet else _err,
+        stop=stop,
+        keys=args.keys or None,
+    )
     failed = [o for o in summary.outcomes if o.failed]
     try:
         keys = {o.key for o in summary.outcomes}
@@ -147,9 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
-    counts = (f"{summary.count(lambda o: o.fit == SeriesFit.TRAINED)} trained, "
-              f"{summary.count(lambda o: o.fit == SeriesFit.UP_TO_DATE)} up to date, "
-              f"{summary.count(lambda o: o.fit == SeriesFit.SKIPPED and not o.failed)} skipped, {len(failed)} failed")
+    counts = (
+        f"{summary.count(lambda o: o.fit == SeriesFit.TRAINED)} trained, "
+        f"{summary.count(lambda o: o.fit == SeriesFit.UP_TO_DATE)} up to date, "
+        f"{summary.count(lambda o: o.fit == SeriesFit.SKIPPED and not o.failed)} skipped, {len(failed)} failed"
+    )
     print(f"run {summary.run_id}: {summary.status} ({counts}) in {summary.seconds:.1f} s")
     for o in failed:
         _err(f"tickcast: {o.error}")
@@ -237,8 +263,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.quiet:
         return EXIT_OK
     # With "-" the copy itself is on stdout: the summary goes to stderr.
-    print(f"backed up {result.source} to {where} ({result.size_bytes / 1e6:.1f} MB{runs})",
-          file=sys.stderr if result.destination == "-" else sys.stdout)
+    print(
+        f"backed up {result.source} to {where} ({result.size_bytes / 1e6:.1f} MB{runs})",
+        file=sys.stderr if result.destination == "-" else sys.stdout,
+    )
     return EXIT_OK
 
 
@@ -256,6 +284,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
 # --- parser -------------------------------------------------------------------------------------
 
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -268,12 +297,25 @@ def _positive_int(text: str) -> int:
 
 def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--db", metavar="URL", default=default,
-                        help="database URL (default: $TICKCAST_DB_URL, else sqlite:///<data_dir>/tickcast.db)")
-    parser.add_argument("--config", metavar="FILE", default=default,
-                        help="config file (default: $TICKCAST_CONFIG, else the packaged tickcast.toml)")
-    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="no progress output")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=default,
+        help="database URL (default: $TICKCAST_DB_URL, else sqlite:///<data_dir>/tickcast.db)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="config file (default: $TICKCAST_CONFIG, else the packaged tickcast.toml)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="no progress output",
+    )
 
 
 def build_parser() -> Parser:
@@ -281,7 +323,7 @@ def build_parser() -> Parser:
         prog="tickcast",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Time-series forecasting service: ingest series, train a NumPy RNN per series, "
-                    "store forecasts in SQL tables.",
+        "store forecasts in SQL tables.",
         epilog=textwrap.dedent("""\
             examples:
               tickcast run                       ingest, train and forecast every series now
@@ -296,62 +338,104 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, func, help: str, example: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _add_common(p, suppress=True)
         p.set_defaults(func=func)
         return p
 
     command("init", cmd_init, "create the database or upgrade it to the newest schema", "tickcast init")
-    p = command("ingest", cmd_ingest, "fetch new observations for the watchlist (or the given series)",
-                "tickcast ingest yahoo:AAPL fred:DGS10     (or: tickcast ingest --full yahoo:AAPL)")
+    p = command(
+        "ingest",
+        cmd_ingest,
+        "fetch new observations for the watchlist (or the given series)",
+        "tickcast ingest yahoo:AAPL fred:DGS10     (or: tickcast ingest --full yahoo:AAPL)",
+    )
     p.add_argument("keys", nargs="*", metavar="KEY", help="series keys such as yahoo:SPY (default: all active)")
-    p.add_argument("--full", action="store_true",
-                   help="re-fetch the whole history of the given series and replace what is stored (picks up "
-                        "rows removed at the source and revisions older than sources.overlap_days)")
-    p = command("run", cmd_run, "one full cycle now: ingest, train, backtest, forecast, store",
-                "tickcast run            (or: tickcast run sample:sp500)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="re-fetch the whole history of the given series and replace what is stored (picks up "
+        "rows removed at the source and revisions older than sources.overlap_days)",
+    )
+    p = command(
+        "run",
+        cmd_run,
+        "one full cycle now: ingest, train, backtest, forecast, store",
+        "tickcast run            (or: tickcast run sample:sp500)",
+    )
     p.add_argument("keys", nargs="*", metavar="KEY", help="only these series (default: all active)")
-    p = command("serve", cmd_serve, "the scheduler daemon: a run on the configured cron schedule",
-                "tickcast serve --run-now")
+    p = command(
+        "serve", cmd_serve, "the scheduler daemon: a run on the configured cron schedule", "tickcast serve --run-now"
+    )
     p.add_argument("--run-now", action="store_true", help="start a run immediately, then follow the schedule")
     command("health", cmd_health, "exit 0 only if the last completed run is recent enough", "tickcast health")
-    p = command("forecasts", cmd_forecasts, "the latest forecasts (all series, or one)",
-                "tickcast forecasts yahoo:SPY --format csv")
+    p = command(
+        "forecasts",
+        cmd_forecasts,
+        "the latest forecasts (all series, or one)",
+        "tickcast forecasts yahoo:SPY --format csv",
+    )
     p.add_argument("key", nargs="?", metavar="KEY")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p = command("accuracy", cmd_accuracy, "how past forecasts did against what happened: per series and step "
-                "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
-                "score",
-                "tickcast accuracy sample:sp500 --by month --format csv")
+    p = command(
+        "accuracy",
+        cmd_accuracy,
+        "how past forecasts did against what happened: per series and step "
+        "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
+        "score",
+        "tickcast accuracy sample:sp500 --by month --format csv",
+    )
     p.add_argument("key", nargs="?", metavar="KEY")
-    p.add_argument("--by", choices=("step", "month"), default="step",
-                   help="one row per series and step (default) or per series and target month")
+    p.add_argument(
+        "--by",
+        choices=("step", "month"),
+        default="step",
+        help="one row per series and step (default) or per series and target month",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
     p.add_argument("key", metavar="KEY")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p = command("plot", cmd_plot, "draw the recent series, its forecast and interval, and the loss curve",
-                "tickcast plot sample:sp500 -o sp500.png")
+    p = command(
+        "plot",
+        cmd_plot,
+        "draw the recent series, its forecast and interval, and the loss curve",
+        "tickcast plot sample:sp500 -o sp500.png",
+    )
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
-    p.add_argument("--points", type=_positive_int, default=250,
-                   help="how many recent observations to draw (default 250)")
-    p = command("backup", cmd_backup, "a consistent copy of the SQLite database, also while the service runs "
-                "(PostgreSQL: use pg_dump)",
-                "tickcast backup tickcast-copy.db    (in Docker: docker compose exec -T tickcast "
-                "tickcast backup - > tickcast.db)")
+    p.add_argument(
+        "--points", type=_positive_int, default=250, help="how many recent observations to draw (default 250)"
+    )
+    p = command(
+        "backup",
+        cmd_backup,
+        "a consistent copy of the SQLite database, also while the service runs (PostgreSQL: use pg_dump)",
+        "tickcast backup tickcast-copy.db    (in Docker: docker compose exec -T tickcast "
+        "tickcast backup - > tickcast.db)",
+    )
     p.add_argument("file", metavar="FILE", help="the new file to write (it must not exist); - for standard output")
-    p = command("browse", cmd_browse, "browse the tables read-only in Datasette, with canned queries "
-                "(needs the browse extra)", "tickcast browse --port 8001")
+    p = command(
+        "browse",
+        cmd_browse,
+        "browse the tables read-only in Datasette, with canned queries (needs the browse extra)",
+        "tickcast browse --port 8001",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
     return parser
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
     # yfinance logs what it also raises; its exceptions become our one-line reasons.
     logging.getLogger("yfinance").setLevel(logging.CRITICAL)
 

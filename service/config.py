@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .checks import check_type, file_name, positive
@@ -57,6 +58,7 @@ def kill_point(points: Sequence[str], env: Mapping[str, str] | None = None) -> t
     except ValueError:
         raise ConfigError(f"{ENV_KILL_AT} must look like <point>:<n>, got {raw!r}") from None
 
+
 @dataclass(frozen=True)
 class SourceSettings:
     history_start: str = ""  # first date fetched for a series with no stored rows; "" = all history
@@ -84,9 +86,8 @@ TRAINING_CHOICES = tuple(t.value for t in Training)
 # Set by the service, not in [model]: what each means, for the error message.
 SERVICE_SET_KNOBS = {
     "season_length": "the season comes from each series' frequency (M 12, Q 4, W 52, D 7, B and A none, "
-                     "unknown: detected); set season_length in a [[series]] table to override it",
-    "horizon": "the model's read-out covers forecast.horizon steps (or more, for seasonal data): set "
-               "forecast.horizon",
+    "unknown: detected); set season_length in a [[series]] table to override it",
+    "horizon": "the model's read-out covers forecast.horizon steps (or more, for seasonal data): set forecast.horizon",
 }
 
 
@@ -140,6 +141,7 @@ class Settings:
     def busy_timeout(self) -> float:
         """``busy_timeout_minutes`` in seconds, as the database functions take it."""
         return self.busy_timeout_minutes * 60
+
     executor: str = "local"  # where training runs: "local" (worker processes) or "dask" (a cluster)
     dask_address: str = ""  # the Dask scheduler, e.g. tcp://scheduler:8786 (executor "dask")
 
@@ -148,6 +150,7 @@ class Settings:
 
 
 # --- parsing ------------------------------------------------------------------------------------
+
 
 def _field_kind(cls: type, name: str) -> type:
     annotation = str({f.name: f.type for f in fields(cls)}[name])
@@ -211,15 +214,18 @@ def _forecaster_value(dotted: str, value: Any, default: Any) -> Any:
     return check_type(dotted, value, type(default))
 
 
-def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings,
-              forecast: ForecastSettings) -> None:
+def _validate(
+    sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings, forecast: ForecastSettings
+) -> None:
     from datetime import date
 
     try:
         if sources.history_start:
             date.fromisoformat(sources.history_start)
     except ValueError:
-        raise ConfigError(f"setting 'sources.history_start' must be an ISO date YYYY-MM-DD, got {sources.history_start!r}") from None
+        raise ConfigError(
+            f"setting 'sources.history_start' must be an ISO date YYYY-MM-DD, got {sources.history_start!r}"
+        ) from None
     for name in ("http_timeout", "backoff_seconds"):
         positive(f"sources.{name}", getattr(sources, name), most=600)
     positive("sources.overlap_days", sources.overlap_days, allow_zero=True, most=3660)
@@ -231,22 +237,29 @@ def _validate(sources: SourceSettings, schedule: ScheduleSettings, model: ModelS
     try:
         ZoneInfo(schedule.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"setting 'schedule.timezone' must be an IANA time zone such as America/New_York, got {schedule.timezone!r}") from None
+        raise ConfigError(
+            f"setting 'schedule.timezone' must be an IANA time zone such as America/New_York, got {schedule.timezone!r}"
+        ) from None
     if len(schedule.cron.split()) != 5:
-        raise ConfigError(f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}")
+        raise ConfigError(
+            f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}"
+        )
     _check_cron(schedule)
     positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours, most=24 * 31)
     positive("schedule.max_age_hours", schedule.max_age_hours, most=24 * 366)
     if not 0 <= schedule.max_failed_fraction <= 1:  # also false for nan
-        raise ConfigError("setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
-                          f"got {schedule.max_failed_fraction!r}")
+        raise ConfigError(
+            "setting 'schedule.max_failed_fraction' must be between 0 and 1 (e.g. 0.5), "
+            f"got {schedule.max_failed_fraction!r}"
+        )
     positive("schedule.start_retries", schedule.start_retries, allow_zero=True, most=100)
     positive("schedule.retry_minutes", schedule.retry_minutes, most=24 * 60)
     positive("model.full_retrain_days", model.full_retrain_days, most=3660)
     positive("model.max_points", model.max_points, most=1_000_000)
     if model.training not in TRAINING_CHOICES:
-        raise ConfigError(f"setting 'model.training' must be one of {', '.join(map(repr, TRAINING_CHOICES))}, "
-                          f"got {model.training!r}")
+        raise ConfigError(
+            f"setting 'model.training' must be one of {', '.join(map(repr, TRAINING_CHOICES))}, got {model.training!r}"
+        )
     positive("model.group_min_series", model.group_min_series, most=100_000)
     positive("model.group_max_median_length", model.group_max_median_length, most=10_000_000)
     from tickcast.models.config import LIMITS
@@ -269,8 +282,9 @@ def _check_cron(schedule: ScheduleSettings) -> None:
         trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
     except ValueError as exc:
         reason = (str(exc).splitlines() or ["invalid"])[0]
-        raise ConfigError(f"setting 'schedule.cron' is not a valid cron expression ({reason}), got "
-                          f"{schedule.cron!r}") from None
+        raise ConfigError(
+            f"setting 'schedule.cron' is not a valid cron expression ({reason}), got {schedule.cron!r}"
+        ) from None
     if trigger.get_next_fire_time(None, utcnow()) is None:  # e.g. February 31st
         raise ConfigError(f"setting 'schedule.cron' never fires, got {schedule.cron!r}")
 
@@ -279,8 +293,9 @@ def default_config_text() -> str:
     return resources.files("tickcast.service").joinpath("tickcast.toml").read_text(encoding="utf-8")
 
 
-def load_settings(config_path: str | None = None, db_url: str | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    config_path: str | None = None, db_url: str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Read the config file (``config_path``, else ``$TICKCAST_CONFIG``, else the packaged default)
     and apply environment overrides. Raises ConfigError naming the offending key."""
     env = os.environ if env is None else env
@@ -304,8 +319,13 @@ def load_settings(config_path: str | None = None, db_url: str | None = None,
     return settings_from_dict(raw, origin=origin, base_dir=base_dir, db_url=db_url, env=env)
 
 
-def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None = None,
-                       db_url: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def settings_from_dict(
+    raw: dict,
+    origin: str = "<dict>",
+    base_dir: Path | None = None,
+    db_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
     env = os.environ if env is None else env
     known = {"service", "sources", "schedule", "model", "forecast", "watchlist", "series"}
     for key in raw:
@@ -345,8 +365,11 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     executor, dask_address = _executor(service, env)
 
     sources = _section(SourceSettings, raw.get("sources", {}), "sources")
-    overrides = {kind.base_url_setting: env[source_url_env(kind.name)] for kind in SOURCES.values()
-                 if kind.base_url_setting and env.get(source_url_env(kind.name))}
+    overrides = {
+        kind.base_url_setting: env[source_url_env(kind.name)]
+        for kind in SOURCES.values()
+        if kind.base_url_setting and env.get(source_url_env(kind.name))
+    }
     if overrides:
         sources = SourceSettings(**{**sources.__dict__, **overrides})
     schedule = _section(ScheduleSettings, raw.get("schedule", {}), "schedule")
@@ -355,18 +378,29 @@ def settings_from_dict(raw: dict, origin: str = "<dict>", base_dir: Path | None 
     _validate(sources, schedule, model, forecast)
 
     series = parse_series(raw.get("watchlist", {}), raw.get("series", []), base_dir)
-    return Settings(config_path=origin, db_url=url, data_dir=data_dir, workers=workers, series=series,
-                    sources=sources, schedule=schedule, model=model, forecast=forecast,
-                    busy_timeout_minutes=_busy_timeout_minutes(service), executor=executor,
-                    dask_address=dask_address)
+    return Settings(
+        config_path=origin,
+        db_url=url,
+        data_dir=data_dir,
+        workers=workers,
+        series=series,
+        sources=sources,
+        schedule=schedule,
+        model=model,
+        forecast=forecast,
+        busy_timeout_minutes=_busy_timeout_minutes(service),
+        executor=executor,
+        dask_address=dask_address,
+    )
 
 
 _SERVICE_KEYS = ("busy_timeout_minutes", "dask_address", "data_dir", "db_url", "executor", "workers")
 
 
 def _busy_timeout_minutes(service: dict) -> float:
-    minutes = check_type("service.busy_timeout_minutes",
-                         service.get("busy_timeout_minutes", DEFAULT_BUSY_TIMEOUT_MINUTES), float)
+    minutes = check_type(
+        "service.busy_timeout_minutes", service.get("busy_timeout_minutes", DEFAULT_BUSY_TIMEOUT_MINUTES), float
+    )
     positive("service.busy_timeout_minutes", minutes, most=24 * 60)
     return minutes
 
@@ -378,18 +412,24 @@ def _executor(service: dict, env: Mapping[str, str]) -> tuple[str, str]:
     """``service.executor`` and ``service.dask_address`` (TICKCAST_EXECUTOR, TICKCAST_DASK_ADDRESS
     override them). The address is checked only where it is used: with the dask executor."""
     configured = check_type("service.executor", service.get("executor", "local"), str)
-    address = file_name("service.dask_address", check_type("service.dask_address", service.get("dask_address", ""), str))
+    address = file_name(
+        "service.dask_address", check_type("service.dask_address", service.get("dask_address", ""), str)
+    )
     executor = env.get(ENV_EXECUTOR) or configured
     name = ENV_EXECUTOR if env.get(ENV_EXECUTOR) else "setting 'service.executor'"
     if executor not in ("local", "dask"):
-        raise ConfigError(f'{name} must be "local" (worker processes here) or "dask" (a Dask cluster), got {executor!r}')
+        raise ConfigError(
+            f'{name} must be "local" (worker processes here) or "dask" (a Dask cluster), got {executor!r}'
+        )
     address = env.get(ENV_DASK_ADDRESS) or address
     if executor != "dask":
         return executor, address
     name = ENV_DASK_ADDRESS if env.get(ENV_DASK_ADDRESS) else "setting 'service.dask_address'"
     if not address:
-        raise ConfigError('service.executor = "dask" needs the scheduler\'s address: set service.dask_address '
-                          f'(or {ENV_DASK_ADDRESS}), e.g. "tcp://scheduler:8786"')
+        raise ConfigError(
+            'service.executor = "dask" needs the scheduler\'s address: set service.dask_address '
+            f'(or {ENV_DASK_ADDRESS}), e.g. "tcp://scheduler:8786"'
+        )
     if not _DASK_ADDRESS.fullmatch(address):
         raise ConfigError(f"{name} must be a Dask scheduler address such as tcp://scheduler:8786, got {address!r}")
     port = address.rpartition(":")[2]
@@ -398,10 +438,19 @@ def _executor(service: dict, env: Mapping[str, str]) -> tuple[str, str]:
     import importlib.util
 
     if importlib.util.find_spec("distributed") is None:
-        raise ConfigError('service.executor = "dask" needs the dask extra: pip install \'tickcast[dask]\'')
+        raise ConfigError("service.executor = \"dask\" needs the dask extra: pip install 'tickcast[dask]'")
     return executor, address
 
 
-__all__ = ["Settings", "SeriesSpec", "SourceSettings", "ScheduleSettings", "ModelSettings",
-           "ForecastSettings", "load_settings", "settings_from_dict", "default_config_text",
-           "FREQUENCIES"]
+__all__ = [
+    "Settings",
+    "SeriesSpec",
+    "SourceSettings",
+    "ScheduleSettings",
+    "ModelSettings",
+    "ForecastSettings",
+    "load_settings",
+    "settings_from_dict",
+    "default_config_text",
+    "FREQUENCIES",
+]

@@ -18,16 +18,17 @@ from __future__ import annotations
 import ast
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import schema
-from .errors import DatabaseError, NoDatabase, SchemaError
 from .config import DEFAULT_BUSY_TIMEOUT_MINUTES
+from .errors import DatabaseError, NoDatabase, SchemaError
 from .locks import DatabaseLocked, begin_immediate
 from .pglocks import backend_pid, watch_lock_waits
 
@@ -45,8 +46,9 @@ def normalize_url(url: str) -> sa.URL:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
-        raise DatabaseError(f"malformed database URL {url!r}: expected e.g. sqlite:///tickcast.db "
-                            "or postgresql://user@host/dbname") from None
+        raise DatabaseError(
+            f"malformed database URL {url!r}: expected e.g. sqlite:///tickcast.db or postgresql://user@host/dbname"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
@@ -116,11 +118,12 @@ def _ensure_sqrt(dbapi_conn) -> None:
     """The accuracy views use sqrt(), built into SQLite since 3.35 unless compiled out: supply it then."""
     try:
         dbapi_conn.execute("SELECT sqrt(4.0)")
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the build says (no such function, an error): supply our own
         import math
 
-        dbapi_conn.create_function("sqrt", 1, lambda x: None if x is None or x < 0 else math.sqrt(x),
-                                   deterministic=True)
+        dbapi_conn.create_function(
+            "sqrt", 1, lambda x: None if x is None or x < 0 else math.sqrt(x), deterministic=True
+        )
 
 
 @contextmanager
@@ -139,11 +142,14 @@ def write_transaction(engine: Engine, wait: float | None = None) -> Iterator[Con
         if getattr(exc.orig, "sqlstate", None) != _PG_LOCK_TIMEOUT:
             raise
         holder = (watch.holders(backend) if watch is not None else None) or "another session"
-        raise DatabaseLocked(f"the database {describe(engine)} stayed locked: {holder} held a lock "
-                             "tickcast needed for longer than service.busy_timeout_minutes") from None
+        raise DatabaseLocked(
+            f"the database {describe(engine)} stayed locked: {holder} held a lock "
+            "tickcast needed for longer than service.busy_timeout_minutes"
+        ) from None
 
 
 # --- migrations ---------------------------------------------------------------------------------
+
 
 def alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
@@ -164,8 +170,11 @@ def _revision_parents() -> dict[str, tuple]:
             continue
         assigned = {}
         for node in ast.parse(script.read_text(encoding="utf-8")).body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-                getattr(node, "target", None)
+            target = (
+                node.targets[0]
+                if isinstance(node, ast.Assign) and len(node.targets) == 1
+                else getattr(node, "target", None)
+            )
             if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
                 assigned[target.id] = ast.literal_eval(node.value)
         down = assigned.get("down_revision")
@@ -190,27 +199,32 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         versioned = inspector.has_table("alembic_version")
-        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() \
-            if versioned else []
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() if versioned else []
         if len(versions) == 1 and versions[0] == head_revision():
             return versions[0]
         ours = sorted(set(inspector.get_table_names()) & set(schema.metadata.tables))
     where = describe(engine)
     if len(versions) > 1:
-        raise SchemaError(f"alembic_version in {where} has {len(versions)} rows ({', '.join(map(str, versions))}); "
-                          "a tickcast database has exactly one: the revision its tables are at")
+        raise SchemaError(
+            f"alembic_version in {where} has {len(versions)} rows ({', '.join(map(str, versions))}); "
+            "a tickcast database has exactly one: the revision its tables are at"
+        )
     if not versions:
         if not ours:
             return None  # an empty database
         found = "is empty" if versioned else "is missing"
-        raise SchemaError(f"alembic_version in {where} {found} but the database has tickcast tables "
-                          f"({', '.join(ours)}), so its schema revision is unknown: restore alembic_version from "
-                          "a backup, or record the revision the tables are at with 'alembic stamp REVISION'")
+        raise SchemaError(
+            f"alembic_version in {where} {found} but the database has tickcast tables "
+            f"({', '.join(ours)}), so its schema revision is unknown: restore alembic_version from "
+            "a backup, or record the revision the tables are at with 'alembic stamp REVISION'"
+        )
     known = _revision_parents()
     if versions[0] not in known:
-        raise SchemaError(f"the database {where} is at schema revision {versions[0]!r}, which this tickcast does not "
-                          f"know (it knows {', '.join(sorted(known))}): it was upgraded by a newer tickcast, or "
-                          "alembic_version was changed by hand")
+        raise SchemaError(
+            f"the database {where} is at schema revision {versions[0]!r}, which this tickcast does not "
+            f"know (it knows {', '.join(sorted(known))}): it was upgraded by a newer tickcast, or "
+            "alembic_version was changed by hand"
+        )
     return versions[0]
 
 
@@ -279,8 +293,10 @@ def open_existing_database(url: str, busy_timeout: float | None = None) -> Engin
             drift = find_drift(conn)
         drift.indexes = []  # slower reads, not wrong ones: the next write command recreates them
         if drift:
-            raise SchemaError(f"the schema of {describe(engine)} has drifted from its migrations ({drift.describe()}): "
-                              "run 'tickcast init' to repair it")
+            raise SchemaError(
+                f"the schema of {describe(engine)} has drifted from its migrations ({drift.describe()}): "
+                "run 'tickcast init' to repair it"
+            )
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {describe(url)}: {exc.orig}") from None

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import schema
 from .errors import SchemaError
 
+
 @dataclass
 class Drift:
     tables: list[str] = field(default_factory=list)  # missing tables
@@ -32,9 +33,16 @@ class Drift:
         return bool(self.tables or self.columns or self.indexes or self.views)
 
     def describe(self) -> str:
-        parts = [f"{kind} {', '.join(names)}" for kind, names in (
-            ("missing tables:", self.tables), ("missing columns:", self.columns),
-            ("missing indexes:", self.indexes), ("missing or altered views:", self.views)) if names]
+        parts = [
+            f"{kind} {', '.join(names)}"
+            for kind, names in (
+                ("missing tables:", self.tables),
+                ("missing columns:", self.columns),
+                ("missing indexes:", self.indexes),
+                ("missing or altered views:", self.views),
+            )
+            if names
+        ]
         return "; ".join(parts)
 
 
@@ -87,8 +95,9 @@ def _references(conn: Connection, table: str, present: set[str]) -> list[str]:
             continue
         for fk in other.foreign_keys:
             if fk.column.table.name == table:
-                n = conn.execute(sa.select(sa.func.count()).select_from(other)
-                                 .where(fk.parent.isnot(None))).scalar_one()
+                n = conn.execute(
+                    sa.select(sa.func.count()).select_from(other).where(fk.parent.isnot(None))
+                ).scalar_one()
                 if n:
                     found.append(f"{other.name}.{fk.parent.name} ({n} rows)")
     return found
@@ -108,8 +117,10 @@ def repair(engine: Engine) -> list[str]:
     problems = [f"column {c} is missing" for c in drift.columns]
     problems += [f"table {t} is missing and stored rows refer to it: {', '.join(refs)}" for t, refs in unsafe.items()]
     if problems:
-        raise SchemaError(f"the schema of {_where(engine)} has drifted from its migrations: {'; '.join(problems)}; "
-                          "tickcast cannot recreate the data these held: restore them from a backup")
+        raise SchemaError(
+            f"the schema of {_where(engine)} has drifted from its migrations: {'; '.join(problems)}; "
+            "tickcast cannot recreate the data these held: restore them from a backup"
+        )
     definitions = migration_view_definitions() if drift.views else {}
     done = []
     with write_transaction(engine) as conn:

@@ -22,9 +22,9 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from .config import Settings
 from .errors import TickcastError
@@ -76,6 +76,7 @@ def open_executor(settings: Settings, tasks: int) -> Iterator[Executor]:
 
 # --- local: a pool of worker processes ----------------------------------------------------------
 
+
 def _quiet_worker(parent: int) -> None:
     # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -94,11 +95,16 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     # spawn, not fork: the parent may run scheduler and database threads.
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_quiet_worker, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_quiet_worker,
+        initargs=(os.getpid(),),
+    )
 
 
 # --- dask: the workers of a dask.distributed cluster --------------------------------------------
+
 
 class DaskExecutor(Executor):
     """A ``dask.distributed.Client`` as a ``concurrent.futures.Executor``, with two differences that
@@ -144,7 +150,7 @@ class DaskExecutor(Executor):
             threading.Thread(target=self._fetch_loop, name=f"tickcast-dask-fetch-{i}", daemon=True).start()
 
     @classmethod
-    def connect(cls, address: str) -> "DaskExecutor":
+    def connect(cls, address: str) -> DaskExecutor:
         """Connect and wait for a worker, within dask's connect timeout
         (``distributed.comm.timeouts.connect``, 30 s unless dask's config says otherwise)."""
         try:
@@ -152,21 +158,25 @@ class DaskExecutor(Executor):
             from dask.utils import parse_timedelta
             from distributed import Client
         except ImportError:
-            raise ExecutorUnavailable("service.executor = \"dask\" needs the dask extra: "
-                                      "pip install 'tickcast[dask]'") from None
+            raise ExecutorUnavailable(
+                "service.executor = \"dask\" needs the dask extra: pip install 'tickcast[dask]'"
+            ) from None
         _quiet_dask_logging()
         timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
         try:
             client = Client(address, set_as_default=False, timeout=timeout)
         except (OSError, TimeoutError) as exc:
-            raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address} (service.dask_address): "
-                                      f"{_first_line(exc)}") from None
+            raise ExecutorUnavailable(
+                f"cannot reach the Dask scheduler at {address} (service.dask_address): {_first_line(exc)}"
+            ) from None
         try:
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError):
             client.close()
-            raise ExecutorUnavailable(f"the Dask scheduler at {address} has no workers (waited {timeout:g} s): "
-                                      f"start some with `dask worker {address} --nthreads 1`") from None
+            raise ExecutorUnavailable(
+                f"the Dask scheduler at {address} has no workers (waited {timeout:g} s): "
+                f"start some with `dask worker {address} --nthreads 1`"
+            ) from None
         executor = cls(client, address)
         executor._refresh_capacity()
         return executor
@@ -200,8 +210,12 @@ class DaskExecutor(Executor):
         """Send waiting tasks while there is room."""
         while True:
             with self._lock:
-                if self._lost is not None or self._closed or not self._waiting \
-                        or len(self._out) >= self.AHEAD * self._threads:
+                if (
+                    self._lost is not None
+                    or self._closed
+                    or not self._waiting
+                    or len(self._out) >= self.AHEAD * self._threads
+                ):
                     break
                 fn, size, batch = self._waiting[0][1], self._batch_size(), []
                 while self._waiting and len(batch) < size and self._waiting[0][1] is fn:
@@ -317,8 +331,9 @@ def _describe(exc: BaseException, address: str) -> BaseException:
     """Dask's ways for a task to be lost, as one line each; anything else as it came."""
     name = type(exc).__name__
     if name == "KilledWorker":
-        return WorkerLost(f"the Dask worker running it died (dask gave up after "
-                          f"{getattr(exc, 'allowed_failures', 0) + 1} attempt(s))")
+        return WorkerLost(
+            f"the Dask worker running it died (dask gave up after {getattr(exc, 'allowed_failures', 0) + 1} attempt(s))"
+        )
     if name in ("FutureCancelledError", "CancelledError", "CommClosedError") or isinstance(exc, OSError):
         return SchedulerLost(f"lost the connection to the Dask scheduler at {address}: {_first_line(exc)}")
     return exc

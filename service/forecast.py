@@ -76,27 +76,48 @@ def _finite(value):
 BACKTEST_COLUMNS = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase")
 
 
-def store_fit(engine: Engine, record: FitRecord, model: SeriesResult | GroupResult | None = None,
-              forecast: Forecast | None = None) -> int:
+def store_fit(
+    engine: Engine, record: FitRecord, model: SeriesResult | GroupResult | None = None, forecast: Forecast | None = None
+) -> int:
     """Insert one fits row in one transaction, and return its id. ``model``: the training result
     whose model the row holds (a series' own fit, or a group's shared fit): settings, weights,
     epochs and, for a successful fit, its loss history. ``forecast``: the series' backtest and,
     for a successful fit, its forecasts (replacing any made earlier from the same last observation):
     a series' own fit, or a group member's row."""
     now: datetime = utcnow()
-    values = dict(run_id=record.run_id, series_id=record.series_id, created_at=now, status=record.status,
-                  error=record.error, mode=record.mode, warm_started_from=record.warm_started_from,
-                  cell=record.cell, settings_hash=record.settings_hash, train_start=record.train_start,
-                  train_end=record.train_end, n_obs=record.n_obs, scope=record.scope, group_key=record.group_key,
-                  group_fit_id=record.group_fit_id, n_series=record.n_series, note=record.note)
+    values = dict(
+        run_id=record.run_id,
+        series_id=record.series_id,
+        created_at=now,
+        status=record.status,
+        error=record.error,
+        mode=record.mode,
+        warm_started_from=record.warm_started_from,
+        cell=record.cell,
+        settings_hash=record.settings_hash,
+        train_start=record.train_start,
+        train_end=record.train_end,
+        n_obs=record.n_obs,
+        scope=record.scope,
+        group_key=record.group_key,
+        group_fit_id=record.group_fit_id,
+        n_series=record.n_series,
+        note=record.note,
+    )
     ok = record.status == FitStatus.OK
     if model is not None:
         history = model.history if ok else []
         values.update(
-            hyperparams=model.params, cell=model.params.get("cell", record.cell), transform=model.transform,
-            epochs=model.epochs, best_epoch=model.best_epoch, seconds=model.seconds, weights=model.blob if ok else None,
+            hyperparams=model.params,
+            cell=model.params.get("cell", record.cell),
+            transform=model.transform,
+            epochs=model.epochs,
+            best_epoch=model.best_epoch,
+            seconds=model.seconds,
+            weights=model.blob if ok else None,
             train_loss=_finite(history[-1]["train_loss"]) if history else None,
-            val_loss=_finite(history[-1].get("val_loss")) if history else None)
+            val_loss=_finite(history[-1].get("val_loss")) if history else None,
+        )
         if record.status == FitStatus.FAILED and model.error:
             values["error"] = model.error
     if forecast is not None:
@@ -104,19 +125,31 @@ def store_fit(engine: Engine, record: FitRecord, model: SeriesResult | GroupResu
         skill = None
         if bt.get("naive_mae") and bt.get("mae") is not None:
             skill = 1.0 - bt["mae"] / bt["naive_mae"]
-        values.update(backtest_n=int(bt["n"]) if bt.get("n") is not None else None, skill=_finite(skill),
-                      **{k: _finite(bt.get(k)) for k in BACKTEST_COLUMNS})
+        values.update(
+            backtest_n=int(bt["n"]) if bt.get("n") is not None else None,
+            skill=_finite(skill),
+            **{k: _finite(bt.get(k)) for k in BACKTEST_COLUMNS},
+        )
         if forecast.transform is not None and model is None:  # a group member: its own scale
             values["transform"] = forecast.transform
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")
         if ok and model is not None:
-            conn.execute(sa.insert(schema.loss_history), [
-                dict(fit_id=fit_id, epoch=int(row["epoch"]), train_loss=row["train_loss"],
-                     val_loss=_finite(row.get("val_loss")), grad_norm=_finite(row.get("grad_norm")),
-                     clip_fraction=_finite(row.get("clip_fraction")))
-                for row in model.history])
+            conn.execute(
+                sa.insert(schema.loss_history),
+                [
+                    dict(
+                        fit_id=fit_id,
+                        epoch=int(row["epoch"]),
+                        train_loss=row["train_loss"],
+                        val_loss=_finite(row.get("val_loss")),
+                        grad_norm=_finite(row.get("grad_norm")),
+                        clip_fraction=_finite(row.get("clip_fraction")),
+                    )
+                    for row in model.history
+                ],
+            )
             faults.reached("store-history")
         if ok and forecast is not None:
             _store_forecasts(conn, record, fit_id, forecast, now)
@@ -125,13 +158,30 @@ def store_fit(engine: Engine, record: FitRecord, model: SeriesResult | GroupResu
 
 
 def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, now: datetime) -> None:
-    conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.series_id == record.series_id,
-                                                   schema.forecasts.c.origin_ts == record.train_end))
+    conn.execute(
+        sa.delete(schema.forecasts).where(
+            schema.forecasts.c.series_id == record.series_id, schema.forecasts.c.origin_ts == record.train_end
+        )
+    )
     targets = next_dates(record.train_end, record.frequency, len(forecast.point), record.calendar)
     factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
     lower, upper = scale_interval(forecast.point, forecast.lower, forecast.upper, factor)
-    conn.execute(sa.insert(schema.forecasts), [
-        dict(series_id=record.series_id, origin_ts=record.train_end, step=step, fit_id=fit_id,
-             target_ts=target, value=float(value), lower=float(lo), upper=float(hi), level=record.level,
-             interval_factor=factor, created_at=now)
-        for step, (target, value, lo, hi) in enumerate(zip(targets, forecast.point, lower, upper), 1)])
+    conn.execute(
+        sa.insert(schema.forecasts),
+        [
+            dict(
+                series_id=record.series_id,
+                origin_ts=record.train_end,
+                step=step,
+                fit_id=fit_id,
+                target_ts=target,
+                value=float(value),
+                lower=float(lo),
+                upper=float(hi),
+                level=record.level,
+                interval_factor=factor,
+                created_at=now,
+            )
+            for step, (target, value, lo, hi) in enumerate(zip(targets, forecast.point, lower, upper), 1)
+        ],
+    )

@@ -49,8 +49,9 @@ def training_of(settings: Settings, members: list[Candidate]) -> Training:
     return Training(model.training)
 
 
-def plan_groups(engine: Engine, settings: Settings, candidates: list[Candidate], shared: FitState,
-                run_id: int) -> list[Unit]:
+def plan_groups(
+    engine: Engine, settings: Settings, candidates: list[Candidate], shared: FitState, run_id: int
+) -> list[Unit]:
     """The run's units in candidate order: a Plan for each run series trained alone (or skipped,
     or up to date), and the plans of each group where its first member stands."""
     groups: dict[str, list[Candidate]] = {}
@@ -77,8 +78,9 @@ def _key(c: Candidate) -> str | None:
     return group_key(c.frequency, c.season_length) if c.skip is None and c.spec.active else None
 
 
-def _plan_group(engine: Engine, settings: Settings, key: str, members: list[Candidate], shared: FitState,
-                run_id: int, how: Training) -> list[Unit]:
+def _plan_group(
+    engine: Engine, settings: Settings, key: str, members: list[Candidate], shared: FitState, run_id: int, how: Training
+) -> list[Unit]:
     season = members[0].season_length
     fingerprint = group_hash(settings, key, season, [m.spec.key for m in members])
     base_id, last_cold = shared.base_id.get(fingerprint), shared.last_cold.get(fingerprint)
@@ -89,8 +91,7 @@ def _plan_group(engine: Engine, settings: Settings, key: str, members: list[Cand
         decided = [m.state.last_cold.get(series_hash(settings, m.spec.key, season, fingerprint)) for m in members]
         decided = [d for d in decided if d is not None]
         if decided and (group_end - max(decided)).days < settings.model.full_retrain_days:
-            return [plan_alone(engine, settings, m, group_hash=fingerprint, group_key=key)
-                    for m in members if m.in_run]
+            return [plan_alone(engine, settings, m, group_hash=fingerprint, group_key=key) for m in members if m.in_run]
         kept = None
     if kept == Training.GROUP and base_id is not None and all(m.up_to_date(fingerprint, base_id) for m in members):
         return [Plan(m.spec, m.series_id, m.record, SeriesFit.UP_TO_DATE) for m in members if m.in_run]
@@ -113,28 +114,53 @@ def _kept(settings: Settings, members: list[Candidate], fingerprint: str) -> Tra
     return None
 
 
-def _group_plan(engine: Engine, settings: Settings, key: str, members: list[Candidate], fingerprint: str,
-                run_id: int, base_id: int | None, compare: bool) -> GroupPlan:
+def _group_plan(
+    engine: Engine,
+    settings: Settings,
+    key: str,
+    members: list[Candidate],
+    fingerprint: str,
+    run_id: int,
+    base_id: int | None,
+    compare: bool,
+) -> GroupPlan:
     warm_blob = read_weights(engine, base_id) if base_id is not None else None
     mode = FitMode.WARM if warm_blob is not None else FitMode.COLD
     season = members[0].season_length
     record = FitRecord(
-        run_id=run_id, series_id=None, status=FitStatus.OK, settings_hash=fingerprint, mode=mode,
-        warm_started_from=base_id if warm_blob is not None else None, cell=settings.model.forecaster.cell,
-        train_start=min(m.record.train_start for m in members), train_end=max(m.record.train_end for m in members),
-        n_obs=sum(m.record.n_obs for m in members), scope=FitScope.GROUP, group_key=key, n_series=len(members))
-    task = GroupTask(group_key=key, keys=[m.spec.key for m in members], series_ids=[m.series_id for m in members],
-                     values=[m.values for m in members],
-                     params=forecaster_params(settings.model, key, season, settings.forecast.horizon),
-                     horizon=settings.forecast.horizon, level=settings.forecast.level, warm_blob=warm_blob)
+        run_id=run_id,
+        series_id=None,
+        status=FitStatus.OK,
+        settings_hash=fingerprint,
+        mode=mode,
+        warm_started_from=base_id if warm_blob is not None else None,
+        cell=settings.model.forecaster.cell,
+        train_start=min(m.record.train_start for m in members),
+        train_end=max(m.record.train_end for m in members),
+        n_obs=sum(m.record.n_obs for m in members),
+        scope=FitScope.GROUP,
+        group_key=key,
+        n_series=len(members),
+    )
+    task = GroupTask(
+        group_key=key,
+        keys=[m.spec.key for m in members],
+        series_ids=[m.series_id for m in members],
+        values=[m.values for m in members],
+        params=forecaster_params(settings.model, key, season, settings.forecast.horizon),
+        horizon=settings.forecast.horizon,
+        level=settings.forecast.level,
+        warm_blob=warm_blob,
+    )
     plans = []
     for m in members:
         # The row each member gets if per-series models are kept (compare); else the store stage
         # makes it a member's row of the shared fit.
         m.record.settings_hash = series_hash(settings, m.spec.key, season, fingerprint)
         m.record.group_key, m.record.mode = key, mode
-        plans.append(Plan(m.spec, m.series_id, m.record, SeriesFit.TRAINED,
-                          series_task(settings, m) if compare else None))
+        plans.append(
+            Plan(m.spec, m.series_id, m.record, SeriesFit.TRAINED, series_task(settings, m) if compare else None)
+        )
     return GroupPlan(key, record, task, plans, compare)
 
 
@@ -145,15 +171,21 @@ def choose(plan: GroupPlan, group: GroupResult, alone: list[SeriesResult]) -> tu
     n = len(plan.members)
     if group.status != FitStatus.OK:
         return False, f"auto: per-series models kept for group {plan.key}: its model failed ({group.error})"
-    pairs = [(relative_mae(g.backtest), relative_mae(s.forecast.backtest) if s.status == FitStatus.OK else None)
-             for g, s in zip(group.forecasts, alone)]
+    pairs = [
+        (relative_mae(g.backtest), relative_mae(s.forecast.backtest) if s.status == FitStatus.OK else None)
+        for g, s in zip(group.forecasts, alone)
+    ]
     pairs = [(g, s) for g, s in pairs if g is not None and s is not None]
     if not pairs:
-        return False, (f"auto: per-series models kept for group {plan.key} ({n} series): no series has a "
-                       "validation score both ways to compare")
+        return False, (
+            f"auto: per-series models kept for group {plan.key} ({n} series): no series has a "
+            "validation score both ways to compare"
+        )
     shared, own = mean(g for g, _ in pairs), mean(s for _, s in pairs)
-    scores = (f"mean relative validation MAE {shared:.4f} for the group's model, {own:.4f} for per-series "
-              f"models, over {len(pairs)} of {n} series")
+    scores = (
+        f"mean relative validation MAE {shared:.4f} for the group's model, {own:.4f} for per-series "
+        f"models, over {len(pairs)} of {n} series"
+    )
     if shared < own:
         return True, f"auto: the group's model kept for group {plan.key} ({n} series): {scores}"
     return False, f"auto: per-series models kept for group {plan.key} ({n} series): {scores}"

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,16 @@ from .clock import utcnow
 from .config import SeriesSpec, Settings
 from .db import write_transaction
 from .errors import SourceError, TickcastError, UnknownSeries
-from .rebase import (Replacement, as_series, compare_histories, confirm_rebase, describe_replacement, detect_rebase,
-                     replace_history, stored_values)
+from .rebase import (
+    Replacement,
+    as_series,
+    compare_histories,
+    confirm_rebase,
+    describe_replacement,
+    detect_rebase,
+    replace_history,
+    stored_values,
+)
 from .sources import SOURCES, Source, make_source
 from .status import FetchStatus
 from .validate import OUTLIER_WINDOW, every_new_row_rejected, infer_frequency, outlier_note, validate_observations
@@ -51,6 +59,7 @@ class IngestResult:
 
 # --- series rows --------------------------------------------------------------------------------
 
+
 def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
     """Make the ``series`` table match the config: add new series, refresh their attributes, and
     mark series no longer configured inactive (their data stays). Returns key -> id."""
@@ -59,8 +68,14 @@ def sync_series(engine: Engine, settings: Settings) -> dict[str, int]:
     with write_transaction(engine) as conn:
         existing = {row.key: row for row in conn.execute(sa.select(schema.series))}
         for key, spec in configured.items():
-            values = dict(source=spec.source, symbol=spec.symbol, field=spec.field, name=spec.name,
-                          is_price=bool(spec.price), active=spec.active)
+            values = dict(
+                source=spec.source,
+                symbol=spec.symbol,
+                field=spec.field,
+                name=spec.name,
+                is_price=bool(spec.price),
+                active=spec.active,
+            )
             row = existing.get(key)
             if spec.frequency is not None:
                 values["frequency"] = spec.frequency
@@ -94,8 +109,10 @@ def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesS
         source, symbol = parse_key(raw)
         key = f"{source}:{symbol}"
         if key not in configured:
-            raise UnknownSeries(f"unknown series {raw!r}: not in the watchlist of {settings.config_path} "
-                                f"(configured: {', '.join(configured) or 'none'})")
+            raise UnknownSeries(
+                f"unknown series {raw!r}: not in the watchlist of {settings.config_path} "
+                f"(configured: {', '.join(configured) or 'none'})"
+            )
         if key not in [s.key for s in chosen]:
             chosen.append(configured[key])
     return chosen
@@ -103,14 +120,17 @@ def select_specs(settings: Settings, keys: Sequence[str] | None) -> list[SeriesS
 
 # --- storage ------------------------------------------------------------------------------------
 
+
 def last_stored_date(conn: Connection, series_id: int) -> date | None:
-    return conn.execute(sa.select(sa.func.max(schema.observations.c.ts))
-                        .where(schema.observations.c.series_id == series_id)).scalar()
+    return conn.execute(
+        sa.select(sa.func.max(schema.observations.c.ts)).where(schema.observations.c.series_id == series_id)
+    ).scalar()
 
 
 def count_rows(conn: Connection, series_id: int) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(schema.observations)
-                        .where(schema.observations.c.series_id == series_id)).scalar_one()
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(schema.observations).where(schema.observations.c.series_id == series_id)
+    ).scalar_one()
 
 
 def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.ndarray:
@@ -119,8 +139,16 @@ def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.n
     if clean.empty:
         return np.empty(0)
     obs = schema.observations.c
-    rows = conn.execute(sa.select(obs.value).where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
-                        .order_by(obs.ts.desc()).limit(OUTLIER_WINDOW // 2)).scalars().all()
+    rows = (
+        conn.execute(
+            sa.select(obs.value)
+            .where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
+            .order_by(obs.ts.desc())
+            .limit(OUTLIER_WINDOW // 2)
+        )
+        .scalars()
+        .all()
+    )
     return np.array(rows[::-1], dtype=np.float64)
 
 
@@ -136,28 +164,39 @@ def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -
     days = frame["ts"].to_numpy().astype("datetime64[D]")
     iso = days.astype(str).tolist()  # numpy formats datetime64[D] as YYYY-MM-DD, in C
     values = frame["value"].tolist()
-    stored = {ts.isoformat(): v for ts, v in conn.execute(
-        sa.select(schema.observations.c.ts, schema.observations.c.value)
-        .where(schema.observations.c.series_id == series_id,
-               schema.observations.c.ts >= days.min().item()))}
+    stored = {
+        ts.isoformat(): v
+        for ts, v in conn.execute(
+            sa.select(schema.observations.c.ts, schema.observations.c.value).where(
+                schema.observations.c.series_id == series_id, schema.observations.c.ts >= days.min().item()
+            )
+        )
+    }
     if stored:
-        changed = [(series_id, d, v) for d, v in zip(iso, values)
-                   if d not in stored or not math.isclose(stored[d], v, rel_tol=1e-12, abs_tol=0.0)]
+        changed = [
+            (series_id, d, v)
+            for d, v in zip(iso, values)
+            if d not in stored or not math.isclose(stored[d], v, rel_tol=1e-12, abs_tol=0.0)
+        ]
         revised = sum(1 for _, d, _ in changed if d in stored)
     else:
         changed, revised = list(zip([series_id] * len(iso), iso, values)), 0
     if changed:
         # SQLite stores the ISO text as is (a CAST there would turn it into a number).
         marks = "?, ?, ?" if conn.dialect.name == "sqlite" else "%s, CAST(%s AS DATE), %s"
-        conn.exec_driver_sql(f"INSERT INTO observations (series_id, ts, value) VALUES ({marks}) "
-                             "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value", changed)
+        conn.exec_driver_sql(
+            f"INSERT INTO observations (series_id, ts, value) VALUES ({marks}) "
+            "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value",
+            changed,
+        )
     return len(changed) - revised, revised
 
 
 def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -> None:
     with write_transaction(engine) as conn:
-        conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id)
-                     .values(last_fetch_at=now, last_error=error))
+        conn.execute(
+            sa.update(schema.series).where(schema.series.c.id == series_id).values(last_fetch_at=now, last_error=error)
+        )
 
 
 def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
@@ -168,8 +207,9 @@ def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
         return None
 
 
-def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings,
-                  full: bool = False) -> IngestResult:
+def ingest_series(
+    engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings, full: bool = False
+) -> IngestResult:
     """Fetch, validate and store one series. Never raises for source or data problems. ``full``:
     fetch the whole history and replace the stored one (``tickcast ingest --full``)."""
     started = time.perf_counter()
@@ -187,14 +227,23 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
             raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
         if every_new_row_rejected(fetched, clean, spec, last):
             raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
-        replacement = None if last is None else _replacement(engine, spec, series_id, source, settings, clean, notes,
-                                                             last, full, now)
+        replacement = (
+            None
+            if last is None
+            else _replacement(engine, spec, series_id, source, settings, clean, notes, last, full, now)
+        )
     except SourceError as exc:
         _record_failure(engine, series_id, str(exc), now)
         with engine.connect() as conn:
             total = count_rows(conn, series_id)
-        return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=str(exc),
-                            seconds=time.perf_counter() - started)
+        return IngestResult(
+            spec.key,
+            FetchStatus.FAILED,
+            total_rows=total,
+            last_ts=last,
+            error=str(exc),
+            seconds=time.perf_counter() - started,
+        )
     reported = fetched.attrs.get("calendar")
     if replacement is not None:
         return _store_replacement(engine, spec, series_id, replacement, full, reported, now, started)
@@ -205,18 +254,39 @@ def ingest_series(engine: Engine, spec: SeriesSpec, series_id: int, source: Sour
         new, revised = upsert_observations(conn, series_id, clean)
         faults.reached("ingest-write")
         total, last_ts = _record_success(conn, spec, series_id, note, reported, now, changed=bool(new or revised))
-    return IngestResult(spec.key, FetchStatus.OK, new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started)
+    return IngestResult(
+        spec.key, FetchStatus.OK, new, revised, total, last_ts, note=note, seconds=time.perf_counter() - started
+    )
 
 
-def _record_success(conn: Connection, spec: SeriesSpec, series_id: int, note: str | None, reported_calendar: str | None,
-                    now: datetime, changed: bool) -> tuple[int, date | None]:
+def _record_success(
+    conn: Connection,
+    spec: SeriesSpec,
+    series_id: int,
+    note: str | None,
+    reported_calendar: str | None,
+    now: datetime,
+    changed: bool,
+) -> tuple[int, date | None]:
     """The series row after a successful fetch; returns (stored rows, last stored date)."""
-    values = dict(last_fetch_at=now, last_success_at=now, last_error=None, last_note=note,
-                  calendar=series_calendar(spec, reported=reported_calendar))
+    values = dict(
+        last_fetch_at=now,
+        last_success_at=now,
+        last_error=None,
+        last_note=note,
+        calendar=series_calendar(spec, reported=reported_calendar),
+    )
     if spec.frequency is None and changed:
-        recent = conn.execute(sa.select(schema.observations.c.ts)
-                              .where(schema.observations.c.series_id == series_id)
-                              .order_by(schema.observations.c.ts.desc()).limit(120)).scalars().all()
+        recent = (
+            conn.execute(
+                sa.select(schema.observations.c.ts)
+                .where(schema.observations.c.series_id == series_id)
+                .order_by(schema.observations.c.ts.desc())
+                .limit(120)
+            )
+            .scalars()
+            .all()
+        )
         values["frequency"] = infer_frequency(sorted(recent))
     conn.execute(sa.update(schema.series).where(schema.series.c.id == series_id).values(**values))
     return count_rows(conn, series_id), last_stored_date(conn, series_id)
@@ -224,8 +294,19 @@ def _record_success(conn: Connection, spec: SeriesSpec, series_id: int, note: st
 
 # --- re-based histories (service/rebase.py) -----------------------------------------------------
 
-def _replacement(engine: Engine, spec: SeriesSpec, series_id: int, source: Source, settings: Settings,
-                 clean: pd.DataFrame, notes: list[str], last: date, full: bool, now: datetime) -> Replacement | None:
+
+def _replacement(
+    engine: Engine,
+    spec: SeriesSpec,
+    series_id: int,
+    source: Source,
+    settings: Settings,
+    clean: pd.DataFrame,
+    notes: list[str],
+    last: date,
+    full: bool,
+    now: datetime,
+) -> Replacement | None:
     """The full history to store in place of the stored one: always with ``full`` (``clean`` is
     then the full history), else when the overlap shows a re-basing that the full history confirms.
     None: store ``clean`` as usual. Raises SourceError when the full history cannot be fetched."""
@@ -241,8 +322,10 @@ def _replacement(engine: Engine, spec: SeriesSpec, series_id: int, source: Sourc
         history_start = pd.Timestamp(settings.sources.history_start) if settings.sources.history_start else None
         clean, notes = validate_observations(source.fetch(spec, history_start), spec, now.date())
         if clean.empty:
-            raise SourceError(f"{spec.key}: the history looks re-based but the full history has no valid "
-                              "observations; the stored history is kept")
+            raise SourceError(
+                f"{spec.key}: the history looks re-based but the full history has no valid "
+                "observations; the stored history is kept"
+            )
         fetched = as_series(clean)
         with engine.connect() as conn:
             stored = stored_values(conn, series_id)
@@ -253,8 +336,16 @@ def _replacement(engine: Engine, spec: SeriesSpec, series_id: int, source: Sourc
     return Replacement(clean, rebase, new, revised, removed, notes)
 
 
-def _store_replacement(engine: Engine, spec: SeriesSpec, series_id: int, replacement: Replacement, full: bool,
-                       reported_calendar: str | None, now: datetime, started: float) -> IngestResult:
+def _store_replacement(
+    engine: Engine,
+    spec: SeriesSpec,
+    series_id: int,
+    replacement: Replacement,
+    full: bool,
+    reported_calendar: str | None,
+    now: datetime,
+    started: float,
+) -> IngestResult:
     with write_transaction(engine) as conn:
         if replacement.changed:
             rescaled = replace_history(conn, series_id, replacement, now)
@@ -264,8 +355,17 @@ def _store_replacement(engine: Engine, spec: SeriesSpec, series_id: int, replace
         faults.reached("ingest-write")
         note = "; ".join([note, *replacement.notes])
         total, last_ts = _record_success(conn, spec, series_id, note, reported_calendar, now, replacement.changed)
-    return IngestResult(spec.key, FetchStatus.OK, replacement.new, replacement.revised, total, last_ts, note=note,
-                        seconds=time.perf_counter() - started, replaced=replacement.changed)
+    return IngestResult(
+        spec.key,
+        FetchStatus.OK,
+        replacement.new,
+        replacement.revised,
+        total,
+        last_ts,
+        note=note,
+        seconds=time.perf_counter() - started,
+        replaced=replacement.changed,
+    )
 
 
 def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResult:
@@ -273,8 +373,15 @@ def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResul
     return IngestResult(key, FetchStatus.FAILED, error=error)
 
 
-def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec], ids: Mapping[str, int],
-                sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> Iterator[IngestResult]:
+def ingest_each(
+    engine: Engine,
+    settings: Settings,
+    specs: Sequence[SeriesSpec],
+    ids: Mapping[str, int],
+    sources: dict[str, Source] | None = None,
+    stop=None,
+    full: bool = False,
+) -> Iterator[IngestResult]:
     """Ingest stage: fetch and store ``specs`` (rows of the ``series`` table by key: ``ids``) one
     after another, yielding each result. ``stop`` (an Event) ends it between series; ``sources``
     replaces the source of a kind (benchmarks); ``full`` replaces each stored history."""
@@ -288,14 +395,25 @@ def ingest_each(engine: Engine, settings: Settings, specs: Sequence[SeriesSpec],
         except TickcastError as exc:  # e.g. the yfinance cache directory cannot be created
             result = _failed(engine, ids[spec.key], spec.key, str(exc))
         except MemoryError:  # what it held is freed as the exception unwinds: the next series can go on
-            result = _failed(engine, ids[spec.key], spec.key, f"{spec.key}: out of memory while fetching, checking "
-                             "or storing it (a source too large for the memory available); nothing stored")
+            result = _failed(
+                engine,
+                ids[spec.key],
+                spec.key,
+                f"{spec.key}: out of memory while fetching, checking "
+                "or storing it (a source too large for the memory available); nothing stored",
+            )
         yield result
 
 
-def ingest(engine: Engine, settings: Settings, keys: Sequence[str] | None = None,
-           progress: Callable[[int, int, IngestResult], None] | None = None,
-           sources: dict[str, Source] | None = None, stop=None, full: bool = False) -> list[IngestResult]:
+def ingest(
+    engine: Engine,
+    settings: Settings,
+    keys: Sequence[str] | None = None,
+    progress: Callable[[int, int, IngestResult], None] | None = None,
+    sources: dict[str, Source] | None = None,
+    stop=None,
+    full: bool = False,
+) -> list[IngestResult]:
     """``tickcast ingest``: the chosen series (all active ones by default), after bringing the
     ``series`` table in line with the config. ``full``: re-fetch each history and replace it."""
     specs = select_specs(settings, keys)

@@ -42,19 +42,23 @@ def adaptive_interval_factor(conn: Connection, series_id: int, origin: date, rat
     previous = conn.execute(
         sa.select(forecasts.origin_ts, forecasts.interval_factor)
         .where(forecasts.series_id == series_id, forecasts.origin_ts < origin)
-        .order_by(forecasts.origin_ts.desc()).limit(1)).first()
+        .order_by(forecasts.origin_ts.desc())
+        .limit(1)
+    ).first()
     if previous is None:
         return 1.0
     excess = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(errors.level - errors.inside), 0.0))
-        .where(errors.series_id == series_id, errors.target_ts > previous.origin_ts, errors.target_ts <= origin)
+        sa.select(sa.func.coalesce(sa.func.sum(errors.level - errors.inside), 0.0)).where(
+            errors.series_id == series_id, errors.target_ts > previous.origin_ts, errors.target_ts <= origin
+        )
     ).scalar_one()
     factor = previous.interval_factor * math.exp(rate * float(excess))
     return float(min(max(factor, FACTOR_BOUNDS[0]), FACTOR_BOUNDS[1]))
 
 
-def scale_interval(point: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                   factor: float) -> tuple[np.ndarray, np.ndarray]:
+def scale_interval(
+    point: np.ndarray, lower: np.ndarray, upper: np.ndarray, factor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Each side of the interval scaled by ``factor`` around the point forecast (shapes (h,))."""
     point, lower, upper = (np.asarray(a, dtype=np.float64) for a in (point, lower, upper))
     return point - factor * (point - lower), point + factor * (upper - point)

@@ -66,15 +66,21 @@ class Lease:
         if run_id is not None:
             values["run_id"] = run_id
         with write_transaction(self.engine) as conn:
-            done = conn.execute(sa.update(schema.run_lease).where(
-                schema.run_lease.c.name == self.name, schema.run_lease.c.holder == self.holder).values(**values))
+            done = conn.execute(
+                sa.update(schema.run_lease)
+                .where(schema.run_lease.c.name == self.name, schema.run_lease.c.holder == self.holder)
+                .values(**values)
+            )
             if done.rowcount != 1:
                 raise LeaseLost(f"lost the {self.name} lease to another process")
 
     def release(self) -> None:
         with write_transaction(self.engine) as conn:
-            conn.execute(sa.delete(schema.run_lease).where(
-                schema.run_lease.c.name == self.name, schema.run_lease.c.holder == self.holder))
+            conn.execute(
+                sa.delete(schema.run_lease).where(
+                    schema.run_lease.c.name == self.name, schema.run_lease.c.holder == self.holder
+                )
+            )
 
 
 def acquire(engine: Engine, name: str = "run", ttl: timedelta = DEFAULT_TTL) -> Lease:
@@ -95,7 +101,8 @@ def acquire(engine: Engine, name: str = "run", ttl: timedelta = DEFAULT_TTL) -> 
                 if holder_alive(row, now):
                     raise RunInProgress(
                         f"another run is in progress (pid {row.pid} on {row.host}, run {row.run_id or '?'}, "
-                        f"since {as_utc(row.acquired_at):%Y-%m-%d %H:%M} UTC); not starting a second one")
+                        f"since {as_utc(row.acquired_at):%Y-%m-%d %H:%M} UTC); not starting a second one"
+                    )
                 taken_over = f"pid {row.pid} on {row.host}, run {row.run_id or '?'}"
                 conn.execute(sa.update(schema.run_lease).where(schema.run_lease.c.name == name).values(**values))
     except sa.exc.IntegrityError:  # PostgreSQL: another process inserted the row first

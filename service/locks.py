@@ -29,6 +29,7 @@ def stop_waiting(grace: float = STOP_GRACE_SECONDS) -> None:
     if _stop_deadline is None:
         _stop_deadline = time.monotonic() + grace
 
+
 log = logging.getLogger("tickcast.db")
 
 
@@ -98,16 +99,23 @@ def begin_immediate(raw: sqlite3.Connection, path: str, wait_seconds: float, ful
                 if time.monotonic() - attempt < SLICE_SECONDS / 2:  # refused without waiting: do not spin
                     time.sleep(0.05)
                 if _stop_deadline is not None and time.monotonic() >= _stop_deadline:
-                    raise DatabaseLocked(f"stopped while waiting for the write lock on {path}, held by "
-                                         f"{describe_holders(path)}") from None
+                    raise DatabaseLocked(
+                        f"stopped while waiting for the write lock on {path}, held by {describe_holders(path)}"
+                    ) from None
                 if time.monotonic() >= deadline:
                     raise DatabaseLocked(
                         f"the database {path} stayed locked for {wait_text(wait_seconds)} "
-                        f"(service.busy_timeout_minutes), its write lock held by {describe_holders(path)}") from None
+                        f"(service.busy_timeout_minutes), its write lock held by {describe_holders(path)}"
+                    ) from None
                 if not announced:
-                    log.warning("pid %d is waiting for the write lock on %s, held by %s (up to %s: "
-                                "service.busy_timeout_minutes)", os.getpid(), path, describe_holders(path),
-                                wait_text(wait_seconds))
+                    log.warning(
+                        "pid %d is waiting for the write lock on %s, held by %s (up to %s: "
+                        "service.busy_timeout_minutes)",
+                        os.getpid(),
+                        path,
+                        describe_holders(path),
+                        wait_text(wait_seconds),
+                    )
                     announced = True
     finally:
         raw.execute(f"PRAGMA busy_timeout = {full_busy_ms}")

@@ -29,15 +29,19 @@ log = logging.getLogger("tickcast.db")
 _STATE = sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
 _HOLDERS = sa.text(
     "SELECT pid, application_name, usename, host(client_addr) FROM pg_stat_activity "
-    "WHERE pid = ANY(pg_blocking_pids(:pid)) ORDER BY pid")
+    "WHERE pid = ANY(pg_blocking_pids(:pid)) ORDER BY pid"
+)
 
 
 def describe_sessions(rows) -> str:
     """'PostgreSQL session pid 123 (application psql, user alice, from 10.0.0.5)', or several."""
     parts = []
     for pid, application, user, address in rows:
-        about = [f"application {application}" if application else "", f"user {user}" if user else "",
-                 f"from {address}" if address else "a local socket"]
+        about = [
+            f"application {application}" if application else "",
+            f"user {user}" if user else "",
+            f"from {address}" if address else "a local socket",
+        ]
         parts.append(f"pid {pid} ({', '.join(a for a in about if a)})")
     return ("PostgreSQL session " if len(parts) == 1 else "PostgreSQL sessions ") + "; ".join(parts)
 
@@ -78,16 +82,21 @@ class LockWatch:
                     self._thread = None
                     return
                 now = time.monotonic()
-                long_running = {pid: began for pid, began in self._open.items()
-                                if now - began >= SLICE_SECONDS and pid not in self._said}
+                long_running = {
+                    pid: began
+                    for pid, began in self._open.items()
+                    if now - began >= SLICE_SECONDS and pid not in self._said
+                }
             if long_running:
                 self._look(long_running)
 
     def _look(self, long_running: dict[int, float]) -> None:
         try:
             with self.engine.connect().execution_options(**{WATCHER: True}) as conn:
-                found = {pid: (conn.execute(_STATE, {"pid": pid}).scalar(), conn.execute(_HOLDERS, {"pid": pid}).all())
-                         for pid in long_running}
+                found = {
+                    pid: (conn.execute(_STATE, {"pid": pid}).scalar(), conn.execute(_HOLDERS, {"pid": pid}).all())
+                    for pid in long_running
+                }
                 conn.rollback()
         except Exception:  # noqa: BLE001 - the watcher only informs; the waiting statement reports failures
             return
@@ -104,8 +113,13 @@ class LockWatch:
                 if pid not in self._open or pid in self._said:
                     continue
                 self._said[pid] = who
-            log.warning("pid %d is waiting for a lock on %s, held by %s (up to %s: service.busy_timeout_minutes)",
-                        os.getpid(), self.where, who, wait_text(self.wait_seconds))
+            log.warning(
+                "pid %d is waiting for a lock on %s, held by %s (up to %s: service.busy_timeout_minutes)",
+                os.getpid(),
+                self.where,
+                who,
+                wait_text(self.wait_seconds),
+            )
 
 
 def backend_pid(conn) -> int | None:

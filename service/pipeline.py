@@ -20,10 +20,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,9 +34,9 @@ from .config import Settings
 from .db import write_transaction
 from .errors import DatabaseError
 from .forecast import store_fit
+from .groups import choose
 from .ingest import IngestResult, ingest_each, select_specs, sync_series
 from .lease import Lease, acquire
-from .groups import choose
 from .locks import DatabaseLocked
 from .plan import GroupPlan, Plan, Unit, plan_series
 from .status import FetchStatus, FitMode, FitScope, FitStatus, RunStatus, SeriesFit, Trigger
@@ -78,11 +78,20 @@ Progress = Callable[[str], None]
 
 # --- the run's row in `runs` --------------------------------------------------------------------
 
+
 def _start_run(engine: Engine, trigger: Trigger) -> int:
     with write_transaction(engine) as conn:
-        return conn.execute(sa.insert(schema.runs).values(
-            trigger=trigger, status=RunStatus.RUNNING, started_at=utcnow(), host=socket.gethostname(),
-            pid=os.getpid()).returning(schema.runs.c.id)).scalar_one()
+        return conn.execute(
+            sa.insert(schema.runs)
+            .values(
+                trigger=trigger,
+                status=RunStatus.RUNNING,
+                started_at=utcnow(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+            )
+            .returning(schema.runs.c.id)
+        ).scalar_one()
 
 
 @dataclass(frozen=True)
@@ -119,9 +128,17 @@ def record_failed_start(engine: Engine, attempt: FailedStart, wait: float | None
 
 
 def _insert_failed_start(conn, attempt: FailedStart) -> None:
-    conn.execute(sa.insert(schema.runs).values(
-        trigger=attempt.trigger, status=RunStatus.FAILED, started_at=attempt.attempted_at, finished_at=utcnow(),
-        error=attempt.error, host=socket.gethostname(), pid=os.getpid()))
+    conn.execute(
+        sa.insert(schema.runs).values(
+            trigger=attempt.trigger,
+            status=RunStatus.FAILED,
+            started_at=attempt.attempted_at,
+            finished_at=utcnow(),
+            error=attempt.error,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+    )
 
 
 def _begin_run(engine: Engine, trigger: Trigger, say: Progress, failed_starts: list[FailedStart]) -> tuple[Lease, int]:
@@ -158,21 +175,34 @@ def _close_abandoned_runs(engine: Engine) -> int:
     """Runs left 'running' by a process that died. Called while holding the lease, so no live run
     can be among them."""
     with write_transaction(engine) as conn:
-        return conn.execute(sa.update(schema.runs).where(schema.runs.c.status == RunStatus.RUNNING).values(
-            status=RunStatus.FAILED, finished_at=utcnow(),
-            error="abandoned: the process running it died (crash, kill or power loss)")).rowcount
+        return conn.execute(
+            sa.update(schema.runs)
+            .where(schema.runs.c.status == RunStatus.RUNNING)
+            .values(
+                status=RunStatus.FAILED,
+                finished_at=utcnow(),
+                error="abandoned: the process running it died (crash, kill or power loss)",
+            )
+        ).rowcount
 
 
 def _finish_run(engine: Engine, run_id: int, summary: RunSummary, error: str | None) -> None:
     done = (SeriesFit.TRAINED, SeriesFit.UP_TO_DATE)
     with write_transaction(engine) as conn:
-        conn.execute(sa.update(schema.runs).where(schema.runs.c.id == run_id).values(
-            status=summary.status, finished_at=utcnow(), error=error,
-            series_total=len(summary.outcomes),
-            series_ok=summary.count(lambda o: not o.failed and o.fit in done),
-            series_failed=summary.count(lambda o: o.failed),
-            series_skipped=summary.count(lambda o: not o.failed and o.fit == SeriesFit.SKIPPED),
-            new_observations=sum(o.new_rows for o in summary.outcomes)))
+        conn.execute(
+            sa.update(schema.runs)
+            .where(schema.runs.c.id == run_id)
+            .values(
+                status=summary.status,
+                finished_at=utcnow(),
+                error=error,
+                series_total=len(summary.outcomes),
+                series_ok=summary.count(lambda o: not o.failed and o.fit in done),
+                series_failed=summary.count(lambda o: o.failed),
+                series_skipped=summary.count(lambda o: not o.failed and o.fit == SeriesFit.SKIPPED),
+                new_observations=sum(o.new_rows for o in summary.outcomes),
+            )
+        )
 
 
 def _status(outcomes: list[SeriesOutcome], stopped: bool) -> RunStatus:
@@ -194,13 +224,24 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 
 # --- the stages, as one run uses them -----------------------------------------------------------
 
-def _ingest(engine: Engine, settings: Settings, specs, outcomes: dict[str, SeriesOutcome], lease: Lease,
-            say: Progress, stop: threading.Event, sources: dict | None) -> None:
+
+def _ingest(
+    engine: Engine,
+    settings: Settings,
+    specs,
+    outcomes: dict[str, SeriesOutcome],
+    lease: Lease,
+    say: Progress,
+    stop: threading.Event,
+    sources: dict | None,
+) -> None:
     ids = sync_series(engine, settings)
     for i, result in enumerate(ingest_each(engine, settings, specs, ids, sources=sources, stop=stop), 1):
         _fetched(outcomes[result.key], result)
-        say(f"[ingest {i}/{len(specs)}] {result.key}: " +
-            (f"{result.new_rows} new" if result.status == FetchStatus.OK else f"failed: {result.error}"))
+        say(
+            f"[ingest {i}/{len(specs)}] {result.key}: "
+            + (f"{result.new_rows} new" if result.status == FetchStatus.OK else f"failed: {result.error}")
+        )
         lease.renew()
 
 
@@ -221,8 +262,15 @@ def _store_skips(engine: Engine, units: list[Unit], outcomes: dict[str, SeriesOu
                 outcome.fit_id = store_fit(engine, plan.record)
 
 
-def _train_and_store(engine: Engine, settings: Settings, units: list[Unit], outcomes: dict[str, SeriesOutcome],
-                     lease: Lease, say: Progress, stop: threading.Event) -> None:
+def _train_and_store(
+    engine: Engine,
+    settings: Settings,
+    units: list[Unit],
+    outcomes: dict[str, SeriesOutcome],
+    lease: Lease,
+    say: Progress,
+    stop: threading.Event,
+) -> None:
     n_train = sum(isinstance(unit, GroupPlan) or unit.task is not None for unit in units)
     with closing(train_planned(units, settings, stop)) as results:
         for done, (unit, result) in enumerate(results, 1):
@@ -238,8 +286,9 @@ def _joined(*notes: str | None) -> str | None:
     return "; ".join(n for n in notes if n) or None
 
 
-def _store_trained(engine: Engine, plan: Plan, result: SeriesResult, outcome: SeriesOutcome,
-                   decision: str | None = None) -> str:
+def _store_trained(
+    engine: Engine, plan: Plan, result: SeriesResult, outcome: SeriesOutcome, decision: str | None = None
+) -> str:
     ok = result.status == FitStatus.OK
     record = plan.record
     record.status = FitStatus.OK if ok else FitStatus.FAILED
@@ -295,9 +344,16 @@ def _outcomes_of_companions(units: list[Unit], outcomes: dict[str, SeriesOutcome
                 summary.outcomes.append(outcomes[member.spec.key])
 
 
-def run_cycle(engine: Engine, settings: Settings, trigger: Trigger | str = Trigger.MANUAL,
-              progress: Progress | None = None, stop: threading.Event | None = None, keys: list[str] | None = None,
-              sources: dict | None = None, failed_starts: list[FailedStart] | None = None) -> RunSummary:
+def run_cycle(
+    engine: Engine,
+    settings: Settings,
+    trigger: Trigger | str = Trigger.MANUAL,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    keys: list[str] | None = None,
+    sources: dict | None = None,
+    failed_starts: list[FailedStart] | None = None,
+) -> RunSummary:
     """Ingest, plan, train and store every active series (or ``keys``). Raises RunInProgress when
     another process holds the run lease, RunNotStarted when the database stayed locked.
     ``failed_starts``: earlier attempts not recorded yet, written (and removed) once this one starts.

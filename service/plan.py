@@ -83,17 +83,32 @@ def _fit_states(conn: Connection) -> dict[int | None, FitState]:
     The groups' shared fits (series_id NULL) are summarised under the key None."""
     fits = schema.fits.c
     newest = sa.select(sa.func.max(fits.id)).where(fits.series_id.is_not(None)).group_by(fits.series_id)
-    latest = {row.series_id: row for row in conn.execute(
-        sa.select(fits.id, fits.series_id, fits.status, fits.train_end, fits.settings_hash, fits.history_replaced_at,
-                  fits.group_fit_id)
-        .where(fits.id.in_(newest.scalar_subquery())))}
+    latest = {
+        row.series_id: row
+        for row in conn.execute(
+            sa.select(
+                fits.id,
+                fits.series_id,
+                fits.status,
+                fits.train_end,
+                fits.settings_hash,
+                fits.history_replaced_at,
+                fits.group_fit_id,
+            ).where(fits.id.in_(newest.scalar_subquery()))
+        )
+    }
     base: dict[int | None, dict[str, int]] = {}
     cold: dict[int | None, dict[str, date]] = {}
     for row in conn.execute(
-            sa.select(fits.series_id, fits.settings_hash, sa.func.max(fits.id).label("base_id"),
-                      sa.func.max(sa.case((fits.mode == FitMode.COLD, fits.train_end))).label("last_cold"))
-            .where(fits.status == FitStatus.OK, fits.history_replaced_at.is_(None))
-            .group_by(fits.series_id, fits.settings_hash)):
+        sa.select(
+            fits.series_id,
+            fits.settings_hash,
+            sa.func.max(fits.id).label("base_id"),
+            sa.func.max(sa.case((fits.mode == FitMode.COLD, fits.train_end))).label("last_cold"),
+        )
+        .where(fits.status == FitStatus.OK, fits.history_replaced_at.is_(None))
+        .group_by(fits.series_id, fits.settings_hash)
+    ):
         base.setdefault(row.series_id, {})[row.settings_hash] = row.base_id
         if row.last_cold is not None:
             cold.setdefault(row.series_id, {})[row.settings_hash] = _as_date(row.last_cold)
@@ -107,7 +122,9 @@ def _fit_states(conn: Connection) -> dict[int | None, FitState]:
             latest_hash=newest_fit.settings_hash if newest_fit else None,
             latest_replaced=newest_fit is not None and newest_fit.history_replaced_at is not None,
             latest_group_fit=newest_fit.group_fit_id if newest_fit else None,
-            base_id=base.get(series_id, {}), last_cold=cold.get(series_id, {}))
+            base_id=base.get(series_id, {}),
+            last_cold=cold.get(series_id, {}),
+        )
     return states
 
 
@@ -118,8 +135,9 @@ def _as_date(value) -> date:
 
 def _load_values(conn: Connection, series_id: int, max_points: int) -> tuple[list[date], np.ndarray]:
     obs = schema.observations.c
-    rows = conn.execute(sa.select(obs.ts, obs.value).where(obs.series_id == series_id)
-                        .order_by(obs.ts.desc()).limit(max_points)).all()
+    rows = conn.execute(
+        sa.select(obs.ts, obs.value).where(obs.series_id == series_id).order_by(obs.ts.desc()).limit(max_points)
+    ).all()
     rows.reverse()
     return [r.ts for r in rows], np.array([r.value for r in rows], dtype=np.float64)
 
@@ -148,13 +166,18 @@ class Candidate:
         skip of a too-short series), its history was not replaced since, and (a member's row) it
         came from ``group_fit``."""
         s = self.state
-        return (s.latest_hash == fingerprint and s.latest_train_end == self.record.train_end
-                and s.latest_status in (FitStatus.OK, FitStatus.SKIPPED) and not s.latest_replaced
-                and (group_fit is None or s.latest_group_fit == group_fit))
+        return (
+            s.latest_hash == fingerprint
+            and s.latest_train_end == self.record.train_end
+            and s.latest_status in (FitStatus.OK, FitStatus.SKIPPED)
+            and not s.latest_replaced
+            and (group_fit is None or s.latest_group_fit == group_fit)
+        )
 
 
-def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run_id: int,
-                stop: threading.Event) -> list[Unit]:
+def plan_series(
+    engine: Engine, settings: Settings, specs: list[SeriesSpec], run_id: int, stop: threading.Event
+) -> list[Unit]:
     """The run's work, in the order of ``specs``: a Plan per series, or a GroupPlan where a group
     is trained together (in place of its first member; a group takes in every active member, also
     those not among ``specs``). On ``stop`` nothing is planned (the next run does it). Reads only:
@@ -162,9 +185,12 @@ def plan_series(engine: Engine, settings: Settings, specs: list[SeriesSpec], run
     from .groups import plan_groups
 
     with engine.connect() as conn:
-        rows = {row.key: row for row in conn.execute(
-            sa.select(schema.series.c.id, schema.series.c.key, schema.series.c.frequency,
-                      schema.series.c.calendar))}
+        rows = {
+            row.key: row
+            for row in conn.execute(
+                sa.select(schema.series.c.id, schema.series.c.key, schema.series.c.frequency, schema.series.c.calendar)
+            )
+        }
         states = _fit_states(conn)
     run_keys = {spec.key for spec in specs}
     candidates = []
@@ -192,24 +218,45 @@ def _with_group_companions(settings: Settings, specs: list[SeriesSpec], rows: di
 
     wanted = {key_of(spec) for spec in specs} - {None}
     chosen = {spec.key for spec in specs}
-    extra = [spec for spec in settings.series
-             if spec.active and spec.key not in chosen and spec.key in rows and key_of(spec) in wanted]
+    extra = [
+        spec
+        for spec in settings.series
+        if spec.active and spec.key not in chosen and spec.key in rows and key_of(spec) in wanted
+    ]
     return list(specs) + extra
 
 
-def _candidate(engine: Engine, settings: Settings, spec: SeriesSpec, series: sa.Row, states: dict, run_id: int,
-               in_run: bool) -> Candidate:
+def _candidate(
+    engine: Engine, settings: Settings, spec: SeriesSpec, series: sa.Row, states: dict, run_id: int, in_run: bool
+) -> Candidate:
     from tickcast.models import MIN_LENGTH
 
     with engine.connect() as conn:  # a short read per series: no snapshot held across the stage
         dates, values = _load_values(conn, series.id, settings.model.max_points)
-    record = FitRecord(run_id=run_id, series_id=series.id, status=FitStatus.OK, settings_hash="",
-                       cell=settings.model.forecaster.cell, train_start=dates[0] if dates else None,
-                       train_end=dates[-1] if dates else None, n_obs=len(values), frequency=series.frequency,
-                       calendar=series.calendar, level=settings.forecast.level,
-                       interval_adapt_rate=settings.forecast.interval_adapt_rate)
-    candidate = Candidate(spec, series.id, series.frequency, season_length(series.frequency, spec.season_length),
-                          values, states.get(series.id, FitState()), record, in_run)
+    record = FitRecord(
+        run_id=run_id,
+        series_id=series.id,
+        status=FitStatus.OK,
+        settings_hash="",
+        cell=settings.model.forecaster.cell,
+        train_start=dates[0] if dates else None,
+        train_end=dates[-1] if dates else None,
+        n_obs=len(values),
+        frequency=series.frequency,
+        calendar=series.calendar,
+        level=settings.forecast.level,
+        interval_adapt_rate=settings.forecast.interval_adapt_rate,
+    )
+    candidate = Candidate(
+        spec,
+        series.id,
+        series.frequency,
+        season_length(series.frequency, spec.season_length),
+        values,
+        states.get(series.id, FitState()),
+        record,
+        in_run,
+    )
     minimum = max(settings.forecast.min_length, MIN_LENGTH)
     if not len(values):
         candidate.skip = NO_DATA
@@ -218,8 +265,14 @@ def _candidate(engine: Engine, settings: Settings, spec: SeriesSpec, series: sa.
     return candidate
 
 
-def plan_alone(engine: Engine, settings: Settings, c: Candidate, group_hash: str | None = None,
-               note: str | None = None, group_key: str | None = None) -> Plan:
+def plan_alone(
+    engine: Engine,
+    settings: Settings,
+    c: Candidate,
+    group_hash: str | None = None,
+    note: str | None = None,
+    group_key: str | None = None,
+) -> Plan:
     """A series trained on its own: up to date, skipped, or a cold or warm task. ``group_hash``:
     ``auto`` chose per-series models for its group (part of its fingerprint, see train.series_hash)."""
     fingerprint = series_hash(settings, c.spec.key, c.season_length, group_hash)
@@ -235,8 +288,11 @@ def plan_alone(engine: Engine, settings: Settings, c: Candidate, group_hash: str
         return Plan(c.spec, c.series_id, record, SeriesFit.SKIPPED)
     base_id, last_cold = c.state.base_id.get(fingerprint), c.state.last_cold.get(fingerprint)
     warm_blob = None
-    if base_id is not None and last_cold is not None and \
-            (record.train_end - last_cold).days < settings.model.full_retrain_days:
+    if (
+        base_id is not None
+        and last_cold is not None
+        and (record.train_end - last_cold).days < settings.model.full_retrain_days
+    ):
         warm_blob = read_weights(engine, base_id)
     record.mode = FitMode.WARM if warm_blob is not None else FitMode.COLD
     record.warm_started_from = base_id if warm_blob is not None else None
@@ -245,6 +301,12 @@ def plan_alone(engine: Engine, settings: Settings, c: Candidate, group_hash: str
 
 
 def series_task(settings: Settings, c: Candidate, warm_blob: bytes | None = None) -> SeriesTask:
-    return SeriesTask(key=c.spec.key, series_id=c.series_id, values=c.values,
-                      params=forecaster_params(settings.model, c.spec.key, c.season_length, settings.forecast.horizon),
-                      horizon=settings.forecast.horizon, level=settings.forecast.level, warm_blob=warm_blob)
+    return SeriesTask(
+        key=c.spec.key,
+        series_id=c.series_id,
+        values=c.values,
+        params=forecaster_params(settings.model, c.spec.key, c.season_length, settings.forecast.horizon),
+        horizon=settings.forecast.horizon,
+        level=settings.forecast.level,
+        warm_blob=warm_blob,
+    )

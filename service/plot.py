@@ -61,16 +61,30 @@ def draw_series(engine: Engine, key: str, points: int = 250):
     observed = recent_observations(engine, series.id, points)
     scored = [f for f in scored_forecasts(engine, series.id, limit=10 * points) if f["target_ts"] >= observed[0][0]]
 
-    fig, (top, bottom, realised) = plt.subplots(3, 1, figsize=(10, 10), gridspec_kw={"height_ratios": [3, 2, 2]},
-                                                constrained_layout=True)
+    fig, (top, bottom, realised) = plt.subplots(
+        3, 1, figsize=(10, 10), gridspec_kw={"height_ratios": [3, 2, 2]}, constrained_layout=True
+    )
     dates, values = zip(*observed)
     top.plot(dates, values, color="#1f77b4", lw=1.2, label="observed")
     last = forecasts[0]
     targets = [f["target_ts"] for f in forecasts]
-    top.plot([last["last_ts"]] + targets, [last["last_value"]] + [f["forecast"] for f in forecasts], "o-",
-             color="#d62728", ms=3, lw=1.2, label="forecast")
-    top.fill_between(targets, [f["lower"] for f in forecasts], [f["upper"] for f in forecasts], color="#d62728",
-                     alpha=0.2, label=f"{last['level']:.0%} interval")
+    top.plot(
+        [last["last_ts"]] + targets,
+        [last["last_value"]] + [f["forecast"] for f in forecasts],
+        "o-",
+        color="#d62728",
+        ms=3,
+        lw=1.2,
+        label="forecast",
+    )
+    top.fill_between(
+        targets,
+        [f["lower"] for f in forecasts],
+        [f["upper"] for f in forecasts],
+        color="#d62728",
+        alpha=0.2,
+        label=f"{last['level']:.0%} interval",
+    )
     # The name often carries its own brackets ("S&P 500 index (sample)"): the key goes after a dash.
     title = series.key if not series.name or series.name == series.symbol else f"{series.name} — {series.key}"
     skill = "" if last["skill"] is None else f"; backtest skill {last['skill']:+.3f} (1 - MAE / naive MAE)"
@@ -87,7 +101,9 @@ def draw_series(engine: Engine, key: str, points: int = 250):
     if fit.best_epoch is not None:
         # The weights kept are the best epoch's (early stopping), not the last one's.
         best = next((h for h in history if h["epoch"] == fit.best_epoch), None)
-        bottom.axvline(fit.best_epoch, color="#2ca02c", ls="--", lw=1, label=f"best epoch {fit.best_epoch} (its weights are kept)")
+        bottom.axvline(
+            fit.best_epoch, color="#2ca02c", ls="--", lw=1, label=f"best epoch {fit.best_epoch} (its weights are kept)"
+        )
         if best is not None:
             loss = best["val_loss"] if has_val and best["val_loss"] is not None else best["train_loss"]
             bottom.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
@@ -95,8 +111,11 @@ def draw_series(engine: Engine, key: str, points: int = 250):
     bottom.set_xlabel("epoch (0 = before the first update)")
     loss_name = (fit.hyperparams or {}).get("loss", "mse")
     bottom.set_ylabel(f"{loss_name.upper()} (network units)")
-    shared = f"group {fit.group_key}'s shared fit {fit.id} (shared by {fit.n_series} series)" if losses.shared \
+    shared = (
+        f"group {fit.group_key}'s shared fit {fit.id} (shared by {fit.n_series} series)"
+        if losses.shared
         else f"fit {fit.id}"
+    )
     bottom.set_title(f"{shared}: {fit.mode} {fit.cell}, {fit.epochs} epochs")
     bottom.legend()
     bottom.grid(alpha=0.3)
@@ -121,8 +140,7 @@ def draw_realised(ax, scored: list[dict]) -> None:
     above = np.array([f["upper"] - f["forecast"] for f in scored])
     ax.vlines(targets, -below, above, color="#d62728", alpha=0.25, lw=3, label="interval around the forecast")
     ax.plot([t for t, i in zip(targets, inside) if i], errors[inside], "o", color="#1f77b4", ms=3, label="inside")
-    ax.plot([t for t, i in zip(targets, inside) if not i], errors[~inside], "x", color="#d62728", ms=5,
-            label="outside")
+    ax.plot([t for t, i in zip(targets, inside) if not i], errors[~inside], "x", color="#d62728", ms=5, label="outside")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("actual - forecast")
     locator = AutoDateLocator(maxticks=8)
@@ -132,14 +150,16 @@ def draw_realised(ax, scored: list[dict]) -> None:
     mae = float(np.mean(np.abs(errors)))
     naive = float(np.mean([f["naive_abs_error"] for f in scored]))
     skill = f", skill {1 - mae / naive:+.3f}" if naive > 0 else ""
-    ax.set_title(f"realised: {n} scored forecast(s), MAE {mae:.4g} vs naive {naive:.4g}{skill}; "
-                 f"coverage {inside.mean():.3f} of the {level:.2f} interval")
+    ax.set_title(
+        f"realised: {n} scored forecast(s), MAE {mae:.4g} vs naive {naive:.4g}{skill}; "
+        f"coverage {inside.mean():.3f} of the {level:.2f} interval"
+    )
     ax.legend(loc="upper left", fontsize="small")
     ax.grid(alpha=0.3)
     window = min(50, n)
     rolling = np.convolve(inside.astype(float), np.ones(window) / window, mode="valid")
     coverage = ax.twinx()
-    coverage.plot(targets[window - 1:], rolling, color="#2ca02c", lw=1.2, label=f"coverage, last {window}")
+    coverage.plot(targets[window - 1 :], rolling, color="#2ca02c", lw=1.2, label=f"coverage, last {window}")
     coverage.axhline(level, color="#2ca02c", ls="--", lw=1, label=f"nominal {level:.2f}")
     coverage.set_ylim(0, 1.05)
     coverage.set_ylabel("coverage (fraction)")

@@ -26,8 +26,10 @@ def resolve_series(engine: Engine, key: str) -> sa.Row:
     with engine.connect() as conn:
         row = conn.execute(sa.select(schema.series).where(schema.series.c.key == f"{source}:{symbol}")).first()
     if row is None:
-        raise TickcastError(f"unknown series {key!r}: not in the database (run 'tickcast ingest' or "
-                            "'tickcast run' first, or check 'tickcast forecasts' for the known keys)")
+        raise TickcastError(
+            f"unknown series {key!r}: not in the database (run 'tickcast ingest' or "
+            "'tickcast run' first, or check 'tickcast forecasts' for the known keys)"
+        )
     return row
 
 
@@ -42,8 +44,12 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
         return f"its last fetch failed: {reason}"
     fits = schema.fits
     with engine.connect() as conn:
-        newest = conn.execute(sa.select(fits.c.status, fits.c.error).where(fits.c.series_id == series.id)
-                              .order_by(fits.c.id.desc()).limit(1)).first()
+        newest = conn.execute(
+            sa.select(fits.c.status, fits.c.error)
+            .where(fits.c.series_id == series.id)
+            .order_by(fits.c.id.desc())
+            .limit(1)
+        ).first()
     if newest is not None and newest.status != FitStatus.OK and newest.error:
         return f"its newest fit {'was skipped' if newest.status == FitStatus.SKIPPED else 'failed'}: {newest.error}"
     return RUN_FIRST
@@ -69,8 +75,12 @@ def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
 def latest_fit(engine: Engine, series_id: int) -> sa.Row | None:
     fits = schema.fits
     with engine.connect() as conn:
-        return conn.execute(sa.select(fits).where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK)
-                            .order_by(fits.c.id.desc()).limit(1)).first()
+        return conn.execute(
+            sa.select(fits)
+            .where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK)
+            .order_by(fits.c.id.desc())
+            .limit(1)
+        ).first()
 
 
 @dataclass(frozen=True)
@@ -90,12 +100,16 @@ class LossHistory:
         """One line: which fit, how it was trained (and, for a group, that its model is shared)."""
         model = self.model_fit
         seconds = "" if model.seconds is None else f", {model.seconds:.2f} s"
-        how = (f"{model.mode} {model.cell}, {model.epochs} epochs (best {model.best_epoch}), "
-               f"train {model.train_start} .. {model.train_end}{seconds}")
+        how = (
+            f"{model.mode} {model.cell}, {model.epochs} epochs (best {model.best_epoch}), "
+            f"train {model.train_start} .. {model.train_end}{seconds}"
+        )
         if not self.shared:
             return f"fit {self.fit.id} of {key}: {how}"
-        return (f"fit {self.fit.id} of {key} uses group {model.group_key}'s shared fit {model.id}, shared by "
-                f"{model.n_series} series: {how}")
+        return (
+            f"fit {self.fit.id} of {key} uses group {model.group_key}'s shared fit {model.id}, shared by "
+            f"{model.n_series} series: {how}"
+        )
 
 
 def loss_history(engine: Engine, key: str) -> LossHistory:
@@ -108,17 +122,23 @@ def loss_history(engine: Engine, key: str) -> LossHistory:
         model_fit = fit
         if fit.group_fit_id is not None:
             model_fit = conn.execute(sa.select(fits).where(fits.c.id == fit.group_fit_id)).first() or fit
-        rows = [dict(r._mapping) for r in conn.execute(
-            sa.select(lh.c.epoch, lh.c.train_loss, lh.c.val_loss, lh.c.grad_norm, lh.c.clip_fraction)
-            .where(lh.c.fit_id == model_fit.id).order_by(lh.c.epoch))]
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(lh.c.epoch, lh.c.train_loss, lh.c.val_loss, lh.c.grad_norm, lh.c.clip_fraction)
+                .where(lh.c.fit_id == model_fit.id)
+                .order_by(lh.c.epoch)
+            )
+        ]
     return LossHistory(fit, model_fit, rows)
 
 
 def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tuple]:
     obs = schema.observations
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(obs.c.ts, obs.c.value).where(obs.c.series_id == series_id)
-                            .order_by(obs.c.ts.desc()).limit(limit)).all()
+        rows = conn.execute(
+            sa.select(obs.c.ts, obs.c.value).where(obs.c.series_id == series_id).order_by(obs.c.ts.desc()).limit(limit)
+        ).all()
     return [(r.ts, r.value) for r in reversed(rows)]
 
 
@@ -127,21 +147,28 @@ def last_verdict_run(engine: Engine) -> sa.Row | None:
     that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
     nothing about the sources or the models."""
     c = schema.runs.c
-    every_series_failed = sa.and_(c.status == RunStatus.FAILED, c.series_failed > 0, c.series_ok == 0,
-                                  c.series_ok + c.series_failed + c.series_skipped == c.series_total)
+    every_series_failed = sa.and_(
+        c.status == RunStatus.FAILED,
+        c.series_failed > 0,
+        c.series_ok == 0,
+        c.series_ok + c.series_failed + c.series_skipped == c.series_total,
+    )
     with engine.connect() as conn:
-        return conn.execute(sa.select(schema.runs)
-                            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(COMPLETED_RUNS),
-                                                                       every_series_failed))
-                            .order_by(c.id.desc()).limit(1)).first()
+        return conn.execute(
+            sa.select(schema.runs)
+            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(COMPLETED_RUNS), every_series_failed))
+            .order_by(c.id.desc())
+            .limit(1)
+        ).first()
 
 
 def completed_run_since(engine: Engine, since: datetime) -> bool:
     """Whether a run that finished (ok or partial) started at or after ``since``."""
     runs = schema.runs
     with engine.connect() as conn:
-        started = conn.execute(sa.select(sa.func.max(runs.c.started_at))
-                               .where(runs.c.status.in_(COMPLETED_RUNS))).scalar()
+        started = conn.execute(
+            sa.select(sa.func.max(runs.c.started_at)).where(runs.c.status.in_(COMPLETED_RUNS))
+        ).scalar()
     return started is not None and as_utc(started) >= since
 
 
@@ -164,21 +191,30 @@ def health(engine: Engine, settings: Settings, now: datetime | None = None) -> t
     failed = f"{run.series_failed} of {run.series_total} series failed"
     schedule = settings.schedule
     if now - finished < -CLOCK_TOLERANCE:
-        return False, (f"unhealthy: clock skew: the last completed run ({run.id}, {run.status}) finished at "
-                       f"{finished:%Y-%m-%d %H:%M} UTC, {-hours:.1f} h ahead of this machine's clock "
-                       f"({now:%Y-%m-%d %H:%M} UTC): the clock of this machine or of the one that ran it is wrong"
-                       + unfinished)
+        return False, (
+            f"unhealthy: clock skew: the last completed run ({run.id}, {run.status}) finished at "
+            f"{finished:%Y-%m-%d %H:%M} UTC, {-hours:.1f} h ahead of this machine's clock "
+            f"({now:%Y-%m-%d %H:%M} UTC): the clock of this machine or of the one that ran it is wrong" + unfinished
+        )
     if run.status == RunStatus.FAILED:
-        return False, (f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})"
-                       + unfinished)
+        return False, (
+            f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})" + unfinished
+        )
     if run.series_total and run.series_failed / run.series_total > schedule.max_failed_fraction:
-        return False, (f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
-                       f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}" + unfinished)
+        return False, (
+            f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
+            f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}" + unfinished
+        )
     if hours > schedule.max_age_hours:
-        return False, (f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
-                       f"more than schedule.max_age_hours = {schedule.max_age_hours:g}" + unfinished)
-    return True, (f"ok: run {run.id} ({run.status}) finished {max(hours, 0.0):.1f} h ago"
-                  + (f"; {failed}" if run.series_failed else "") + unfinished)
+        return False, (
+            f"unhealthy: the last completed run ({run.id}, {run.status}) finished {hours:.1f} h ago, "
+            f"more than schedule.max_age_hours = {schedule.max_age_hours:g}" + unfinished
+        )
+    return True, (
+        f"ok: run {run.id} ({run.status}) finished {max(hours, 0.0):.1f} h ago"
+        + (f"; {failed}" if run.series_failed else "")
+        + unfinished
+    )
 
 
 def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
@@ -188,8 +224,11 @@ def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
 
     runs, lease = schema.runs, schema.run_lease
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(runs.c.id, runs.c.started_at, runs.c.pid, runs.c.host)
-                            .where(runs.c.status == RunStatus.RUNNING).order_by(runs.c.id)).all()
+        rows = conn.execute(
+            sa.select(runs.c.id, runs.c.started_at, runs.c.pid, runs.c.host)
+            .where(runs.c.status == RunStatus.RUNNING)
+            .order_by(runs.c.id)
+        ).all()
         holder = conn.execute(sa.select(lease).where(lease.c.name == "run")).first() if rows else None
     phrases = []
     for row in rows:
@@ -197,6 +236,8 @@ def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
         if holder is not None and holder.run_id == row.id and holder_alive(holder, now):
             phrases.append(f"run {row.id} in progress ({since})")
         else:
-            phrases.append(f"run {row.id} is still marked running but its process is gone ({since}): it crashed "
-                           "or was killed; the next run records it as failed")
+            phrases.append(
+                f"run {row.id} is still marked running but its process is gone ({since}): it crashed "
+                "or was killed; the next run records it as failed"
+            )
     return phrases

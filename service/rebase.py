@@ -73,8 +73,9 @@ def stored_values(conn: Connection, series_id: int, since: date | None = None) -
 
 def as_series(frame: pd.DataFrame) -> pd.Series:
     """A clean frame (``ts``, ``value``) as a float Series indexed by date."""
-    return pd.Series(frame["value"].to_numpy(dtype="float64"), index=pd.Index(frame["ts"].dt.date, dtype=object),
-                     dtype="float64")
+    return pd.Series(
+        frame["value"].to_numpy(dtype="float64"), index=pd.Index(frame["ts"].dt.date, dtype=object), dtype="float64"
+    )
 
 
 def _ratios(stored: pd.Series, fetched: pd.Series) -> pd.Series:
@@ -132,16 +133,24 @@ def replace_history(conn: Connection, series_id: int, replacement: Replacement, 
     if rebase is not None:
         f = schema.forecasts.c
         rescaled = conn.execute(
-            sa.update(schema.forecasts).where(f.series_id == series_id, f.origin_ts <= rebase.through)
-            .values(value=f.value * rebase.factor, lower=f.lower * rebase.factor, upper=f.upper * rebase.factor,
-                    rescaled_by=sa.func.coalesce(f.rescaled_by, 1.0) * rebase.factor)).rowcount
+            sa.update(schema.forecasts)
+            .where(f.series_id == series_id, f.origin_ts <= rebase.through)
+            .values(
+                value=f.value * rebase.factor,
+                lower=f.lower * rebase.factor,
+                upper=f.upper * rebase.factor,
+                rescaled_by=sa.func.coalesce(f.rescaled_by, 1.0) * rebase.factor,
+            )
+        ).rowcount
     fits = schema.fits.c
     # The series' own fits, and the shared fits of the groups it was trained in: their models saw
     # its old history too.
     shared = sa.select(fits.group_fit_id).where(fits.series_id == series_id, fits.group_fit_id.is_not(None))
-    conn.execute(sa.update(schema.fits).where(sa.or_(fits.series_id == series_id, fits.id.in_(shared)),
-                                              fits.history_replaced_at.is_(None))
-                 .values(history_replaced_at=now))
+    conn.execute(
+        sa.update(schema.fits)
+        .where(sa.or_(fits.series_id == series_id, fits.id.in_(shared)), fits.history_replaced_at.is_(None))
+        .values(history_replaced_at=now)
+    )
     return rescaled
 
 
@@ -149,11 +158,15 @@ def describe_replacement(replacement: Replacement, rescaled: int, full: bool) ->
     """The note stored in ``series.last_note``."""
     rebase = replacement.rebase
     if rebase is not None:
-        head = (f"history re-based by the source (a split or a dividend): values up to {rebase.through} moved "
-                f"by a factor of {rebase.factor:.6g}; replaced with the full history")
+        head = (
+            f"history re-based by the source (a split or a dividend): values up to {rebase.through} moved "
+            f"by a factor of {rebase.factor:.6g}; replaced with the full history"
+        )
     else:
         head = "history re-fetched in full and replaced" if full else "history replaced"
-    counts = (f" ({len(replacement.frame):,} rows: {replacement.new} new, {replacement.revised} revised, "
-              f"{replacement.removed} removed)")
+    counts = (
+        f" ({len(replacement.frame):,} rows: {replacement.new} new, {replacement.revised} revised, "
+        f"{replacement.removed} removed)"
+    )
     forecasts = f"; {rescaled} stored forecast(s) rescaled by the factor" if rescaled else ""
     return f"{head}{counts}{forecasts}; earlier fits are not continued (the next fit is cold)"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -60,7 +60,7 @@ def last_fire_time(trigger: CronTrigger, now: datetime, lookback: timedelta = LO
     after 01:30 local time is 01:30:01 of the *first* pass, an hour earlier, and a search that
     steps in local time never gets past it. Bounded: a cron fires at most once a minute, so no
     window takes more steps than it has minutes."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     for window in (*(w for w in _WINDOWS if w < lookback), lookback):
         last = _last_fire_in(trigger, now - window, now, max_steps=int(window / timedelta(minutes=1)) + 2)
         if last is not None:
@@ -71,15 +71,16 @@ def last_fire_time(trigger: CronTrigger, now: datetime, lookback: timedelta = LO
 def _last_fire_in(trigger: CronTrigger, start: datetime, now: datetime, max_steps: int) -> datetime | None:
     fire, last = trigger.get_next_fire_time(None, start), None
     for _ in range(max_steps):
-        if fire is None or fire.astimezone(timezone.utc) > now:
+        if fire is None or fire.astimezone(UTC) > now:
             return last
         last = fire
         # APScheduler starts from min(now, previous + 1 µs), added in UTC: strictly later than ``fire``
         fire = trigger.get_next_fire_time(last, now)
-        if fire is not None and fire.astimezone(timezone.utc) <= last.astimezone(timezone.utc):
+        if fire is not None and fire.astimezone(UTC) <= last.astimezone(UTC):
             raise ScheduleError(f"the schedule {trigger} did not advance past {last.isoformat()}")
-    raise ScheduleError(f"the schedule {trigger} fired more than {max_steps} times between {start.isoformat()} "
-                        f"and {now.isoformat()}")
+    raise ScheduleError(
+        f"the schedule {trigger} fired more than {max_steps} times between {start.isoformat()} and {now.isoformat()}"
+    )
 
 
 def needs_catch_up(engine: Engine, settings: Settings, now: datetime | None = None) -> datetime | None:
@@ -119,12 +120,15 @@ class Service:
         grace = int(settings.schedule.misfire_grace_hours * 3600)
         self.scheduler = BlockingScheduler(
             timezone=settings.schedule.timezone,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace})
-        self.scheduler.add_job(self.job, cron_trigger(settings), args=[Trigger.SCHEDULE], id="daily-run",
-                               name="daily run")
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+        )
+        self.scheduler.add_job(
+            self.job, cron_trigger(settings), args=[Trigger.SCHEDULE], id="daily-run", name="daily run"
+        )
         # A stop that arrives between installing the handlers and the scheduler running
-        self.scheduler.add_listener(lambda _event: self.stop_event.is_set() and self.scheduler.shutdown(wait=False),
-                                    EVENT_SCHEDULER_STARTED)
+        self.scheduler.add_listener(
+            lambda _event: self.stop_event.is_set() and self.scheduler.shutdown(wait=False), EVENT_SCHEDULER_STARTED
+        )
 
     def job(self, trigger: Trigger, retry: int = 0) -> None:
         if self.stop_event.is_set():
@@ -133,11 +137,22 @@ class Service:
             if self.stop_event.is_set():
                 return
             try:
-                summary = run_cycle(self.engine, self.settings, trigger=trigger, progress=log.info,
-                                    stop=self.stop_event, failed_starts=self.failed_starts)
+                summary = run_cycle(
+                    self.engine,
+                    self.settings,
+                    trigger=trigger,
+                    progress=log.info,
+                    stop=self.stop_event,
+                    failed_starts=self.failed_starts,
+                )
                 self.runs.append(summary)
-                log.info("run %s finished: %s (%d series, %.1f s)", summary.run_id, summary.status,
-                         len(summary.outcomes), summary.seconds)
+                log.info(
+                    "run %s finished: %s (%d series, %.1f s)",
+                    summary.run_id,
+                    summary.status,
+                    len(summary.outcomes),
+                    summary.seconds,
+                )
             except RunInProgress as exc:
                 log.warning("skipping this run: %s", exc)
             except RunNotStarted as exc:
@@ -160,13 +175,13 @@ class Service:
             return
         when = utcnow() + timedelta(minutes=schedule.retry_minutes)
         log.warning("%s; retry %d of %d at %s", exc, retry + 1, schedule.start_retries, when.isoformat())
-        self.scheduler.add_job(self.job, args=[trigger], kwargs={"retry": retry + 1}, next_run_time=when,
-                               id="retry", replace_existing=True)
+        self.scheduler.add_job(
+            self.job, args=[trigger], kwargs={"retry": retry + 1}, next_run_time=when, id="retry", replace_existing=True
+        )
 
     def stop(self, signum: int | None = None, _frame=None) -> None:
         if signum is not None:
-            log.info("received %s: finishing the series in progress, then stopping",
-                     signal.Signals(signum).name)
+            log.info("received %s: finishing the series in progress, then stopping", signal.Signals(signum).name)
         self.stop_event.set()
         locks.stop_waiting()
         if self.scheduler.running:
@@ -180,8 +195,12 @@ class Service:
             log.info("catching up the run scheduled for %s", missed.isoformat())
             self.scheduler.add_job(self.job, args=[Trigger.CATCH_UP], next_run_time=utcnow(), id="catch-up")
         trigger = cron_trigger(self.settings)
-        log.info("tickcast serve: schedule %r in %s; next run %s", self.settings.schedule.cron,
-                 self.settings.schedule.timezone, trigger.get_next_fire_time(None, utcnow()).isoformat())
+        log.info(
+            "tickcast serve: schedule %r in %s; next run %s",
+            self.settings.schedule.cron,
+            self.settings.schedule.timezone,
+            trigger.get_next_fire_time(None, utcnow()).isoformat(),
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.stop)
         self.scheduler.start()  # blocks until stop()

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 UTCDateTime = sa.DateTime(timezone=True)
 
 series = sa.Table(
-    "series", metadata,
+    "series",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("key", sa.String(200), nullable=False, unique=True),
     sa.Column("source", sa.String(20), nullable=False),
@@ -35,19 +38,25 @@ series = sa.Table(
     sa.Column("last_success_at", UTCDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("last_note", sa.Text),  # what validation dropped on the last fetch, if anything
-    sa.Column("calendar", sa.String(20), comment="trading calendar of the target dates of a daily series: an "
-              "exchange_calendars code (XNYS, XLON ...) or us-federal; NULL: weekdays"),
+    sa.Column(
+        "calendar",
+        sa.String(20),
+        comment="trading calendar of the target dates of a daily series: an "
+        "exchange_calendars code (XNYS, XLON ...) or us-federal; NULL: weekdays",
+    ),
 )
 
 observations = sa.Table(
-    "observations", metadata,
+    "observations",
+    metadata,
     sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("ts", sa.Date, primary_key=True),
     sa.Column("value", sa.Double, nullable=False),
 )
 
 runs = sa.Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("trigger", sa.String(20), nullable=False),  # manual, schedule, catch-up
     sa.Column("status", sa.String(20), nullable=False),  # running, ok, partial, failed
@@ -67,17 +76,18 @@ runs = sa.Table(
 # Training across series (migration 0004): the column comments, also stated in the README.
 FIT_COMMENTS = {
     "scope": "series: the series' own model; group: one model across the series of a group (the shared fit has "
-             "series_id NULL and the weights; each member's row points to it with group_fit_id)",
+    "series_id NULL and the weights; each member's row points to it with group_fit_id)",
     "group_key": "the group (frequency/season length, e.g. M/12) of a fit with scope group, or of a series fit "
-                 "that model.training = auto chose over the group's model",
+    "that model.training = auto chose over the group's model",
     "group_fit_id": "on a member's row: the group's shared fit (weights and loss history) its forecasts came from",
     "n_series": "on a shared fit: how many series it was trained across",
     "note": "what the service decided and why: auto's choice between the group's model and per-series models, a "
-            "warm start replaced by a cold fit",
+    "warm start replaced by a cold fit",
 }
 
 fits = sa.Table(
-    "fits", metadata,
+    "fits",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL")),
     # NULL for a group's shared fit (scope 'group'): its members' rows name their series
@@ -106,18 +116,27 @@ fits = sa.Table(
     sa.Column("naive_rmse", sa.Double),
     sa.Column("naive_smape", sa.Double),
     sa.Column("naive_mase", sa.Double),
-    sa.Column("skill", sa.Double, comment="1 - mae / naive_mae on the backtest, a fraction: 0.05 = 5 % lower MAE "
-              "than the naive forecast; > 0 beats it"),
+    sa.Column(
+        "skill",
+        sa.Double,
+        comment="1 - mae / naive_mae on the backtest, a fraction: 0.05 = 5 % lower MAE "
+        "than the naive forecast; > 0 beats it",
+    ),
     sa.Column("backtest_n", sa.Integer),
     sa.Column("seconds", sa.Double),
     sa.Column("weights", sa.LargeBinary),
-    sa.Column("history_replaced_at", UTCDateTime, comment="when the series' history was replaced after this fit "
-              "(re-based by the source, or ingest --full): the fit is on the old basis and is never warm-started "
-              "from"),
+    sa.Column(
+        "history_replaced_at",
+        UTCDateTime,
+        comment="when the series' history was replaced after this fit "
+        "(re-based by the source, or ingest --full): the fit is on the old basis and is never warm-started "
+        "from",
+    ),
     sa.Column("scope", sa.String(10), nullable=False, server_default="series", comment=FIT_COMMENTS["scope"]),
     sa.Column("group_key", sa.String(50), comment=FIT_COMMENTS["group_key"]),
-    sa.Column("group_fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="SET NULL"),
-              comment=FIT_COMMENTS["group_fit_id"]),
+    sa.Column(
+        "group_fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="SET NULL"), comment=FIT_COMMENTS["group_fit_id"]
+    ),
     sa.Column("n_series", sa.Integer, comment=FIT_COMMENTS["n_series"]),
     sa.Column("note", sa.Text, comment=FIT_COMMENTS["note"]),
     sa.Index(None, "series_id", "status"),
@@ -126,7 +145,8 @@ fits = sa.Table(
 )
 
 loss_history = sa.Table(
-    "loss_history", metadata,
+    "loss_history",
+    metadata,
     sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),  # 0 is the loss before the first update
     sa.Column("train_loss", sa.Double, nullable=False),
@@ -136,7 +156,8 @@ loss_history = sa.Table(
 )
 
 forecasts = sa.Table(
-    "forecasts", metadata,
+    "forecasts",
+    metadata,
     sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("origin_ts", sa.Date, primary_key=True),  # the last observation the forecast starts from
     sa.Column("step", sa.Integer, primary_key=True),
@@ -145,14 +166,24 @@ forecasts = sa.Table(
     sa.Column("value", sa.Double, nullable=False),
     sa.Column("lower", sa.Double, nullable=False),
     sa.Column("upper", sa.Double, nullable=False),
-    sa.Column("level", sa.Double, nullable=False, comment="nominal coverage of [lower, upper], a fraction "
-              "(0.8 = 80 %)"),
+    sa.Column(
+        "level", sa.Double, nullable=False, comment="nominal coverage of [lower, upper], a fraction (0.8 = 80 %)"
+    ),
     sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("interval_factor", sa.Double, nullable=False, server_default="1",
-              comment="factor applied to the model's interval half-widths before storing (adaptive conformal "
-              "feedback); 1 = the model's own interval"),
-    sa.Column("rescaled_by", sa.Double, comment="product of the re-basing factors (splits, dividends) applied to "
-              "value, lower and upper after the forecast was made; NULL = never rescaled"),
+    sa.Column(
+        "interval_factor",
+        sa.Double,
+        nullable=False,
+        server_default="1",
+        comment="factor applied to the model's interval half-widths before storing (adaptive conformal "
+        "feedback); 1 = the model's own interval",
+    ),
+    sa.Column(
+        "rescaled_by",
+        sa.Double,
+        comment="product of the re-basing factors (splits, dividends) applied to "
+        "value, lower and upper after the forecast was made; NULL = never rescaled",
+    ),
     sa.Index(None, "fit_id"),
 )
 
@@ -163,11 +194,21 @@ forecasts = sa.Table(
 # clip_fraction) is a fraction.
 latest_forecasts = sa.table(
     "latest_forecasts",
-    sa.column("series_key", sa.String), sa.column("series_name", sa.String), sa.column("last_ts", sa.Date),
-    sa.column("last_value", sa.Double), sa.column("target_ts", sa.Date), sa.column("step", sa.Integer),
-    sa.column("forecast", sa.Double), sa.column("lower", sa.Double), sa.column("upper", sa.Double),
-    sa.column("level", sa.Double), sa.column("change_pct", sa.Double), sa.column("skill", sa.Double),
-    sa.column("mase", sa.Double), sa.column("naive_mase", sa.Double), sa.column("fit_id", sa.Integer),
+    sa.column("series_key", sa.String),
+    sa.column("series_name", sa.String),
+    sa.column("last_ts", sa.Date),
+    sa.column("last_value", sa.Double),
+    sa.column("target_ts", sa.Date),
+    sa.column("step", sa.Integer),
+    sa.column("forecast", sa.Double),
+    sa.column("lower", sa.Double),
+    sa.column("upper", sa.Double),
+    sa.column("level", sa.Double),
+    sa.column("change_pct", sa.Double),
+    sa.column("skill", sa.Double),
+    sa.column("mase", sa.Double),
+    sa.column("naive_mase", sa.Double),
+    sa.column("fit_id", sa.Integer),
     sa.column("fitted_at", UTCDateTime),
 )
 
@@ -175,13 +216,26 @@ latest_forecasts = sa.table(
 # date has an actual, beside the naive forecast from the same origin (the value observed there).
 forecast_errors = sa.table(
     "forecast_errors",
-    sa.column("series_key", sa.String), sa.column("series_id", sa.Integer), sa.column("fit_id", sa.Integer),
-    sa.column("origin_ts", sa.Date), sa.column("target_ts", sa.Date), sa.column("step", sa.Integer),
-    sa.column("forecast", sa.Double), sa.column("lower", sa.Double), sa.column("upper", sa.Double),
-    sa.column("level", sa.Double), sa.column("actual", sa.Double), sa.column("naive_forecast", sa.Double),
-    sa.column("error", sa.Double), sa.column("abs_error", sa.Double), sa.column("naive_abs_error", sa.Double),
-    sa.column("ape_pct", sa.Double), sa.column("inside", sa.Double), sa.column("winkler", sa.Double),
-    sa.column("interval_factor", sa.Double), sa.column("rescaled_by", sa.Double),
+    sa.column("series_key", sa.String),
+    sa.column("series_id", sa.Integer),
+    sa.column("fit_id", sa.Integer),
+    sa.column("origin_ts", sa.Date),
+    sa.column("target_ts", sa.Date),
+    sa.column("step", sa.Integer),
+    sa.column("forecast", sa.Double),
+    sa.column("lower", sa.Double),
+    sa.column("upper", sa.Double),
+    sa.column("level", sa.Double),
+    sa.column("actual", sa.Double),
+    sa.column("naive_forecast", sa.Double),
+    sa.column("error", sa.Double),
+    sa.column("abs_error", sa.Double),
+    sa.column("naive_abs_error", sa.Double),
+    sa.column("ape_pct", sa.Double),
+    sa.column("inside", sa.Double),
+    sa.column("winkler", sa.Double),
+    sa.column("interval_factor", sa.Double),
+    sa.column("rescaled_by", sa.Double),
 )
 
 # Its aggregates: per series, step and level (forecast_accuracy), and per series, target month and
@@ -189,15 +243,23 @@ forecast_errors = sa.table(
 _ACCURACY_SCORES = ("n", "mae", "rmse", "mape_pct", "naive_mae", "skill", "coverage", "winkler")
 forecast_accuracy = sa.table(
     "forecast_accuracy",
-    sa.column("series_key", sa.String), sa.column("step", sa.Integer), sa.column("level", sa.Double),
-    sa.column("n", sa.Integer), *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
-    sa.column("first_target_ts", sa.Date), sa.column("last_target_ts", sa.Date),
+    sa.column("series_key", sa.String),
+    sa.column("step", sa.Integer),
+    sa.column("level", sa.Double),
+    sa.column("n", sa.Integer),
+    *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
+    sa.column("first_target_ts", sa.Date),
+    sa.column("last_target_ts", sa.Date),
 )
 forecast_accuracy_monthly = sa.table(
     "forecast_accuracy_monthly",
-    sa.column("series_key", sa.String), sa.column("month", sa.String), sa.column("level", sa.Double),
-    sa.column("n", sa.Integer), *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
-    sa.column("first_target_ts", sa.Date), sa.column("last_target_ts", sa.Date),
+    sa.column("series_key", sa.String),
+    sa.column("month", sa.String),
+    sa.column("level", sa.Double),
+    sa.column("n", sa.Integer),
+    *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
+    sa.column("first_target_ts", sa.Date),
+    sa.column("last_target_ts", sa.Date),
 )
 
 # The views the migrations create (service/drift.py recreates them).
@@ -206,7 +268,8 @@ VIEWS = (latest_forecasts, forecast_errors, forecast_accuracy, forecast_accuracy
 # One row per lease name ("run"): who holds it and until when. Claimed with an atomic upsert that
 # only overwrites an expired or abandoned holder (see service/lease.py).
 run_lease = sa.Table(
-    "run_lease", metadata,
+    "run_lease",
+    metadata,
     sa.Column("name", sa.String(50), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("host", sa.String(200), nullable=False),

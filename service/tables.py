@@ -6,8 +6,9 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 FORMATS = ("table", "csv", "json")
 
@@ -49,13 +50,20 @@ def fixed(places: int, signed: bool = False) -> Callable[[Any], str]:
 # the naive forecast; coverage and level 0.8 mean 80 %). Tables show the stored number, in the
 # column's unit, exactly as csv and json do.
 UNIT_FORMATS: dict[str, Callable[[Any], str]] = {
-    "change_pct": fixed(2, signed=True), "mape_pct": fixed(2), "skill": fixed(3, signed=True),
-    "coverage": fixed(3), "level": fixed(2),
+    "change_pct": fixed(2, signed=True),
+    "mape_pct": fixed(2),
+    "skill": fixed(3, signed=True),
+    "coverage": fixed(3),
+    "level": fixed(2),
 }
 
 
-def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table",
-           formatters: dict[str, Callable[[Any], str]] | None = None) -> str:
+def render(
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    fmt: str = "table",
+    formatters: dict[str, Callable[[Any], str]] | None = None,
+) -> str:
     """Rows as text. ``formatters`` (table format only) turn a column's values into display strings;
     such columns are right-aligned like numbers."""
     if fmt == "json":
@@ -71,8 +79,10 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str = "table",
     cells = [[formatters[c](r.get(c)) if c in formatters else _cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     numeric = [bool(rows) and (c in formatters or all(_is_number(r.get(c)) for r in rows)) for c in columns]
+
     def line(values):
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
 
 

@@ -35,8 +35,11 @@ def forecaster_params(model: ModelSettings, seed_key: str, season_length: int, h
     model learns from windows longer than a year even when five months are asked for)."""
     params = model.forecaster.to_dict()
     own = model.forecaster.head(max(season_length, 1))
-    params.update(seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2 ** 31),
-                  season_length=season_length, horizon=horizon if horizon > own else 0)
+    params.update(
+        seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2**31),
+        season_length=season_length,
+        horizon=horizon if horizon > own else 0,
+    )
     return params
 
 
@@ -49,9 +52,13 @@ def _common(settings: Settings) -> dict:
 
     # forecast.horizon: the forecasts stored with a fit have that many steps, even where the
     # model's read-out, and so its training, is the same.
-    return {"max_points": settings.model.max_points, "level": settings.forecast.level,
-            "horizon": settings.forecast.horizon, "min_length": settings.forecast.min_length,
-            "format": FORMAT_VERSION}
+    return {
+        "max_points": settings.model.max_points,
+        "level": settings.forecast.level,
+        "horizon": settings.forecast.horizon,
+        "min_length": settings.forecast.min_length,
+        "format": FORMAT_VERSION,
+    }
 
 
 def series_hash(settings: Settings, key: str, season_length: int, group_hash: str | None = None) -> str:
@@ -147,8 +154,8 @@ _tuned = False
 # faults per fit and 8-12 % less time (bench/malloc.py). Dask's nanny starts its workers with
 # MALLOC_TRIM_THRESHOLD_=65536, which makes it worse; these settings replace it in a process that
 # trains. The cost: a training process keeps up to TRIM_THRESHOLD of freed memory.
-MMAP_THRESHOLD = 32 * 2 ** 20  # glibc's upper bound for it (and its own dynamic ceiling)
-TRIM_THRESHOLD = 64 * 2 ** 20
+MMAP_THRESHOLD = 32 * 2**20  # glibc's upper bound for it (and its own dynamic ceiling)
+TRIM_THRESHOLD = 64 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h>
 
 
@@ -194,8 +201,12 @@ def _finite_or_none(value):
 
 def _history(model) -> list[dict]:
     history = [{k: (None if v is None else float(v)) for k, v in row.items()} for row in model.history_]
-    losses = [row[k] for row in history for k in ("train_loss", "val_loss", "grad_norm", "clip_fraction")
-              if row.get(k) is not None]
+    losses = [
+        row[k]
+        for row in history
+        for k in ("train_loss", "val_loss", "grad_norm", "clip_fraction")
+        if row.get(k) is not None
+    ]
     if not np.all(np.isfinite(losses)):
         raise _NotFinite("the fit produced non-finite losses")
     return history
@@ -205,8 +216,13 @@ def _forecast(backtest: dict, point, interval, transform: str | None = None) -> 
     lower, upper = interval
     if not all(np.all(np.isfinite(a)) for a in (point, lower, upper)):
         raise _NotFinite("the fit produced non-finite forecasts")
-    return Forecast({k: _finite_or_none(v) for k, v in backtest.items()}, [float(v) for v in point],
-                    [float(v) for v in lower], [float(v) for v in upper], transform)
+    return Forecast(
+        {k: _finite_or_none(v) for k, v in backtest.items()},
+        [float(v) for v in point],
+        [float(v) for v in lower],
+        [float(v) for v in upper],
+        transform,
+    )
 
 
 def _fit_and_forecast(fit, blob: bytes | None, label: str):
@@ -250,18 +266,40 @@ def train_series(task: SeriesTask) -> SeriesResult:
 
     def fit(previous):
         model = RNNForecaster(**task.params).fit(task.values, warm_start=previous)
-        return model, _history(model), _forecast(model.backtest_, model.predict(task.horizon),
-                                                 model.predict_interval(task.horizon, level=task.level))
+        return (
+            model,
+            _history(model),
+            _forecast(
+                model.backtest_, model.predict(task.horizon), model.predict_interval(task.horizon, level=task.level)
+            ),
+        )
 
     try:
         (model, history, forecast), warm, note = _fit_and_forecast(fit, task.warm_blob, "model")
     except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
-        return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=_failure(exc),
-                            seconds=time.perf_counter() - started, params=task.params)
-    return SeriesResult(task.key, task.series_id, FitStatus.OK, seconds=time.perf_counter() - started,
-                        blob=model.to_bytes(), history=history, transform=model.transform_, epochs=model.n_epochs_,
-                        best_epoch=model.best_epoch_, params=model.get_params(), warm=warm, note=note,
-                        forecast=forecast)
+        return SeriesResult(
+            task.key,
+            task.series_id,
+            FitStatus.FAILED,
+            error=_failure(exc),
+            seconds=time.perf_counter() - started,
+            params=task.params,
+        )
+    return SeriesResult(
+        task.key,
+        task.series_id,
+        FitStatus.OK,
+        seconds=time.perf_counter() - started,
+        blob=model.to_bytes(),
+        history=history,
+        transform=model.transform_,
+        epochs=model.n_epochs_,
+        best_epoch=model.best_epoch_,
+        params=model.get_params(),
+        warm=warm,
+        note=note,
+        forecast=forecast,
+    )
 
 
 def train_group(task: GroupTask) -> GroupResult:
@@ -276,18 +314,36 @@ def train_group(task: GroupTask) -> GroupResult:
         model = RNNForecaster(**task.params).fit_many(task.values, warm_start=previous)
         points = model.predict_many(task.horizon)
         intervals = model.predict_interval_many(task.horizon, level=task.level)
-        return model, _history(model), [_forecast(bt, p, i, t) for bt, p, i, t
-                                        in zip(model.backtests_, points, intervals, model.transforms_)]
+        return (
+            model,
+            _history(model),
+            [_forecast(bt, p, i, t) for bt, p, i, t in zip(model.backtests_, points, intervals, model.transforms_)],
+        )
 
     try:
         (model, history, forecasts), warm, note = _fit_and_forecast(fit, task.warm_blob, "group model")
     except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
-        return GroupResult(task.group_key, FitStatus.FAILED, error=_failure(exc),
-                           seconds=time.perf_counter() - started, params=task.params)
-    return GroupResult(task.group_key, FitStatus.OK, seconds=time.perf_counter() - started, blob=model.to_bytes(),
-                       history=history, transform=model.transform_, epochs=model.n_epochs_,
-                       best_epoch=model.best_epoch_, params=model.get_params(), warm=warm, note=note,
-                       forecasts=forecasts)
+        return GroupResult(
+            task.group_key,
+            FitStatus.FAILED,
+            error=_failure(exc),
+            seconds=time.perf_counter() - started,
+            params=task.params,
+        )
+    return GroupResult(
+        task.group_key,
+        FitStatus.OK,
+        seconds=time.perf_counter() - started,
+        blob=model.to_bytes(),
+        history=history,
+        transform=model.transform_,
+        epochs=model.n_epochs_,
+        best_epoch=model.best_epoch_,
+        params=model.get_params(),
+        warm=warm,
+        note=note,
+        forecasts=forecasts,
+    )
 
 
 def relative_mae(backtest: dict) -> float | None:

@@ -8,8 +8,8 @@ were all bad data (a failed fetch) from one that merely had nothing new.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,8 +37,11 @@ def bad_values(frame: pd.DataFrame, spec: SeriesSpec) -> dict[str, np.ndarray]:
     """The rows whose value is bad data (not merely missing), by reason: reason -> mask."""
     values = frame["value"].to_numpy(dtype="float64")
     finite = np.isfinite(values)
-    bad = {"not_number": _not_numbers(frame), "non_finite": np.isinf(values),
-           "out_of_range": finite & (np.abs(values) > MAX_MAGNITUDE)}
+    bad = {
+        "not_number": _not_numbers(frame),
+        "non_finite": np.isinf(values),
+        "out_of_range": finite & (np.abs(values) > MAX_MAGNITUDE),
+    }
     if spec.price:
         bad["non_positive"] = finite & (values <= 0)
     return bad
@@ -52,15 +55,19 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
     values = frame["value"].to_numpy(dtype="float64")
     bad = bad_values(frame, spec)
     if bad["not_number"].any():
-        notes.append(f"dropped {int(bad['not_number'].sum())} value(s) that are not numbers "
-                     f"(e.g. {frame.attrs.get('not_number_example')!r})")
+        notes.append(
+            f"dropped {int(bad['not_number'].sum())} value(s) that are not numbers "
+            f"(e.g. {frame.attrs.get('not_number_example')!r})"
+        )
     unusable = ~np.isfinite(values) & ~bad["not_number"]
     if unusable.any():
         notes.append(f"dropped {int(unusable.sum())} missing or non-finite value(s)")
     if bad["out_of_range"].any():
         first = int(np.flatnonzero(bad["out_of_range"])[0])
-        notes.append(f"refused {int(bad['out_of_range'].sum())} value(s) beyond the accepted range of "
-                     f"±{MAX_MAGNITUDE:g} (e.g. {values[first]:g} on {frame['ts'].iloc[first]:%Y-%m-%d})")
+        notes.append(
+            f"refused {int(bad['out_of_range'].sum())} value(s) beyond the accepted range of "
+            f"±{MAX_MAGNITUDE:g} (e.g. {values[first]:g} on {frame['ts'].iloc[first]:%Y-%m-%d})"
+        )
     if spec.price and bad["non_positive"].any():
         notes.append(f"dropped {int(bad['non_positive'].sum())} zero or negative price(s)")
     keep = np.isfinite(values) & ~bad["out_of_range"]
@@ -98,14 +105,18 @@ def outlier_note(context: np.ndarray, clean: pd.DataFrame, last: date | None) ->
     typical = pd.Series(np.abs(values)).rolling(OUTLIER_WINDOW, center=True, min_periods=1).median().to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(values) / typical
-    ratio = ratio[len(context):]
-    flagged = np.flatnonzero((typical[len(context):] > 0) & (ratio > OUTLIER_FACTOR) & (clean["ts"] > after).to_numpy())
+    ratio = ratio[len(context) :]
+    flagged = np.flatnonzero(
+        (typical[len(context) :] > 0) & (ratio > OUTLIER_FACTOR) & (clean["ts"] > after).to_numpy()
+    )
     if not len(flagged):
         return None
     first = int(flagged[0])
-    return (f"kept {len(flagged)} outlier(s) more than {OUTLIER_FACTOR:g} times the size of the values around "
-            f"them (e.g. {clean['value'].iloc[first]:g} on {clean['ts'].iloc[first]:%Y-%m-%d}, "
-            f"{ratio[first]:.3g} times): check the source")
+    return (
+        f"kept {len(flagged)} outlier(s) more than {OUTLIER_FACTOR:g} times the size of the values around "
+        f"them (e.g. {clean['value'].iloc[first]:g} on {clean['ts'].iloc[first]:%Y-%m-%d}, "
+        f"{ratio[first]:.3g} times): check the source"
+    )
 
 
 def infer_frequency(dates: Sequence[date]) -> str | None:

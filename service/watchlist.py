@@ -55,7 +55,7 @@ _STORED_LENGTHS = {"name": 200, "field": 100}  # series.name and series.field (s
 def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
     where = f"series[{index}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"setting {where!r} must be a table ([[series]] with key = \"source:symbol\")")
+        raise ConfigError(f'setting {where!r} must be a table ([[series]] with key = "source:symbol")')
     if "key" not in entry:
         raise ConfigError(f"setting '{where}.key' is required (e.g. key = \"yahoo:AAPL\")")
     values: dict[str, Any] = {}
@@ -107,8 +107,9 @@ def watchlist_series(table: Any) -> list[SeriesSpec]:
         if kind is None or not kind.in_watchlist:
             listed = sorted(k.name for k in SOURCES.values() if k.in_watchlist)
             tables = " and ".join(k.name for k in SOURCES.values() if not k.in_watchlist)
-            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(listed)}; {tables} series go in "
-                              "[[series]] tables)")
+            raise ConfigError(
+                f"unknown setting {dotted!r} (known: {', '.join(listed)}; {tables} series go in [[series]] tables)"
+            )
         if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
             raise ConfigError(f"setting {dotted!r} must be a list of strings, got {symbols!r}")
         for symbol in symbols:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 from . import faults
 from .config import Settings
@@ -64,9 +64,11 @@ def ensure_open_files(workers: int) -> None:
     if hard == resource.RLIM_INFINITY or hard >= needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
         return
-    raise TickcastError(f"service.workers = {workers} needs at least {needed} open files, but the limit is {soft} "
-                        f"(hard limit {hard}): raise it (ulimit -n {needed}, or nofile in docker-compose.yml) "
-                        "or lower service.workers")
+    raise TickcastError(
+        f"service.workers = {workers} needs at least {needed} open files, but the limit is {soft} "
+        f"(hard limit {hard}): raise it (ulimit -n {needed}, or nofile in docker-compose.yml) "
+        "or lower service.workers"
+    )
 
 
 def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
@@ -85,8 +87,9 @@ def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
             return train_group(task) if isinstance(task, GroupTask) else train_series(task)
     except MemoryError:
         size = sum(len(v) for v in task.values) if isinstance(task, GroupTask) else len(task.values)
-        return failed_result(task, f"out of memory while training on {size} observations "
-                                   "(lower model.max_points or service.workers)")
+        return failed_result(
+            task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
+        )
     except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
         return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")
 
@@ -151,5 +154,5 @@ def _wait(task, future: Future, submitted, stop: threading.Event):
             continue
         except CancelledError:
             return None
-        except Exception as exc:  # the worker (or the cluster) died: killed, out of memory
+        except Exception as exc:  # noqa: BLE001 - the worker (or the cluster) died: killed, out of memory
             return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")

@@ -22,8 +22,11 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true",
-                     help="run every slow reliability case (make test-reliability); default: a seeded subset")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="run every slow reliability case (make test-reliability); default: a seeded subset",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -97,8 +100,9 @@ def make_settings(tmp_path):
         raw["sources"].update(sources)
         raw.setdefault("service", {}).setdefault("data_dir", str(tmp_path))
         raw["service"].setdefault("workers", 1)  # in-process training unless a test asks for a pool
-        return settings_from_dict(raw, origin="test.toml", base_dir=tmp_path,
-                                  db_url=db_url or f"sqlite:///{tmp_path / 'tickcast.db'}", env={})
+        return settings_from_dict(
+            raw, origin="test.toml", base_dir=tmp_path, db_url=db_url or f"sqlite:///{tmp_path / 'tickcast.db'}", env={}
+        )
 
     return make
 
@@ -111,7 +115,8 @@ def make_series(tmp_path):
         dates = dates if dates is not None else pd.date_range(start, periods=len(values), freq=freq)
         path = tmp_path / f"{name}.csv"
         pd.DataFrame({"date": [pd.Timestamp(d).strftime("%Y-%m-%d") for d in dates], "value": list(values)}).to_csv(
-            path, index=False)
+            path, index=False
+        )
         return path
 
     return make

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,49 +22,123 @@ from tickcast.service.queries import NothingStored
 
 from .test_pipeline import FAST_MODEL, table
 
-NOW = datetime(2024, 2, 6, tzinfo=timezone.utc)
-D0, D1, D2, D3, D4, D5 = (date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2024, 2, 2),
-                          date(2024, 2, 5), date(2024, 2, 6))
+NOW = datetime(2024, 2, 6, tzinfo=UTC)
+D0, D1, D2, D3, D4, D5 = (
+    date(2024, 1, 30),
+    date(2024, 1, 31),
+    date(2024, 2, 1),
+    date(2024, 2, 2),
+    date(2024, 2, 5),
+    date(2024, 2, 6),
+)
 ACTUALS = {D0: 100.0, D1: 102.0, D2: 99.0, D3: 104.0, D4: 100.0}
 # (origin, step, target, forecast, lower, upper): the actual, error, naive error and Winkler score of
 # each (level 0.8, so 2 / (1 - level) = 10) are in the comments.
 FORECASTS = [
-    (D0, 1, D1, 101.0, 99.0, 103.0),   # 102: +1 inside,         naive 2, winkler 4
+    (D0, 1, D1, 101.0, 99.0, 103.0),  # 102: +1 inside,         naive 2, winkler 4
     (D0, 2, D2, 103.0, 100.0, 106.0),  # 99:  -4 below by 1,     naive 1, winkler 6 + 10
     (D1, 1, D2, 101.0, 100.5, 101.5),  # 99:  -2 below by 1.5,   naive 3, winkler 1 + 15
-    (D1, 2, D3, 103.0, 98.0, 108.0),   # 104: +1 inside,         naive 2, winkler 10
-    (D2, 1, D3, 100.0, 95.0, 103.0),   # 104: +4 above by 1,     naive 5, winkler 8 + 10
+    (D1, 2, D3, 103.0, 98.0, 108.0),  # 104: +1 inside,         naive 2, winkler 10
+    (D2, 1, D3, 100.0, 95.0, 103.0),  # 104: +4 above by 1,     naive 5, winkler 8 + 10
     (D3, 1, D4, 105.0, 103.0, 107.0),  # 100: -5 below by 3,     naive 4, winkler 4 + 30
-    (D4, 1, D5, 100.0, 90.0, 110.0),   # no actual yet: not scored
+    (D4, 1, D5, 100.0, 90.0, 110.0),  # no actual yet: not scored
 ]
 
 
 def build(engine, key: str = "csv:x", factors: dict | None = None) -> int:
     """One series with the observations and forecasts above; returns its id."""
     with write_transaction(engine) as conn:
-        sid = conn.execute(sa.insert(schema.series).values(key=key, source="csv", symbol=key[4:], created_at=NOW)
-                           .returning(schema.series.c.id)).scalar_one()
-        fit = conn.execute(sa.insert(schema.fits).values(series_id=sid, created_at=NOW, status="ok")
-                           .returning(schema.fits.c.id)).scalar_one()
+        sid = conn.execute(
+            sa.insert(schema.series)
+            .values(key=key, source="csv", symbol=key[4:], created_at=NOW)
+            .returning(schema.series.c.id)
+        ).scalar_one()
+        fit = conn.execute(
+            sa.insert(schema.fits).values(series_id=sid, created_at=NOW, status="ok").returning(schema.fits.c.id)
+        ).scalar_one()
         conn.execute(sa.insert(schema.observations), [dict(series_id=sid, ts=ts, value=v) for ts, v in ACTUALS.items()])
-        conn.execute(sa.insert(schema.forecasts), [
-            dict(series_id=sid, fit_id=fit, origin_ts=o, step=s, target_ts=t, value=v, lower=lo, upper=hi, level=0.8,
-                 created_at=NOW, interval_factor=(factors or {}).get(o, 1.0))
-            for o, s, t, v, lo, hi in FORECASTS])
+        conn.execute(
+            sa.insert(schema.forecasts),
+            [
+                dict(
+                    series_id=sid,
+                    fit_id=fit,
+                    origin_ts=o,
+                    step=s,
+                    target_ts=t,
+                    value=v,
+                    lower=lo,
+                    upper=hi,
+                    level=0.8,
+                    created_at=NOW,
+                    interval_factor=(factors or {}).get(o, 1.0),
+                )
+                for o, s, t, v, lo, hi in FORECASTS
+            ],
+        )
     return sid
 
 
-STEP_1 = dict(series_key="csv:x", step=1, level=0.8, n=4, mae=3.0, rmse=math.sqrt(11.5),
-              mape_pct=100 * (1 / 102 + 2 / 99 + 4 / 104 + 5 / 100) / 4, naive_mae=3.5, skill=1 / 7, coverage=0.25,
-              winkler=18.0, first_target_ts=D1, last_target_ts=D4)
-STEP_2 = dict(series_key="csv:x", step=2, level=0.8, n=2, mae=2.5, rmse=math.sqrt(8.5),
-              mape_pct=100 * (4 / 99 + 1 / 104) / 2, naive_mae=1.5, skill=-2 / 3, coverage=0.5, winkler=13.0,
-              first_target_ts=D2, last_target_ts=D3)
-JANUARY = dict(series_key="csv:x", month="2024-01", level=0.8, n=1, mae=1.0, rmse=1.0, mape_pct=100 / 102,
-               naive_mae=2.0, skill=0.5, coverage=1.0, winkler=4.0, first_target_ts=D1, last_target_ts=D1)
-FEBRUARY = dict(series_key="csv:x", month="2024-02", level=0.8, n=5, mae=3.2, rmse=math.sqrt(12.4),
-                mape_pct=100 * (4 / 99 + 2 / 99 + 1 / 104 + 4 / 104 + 5 / 100) / 5, naive_mae=3.0, skill=-1 / 15,
-                coverage=0.2, winkler=18.8, first_target_ts=D2, last_target_ts=D4)
+STEP_1 = dict(
+    series_key="csv:x",
+    step=1,
+    level=0.8,
+    n=4,
+    mae=3.0,
+    rmse=math.sqrt(11.5),
+    mape_pct=100 * (1 / 102 + 2 / 99 + 4 / 104 + 5 / 100) / 4,
+    naive_mae=3.5,
+    skill=1 / 7,
+    coverage=0.25,
+    winkler=18.0,
+    first_target_ts=D1,
+    last_target_ts=D4,
+)
+STEP_2 = dict(
+    series_key="csv:x",
+    step=2,
+    level=0.8,
+    n=2,
+    mae=2.5,
+    rmse=math.sqrt(8.5),
+    mape_pct=100 * (4 / 99 + 1 / 104) / 2,
+    naive_mae=1.5,
+    skill=-2 / 3,
+    coverage=0.5,
+    winkler=13.0,
+    first_target_ts=D2,
+    last_target_ts=D3,
+)
+JANUARY = dict(
+    series_key="csv:x",
+    month="2024-01",
+    level=0.8,
+    n=1,
+    mae=1.0,
+    rmse=1.0,
+    mape_pct=100 / 102,
+    naive_mae=2.0,
+    skill=0.5,
+    coverage=1.0,
+    winkler=4.0,
+    first_target_ts=D1,
+    last_target_ts=D1,
+)
+FEBRUARY = dict(
+    series_key="csv:x",
+    month="2024-02",
+    level=0.8,
+    n=5,
+    mae=3.2,
+    rmse=math.sqrt(12.4),
+    mape_pct=100 * (4 / 99 + 2 / 99 + 1 / 104 + 4 / 104 + 5 / 100) / 5,
+    naive_mae=3.0,
+    skill=-1 / 15,
+    coverage=0.2,
+    winkler=18.8,
+    first_target_ts=D2,
+    last_target_ts=D4,
+)
 
 
 def exactly(expected: dict):
@@ -80,11 +154,20 @@ def test_the_views_give_exact_figures(fresh_db):
     monthly, _ = accuracy(engine, "csv:x", by="month")
     assert monthly == [exactly(JANUARY), exactly(FEBRUARY)]
     with engine.connect() as conn:
-        errors = conn.execute(sa.select(schema.forecast_errors).order_by(schema.forecast_errors.c.origin_ts,
-                                                                         schema.forecast_errors.c.step)).all()
+        errors = conn.execute(
+            sa.select(schema.forecast_errors).order_by(
+                schema.forecast_errors.c.origin_ts, schema.forecast_errors.c.step
+            )
+        ).all()
     assert len(errors) == 6  # the forecast for 6 February has no actual yet
     assert [(e.error, e.naive_abs_error, e.inside) for e in errors] == [
-        (1.0, 2.0, 1.0), (-4.0, 1.0, 0.0), (-2.0, 3.0, 0.0), (1.0, 2.0, 1.0), (4.0, 5.0, 0.0), (-5.0, 4.0, 0.0)]
+        (1.0, 2.0, 1.0),
+        (-4.0, 1.0, 0.0),
+        (-2.0, 3.0, 0.0),
+        (1.0, 2.0, 1.0),
+        (4.0, 5.0, 0.0),
+        (-5.0, 4.0, 0.0),
+    ]
     # 2 / (1 - 0.8) is 10 up to float rounding
     assert [e.winkler for e in errors] == pytest.approx([4.0, 16.0, 16.0, 10.0, 18.0, 34.0], rel=1e-12)
 
@@ -100,15 +183,28 @@ def test_tickcast_accuracy_prints_the_ledger(fresh_db, db_url, tmp_path, capsys)
     assert printed == [{k: v for k, v in exactly(row).items() if "target" not in k} for row in (STEP_1, STEP_2)]
     assert main([*base, "csv:x"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["series_key", "step", "level", "n", "mae", "rmse", "mape_pct", "naive_mae", "skill",
-                                "coverage", "winkler"]
+    assert lines[0].split() == [
+        "series_key",
+        "step",
+        "level",
+        "n",
+        "mae",
+        "rmse",
+        "mape_pct",
+        "naive_mae",
+        "skill",
+        "coverage",
+        "winkler",
+    ]
     # units as stored: mape_pct in percent, skill and coverage fractions; no % signs anywhere
     assert lines[2].split() == ["csv:x", "1", "0.80", "4", "3.00", "3.39", "2.96", "3.50", "+0.143", "0.250", "18.00"]
     assert lines[3].split() == ["csv:x", "2", "0.80", "2", "2.50", "2.92", "2.50", "1.50", "-0.667", "0.500", "13.00"]
     assert main([*base, "--by", "month", "--format", "csv"]) == 0
     csv_lines = capsys.readouterr().out.splitlines()
     assert csv_lines[0] == "series_key,month,level,n,mae,rmse,mape_pct,naive_mae,skill,coverage,winkler"
-    assert csv_lines[1].startswith("csv:x,2024-01,0.8,1,1.0,1.0,0.98039215686") and csv_lines[1].endswith(",0.5,1.0,4.0")
+    assert csv_lines[1].startswith("csv:x,2024-01,0.8,1,1.0,1.0,0.98039215686") and csv_lines[1].endswith(
+        ",0.5,1.0,4.0"
+    )
     assert csv_lines[2].split(",")[:4] == ["csv:x", "2024-02", "0.8", "5"]
 
 
@@ -118,11 +214,16 @@ def test_accuracy_before_anything_is_scored_says_why(fresh_db, db_url, tmp_path,
     config.write_text('[[series]]\nkey = "csv:x"\npath = "x.csv"\n')
     base = ["--db", db_url, "--config", str(config), "accuracy"]
     assert main(base) == 1
-    assert capsys.readouterr().err == "tickcast: no forecasts yet: run 'tickcast run' (or wait for the scheduled run) first\n"
+    assert (
+        capsys.readouterr().err
+        == "tickcast: no forecasts yet: run 'tickcast run' (or wait for the scheduled run) first\n"
+    )
     sid = build(engine)
     with write_transaction(engine) as conn:  # only the forecast whose target is still ahead
         conn.execute(sa.delete(schema.forecasts).where(schema.forecasts.c.origin_ts < D4))
-    with pytest.raises(NothingStored, match="no forecast of csv:x has been scored yet: .* first target date is 2024-02-06"):
+    with pytest.raises(
+        NothingStored, match="no forecast of csv:x has been scored yet: .* first target date is 2024-02-06"
+    ):
         accuracy(engine, "csv:x")
     assert main([*base, "csv:nope"]) == 1
     assert "unknown series 'csv:nope'" in capsys.readouterr().err
@@ -131,21 +232,25 @@ def test_accuracy_before_anything_is_scored_says_why(fresh_db, db_url, tmp_path,
 
 # --- the adaptive interval factor ----------------------------------------------------------------
 
-@pytest.mark.parametrize("origin,factors,rate,expected", [
-    # targets in (D3, D4]: one miss at level 0.8 -> excess 0.8, from D3's factor 1.5
-    (D4, {D3: 1.5}, 0.05, 1.5 * math.exp(0.05 * 0.8)),
-    # targets in (D2, D3]: one hit, one miss -> (0.8 - 1) + (0.8 - 0) = 0.6, from D2's factor 1
-    (D3, {}, 0.05, math.exp(0.05 * 0.6)),
-    # targets in (D0, D1]: one hit -> -0.2: narrower
-    (D1, {D0: 2.0}, 0.1, 2.0 * math.exp(-0.02)),
-    # bounded: at most 4
-    (D4, {D3: 3.99}, 0.5, 4.0),
-    # adaptation switched off; no earlier forecasts
-    (D4, {D3: 1.5}, 0.0, 1.0),
-    (D0, {}, 0.05, 1.0),
-    # re-storing an origin already stored (D3) looks back from the one before it (D2)
-    (D3, {D2: 0.5, D3: 3.0}, 0.05, 0.5 * math.exp(0.05 * 0.6)),
-])
+
+@pytest.mark.parametrize(
+    "origin,factors,rate,expected",
+    [
+        # targets in (D3, D4]: one miss at level 0.8 -> excess 0.8, from D3's factor 1.5
+        (D4, {D3: 1.5}, 0.05, 1.5 * math.exp(0.05 * 0.8)),
+        # targets in (D2, D3]: one hit, one miss -> (0.8 - 1) + (0.8 - 0) = 0.6, from D2's factor 1
+        (D3, {}, 0.05, math.exp(0.05 * 0.6)),
+        # targets in (D0, D1]: one hit -> -0.2: narrower
+        (D1, {D0: 2.0}, 0.1, 2.0 * math.exp(-0.02)),
+        # bounded: at most 4
+        (D4, {D3: 3.99}, 0.5, 4.0),
+        # adaptation switched off; no earlier forecasts
+        (D4, {D3: 1.5}, 0.0, 1.0),
+        (D0, {}, 0.05, 1.0),
+        # re-storing an origin already stored (D3) looks back from the one before it (D2)
+        (D3, {D2: 0.5, D3: 3.0}, 0.05, 0.5 * math.exp(0.05 * 0.6)),
+    ],
+)
 def test_the_adaptive_factor_follows_realised_coverage(fresh_db, origin, factors, rate, expected):
     engine = fresh_db()
     sid = build(engine, factors=factors)
@@ -158,8 +263,9 @@ def test_scale_interval_scales_each_side_around_the_point():
     assert list(lower) == [7.0, 18.5] and list(upper) == [11.5, 26.0]
 
 
-def test_a_run_widens_intervals_after_misses_and_records_the_factor(make_settings, make_series, tmp_path, backend,
-                                                                      request):
+def test_a_run_widens_intervals_after_misses_and_records_the_factor(
+    make_settings, make_series, tmp_path, backend, request
+):
     """Two twin databases, one adapting and one not: the model's forecasts are the same (seeded), so
     the adapting one's intervals are the other's scaled by the recorded factor."""
     rng = np.random.default_rng(7)
@@ -179,17 +285,24 @@ def test_a_run_widens_intervals_after_misses_and_records_the_factor(make_setting
 
         url, manager = twin(name, rate)
         make_series("walk", values[:200], dates=dates[:200])
-        settings = make_settings('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL +
-                                 f"[forecast]\ninterval_adapt_rate = {rate}\n", db_url=url)
+        settings = make_settings(
+            '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n'
+            + FAST_MODEL
+            + f"[forecast]\ninterval_adapt_rate = {rate}\n",
+            db_url=url,
+        )
         engine = open_database(url)
         run_cycle(engine, settings)
         with write_transaction(engine) as conn:  # the first forecasts' intervals had no width: every one misses
-            conn.execute(sa.update(schema.forecasts).values(lower=schema.forecasts.c.value,
-                                                             upper=schema.forecasts.c.value))
+            conn.execute(
+                sa.update(schema.forecasts).values(lower=schema.forecasts.c.value, upper=schema.forecasts.c.value)
+            )
         make_series("walk", values, dates=dates)  # three more days: steps 1-3 of those forecasts are scored
         run_cycle(engine, settings)
-        results[name] = sorted((f["origin_ts"], f["step"], f["value"], f["lower"], f["upper"], f["interval_factor"])
-                               for f in table(engine, "forecasts"))
+        results[name] = sorted(
+            (f["origin_ts"], f["step"], f["value"], f["lower"], f["upper"], f["interval_factor"])
+            for f in table(engine, "forecasts")
+        )
         engine.dispose()
         if manager is not None:
             manager.__exit__(None, None, None)
@@ -215,10 +328,12 @@ def test_the_plot_has_a_panel_of_realised_errors_and_coverage(fresh_db):
         conn.execute(sa.insert(schema.loss_history).values(fit_id=fit_id, epoch=0, train_loss=1.0))
     fig = draw_series(engine, "csv:x")
     top, bottom, realised, coverage = fig.axes
-    assert realised.get_title() == ("realised: 6 scored forecast(s), MAE 2.833 vs naive 2.833, skill +0.000; "
-                                    "coverage 0.333 of the 0.80 interval")
-    inside, outside = ([line for line in realised.get_lines() if line.get_label() == label][0]
-                       for label in ("inside", "outside"))
+    assert realised.get_title() == (
+        "realised: 6 scored forecast(s), MAE 2.833 vs naive 2.833, skill +0.000; coverage 0.333 of the 0.80 interval"
+    )
+    inside, outside = (
+        [line for line in realised.get_lines() if line.get_label() == label][0] for label in ("inside", "outside")
+    )
     assert list(inside.get_ydata()) == [1.0, 1.0] and list(outside.get_ydata()) == [-4.0, -2.0, 4.0, -5.0]
     (rolling, nominal) = coverage.get_lines()
     assert rolling.get_ydata()[-1] == pytest.approx(2 / 6) and list(nominal.get_ydata()) == [0.8, 0.8]

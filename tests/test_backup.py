@@ -87,8 +87,9 @@ def test_backup_is_consistent_while_another_process_writes(world):
     db = tmp_path / "data" / "tickcast.db"
     db.parent.mkdir()
     progress, stop = tmp_path / "progress", tmp_path / "stop"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(progress), str(stop)],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), str(progress), str(stop)], stdout=subprocess.PIPE, text=True
+    )
     try:
         wait_until(lambda: committed(progress) >= 50)
         before = committed(progress)
@@ -114,8 +115,11 @@ def test_backup_is_consistent_while_another_process_writes(world):
             snapshot_counts(tmp_path / "plain.db")
         # The same command writes the copy to standard output (for `docker compose exec -T`).
         streamed = subprocess.run(
-            [*tickcast_executable(), "backup", "-"], capture_output=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env, timeout=120)
+            [*tickcast_executable(), "backup", "-"],
+            capture_output=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env,
+            timeout=120,
+        )
         assert streamed.returncode == 0, streamed.stderr
         assert streamed.stderr.decode().startswith(f"backed up {db} to standard output (")
         (tmp_path / "streamed.db").write_bytes(streamed.stdout)
@@ -143,28 +147,46 @@ def test_backup_to_standard_output_refuses_a_terminal(world):
     assert run_cli("init", env=env).returncode == 0
     controller, terminal = pty.openpty()
     try:
-        done = subprocess.run([*tickcast_executable(), "backup", "-"], stdout=terminal, stderr=subprocess.PIPE,
-                              text=True, timeout=120,
-                              env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env)
+        done = subprocess.run(
+            [*tickcast_executable(), "backup", "-"],
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env,
+        )
     finally:
         os.close(terminal)
         os.close(controller)
     assert done.returncode == 1 and done.stderr == (
-        "tickcast: refusing to write a database to a terminal: redirect it, e.g. tickcast backup - > copy.db\n")
+        "tickcast: refusing to write a database to a terminal: redirect it, e.g. tickcast backup - > copy.db\n"
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["backup", "existing.db"], "tickcast: existing.db already exists; remove it or choose another file name"),
-    (["backup", "data/tickcast.db"], "tickcast: the backup must not overwrite the database itself: data/tickcast.db"),
-    (["backup", "missing-dir/copy.db"], "tickcast: cannot write missing-dir/copy.db: no such directory "),
-    (["--db", "sqlite:///nothing-here.db", "backup", "copy.db"], "tickcast: no database to back up at "),
-    (["--db", "sqlite:///junk.db", "backup", "copy.db"], "tickcast: cannot back up {tmp}/junk.db: file is not a database"),
-    (["--db", "sqlite://", "backup", "copy.db"], "tickcast: backup needs a SQLite database file"),
-    (["--db", "postgresql://tickcast@127.0.0.1:9/tickcast", "backup", "copy.db"],
-     "tickcast: backup copies SQLite databases; postgresql+psycopg://tickcast@127.0.0.1:9/tickcast is PostgreSQL: "
-     "use pg_dump"),
-    (["backup"], "tickcast: the following arguments are required: FILE"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["backup", "existing.db"], "tickcast: existing.db already exists; remove it or choose another file name"),
+        (
+            ["backup", "data/tickcast.db"],
+            "tickcast: the backup must not overwrite the database itself: data/tickcast.db",
+        ),
+        (["backup", "missing-dir/copy.db"], "tickcast: cannot write missing-dir/copy.db: no such directory "),
+        (["--db", "sqlite:///nothing-here.db", "backup", "copy.db"], "tickcast: no database to back up at "),
+        (
+            ["--db", "sqlite:///junk.db", "backup", "copy.db"],
+            "tickcast: cannot back up {tmp}/junk.db: file is not a database",
+        ),
+        (["--db", "sqlite://", "backup", "copy.db"], "tickcast: backup needs a SQLite database file"),
+        (
+            ["--db", "postgresql://tickcast@127.0.0.1:9/tickcast", "backup", "copy.db"],
+            "tickcast: backup copies SQLite databases; "
+            "postgresql+psycopg://tickcast@127.0.0.1:9/tickcast is PostgreSQL: "
+            "use pg_dump",
+        ),
+        (["backup"], "tickcast: the following arguments are required: FILE"),
+    ],
+)
 def test_backup_refuses_bad_input_with_one_line_and_writes_nothing(world, args, message):
     tmp_path, env = world
     assert run_cli("init", env=env).returncode == 0

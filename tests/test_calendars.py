@@ -32,30 +32,33 @@ def days(*isos: str) -> list[date]:
     return [date.fromisoformat(d) for d in isos]
 
 
-@pytest.mark.parametrize("calendar,last,expected", [
-    # New Year's Day
-    ("XNYS", "2018-12-31", ["2019-01-02", "2019-01-03", "2019-01-04", "2019-01-07"]),
-    # Good Friday (not a US federal holiday, an NYSE one)
-    ("XNYS", "2024-03-28", ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"]),
-    # Thanksgiving; the Friday after is an early close (13:00), still a trading day
-    ("XNYS", "2024-11-27", ["2024-11-29", "2024-12-02", "2024-12-03", "2024-12-04"]),
-    # Christmas Eve is an early close, Christmas a holiday
-    ("XNYS", "2024-12-20", ["2024-12-23", "2024-12-24", "2024-12-26", "2024-12-27"]),
-    # a one-off closure: the national day of mourning for President Carter
-    ("XNYS", "2025-01-07", ["2025-01-08", "2025-01-10", "2025-01-13", "2025-01-14"]),
-    # London: Christmas and Boxing Day closed; Christmas Eve and New Year's Eve early closes
-    ("XLON", "2024-12-20", ["2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30", "2024-12-31", "2025-01-02"]),
-    # London's Easter Monday, which New York trades
-    ("XLON", "2024-03-28", ["2024-04-02", "2024-04-03"]),
-    # Tokyo: closed from 31 December to 3 January
-    ("XTKS", "2024-12-27", ["2024-12-30", "2025-01-06", "2025-01-07"]),
-    # US federal business days (FRED): New Year, Columbus Day; Good Friday is a business day
-    ("us-federal", "2018-12-31", ["2019-01-02", "2019-01-03"]),
-    ("us-federal", "2024-10-11", ["2024-10-15", "2024-10-16"]),
-    ("us-federal", "2024-03-28", ["2024-03-29", "2024-04-01"]),
-    # markets that never close
-    ("24/7", "2024-12-27", ["2024-12-28", "2024-12-29", "2024-12-30"]),
-])
+@pytest.mark.parametrize(
+    "calendar,last,expected",
+    [
+        # New Year's Day
+        ("XNYS", "2018-12-31", ["2019-01-02", "2019-01-03", "2019-01-04", "2019-01-07"]),
+        # Good Friday (not a US federal holiday, an NYSE one)
+        ("XNYS", "2024-03-28", ["2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04"]),
+        # Thanksgiving; the Friday after is an early close (13:00), still a trading day
+        ("XNYS", "2024-11-27", ["2024-11-29", "2024-12-02", "2024-12-03", "2024-12-04"]),
+        # Christmas Eve is an early close, Christmas a holiday
+        ("XNYS", "2024-12-20", ["2024-12-23", "2024-12-24", "2024-12-26", "2024-12-27"]),
+        # a one-off closure: the national day of mourning for President Carter
+        ("XNYS", "2025-01-07", ["2025-01-08", "2025-01-10", "2025-01-13", "2025-01-14"]),
+        # London: Christmas and Boxing Day closed; Christmas Eve and New Year's Eve early closes
+        ("XLON", "2024-12-20", ["2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30", "2024-12-31", "2025-01-02"]),
+        # London's Easter Monday, which New York trades
+        ("XLON", "2024-03-28", ["2024-04-02", "2024-04-03"]),
+        # Tokyo: closed from 31 December to 3 January
+        ("XTKS", "2024-12-27", ["2024-12-30", "2025-01-06", "2025-01-07"]),
+        # US federal business days (FRED): New Year, Columbus Day; Good Friday is a business day
+        ("us-federal", "2018-12-31", ["2019-01-02", "2019-01-03"]),
+        ("us-federal", "2024-10-11", ["2024-10-15", "2024-10-16"]),
+        ("us-federal", "2024-03-28", ["2024-03-29", "2024-04-01"]),
+        # markets that never close
+        ("24/7", "2024-12-27", ["2024-12-28", "2024-12-29", "2024-12-30"]),
+    ],
+)
 def test_trading_days_skip_holidays_and_keep_early_closes(calendar, last, expected):
     assert next_trading_days(date.fromisoformat(last), calendar, len(expected)) == days(*expected)
 
@@ -116,14 +119,17 @@ def test_help_and_health_do_not_import_exchange_calendars(tmp_path):
     db = f"sqlite:///{tmp_path / 'x.db'}"
     assert main(["--config", str(config), "--db", db, "init"]) == 0
     for argv in (["--help"], ["--config", str(config), "--db", db, "health"]):
-        code = ("import sys; from tickcast.service.cli import main\n"
-                f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
-                "print(sorted(m for m in sys.modules if m.split('.')[0] in ('exchange_calendars', 'pandas')))")
+        code = (
+            "import sys; from tickcast.service.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('exchange_calendars', 'pandas')))"
+        )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout, done.stderr)
 
 
 # --- end to end: a run over the bundled and Yahoo-stand-in series ------------------------------
+
 
 def sessions(calendar: str, start: str, end: str) -> pd.DatetimeIndex:
     return xc.get_calendar(calendar, start=start, end=end).sessions
@@ -136,25 +142,45 @@ def walk(index: pd.DatetimeIndex, seed: int, base: float = 100.0) -> pd.Series:
 
 def test_a_run_gives_holiday_free_target_dates_on_every_calendar(fresh_db, make_settings, fake_yahoo, db_url):
     fake_yahoo.add("SPY", bars_from_closes(walk(sessions("XNYS", "2024-01-02", "2024-11-27"), 1)))
-    fake_yahoo.add("VOD.L", bars_from_closes(walk(sessions("XLON", "2024-01-02", "2024-12-20"), 2)),
-                   timezone="Europe/London", exchange="LSE")
-    fake_yahoo.add("7203.T", bars_from_closes(walk(sessions("XTKS", "2024-01-04", "2024-12-27"), 3)),
-                   timezone="Asia/Tokyo", exchange="JPX")
+    fake_yahoo.add(
+        "VOD.L",
+        bars_from_closes(walk(sessions("XLON", "2024-01-02", "2024-12-20"), 2)),
+        timezone="Europe/London",
+        exchange="LSE",
+    )
+    fake_yahoo.add(
+        "7203.T",
+        bars_from_closes(walk(sessions("XTKS", "2024-01-04", "2024-12-27"), 3)),
+        timezone="Asia/Tokyo",
+        exchange="JPX",
+    )
     # Yahoo says NYSE Arca; the config says London (a made-up listing): the config wins
     fake_yahoo.add("ODD", bars_from_closes(walk(sessions("XNYS", "2024-01-02", "2024-12-20"), 4)))
-    settings = make_settings('[watchlist]\nsample = ["sp500", "wti", "core-cpi"]\nyahoo = ["SPY", "VOD.L", "7203.T"]\n'
-                             '[[series]]\nkey = "yahoo:ODD"\ncalendar = "XLON"\n' + FAST_MODEL,
-                             db_url=db_url, yahoo_base_url=fake_yahoo.base_url)
+    settings = make_settings(
+        '[watchlist]\nsample = ["sp500", "wti", "core-cpi"]\nyahoo = ["SPY", "VOD.L", "7203.T"]\n'
+        '[[series]]\nkey = "yahoo:ODD"\ncalendar = "XLON"\n' + FAST_MODEL,
+        db_url=db_url,
+        yahoo_base_url=fake_yahoo.base_url,
+    )
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok", [(o.key, o.error) for o in summary.outcomes]
     with engine.connect() as conn:
         calendars = dict(conn.execute(sa.select(schema.series.c.key, schema.series.c.calendar)).all())
-        rows = conn.execute(sa.select(schema.series.c.key, schema.forecasts.c.target_ts)
-                            .join(schema.forecasts, schema.forecasts.c.series_id == schema.series.c.id)
-                            .order_by(schema.series.c.key, schema.forecasts.c.step)).all()
-    assert calendars == {"sample:sp500": "XNYS", "sample:wti": "XNYS", "sample:core-cpi": None,
-                         "yahoo:SPY": "XNYS", "yahoo:VOD.L": "XLON", "yahoo:7203.T": "XTKS", "yahoo:ODD": "XLON"}
+        rows = conn.execute(
+            sa.select(schema.series.c.key, schema.forecasts.c.target_ts)
+            .join(schema.forecasts, schema.forecasts.c.series_id == schema.series.c.id)
+            .order_by(schema.series.c.key, schema.forecasts.c.step)
+        ).all()
+    assert calendars == {
+        "sample:sp500": "XNYS",
+        "sample:wti": "XNYS",
+        "sample:core-cpi": None,
+        "yahoo:SPY": "XNYS",
+        "yahoo:VOD.L": "XLON",
+        "yahoo:7203.T": "XTKS",
+        "yahoo:ODD": "XLON",
+    }
     targets: dict[str, list[date]] = {}
     for key, target in rows:
         targets.setdefault(key, []).append(target)

@@ -23,8 +23,9 @@ def tickcast_executable() -> list[str]:
 def run_cli(*args: str, env: dict | None = None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     full_env.update(env or {})
-    return subprocess.run(tickcast_executable() + list(args), capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        tickcast_executable() + list(args), capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -69,17 +70,22 @@ def call(args: list[str]) -> int:
         return exc.code
 
 
-@pytest.mark.parametrize("args,message", [
-    (["ingest", "yahoo:NVDA"], "tickcast: unknown series 'yahoo:NVDA': not in the watchlist"),
-    (["ingest", "yahoo:BAD TICKER!"], "tickcast: malformed series key 'yahoo:BAD TICKER!'"),
-    (["ingest", "nope:x"], "unknown source 'nope'"),
-    (["--config", "/nonexistent/t.toml", "ingest"], "tickcast: config file not found: /nonexistent/t.toml"),
-    (["--db", "mysql://x/y", "ingest"], "tickcast: unsupported database 'mysql'"),
-    (["frobnicate"], "tickcast: argument COMMAND: invalid choice: 'frobnicate'"),
-    (["--db", "postgresql://tickcast@127.0.0.1:1/tickcast", "browse"],
-     "tickcast: browse serves a SQLite database file with Datasette; for PostgreSQL use psql"),
-    (["--db", "sqlite://", "browse"], "tickcast: browse serves a SQLite database file with Datasette"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["ingest", "yahoo:NVDA"], "tickcast: unknown series 'yahoo:NVDA': not in the watchlist"),
+        (["ingest", "yahoo:BAD TICKER!"], "tickcast: malformed series key 'yahoo:BAD TICKER!'"),
+        (["ingest", "nope:x"], "unknown source 'nope'"),
+        (["--config", "/nonexistent/t.toml", "ingest"], "tickcast: config file not found: /nonexistent/t.toml"),
+        (["--db", "mysql://x/y", "ingest"], "tickcast: unsupported database 'mysql'"),
+        (["frobnicate"], "tickcast: argument COMMAND: invalid choice: 'frobnicate'"),
+        (
+            ["--db", "postgresql://tickcast@127.0.0.1:1/tickcast", "browse"],
+            "tickcast: browse serves a SQLite database file with Datasette; for PostgreSQL use psql",
+        ),
+        (["--db", "sqlite://", "browse"], "tickcast: browse serves a SQLite database file with Datasette"),
+    ],
+)
 def test_bad_input_is_one_line_on_stderr_and_nonzero(config_file, capsys, args, message, sqlite_url):
     code = call(["--config", str(config_file), "--db", sqlite_url] + args)  # the last --config/--db wins
     err = capsys.readouterr().err
@@ -92,14 +98,17 @@ def test_unreachable_url_is_one_line_nonzero_and_keeps_stored_data(tmp_path, cap
     make_series("alpha", [1.0, 2.0, 3.0])
     port = free_port()
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\n[[series]]\nkey = "csv:web"\n'
-                   f'url = "http://127.0.0.1:{port}/web.csv"\n')
+    cfg.write_text(
+        f'[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\n[[series]]\nkey = "csv:web"\n'
+        f'url = "http://127.0.0.1:{port}/web.csv"\n'
+    )
     assert main(["--db", sqlite_url, "--config", str(cfg), "ingest", "csv:alpha"]) == 0
     capsys.readouterr()
     assert main(["--db", sqlite_url, "--config", str(cfg), "ingest", "csv:web"]) == 1
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"tickcast: csv:web: cannot connect to http://127.0.0.1:{port}/web.csv "
-                                        "(connection refused)"]
+    assert err.strip().splitlines() == [
+        f"tickcast: csv:web: cannot connect to http://127.0.0.1:{port}/web.csv (connection refused)"
+    ]
     # a partly failing ingest exits 3 and the stored series is intact
     assert main(["--db", sqlite_url, "--config", str(cfg), "ingest"]) == 3
     out = capsys.readouterr().out
@@ -133,19 +142,26 @@ def test_unwritable_database_directory_is_a_clear_error(tmp_path, config_file):
 
 # --- read commands never create a database ----------------------------------------------------
 
-READ_COMMANDS = [["forecasts"], ["forecasts", "sample:core-cpi"], ["history", "sample:core-cpi"], ["health"],
-                 ["plot", "sample:core-cpi", "-o", "out.png"], ["accuracy"], ["accuracy", "sample:core-cpi"]]
+READ_COMMANDS = [
+    ["forecasts"],
+    ["forecasts", "sample:core-cpi"],
+    ["history", "sample:core-cpi"],
+    ["health"],
+    ["plot", "sample:core-cpi", "-o", "out.png"],
+    ["accuracy"],
+    ["accuracy", "sample:core-cpi"],
+]
 
 
 @pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda argv: " ".join(argv[:2]))
-def test_read_commands_without_a_database_say_so_and_create_nothing(argv, tmp_path, config_file, capsys,
-                                                                    monkeypatch):
+def test_read_commands_without_a_database_say_so_and_create_nothing(argv, tmp_path, config_file, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     missing = tmp_path / "not" / "yet" / "tickcast.db"
     code = main(["--config", str(config_file), "--db", f"sqlite:///{missing}", *argv])
     assert code == 1
-    assert capsys.readouterr().err == (f"tickcast: no database at {missing}: run 'tickcast init' or "
-                                       "'tickcast run' first\n")
+    assert capsys.readouterr().err == (
+        f"tickcast: no database at {missing}: run 'tickcast init' or 'tickcast run' first\n"
+    )
     assert not (tmp_path / "not").exists() and not (tmp_path / "out.png").exists()
     # the default location too (TICKCAST_DATA_DIR): no directory, no file
     monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path / "data"))
@@ -165,7 +181,8 @@ def test_read_commands_on_an_empty_file_or_database_create_no_tables(tmp_path, c
         assert main(["--config", str(config_file), "--db", db_url, *argv]) == 1
         err = capsys.readouterr().err
         assert err.startswith("tickcast: no tickcast tables in ") and err.endswith(
-            ": run 'tickcast init' or 'tickcast run' first\n"), err
+            ": run 'tickcast init' or 'tickcast run' first\n"
+        ), err
     engine = sa.create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         assert sa.inspect(engine).get_table_names() == []
@@ -189,40 +206,49 @@ def test_a_read_command_upgrades_an_older_database(tmp_path, config_file, capsys
     engine.dispose()
 
 
-def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_path, capsys, sqlite_url,
-                                                                           make_series):
+def test_forecasts_of_a_series_that_failed_to_fetch_show_the_stored_reason(tmp_path, capsys, sqlite_url, make_series):
     make_series("short", [1.0, 2.0])  # below the model's minimum of 3
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[watchlist]\nfred = ["DGS10"]\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n'
-                   '[sources]\nretries = 0\nfred_base_url = "http://127.0.0.1:9/fredgraph.csv"\n')
+    cfg.write_text(
+        '[watchlist]\nfred = ["DGS10"]\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n'
+        '[sources]\nretries = 0\nfred_base_url = "http://127.0.0.1:9/fredgraph.csv"\n'
+    )
     assert main(["--config", str(cfg), "--db", sqlite_url, "-q", "run"]) == 1  # every runnable series failed
     capsys.readouterr()
     assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "fred:dgs10"]) == 1
-    assert capsys.readouterr().err == ("tickcast: no forecasts yet for fred:DGS10: its last fetch failed: cannot "
-                                       "connect to http://127.0.0.1:9/fredgraph.csv (connection refused)\n")
+    assert capsys.readouterr().err == (
+        "tickcast: no forecasts yet for fred:DGS10: its last fetch failed: cannot "
+        "connect to http://127.0.0.1:9/fredgraph.csv (connection refused)\n"
+    )
     assert main(["--config", str(cfg), "--db", sqlite_url, "history", "fred:DGS10"]) == 1
-    assert capsys.readouterr().err.startswith("tickcast: no successful fit yet for fred:DGS10: its last fetch "
-                                              "failed: cannot connect to")
+    assert capsys.readouterr().err.startswith(
+        "tickcast: no successful fit yet for fred:DGS10: its last fetch failed: cannot connect to"
+    )
     assert main(["--config", str(cfg), "--db", sqlite_url, "forecasts", "csv:short"]) == 1
-    assert capsys.readouterr().err == ("tickcast: no forecasts yet for csv:short: its newest fit was skipped: too "
-                                       "short to train: 2 observation(s), the minimum is 3\n")
+    assert capsys.readouterr().err == (
+        "tickcast: no forecasts yet for csv:short: its newest fit was skipped: too "
+        "short to train: 2 observation(s), the minimum is 3\n"
+    )
 
 
 # --- matplotlib is the plot extra -------------------------------------------------------------
 
+
 def without_matplotlib(*argv: str, env: dict, cwd) -> subprocess.CompletedProcess:
     """The real command in a Python where ``import matplotlib`` fails as it does when the plot extra
     is not installed (ModuleNotFoundError, name 'matplotlib')."""
-    code = ("import sys; sys.modules['matplotlib'] = None; from tickcast.service.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from tickcast.service.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
+    )
 
 
 def test_without_the_plot_extra_only_plot_fails_with_one_line(tmp_path, config_file):
-    env = {"TICKCAST_CONFIG": str(config_file), "TICKCAST_DATA_DIR": str(tmp_path / "data"),
-           "TICKCAST_WORKERS": "1"}
+    env = {"TICKCAST_CONFIG": str(config_file), "TICKCAST_DATA_DIR": str(tmp_path / "data"), "TICKCAST_WORKERS": "1"}
     for argv in (["run", "-q"], ["forecasts"], ["history", "csv:alpha"], ["health"]):
         done = without_matplotlib(*argv, env=env, cwd=tmp_path)
         assert done.returncode == 0, (argv, done.stderr)
@@ -233,7 +259,6 @@ def test_without_the_plot_extra_only_plot_fails_with_one_line(tmp_path, config_f
     # the same command with matplotlib installed draws
     assert run_cli("plot", "csv:alpha", "-o", "alpha.png", env=env, cwd=tmp_path).returncode == 0
     assert (tmp_path / "alpha.png").stat().st_size > 0
-
 
 
 def test_the_plot_labels_its_axes_and_marks_the_best_epoch(tmp_path, config_file, capsys, sqlite_url, monkeypatch):
@@ -258,11 +283,24 @@ def test_the_plot_labels_its_axes_and_marks_the_best_epoch(tmp_path, config_file
         best = [line for line in bottom.get_lines() if "best epoch" in (line.get_label() or "")]
         with engine.connect() as conn:
             best_epoch = conn.exec_driver_sql(
-                "SELECT f.best_epoch FROM fits f JOIN series s ON s.id = f.series_id WHERE s.key = ?",
-                (key,)).scalar_one()
+                "SELECT f.best_epoch FROM fits f JOIN series s ON s.id = f.series_id WHERE s.key = ?", (key,)
+            ).scalar_one()
         assert len(best) == 1 and list(best[0].get_xdata()) == [best_epoch, best_epoch]
         fig.clf()
     engine.dispose()
-    assert main(["--config", str(config_file), "--db", sqlite_url, "plot", "sample:core-cpi", "-o",
-                 str(tmp_path / "cpi.png")]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config_file),
+                "--db",
+                sqlite_url,
+                "plot",
+                "sample:core-cpi",
+                "-o",
+                str(tmp_path / "cpi.png"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "cpi.png").read_bytes()[:4] == b"\x89PNG"

@@ -22,8 +22,8 @@ import yaml
 from tickcast.service.cli import build_parser
 
 from .support.pg import free_port
-from .test_serve import Daemon, db_rows
 from .test_cli import run_cli
+from .test_serve import Daemon, db_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -116,7 +116,11 @@ def test_compose_services_are_set_up_as_documented():
 def test_the_dask_profile_trains_on_a_cluster_of_the_image_and_stores_in_postgres():
     services = compose_config(profile="dask")["services"]
     assert {name for name, s in services.items() if "dask" in s.get("profiles", [])} == {
-        "postgres", "dask-scheduler", "dask-worker", "tickcast-dask"}
+        "postgres",
+        "dask-scheduler",
+        "dask-worker",
+        "tickcast-dask",
+    }
     scheduler, worker, driver = services["dask-scheduler"], services["dask-worker"], services["tickcast-dask"]
     for service in (scheduler, worker, driver):  # the same image: one tickcast, one dask on every node
         assert service["image"] == services["tickcast"]["image"] and service["build"] == services["tickcast"]["build"]
@@ -138,11 +142,14 @@ def test_the_dask_profile_trains_on_a_cluster_of_the_image_and_stores_in_postgre
     assert driver["command"] == ["tickcast", "serve"] and driver["healthcheck"]["test"] == ["CMD", "tickcast", "health"]
     assert (env["TICKCAST_EXECUTOR"], env["TICKCAST_DASK_ADDRESS"]) == ("dask", f"tcp://dask-scheduler:{port}")
     assert env["TICKCAST_DB_URL"] == services["tickcast-pg"]["environment"]["TICKCAST_DB_URL"]
-    assert {k: v["condition"] for k, v in driver["depends_on"].items()} == {"postgres": "service_healthy",
-                                                                           "dask-scheduler": "service_healthy"}
+    assert {k: v["condition"] for k, v in driver["depends_on"].items()} == {
+        "postgres": "service_healthy",
+        "dask-scheduler": "service_healthy",
+    }
     assert [v for v in driver["volumes"] if v.endswith(":/data:rw")] == ["tickcast-dask-data:/data:rw"]
-    opened = compose_config(profile="dask", env={"TICKCAST_DASK_SCHEDULER_BIND": "0.0.0.0",
-                                                 "TICKCAST_DASK_WORKER_PROCESSES": "8"})["services"]
+    opened = compose_config(
+        profile="dask", env={"TICKCAST_DASK_SCHEDULER_BIND": "0.0.0.0", "TICKCAST_DASK_WORKER_PROCESSES": "8"}
+    )["services"]
     assert opened["dask-scheduler"]["ports"] == [f"0.0.0.0:{port}:{port}/tcp"]
     assert opened["dask-worker"]["command"][opened["dask-worker"]["command"].index("--nworkers") + 1] == "8"
 
@@ -157,22 +164,32 @@ def test_the_dask_profile_commands_run_natively(tmp_path, pg_server):
     port = str(free_port())
     commands = []
     for name in ("dask-scheduler", "dask-worker"):
-        commands.append([port if arg == "8786" else arg.replace("dask-scheduler:8786", f"127.0.0.1:{port}")
-                         for arg in services[name]["command"]])
+        commands.append(
+            [
+                port if arg == "8786" else arg.replace("dask-scheduler:8786", f"127.0.0.1:{port}")
+                for arg in services[name]["command"]
+            ]
+        )
     scheduler, worker = commands
     scheduler[scheduler.index("--host") + 1] = "127.0.0.1"
     worker[worker.index("--local-directory") + 1] = str(tmp_path)
     assert worker[2] == f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
-    processes = [subprocess.Popen([str(bin_dir / c[0]), *c[1:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True,
-                                  env=os.environ | {k: str(v) for k, v in services[name]["environment"].items()
-                                                    if k != "TZ"})
-                 for name, c in zip(("dask-scheduler", "dask-worker"), commands)]
+    processes = [
+        subprocess.Popen(
+            [str(bin_dir / c[0]), *c[1:]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ | {k: str(v) for k, v in services[name]["environment"].items() if k != "TZ"},
+        )
+        for name, c in zip(("dask-scheduler", "dask-worker"), commands)
+    ]
     try:
         env = {k: str(v) for k, v in services["tickcast-dask"]["environment"].items()}
-        env["TICKCAST_DASK_ADDRESS"] = env["TICKCAST_DASK_ADDRESS"].replace("dask-scheduler", "127.0.0.1") \
-            .replace(":8786", f":{port}")
+        env["TICKCAST_DASK_ADDRESS"] = (
+            env["TICKCAST_DASK_ADDRESS"].replace("dask-scheduler", "127.0.0.1").replace(":8786", f":{port}")
+        )
         env |= {"TICKCAST_DATA_DIR": str(tmp_path / "data"), "TICKCAST_CONFIG": str(config)}
         with pg_server.database() as url:
             env["TICKCAST_DB_URL"] = url
@@ -206,9 +223,15 @@ def test_healthchecks_fit_the_service():
 
 
 def test_compose_variables_choose_base_images_and_the_browse_address():
-    services = compose_config(profile="postgres", env={
-        "TICKCAST_PYTHON_IMAGE": "mirror.example/python:3.12-slim", "TICKCAST_POSTGRES_IMAGE": "mirror.example/pg:16",
-        "TICKCAST_BROWSE_ADDRESS": "0.0.0.0", "TICKCAST_BROWSE_PORT": "9001"})["services"]
+    services = compose_config(
+        profile="postgres",
+        env={
+            "TICKCAST_PYTHON_IMAGE": "mirror.example/python:3.12-slim",
+            "TICKCAST_POSTGRES_IMAGE": "mirror.example/pg:16",
+            "TICKCAST_BROWSE_ADDRESS": "0.0.0.0",
+            "TICKCAST_BROWSE_PORT": "9001",
+        },
+    )["services"]
     for name in ("tickcast", "browse", "tickcast-pg"):
         assert services[name]["build"]["args"] == {"PYTHON_IMAGE": "mirror.example/python:3.12-slim"}
     assert services["postgres"]["image"] == "mirror.example/pg:16"
@@ -271,8 +294,10 @@ def populated(tmp_path, make_series):
     dates = pd.bdate_range("2023-01-02", periods=200)
     make_series("walk", values[:190], dates=dates[:190])
     cfg = tmp_path / "tickcast.toml"
-    cfg.write_text(FAST_CONFIG.replace('sample = ["sp500", "core-cpi"]', 'sample = ["core-cpi"]') +
-                   '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n')
+    cfg.write_text(
+        FAST_CONFIG.replace('sample = ["sp500", "core-cpi"]', 'sample = ["core-cpi"]')
+        + '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n'
+    )
     env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
     assert run_cli("run", "-q", env=env).returncode == 0
     make_series("walk", values, dates=dates)
@@ -392,8 +417,14 @@ def test_the_lock_pins_every_requirement_of_the_image_within_pyproject_ranges(py
     requirements = [Requirement(r) for r in project["dependencies"]]
     for extra in sorted(image_extras()):
         requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
-    env = {"python_version": python, "python_full_version": python + ".0", "implementation_name": "cpython",
-           "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"}
+    env = {
+        "python_version": python,
+        "python_full_version": python + ".0",
+        "implementation_name": "cpython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+    }
     pins = locked_versions()
     assert len(pins) > 20  # the whole tree, not only the direct dependencies
     for requirement in requirements:
@@ -402,8 +433,9 @@ def test_the_lock_pins_every_requirement_of_the_image_within_pyproject_ranges(py
             continue
         chosen = [v for v, marker in pins.get(name, []) if not marker or Marker(marker).evaluate(env)]
         assert len(chosen) == 1, f"{requirement.name}: not pinned exactly once for Python {python} ({pins.get(name)})"
-        assert requirement.specifier.contains(chosen[0], prereleases=True), \
+        assert requirement.specifier.contains(chosen[0], prereleases=True), (
             f"requirements.lock pins {requirement.name}=={chosen[0]}, outside {requirement}: run make lock"
+        )
     lock_text = (ROOT / "requirements.lock").read_text()
     assert lock_text.count("--hash=sha256:") >= len(pins)  # every pin carries its hashes
     makefile = (ROOT / "Makefile").read_text()
@@ -416,8 +448,14 @@ def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):
     import sqlite3
 
     block = re.search(r"```sql\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
-    statements = [s for s in ("\n".join(l for l in part.splitlines() if not l.strip().startswith("--"))
-                              for part in block.split(";")) if s.strip()]
+    statements = [
+        s
+        for s in (
+            "\n".join(line for line in part.splitlines() if not line.strip().startswith("--"))
+            for part in block.split(";")
+        )
+        if s.strip()
+    ]
     assert len(statements) >= 5
     conn = sqlite3.connect(tmp_path / "data" / "tickcast.db")
     results = [conn.execute(s).fetchall() for s in statements]

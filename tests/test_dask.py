@@ -15,8 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, datetime
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +52,9 @@ def local_cluster():
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        local = LocalCluster(processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                             dashboard_address=None)
+        local = LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        )
     client = Client(local.scheduler_address, set_as_default=False)
     try:
         client.wait_for_workers(2, timeout=120)
@@ -88,12 +89,17 @@ def world(root: Path, db_url: str, days: int = 0, model: str = "") -> dict:
     for i, key in enumerate(KEYS):
         values = 50 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, POINTS + 1))) + np.sin(np.arange(POINTS + 1) / (3 + i))
         n = POINTS + days
-        pd.DataFrame({"date": dates[:n].strftime("%Y-%m-%d"), "value": values[:n]}).to_csv(root / f"s{i}.csv",
-                                                                                           index=False)
+        pd.DataFrame({"date": dates[:n].strftime("%Y-%m-%d"), "value": values[:n]}).to_csv(
+            root / f"s{i}.csv", index=False
+        )
         series.append(f'[[series]]\nkey = "{key}"\npath = "s{i}.csv"\nprice = true\n')
     (root / "tickcast.toml").write_text(CONFIG.format(series="\n".join(series)) + model)
-    return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data"),
-            "TICKCAST_DB_URL": db_url, "TICKCAST_WORKERS": "2"}
+    return {
+        "TICKCAST_CONFIG": str(root / "tickcast.toml"),
+        "TICKCAST_DATA_DIR": str(root / "data"),
+        "TICKCAST_DB_URL": db_url,
+        "TICKCAST_WORKERS": "2",
+    }
 
 
 def on_dask(env: dict, cluster) -> dict:
@@ -131,32 +137,47 @@ def exact(value):
 
 def tables(url: str) -> dict:
     """What the runs wrote, by content (series keys, not ids), floats as their exact bits."""
+
     def read(sql):
         return [tuple(exact(v) for v in row) for row in rows(url, sql)]
 
     return {
-        "forecasts": read("SELECT s.key, f.origin_ts, f.target_ts, f.step, f.value, f.lower, f.upper, f.level "
-                          "FROM forecasts f JOIN series s ON s.id = f.series_id ORDER BY s.key, f.origin_ts, f.step"),
-        "fits": read("SELECT s.key, f.status, f.mode, f.train_end, f.epochs, f.train_loss, f.val_loss, f.mae, f.skill, "
-                     "f.weights FROM fits f JOIN series s ON s.id = f.series_id WHERE f.status = 'ok' "
-                     "ORDER BY s.key, f.train_end"),
-        "loss_history": read("SELECT s.key, f.train_end, h.epoch, h.train_loss, h.val_loss, h.grad_norm "
-                             "FROM loss_history h JOIN fits f ON f.id = h.fit_id JOIN series s ON s.id = f.series_id "
-                             "WHERE f.status = 'ok' ORDER BY s.key, f.train_end, h.epoch"),
+        "forecasts": read(
+            "SELECT s.key, f.origin_ts, f.target_ts, f.step, f.value, f.lower, f.upper, f.level "
+            "FROM forecasts f JOIN series s ON s.id = f.series_id ORDER BY s.key, f.origin_ts, f.step"
+        ),
+        "fits": read(
+            "SELECT s.key, f.status, f.mode, f.train_end, f.epochs, f.train_loss, f.val_loss, f.mae, f.skill, "
+            "f.weights FROM fits f JOIN series s ON s.id = f.series_id WHERE f.status = 'ok' "
+            "ORDER BY s.key, f.train_end"
+        ),
+        "loss_history": read(
+            "SELECT s.key, f.train_end, h.epoch, h.train_loss, h.val_loss, h.grad_norm "
+            "FROM loss_history h JOIN fits f ON f.id = h.fit_id JOIN series s ON s.id = f.series_id "
+            "WHERE f.status = 'ok' ORDER BY s.key, f.train_end, h.epoch"
+        ),
     }
 
 
 def latest(url: str) -> list[tuple]:
-    return [tuple(exact(v) for v in row) for row in rows(
-        url, "SELECT series_key, target_ts, step, forecast, lower, upper FROM latest_forecasts ORDER BY 1, 3")]
+    return [
+        tuple(exact(v) for v in row)
+        for row in rows(
+            url, "SELECT series_key, target_ts, step, forecast, lower, upper FROM latest_forecasts ORDER BY 1, 3"
+        )
+    ]
 
 
 def consistent(url: str) -> None:
     """Each series' fits are whole: an ok fit has its loss history and its forecasts, a failed one
     neither; no run is left running."""
-    for fit_id, status, series_id, group_fit_id, n_history, n_forecasts in rows(url, """
-            SELECT f.id, f.status, f.series_id, f.group_fit_id, (SELECT count(*) FROM loss_history h WHERE h.fit_id = f.id),
-                   (SELECT count(*) FROM forecasts x WHERE x.fit_id = f.id) FROM fits f"""):
+    for fit_id, status, series_id, group_fit_id, n_history, n_forecasts in rows(
+        url,
+        """
+            SELECT f.id, f.status, f.series_id, f.group_fit_id,
+                   (SELECT count(*) FROM loss_history h WHERE h.fit_id = f.id),
+                   (SELECT count(*) FROM forecasts x WHERE x.fit_id = f.id) FROM fits f""",
+    ):
         if status != "ok":
             assert n_history == 0 and n_forecasts == 0, (fit_id, status)
         elif series_id is None:  # a group's shared fit: the loss history; the forecasts are its members'
@@ -192,17 +213,23 @@ def test_dask_stores_what_the_local_executor_stores_bit_for_bit(tmp_path, db_url
     env = on_dask(world(tmp_path, db_url, days=1), cluster)
     done = tickcast(env, "run", "-q")
     assert done.returncode == 0, done.stderr
-    assert rows(db_url, "SELECT mode, count(*) FROM fits WHERE train_end = (SELECT max(train_end) FROM fits) "
-                        "GROUP BY mode") == [("warm", N_SERIES)]
+    assert rows(
+        db_url, "SELECT mode, count(*) FROM fits WHERE train_end = (SELECT max(train_end) FROM fits) GROUP BY mode"
+    ) == [("warm", N_SERIES)]
     assert (tables(db_url), latest(db_url)) == reference["warm"]
     consistent(db_url)
 
 
 def group_fits(url: str) -> list[tuple]:
     """The shared fits of groups (no series of their own), by content."""
-    return [tuple(exact(v) for v in row) for row in rows(
-        url, "SELECT group_key, scope, status, mode, n_series, note, epochs, train_loss, val_loss, weights FROM fits "
-             "WHERE series_id IS NULL ORDER BY group_key, id")]
+    return [
+        tuple(exact(v) for v in row)
+        for row in rows(
+            url,
+            "SELECT group_key, scope, status, mode, n_series, note, epochs, train_loss, val_loss, weights FROM fits "
+            "WHERE series_id IS NULL ORDER BY group_key, id",
+        )
+    ]
 
 
 @pytest.mark.parametrize("training", ["group", "auto"])
@@ -241,8 +268,11 @@ def kill_a_busy_worker(client, proc: subprocess.Popen, timeout: float = 120) -> 
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, "the run ended before a worker could be killed: " + proc.stderr.read()
-        busy = {address: keys for address, keys in client.processing().items()
-                if any(str(key).startswith("run_task-") for key in keys)}
+        busy = {
+            address: keys
+            for address, keys in client.processing().items()
+            if any(str(key).startswith("run_task-") for key in keys)
+        }
         if busy:
             address = next(iter(busy))
             os.kill(pids[address], signal.SIGKILL)
@@ -252,7 +282,8 @@ def kill_a_busy_worker(client, proc: subprocess.Popen, timeout: float = 120) -> 
 
 
 def test_a_worker_killed_mid_run_leaves_a_consistent_database_and_the_next_run_completes(
-        tmp_path, db_url, own_cluster, reference):
+    tmp_path, db_url, own_cluster, reference
+):
     _, client = own_cluster
     env = on_dask(world(tmp_path, db_url), own_cluster)
     proc = tickcast(env, "run", popen=True)
@@ -260,14 +291,18 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_database_and_the_next_run_c
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 3, stderr  # partial: the series on the killed worker failed, the rest are stored
     assert "Traceback" not in stderr
-    failed = rows(db_url, "SELECT s.key, f.error FROM fits f JOIN series s ON s.id = f.series_id "
-                          "WHERE f.status = 'failed'")
-    assert failed and all(error == "worker failed: WorkerLost: the Dask worker running it died (dask gave up "
-                                   "after 1 attempt(s))" for _, error in failed), failed
+    failed = rows(
+        db_url, "SELECT s.key, f.error FROM fits f JOIN series s ON s.id = f.series_id WHERE f.status = 'failed'"
+    )
+    assert failed and all(
+        error == "worker failed: WorkerLost: the Dask worker running it died (dask gave up after 1 attempt(s))"
+        for _, error in failed
+    ), failed
     for key, error in failed:
         assert f"{key}: failed: {error}" in stderr
     assert rows(db_url, "SELECT status, series_ok, series_failed FROM runs") == [
-        ("partial", N_SERIES - len(failed), len(failed))]
+        ("partial", N_SERIES - len(failed), len(failed))
+    ]
     consistent(db_url)
 
     # The next run trains only the series that failed (on whichever workers are up: the one that
@@ -281,17 +316,21 @@ def test_a_worker_killed_mid_run_leaves_a_consistent_database_and_the_next_run_c
 
 
 def start(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")})
+    return subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")},
+    )
 
 
 def test_a_scheduler_killed_mid_run_fails_the_rest_with_the_reason_and_the_next_run_completes(tmp_path, reference):
     """A scheduler (and one worker) of our own, killed with SIGKILL while the run waits on it."""
     address = f"tcp://127.0.0.1:{free_port()}"
-    scheduler = start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                      "--no-dashboard")
-    worker = start("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
-                   "--death-timeout", "10")
+    scheduler = start(
+        "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"
+    )
+    worker = start("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard", "--death-timeout", "10")
     url = f"sqlite:///{tmp_path / 'tickcast.db'}"
     try:
         from distributed import Client
@@ -318,7 +357,9 @@ def test_a_scheduler_killed_mid_run_fails_the_rest_with_the_reason_and_the_next_
     failed = rows(url, "SELECT DISTINCT error FROM fits WHERE status = 'failed'")
     assert 1 <= ok < N_SERIES
     assert len(failed) == 1  # one reason for every series not back: the first sign of the loss
-    assert failed[0][0].startswith(f"worker failed: SchedulerLost: lost the connection to the Dask scheduler at {address}")
+    assert failed[0][0].startswith(
+        f"worker failed: SchedulerLost: lost the connection to the Dask scheduler at {address}"
+    )
     assert rows(url, "SELECT status, series_ok, series_failed FROM runs") == [("partial", ok, N_SERIES - ok)]
     consistent(url)
     # the next run, on this machine's worker processes, trains the rest: the local executor's tables
@@ -335,8 +376,9 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line_and_keeps_what_was_i
     done = tickcast(env, "run", "-q", extra={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"tickcast: cannot reach the Dask scheduler at {address} "
-                                                    "(service.dask_address): "), done.stderr
+    assert len(lines) == 1 and lines[0].startswith(
+        f"tickcast: cannot reach the Dask scheduler at {address} (service.dask_address): "
+    ), done.stderr
     ((status, error),) = rows(url, "SELECT status, error FROM runs")
     assert status == "failed" and error.startswith("ExecutorUnavailable: cannot reach the Dask scheduler")
     assert rows(url, "SELECT count(*) FROM observations") == [(N_SERIES * POINTS,)]  # ingest is kept
@@ -348,6 +390,7 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line_and_keeps_what_was_i
 
 
 # --- the executor itself (service/executors.py) -------------------------------------------------
+
 
 def executor_settings(make_settings, cluster=None, workers: int = 2):
     if cluster is None:

@@ -52,9 +52,17 @@ def override(config_dir: Path) -> str:
     package registries are reachable), its config, and healthchecks every few seconds."""
     lines = ["services:"]
     for name in SERVICES_OF_THE_IMAGE:
-        lines += [f"  {name}:", f"    image: {IMAGE}", "    build:", "      network: host",
-                  "    volumes:", f"      - {config_dir}:/config:ro",
-                  "    healthcheck:", "      interval: 2s", "      start_period: 10m"]
+        lines += [
+            f"  {name}:",
+            f"    image: {IMAGE}",
+            "    build:",
+            "      network: host",
+            "    volumes:",
+            f"      - {config_dir}:/config:ro",
+            "    healthcheck:",
+            "      interval: 2s",
+            "      start_period: 10m",
+        ]
     for name in DASK_NODES:
         lines += [f"  {name}:", f"    image: {IMAGE}", "    build:", "      network: host"]
     lines += ["  postgres:", "    healthcheck:", "      interval: 1s"]
@@ -64,19 +72,36 @@ def override(config_dir: Path) -> str:
 class Compose:
     def __init__(self, engine: Engine, override_file: Path, env: dict):
         self.engine = engine
-        self.argv = [docker_compose(), "--ansi", "never", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"),
-                     "-f", str(override_file)]
+        self.argv = [
+            docker_compose(),
+            "--ansi",
+            "never",
+            "-p",
+            PROJECT,
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "-f",
+            str(override_file),
+        ]
         # Only the variables a user would set: none of the suite's own TICKCAST_* settings.
         self.env = {k: v for k, v in engine.env().items() if not k.startswith("TICKCAST_")} | env
         self.containers: dict[str, str] = {}  # service -> container id, until the next up or down
 
-    def __call__(self, *args: str, timeout: float = 600, check: bool = True, binary: bool = False,
-                 postgres: bool = False):
+    def __call__(
+        self, *args: str, timeout: float = 600, check: bool = True, binary: bool = False, postgres: bool = False
+    ):
         profile = ["--profile", "postgres", "--profile", "dask"] if postgres else []  # every profile
         if args[0] in ("up", "down"):
             self.containers.clear()
-        done = subprocess.run([*self.argv, *profile, *args], env=self.env, capture_output=True, text=not binary,
-                              timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [*self.argv, *profile, *args],
+            env=self.env,
+            capture_output=True,
+            text=not binary,
+            timeout=timeout,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
         if check and done.returncode != 0:
             stderr = done.stderr if not binary else done.stderr.decode(errors="replace")
             raise AssertionError(f"docker-compose {' '.join(args)} failed ({done.returncode}):\n{stderr[-3000:]}")
@@ -94,8 +119,15 @@ class Compose:
 
     def logs(self, service: str) -> str:
         """The service's output so far (docker logs: what `docker-compose logs` shows, quicker to poll)."""
-        return subprocess.run(["docker", "logs", self.container(service)], env=self.engine.env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, check=True).stdout
+        return subprocess.run(
+            ["docker", "logs", self.container(service)],
+            env=self.engine.env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            check=True,
+        ).stdout
 
     def wait_for_log(self, service: str, text: str, count: int = 1, timeout: float = 120) -> str:
         """The service's log once ``text`` has appeared ``count`` times (healthy can come first:
@@ -116,9 +148,12 @@ class Compose:
             if status == "healthy":
                 return time.time() - started
             assert state["Running"], f"{service} stopped ({state['Status']}):\n{self.logs(service)[-3000:]}"
-            assert time.time() - started < timeout, f"{service} still {status} after {timeout} s:\n" + \
-                "\n".join(f"{h['ExitCode']}: {h['Output'].strip()}" for h in state["Health"]["Log"][-3:]) + \
-                "\n" + self.logs(service)[-3000:]
+            assert time.time() - started < timeout, (
+                f"{service} still {status} after {timeout} s:\n"
+                + "\n".join(f"{h['ExitCode']}: {h['Output'].strip()}" for h in state["Health"]["Log"][-3:])
+                + "\n"
+                + self.logs(service)[-3000:]
+            )
             time.sleep(1)
 
     def sqlite_copy(self, tmp: Path) -> sqlite3.Connection:
@@ -156,10 +191,19 @@ def stack(engine, tmp_path_factory):
     python_image, python_how = base_image(engine, PYTHON)
     postgres_image, postgres_how = base_image(engine, POSTGRES)
     report.lines += [f"base image {python_image}: {python_how}", f"base image {postgres_image}: {postgres_how}"]
-    compose = Compose(engine, tmp / "override.yml", {
-        "TICKCAST_PYTHON_IMAGE": python_image, "TICKCAST_POSTGRES_IMAGE": postgres_image,
-        "TICKCAST_BROWSE_PORT": str(free_port()), "TICKCAST_CONFIG": "/config/tickcast.toml", "TZ": "UTC",
-        "TICKCAST_DASK_SCHEDULER_PORT": str(free_port()), "TICKCAST_DASK_WORKER_PROCESSES": "1"})
+    compose = Compose(
+        engine,
+        tmp / "override.yml",
+        {
+            "TICKCAST_PYTHON_IMAGE": python_image,
+            "TICKCAST_POSTGRES_IMAGE": postgres_image,
+            "TICKCAST_BROWSE_PORT": str(free_port()),
+            "TICKCAST_CONFIG": "/config/tickcast.toml",
+            "TZ": "UTC",
+            "TICKCAST_DASK_SCHEDULER_PORT": str(free_port()),
+            "TICKCAST_DASK_WORKER_PROCESSES": "1",
+        },
+    )
     compose("down", "-v", "--remove-orphans", postgres=True)  # what a run killed half-way may have left
     previous = engine.docker("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
     t0 = time.time()
@@ -187,8 +231,10 @@ def test_the_image_carries_the_environment_once_and_runs_as_a_user(engine, stack
     sizes = engine.docker(*run, "find", "/opt/tickcast", "-type", "f", "-printf", "%s\n").stdout
     environment = sum(int(size) for size in sizes.split())  # its files' bytes, as docker counts them
     added = size - base
-    report.lines.append(f"image {IMAGE}: {size / 1e6:.0f} MB = base {base / 1e6:.0f} MB + {added / 1e6:.0f} MB "
-                        f"(installed environment {environment / 1e6:.0f} MB) on {python_image}")
+    report.lines.append(
+        f"image {IMAGE}: {size / 1e6:.0f} MB = base {base / 1e6:.0f} MB + {added / 1e6:.0f} MB "
+        f"(installed environment {environment / 1e6:.0f} MB) on {python_image}"
+    )
     # Everything the image adds is the installed environment plus the user and tzdata: no layer
     # holds wheels (or anything else) that a later layer deletes.
     assert environment * 0.98 < added < environment + 25e6, (added, environment)
@@ -202,11 +248,16 @@ def test_the_stack_on_sqlite(engine, stack):
     compose, tmp, _ = stack
     t0 = time.time()
     compose("up", "-d", "tickcast", "browse")
-    volumes = set(engine.docker("volume", "ls", "-q", "--filter",
-                                f"label=com.docker.compose.project={PROJECT}").stdout.split())
+    volumes = set(
+        engine.docker("volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}").stdout.split()
+    )
     # docker-compose 1.29 creates every declared volume (see the compose file); no anonymous ones
-    assert volumes == {f"{PROJECT}_tickcast-data", f"{PROJECT}_tickcast-pg", f"{PROJECT}_tickcast-pg-data",
-                       f"{PROJECT}_tickcast-dask-data"}
+    assert volumes == {
+        f"{PROJECT}_tickcast-data",
+        f"{PROJECT}_tickcast-pg",
+        f"{PROJECT}_tickcast-pg-data",
+        f"{PROJECT}_tickcast-dask-data",
+    }
     healthy_after = compose.wait_healthy("tickcast")
     compose.wait_healthy("browse", timeout=120)
     report.lines.append(f"first up: tickcast healthy {healthy_after:.0f} s after up (catch-up run included)")
@@ -235,8 +286,9 @@ def test_the_stack_on_sqlite(engine, stack):
     latest = fetch_json(f"{base}/latest.json?_shape=array", timeout=60)
     assert {r["series_key"] for r in latest} == SAMPLES and len(latest) == 10
     history = fetch_json(f"{base}/forecast_vs_actual.json?key=sample:sp500&_shape=array", timeout=60)
-    assert len(history) == 5 and {r["target_ts"] for r in history} == {r["target_ts"] for r in latest
-                                                                       if r["series_key"] == "sample:sp500"}
+    assert len(history) == 5 and {r["target_ts"] for r in history} == {
+        r["target_ts"] for r in latest if r["series_key"] == "sample:sp500"
+    }
     curve = fetch_json(f"{base}/loss_curve.json?key={latest[0]['series_key']}&_shape=array", timeout=60)
     assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
 
@@ -268,8 +320,19 @@ def test_the_postgres_profile(engine, stack):
     compose.wait_healthy("postgres", timeout=120)
     compose.wait_healthy("tickcast-pg")
     compose.wait_for_log("tickcast-pg", "run 1 finished: ok")
-    runs = compose("exec", "-T", "postgres", "psql", "-U", "tickcast", "-d", "tickcast", "-Atc",
-                   "SELECT id, trigger, status FROM runs", postgres=True).stdout.split()
+    runs = compose(
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-U",
+        "tickcast",
+        "-d",
+        "tickcast",
+        "-Atc",
+        "SELECT id, trigger, status FROM runs",
+        postgres=True,
+    ).stdout.split()
     assert runs == ["1|catch-up|ok"]
     table = compose("exec", "-T", "tickcast-pg", "tickcast", "forecasts", postgres=True).stdout.splitlines()
     assert {line.split()[0] for line in table[2:]} == SAMPLES and len(table) == 2 + 10
@@ -294,8 +357,18 @@ def test_the_dask_profile(engine, stack):
     psql = ["exec", "-T", "postgres", "psql", "-U", "tickcast", "-d", "tickcast", "-Atc"]
     compose(*psql, "CREATE DATABASE dask", postgres=True)
     url = "postgresql://tickcast:tickcast@postgres:5432/dask"
-    done = compose("exec", "-T", "-e", f"TICKCAST_DB_URL={url}", "tickcast-dask", "tickcast", "run", "-q",
-                   check=False, postgres=True)
+    done = compose(
+        "exec",
+        "-T",
+        "-e",
+        f"TICKCAST_DB_URL={url}",
+        "tickcast-dask",
+        "tickcast",
+        "run",
+        "-q",
+        check=False,
+        postgres=True,
+    )
     assert done.returncode == 0, done.stderr
     psql[psql.index("tickcast", psql.index("-d"))] = "dask"
     fits = compose(*psql, "SELECT status, count(*) FROM fits GROUP BY status", postgres=True).stdout.split()

@@ -34,8 +34,12 @@ def monthly_family(n_series: int, n: int = MONTHS + 6, seed: int = 5) -> list[np
     """Series that share one yearly shape at different levels and phases."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return [rng.uniform(20, 200) * (1 + 0.2 * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi)))
-            * np.exp(rng.normal(0, 0.03, n)) for _ in range(n_series)]
+    return [
+        rng.uniform(20, 200)
+        * (1 + 0.2 * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi)))
+        * np.exp(rng.normal(0, 0.03, n))
+        for _ in range(n_series)
+    ]
 
 
 @pytest.fixture
@@ -49,32 +53,43 @@ def group_world(make_series, make_settings, db_url):
         for i in range(k):
             make_series(f"m{i}", family[i][:months], start="2015-01-01", freq="MS")
             tables += f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n'
-        return make_settings('[watchlist]\nsample = ["sp500"]\n' + tables + GROUP_MODEL +
-                             f'training = "{training}"\n' + extra, db_url=db_url)
+        return make_settings(
+            '[watchlist]\nsample = ["sp500"]\n' + tables + GROUP_MODEL + f'training = "{training}"\n' + extra,
+            db_url=db_url,
+        )
 
     return make
 
 
 def fits_of(engine) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.fits, schema.series.c.key)
-                            .join(schema.series, schema.series.c.id == schema.fits.c.series_id, isouter=True)
-                            .order_by(schema.fits.c.id)).all()
+        rows = conn.execute(
+            sa.select(schema.fits, schema.series.c.key)
+            .join(schema.series, schema.series.c.id == schema.fits.c.series_id, isouter=True)
+            .order_by(schema.fits.c.id)
+        ).all()
     return [dict(r._mapping) for r in rows]
 
 
-def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point_to(fresh_db, group_world, capsys,
-                                                                                     db_url, tmp_path):
+def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point_to(
+    fresh_db, group_world, capsys, db_url, tmp_path
+):
     settings = group_world()
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok"
     assert {o.key: (o.fit, o.mode) for o in summary.outcomes} == {
-        key: ("trained", "cold") for key in ("sample:sp500", "csv:m0", "csv:m1", "csv:m2", "csv:m3")}
+        key: ("trained", "cold") for key in ("sample:sp500", "csv:m0", "csv:m1", "csv:m2", "csv:m3")
+    }
     fits = fits_of(engine)
     (shared,) = [f for f in fits if f["series_id"] is None]
     assert (shared["scope"], shared["group_key"], shared["n_series"], shared["status"], shared["mode"]) == (
-        "group", "M/12", 4, "ok", "cold")
+        "group",
+        "M/12",
+        4,
+        "ok",
+        "cold",
+    )
     assert shared["weights"] and shared["epochs"] >= 1 and shared["hyperparams"]["season_length"] == 12
     assert shared["n_obs"] == 4 * MONTHS and shared["mae"] is None  # scores are per series, on the members
     history = [h for h in table(engine, "loss_history") if h["fit_id"] == shared["id"]]
@@ -88,7 +103,11 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
         assert not [h for h in table(engine, "loss_history") if h["fit_id"] == m["id"]]
     (alone,) = [f for f in fits if f["key"] == "sample:sp500"]
     assert (alone["scope"], alone["group_key"], alone["group_fit_id"], alone["hyperparams"]["season_length"]) == (
-        "series", None, None, 1)
+        "series",
+        None,
+        None,
+        1,
+    )
     # each member's forecasts point to its own row; the view shows them per series
     forecasts = table(engine, "forecasts")
     by_member = {m["series_id"]: m["id"] for m in members}
@@ -99,15 +118,22 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
     with engine.connect() as conn:
         view = conn.execute(sa.select(schema.latest_forecasts)).all()
     assert {(r.series_key, r.fit_id) for r in view} == {(m["key"], m["id"]) for m in members} | {
-        ("sample:sp500", alone["id"])}
+        ("sample:sp500", alone["id"])
+    }
     # `tickcast history` of a member: the shared fit's loss history, said to be shared
     config = tmp_path / "groups.toml"
-    config.write_text('[watchlist]\nsample = ["sp500"]\n' + "".join(
-        f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n' for i in range(4)) + GROUP_MODEL + 'training = "group"\n')
+    config.write_text(
+        '[watchlist]\nsample = ["sp500"]\n'
+        + "".join(f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n' for i in range(4))
+        + GROUP_MODEL
+        + 'training = "group"\n'
+    )
     assert main(["--config", str(config), "--db", db_url, "history", "csv:m2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"fit {members[2]['id']} of csv:m2 uses group M/12's shared fit {shared['id']}, "
-                             f"shared by 4 series: cold rnn, {shared['epochs']} epochs"), out[0]
+    assert out[0].startswith(
+        f"fit {members[2]['id']} of csv:m2 uses group M/12's shared fit {shared['id']}, "
+        f"shared by 4 series: cold rnn, {shared['epochs']} epochs"
+    ), out[0]
     epochs = [int(line.split()[0]) for line in out[1:] if line.split()[0].isdigit()]
     assert epochs == list(range(shared["epochs"] + 1))
     assert main(["--config", str(config), "--db", db_url, "history", "sample:sp500"]) == 0
@@ -130,7 +156,8 @@ def test_warm_runs_of_a_group_then_a_new_member_trains_it_cold(fresh_db, group_w
     first = [f for f in fits_of(engine) if f["series_id"] is None][0]
     second = run_cycle(engine, group_world(months=MONTHS + 1))  # one new month for each series
     assert {o.key: o.mode for o in second.outcomes if o.key != "sample:sp500"} == {
-        f"csv:m{i}": "warm" for i in range(4)}
+        f"csv:m{i}": "warm" for i in range(4)
+    }
     shared = [f for f in fits_of(engine) if f["series_id"] is None]
     assert len(shared) == 2 and shared[1]["mode"] == "warm" and shared[1]["warm_started_from"] == first["id"]
     assert shared[1]["settings_hash"] == first["settings_hash"]
@@ -142,7 +169,8 @@ def test_warm_runs_of_a_group_then_a_new_member_trains_it_cold(fresh_db, group_w
     assert fits_of(engine) == before
     fourth = run_cycle(engine, group_world(k=5, months=MONTHS + 1))  # a member joins
     assert {o.key: o.mode for o in fourth.outcomes if o.key != "sample:sp500"} == {
-        f"csv:m{i}": "cold" for i in range(5)}
+        f"csv:m{i}": "cold" for i in range(5)
+    }
     newest = [f for f in fits_of(engine) if f["series_id"] is None][-1]
     assert newest["n_series"] == 5 and newest["mode"] == "cold" and newest["settings_hash"] != first["settings_hash"]
 
@@ -153,11 +181,16 @@ def test_a_run_of_one_member_trains_its_whole_group(fresh_db, group_world):
     later = group_world(months=MONTHS + 1)
     summary = run_cycle(engine, later, keys=["csv:m1"])  # only csv:m1 is fetched: its new month
     assert sorted((o.key, o.fit, o.mode) for o in summary.outcomes) == [
-        (f"csv:m{i}", "trained", "warm") for i in range(4)]
+        (f"csv:m{i}", "trained", "warm") for i in range(4)
+    ]
     shared = [f for f in fits_of(engine) if f["series_id"] is None]
     assert len(shared) == 2 and shared[1]["n_series"] == 4
     assert {f["key"]: f["train_end"].month for f in fits_of(engine) if f["group_fit_id"] == shared[1]["id"]} == {
-        "csv:m0": 12, "csv:m1": 1, "csv:m2": 12, "csv:m3": 12}
+        "csv:m0": 12,
+        "csv:m1": 1,
+        "csv:m2": 12,
+        "csv:m3": 12,
+    }
     assert {o.fit for o in run_cycle(engine, later, keys=["csv:m1"]).outcomes} == {"up-to-date"}
     assert {o.fit for o in run_cycle(engine, later).outcomes if o.key != "sample:sp500"} == {"trained"}
 
@@ -175,10 +208,13 @@ def test_a_member_whose_history_is_replaced_trains_its_group_cold(fresh_db, grou
     shared = [f for f in fits_of(engine) if f["series_id"] is None]
     assert shared[0]["history_replaced_at"] is not None
     assert [f["history_replaced_at"] is not None for f in fits_of(engine) if f["key"] in ("csv:m1", "csv:m2")] == [
-        False, True]
+        False,
+        True,
+    ]
     summary = run_cycle(engine, settings)
     assert {o.key: o.mode for o in summary.outcomes if o.key != "sample:sp500"} == {
-        f"csv:m{i}": "cold" for i in range(4)}
+        f"csv:m{i}": "cold" for i in range(4)
+    }
 
 
 def test_fewer_series_than_group_min_series_train_alone(fresh_db, group_world):
@@ -216,7 +252,7 @@ def test_auto_trains_both_ways_keeps_the_better_and_keeps_its_choice_on_warm_run
     scope = members[0]["scope"]
     warm = run_cycle(engine, group_world(training="auto", months=MONTHS + 1))
     assert {o.mode for o in warm.outcomes if o.key != "sample:sp500"} == {"warm"}
-    newest = [f for f in fits_of(engine) if f["key"] != "sample:sp500"][len(fits):]
+    newest = [f for f in fits_of(engine) if f["key"] != "sample:sp500"][len(fits) :]
     assert {f["scope"] for f in newest} == {scope} and {f["mode"] for f in newest} == {"warm"}
     assert len(newest) == len(fits)  # the same way, without training the other one again
 
@@ -241,8 +277,12 @@ def test_the_choice_follows_the_scores(group_world):
     plan = GroupPlan("Q/4", None, None, members, compare=True)
 
     def group(*maes, status="ok"):
-        return GroupResult("Q/4", status, error="TrainingDiverged: x" if status != "ok" else None,
-                           forecasts=[Forecast(bt(m)) for m in maes])
+        return GroupResult(
+            "Q/4",
+            status,
+            error="TrainingDiverged: x" if status != "ok" else None,
+            forecasts=[Forecast(bt(m)) for m in maes],
+        )
 
     def alone(*maes):
         return [SeriesResult(f"k{i}", i, "ok", forecast=Forecast(bt(m))) for i, m in enumerate(maes)]
@@ -263,19 +303,45 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
     from tickcast.service.train import group_hash, series_hash
 
     base = make_settings("")
-    changed = {"cell": "gru", "hidden_size": 9, "transform": "log", "lookbacks": [2.0], "ensemble": 2, "epochs": 7,
-               "batch_size": 16, "lr": 0.01, "optimizer": "sgd", "loss": "mse", "clip": 2.0, "clip_mode": "value",
-               "val_fraction": 0.1, "refit": False, "patience": 5, "min_delta": 0.1, "significance": 1.0,
-               "max_backoffs": 2, "warm_epochs": 4, "warm_lr_scale": 0.5, "warm_windows": 64, "max_windows": 100,
-               "max_window": 64, "out_scale": 0.1, "seed": 3}
+    changed = {
+        "cell": "gru",
+        "hidden_size": 9,
+        "transform": "log",
+        "lookbacks": [2.0],
+        "ensemble": 2,
+        "epochs": 7,
+        "batch_size": 16,
+        "lr": 0.01,
+        "optimizer": "sgd",
+        "loss": "mse",
+        "clip": 2.0,
+        "clip_mode": "value",
+        "val_fraction": 0.1,
+        "refit": False,
+        "patience": 5,
+        "min_delta": 0.1,
+        "significance": 1.0,
+        "max_backoffs": 2,
+        "warm_epochs": 4,
+        "warm_lr_scale": 0.5,
+        "warm_windows": 64,
+        "max_windows": 100,
+        "max_window": 64,
+        "out_scale": 0.1,
+        "seed": 3,
+    }
     settable = set(ForecasterConfig().to_dict()) - {"horizon", "season_length"}
     assert set(changed) == settable  # every knob of the model is tried (a new one must be added here)
     hashes = {series_hash(base, "csv:a", 12)}
     for knob, value in changed.items():
         other = make_settings(f"[model]\n{knob} = {value!r}\n".replace("'", '"').replace("False", "false"))
         hashes.add(series_hash(other, "csv:a", 12))
-    for toml in ("[model]\nmax_points = 100\n", "[forecast]\nhorizon = 6\n", "[forecast]\nlevel = 0.9\n",
-                 "[forecast]\nmin_length = 30\n"):
+    for toml in (
+        "[model]\nmax_points = 100\n",
+        "[forecast]\nhorizon = 6\n",
+        "[forecast]\nlevel = 0.9\n",
+        "[forecast]\nmin_length = 30\n",
+    ):
         hashes.add(series_hash(make_settings(toml), "csv:a", 12))
     hashes |= {series_hash(base, "csv:b", 12), series_hash(base, "csv:a", 4), series_hash(base, "csv:a", 12, "g")}
     assert len(hashes) == 1 + len(changed) + 4 + 3
@@ -289,10 +355,12 @@ def test_daily_prices_have_no_season_and_a_series_table_may_set_one(fresh_db, ma
     dates = pd.date_range("2020-01-01", periods=120, freq="D")
     make_series("visits", 50 + 10 * np.sin(2 * np.pi * np.arange(120) / 7) + rng.normal(0, 1, 120), dates=dates)
     make_series("other", 50 + rng.normal(0, 1, 120), dates=dates)
-    settings = make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n'
-                             '[[series]]\nkey = "csv:visits"\npath = "visits.csv"\n'
-                             '[[series]]\nkey = "csv:other"\npath = "other.csv"\nseason_length = 0\n'
-                             + GROUP_MODEL, db_url=db_url)
+    settings = make_settings(
+        '[watchlist]\nsample = ["sp500", "core-cpi"]\n'
+        '[[series]]\nkey = "csv:visits"\npath = "visits.csv"\n'
+        '[[series]]\nkey = "csv:other"\npath = "other.csv"\nseason_length = 0\n' + GROUP_MODEL,
+        db_url=db_url,
+    )
     engine = fresh_db()
     assert run_cycle(engine, settings).status == "ok"
     seasons = {f["key"]: f["hyperparams"]["season_length"] for f in fits_of(engine)}
@@ -309,8 +377,9 @@ def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_wor
         settings = type(settings)(**{**settings.__dict__, "workers": workers, "db_url": url})
         engine = open_database(url)
         assert run_cycle(engine, settings).status == "ok"
-        forecasts = sorted((f["series_id"], f["step"], f["value"], f["lower"], f["upper"])
-                           for f in table(engine, "forecasts"))
+        forecasts = sorted(
+            (f["series_id"], f["step"], f["value"], f["lower"], f["upper"]) for f in table(engine, "forecasts")
+        )
         fits = [(f["key"], f["scope"], f["note"], f["weights"]) for f in fits_of(engine)]
         engine.dispose()
         return forecasts, fits

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from tickcast.service import schema
-from tickcast.service.ingest import infer_frequency, ingest
 from tickcast.service.errors import UnknownSeries
+from tickcast.service.ingest import infer_frequency, ingest
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
@@ -21,7 +21,9 @@ def observations(engine, key):
         rows = conn.execute(
             sa.select(schema.observations.c.ts, schema.observations.c.value)
             .join(schema.series, schema.series.c.id == schema.observations.c.series_id)
-            .where(schema.series.c.key == key).order_by(schema.observations.c.ts)).all()
+            .where(schema.series.c.key == key)
+            .order_by(schema.observations.c.ts)
+        ).all()
     return [(r.ts, r.value) for r in rows]
 
 
@@ -39,6 +41,7 @@ def csv_settings(make_settings, db_url):
     def make(*names, extra=""):
         tables = "".join(f'[[series]]\nkey = "csv:{n}"\npath = "{n}.csv"\n' for n in names)
         return make_settings(tables + extra, db_url=db_url)
+
     return make
 
 
@@ -77,18 +80,29 @@ def test_revisions_inside_the_overlap_are_updated(fresh_db, csv_settings, make_s
 
 
 def test_validation_drops_bad_rows_and_says_so(fresh_db, make_settings, make_series, db_url):
-    dates = ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-03", "2020-01-05", "2020-01-04", "2099-01-01",
-             "2020-01-06", "2020-01-07"]
+    dates = [
+        "2020-01-01",
+        "2020-01-02",
+        "2020-01-03",
+        "2020-01-03",
+        "2020-01-05",
+        "2020-01-04",
+        "2099-01-01",
+        "2020-01-06",
+        "2020-01-07",
+    ]
     make_series("p", [10.0, float("nan"), 11.0, 12.0, -1.0, 13.0, 14.0, float("inf"), 0.0], dates=dates)
     settings = make_settings('[[series]]\nkey = "csv:p"\npath = "p.csv"\nprice = true\n', db_url=db_url)
     engine = fresh_db()
     result = by_key(ingest(engine, settings))["csv:p"]
     assert result.status == "ok"
-    assert observations(engine, "csv:p") == [(date(2020, 1, 1), 10.0), (date(2020, 1, 3), 12.0),
-                                             (date(2020, 1, 4), 13.0)]
+    assert observations(engine, "csv:p") == [
+        (date(2020, 1, 1), 10.0),
+        (date(2020, 1, 3), 12.0),
+        (date(2020, 1, 4), 13.0),
+    ]
     note = series_row(engine, "csv:p").last_note
-    for part in ("2 missing or non-finite", "2 zero or negative price", "1 date(s) in the future",
-                 "1 duplicate date"):
+    for part in ("2 missing or non-finite", "2 zero or negative price", "1 date(s) in the future", "1 duplicate date"):
         assert part in note
 
 
@@ -98,8 +112,7 @@ def test_non_price_series_keep_negative_values(fresh_db, csv_settings, make_seri
     assert by_key(ingest(engine, csv_settings("t")))["csv:t"].total_rows == 3
 
 
-def test_one_failing_series_does_not_stop_the_others_and_loses_nothing(fresh_db, csv_settings, make_series,
-                                                                      tmp_path):
+def test_one_failing_series_does_not_stop_the_others_and_loses_nothing(fresh_db, csv_settings, make_series, tmp_path):
     make_series("a", [1.0, 2.0, 3.0])
     make_series("b", [5.0, 6.0])
     settings = csv_settings("a", "b")
@@ -147,8 +160,9 @@ def test_fred_ingest_is_incremental_with_overlap(fresh_db, make_settings, http_s
         return Reply(200, table[pd.to_datetime(table["observation_date"]) >= since].to_csv(index=False))
 
     http_server.route("/fred", fred)
-    settings = make_settings('[watchlist]\nfred = ["DGS10"]\n', db_url=db_url,
-                             fred_base_url=http_server.base_url + "/fred")
+    settings = make_settings(
+        '[watchlist]\nfred = ["DGS10"]\n', db_url=db_url, fred_base_url=http_server.base_url + "/fred"
+    )
     engine = fresh_db()
     assert by_key(ingest(engine, settings))["fred:DGS10"].new_rows == 40
     assert series_row(engine, "fred:DGS10").frequency == "B"  # inferred from the dates
@@ -159,10 +173,12 @@ def test_fred_ingest_is_incremental_with_overlap(fresh_db, make_settings, http_s
 
 
 def test_yahoo_ingest_end_to_end(fresh_db, make_settings, fake_yahoo, db_url):
-    fake_yahoo.add("SPY", bars_from_closes(pd.Series(range(100, 130), index=pd.bdate_range("2024-10-01", periods=30),
-                                                     dtype=float)))
-    settings = make_settings('[watchlist]\nyahoo = ["SPY", "NOPE1"]\n', db_url=db_url,
-                             yahoo_base_url=fake_yahoo.base_url)
+    fake_yahoo.add(
+        "SPY", bars_from_closes(pd.Series(range(100, 130), index=pd.bdate_range("2024-10-01", periods=30), dtype=float))
+    )
+    settings = make_settings(
+        '[watchlist]\nyahoo = ["SPY", "NOPE1"]\n', db_url=db_url, yahoo_base_url=fake_yahoo.base_url
+    )
     engine = fresh_db()
     results = by_key(ingest(engine, settings))
     assert results["yahoo:SPY"].new_rows == 30

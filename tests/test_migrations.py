@@ -1,5 +1,7 @@
 """Alembic is the only source of the schema: upgrade from empty, downgrade to base, no drift."""
 
+from datetime import UTC
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -25,8 +27,12 @@ def test_upgrade_from_empty_creates_every_table_and_view(fresh_db):
     assert TABLES <= tables
     assert views == VIEWS
     with engine.connect() as conn:  # the views are queryable (and empty)
-        for view in (schema.latest_forecasts, schema.forecast_errors, schema.forecast_accuracy,
-                     schema.forecast_accuracy_monthly):
+        for view in (
+            schema.latest_forecasts,
+            schema.forecast_errors,
+            schema.forecast_accuracy,
+            schema.forecast_accuracy_monthly,
+        ):
             assert conn.execute(sa.select(view)).all() == []
 
 
@@ -69,12 +75,14 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(sqlite_url):
 
 def test_foreign_keys_cascade(fresh_db):
     engine = fresh_db()
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     with db.write_transaction(engine) as conn:
-        sid = conn.execute(sa.insert(schema.series).values(
-            key="csv:x", source="csv", symbol="x", created_at=datetime.now(timezone.utc))
-            .returning(schema.series.c.id)).scalar_one()
+        sid = conn.execute(
+            sa.insert(schema.series)
+            .values(key="csv:x", source="csv", symbol="x", created_at=datetime.now(UTC))
+            .returning(schema.series.c.id)
+        ).scalar_one()
         conn.execute(sa.insert(schema.observations).values(series_id=sid, ts=date(2020, 1, 1), value=1.0))
     with db.write_transaction(engine) as conn:
         conn.execute(sa.delete(schema.series).where(schema.series.c.id == sid))
@@ -104,30 +112,47 @@ def test_the_head_revision_read_from_the_files_is_alembics():
 def test_upgrading_a_0002_database_keeps_its_forecasts_and_scores_them(fresh_db, backend):
     """0003 adds columns with defaults and the ledger views over data that is already there; its
     downgrade drops them and keeps the data."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     engine = fresh_db(upgraded=False)
     db.upgrade(engine, "0002")
-    now = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 3, tzinfo=UTC)
     with db.write_transaction(engine) as conn:
-        sid = conn.execute(sa.text("INSERT INTO series (key, source, symbol, created_at, is_price, active) "
-                                   "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"),
-                           dict(now=now, f=False, t=True)).scalar_one()
-        fit = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status) VALUES (:sid, :now, 'ok') "
-                                   "RETURNING id"), dict(sid=sid, now=now)).scalar_one()
-        conn.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, :v)"),
-                     [dict(sid=sid, ts=date(2024, 1, 1), v=10.0), dict(sid=sid, ts=date(2024, 1, 2), v=12.0)])
-        conn.execute(sa.text("INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
-                             "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"),
-                     dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=fit, now=now))
+        sid = conn.execute(
+            sa.text(
+                "INSERT INTO series (key, source, symbol, created_at, is_price, active) "
+                "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"
+            ),
+            dict(now=now, f=False, t=True),
+        ).scalar_one()
+        fit = conn.execute(
+            sa.text("INSERT INTO fits (series_id, created_at, status) VALUES (:sid, :now, 'ok') RETURNING id"),
+            dict(sid=sid, now=now),
+        ).scalar_one()
+        conn.execute(
+            sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, :v)"),
+            [dict(sid=sid, ts=date(2024, 1, 1), v=10.0), dict(sid=sid, ts=date(2024, 1, 2), v=12.0)],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
+                "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"
+            ),
+            dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=fit, now=now),
+        )
     db.upgrade(engine)
     with engine.connect() as conn:
         row = conn.execute(sa.select(schema.forecasts)).one()
         assert (row.interval_factor, row.rescaled_by) == (1.0, None)
         assert conn.execute(sa.select(schema.series.c.calendar)).scalar_one() is None
         (ledger,) = conn.execute(sa.select(schema.forecast_accuracy)).all()
-        assert (ledger.n, ledger.mae, ledger.naive_mae, ledger.coverage, ledger.winkler) == (1, 1.0, 2.0, 0.0,
-                                                                                               pytest.approx(6.0))
+        assert (ledger.n, ledger.mae, ledger.naive_mae, ledger.coverage, ledger.winkler) == (
+            1,
+            1.0,
+            2.0,
+            0.0,
+            pytest.approx(6.0),
+        )
     db.downgrade(engine, "0002")
     assert _tables_and_views(engine)[1] == {"latest_forecasts"}
     with engine.connect() as conn:
@@ -146,9 +171,12 @@ def test_postgresql_columns_state_their_units(pg_server):
 
 
 def _assert_unit_comments(engine):
-    query = sa.text("SELECT col_description(CAST(:rel AS regclass), a.attnum) FROM pg_attribute a "
-                    "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = :col")
+    query = sa.text(
+        "SELECT col_description(CAST(:rel AS regclass), a.attnum) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:rel AS regclass) AND a.attname = :col"
+    )
     with engine.connect() as conn:
+
         def comment(rel, col):
             return conn.execute(query, dict(rel=rel, col=col)).scalar_one()
 
@@ -162,43 +190,70 @@ def test_upgrading_a_0003_database_keeps_its_fits_and_lets_a_group_share_one(fre
     """0004 lets fits.series_id be NULL (on SQLite by copying the table: the fits, their loss histories and
     forecasts must survive the copy, and the foreign keys must still hold and cascade); its downgrade
     removes the shared fits and keeps the rest."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     engine = fresh_db(upgraded=False)
     db.upgrade(engine, "0003")
-    now = datetime(2024, 1, 3, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 3, tzinfo=UTC)
     with db.write_transaction(engine) as conn:
-        sid = conn.execute(sa.text("INSERT INTO series (key, source, symbol, created_at, is_price, active) "
-                                   "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"),
-                           dict(now=now, f=False, t=True)).scalar_one()
-        first = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status, mode, weights) "
-                                     "VALUES (:sid, :now, 'ok', 'cold', :w) RETURNING id"),
-                             dict(sid=sid, now=now, w=b"\x00blob")).scalar_one()
-        second = conn.execute(sa.text("INSERT INTO fits (series_id, created_at, status, mode, warm_started_from) "
-                                      "VALUES (:sid, :now, 'ok', 'warm', :first) RETURNING id"),
-                              dict(sid=sid, now=now, first=first)).scalar_one()
-        conn.execute(sa.text("INSERT INTO loss_history (fit_id, epoch, train_loss) VALUES (:fit, 0, 1.5)"),
-                     dict(fit=second))
-        conn.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, 10.0)"),
-                     dict(sid=sid, ts=date(2024, 1, 1)))
-        conn.execute(sa.text("INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
-                             "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"),
-                     dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=second, now=now))
+        sid = conn.execute(
+            sa.text(
+                "INSERT INTO series (key, source, symbol, created_at, is_price, active) "
+                "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"
+            ),
+            dict(now=now, f=False, t=True),
+        ).scalar_one()
+        first = conn.execute(
+            sa.text(
+                "INSERT INTO fits (series_id, created_at, status, mode, weights) "
+                "VALUES (:sid, :now, 'ok', 'cold', :w) RETURNING id"
+            ),
+            dict(sid=sid, now=now, w=b"\x00blob"),
+        ).scalar_one()
+        second = conn.execute(
+            sa.text(
+                "INSERT INTO fits (series_id, created_at, status, mode, warm_started_from) "
+                "VALUES (:sid, :now, 'ok', 'warm', :first) RETURNING id"
+            ),
+            dict(sid=sid, now=now, first=first),
+        ).scalar_one()
+        conn.execute(
+            sa.text("INSERT INTO loss_history (fit_id, epoch, train_loss) VALUES (:fit, 0, 1.5)"), dict(fit=second)
+        )
+        conn.execute(
+            sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, 10.0)"),
+            dict(sid=sid, ts=date(2024, 1, 1)),
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, "
+                "upper, level, created_at) VALUES (:sid, :o, 1, :fit, :t, 11.0, 10.5, 11.5, 0.8, :now)"
+            ),
+            dict(sid=sid, o=date(2024, 1, 1), t=date(2024, 1, 2), fit=second, now=now),
+        )
     db.upgrade(engine)
     with engine.connect() as conn:
         fits = conn.execute(sa.select(schema.fits).order_by(schema.fits.c.id)).all()
         assert [(f.id, f.series_id, f.scope, f.warm_started_from, f.weights) for f in fits] == [
-            (first, sid, "series", None, b"\x00blob"), (second, sid, "series", first, None)]
+            (first, sid, "series", None, b"\x00blob"),
+            (second, sid, "series", first, None),
+        ]
         assert conn.execute(sa.select(schema.loss_history.c.fit_id)).scalars().all() == [second]
         assert conn.execute(sa.select(schema.latest_forecasts.c.fit_id)).scalars().all() == [second]
         if backend == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with db.write_transaction(engine) as conn:  # a group's shared fit and a member's row pointing to it
-        shared = conn.execute(sa.insert(schema.fits).values(created_at=now, status="ok", scope="group", n_series=1)
-                              .returning(schema.fits.c.id)).scalar_one()
+        shared = conn.execute(
+            sa.insert(schema.fits)
+            .values(created_at=now, status="ok", scope="group", n_series=1)
+            .returning(schema.fits.c.id)
+        ).scalar_one()
         conn.execute(sa.insert(schema.loss_history).values(fit_id=shared, epoch=0, train_loss=2.0))
-        conn.execute(sa.insert(schema.fits).values(series_id=sid, created_at=now, status="ok", scope="group",
-                                                   group_fit_id=shared))
+        conn.execute(
+            sa.insert(schema.fits).values(
+                series_id=sid, created_at=now, status="ok", scope="group", group_fit_id=shared
+            )
+        )
     with pytest.raises(sa.exc.IntegrityError):  # the foreign keys hold after the copy
         with db.write_transaction(engine) as conn:
             conn.execute(sa.insert(schema.loss_history).values(fit_id=10_000, epoch=0, train_loss=1.0))

@@ -37,9 +37,11 @@ def table(engine, name):
 
 def fits_by_key(engine):
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.series.c.key, schema.fits)
-                            .join(schema.fits, schema.fits.c.series_id == schema.series.c.id)
-                            .order_by(schema.fits.c.id)).all()
+        rows = conn.execute(
+            sa.select(schema.series.c.key, schema.fits)
+            .join(schema.fits, schema.fits.c.series_id == schema.series.c.id)
+            .order_by(schema.fits.c.id)
+        ).all()
     out = {}
     for row in rows:
         out.setdefault(row.key, []).append(row)
@@ -47,9 +49,11 @@ def fits_by_key(engine):
 
 
 def assert_all_finite(engine):
-    for name, columns in (("fits", ("train_loss", "val_loss", "mae", "rmse", "mase", "naive_mae", "skill")),
-                          ("loss_history", ("train_loss", "val_loss", "grad_norm", "clip_fraction")),
-                          ("forecasts", ("value", "lower", "upper"))):
+    for name, columns in (
+        ("fits", ("train_loss", "val_loss", "mae", "rmse", "mase", "naive_mae", "skill")),
+        ("loss_history", ("train_loss", "val_loss", "grad_norm", "clip_fraction")),
+        ("forecasts", ("value", "lower", "upper")),
+    ):
         for row in table(engine, name):
             for column in columns:
                 value = row[column]
@@ -59,8 +63,10 @@ def assert_all_finite(engine):
 @pytest.fixture
 def samples_settings(make_settings, db_url):
     def make(extra: str = "", **sources):
-        return make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL + extra,
-                             db_url=db_url, **sources)
+        return make_settings(
+            '[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL + extra, db_url=db_url, **sources
+        )
+
     return make
 
 
@@ -85,16 +91,24 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
     for f in forecasts:
         assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
     spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
-    assert [f["target_ts"] for f in spx] == [date(2019, 1, 2), date(2019, 1, 3), date(2019, 1, 4),
-                                              date(2019, 1, 7), date(2019, 1, 8)]  # NYSE: New Year, weekends
+    assert [f["target_ts"] for f in spx] == [
+        date(2019, 1, 2),
+        date(2019, 1, 3),
+        date(2019, 1, 4),
+        date(2019, 1, 7),
+        date(2019, 1, 8),
+    ]  # NYSE: New Year, weekends
     cpi = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 11, 1)), key=lambda f: f["step"])
     assert [f["target_ts"] for f in cpi][:3] == [date(2018, 12, 1), date(2019, 1, 1), date(2019, 2, 1)]
     (run,) = table(engine, "runs")
     assert (run["status"], run["series_total"], run["series_ok"], run["series_failed"]) == ("ok", 2, 2, 0)
     assert run["finished_at"] is not None
     with engine.connect() as conn:
-        view = conn.execute(sa.select(schema.latest_forecasts).order_by(schema.latest_forecasts.c.series_key,
-                                                                        schema.latest_forecasts.c.step)).all()
+        view = conn.execute(
+            sa.select(schema.latest_forecasts).order_by(
+                schema.latest_forecasts.c.series_key, schema.latest_forecasts.c.step
+            )
+        ).all()
     assert len(view) == 10
     first = view[0]
     assert first.series_key == "sample:core-cpi" and first.last_value == pytest.approx(259.481)
@@ -134,8 +148,10 @@ def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, ma
     values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
     dates = pd.bdate_range("2020-01-01", periods=400)
     make_series("walk", values[:380], dates=dates[:380])
-    settings = make_settings('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL +
-                             "full_retrain_days = 7\n", db_url=db_url)
+    settings = make_settings(
+        '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL + "full_retrain_days = 7\n",
+        db_url=db_url,
+    )
     engine = fresh_db()
     run_cycle(engine, settings)
     make_series("walk", values[:381], dates=dates[:381])  # one new day
@@ -154,9 +170,10 @@ def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, ma
 def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_settings, db_url):
     engine = fresh_db()
     run_cycle(engine, samples_settings())
-    changed = make_settings('[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL.replace("hidden_size = 8",
-                                                                                                 "hidden_size = 6"),
-                            db_url=db_url)
+    changed = make_settings(
+        '[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST_MODEL.replace("hidden_size = 8", "hidden_size = 6"),
+        db_url=db_url,
+    )
     summary = run_cycle(engine, changed)
     assert {(o.fit, o.mode) for o in summary.outcomes} == {("trained", "cold")}
     # the same origin's forecasts were replaced, not duplicated
@@ -166,8 +183,10 @@ def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_
 
 def test_too_short_series_are_skipped_once_with_a_reason(fresh_db, make_settings, make_series, db_url):
     make_series("tiny", [1.0, 2.0])  # below the model's minimum of 3
-    settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n[[series]]\nkey = "csv:tiny"\npath = "tiny.csv"\n'
-                             + FAST_MODEL, db_url=db_url)
+    settings = make_settings(
+        '[watchlist]\nsample = ["core-cpi"]\n[[series]]\nkey = "csv:tiny"\npath = "tiny.csv"\n' + FAST_MODEL,
+        db_url=db_url,
+    )
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok"
@@ -190,7 +209,9 @@ def test_results_do_not_depend_on_the_number_of_workers(make_settings, tmp_path)
         engine = open_database(url)
         summary = run_cycle(engine, settings)
         assert summary.status == "ok"
-        rows = sorted((f["series_id"], f["step"], f["value"], f["lower"], f["upper"]) for f in table(engine, "forecasts"))
+        rows = sorted(
+            (f["series_id"], f["step"], f["value"], f["lower"], f["upper"]) for f in table(engine, "forecasts")
+        )
         weights = [f["weights"] for f in table(engine, "fits")]
         engine.dispose()
         return rows, weights
@@ -213,30 +234,49 @@ def test_a_stale_lease_is_taken_over(fresh_db, samples_settings):
     engine = fresh_db()
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     with write_transaction(engine) as conn:  # a crashed holder: same host, a pid that no longer exists
-        conn.execute(sa.insert(schema.run_lease).values(
-            name="run", holder="dead", host=os.uname().nodename, pid=2 ** 22 + 12345, run_id=None,
-            acquired_at=now, expires_at=now + timedelta(hours=1)))
+        conn.execute(
+            sa.insert(schema.run_lease).values(
+                name="run",
+                holder="dead",
+                host=os.uname().nodename,
+                pid=2**22 + 12345,
+                run_id=None,
+                acquired_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
     lease = acquire(engine)
     assert lease.taken_over and "pid 4206649" in lease.taken_over
     lease.release()
     with write_transaction(engine) as conn:  # an expired holder on another host
-        conn.execute(sa.insert(schema.run_lease).values(
-            name="run", holder="other", host="elsewhere", pid=1, run_id=None,
-            acquired_at=now - timedelta(hours=2), expires_at=now - timedelta(hours=1)))
+        conn.execute(
+            sa.insert(schema.run_lease).values(
+                name="run",
+                holder="other",
+                host="elsewhere",
+                pid=1,
+                run_id=None,
+                acquired_at=now - timedelta(hours=2),
+                expires_at=now - timedelta(hours=1),
+            )
+        )
     summary = run_cycle(engine, samples_settings())
     assert summary.status == "ok"
     assert table(engine, "run_lease") == []  # released at the end
 
 
-@pytest.mark.parametrize("last,freq,expected", [
-    ("2024-11-22", "B", ["2024-11-25", "2024-11-26", "2024-11-27"]),  # a Friday
-    ("2024-11-22", "D", ["2024-11-23", "2024-11-24", "2024-11-25"]),
-    ("2024-11-22", "W", ["2024-11-29", "2024-12-06", "2024-12-13"]),
-    ("2024-01-01", "M", ["2024-02-01", "2024-03-01", "2024-04-01"]),
-    ("2024-01-31", "M", ["2024-02-29", "2024-03-31", "2024-04-30"]),
-    ("2024-01-01", "Q", ["2024-04-01", "2024-07-01", "2024-10-01"]),
-    ("2020-01-01", "A", ["2021-01-01", "2022-01-01", "2023-01-01"]),
-])
+@pytest.mark.parametrize(
+    "last,freq,expected",
+    [
+        ("2024-11-22", "B", ["2024-11-25", "2024-11-26", "2024-11-27"]),  # a Friday
+        ("2024-11-22", "D", ["2024-11-23", "2024-11-24", "2024-11-25"]),
+        ("2024-11-22", "W", ["2024-11-29", "2024-12-06", "2024-12-13"]),
+        ("2024-01-01", "M", ["2024-02-01", "2024-03-01", "2024-04-01"]),
+        ("2024-01-31", "M", ["2024-02-29", "2024-03-31", "2024-04-30"]),
+        ("2024-01-01", "Q", ["2024-04-01", "2024-07-01", "2024-10-01"]),
+        ("2020-01-01", "A", ["2021-01-01", "2022-01-01", "2023-01-01"]),
+    ],
+)
 def test_next_dates(last, freq, expected):
     assert [d.isoformat() for d in next_dates(date.fromisoformat(last), freq, 3)] == expected
 
@@ -266,8 +306,9 @@ def test_a_stop_request_after_the_last_series_is_not_a_failure(fresh_db, samples
 
     engine = fresh_db()
     stop = threading.Event()
-    summary = run_cycle(engine, samples_settings(), stop=stop,
-                        progress=lambda m: stop.set() if m.startswith("[train 2/2]") else None)
+    summary = run_cycle(
+        engine, samples_settings(), stop=stop, progress=lambda m: stop.set() if m.startswith("[train 2/2]") else None
+    )
     assert not summary.stopped and summary.status == "ok"
 
 
@@ -296,12 +337,11 @@ def test_a_run_reads_the_series_and_fits_tables_a_fixed_number_of_times(fresh_db
     counts = {}
     engine = fresh_db()
     for samples in (["core-cpi"], ["core-cpi", "sp500", "wti"]):
-        settings = make_settings(f'[watchlist]\nsample = {samples!r}\n'.replace("'", '"') + FAST_MODEL,
-                                 db_url=db_url)
+        settings = make_settings(f"[watchlist]\nsample = {samples!r}\n".replace("'", '"') + FAST_MODEL, db_url=db_url)
         with write_transaction(engine) as conn:  # an empty database for each round
             for name in ("forecasts", "loss_history", "fits", "observations", "runs", "series"):
                 conn.execute(sa.delete(schema.metadata.tables[name]))
-        reads = _reads_during(engine, lambda: run_cycle(engine, settings))
+        reads = _reads_during(engine, lambda settings=settings: run_cycle(engine, settings))
         counts[len(samples)] = (reads.count("series"), reads.count("fits"))
     assert counts[1] == counts[3], counts
     series_reads, fits_reads = counts[3]

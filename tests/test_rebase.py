@@ -32,16 +32,20 @@ DAYS = ["2024-11-18", "2024-11-19", "2024-11-20", "2024-11-21", "2024-11-22"]
 
 # --- detection ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("new,expected", [
-    ([50.0, 50.5, 51.0, 51.5, 52.0], Rebase(0.5, date(2024, 11, 22))),  # a 2:1 split: every value halved
-    ([98.0, 98.98, 99.96, 100.94, 101.92], Rebase(0.98, date(2024, 11, 22))),  # a 2 % dividend
-    ([50.0, 50.5, 51.0, 103.0, 104.0], Rebase(0.5, date(2024, 11, 20))),  # split effective on the 21st
-    ([100.0, 101.0, 102.0, 103.0, 104.5], None),  # the last bar revised: a revision
-    ([100.0, 101.0, 102.0, 103.0, 104.0], None),  # nothing changed
-    ([100.00001, 101.00001, 102.0, 103.0, 104.0], None),  # float noise, not a factor (1e-7)
-    ([50.0, 101.0, 102.0, 103.0, 104.0], None),  # one value moved: a revision
-    ([50.0, 60.0, 51.0, 51.5, 52.0], None),  # moved, but not by one factor
-])
+
+@pytest.mark.parametrize(
+    "new,expected",
+    [
+        ([50.0, 50.5, 51.0, 51.5, 52.0], Rebase(0.5, date(2024, 11, 22))),  # a 2:1 split: every value halved
+        ([98.0, 98.98, 99.96, 100.94, 101.92], Rebase(0.98, date(2024, 11, 22))),  # a 2 % dividend
+        ([50.0, 50.5, 51.0, 103.0, 104.0], Rebase(0.5, date(2024, 11, 20))),  # split effective on the 21st
+        ([100.0, 101.0, 102.0, 103.0, 104.5], None),  # the last bar revised: a revision
+        ([100.0, 101.0, 102.0, 103.0, 104.0], None),  # nothing changed
+        ([100.00001, 101.00001, 102.0, 103.0, 104.0], None),  # float noise, not a factor (1e-7)
+        ([50.0, 101.0, 102.0, 103.0, 104.0], None),  # one value moved: a revision
+        ([50.0, 60.0, 51.0, 51.5, 52.0], None),  # moved, but not by one factor
+    ],
+)
 def test_detect_rebase(new, expected):
     stored = values(DAYS, [100.0, 101.0, 102.0, 103.0, 104.0])
     assert detect_rebase(stored, values(DAYS, new)) == (None if expected is None else pytest.approx(expected))
@@ -59,22 +63,26 @@ def test_a_rebase_is_confirmed_by_most_of_the_full_history():
 
 # --- with the Yahoo stand-in: a split, then a dividend, between runs ------------------------------
 
+
 def served(fake_yahoo, symbol) -> list[tuple[date, float]]:
     bars = fake_yahoo.bars[symbol]
     return [(ts.date(), float(v)) for ts, v in bars["adjclose"].items()]
 
 
 def same_history(stored, expected) -> bool:
-    return [d for d, _ in stored] == [d for d, _ in expected] and \
-        [v for _, v in stored] == pytest.approx([v for _, v in expected], rel=1e-12)
+    return [d for d, _ in stored] == [d for d, _ in expected] and [v for _, v in stored] == pytest.approx(
+        [v for _, v in expected], rel=1e-12
+    )
 
 
 def forecasts_by_origin(engine, key):
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(schema.forecasts).join(schema.series, schema.series.c.id ==
-                                                              schema.forecasts.c.series_id)
-                            .where(schema.series.c.key == key).order_by(schema.forecasts.c.origin_ts,
-                                                                         schema.forecasts.c.step)).all()
+        rows = conn.execute(
+            sa.select(schema.forecasts)
+            .join(schema.series, schema.series.c.id == schema.forecasts.c.series_id)
+            .where(schema.series.c.key == key)
+            .order_by(schema.forecasts.c.origin_ts, schema.forecasts.c.step)
+        ).all()
     out = {}
     for row in rows:
         out.setdefault(row.origin_ts, []).append(row)
@@ -91,8 +99,9 @@ def test_a_split_and_a_dividend_between_runs_replace_the_history(fresh_db, make_
     index = pd.bdate_range("2023-06-01", "2024-11-22")
     closes = pd.Series(200 * np.exp(np.cumsum(rng.normal(0, 0.01, len(index)))), index=index)
     fake_yahoo.add("ACME", bars_from_closes(closes))
-    settings = make_settings('[watchlist]\nyahoo = ["ACME"]\n' + FAST_MODEL, db_url=db_url,
-                             yahoo_base_url=fake_yahoo.base_url)
+    settings = make_settings(
+        '[watchlist]\nyahoo = ["ACME"]\n' + FAST_MODEL, db_url=db_url, yahoo_base_url=fake_yahoo.base_url
+    )
     engine = fresh_db()
     assert run_cycle(engine, settings).status == "ok"
     (before,) = forecasts_by_origin(engine, "yahoo:ACME").values()
@@ -134,14 +143,22 @@ def test_a_split_and_a_dividend_between_runs_replace_the_history(fresh_db, make_
     assert {round(f.rescaled_by, 12) for f in twice} == {0.49}
     assert [f.history_replaced_at is not None for f in fits_by_key(engine)["yahoo:ACME"]] == [True, True, False]
     # a quiet day after: nothing replaced, a warm start
-    fake_yahoo.add("ACME", pd.concat([fake_yahoo.bars["ACME"], bars_from_closes(
-        pd.Series([closes.iloc[-1] * 0.5], index=pd.bdate_range("2024-12-05", periods=1)))]))
+    fake_yahoo.add(
+        "ACME",
+        pd.concat(
+            [
+                fake_yahoo.bars["ACME"],
+                bars_from_closes(pd.Series([closes.iloc[-1] * 0.5], index=pd.bdate_range("2024-12-05", periods=1))),
+            ]
+        ),
+    )
     fourth = run_cycle(engine, settings)
     assert fourth.outcomes[0].mode == "warm"
     assert "re-based" not in (series_row(engine, "yahoo:ACME").last_note or "")
 
 
 # --- CSV sources --------------------------------------------------------------------------------
+
 
 def write_csv(path, dates, numbers) -> None:
     pd.DataFrame({"date": [d.strftime("%Y-%m-%d") for d in dates], "value": numbers}).to_csv(path, index=False)
@@ -158,8 +175,9 @@ def walk_file(tmp_path):
 
 def test_a_re_based_csv_file_replaces_the_history(fresh_db, make_settings, walk_file, db_url):
     path, dates, numbers = walk_file
-    settings = make_settings('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL,
-                             db_url=db_url)
+    settings = make_settings(
+        '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n' + FAST_MODEL, db_url=db_url
+    )
     engine = fresh_db()
     run_cycle(engine, settings)
     (before,) = forecasts_by_origin(engine, "csv:walk").values()
@@ -184,8 +202,10 @@ def test_two_values_revised_alike_are_a_revision_not_a_rebase(fresh_db, make_set
     revised[first] *= 1.1  # it and the next day revised by the same 10 %: it looks like a re-basing...
     revised[first + 1] *= 1.1
     overlap = [d.date() for d in dates[first:50]]
-    suspect = detect_rebase(values([d.isoformat() for d in overlap], numbers[first:50]),
-                            values([d.isoformat() for d in overlap], revised[first:50]))
+    suspect = detect_rebase(
+        values([d.isoformat() for d in overlap], numbers[first:50]),
+        values([d.isoformat() for d in overlap], revised[first:50]),
+    )
     assert suspect == pytest.approx(Rebase(1.1, dates[first + 1].date()))
     write_csv(path, dates[:50], revised)  # ...but the full history does not confirm it
     (result,) = ingest(engine, settings)
@@ -212,6 +232,7 @@ def test_a_failed_full_fetch_keeps_the_stored_history(fresh_db, make_settings, h
 
 
 # --- tickcast ingest --full -----------------------------------------------------------------------
+
 
 def test_ingest_full_replaces_what_the_overlap_ignores(fresh_db, make_settings, walk_file, db_url, tmp_path, capsys):
     path, dates, numbers = walk_file
@@ -243,8 +264,9 @@ def test_ingest_full_replaces_what_the_overlap_ignores(fresh_db, make_settings, 
     assert [f.history_replaced_at is None for f in fits_by_key(engine)["csv:walk"]] == [False, True]
 
 
-def test_ingest_full_needs_keys_and_keeps_data_when_the_source_fails(fresh_db, make_settings, walk_file, db_url,
-                                                                   tmp_path, capsys):
+def test_ingest_full_needs_keys_and_keeps_data_when_the_source_fails(
+    fresh_db, make_settings, walk_file, db_url, tmp_path, capsys
+):
     path, _, _ = walk_file
     config = tmp_path / "tickcast.toml"
     config.write_text('[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n')
@@ -272,8 +294,16 @@ def test_a_crash_while_replacing_leaves_the_old_history_whole(fresh_db, make_set
     run_cycle(engine, make_settings(config.read_text(), db_url=db_url))
     stored, forecasts = observations(engine, "csv:walk"), forecasts_by_origin(engine, "csv:walk")
     write_csv(path, dates[:50], [v * 0.5 for v in numbers[:50]])
-    crashed = run_cli("--db", db_url, "--config", str(config), "ingest", "--full", "csv:walk",
-                      env={"TICKCAST_KILL_AT": "ingest-write:1"})
+    crashed = run_cli(
+        "--db",
+        db_url,
+        "--config",
+        str(config),
+        "ingest",
+        "--full",
+        "csv:walk",
+        env={"TICKCAST_KILL_AT": "ingest-write:1"},
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert observations(engine, "csv:walk") == stored
     assert forecasts_by_origin(engine, "csv:walk") == forecasts

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -54,8 +54,9 @@ class Daemon:
 
     def __init__(self, args, env):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
-        self.proc = subprocess.Popen(tickcast_executable() + args, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=full_env)
+        self.proc = subprocess.Popen(
+            tickcast_executable() + args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full_env
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -99,20 +100,24 @@ def test_serve_runs_now_then_stops_cleanly_on_sigterm(workdir):
 def test_sigterm_during_a_run_exits_0_and_the_next_run_resumes(workdir):
     tmp_path, env = workdir
     cfg = tmp_path / "tickcast.toml"
-    cfg.write_text(cfg.read_text().replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
-                   .replace("epochs = 3", "epochs = 60\npatience = 100"))  # fits long enough to interrupt
+    cfg.write_text(
+        cfg.read_text()
+        .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
+        .replace("epochs = 3", "epochs = 60\npatience = 100")
+    )  # fits long enough to interrupt
     daemon = Daemon(["serve", "--run-now"], env)
     daemon.wait_for("[train 1/4]")
     assert daemon.terminate() == 0
     assert db_rows(tmp_path, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
-    (status, error), = db_rows(tmp_path, "SELECT status, error FROM runs")
+    ((status, error),) = db_rows(tmp_path, "SELECT status, error FROM runs")
     assert status == "failed" and "stopped before finishing" in error
     assert db_rows(tmp_path, "SELECT count(*) FROM run_lease") == [(0,)]
     done = db_rows(tmp_path, "SELECT count(*) FROM fits")[0][0]
     assert 1 <= done < 4
     # every stored fit is complete: its loss history and its forecasts are there
-    assert db_rows(tmp_path, "SELECT count(*) FROM fits f WHERE NOT EXISTS "
-                             "(SELECT 1 FROM forecasts x WHERE x.fit_id = f.id)") == [(0,)]
+    assert db_rows(
+        tmp_path, "SELECT count(*) FROM fits f WHERE NOT EXISTS (SELECT 1 FROM forecasts x WHERE x.fit_id = f.id)"
+    ) == [(0,)]
     resumed = run_cli("run", "-q", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert db_rows(tmp_path, "SELECT count(*) FROM fits") == [(4,)]  # only the rest were trained
@@ -159,17 +164,23 @@ def test_the_scheduled_job_function_runs_a_cycle(make_settings, sqlite_url):
 
 
 def test_catch_up_logic_and_health(make_settings, sqlite_url):
-    settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n[schedule]\ncron = "30 17 * * mon-fri"\n'
-                             'timezone = "America/New_York"\nmax_age_hours = 30\n', db_url=sqlite_url)
+    settings = make_settings(
+        '[watchlist]\nsample = ["core-cpi"]\n[schedule]\ncron = "30 17 * * mon-fri"\n'
+        'timezone = "America/New_York"\nmax_age_hours = 30\n',
+        db_url=sqlite_url,
+    )
     engine = open_database(sqlite_url)
-    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
-    friday_run = datetime(2026, 11, 20, 22, 30, tzinfo=timezone.utc)  # 17:30 in New York
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    friday_run = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # 17:30 in New York
     assert last_fire_time(cron_trigger(settings), saturday) == friday_run
     assert needs_catch_up(engine, settings, saturday) == friday_run
     assert health(engine, settings, saturday) == (False, "unhealthy: no completed run yet")
     with write_transaction(engine) as conn:
-        conn.execute(sa.insert(schema.runs).values(trigger="schedule", status="ok", started_at=friday_run,
-                                                   finished_at=friday_run + timedelta(minutes=5)))
+        conn.execute(
+            sa.insert(schema.runs).values(
+                trigger="schedule", status="ok", started_at=friday_run, finished_at=friday_run + timedelta(minutes=5)
+            )
+        )
     assert needs_catch_up(engine, settings, saturday) is None
     ok, message = health(engine, settings, saturday)
     assert ok and message.startswith("ok: run 1 (ok) finished 13.4 h ago")
@@ -178,43 +189,63 @@ def test_catch_up_logic_and_health(make_settings, sqlite_url):
 
 
 def _add_run(engine, status, ok=0, failed=0, skipped=0, total=None, finished=None, error=None):
-    finished = finished or datetime(2026, 11, 20, 22, 35, tzinfo=timezone.utc)
+    finished = finished or datetime(2026, 11, 20, 22, 35, tzinfo=UTC)
     with write_transaction(engine) as conn:
-        conn.execute(sa.insert(schema.runs).values(
-            trigger="schedule", status=status, started_at=finished - timedelta(minutes=5), finished_at=finished,
-            series_ok=ok, series_failed=failed, series_skipped=skipped,
-            series_total=ok + failed + skipped if total is None else total, error=error))
+        conn.execute(
+            sa.insert(schema.runs).values(
+                trigger="schedule",
+                status=status,
+                started_at=finished - timedelta(minutes=5),
+                finished_at=finished,
+                series_ok=ok,
+                series_failed=failed,
+                series_skipped=skipped,
+                series_total=ok + failed + skipped if total is None else total,
+                error=error,
+            )
+        )
 
 
 def test_health_judges_the_newest_run_that_went_through_its_series(make_settings, sqlite_url):
     settings = make_settings('[watchlist]\nsample = ["core-cpi"]\n', db_url=sqlite_url)
-    strict = make_settings('[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 0.3\n',
-                           db_url=sqlite_url)
-    lenient = make_settings('[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 1\n',
-                            db_url=sqlite_url)
+    strict = make_settings(
+        '[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 0.3\n', db_url=sqlite_url
+    )
+    lenient = make_settings(
+        '[watchlist]\nsample = ["core-cpi"]\n[schedule]\nmax_failed_fraction = 1\n', db_url=sqlite_url
+    )
     engine = open_database(sqlite_url)
-    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     _add_run(engine, "ok", ok=10)
     assert health(engine, settings, saturday) == (True, "ok: run 1 (ok) finished 13.4 h ago")
     _add_run(engine, "partial", ok=5, failed=4, skipped=1)
-    assert health(engine, settings, saturday) == (True, "ok: run 2 (partial) finished 13.4 h ago; 4 of 10 series failed")
+    assert health(engine, settings, saturday) == (
+        True,
+        "ok: run 2 (partial) finished 13.4 h ago; 4 of 10 series failed",
+    )
     ok, message = health(engine, strict, saturday)
-    assert not ok and message == ("unhealthy: run 2 (partial) finished 13.4 h ago, 4 of 10 series failed: more than "
-                                  "schedule.max_failed_fraction = 0.3")
+    assert not ok and message == (
+        "unhealthy: run 2 (partial) finished 13.4 h ago, 4 of 10 series failed: more than "
+        "schedule.max_failed_fraction = 0.3"
+    )
     # stopped part-way, abandoned by a crash: no verdict, the run before them still counts
     _add_run(engine, "failed", ok=2, total=10, error="stopped before finishing; ...")
     _add_run(engine, "failed", total=0, error="abandoned: the process running it died")
     assert health(engine, settings, saturday)[1].startswith("ok: run 2 (partial)")
     _add_run(engine, "partial", ok=4, failed=6)
     assert health(engine, settings, saturday) == (
-        False, "unhealthy: run 5 (partial) finished 13.4 h ago, 6 of 10 series failed: more than "
-               "schedule.max_failed_fraction = 0.5")
+        False,
+        "unhealthy: run 5 (partial) finished 13.4 h ago, 6 of 10 series failed: more than "
+        "schedule.max_failed_fraction = 0.5",
+    )
     assert health(engine, lenient, saturday)[0]
     # every series that could run failed: unhealthy whatever the setting
     _add_run(engine, "failed", failed=9, skipped=1)
     for any_settings in (settings, lenient):
         assert health(engine, any_settings, saturday) == (
-            False, "unhealthy: run 6 finished 13.4 h ago and every series failed (9 of 10 series failed)")
+            False,
+            "unhealthy: run 6 finished 13.4 h ago and every series failed (9 of 10 series failed)",
+        )
     _add_run(engine, "ok", ok=10, finished=saturday - timedelta(hours=1))
     assert health(engine, settings, saturday) == (True, "ok: run 7 (ok) finished 1.0 h ago")
     engine.dispose()
@@ -230,14 +261,16 @@ def test_health_command_with_failing_series(tmp_path, make_series):
     env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
     assert run_cli("run", "-q", env=env).returncode == 3  # partial
     healthy = run_cli("health", env=env)
-    assert healthy.returncode == 0 and healthy.stdout.startswith("ok: run 1 (partial) finished 0.0 h ago; "
-                                                                 "1 of 2 series failed")
+    assert healthy.returncode == 0 and healthy.stdout.startswith(
+        "ok: run 1 (partial) finished 0.0 h ago; 1 of 2 series failed"
+    )
     cfg.write_text(cfg.read_text().replace(FAST, FAST + "[schedule]\nmax_failed_fraction = 0.4\n"))
     unhealthy = run_cli("health", env=env)
     assert unhealthy.returncode == 1 and unhealthy.stderr == (
         "tickcast: unhealthy: run 1 (partial) finished 0.0 h ago, 1 of 2 series failed: more than "
-        "schedule.max_failed_fraction = 0.4\n")
-    cfg.write_text('[service]\nworkers = 1\n[schedule]\nmax_failed_fraction = 1.0\n' + series)
+        "schedule.max_failed_fraction = 0.4\n"
+    )
+    cfg.write_text("[service]\nworkers = 1\n[schedule]\nmax_failed_fraction = 1.0\n" + series)
     assert run_cli("run", "-q", env=env).returncode == 1  # every series failed
     unhealthy = run_cli("health", env=env)
     assert unhealthy.returncode == 1 and "run 2 finished 0.0 h ago and every series failed" in unhealthy.stderr
@@ -264,15 +297,26 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     assert run_cli("init", env=env).returncode == 0
     empty = run_cli("forecasts", env=env)
     assert empty.returncode == 1 and empty.stderr.strip() == (
-        "tickcast: no forecasts yet: run 'tickcast run' (or wait for the scheduled run) first")
+        "tickcast: no forecasts yet: run 'tickcast run' (or wait for the scheduled run) first"
+    )
     assert run_cli("health", env=env).returncode == 1
     assert "unknown series 'sample:wti': not in the database" in run_cli("history", "sample:wti", env=env).stderr
     done = run_cli("run", env=env)
     assert done.returncode == 0, done.stderr
     assert "run 1: ok (2 trained, 0 up to date, 0 skipped, 0 failed)" in done.stdout
     table = run_cli("forecasts", "sample:sp500", env=env).stdout.splitlines()
-    assert table[0].split() == ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", "lower",
-                                "upper", "change_pct", "skill"]
+    assert table[0].split() == [
+        "series_key",
+        "last_ts",
+        "last_value",
+        "target_ts",
+        "step",
+        "forecast",
+        "lower",
+        "upper",
+        "change_pct",
+        "skill",
+    ]
     assert len(table) == 2 + 5 and table[2].split()[:4] == ["sample:sp500", "2018-12-31", "2,506.85", "2019-01-02"]
     change_pct, skill = table[2].split()[-2:]  # as stored: a percentage and a fraction, no % signs
     assert re.fullmatch(r"[+-]\d+\.\d\d", change_pct) and re.fullmatch(r"[+-]\d\.\d{3}", skill), table[2]
@@ -284,8 +328,13 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     rows = json.loads(run_cli("forecasts", "--format", "json", env=env).stdout)
     assert len(rows) == 10 and all(r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
     history = run_cli("history", "sample:core-cpi", env=env).stdout.splitlines()
-    assert history[0].startswith("fit ") and history[1].split() == ["epoch", "train_loss", "val_loss", "grad_norm",
-                                                                     "clip_fraction"]
+    assert history[0].startswith("fit ") and history[1].split() == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "grad_norm",
+        "clip_fraction",
+    ]
     assert history[3].split()[0] == "0"  # epoch 0: the loss before the first update
     png = tmp_path / "out" / "sp500.png"
     plotted = run_cli("plot", "sample:sp500", "-o", str(png), env=env)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tickcast.service.watchlist import SeriesSpec, with_source_defaults
 from tickcast.service.errors import SourceError
 from tickcast.service.sources.csvfile import CsvSource
 from tickcast.service.sources.fred import FredSource
 from tickcast.service.sources.sample import SampleSource
 from tickcast.service.sources.yahoo import YahooSource
+from tickcast.service.watchlist import SeriesSpec, with_source_defaults
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
@@ -89,6 +89,7 @@ def test_unreachable_host_fails_fast_with_the_reason(make_settings):
 
 # --- CSV ----------------------------------------------------------------------------------------
 
+
 def test_csv_by_url_with_named_columns_and_date_format(http_server, make_settings):
     http_server.route("/rain.csv", Reply(200, "day,mm,station\n31/12/2023,1.5,A\n01/01/2024,0,A\n"))
     settings = make_settings(f"""
@@ -131,8 +132,9 @@ def test_csv_missing_file_and_truncated_file(tmp_path, make_settings):
 
 def test_csv_truncated_in_transfer_is_retried_then_reported(http_server, make_settings):
     body = "date,value\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 29))
-    http_server.route("/cut.csv", Reply(200, body, cut=len(body) // 2), Reply(200, body, cut=len(body) // 2),
-                      Reply(200, body))
+    http_server.route(
+        "/cut.csv", Reply(200, body, cut=len(body) // 2), Reply(200, body, cut=len(body) // 2), Reply(200, body)
+    )
     settings = make_settings(f'[[series]]\nkey = "csv:cut"\nurl = "{http_server.base_url}/cut.csv"\n')
     assert len(CsvSource(settings.sources).fetch(settings.series_by_key()["csv:cut"], None)) == 28
     http_server.route("/cut.csv", Reply(200, body, cut=len(body) // 2))
@@ -158,8 +160,16 @@ def test_csv_with_no_parseable_dates_is_a_failure(tmp_path, make_settings):
 
 # --- samples ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,first,rows", [("sp500", "1999-01-04", 5031), ("nasdaq", "1999-01-04", 5031),
-                                             ("wti", "1986-01-02", 8611), ("core-cpi", "1957-01-01", 743)])
+
+@pytest.mark.parametrize(
+    "name,first,rows",
+    [
+        ("sp500", "1999-01-04", 5031),
+        ("nasdaq", "1999-01-04", 5031),
+        ("wti", "1986-01-02", 8611),
+        ("core-cpi", "1957-01-01", 743),
+    ],
+)
 def test_bundled_samples_are_real_series(name, first, rows):
     frame = SampleSource().fetch(spec(f"sample:{name}"), None)
     assert len(frame) == rows
@@ -175,6 +185,7 @@ def test_sample_since_filters():
 
 
 # --- Yahoo (the real yfinance library, served by a Yahoo stand-in) ---------------------------------
+
 
 @pytest.fixture
 def yahoo(fake_yahoo, make_settings):
@@ -195,13 +206,16 @@ def test_yahoo_adjusted_close_by_default_on_exchange_dates(fake_yahoo, yahoo, tm
     assert (tmp_path / "yfinance-cache").is_dir()  # yfinance's cache lives in the data dir
 
 
-@pytest.mark.parametrize("exchange,timezone,calendar", [
-    (None, "America/New_York", "XNYS"),  # the recorded answer: PCX, NYSE Arca
-    ("NMS", "America/New_York", "XNAS"),
-    ("LSE", "Europe/London", "XLON"),
-    ("JPX", "Asia/Tokyo", "XTKS"),
-    ("XYZ", "America/New_York", None),  # an exchange tickcast does not know: the source's default applies
-])
+@pytest.mark.parametrize(
+    "exchange,timezone,calendar",
+    [
+        (None, "America/New_York", "XNYS"),  # the recorded answer: PCX, NYSE Arca
+        ("NMS", "America/New_York", "XNAS"),
+        ("LSE", "Europe/London", "XLON"),
+        ("JPX", "Asia/Tokyo", "XTKS"),
+        ("XYZ", "America/New_York", None),  # an exchange tickcast does not know: the source's default applies
+    ],
+)
 def test_yahoo_reports_the_calendar_of_the_exchange_it_names(fake_yahoo, yahoo, exchange, timezone, calendar):
     fake_yahoo.add("TKR", bars_from_closes(closes()), timezone=timezone, exchange=exchange)
     frame = yahoo.fetch(spec("yahoo:TKR"), pd.Timestamp("2024-01-01"))

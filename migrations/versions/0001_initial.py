@@ -71,8 +71,9 @@ def upgrade() -> None:
         sa.Column("ts", sa.Date, nullable=False),
         sa.Column("value", sa.Double, nullable=False),
         sa.PrimaryKeyConstraint("series_id", "ts", name="pk_observations"),
-        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE",
-                                name="fk_observations_series_id_series"),
+        sa.ForeignKeyConstraint(
+            ["series_id"], ["series.id"], ondelete="CASCADE", name="fk_observations_series_id_series"
+        ),
     )
     op.create_table(
         "runs",
@@ -111,18 +112,31 @@ def upgrade() -> None:
         sa.Column("n_obs", sa.Integer),
         sa.Column("epochs", sa.Integer),
         sa.Column("best_epoch", sa.Integer),
-        *(sa.Column(name, sa.Double) for name in (
-            "train_loss", "val_loss", "mae", "rmse", "smape", "mase",
-            "naive_mae", "naive_rmse", "naive_smape", "naive_mase", "skill")),
+        *(
+            sa.Column(name, sa.Double)
+            for name in (
+                "train_loss",
+                "val_loss",
+                "mae",
+                "rmse",
+                "smape",
+                "mase",
+                "naive_mae",
+                "naive_rmse",
+                "naive_smape",
+                "naive_mase",
+                "skill",
+            )
+        ),
         sa.Column("backtest_n", sa.Integer),
         sa.Column("seconds", sa.Double),
         sa.Column("weights", sa.LargeBinary),
         sa.PrimaryKeyConstraint("id", name="pk_fits"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="SET NULL", name="fk_fits_run_id_runs"),
-        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE",
-                                name="fk_fits_series_id_series"),
-        sa.ForeignKeyConstraint(["warm_started_from"], ["fits.id"], ondelete="SET NULL",
-                                name="fk_fits_warm_started_from_fits"),
+        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE", name="fk_fits_series_id_series"),
+        sa.ForeignKeyConstraint(
+            ["warm_started_from"], ["fits.id"], ondelete="SET NULL", name="fk_fits_warm_started_from_fits"
+        ),
     )
     op.create_index("ix_fits_series_id_status", "fits", ["series_id", "status"])
     op.create_index("ix_fits_run_id", "fits", ["run_id"])
@@ -135,8 +149,7 @@ def upgrade() -> None:
         sa.Column("grad_norm", sa.Double),
         sa.Column("clip_fraction", sa.Double),
         sa.PrimaryKeyConstraint("fit_id", "epoch", name="pk_loss_history"),
-        sa.ForeignKeyConstraint(["fit_id"], ["fits.id"], ondelete="CASCADE",
-                                name="fk_loss_history_fit_id_fits"),
+        sa.ForeignKeyConstraint(["fit_id"], ["fits.id"], ondelete="CASCADE", name="fk_loss_history_fit_id_fits"),
     )
     op.create_table(
         "forecasts",
@@ -151,8 +164,7 @@ def upgrade() -> None:
         sa.Column("level", sa.Double, nullable=False),
         sa.Column("created_at", UTC, nullable=False),
         sa.PrimaryKeyConstraint("series_id", "origin_ts", "step", name="pk_forecasts"),
-        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE",
-                                name="fk_forecasts_series_id_series"),
+        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE", name="fk_forecasts_series_id_series"),
         sa.ForeignKeyConstraint(["fit_id"], ["fits.id"], ondelete="CASCADE", name="fk_forecasts_fit_id_fits"),
     )
     op.create_index("ix_forecasts_fit_id", "forecasts", ["fit_id"])

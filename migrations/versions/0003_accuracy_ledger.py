@@ -27,17 +27,17 @@ depends_on = None
 # The same texts are the columns' ``comment`` in service/schema.py (the drift test compares them).
 TABLE_COMMENTS = {
     ("series", "calendar"): "trading calendar of the target dates of a daily series: an exchange_calendars "
-                            "code (XNYS, XLON ...) or us-federal; NULL: weekdays",
+    "code (XNYS, XLON ...) or us-federal; NULL: weekdays",
     ("fits", "skill"): "1 - mae / naive_mae on the backtest, a fraction: 0.05 = 5 % lower MAE than the naive "
-                       "forecast; > 0 beats it",
+    "forecast; > 0 beats it",
     ("fits", "history_replaced_at"): "when the series' history was replaced after this fit (re-based by the "
-                                     "source, or ingest --full): the fit is on the old basis and is never "
-                                     "warm-started from",
+    "source, or ingest --full): the fit is on the old basis and is never "
+    "warm-started from",
     ("forecasts", "level"): "nominal coverage of [lower, upper], a fraction (0.8 = 80 %)",
     ("forecasts", "interval_factor"): "factor applied to the model's interval half-widths before storing "
-                                      "(adaptive conformal feedback); 1 = the model's own interval",
+    "(adaptive conformal feedback); 1 = the model's own interval",
     ("forecasts", "rescaled_by"): "product of the re-basing factors (splits, dividends) applied to value, lower "
-                                  "and upper after the forecast was made; NULL = never rescaled",
+    "and upper after the forecast was made; NULL = never rescaled",
 }
 
 VIEW_COMMENTS = {
@@ -51,13 +51,16 @@ VIEW_COMMENTS = {
         "inside": "1 when the actual fell inside [lower, upper], else 0",
         "winkler": "interval (Winkler) score: width + 2/(1 - level) x the distance outside the interval",
     },
-    **{view: {
-        "mape_pct": "mean absolute percentage error, in percent",
-        "naive_mae": "MAE of the naive forecast (the value at the origin) over the same forecasts",
-        "skill": "1 - mae / naive_mae, a fraction (0.05 = 5 % lower MAE than the naive forecast)",
-        "coverage": "fraction of actuals inside the interval, to compare with level (a fraction too)",
-        "winkler": "mean interval (Winkler) score, in the series' units: lower is better",
-    } for view in ("forecast_accuracy", "forecast_accuracy_monthly")},
+    **{
+        view: {
+            "mape_pct": "mean absolute percentage error, in percent",
+            "naive_mae": "MAE of the naive forecast (the value at the origin) over the same forecasts",
+            "skill": "1 - mae / naive_mae, a fraction (0.05 = 5 % lower MAE than the naive forecast)",
+            "coverage": "fraction of actuals inside the interval, to compare with level (a fraction too)",
+            "winkler": "mean interval (Winkler) score, in the series' units: lower is better",
+        }
+        for view in ("forecast_accuracy", "forecast_accuracy_monthly")
+    },
 }
 
 # One row per forecast whose target date has an actual; the naive forecast is the observed value at

@@ -28,13 +28,13 @@ depends_on = None
 # The same texts are the columns' ``comment`` in service/schema.py (the drift test compares them).
 COMMENTS = {
     "scope": "series: the series' own model; group: one model across the series of a group (the shared fit has "
-             "series_id NULL and the weights; each member's row points to it with group_fit_id)",
+    "series_id NULL and the weights; each member's row points to it with group_fit_id)",
     "group_key": "the group (frequency/season length, e.g. M/12) of a fit with scope group, or of a series fit "
-                 "that model.training = auto chose over the group's model",
+    "that model.training = auto chose over the group's model",
     "group_fit_id": "on a member's row: the group's shared fit (weights and loss history) its forecasts came from",
     "n_series": "on a shared fit: how many series it was trained across",
     "note": "what the service decided and why: auto's choice between the group's model and per-series models, a "
-            "warm start replaced by a cold fit",
+    "warm start replaced by a cold fit",
 }
 
 # Migration 0001's view, verbatim: recreated after SQLite's copy of fits.
@@ -84,8 +84,7 @@ def upgrade() -> None:
             batch.alter_column("series_id", existing_type=sa.Integer, nullable=True)
             for column in _new_columns():
                 batch.add_column(column)
-            batch.create_foreign_key("fk_fits_group_fit_id_fits", "fits", ["group_fit_id"], ["id"],
-                                     ondelete="SET NULL")
+            batch.create_foreign_key("fk_fits_group_fit_id_fits", "fits", ["group_fit_id"], ["id"], ondelete="SET NULL")
             batch.create_index("ix_fits_group_fit_id", ["group_fit_id"])
         op.execute(LATEST_FORECASTS)
         _check_foreign_keys(bind)

@@ -20,12 +20,15 @@ from .kind import Source, SourceKind
 if TYPE_CHECKING:
     from ..config import Settings
 
-SOURCES: dict[str, SourceKind] = {kind.name: kind for kind in (
-    yahoo.SOURCE,
-    fred.SOURCE,
-    csvfile.SOURCE,
-    sample.SOURCE,
-)}
+SOURCES: dict[str, SourceKind] = {
+    kind.name: kind
+    for kind in (
+        yahoo.SOURCE,
+        fred.SOURCE,
+        csvfile.SOURCE,
+        sample.SOURCE,
+    )
+}
 
 
 def make_source(kind: str, settings: Settings) -> Source:

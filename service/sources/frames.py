@@ -6,12 +6,13 @@ import pandas as pd
 
 from ..errors import SourceError
 
-
 # Cells that say "no value here" (FRED writes "."); any other text that is not a number is bad data.
 MISSING_MARKERS = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none", "-", "--"})
 
 
-def to_observations(dates, values, since: pd.Timestamp | None, what: str, date_format: str | None = None) -> pd.DataFrame:
+def to_observations(
+    dates, values, since: pd.Timestamp | None, what: str, date_format: str | None = None
+) -> pd.DataFrame:
     """Parse dates and numbers leniently: unparseable cells become NaT/NaN for validation to drop.
 
     ``attrs`` tell validation what it cannot see in NaN: ``unparseable_dates`` (a count), and
@@ -25,10 +26,17 @@ def to_observations(dates, values, since: pd.Timestamp | None, what: str, date_f
     failed = value.isna().to_numpy()
     not_number = pd.Series(False, index=raw.index)
     if failed.any():
-        not_number[failed] = [isinstance(cell, str) and cell.strip().lower() not in MISSING_MARKERS
-                              for cell in raw[failed]]
-    frame = pd.DataFrame({"ts": ts.dt.normalize().to_numpy(), "value": value.to_numpy(dtype="float64"),
-                          "text": raw.to_numpy(), "not_number": not_number.to_numpy()})
+        not_number[failed] = [
+            isinstance(cell, str) and cell.strip().lower() not in MISSING_MARKERS for cell in raw[failed]
+        ]
+    frame = pd.DataFrame(
+        {
+            "ts": ts.dt.normalize().to_numpy(),
+            "value": value.to_numpy(dtype="float64"),
+            "text": raw.to_numpy(),
+            "not_number": not_number.to_numpy(),
+        }
+    )
     if len(frame) and frame["ts"].isna().all():
         raise SourceError(f"{what}: no parseable dates (malformed or truncated data)")
     unparseable = int(frame["ts"].isna().sum())

@@ -24,8 +24,9 @@ def http_get(url: str, settings: SourceSettings, what: str, params: dict | None 
         if attempt:
             time.sleep(settings.backoff_seconds * 2 ** (attempt - 1))
         try:
-            response = requests.get(url, params=params, timeout=settings.http_timeout,
-                                    headers={"User-Agent": USER_AGENT})
+            response = requests.get(
+                url, params=params, timeout=settings.http_timeout, headers={"User-Agent": USER_AGENT}
+            )
         except requests.Timeout:
             last = f"timed out after {settings.http_timeout:g} s"
             continue
@@ -54,8 +55,14 @@ def root_cause(exc: BaseException) -> str:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-                   "Network is unreachable", "No route to host", "Connection reset"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Network is unreachable",
+        "No route to host",
+        "Connection reset",
+    ):
         if marker in text:
             return marker.lower()
     return text.split(": ", 1)[-1][:120]

@@ -41,22 +41,84 @@ _configured_cache: str | None = None
 # days as far as tickcast knows (the source's default calendar).
 EXCHANGE_CALENDARS = {
     # United States: the NYSE's holidays are every US exchange's
-    "NYQ": "XNYS", "NMS": "XNAS", "NGM": "XNAS", "NCM": "XNAS", "NAS": "XNAS", "NIM": "XNAS", "PCX": "XNYS",
-    "ASE": "XASE", "BTS": "BATS", "PNK": "XNYS", "SNP": "XNYS", "DJI": "XNYS", "CXI": "XNYS", "WCB": "XNYS",
-    "NYM": "CMES", "CMX": "CMES", "CME": "CMES", "CBT": "CMES", "NYB": "IEPA",
+    "NYQ": "XNYS",
+    "NMS": "XNAS",
+    "NGM": "XNAS",
+    "NCM": "XNAS",
+    "NAS": "XNAS",
+    "NIM": "XNAS",
+    "PCX": "XNYS",
+    "ASE": "XASE",
+    "BTS": "BATS",
+    "PNK": "XNYS",
+    "SNP": "XNYS",
+    "DJI": "XNYS",
+    "CXI": "XNYS",
+    "WCB": "XNYS",
+    "NYM": "CMES",
+    "CMX": "CMES",
+    "CME": "CMES",
+    "CBT": "CMES",
+    "NYB": "IEPA",
     # Americas
-    "TOR": "XTSE", "VAN": "XTSE", "CNQ": "XTSE", "SAO": "BVMF", "MEX": "XMEX", "BUE": "XBUE", "SGO": "XSGO",
+    "TOR": "XTSE",
+    "VAN": "XTSE",
+    "CNQ": "XTSE",
+    "SAO": "BVMF",
+    "MEX": "XMEX",
+    "BUE": "XBUE",
+    "SGO": "XSGO",
     # Europe
-    "LSE": "XLON", "IOB": "XLON", "GER": "XETR", "FRA": "XFRA", "STU": "XSTU", "DUS": "XDUS", "HAM": "XHAM",
-    "PAR": "XPAR", "AMS": "XAMS", "BRU": "XBRU", "LIS": "XLIS", "MCE": "XMAD", "MIL": "XMIL", "EBS": "XSWX",
-    "VIE": "XWBO", "STO": "XSTO", "HEL": "XHEL", "CPH": "XCSE", "OSL": "XOSL", "ICE": "XICE", "ISE": "XDUB",
-    "ATH": "ASEX", "WSE": "XWAR", "PRA": "XPRA", "BUD": "XBUD", "IST": "XIST", "TLV": "XTAE",
+    "LSE": "XLON",
+    "IOB": "XLON",
+    "GER": "XETR",
+    "FRA": "XFRA",
+    "STU": "XSTU",
+    "DUS": "XDUS",
+    "HAM": "XHAM",
+    "PAR": "XPAR",
+    "AMS": "XAMS",
+    "BRU": "XBRU",
+    "LIS": "XLIS",
+    "MCE": "XMAD",
+    "MIL": "XMIL",
+    "EBS": "XSWX",
+    "VIE": "XWBO",
+    "STO": "XSTO",
+    "HEL": "XHEL",
+    "CPH": "XCSE",
+    "OSL": "XOSL",
+    "ICE": "XICE",
+    "ISE": "XDUB",
+    "ATH": "ASEX",
+    "WSE": "XWAR",
+    "PRA": "XPRA",
+    "BUD": "XBUD",
+    "IST": "XIST",
+    "TLV": "XTAE",
     # Asia, Pacific, Africa
-    "JPX": "XTKS", "OSA": "XTKS", "HKG": "XHKG", "SHH": "XSHG", "SHZ": "XSHG", "TAI": "XTAI", "TWO": "XTAI",
-    "KSC": "XKRX", "KOE": "XKRX", "SES": "XSES", "SET": "XBKK", "KLS": "XKLS", "JKT": "XIDX", "NSI": "XBOM",
-    "BSE": "XBOM", "ASX": "XASX", "NZE": "XNZE", "JNB": "XJSE", "SAU": "XSAU",
+    "JPX": "XTKS",
+    "OSA": "XTKS",
+    "HKG": "XHKG",
+    "SHH": "XSHG",
+    "SHZ": "XSHG",
+    "TAI": "XTAI",
+    "TWO": "XTAI",
+    "KSC": "XKRX",
+    "KOE": "XKRX",
+    "SES": "XSES",
+    "SET": "XBKK",
+    "KLS": "XKLS",
+    "JKT": "XIDX",
+    "NSI": "XBOM",
+    "BSE": "XBOM",
+    "ASX": "XASX",
+    "NZE": "XNZE",
+    "JNB": "XJSE",
+    "SAU": "XSAU",
     # Markets that do not close: crypto every day, currencies every weekday
-    "CCC": "24/7", "CCY": "24/5",
+    "CCC": "24/7",
+    "CCY": "24/5",
 }
 
 
@@ -140,22 +202,27 @@ class YahooSource:
                 ticker = yf.Ticker(spec.symbol, session=self.session)
                 with warnings.catch_warnings():  # yfinance's own deprecation noise is not the user's
                     warnings.simplefilter("ignore")
-                    bars = ticker.history(interval="1d", auto_adjust=False, actions=False,
-                                          timeout=self.settings.http_timeout, **window)
+                    bars = ticker.history(
+                        interval="1d", auto_adjust=False, actions=False, timeout=self.settings.http_timeout, **window
+                    )
                 break
             except YFRateLimitError:
                 last = "rate limited by Yahoo (HTTP 429)"
             except YFTzMissingError:  # Yahoo knows no exchange time zone: not a listed ticker
-                raise SourceError(f"{what}: Yahoo does not know this ticker (possibly delisted; no time zone)") from None
+                raise SourceError(
+                    f"{what}: Yahoo does not know this ticker (possibly delisted; no time zone)"
+                ) from None
             except YFTickerMissingError as exc:
                 raise SourceError(f"{what}: Yahoo has no data for {spec.symbol} ({exc.rationale})") from None
             except YFException as exc:
                 raise SourceError(f"{what}: Yahoo error: {exc}") from None
-            except Exception as exc:  # yfinance surfaces network trouble as its backend's exceptions
+            except Exception as exc:  # noqa: BLE001 - yfinance surfaces network trouble as its backend's exceptions
                 network = _network_failure(exc)
                 if network is None:
-                    raise SourceError(f"{what}: unexpected Yahoo response ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                    raise SourceError(
+                        f"{what}: unexpected Yahoo response ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})"
+                    ) from None
                 retry, last = network
                 if not retry:
                     raise SourceError(f"{what}: {last}") from None
@@ -163,10 +230,13 @@ class YahooSource:
             tries = self.settings.retries + 1
             raise SourceError(f"{what}: {last}; gave up after {tries} attempt{'s' if tries > 1 else ''}")
         if bars is None or bars.empty:
-            raise SourceError(f"{what}: Yahoo returned no rows" + (f" since {since.date()}" if since is not None else ""))
+            raise SourceError(
+                f"{what}: Yahoo returned no rows" + (f" since {since.date()}" if since is not None else "")
+            )
         if spec.field not in bars.columns:
-            raise SourceError(f"{what}: Yahoo result has no column {spec.field!r} "
-                              f"(columns: {', '.join(map(str, bars.columns))})")
+            raise SourceError(
+                f"{what}: Yahoo result has no column {spec.field!r} (columns: {', '.join(map(str, bars.columns))})"
+            )
         index = bars.index
         if getattr(index, "tz", None) is not None:
             index = index.tz_localize(None)  # keep the exchange-local calendar date
@@ -179,7 +249,7 @@ def exchange_calendar(ticker) -> str | None:
     """The calendar of the exchange Yahoo reported for ``ticker``'s bars (None: none we know)."""
     try:
         exchange = ticker.get_history_metadata().get("exchangeName")
-    except Exception:  # the metadata is a convenience: never fail a fetch that delivered prices
+    except Exception:  # noqa: BLE001 - the metadata is a convenience: never fail a fetch that delivered prices
         return None
     return EXCHANGE_CALENDARS.get(str(exchange).upper()) if exchange else None
 

@@ -1,4 +1,5 @@
 """Fixtures for the models tests: bundled sample data and synthetic series factories."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,13 +12,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def data_path(name: str) -> Path:
     """<repo>/service/data/<name>.csv.gz, else <repo>/../shared/data/<name>.csv.gz."""
-    for path in (REPO / "service" / "data" / f"{name}.csv.gz",
-                 REPO.parent / "shared" / "data" / f"{name}.csv.gz"):
+    for path in (REPO / "service" / "data" / f"{name}.csv.gz", REPO.parent / "shared" / "data" / f"{name}.csv.gz"):
         if path.exists():
             return path
     # A missing file is a broken checkout, not a reason to quietly skip the real-data tests.
-    pytest.fail(f"sample data {name}.csv.gz not found in {REPO / 'service' / 'data'} or "
-                f"{REPO.parent / 'shared' / 'data'}")
+    pytest.fail(
+        f"sample data {name}.csv.gz not found in {REPO / 'service' / 'data'} or {REPO.parent / 'shared' / 'data'}"
+    )
 
 
 def load_sample(name: str, column: str) -> np.ndarray:
@@ -56,8 +57,9 @@ def make_series():
             period, noise = kw.get("period", 12), kw.get("noise", 0.3)
             return kw.get("level", 10.0) + 3.0 * np.sin(2 * np.pi * t / period) + rng.normal(0, noise, n)
         if kind == "walk":
-            return kw.get("level", 100.0) * np.exp(np.cumsum(rng.normal(kw.get("drift", 0.0),
-                                                                         kw.get("sigma", 0.01), n)))
+            return kw.get("level", 100.0) * np.exp(
+                np.cumsum(rng.normal(kw.get("drift", 0.0), kw.get("sigma", 0.01), n))
+            )
         raise ValueError(kind)
 
     return make

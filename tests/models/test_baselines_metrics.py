@@ -1,4 +1,5 @@
 """Baseline forecasts and accuracy metrics, against hand-computed values."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Backprop through time checked against central finite differences, every parameter."""
+
 import numpy as np
 import pytest
 
@@ -24,8 +25,8 @@ def test_gradients_match_finite_differences(name):
     params = cell.init_params(rng, out_scale=1.0)
     for v in params.values():  # non-zero biases so every term of the backward pass matters
         v += 0.3 * rng.standard_normal(v.shape)
-    X = rng.standard_normal((4, 5, 2))                     # (B, T, D)
-    target = rng.standard_normal((4, 2))                   # (B, O)
+    X = rng.standard_normal((4, 5, 2))  # (B, T, D)
+    target = rng.standard_normal((4, 2))  # (B, O)
     _, out, cache = _loss(cell, params, X, target)
     grads = cell.backward(params, out - target, cache)
     assert set(grads) == set(params)
@@ -65,8 +66,8 @@ def test_forward_matches_reference_step_by_step(cls):
         else:
             gx, gh = x @ p["Wxh"] + p["bh"], h @ p["Whh"]
             r = sig(gx[:, :H] + gh[:, :H])
-            z = sig(gx[:, H:2 * H] + gh[:, H:2 * H])
-            n = np.tanh(gx[:, 2 * H:] + r * (gh[:, 2 * H:] + p["bhn"]))
+            z = sig(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+            n = np.tanh(gx[:, 2 * H :] + r * (gh[:, 2 * H :] + p["bhn"]))
             h = (1 - z) * n + z * h
     np.testing.assert_allclose(out, h @ p["Why"] + p["by"], rtol=1e-13, atol=1e-14)
 

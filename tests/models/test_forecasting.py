@@ -1,4 +1,5 @@
 """Forecasts: accuracy against the naive forecast, intervals, warm starts."""
+
 import numpy as np
 import pytest
 
@@ -68,12 +69,11 @@ def test_backtest_scores_the_validation_part_against_naive(make_series):
     y = make_series("sine", 300, seed=9)
     m = RNNForecaster().fit(y)
     bt = m.backtest_
-    for key in ("n", "mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape",
-                "naive_mase"):
+    for key in ("n", "mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase"):
         assert bt[key] is not None and np.isfinite(bt[key]), key
     assert bt["n"] == round(0.2 * (y.size - 1))  # one-step forecasts of the validation part
     assert bt["mase"] == pytest.approx(bt["mae"] / bt["mase_scale"])
-    assert bt["naive_mae"] == pytest.approx(np.mean(np.abs(np.diff(y[-bt["n"] - 1:]))))
+    assert bt["naive_mae"] == pytest.approx(np.mean(np.abs(np.diff(y[-bt["n"] - 1 :]))))
     assert bt["mase"] < bt["naive_mase"]
 
 

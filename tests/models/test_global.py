@@ -1,4 +1,5 @@
 """Training across series (fit_many / predict_many) and the ensemble."""
+
 import numpy as np
 import pytest
 
@@ -69,13 +70,12 @@ def test_series_of_any_length_share_one_model():
 def test_the_forecast_is_the_median_of_the_members():
     family = _family(n_series=10)
     ys = [y for y, _ in family]
-    m = RNNForecaster(season_length=1, ensemble=3, lookbacks=[1.0, 2.0, 3.0], epochs=4,
-                      significance=0.0).fit_many(ys)
+    m = RNNForecaster(season_length=1, ensemble=3, lookbacks=[1.0, 2.0, 3.0], epochs=4, significance=0.0).fit_many(ys)
     assert [member.L for member in m._members] == [8, 16, 24]
     per_member = []
     for member in m._members:
         X = np.stack([last_window(p.x, member.L, p.scale) for p in m._preps])
-        per_member.append(member.predict(X)[:, :m._steps_per_pass])
+        per_member.append(member.predict(X)[:, : m._steps_per_pass])
     p0 = m._preps[0]
     x_hat = p0.x[-1] + np.median(np.array(per_member), axis=0)[0] * p0.scale
     np.testing.assert_allclose(m.predict_many(m._steps_per_pass)[0], np.exp(x_hat), rtol=1e-12)

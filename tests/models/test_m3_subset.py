@@ -2,6 +2,7 @@
 RNN, per series and across series, must not fall behind the seasonally adjusted naive forecast
 (Naive2).
 The full benchmark over all 3,003 series is bench/competition.py, not a test."""
+
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,15 @@ def m3():
     out = []
     for sid, g in df.groupby("series"):
         cat = g["category"].iloc[0]
-        out.append((sid, cat, PERIOD[cat], g.loc[g.part == "train", "value"].to_numpy(float),
-                    g.loc[g.part == "test", "value"].to_numpy(float)))
+        out.append(
+            (
+                sid,
+                cat,
+                PERIOD[cat],
+                g.loc[g.part == "train", "value"].to_numpy(float),
+                g.loc[g.part == "test", "value"].to_numpy(float),
+            )
+        )
     assert len(out) == 160 and {c for _, c, *_ in out} == set(PERIOD)
     return out
 

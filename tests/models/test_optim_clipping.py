@@ -1,4 +1,5 @@
 """Gradient clipping (pure functions) and the optimizers."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -46,8 +47,7 @@ def test_clip_none_disables_and_bad_mode_raises():
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, st.integers(1, 50), elements=st.floats(-1e6, 1e6)),
-       st.floats(1e-3, 1e3))
+@given(arrays(np.float64, st.integers(1, 50), elements=st.floats(-1e6, 1e6)), st.floats(1e-3, 1e3))
 def test_norm_clipping_property(g, threshold):
     out, norm, _ = clip_flat(g, threshold, "norm")
     assert np.linalg.norm(out) <= threshold * (1 + 1e-12) or np.allclose(out, g)

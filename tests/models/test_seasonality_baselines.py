@@ -1,4 +1,5 @@
 """Seasonal adjustment and the M3 benchmarks (Naive2, SES, Theta) on cases known by construction."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Input checks, short, constant and awkward series, scales, and the bytes round trip."""
+
 import json
 import struct
 import subprocess
@@ -25,7 +26,12 @@ def test_round_trip_gives_bitwise_identical_forecasts(make_series, cell):
     np.testing.assert_array_equal(back.predict(4, y=y[:300]), m.predict(4, y=y[:300]))
     assert back.config == m.config and back.history_ == m.history_ and back.backtest_ == m.backtest_
     assert (back.transform_, back.window_, back.best_epoch_, back.n_epochs_, back.horizon_) == (
-        m.transform_, m.window_, m.best_epoch_, m.n_epochs_, m.horizon_)
+        m.transform_,
+        m.window_,
+        m.best_epoch_,
+        m.n_epochs_,
+        m.horizon_,
+    )
     # a loaded model can seed a warm start
     assert RNNForecaster(cell=cell, hidden_size=8).fit(y, warm_start=back, epochs=1).warm_started_
 
@@ -45,8 +51,8 @@ def test_seasonal_and_global_models_round_trip(make_series):
 def test_blob_header_is_json_with_a_format_version(make_series):
     blob = RNNForecaster(epochs=1).fit(make_series("sine", 100)).to_bytes()
     start = len(MAGIC) + 4
-    hlen = int.from_bytes(blob[len(MAGIC):start], "little")
-    header = json.loads(blob[start:start + hlen])
+    hlen = int.from_bytes(blob[len(MAGIC) : start], "little")
+    header = json.loads(blob[start : start + hlen])
     assert header["format_version"] == 2
     assert {"weights", "tails", "residual_quantiles"} <= set(header["arrays"])
     assert header["meta"]["config"]["cell"] == "rnn"
@@ -64,13 +70,13 @@ def test_corrupt_or_foreign_blobs_are_rejected(make_series):
     with pytest.raises(ValueError, match="magic"):
         RNNForecaster.from_bytes(b"\x80\x04pickle" + blob)
     with pytest.raises(ValueError):
-        RNNForecaster.from_bytes(blob[:len(MAGIC) + 20])
+        RNNForecaster.from_bytes(blob[: len(MAGIC) + 20])
     with pytest.raises(ValueError, match="corrupt"):
         RNNForecaster.from_bytes(blob[:-8])
     with pytest.raises(ValueError):
         RNNForecaster.from_bytes(np.random.default_rng(0).bytes(5000))
     with pytest.raises(ValueError, match="corrupt"):
-        RNNForecaster.from_bytes(MAGIC + struct.pack("<I", 10 ** 6) + b"{}")
+        RNNForecaster.from_bytes(MAGIC + struct.pack("<I", 10**6) + b"{}")
 
 
 def test_blobs_whose_arrays_disagree_with_their_header_are_rejected(make_series):
@@ -131,9 +137,11 @@ def test_short_series_are_forecast(n):
     assert 1 <= m._steps_per_pass <= m.horizon_
 
 
-@pytest.mark.parametrize("y", [np.full(60, 4.25), np.full(60, -1.0), np.zeros(10),
-                               np.r_[np.linspace(1, 2, 80), np.full(20, 2.0)]],
-                         ids=["constant", "negative-constant", "zeros", "last-fifth-constant"])
+@pytest.mark.parametrize(
+    "y",
+    [np.full(60, 4.25), np.full(60, -1.0), np.zeros(10), np.r_[np.linspace(1, 2, 80), np.full(20, 2.0)]],
+    ids=["constant", "negative-constant", "zeros", "last-fifth-constant"],
+)
 def test_constant_series_are_forecast_flat(y):
     """A policy rate held for months or a halted ticker: a flat forecast and finite intervals."""
     m = RNNForecaster().fit(y)
@@ -201,25 +209,42 @@ def test_config_is_frozen_json_able_and_validated():
     assert RNNForecaster(**params).config == m.config
     with pytest.raises(AttributeError):
         m.config.lr = 1.0
-    for bad in ({"cell": "lstm"}, {"val_fraction": 0.7}, {"lr": -1}, {"clip_mode": "x"},
-                {"transform": "sqrt"}, {"horizon": -1}, {"horizon": 10 ** 6}, {"ensemble": 0},
-                {"lookbacks": []}, {"lookbacks": [0]}, {"loss": "huber"}, {"hidden_size": 2.5},
-                {"refit": "yes"}, {"lr": float("nan")}, {"no_such_knob": 1}):
+    for bad in (
+        {"cell": "lstm"},
+        {"val_fraction": 0.7},
+        {"lr": -1},
+        {"clip_mode": "x"},
+        {"transform": "sqrt"},
+        {"horizon": -1},
+        {"horizon": 10**6},
+        {"ensemble": 0},
+        {"lookbacks": []},
+        {"lookbacks": [0]},
+        {"loss": "huber"},
+        {"hidden_size": 2.5},
+        {"refit": "yes"},
+        {"lr": float("nan")},
+        {"no_such_knob": 1},
+    ):
         with pytest.raises(ValueError):
             RNNForecaster(**bad)
     assert ForecasterConfig().to_dict() == RNNForecaster().get_params()
 
 
 def test_models_imports_with_numpy_only():
-    code = ("import sys, tickcast.models; bad = {'pandas', 'torch', 'logging.config', 'sqlalchemy'} & "
-            "set(sys.modules); assert not bad, bad")
+    code = (
+        "import sys, tickcast.models; bad = {'pandas', 'torch', 'logging.config', 'sqlalchemy'} & "
+        "set(sys.modules); assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_settings_class_loads_without_numpy():
     """The service checks its [model] settings with ForecasterConfig on every start-up, `tickcast
     health` included: that must not cost a NumPy import."""
-    code = ("import sys; from tickcast.models import ForecasterConfig; ForecasterConfig(cell='gru', lr=0.01); "
-            "assert 'numpy' not in sys.modules, 'numpy imported'; "
-            "from tickcast.models import RNNForecaster; assert 'numpy' in sys.modules")
+    code = (
+        "import sys; from tickcast.models import ForecasterConfig; ForecasterConfig(cell='gru', lr=0.01); "
+        "assert 'numpy' not in sys.modules, 'numpy imported'; "
+        "from tickcast.models import RNNForecaster; assert 'numpy' in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

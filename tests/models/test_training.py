@@ -1,4 +1,5 @@
 """Training behaviour: initialisation, overfitting, early stopping, back-off and divergence."""
+
 import numpy as np
 import pytest
 
@@ -69,8 +70,19 @@ def test_an_unclear_drift_is_shrunk_towards_no_change():
 def test_overfits_one_short_sequence(cell):
     """40 points of white noise, no validation, 300 epochs: the loss falls below 1% of start."""
     y = np.random.default_rng(7).standard_normal(40)
-    m = RNNForecaster(cell=cell, horizon=1, lookbacks=[8], ensemble=1, val_fraction=0.0, epochs=300,
-                      patience=0, lr=1e-2, loss="mse", transform="linear", season_length=1).fit(y)
+    m = RNNForecaster(
+        cell=cell,
+        horizon=1,
+        lookbacks=[8],
+        ensemble=1,
+        val_fraction=0.0,
+        epochs=300,
+        patience=0,
+        lr=1e-2,
+        loss="mse",
+        transform="linear",
+        season_length=1,
+    ).fit(y)
     assert m.history_[-1]["train_loss"] < 0.01 * m.history_[0]["train_loss"]
     assert m.history_[0]["val_loss"] is None
 
@@ -202,8 +214,9 @@ def test_repeated_non_finite_steps_raise_training_diverged_with_weights_untouche
 
 def test_sgd_and_value_clipping_options_train(make_series):
     y = make_series("sine", 300, seed=6)
-    m = RNNForecaster(optimizer="sgd", lr=0.05, clip=0.5, clip_mode="value", epochs=8, season_length=1,
-                      significance=0.0).fit(y)
+    m = RNNForecaster(
+        optimizer="sgd", lr=0.05, clip=0.5, clip_mode="value", epochs=8, season_length=1, significance=0.0
+    ).fit(y)
     assert min(h["val_loss"] for h in m.history_) < m.history_[0]["val_loss"]
     assert np.all(np.isfinite(m.predict(4)))
 

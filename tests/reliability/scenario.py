@@ -62,9 +62,12 @@ def make_group_world(root: Path, months: int = 48, workers: int = 1) -> dict:
     dates = pd.date_range("2015-01-01", periods=60, freq="MS")
     tables = ""
     for i in range(3):
-        values = rng.uniform(20, 90) * (1 + 0.2 * np.sin(np.arange(60) * np.pi / 6 + i)) * np.exp(rng.normal(0, 0.02, 60))
+        values = (
+            rng.uniform(20, 90) * (1 + 0.2 * np.sin(np.arange(60) * np.pi / 6 + i)) * np.exp(rng.normal(0, 0.02, 60))
+        )
         pd.DataFrame({"date": dates[:months].strftime("%Y-%m-%d"), "value": values[:months]}).to_csv(
-            root / f"m{i}.csv", index=False)
+            root / f"m{i}.csv", index=False
+        )
         tables += f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n'
     (root / "tickcast.toml").write_text(GROUP_CONFIG.format(workers=workers, tables=tables))
     return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
@@ -75,10 +78,12 @@ def make_world(root: Path, workers: int = 1) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(11)
     dates = pd.bdate_range("2021-01-04", periods=300)
-    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"),
-                  "value": 40 * np.exp(np.cumsum(rng.normal(0, 0.02, 300)))}).to_csv(root / "alpha.csv", index=False)
-    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"),
-                  "value": np.sin(np.arange(300) / 5) + rng.normal(0, 0.1, 300)}).to_csv(root / "beta.csv", index=False)
+    pd.DataFrame(
+        {"date": dates.strftime("%Y-%m-%d"), "value": 40 * np.exp(np.cumsum(rng.normal(0, 0.02, 300)))}
+    ).to_csv(root / "alpha.csv", index=False)
+    pd.DataFrame(
+        {"date": dates.strftime("%Y-%m-%d"), "value": np.sin(np.arange(300) / 5) + rng.normal(0, 0.1, 300)}
+    ).to_csv(root / "beta.csv", index=False)
     (root / "tickcast.toml").write_text(CONFIG.format(workers=workers))
     return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
 
@@ -87,17 +92,25 @@ def database(env: dict) -> Path:
     return Path(env["TICKCAST_DATA_DIR"]) / "tickcast.db"
 
 
-def run_tickcast(env: dict, *args: str, extra: dict | None = None, timeout: float = 300,
-                 preexec_fn=None) -> subprocess.CompletedProcess:
+def run_tickcast(
+    env: dict, *args: str, extra: dict | None = None, timeout: float = 300, preexec_fn=None
+) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env | (extra or {})
-    return subprocess.run(tickcast_executable() + list(args), capture_output=True, text=True, env=full,
-                          timeout=timeout, preexec_fn=preexec_fn)
+    return subprocess.run(
+        tickcast_executable() + list(args),
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=timeout,
+        preexec_fn=preexec_fn,
+    )
 
 
 def start_tickcast(env: dict, *args: str) -> subprocess.Popen:
     full = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
-    return subprocess.Popen(tickcast_executable() + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=full)
+    return subprocess.Popen(
+        tickcast_executable() + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full
+    )
 
 
 def query(env: dict, sql: str, params=()) -> list[tuple]:
@@ -114,22 +127,37 @@ def integrity(env: dict) -> str:
 
 def snapshot(env: dict) -> dict[str, set]:
     """The data tables by content: what a person would compare, without ids, run ids or timestamps."""
+
     def digest(blob):
         return hashlib.sha256(blob).hexdigest() if blob is not None else None
 
-    fits = query(env, """
+    fits = query(
+        env,
+        """
         SELECT s.key, f.status, f.mode, f.cell, f.train_start, f.train_end, f.n_obs, f.epochs, f.best_epoch,
                f.train_loss, f.val_loss, f.mae, f.rmse, f.mase, f.naive_mae, f.skill, f.error, f.weights
-        FROM fits f JOIN series s ON s.id = f.series_id""")
+        FROM fits f JOIN series s ON s.id = f.series_id""",
+    )
     return {
-        "observations": set(query(env, "SELECT s.key, o.ts, o.value FROM observations o "
-                                       "JOIN series s ON s.id = o.series_id")),
+        "observations": set(
+            query(env, "SELECT s.key, o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id")
+        ),
         "fits": {row[:-1] + (digest(row[-1]),) for row in fits},
-        "loss_history": set(query(env, """
+        "loss_history": set(
+            query(
+                env,
+                """
             SELECT s.key, f.train_end, h.epoch, h.train_loss, h.val_loss, h.grad_norm, h.clip_fraction
-            FROM loss_history h JOIN fits f ON f.id = h.fit_id JOIN series s ON s.id = f.series_id""")),
-        "forecasts": set(query(env, "SELECT s.key, x.origin_ts, x.step, x.target_ts, x.value, x.lower, x.upper, "
-                                    "x.level FROM forecasts x JOIN series s ON s.id = x.series_id")),
+            FROM loss_history h JOIN fits f ON f.id = h.fit_id JOIN series s ON s.id = f.series_id""",
+            )
+        ),
+        "forecasts": set(
+            query(
+                env,
+                "SELECT s.key, x.origin_ts, x.step, x.target_ts, x.value, x.lower, x.upper, "
+                "x.level FROM forecasts x JOIN series s ON s.id = x.series_id",
+            )
+        ),
     }
 
 
@@ -143,9 +171,11 @@ def crash_invariants(env: dict) -> list[str]:
     tables = {name for (name,) in query(env, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "fits" not in tables:
         return problems  # killed before the schema was created (one transaction: all or nothing)
-    for fit_id, key, status, epochs, series_id, shared in query(env,
-            "SELECT f.id, s.key, f.status, f.epochs, f.series_id, f.group_fit_id FROM fits f "
-            "LEFT JOIN series s ON s.id = f.series_id"):
+    for fit_id, key, status, epochs, series_id, shared in query(
+        env,
+        "SELECT f.id, s.key, f.status, f.epochs, f.series_id, f.group_fit_id FROM fits f "
+        "LEFT JOIN series s ON s.id = f.series_id",
+    ):
         history = query(env, "SELECT count(*), min(epoch) FROM loss_history WHERE fit_id = ?", (fit_id,))[0]
         forecasts = query(env, "SELECT count(*) FROM forecasts WHERE fit_id = ?", (fit_id,))[0][0]
         if status != "ok":
@@ -154,18 +184,25 @@ def crash_invariants(env: dict) -> list[str]:
             if history[0] != epochs + 1 or history[1] != 0 or forecasts:
                 problems.append(f"shared fit {fit_id} half-written: {history[0]} epochs stored of {epochs + 1}")
         elif shared is not None:  # a group member's row: forecasts; its model is the shared fit's
-            (model,) = query(env, "SELECT count(*) FROM fits WHERE id = ? AND status = 'ok' AND weights IS NOT NULL",
-                             (shared,))[0]
+            (model,) = query(
+                env, "SELECT count(*) FROM fits WHERE id = ? AND status = 'ok' AND weights IS NOT NULL", (shared,)
+            )[0]
             # a newer fit from the same origin (the group trained again after the crash) took its forecasts over
-            (superseded,) = query(env, "SELECT count(*) FROM fits f JOIN fits g ON g.series_id = f.series_id AND "
-                                       "g.train_end = f.train_end AND g.id > f.id AND g.status = 'ok' WHERE f.id = ?",
-                                  (fit_id,))[0]
+            (superseded,) = query(
+                env,
+                "SELECT count(*) FROM fits f JOIN fits g ON g.series_id = f.series_id AND "
+                "g.train_end = f.train_end AND g.id > f.id AND g.status = 'ok' WHERE f.id = ?",
+                (fit_id,),
+            )[0]
             if history[0] or forecasts != (0 if superseded else HORIZON) or not model:
-                problems.append(f"member fit {fit_id} of {key} half-written: {forecasts} forecasts, shared fit "
-                                f"{shared} {'found' if model else 'missing'}")
+                problems.append(
+                    f"member fit {fit_id} of {key} half-written: {forecasts} forecasts, shared fit "
+                    f"{shared} {'found' if model else 'missing'}"
+                )
         elif history[0] != epochs + 1 or history[1] != 0 or forecasts != HORIZON:
-            problems.append(f"fit {fit_id} of {key} half-written: {history[0]} epochs stored of {epochs + 1}, "
-                            f"{forecasts} forecasts")
+            problems.append(
+                f"fit {fit_id} of {key} half-written: {history[0]} epochs stored of {epochs + 1}, {forecasts} forecasts"
+            )
     return problems
 
 
@@ -199,5 +236,17 @@ def kill9(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-__all__ = ["make_world", "make_group_world", "run_tickcast", "start_tickcast", "query", "integrity", "snapshot", "crash_invariants",
-           "children_of", "alive", "kill9", "database"]
+__all__ = [
+    "make_world",
+    "make_group_world",
+    "run_tickcast",
+    "start_tickcast",
+    "query",
+    "integrity",
+    "snapshot",
+    "crash_invariants",
+    "children_of",
+    "alive",
+    "kill9",
+    "database",
+]

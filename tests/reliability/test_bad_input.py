@@ -30,13 +30,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tickcast.models import ForecasterConfig
 from tickcast.service import schema
 from tickcast.service.cli import main
-from tickcast.service.config import (FREQUENCIES, ForecastSettings, ModelSettings, ScheduleSettings, SeriesSpec,
-                            SourceSettings, Settings, load_settings, settings_from_dict)
+from tickcast.service.config import (
+    FREQUENCIES,
+    ForecastSettings,
+    ModelSettings,
+    ScheduleSettings,
+    SeriesSpec,
+    Settings,
+    SourceSettings,
+    load_settings,
+    settings_from_dict,
+)
 from tickcast.service.db import open_database
 from tickcast.service.errors import ConfigError, SourceError
 from tickcast.service.ingest import ingest
@@ -53,10 +63,13 @@ BUDGET = [pytest.param(False, id="default"), pytest.param(True, id="thorough", m
 def budget(thorough: bool, default: int, slow: int | None = None):
     """Hypothesis settings: ``default`` derandomized examples (repeatable in CI), or ``slow``
     random ones under --run-slow."""
-    return settings(max_examples=slow or default * 10 if thorough else default, deadline=None,
-                    derandomize=not thorough, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+    return settings(
+        max_examples=slow or default * 10 if thorough else default,
+        deadline=None,
+        derandomize=not thorough,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
 
 
 TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts", "run_lease", "alembic_version"}
@@ -89,16 +102,44 @@ def table_names(db_path) -> set[str]:
 
 def observations(engine, key: str) -> dict:
     with engine.connect() as conn:
-        return dict(conn.execute(
-            sa.select(schema.observations.c.ts, schema.observations.c.value)
-            .join(schema.series, schema.series.c.id == schema.observations.c.series_id)
-            .where(schema.series.c.key == key)).all())
+        return dict(
+            conn.execute(
+                sa.select(schema.observations.c.ts, schema.observations.c.value)
+                .join(schema.series, schema.series.c.id == schema.observations.c.series_id)
+                .where(schema.series.c.key == key)
+            ).all()
+        )
 
 
 # --- generated text -----------------------------------------------------------------------------
 
-SQL_BITS = ["'", '"', ";", "--", "/*", "*/", "');", "DROP TABLE series;", "' OR '1'='1", "\\", "%", "_", "`",
-            "\x00", "NULL", "../", "/etc/passwd", "$(id)", "\n", "\t", " ", "\u202e", "😀", "ß", "İ"]
+SQL_BITS = [
+    "'",
+    '"',
+    ";",
+    "--",
+    "/*",
+    "*/",
+    "');",
+    "DROP TABLE series;",
+    "' OR '1'='1",
+    "\\",
+    "%",
+    "_",
+    "`",
+    "\x00",
+    "NULL",
+    "../",
+    "/etc/passwd",
+    "$(id)",
+    "\n",
+    "\t",
+    " ",
+    "\u202e",
+    "😀",
+    "ß",
+    "İ",
+]
 
 # Text as it can arrive on a command line: no NUL (the OS cannot pass one), no lone surrogates
 # (those are checked through real subprocesses below, where Python decodes argv itself).
@@ -122,11 +163,17 @@ SOURCES = tuple(SOURCE_KINDS)  # the registered kinds' names: yahoo, fred, csv, 
 
 keys = st.one_of(
     st.text(max_size=30),
-    st.builds(lambda src, sep, sym: f"{src}{sep}{sym}",
-              st.sampled_from(list(SOURCES) + ["YAHOO", " csv", "Sample", "file", ""]),
-              st.sampled_from([":", "::", " : ", "："]), nasty_text),
-    st.builds(lambda src, sym: f"{src}:{sym}", st.sampled_from(SOURCES),
-              st.from_regex(r"[A-Za-z0-9_.\-^=]{1,70}", fullmatch=True)),
+    st.builds(
+        lambda src, sep, sym: f"{src}{sep}{sym}",
+        st.sampled_from(list(SOURCES) + ["YAHOO", " csv", "Sample", "file", ""]),
+        st.sampled_from([":", "::", " : ", "："]),
+        nasty_text,
+    ),
+    st.builds(
+        lambda src, sym: f"{src}:{sym}",
+        st.sampled_from(SOURCES),
+        st.from_regex(r"[A-Za-z0-9_.\-^=]{1,70}", fullmatch=True),
+    ),
 )
 
 
@@ -161,11 +208,31 @@ def test_random_keys_parse_to_documented_symbols_or_are_malformed(thorough, ledg
         ledger.record("bad input: ticker", injected=seen[0], survived=seen[1])
 
 
-@pytest.mark.parametrize("key", [
-    "yahoo:AAPL'; DROP TABLE series;--", "csv:Robert'); DROP TABLE series;--", 'fred:DGS10"', "csv:../../etc/passwd",
-    "csv:/etc/passwd", "csv:a/b", "csv:a\\b", "yahoo:SPY;rm -rf", "sample:sp500;", "fred:DGS10 OR 1=1", "csv:.hidden",
-    "yahoo:A B", "csv:a\x00b", "yahoo:%27", "csv:name?x=1", "fred:", ":", "", "csv", "sql:select",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "yahoo:AAPL'; DROP TABLE series;--",
+        "csv:Robert'); DROP TABLE series;--",
+        'fred:DGS10"',
+        "csv:../../etc/passwd",
+        "csv:/etc/passwd",
+        "csv:a/b",
+        "csv:a\\b",
+        "yahoo:SPY;rm -rf",
+        "sample:sp500;",
+        "fred:DGS10 OR 1=1",
+        "csv:.hidden",
+        "yahoo:A B",
+        "csv:a\x00b",
+        "yahoo:%27",
+        "csv:name?x=1",
+        "fred:",
+        ":",
+        "",
+        "csv",
+        "sql:select",
+    ],
+)
 def test_keys_with_quotes_semicolons_or_paths_are_malformed(key, ledger):
     with pytest.raises(ConfigError, match="^malformed series key "):
         parse_key(key)
@@ -173,6 +240,7 @@ def test_keys_with_quotes_semicolons_or_paths_are_malformed(key, ledger):
 
 
 # --- configs --------------------------------------------------------------------------------------
+
 
 def toml_string(text: str) -> str:
     out = []
@@ -217,47 +285,125 @@ KNOWN_KEYS = {
     + [name for name in ForecasterConfig().to_dict() if name not in ("horizon", "season_length")],
     "forecast": [f.name for f in ForecastSettings.__dataclass_fields__.values()],
 }
-SERIES_FIELDS = ["key", "name", "field", "frequency", "price", "active", "path", "url", "date_column",
-                 "value_column", "date_format", "season_length"]
-POSITIVE = {"sources": ["http_timeout", "backoff_seconds"],
-            "schedule": ["misfire_grace_hours", "max_age_hours", "retry_minutes"],
-            "model": ["full_retrain_days", "max_points", "group_min_series", "group_max_median_length"],
-            "forecast": ["horizon", "min_length"]}
+SERIES_FIELDS = [
+    "key",
+    "name",
+    "field",
+    "frequency",
+    "price",
+    "active",
+    "path",
+    "url",
+    "date_column",
+    "value_column",
+    "date_format",
+    "season_length",
+]
+POSITIVE = {
+    "sources": ["http_timeout", "backoff_seconds"],
+    "schedule": ["misfire_grace_hours", "max_age_hours", "retry_minutes"],
+    "model": ["full_retrain_days", "max_points", "group_min_series", "group_max_median_length"],
+    "forecast": ["horizon", "min_length"],
+}
 # The model's knobs: what ForecasterConfig accepts (it checks them; the config only hands them on).
 POSITIVE_KNOBS = ["hidden_size", "lr", "ensemble", "warm_windows", "max_windows", "max_window"]
 NON_NEGATIVE = {"sources": ["overlap_days", "retries"], "schedule": ["start_retries"]}
 
 scalars = st.one_of(
-    st.integers(), st.integers(-3, 100), st.floats(), st.floats(0, 1), st.booleans(), nasty_text,
+    st.integers(),
+    st.integers(-3, 100),
+    st.floats(),
+    st.floats(0, 1),
+    st.booleans(),
+    nasty_text,
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0, -1, 2**63 - 1, -(2**63), 1e308]),
-    st.sampled_from(["rnn", "gru", "adam", "sgd", "norm", "value", "auto", "log", "linear", "mae", "mse", "series",
-                     "group",
-                     "UTC", "America/New_York", "Mars/Olympus", "30 17 * * mon-fri", "* * *", "2020-01-01",
-                     "2020-13-45", "http://127.0.0.1:9/x", "ftp://x", "B", "M", "X", "", "."]),
+    st.sampled_from(
+        [
+            "rnn",
+            "gru",
+            "adam",
+            "sgd",
+            "norm",
+            "value",
+            "auto",
+            "log",
+            "linear",
+            "mae",
+            "mse",
+            "series",
+            "group",
+            "UTC",
+            "America/New_York",
+            "Mars/Olympus",
+            "30 17 * * mon-fri",
+            "* * *",
+            "2020-01-01",
+            "2020-13-45",
+            "http://127.0.0.1:9/x",
+            "ftp://x",
+            "B",
+            "M",
+            "X",
+            "",
+            ".",
+        ]
+    ),
     st.dates(),
 )
+
+
 def _containers(inner):
     return st.one_of(st.lists(inner, max_size=3), st.dictionaries(nasty_text, inner, max_size=3))
 
 
 toml_values = st.recursive(scalars, _containers, max_leaves=8)
-series_keys = st.one_of(st.sampled_from(["csv:alpha", "csv:beta", "sample:sp500", "sample:wti", "yahoo:SPY",
-                                         "fred:DGS10", "csv:Robert'); DROP TABLE series;--"]), keys)
+series_keys = st.one_of(
+    st.sampled_from(
+        [
+            "csv:alpha",
+            "csv:beta",
+            "sample:sp500",
+            "sample:wti",
+            "yahoo:SPY",
+            "fred:DGS10",
+            "csv:Robert'); DROP TABLE series;--",
+        ]
+    ),
+    keys,
+)
 series_entry = st.dictionaries(
     st.one_of(st.sampled_from(SERIES_FIELDS), nasty_text),
-    st.one_of(toml_values, series_keys, st.sampled_from(["alpha.csv", "missing.csv", "/dev/null"]),
-              st.sampled_from(FREQUENCIES)), max_size=6,
+    st.one_of(
+        toml_values,
+        series_keys,
+        st.sampled_from(["alpha.csv", "missing.csv", "/dev/null"]),
+        st.sampled_from(FREQUENCIES),
+    ),
+    max_size=6,
 ).map(lambda d: d if "key" in d or not d else {"key": "csv:alpha", **d})
-section = {name: st.dictionaries(st.one_of(st.sampled_from(KNOWN_KEYS[name]), nasty_text), toml_values, max_size=4)
-           for name in KNOWN_KEYS}
-configs = st.fixed_dictionaries({}, optional={
-    **section,
-    "watchlist": st.dictionaries(st.one_of(st.sampled_from(["yahoo", "fred", "sample", "csv"]), nasty_text),
-                                 st.one_of(st.lists(st.one_of(st.sampled_from(["SPY", "sp500", "wti", "DGS10"]),
-                                                              nasty_text), max_size=3), toml_values), max_size=3),
-    "series": st.one_of(st.lists(series_entry, max_size=3), toml_values),
-}).flatmap(lambda d: st.dictionaries(nasty_text, toml_values, max_size=1).map(lambda extra: {**d, **extra})
-           if not d else st.just(d))
+section = {
+    name: st.dictionaries(st.one_of(st.sampled_from(KNOWN_KEYS[name]), nasty_text), toml_values, max_size=4)
+    for name in KNOWN_KEYS
+}
+configs = st.fixed_dictionaries(
+    {},
+    optional={
+        **section,
+        "watchlist": st.dictionaries(
+            st.one_of(st.sampled_from(["yahoo", "fred", "sample", "csv"]), nasty_text),
+            st.one_of(
+                st.lists(st.one_of(st.sampled_from(["SPY", "sp500", "wti", "DGS10"]), nasty_text), max_size=3),
+                toml_values,
+            ),
+            max_size=3,
+        ),
+        "series": st.one_of(st.lists(series_entry, max_size=3), toml_values),
+    },
+).flatmap(
+    lambda d: (
+        st.dictionaries(nasty_text, toml_values, max_size=1).map(lambda extra: {**d, **extra}) if not d else st.just(d)
+    )
+)
 
 
 def all_names(raw) -> set[str]:
@@ -313,7 +459,8 @@ def test_random_config_dicts_give_settings_or_one_config_error(thorough, tmp_pat
     def check(raw):
         seen[0] += 1
         assert_settings_or_config_error(
-            raw, lambda: settings_from_dict(raw, origin="fuzz.toml", base_dir=tmp_path, env={}))
+            raw, lambda: settings_from_dict(raw, origin="fuzz.toml", base_dir=tmp_path, env={})
+        )
         seen[1] += 1
 
     try:
@@ -364,8 +511,11 @@ def test_random_toml_files_give_settings_or_one_config_error(thorough, tmp_path,
     path = tmp_path / "fuzz.toml"
     mangle = st.one_of(
         st.just(lambda doc: doc.encode()),
-        st.builds(lambda junk, at: lambda doc: (doc[:at] + junk + doc[at:]).encode(errors="surrogatepass"),
-                  st.text(max_size=5), st.integers(0, 200)),
+        st.builds(
+            lambda junk, at: lambda doc: (doc[:at] + junk + doc[at:]).encode(errors="surrogatepass"),
+            st.text(max_size=5),
+            st.integers(0, 200),
+        ),
         st.builds(lambda junk: lambda doc: junk + doc.encode(), st.binary(max_size=6)),
     )
 
@@ -401,8 +551,7 @@ def alpha_csv(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("thorough", BUDGET)
-def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alpha_csv, capsys, monkeypatch,
-                                                       ledger):
+def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alpha_csv, capsys, monkeypatch, ledger):
     """``tickcast --config FILE init`` with generated configs: exit 0, or exit 1 with one line. A
     config that loads is then used to ``ingest``: each failing series is one ``tickcast:`` line."""
     seen = [0, 0]
@@ -439,21 +588,28 @@ def test_random_configs_through_the_cli_end_in_one_line(thorough, tmp_path, alph
     assert TABLES <= table_names(db)
 
 
-@pytest.mark.parametrize("toml,message", [
-    ('[service]\ndata_dir = "a\\u0000b"\n', "setting 'service.data_dir' must not contain a NUL character"),
-    ('[service]\ndb_url = "sqlite:///x\\u0000.db"\n', "setting 'service.db_url' must not contain a NUL"),
-    ('[[series]]\nkey = "csv:x"\npath = "x\\u0000.csv"\n', "setting 'series[0].path' must not contain a NUL"),
-    ('[service]\ndb_url = []\n', "setting 'service.db_url' must be a string"),  # even though --db is given
-    ('[service]\nworkers = -1\n', "setting 'service.workers' must be >= 0"),
-    ('[service]\ndata_dir = 7\n', "setting 'service.data_dir' must be a string"),
-    ('[sources]\nhttp_timeout = nan\n', "setting 'sources.http_timeout' must be a finite number > 0"),
-    ('[schedule]\nmax_age_hours = inf\n', "setting 'schedule.max_age_hours' must be a finite number > 0"),
-    ('[service]\n"a\\nb" = 1\n', "unknown setting 'service.a\\nb'"),
-    ('[service]\nexecutor = "dask"\n', "service.executor = \"dask\" needs the scheduler's address"),
-    ('[service]\nexecutor = "dask"\ndask_address = "tcp://a b:1"\n', "setting 'service.dask_address' must be a Dask"),
-])
-def test_config_values_overridden_or_naming_files_are_still_checked(toml, message, tmp_path, capsys, monkeypatch,
-                                                                      ledger):
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        ('[service]\ndata_dir = "a\\u0000b"\n', "setting 'service.data_dir' must not contain a NUL character"),
+        ('[service]\ndb_url = "sqlite:///x\\u0000.db"\n', "setting 'service.db_url' must not contain a NUL"),
+        ('[[series]]\nkey = "csv:x"\npath = "x\\u0000.csv"\n', "setting 'series[0].path' must not contain a NUL"),
+        ("[service]\ndb_url = []\n", "setting 'service.db_url' must be a string"),  # even though --db is given
+        ("[service]\nworkers = -1\n", "setting 'service.workers' must be >= 0"),
+        ("[service]\ndata_dir = 7\n", "setting 'service.data_dir' must be a string"),
+        ("[sources]\nhttp_timeout = nan\n", "setting 'sources.http_timeout' must be a finite number > 0"),
+        ("[schedule]\nmax_age_hours = inf\n", "setting 'schedule.max_age_hours' must be a finite number > 0"),
+        ('[service]\n"a\\nb" = 1\n', "unknown setting 'service.a\\nb'"),
+        ('[service]\nexecutor = "dask"\n', 'service.executor = "dask" needs the scheduler\'s address'),
+        (
+            '[service]\nexecutor = "dask"\ndask_address = "tcp://a b:1"\n',
+            "setting 'service.dask_address' must be a Dask",
+        ),
+    ],
+)
+def test_config_values_overridden_or_naming_files_are_still_checked(
+    toml, message, tmp_path, capsys, monkeypatch, ledger
+):
     monkeypatch.setenv("TICKCAST_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TICKCAST_WORKERS", "1")
     cfg = tmp_path / "t.toml"
@@ -465,11 +621,14 @@ def test_config_values_overridden_or_naming_files_are_still_checked(toml, messag
 
 # --- SQL-meaningful text is inert ---------------------------------------------------------------
 
+
 def test_sql_in_a_series_name_is_stored_verbatim(tmp_path, alpha_csv, capsys, ledger):
     name = "Robert'); DROP TABLE series;--"
     cfg = tmp_path / "t.toml"
-    cfg.write_text(f'[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\nname = {toml_string(name)}\n'
-                   f'date_column = "date"\nvalue_column = "value"\n')
+    cfg.write_text(
+        f'[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\nname = {toml_string(name)}\n'
+        f'date_column = "date"\nvalue_column = "value"\n'
+    )
     db = tmp_path / "t.db"
     assert main(["--config", str(cfg), "--db", f"sqlite:///{db}", "-q", "ingest"]) == 0
     with closing(sqlite3.connect(db)) as conn:
@@ -488,14 +647,20 @@ def test_random_names_and_columns_are_stored_verbatim(thorough, tmp_path, ledger
     seen = [0, 0]
 
     @budget(thorough, 60)
-    @given(nasty_text, nasty_text.filter(lambda c: c.strip() == c and c and "," not in c and '"' not in c
-                                         and "\n" not in c and "\r" not in c))
+    @given(
+        nasty_text,
+        nasty_text.filter(
+            lambda c: c.strip() == c and c and "," not in c and '"' not in c and "\n" not in c and "\r" not in c
+        ),
+    )
     def check(name, column):
         seen[0] += 1
         path = tmp_path / "named.csv"
         path.write_text(f"date,{column}\n2021-03-01,1.5\n2021-03-02,2.5\n", encoding="utf-8")
-        raw = {"series": [{"key": "csv:named", "path": str(path), "name": name, "value_column": column}],
-               "service": {"data_dir": str(tmp_path)}}
+        raw = {
+            "series": [{"key": "csv:named", "path": str(path), "name": name, "value_column": column}],
+            "service": {"data_dir": str(tmp_path)},
+        }
         settings = settings_from_dict(raw, db_url=f"sqlite:///{db}", env={})
         [result] = ingest(engine, settings)
         with closing(sqlite3.connect(db)) as conn:
@@ -516,36 +681,77 @@ def test_random_names_and_columns_are_stored_verbatim(thorough, tmp_path, ledger
 
 # --- CSV contents -------------------------------------------------------------------------------
 
+
 def csv_cell():
     return st.one_of(
         st.dates(min_value=date(1, 1, 1)).map(str),
         st.dates(date(1990, 1, 1), date(2030, 1, 1)).map(lambda d: d.strftime("%m/%d/%Y")),
         st.dates(date(1990, 1, 1), date(2030, 1, 1)).map(lambda d: f"{d}T00:00:00"),
-        st.builds(lambda d, h: f"{d}T09:30:00{h:+03d}:00", st.dates(date(2019, 1, 1), date(2021, 1, 1)),
-                  st.integers(-12, 14)),
+        st.builds(
+            lambda d, h: f"{d}T09:30:00{h:+03d}:00", st.dates(date(2019, 1, 1), date(2021, 1, 1)), st.integers(-12, 14)
+        ),
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
-        st.integers(-10**30, 10**30).map(str),
-        st.sampled_from(["", ".", "NaN", "nan", "inf", "-inf", "null", "N/A", "today", "now", "-1", "0",
-                         "1e400", "1,5", '"2020-01-01"', '"1,5"', '"', "'", "\\", "\x00", "\ufeff", "2020-02-30",
-                         "2020-01-01 25:00", "99999-01-01", "-0001-01-01", "0000-00-00", "1.2.3"]),
+        st.integers(-(10**30), 10**30).map(str),
+        st.sampled_from(
+            [
+                "",
+                ".",
+                "NaN",
+                "nan",
+                "inf",
+                "-inf",
+                "null",
+                "N/A",
+                "today",
+                "now",
+                "-1",
+                "0",
+                "1e400",
+                "1,5",
+                '"2020-01-01"',
+                '"1,5"',
+                '"',
+                "'",
+                "\\",
+                "\x00",
+                "\ufeff",
+                "2020-02-30",
+                "2020-01-01 25:00",
+                "99999-01-01",
+                "-0001-01-01",
+                "0000-00-00",
+                "1.2.3",
+            ]
+        ),
         st.text(max_size=8),
     )
 
 
 csv_texts = st.one_of(
     st.text(max_size=200),
-    st.builds(lambda header, rows, sep, eol: eol.join([sep.join(header)] + [sep.join(r) for r in rows]) + eol,
-              st.one_of(st.just(["date", "value"]), st.just(["value", "date"]),
-                        st.lists(st.one_of(st.sampled_from(["date", "value", " date ", "Date", ""]), st.text(max_size=5)),
-                                 max_size=4)),
-              st.lists(st.lists(csv_cell(), min_size=0, max_size=4), max_size=25),
-              st.sampled_from([",", ",", ";", "\t", ", "]), st.sampled_from(["\n", "\r\n", "\r"])),
+    st.builds(
+        lambda header, rows, sep, eol: eol.join([sep.join(header)] + [sep.join(r) for r in rows]) + eol,
+        st.one_of(
+            st.just(["date", "value"]),
+            st.just(["value", "date"]),
+            st.lists(
+                st.one_of(st.sampled_from(["date", "value", " date ", "Date", ""]), st.text(max_size=5)), max_size=4
+            ),
+        ),
+        st.lists(st.lists(csv_cell(), min_size=0, max_size=4), max_size=25),
+        st.sampled_from([",", ",", ";", "\t", ", "]),
+        st.sampled_from(["\n", "\r\n", "\r"]),
+    ),
 )
-csv_contents = st.one_of(csv_texts.map(lambda t: t.encode("utf-8")), st.binary(max_size=300),
-                         csv_texts.map(lambda t: t.encode("utf-16")),
-                         csv_texts.map(lambda t: "\ufeff".encode() + t.encode("utf-8")))
-date_formats = st.one_of(st.none(), st.sampled_from(["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%", "%Q", "%Y-%m-%d%z",
-                                                     "", "%s", "%Y"]))
+csv_contents = st.one_of(
+    csv_texts.map(lambda t: t.encode("utf-8")),
+    st.binary(max_size=300),
+    csv_texts.map(lambda t: t.encode("utf-16")),
+    csv_texts.map(lambda t: "\ufeff".encode() + t.encode("utf-8")),
+)
+date_formats = st.one_of(
+    st.none(), st.sampled_from(["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%", "%Q", "%Y-%m-%d%z", "", "%s", "%Y"])
+)
 
 
 def assert_observation_frame(frame: pd.DataFrame) -> None:
@@ -566,8 +772,15 @@ def test_csv_source_returns_observations_or_a_source_error(thorough, tmp_path, l
     def check(content, date_format, since):
         seen[0] += 1
         path.write_bytes(content)
-        spec = SeriesSpec(key="csv:fuzz", source="csv", symbol="fuzz", path=str(path), date_column="date",
-                          value_column="value", date_format=date_format)
+        spec = SeriesSpec(
+            key="csv:fuzz",
+            source="csv",
+            symbol="fuzz",
+            path=str(path),
+            date_column="date",
+            value_column="value",
+            date_format=date_format,
+        )
         try:
             frame = CsvSource(SourceSettings()).fetch(spec, since)
         except SourceError as exc:
@@ -598,9 +811,11 @@ def test_bad_csv_through_ingest_is_recorded_and_keeps_stored_rows(thorough, tmp_
     seen = [0, 0, 0]
 
     def settings_for(date_format):
-        raw = {"series": [{"key": "csv:fuzz", "path": str(path), **({"date_format": date_format}
-                                                                      if date_format else {})}],
-               "service": {"data_dir": str(tmp_path)}, "sources": {"overlap_days": 3}}
+        raw = {
+            "series": [{"key": "csv:fuzz", "path": str(path), **({"date_format": date_format} if date_format else {})}],
+            "service": {"data_dir": str(tmp_path)},
+            "sources": {"overlap_days": 3},
+        }
         return settings_from_dict(raw, db_url=f"sqlite:///{db}", env={})
 
     @budget(thorough, 100)
@@ -616,8 +831,9 @@ def test_bad_csv_through_ingest_is_recorded_and_keeps_stored_rows(thorough, tmp_
         [result] = ingest(engine, settings_for(date_format))  # must not raise
         after = observations(engine, "csv:fuzz")
         with engine.connect() as conn:
-            last_error = conn.execute(sa.select(schema.series.c.last_error)
-                                      .where(schema.series.c.key == "csv:fuzz")).scalar_one()
+            last_error = conn.execute(
+                sa.select(schema.series.c.last_error).where(schema.series.c.key == "csv:fuzz")
+            ).scalar_one()
         lost = [ts for ts in before if ts not in after]
         seen[2] += len(lost)
         assert not lost, lost
@@ -645,10 +861,41 @@ def test_bad_csv_through_ingest_is_recorded_and_keeps_stored_rows(thorough, tmp_
 # serve and browse block (a daemon, a web server): never generated. Everything else runs for real.
 COMMANDS = ["init", "ingest", "run", "health", "forecasts", "history", "plot"]
 BLOCKING = {"serve", "browse"}
-OPTIONS = ["--db", "--config", "-q", "--quiet", "--format", "-o", "--output", "--points", "--run-now", "--host",
-           "--port", "--version", "-h", "--help", "--", "-", "--db=", "--config=", "--points=", "--format=json"]
-CLI_KEYS = ["csv:alpha", "csv:short", "sample:core-cpi", "sample:sp500", "yahoo:SPY", "CSV:alpha", " csv:alpha ",
-            "csv:Robert'); DROP TABLE series;--", "fred:", "yahoo:???", "csv:../alpha"]
+OPTIONS = [
+    "--db",
+    "--config",
+    "-q",
+    "--quiet",
+    "--format",
+    "-o",
+    "--output",
+    "--points",
+    "--run-now",
+    "--host",
+    "--port",
+    "--version",
+    "-h",
+    "--help",
+    "--",
+    "-",
+    "--db=",
+    "--config=",
+    "--points=",
+    "--format=json",
+]
+CLI_KEYS = [
+    "csv:alpha",
+    "csv:short",
+    "sample:core-cpi",
+    "sample:sp500",
+    "yahoo:SPY",
+    "CSV:alpha",
+    " csv:alpha ",
+    "csv:Robert'); DROP TABLE series;--",
+    "fred:",
+    "yahoo:???",
+    "csv:../alpha",
+]
 
 
 @pytest.fixture(scope="module")
@@ -657,14 +904,17 @@ def cli_world(tmp_path_factory):
     generated `run`s find everything up to date (fast) and `forecasts`/`history`/`plot` have data."""
     root = tmp_path_factory.mktemp("cli")
     dates = pd.date_range("2023-01-02", periods=60, freq="B")
-    (root / "alpha.csv").write_text("date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 7) * 1.5 + i * 0.1}\n"
-                                                            for i, d in enumerate(dates)))
+    (root / "alpha.csv").write_text(
+        "date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 7) * 1.5 + i * 0.1}\n" for i, d in enumerate(dates))
+    )
     (root / "short.csv").write_text("date,value\n" + "".join(f"2023-03-{d:02d},{d}\n" for d in range(1, 3)))
     (root / "bad.toml").write_text("[model]\nepochz = 3\n")
     cfg = root / "tickcast.toml"
-    cfg.write_text('[service]\nworkers = 1\n\n[watchlist]\nsample = ["core-cpi"]\n\n'
-                   '[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\n\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n\n'
-                   '[model]\nepochs = 2\nhidden_size = 4\nmax_points = 120\n')
+    cfg.write_text(
+        '[service]\nworkers = 1\n\n[watchlist]\nsample = ["core-cpi"]\n\n'
+        '[[series]]\nkey = "csv:alpha"\npath = "alpha.csv"\n\n[[series]]\nkey = "csv:short"\npath = "short.csv"\n\n'
+        "[model]\nepochs = 2\nhidden_size = 4\nmax_points = 120\n"
+    )
     template = root / "template.db"
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -686,20 +936,57 @@ def _flat(parts) -> list[str]:
 def command_lines(world: dict):
     root = world["root"]
     safe_text = argv_text.filter(lambda t: t not in BLOCKING and "/" not in t and "://" not in t)
-    db_values = st.one_of(st.sampled_from(["{db}", "{db}", "not a url", "mysql://x/y", "sqlite:////proc/tickcast/x.db",
-                                           f"sqlite:///{root}", f"sqlite:///{root}/alpha.csv", ""]), safe_text)
-    config_values = st.one_of(st.sampled_from([str(world["cfg"]), "/nonexistent/tickcast.toml", str(root),
-                                               str(root / "alpha.csv"), str(root / "bad.toml")]), safe_text)
-    key_values = st.one_of(st.sampled_from(CLI_KEYS[:3]), st.sampled_from(CLI_KEYS), keys.filter(lambda k: "\x00" not in k and k not in BLOCKING)
-                           .map(lambda k: k.encode("utf-8", "surrogatepass").decode("utf-8", "replace")))
-    out_values = st.one_of(st.sampled_from(["out.png", "sub/dir/out.png", "out.txt", "", "x.PNG", ".png", "-"]),
-                           safe_text)
+    db_values = st.one_of(
+        st.sampled_from(
+            [
+                "{db}",
+                "{db}",
+                "not a url",
+                "mysql://x/y",
+                "sqlite:////proc/tickcast/x.db",
+                f"sqlite:///{root}",
+                f"sqlite:///{root}/alpha.csv",
+                "",
+            ]
+        ),
+        safe_text,
+    )
+    config_values = st.one_of(
+        st.sampled_from(
+            [
+                str(world["cfg"]),
+                "/nonexistent/tickcast.toml",
+                str(root),
+                str(root / "alpha.csv"),
+                str(root / "bad.toml"),
+            ]
+        ),
+        safe_text,
+    )
+    key_values = st.one_of(
+        st.sampled_from(CLI_KEYS[:3]),
+        st.sampled_from(CLI_KEYS),
+        keys.filter(lambda k: "\x00" not in k and k not in BLOCKING).map(
+            lambda k: k.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        ),
+    )
+    out_values = st.one_of(
+        st.sampled_from(["out.png", "sub/dir/out.png", "out.txt", "", "x.PNG", ".png", "-"]), safe_text
+    )
     points = st.one_of(st.sampled_from(["0", "-1", "1", "3", "250", "abc", "1e3", "99999999999999999999"]), safe_text)
-    common = st.lists(st.one_of(st.tuples(st.just("--db"), db_values), st.tuples(st.just("--config"), config_values),
-                                st.just(("-q",)), st.just(("-q",))), max_size=2).map(_flat)
+    common = st.lists(
+        st.one_of(
+            st.tuples(st.just("--db"), db_values),
+            st.tuples(st.just("--config"), config_values),
+            st.just(("-q",)),
+            st.just(("-q",)),
+        ),
+        max_size=2,
+    ).map(_flat)
     junk = st.one_of(st.just([]), st.just([]), st.just([]), st.lists(safe_text, min_size=1, max_size=1))
-    fmt = st.lists(st.tuples(st.just("--format"), st.sampled_from(["table", "csv", "json", "xml", ""])),
-                   max_size=1).map(_flat)
+    fmt = st.lists(
+        st.tuples(st.just("--format"), st.sampled_from(["table", "csv", "json", "xml", ""])), max_size=1
+    ).map(_flat)
     per_command = {
         "init": st.just([]),
         "ingest": st.lists(key_values, max_size=3),
@@ -707,16 +994,26 @@ def command_lines(world: dict):
         "health": st.just([]),
         "forecasts": st.builds(lambda k, f: k + f, st.lists(key_values, max_size=1), fmt),
         "history": st.builds(lambda k, f: k + f, st.lists(key_values, max_size=1), fmt),
-        "plot": st.builds(lambda k, o, p: k + o + p, st.lists(key_values, max_size=1),
-                          st.lists(st.tuples(st.sampled_from(["-o", "--output"]), out_values), max_size=1).map(_flat),
-                          st.lists(st.tuples(st.just("--points"), points), max_size=1).map(_flat)),
+        "plot": st.builds(
+            lambda k, o, p: k + o + p,
+            st.lists(key_values, max_size=1),
+            st.lists(st.tuples(st.sampled_from(["-o", "--output"]), out_values), max_size=1).map(_flat),
+            st.lists(st.tuples(st.just("--points"), points), max_size=1).map(_flat),
+        ),
     }
     structured = st.sampled_from(COMMANDS).flatmap(
-        lambda name: st.builds(lambda before, after, rest, junk, at: _insert(before + [name] + after + rest, junk, at),
-                               common, common, per_command[name], junk,
-                               st.integers(0, 8)))
-    tokens = st.one_of(st.sampled_from(COMMANDS + OPTIONS + CLI_KEYS + ["table", "json", "out.png", "0", "-1"]),
-                       safe_text)
+        lambda name: st.builds(
+            lambda before, after, rest, junk, at: _insert(before + [name] + after + rest, junk, at),
+            common,
+            common,
+            per_command[name],
+            junk,
+            st.integers(0, 8),
+        )
+    )
+    tokens = st.one_of(
+        st.sampled_from(COMMANDS + OPTIONS + CLI_KEYS + ["table", "json", "out.png", "0", "-1"]), safe_text
+    )
     return st.one_of(structured, structured, structured, st.lists(tokens, max_size=6))
 
 
@@ -732,8 +1029,7 @@ def run_main(argv: list[str]) -> int:
 
 
 @pytest.mark.parametrize("thorough", BUDGET)
-def test_random_command_lines_end_in_a_result_or_one_line(thorough, cli_world, tmp_path, monkeypatch, capsys,
-                                                          ledger):
+def test_random_command_lines_end_in_a_result_or_one_line(thorough, cli_world, tmp_path, monkeypatch, capsys, ledger):
     """Generated argv from the real command and option names, keys and random text, in-process:
     exit 0..3, no traceback, at most one ``tickcast:`` line (exactly one on failure), and the
     database stays whole with every stored row."""
@@ -784,31 +1080,34 @@ def test_random_command_lines_end_in_a_result_or_one_line(thorough, cli_world, t
         ledger.record("bad input: CLI", injected=seen[0], survived=seen[1], rows_lost=seen[2])
 
 
-@pytest.mark.parametrize("argv,code,message", [
-    (["plot", "csv:alpha", "-o", "p.png", "--points", "0"], 2, "argument --points: expected a positive integer"),
-    (["plot", "csv:alpha", "-o", "p.png", "--points", "-1"], 2, "argument --points: expected a positive integer"),
-    (["plot", "csv:alpha", "-o", "p.png", "--points", "5"], 0, None),
-    (["plot", "csv:alpha", "-o", "p.svg"], 1, "plot output must be a .png file"),
-    (["plot", "csv:alpha", "-o", "alpha.csv/p.png"], 1, "tickcast: "),
-    (["plot", "csv:short", "-o", "p.png"], 1, "no forecasts yet for csv:short"),
-    (["plot", "sample:sp500", "-o", "p.png"], 1, "unknown series 'sample:sp500': not in the database"),
-    (["history", "csv:alpha", "--format", "json"], 0, None),
-    (["history", "csv:short"], 1, "no successful fit yet for csv:short"),
-    (["history", "csv:Robert'); DROP TABLE series;--"], 1, "malformed series key"),
-    (["forecasts", "--format", "csv"], 0, None),
-    (["forecasts", "sample:core-cpi", "--format", "json"], 0, None),
-    (["forecasts", "yahoo:SPY"], 1, "unknown series 'yahoo:SPY': not in the database"),
-    (["health"], 0, None),
-    (["init"], 0, None),
-    (["ingest", "csv:alpha", "csv:alpha", "CSV:alpha"], 0, None),
-    (["ingest", "sample:sp500"], 1, "unknown series 'sample:sp500': not in the watchlist"),
-    (["run", "csv:short"], 0, None),
-    (["run", "csv:alpha", "yahoo:SPY"], 1, "unknown series 'yahoo:SPY'"),
-    (["--db", "sqlite:///alpha.csv", "forecasts"], 1, "file is not a database"),
-    (["--db", "sqlite:////proc/tickcast/x.db", "init"], 1, "cannot create the database directory"),
-    (["--config", "alpha.csv", "init"], 1, "malformed config"),
-    (["--config", ".", "init"], 1, "cannot read config file"),
-])
+@pytest.mark.parametrize(
+    "argv,code,message",
+    [
+        (["plot", "csv:alpha", "-o", "p.png", "--points", "0"], 2, "argument --points: expected a positive integer"),
+        (["plot", "csv:alpha", "-o", "p.png", "--points", "-1"], 2, "argument --points: expected a positive integer"),
+        (["plot", "csv:alpha", "-o", "p.png", "--points", "5"], 0, None),
+        (["plot", "csv:alpha", "-o", "p.svg"], 1, "plot output must be a .png file"),
+        (["plot", "csv:alpha", "-o", "alpha.csv/p.png"], 1, "tickcast: "),
+        (["plot", "csv:short", "-o", "p.png"], 1, "no forecasts yet for csv:short"),
+        (["plot", "sample:sp500", "-o", "p.png"], 1, "unknown series 'sample:sp500': not in the database"),
+        (["history", "csv:alpha", "--format", "json"], 0, None),
+        (["history", "csv:short"], 1, "no successful fit yet for csv:short"),
+        (["history", "csv:Robert'); DROP TABLE series;--"], 1, "malformed series key"),
+        (["forecasts", "--format", "csv"], 0, None),
+        (["forecasts", "sample:core-cpi", "--format", "json"], 0, None),
+        (["forecasts", "yahoo:SPY"], 1, "unknown series 'yahoo:SPY': not in the database"),
+        (["health"], 0, None),
+        (["init"], 0, None),
+        (["ingest", "csv:alpha", "csv:alpha", "CSV:alpha"], 0, None),
+        (["ingest", "sample:sp500"], 1, "unknown series 'sample:sp500': not in the watchlist"),
+        (["run", "csv:short"], 0, None),
+        (["run", "csv:alpha", "yahoo:SPY"], 1, "unknown series 'yahoo:SPY'"),
+        (["--db", "sqlite:///alpha.csv", "forecasts"], 1, "file is not a database"),
+        (["--db", "sqlite:////proc/tickcast/x.db", "init"], 1, "cannot create the database directory"),
+        (["--config", "alpha.csv", "init"], 1, "malformed config"),
+        (["--config", ".", "init"], 1, "cannot read config file"),
+    ],
+)
 def test_each_command_with_edge_arguments(argv, code, message, cli_world, tmp_path, monkeypatch, capsys, ledger):
     monkeypatch.chdir(tmp_path)
     shutil.copyfile(cli_world["root"] / "alpha.csv", tmp_path / "alpha.csv")
@@ -833,15 +1132,21 @@ def test_each_command_with_edge_arguments(argv, code, message, cli_world, tmp_pa
     ledger.record("bad input: CLI")
 
 
-@pytest.mark.parametrize("case", seeded_subset([
-    ([b"ingest", b"csv:\xff"], "tickcast: malformed series key 'csv:\\udcff'"),
-    ([b"ingest", b"yahoo:\xc3\x28"], "tickcast: malformed series key"),
-    ([b"--config", b"/nonexistent/\xff.toml", b"init"], "tickcast: config file not found: /nonexistent/"),
-    ([b"forecasts", b"\xfe\xff"], "tickcast: malformed series key"),
-    ([b"history", b"sample:sp500\xff"], "tickcast: malformed series key"),
-    ([b"\xff"], "tickcast: argument COMMAND: invalid choice"),
-    ([b"plot", b"csv:alpha", b"-o", b"out.png", b"--points", b"\xff"], "tickcast: argument --points"),
-], 2))
+@pytest.mark.parametrize(
+    "case",
+    seeded_subset(
+        [
+            ([b"ingest", b"csv:\xff"], "tickcast: malformed series key 'csv:\\udcff'"),
+            ([b"ingest", b"yahoo:\xc3\x28"], "tickcast: malformed series key"),
+            ([b"--config", b"/nonexistent/\xff.toml", b"init"], "tickcast: config file not found: /nonexistent/"),
+            ([b"forecasts", b"\xfe\xff"], "tickcast: malformed series key"),
+            ([b"history", b"sample:sp500\xff"], "tickcast: malformed series key"),
+            ([b"\xff"], "tickcast: argument COMMAND: invalid choice"),
+            ([b"plot", b"csv:alpha", b"-o", b"out.png", b"--points", b"\xff"], "tickcast: argument --points"),
+        ],
+        2,
+    ),
+)
 def test_undecodable_arguments_through_the_real_entry_point(case, cli_world, tmp_path, ledger):
     """Bytes that are not UTF-8 reach Python as lone surrogates; as a real process the error line
     is still one line (stderr escapes them) and the exit is non-zero."""
@@ -850,8 +1155,9 @@ def test_undecodable_arguments_through_the_real_entry_point(case, cli_world, tmp
     shutil.copyfile(cli_world["template"], db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     env.update(TICKCAST_CONFIG=str(cli_world["cfg"]), TICKCAST_DB_URL=f"sqlite:///{db}")
-    done = subprocess.run([sys.executable.encode(), b"-m", b"tickcast"] + argv, capture_output=True, env=env,
-                          cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"tickcast"] + argv, capture_output=True, env=env, cwd=tmp_path, timeout=120
+    )
     err = done.stderr.decode("utf-8", "replace")
     assert done.returncode in (1, 2), err
     assert one_error_line(err).startswith(message), err
@@ -864,8 +1170,13 @@ def test_plot_to_an_undecodable_file_name(cli_world, tmp_path, ledger):
     shutil.copyfile(cli_world["template"], db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")}
     env.update(TICKCAST_CONFIG=str(cli_world["cfg"]), TICKCAST_DB_URL=f"sqlite:///{db}")
-    done = subprocess.run([sys.executable.encode(), b"-m", b"tickcast", b"plot", b"csv:alpha", b"-o", b"\xff.png"],
-                          capture_output=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable.encode(), b"-m", b"tickcast", b"plot", b"csv:alpha", b"-o", b"\xff.png"],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / os.fsdecode(b"\xff.png")).stat().st_size > 0
     ledger.record("bad input: CLI")

@@ -8,7 +8,6 @@ import threading
 import time
 import urllib.request
 
-
 from ..support.pg import free_port
 from ..test_serve import Daemon
 from .scenario import make_world, query, run_tickcast, start_tickcast
@@ -18,9 +17,12 @@ def slow_world(tmp_path):
     """The crash world with more epochs, so a run lasts long enough to overlap with others."""
     env = make_world(tmp_path)
     cfg = tmp_path / "tickcast.toml"
-    cfg.write_text(cfg.read_text().replace("epochs = 4", "epochs = 60\npatience = 100").replace(
-        "max_points = 400", "max_points = 1500").replace(
-        'sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]'))
+    cfg.write_text(
+        cfg.read_text()
+        .replace("epochs = 4", "epochs = 60\npatience = 100")
+        .replace("max_points = 400", "max_points = 1500")
+        .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
+    )
     return env
 
 

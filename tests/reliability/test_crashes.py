@@ -14,8 +14,19 @@ import pytest
 from tickcast.service.faults import POINTS
 
 from .conftest import SEED, seeded_subset
-from .scenario import (alive, children_of, crash_invariants, integrity, kill9, make_group_world, make_world, query,
-                       run_tickcast, snapshot, start_tickcast)
+from .scenario import (
+    alive,
+    children_of,
+    crash_invariants,
+    integrity,
+    kill9,
+    make_group_world,
+    make_world,
+    query,
+    run_tickcast,
+    snapshot,
+    start_tickcast,
+)
 
 # Four series pass each point once per run (in the watchlist's order), the run ends once.
 KILL_POINTS = [f"{point}:{n}" for point in POINTS if point != "finish" for n in (1, 2, 4)] + ["finish:1"]
@@ -69,8 +80,9 @@ def test_every_crash_point_is_reached_by_a_run_and_an_unknown_one_is_refused(tmp
         assert crashed.stderr.splitlines()[-1] == f"tickcast: crash point {point}:1 reached: SIGKILL"
     refused = run_tickcast(env, "run", "-q", extra={"TICKCAST_KILL_AT": "store:1"})
     assert refused.returncode == 1
-    assert refused.stderr == ("tickcast: TICKCAST_KILL_AT names no crash point: 'store' (known: "
-                              + ", ".join(POINTS) + ")\n")
+    assert refused.stderr == (
+        "tickcast: TICKCAST_KILL_AT names no crash point: 'store' (known: " + ", ".join(POINTS) + ")\n"
+    )
 
 
 @pytest.mark.parametrize("seed", seeded_subset(list(range(6)), 2))
@@ -109,11 +121,16 @@ def test_kill_9_while_storing_a_group_then_the_next_run_repairs_it(kill_at, tmp_
     assert resumed.returncode == 0, resumed.stderr
     assert integrity(env) == "ok" and crash_invariants(env) == []
     (newest,) = query(env, "SELECT max(id) FROM fits WHERE series_id IS NULL AND status = 'ok'")[0]
-    latest = query(env, """
+    latest = query(
+        env,
+        """
         SELECT s.key, f.group_fit_id, f.train_end FROM fits f JOIN series s ON s.id = f.series_id
-        WHERE f.id = (SELECT max(id) FROM fits f2 WHERE f2.series_id = f.series_id) ORDER BY s.key""")
+        WHERE f.id = (SELECT max(id) FROM fits f2 WHERE f2.series_id = f.series_id) ORDER BY s.key""",
+    )
     assert [(key, shared) for key, shared, _ in latest] == [(f"csv:m{i}", newest) for i in range(3)], latest
-    view = query(env, "SELECT DISTINCT v.series_key, f.group_fit_id FROM latest_forecasts v JOIN fits f ON f.id = v.fit_id")
+    view = query(
+        env, "SELECT DISTINCT v.series_key, f.group_fit_id FROM latest_forecasts v JOIN fits f ON f.id = v.fit_id"
+    )
     assert sorted(view) == [(f"csv:m{i}", newest) for i in range(3)]
     assert query(env, "SELECT count(*) FROM latest_forecasts")[0][0] == 3 * 5
     again = run_tickcast(env, "run")  # and now the group is up to date

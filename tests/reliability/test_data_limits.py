@@ -33,8 +33,11 @@ def series_row(env, key: str) -> tuple:
 
 
 def stored(env, key: str) -> list[tuple]:
-    return query(env, "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
-                      "WHERE s.key = ? ORDER BY o.ts", (key,))
+    return query(
+        env,
+        "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id WHERE s.key = ? ORDER BY o.ts",
+        (key,),
+    )
 
 
 def test_a_csv_that_switched_to_decimal_commas_is_a_failed_fetch(tmp_path, ledger):
@@ -53,8 +56,10 @@ def test_a_csv_that_switched_to_decimal_commas_is_a_failed_fetch(tmp_path, ledge
     second = run_tickcast(env, "run", "-q")
     assert second.returncode == 3, second.stderr
     example = f"{walk[50]:.2f}".replace(".", ",")
-    reason = f"csv:comma: every new row was rejected (dropped 10 value(s) that are not numbers (e.g. {example!r})); " \
-             "nothing stored"
+    reason = (
+        f"csv:comma: every new row was rejected (dropped 10 value(s) that are not numbers (e.g. {example!r})); "
+        "nothing stored"
+    )
     assert second.stderr.strip().splitlines() == [f"tickcast: {reason}"]
     assert series_row(env, "csv:comma")[0] == reason
     assert series_row(env, "csv:holiday")[0] is None  # missing values on new dates are not a failure
@@ -83,8 +88,10 @@ def test_values_beyond_the_range_are_refused_and_outliers_kept_with_a_note(tmp_p
     assert f"refused 3 value(s) beyond the accepted range of ±1e+15 (e.g. 1e+308 on {dates[100]:%Y-%m-%d})" in note
     assert len(stored(env, "csv:spike")) == 300  # kept: an outlier is noted, not dropped
     note = series_row(env, "csv:spike")[1]
-    assert note.startswith("kept 1 outlier(s) more than 1000 times the size of the values around them "
-                           f"(e.g. {spike[280]:g} on {dates[280]:%Y-%m-%d}, ")
+    assert note.startswith(
+        "kept 1 outlier(s) more than 1000 times the size of the values around them "
+        f"(e.g. {spike[280]:g} on {dates[280]:%Y-%m-%d}, "
+    )
     assert "check the source" in note
     # the next fetch brings nothing new: the note is not repeated for a value already stored
     again = run_tickcast(env, "ingest", "csv:spike")
@@ -101,15 +108,17 @@ def test_values_no_model_can_train_on_print_no_numpy_warnings(tmp_path, workers,
     for name in ("wild", "calm"):
         write_csv(tmp_path / f"{name}.csv", dates[:100], list(np.sin(np.arange(100) / 5) + 3))
     env = world(tmp_path, ["wild", "calm"], extra="")
-    (tmp_path / "tickcast.toml").write_text((tmp_path / "tickcast.toml").read_text()
-                                            .replace("workers = 1", f"workers = {workers}"))
+    (tmp_path / "tickcast.toml").write_text(
+        (tmp_path / "tickcast.toml").read_text().replace("workers = 1", f"workers = {workers}")
+    )
     assert run_tickcast(env, "ingest", "-q").returncode == 0
     conn = sqlite3.connect(database(env))
     with conn:
         (series_id,) = conn.execute("SELECT id FROM series WHERE key = 'csv:wild'").fetchone()
-        conn.executemany("INSERT INTO observations (series_id, ts, value) VALUES (?, ?, ?)",
-                         [(series_id, d.strftime("%Y-%m-%d"), (1e308 if i % 2 else -1e308))
-                          for i, d in enumerate(dates[100:])])
+        conn.executemany(
+            "INSERT INTO observations (series_id, ts, value) VALUES (?, ?, ?)",
+            [(series_id, d.strftime("%Y-%m-%d"), (1e308 if i % 2 else -1e308)) for i, d in enumerate(dates[100:])],
+        )
     conn.close()
     done = run_tickcast(env, "run", "-q")
     assert "Warning" not in done.stderr and "overflow" not in done.stderr, done.stderr
@@ -117,7 +126,9 @@ def test_values_no_model_can_train_on_print_no_numpy_warnings(tmp_path, workers,
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("tickcast: ")
     assert query(env, "SELECT s.key, f.status FROM fits f JOIN series s ON s.id = f.series_id ORDER BY s.key") == [
-        ("csv:calm", "ok"), ("csv:wild", "failed")]
+        ("csv:calm", "ok"),
+        ("csv:wild", "failed"),
+    ]
     for table, column in (("forecasts", "value"), ("fits", "train_loss"), ("loss_history", "train_loss")):
         assert all(v is None or math.isfinite(v) for (v,) in query(env, f"SELECT {column} FROM {table}"))
     ledger.record("data: values no model can train on, stored by hand")

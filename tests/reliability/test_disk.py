@@ -43,15 +43,18 @@ TABLES = {"series", "observations", "runs", "fits", "loss_history", "forecasts",
 
 # --- helpers ----------------------------------------------------------------------------------------
 
-def tickcast(*args: str, cwd: Path, unprivileged: bool = False, preexec_fn=None,
-             timeout: float = 300) -> subprocess.CompletedProcess:
+
+def tickcast(
+    *args: str, cwd: Path, unprivileged: bool = False, preexec_fn=None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, with no TICKCAST_* variables and no HOME."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
     argv = [sys.executable, "-m", "tickcast", *args]
     if unprivileged and IS_ROOT:
         argv = DROP_DAC + argv
-    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-                          preexec_fn=preexec_fn)
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, preexec_fn=preexec_fn
+    )
 
 
 def one_line_error(done: subprocess.CompletedProcess) -> str:
@@ -68,8 +71,9 @@ def snapshot(db: Path) -> dict:
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchall()
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        rows = conn.execute("SELECT s.key, o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
-                            "ORDER BY 1, 2").fetchall()
+        rows = conn.execute(
+            "SELECT s.key, o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id ORDER BY 1, 2"
+        ).fetchall()
     return dict(integrity=integrity, tables=tables, rows=rows)
 
 
@@ -84,11 +88,12 @@ def assert_intact(db: Path, before: dict) -> int:
     return len(lost)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def series_text(points: int, start: str, freq: str) -> str:
     dates = pd.date_range(start, periods=points, freq=freq)
-    return "date,value\n" + "".join(f"{d:%Y-%m-%d},{100 + (i % 17) * 0.75 + i * 0.01:.4f}\n"
-                                    for i, d in enumerate(dates))
+    return "date,value\n" + "".join(
+        f"{d:%Y-%m-%d},{100 + (i % 17) * 0.75 + i * 0.01:.4f}\n" for i, d in enumerate(dates)
+    )
 
 
 def write_series(path: Path, points: int, start: str = "2023-01-02", freq: str = "B") -> Path:
@@ -106,7 +111,8 @@ def world():
     write_series(root / "big.csv", 40_000, start="1900-01-01", freq="D")
     (root / "tickcast.toml").write_text(
         '[service]\nworkers = 1\n\n[[series]]\nkey = "csv:small"\npath = "small.csv"\n\n'
-        '[[series]]\nkey = "csv:big"\npath = "big.csv"\n\n[model]\nepochs = 2\nhidden_size = 4\nmax_points = 200\n')
+        '[[series]]\nkey = "csv:big"\npath = "big.csv"\n\n[model]\nepochs = 2\nhidden_size = 4\nmax_points = 200\n'
+    )
     yield root
     for path in root.rglob("*"):  # undo the chmods so the tree can be removed
         if path.is_dir() and not path.is_mount():
@@ -115,14 +121,23 @@ def world():
 
 
 def cli(world: Path, db: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return tickcast("--config", str(world / "tickcast.toml"), "--db", f"sqlite:///{db}", "-q", *args,
-                    cwd=world, **kwargs)
+    return tickcast(
+        "--config", str(world / "tickcast.toml"), "--db", f"sqlite:///{db}", "-q", *args, cwd=world, **kwargs
+    )
 
 
 # --- read-only -----------------------------------------------------------------------------------------
 
-COMMANDS = [("init",), ("ingest",), ("ingest", "csv:small"), ("run",), ("run", "csv:small"), ("health",),
-            ("forecasts",), ("history", "csv:small")]
+COMMANDS = [
+    ("init",),
+    ("ingest",),
+    ("ingest", "csv:small"),
+    ("run",),
+    ("run", "csv:small"),
+    ("health",),
+    ("forecasts",),
+    ("history", "csv:small"),
+]
 
 
 @pytest.mark.parametrize("command", seeded_subset(COMMANDS, 2))
@@ -146,8 +161,10 @@ def populated_template(tmp_path_factory) -> Path:
     """A database populated (ingested, trained, forecast) by a privileged run, once per module."""
     root = tmp_path_factory.mktemp("populated")
     write_series(root / "small.csv", 60)
-    (root / "t.toml").write_text('[service]\nworkers = 1\n\n[[series]]\nkey = "csv:small"\npath = "small.csv"\n\n'
-                                 '[model]\nepochs = 2\nhidden_size = 4\nmax_points = 200\n')
+    (root / "t.toml").write_text(
+        '[service]\nworkers = 1\n\n[[series]]\nkey = "csv:small"\npath = "small.csv"\n\n'
+        "[model]\nepochs = 2\nhidden_size = 4\nmax_points = 200\n"
+    )
     db = root / "tickcast.db"
     done = tickcast("--config", str(root / "t.toml"), "--db", f"sqlite:///{db}", "-q", "run", cwd=root)
     assert done.returncode == 0, done.stderr
@@ -166,8 +183,10 @@ def populated(world, populated_template):
     return data, db, before
 
 
-@pytest.mark.parametrize("case", seeded_subset([(command, layout) for layout in ("directory and file", "file only")
-                                                 for command in COMMANDS], 3))
+@pytest.mark.parametrize(
+    "case",
+    seeded_subset([(command, layout) for layout in ("directory and file", "file only") for command in COMMANDS], 3),
+)
 def test_read_only_database_populated_before(case, populated, world, ledger):
     """(b) The database is there, but this user may not write it: the directory and the file
     (e.g. a volume owned by another user), or only the file (SQLite could still create its -wal
@@ -184,8 +203,9 @@ def test_read_only_database_populated_before(case, populated, world, ledger):
         assert "Traceback" not in done.stderr
     else:
         line = one_line_error(done)
-        assert any(reason in line for reason in ("readonly database", "unable to open database file",
-                                                  "disk I/O error")), line
+        assert any(
+            reason in line for reason in ("readonly database", "unable to open database file", "disk I/O error")
+        ), line
     os.chmod(data, 0o755)
     rows_lost = assert_intact(db, before)
     ledger.record("disk: read-only", rows_lost=rows_lost)
@@ -193,12 +213,16 @@ def test_read_only_database_populated_before(case, populated, world, ledger):
 
 # --- full disk -----------------------------------------------------------------------------------------
 
+
 def _can_mount() -> bool:
     if not IS_ROOT or not shutil.which("mount"):
         return False
     probe = tempfile.mkdtemp(prefix="tickcast-mount-")
     try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True).returncode == 0
+        ok = (
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True).returncode
+            == 0
+        )
         if ok:
             subprocess.run(["umount", probe], check=True)
         return ok
@@ -207,8 +231,13 @@ def _can_mount() -> bool:
 
 
 CAN_MOUNT = _can_mount()
-KIND = [pytest.param("tmpfs", marks=pytest.mark.skipif(not CAN_MOUNT, reason="needs root and mount; the "
-                                                         "rlimit case covers the same path")), "rlimit"]
+KIND = [
+    pytest.param(
+        "tmpfs",
+        marks=pytest.mark.skipif(not CAN_MOUNT, reason="needs root and mount; the rlimit case covers the same path"),
+    ),
+    "rlimit",
+]
 # `run` with the file-size limit repeats the ingest case's path: by default only where tmpfs cannot be had
 RUN_KIND = KIND if not CAN_MOUNT else [KIND[0], pytest.param("rlimit", marks=pytest.mark.slow)]
 
@@ -227,9 +256,11 @@ def small_disk(world: Path, kind: str, size_kb: int):
             if subprocess.run(["umount", str(data)]).returncode != 0:
                 subprocess.run(["umount", "--lazy", str(data)], check=True)  # never leave a mount behind
     else:
+
         def limit() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (size_kb * 1024, size_kb * 1024))
+
         yield data, limit
 
 
@@ -315,8 +346,7 @@ FREE_KB = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 192]
 @pytest.mark.skipif(not CAN_MOUNT, reason="needs root and mount (a filler file on a tmpfs)")
 # By default 64 KiB: it runs out while ingesting and then again while recording the run's end (as
 # the schema stands); --run-slow tries every size (16 KiB and less: already while opening).
-@pytest.mark.parametrize("free_kb", [pytest.param(k, marks=() if k == 64 else pytest.mark.slow)
-                                     for k in FREE_KB])
+@pytest.mark.parametrize("free_kb", [pytest.param(k, marks=() if k == 64 else pytest.mark.slow) for k in FREE_KB])
 def test_run_on_a_nearly_full_disk_fails_at_any_step_in_one_line(free_kb, world, ledger):
     """A filler file leaves only ``free_kb`` KiB: depending on how much, ``tickcast run`` runs out at
     opening the database, taking the lease, starting the run, ingesting, or recording its end.
@@ -332,7 +362,7 @@ def test_run_on_a_nearly_full_disk_fails_at_any_step_in_one_line(free_kb, world,
             fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - free_kb * 1024))
         done = cli(world, db, "run")
         line = one_line_error(done)
-        assert ("database or disk is full" in line or "disk I/O error" in line), line
+        assert "database or disk is full" in line or "disk I/O error" in line, line
         filler.unlink()  # the administrator makes room
         rows_lost = assert_intact(db, before)
         again = cli(world, db, "run", "csv:small")
@@ -359,7 +389,8 @@ def test_a_failed_run_reports_its_own_error_when_recording_its_end_fails_too(wor
                 "CREATE TRIGGER no_room_for_rows BEFORE INSERT ON observations "
                 "BEGIN SELECT RAISE(ABORT, 'no room for csv:big'); END;"
                 "CREATE TRIGGER no_room_for_runs BEFORE UPDATE ON runs "
-                "BEGIN SELECT RAISE(ABORT, 'no room to close the run'); END;")
+                "BEGIN SELECT RAISE(ABORT, 'no room to close the run'); END;"
+            )
         capsys.readouterr()
         assert main(args + ["run"]) == 1
         err = capsys.readouterr().err

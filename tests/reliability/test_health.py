@@ -4,7 +4,7 @@ finished in the future (clock skew, not a run finished -27231.8 h ago)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -30,8 +30,10 @@ def test_a_run_left_running_by_a_killed_process_is_named_by_health(tmp_path, mon
     assert main(["health"]) == 0  # the last completed run is recent
     out = capsys.readouterr().out
     assert out.startswith("ok: run 1 (ok) finished 0.0 h ago; ")
-    assert (f"; run {run_id} is still marked running but its process is gone (started " in out
-            and f" by pid {pid} on {host}): it crashed or was killed; the next run records it as failed" in out)
+    assert (
+        f"; run {run_id} is still marked running but its process is gone (started " in out
+        and f" by pid {pid} on {host}): it crashed or was killed; the next run records it as failed" in out
+    )
     assert run_tickcast(env, "run", "-q").returncode == 0  # which closes it
     assert main(["health"]) == 0 and "still marked running" not in capsys.readouterr().out
     assert query(env, "SELECT status FROM runs ORDER BY id") == [("ok",), ("failed",), ("ok",)]
@@ -46,10 +48,16 @@ def _config(tmp_path):
 
 def test_a_run_in_progress_is_named_and_a_finish_in_the_future_is_clock_skew(tmp_path, db_url, capsys, ledger):
     engine = open_database(db_url)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with write_transaction(engine) as conn:
-        conn.execute(sa.insert(schema.runs).values(trigger="manual", status="ok", started_at=now + timedelta(days=1),
-                                                   finished_at=now + timedelta(days=1, minutes=5)))
+        conn.execute(
+            sa.insert(schema.runs).values(
+                trigger="manual",
+                status="ok",
+                started_at=now + timedelta(days=1),
+                finished_at=now + timedelta(days=1, minutes=5),
+            )
+        )
     argv = ["--db", db_url, "--config", str(_config(tmp_path)), "health"]
     assert main(argv) == 1
     out, err = capsys.readouterr()
@@ -59,9 +67,11 @@ def test_a_run_in_progress_is_named_and_a_finish_in_the_future_is_clock_skew(tmp
     lease = acquire(engine)  # this (live) process runs run 2
     try:
         with write_transaction(engine) as conn:
-            run_id = conn.execute(sa.insert(schema.runs).values(trigger="manual", status="running", started_at=now,
-                                                                host="here", pid=1).returning(schema.runs.c.id)
-                                  ).scalar_one()
+            run_id = conn.execute(
+                sa.insert(schema.runs)
+                .values(trigger="manual", status="running", started_at=now, host="here", pid=1)
+                .returning(schema.runs.c.id)
+            ).scalar_one()
         lease.renew(run_id)
         assert main(argv) == 1
         assert f"; run {run_id} in progress (started " in capsys.readouterr().err

@@ -55,8 +55,10 @@ def test_sigterm_while_start_up_waits_for_the_lock_stops_serve_cleanly(tmp_path,
         daemon = Daemon(["serve"], env)
         try:
             waiting = daemon.wait_for("waiting for the write lock", timeout=60)
-            assert f"pid {daemon.proc.pid} is waiting for the write lock on {db_path(env)}, held by pid {writer.pid}" \
+            assert (
+                f"pid {daemon.proc.pid} is waiting for the write lock on {db_path(env)}, held by pid {writer.pid}"
                 in waiting
+            )
             started = time.monotonic()
             code = daemon.terminate(timeout=30)
         finally:
@@ -107,8 +109,11 @@ def test_a_postgresql_lock_past_the_busy_timeout_names_its_holder(tmp_path, pg_s
             done = run_tickcast(env, "run", timeout=120)
         assert done.returncode == 1, done.stderr
         error = done.stderr.splitlines()[-1]
-        assert error.startswith("tickcast: run not started: the database ") and "stayed locked: PostgreSQL " \
-            "session pid " in error and "(application foreign-writer, user " in error, done.stderr
+        assert (
+            error.startswith("tickcast: run not started: the database ")
+            and "stayed locked: PostgreSQL session pid " in error
+            and "(application foreign-writer, user " in error
+        ), done.stderr
     ledger.record("locks: a PostgreSQL lock past the busy timeout")
 
 
@@ -128,15 +133,19 @@ def test_a_run_that_cannot_start_is_one_line_exit_1_and_recorded(tmp_path, backe
         ((trigger, status, stored),) = recorded
         assert (trigger, status) == ("manual", "failed") and stored.startswith("run not started: ")
     else:
-        assert error == (f"tickcast: run not started: the database {db_path(env)} stayed locked for 1.2 s "
-                         f"(service.busy_timeout_minutes), its write lock held by pid {writer.pid}; "
-                         "not recorded in runs: the database is still locked")
+        assert error == (
+            f"tickcast: run not started: the database {db_path(env)} stayed locked for 1.2 s "
+            f"(service.busy_timeout_minutes), its write lock held by pid {writer.pid}; "
+            "not recorded in runs: the database is still locked"
+        )
     ledger.record("locks: a foreign writer past the busy timeout")
 
 
 def test_serve_retries_a_run_that_could_not_start_and_records_the_attempt(tmp_path, ledger):
-    env = world(tmp_path, "[service]\nbusy_timeout_minutes = 0.02\n" + EMPTY + CATCH_UP +
-                "start_retries = 5\nretry_minutes = 0.02\n")
+    env = world(
+        tmp_path,
+        "[service]\nbusy_timeout_minutes = 0.02\n" + EMPTY + CATCH_UP + "start_retries = 5\nretry_minutes = 0.02\n",
+    )
     init(env)
     daemon = None
     try:
@@ -152,8 +161,9 @@ def test_serve_retries_a_run_that_could_not_start_and_records_the_attempt(tmp_pa
     assert "stayed locked for 1.2 s (service.busy_timeout_minutes)" in retry
     history = runs(f"sqlite:///{db_path(env)}")
     assert history[-1][:2] == ("catch-up", "ok")
-    assert len(history) >= 2 and all(status == "failed" and error.startswith("run not started: the database ")
-                                     for _, status, error in history[:-1])
+    assert len(history) >= 2 and all(
+        status == "failed" and error.startswith("run not started: the database ") for _, status, error in history[:-1]
+    )
     ledger.record("locks: serve retries a run that could not start")
 
 
@@ -195,8 +205,10 @@ def test_a_lock_held_mid_run_fails_the_run_with_a_clear_reason_in_runs(tmp_path,
     with foreign_writer(db_path(env), hold_seconds=3) as writer:
         out, err = run.communicate(timeout=120)
     assert run.returncode == 1, err
-    message = (f"the database {db_path(env)} stayed locked for 1.8 s (service.busy_timeout_minutes), its write "
-               f"lock held by pid {writer.pid}")
+    message = (
+        f"the database {db_path(env)} stayed locked for 1.8 s (service.busy_timeout_minutes), its write "
+        f"lock held by pid {writer.pid}"
+    )
     assert err.strip().splitlines()[-1] == f"tickcast: {message}"
     assert "Traceback" not in err
     assert runs(f"sqlite:///{db_path(env)}") == [("manual", "failed", f"DatabaseLocked: {message}")]

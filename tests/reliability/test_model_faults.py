@@ -80,10 +80,10 @@ def model_world(make_series, make_settings, db_url):
 
     def make(extra_point: bool = False):
         n = 1 if extra_point else 0
-        make_series("walk", walk[:300 + n], dates=days[:300 + n])
+        make_series("walk", walk[: 300 + n], dates=days[: 300 + n])
         tables = '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n'
         for i, values in enumerate(monthly):
-            make_series(f"m{i}", values[:48 + n], dates=months[:48 + n])
+            make_series(f"m{i}", values[: 48 + n], dates=months[: 48 + n])
             tables += f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n'
         return make_settings(tables + MODEL, db_url=db_url)
 
@@ -94,8 +94,11 @@ def newest_fits(engine) -> dict:
     """key (None for the group's shared fit) -> the newest fit row."""
     fits, series = schema.fits, schema.series
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(fits, series.c.key).join(series, series.c.id == fits.c.series_id, isouter=True)
-                            .order_by(fits.c.id)).all()
+        rows = conn.execute(
+            sa.select(fits, series.c.key)
+            .join(series, series.c.id == fits.c.series_id, isouter=True)
+            .order_by(fits.c.id)
+        ).all()
     return {row.key: row for row in rows}
 
 
@@ -106,19 +109,26 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
     before = newest_fits(engine)
     with write_transaction(engine) as conn:  # what a bad disk, a bad restore or a bad hand would leave
         for key in ("csv:walk", None):
-            conn.execute(sa.update(schema.fits).where(schema.fits.c.id == before[key].id)
-                         .values(weights=corrupt(before[key].weights)))
+            conn.execute(
+                sa.update(schema.fits)
+                .where(schema.fits.c.id == before[key].id)
+                .values(weights=corrupt(before[key].weights))
+            )
     summary = run_cycle(engine, model_world(extra_point=True))
     assert summary.status == "ok", [o.error for o in summary.outcomes]
     assert {o.key: (o.fit, o.mode) for o in summary.outcomes} == {
-        key: ("trained", "cold") for key in ("csv:walk", "csv:m0", "csv:m1", "csv:m2")}
+        key: ("trained", "cold") for key in ("csv:walk", "csv:m0", "csv:m1", "csv:m2")
+    }
     after = newest_fits(engine)
     for key, label in (("csv:walk", "model"), (None, "group model")):
         fit = after[key]
         assert (fit.status, fit.mode, fit.warm_started_from, fit.error) == ("ok", "cold", None, None)
-        expected = (f"the warm start from the previous {label} failed (ValueError: warm_start model differs in "
-                    "{'hidden_size': (4, 8)}" if corrupt is another_architecture
-                    else f"the {label} to continue from could not be loaded (")
+        expected = (
+            f"the warm start from the previous {label} failed (ValueError: warm_start model differs in "
+            "{'hidden_size': (4, 8)}"
+            if corrupt is another_architecture
+            else f"the {label} to continue from could not be loaded ("
+        )
         assert fit.note.startswith(expected) and fit.note.endswith(": trained cold"), fit.note
         assert RNNForecaster.from_bytes(fit.weights).predict_many(3)  # the new model is sound
     for key in ("csv:m0", "csv:m1", "csv:m2"):
@@ -134,10 +144,14 @@ def test_constant_series_are_forecast_flat(training, fresh_db, make_series, make
     make_series("held", [4.25] * 200, dates=days)  # a policy rate held for months
     tail = np.r_[100 + np.cumsum(np.random.default_rng(2).normal(0, 1, 150)), np.full(50, 97.5)]
     make_series("halted", tail, dates=days)  # a ticker halted for its newest quarter
-    settings = make_settings('[[series]]\nkey = "csv:held"\npath = "held.csv"\n'
-                             '[[series]]\nkey = "csv:halted"\npath = "halted.csv"\nprice = true\n'
-                             + MODEL.replace('training = "group"', f'training = "{training}"')
-                             .replace("group_min_series = 3", "group_min_series = 2"), db_url=db_url)
+    settings = make_settings(
+        '[[series]]\nkey = "csv:held"\npath = "held.csv"\n'
+        '[[series]]\nkey = "csv:halted"\npath = "halted.csv"\nprice = true\n'
+        + MODEL.replace('training = "group"', f'training = "{training}"').replace(
+            "group_min_series = 3", "group_min_series = 2"
+        ),
+        db_url=db_url,
+    )
     engine = fresh_db()
     summary = run_cycle(engine, settings)
     assert summary.status == "ok", [o.error for o in summary.outcomes]
@@ -147,8 +161,9 @@ def test_constant_series_are_forecast_flat(training, fresh_db, make_series, make
         assert fit.status == "ok" and fit.error is None and fit.scope == training
         assert fit.naive_mae == 0.0 and fit.skill is None  # the naive forecast is perfect: no skill to compute
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(schema.latest_forecasts).where(
-                schema.latest_forecasts.c.series_key == key)).all()
+            rows = conn.execute(
+                sa.select(schema.latest_forecasts).where(schema.latest_forecasts.c.series_key == key)
+            ).all()
         assert len(rows) == settings.forecast.horizon
         for row in rows:
             assert row.lower <= row.forecast <= row.upper and row.upper - row.lower < 0.05 * level

@@ -32,11 +32,13 @@ def test_a_csv_too_large_for_memory_fails_that_series_and_the_run_goes_on(tmp_pa
     assert done.returncode == 3, done.stderr
     assert done.stderr.strip().splitlines() == [
         "tickcast: csv:huge: out of memory while fetching, checking or storing it (a source too large for the "
-        "memory available); nothing stored"]
+        "memory available); nothing stored"
+    ]
     assert query(env, "SELECT status, series_ok, series_failed FROM runs") == [("partial", 1, 1)]
     assert query(env, "SELECT count(*) FROM forecasts") == [(5,)]  # the other series was forecast
     assert query(env, "SELECT last_error FROM series WHERE key = 'csv:huge'")[0][0].startswith(
-        "csv:huge: out of memory")
+        "csv:huge: out of memory"
+    )
     ledger.record("resources: out of memory in one series")
 
 
@@ -46,14 +48,16 @@ def test_workers_under_a_small_open_files_limit_are_named_at_start(tmp_path, com
 
     write_csv(tmp_path / "a.csv", pd.bdate_range("2021-01-04", periods=120), [float(i % 9 + 5) for i in range(120)])
     env = world(tmp_path, ["a"])
-    (tmp_path / "tickcast.toml").write_text((tmp_path / "tickcast.toml").read_text()
-                                            .replace("workers = 1", "workers = 2"))
+    (tmp_path / "tickcast.toml").write_text(
+        (tmp_path / "tickcast.toml").read_text().replace("workers = 1", "workers = 2")
+    )
     done = run_tickcast(env, command, preexec_fn=limited(resource.RLIMIT_NOFILE, 20, 20), timeout=60)
     assert done.returncode == 1
     needed = open_files_needed(2)
     assert done.stderr.strip().splitlines() == [
         f"tickcast: service.workers = 2 needs at least {needed} open files, but the limit is 20 (hard limit 20): "
-        f"raise it (ulimit -n {needed}, or nofile in docker-compose.yml) or lower service.workers"]
+        f"raise it (ulimit -n {needed}, or nofile in docker-compose.yml) or lower service.workers"
+    ]
     ledger.record("resources: open-files limit too small for the workers")
 
 
@@ -65,8 +69,9 @@ def test_a_low_soft_open_files_limit_is_raised_and_the_workers_run(tmp_path, led
     for i, name in enumerate(names):
         write_csv(tmp_path / f"{name}.csv", dates, [float((j * (i + 2)) % 11 + 5) for j in range(120)])
     env = world(tmp_path, names)
-    (tmp_path / "tickcast.toml").write_text((tmp_path / "tickcast.toml").read_text()
-                                            .replace("workers = 1", "workers = 2"))
+    (tmp_path / "tickcast.toml").write_text(
+        (tmp_path / "tickcast.toml").read_text().replace("workers = 1", "workers = 2")
+    )
     done = run_tickcast(env, "run", "-q", preexec_fn=limited(resource.RLIMIT_NOFILE, 16, 4096))  # 2 workers need 21
     assert done.returncode == 0, done.stderr
     assert query(env, "SELECT status, series_ok FROM runs") == [("ok", 2)]

@@ -35,7 +35,9 @@ def test_serve_killed_mid_run_then_restarted_catches_up_once_and_resumes(tmp_pat
     second.wait_for("finished: ok")
     assert second.terminate() == 0
     assert [r for r in query(env, "SELECT trigger, status FROM runs ORDER BY id")] == [
-        ("catch-up", "failed"), ("catch-up", "ok")]
+        ("catch-up", "failed"),
+        ("catch-up", "ok"),
+    ]
     assert query(env, "SELECT error FROM runs WHERE id = 1")[0][0].startswith("abandoned")
     assert query(env, "SELECT count(*) FROM fits") == [(4,)]  # each series trained exactly once
 

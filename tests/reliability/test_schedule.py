@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
@@ -20,13 +20,14 @@ from ..support.tzfile import STANDARD, SUMMER, write_zone
 from ..test_serve import Daemon
 from .conftest import seeded_subset
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @contextmanager
 def deadline(seconds: float):
     """Fail, instead of hanging, when the body takes longer (the search is pure Python, so SIGALRM
     interrupts even an endless loop)."""
+
     def expired(*_):
         raise TimeoutError(f"still searching after {seconds} s: the search does not end")
 
@@ -87,11 +88,14 @@ def test_last_fire_time_across_both_clock_changes(zone, cron, now, expected, led
     ledger.record("clock: DST change in the schedule")
 
 
-@pytest.mark.parametrize("cron,now,expected", [
-    ("* * * * *", utc(2026, 11, 1, 6, 0, 30), utc(2026, 11, 1, 6, 0)),  # every minute: the smallest window
-    ("0 0 29 2 *", utc(2026, 11, 1), None),  # nothing within the 40 days looked back
-    ("0 0 1 * *", utc(2026, 11, 20), utc(2026, 11, 1, 4)),  # monthly: the widest window
-])
+@pytest.mark.parametrize(
+    "cron,now,expected",
+    [
+        ("* * * * *", utc(2026, 11, 1, 6, 0, 30), utc(2026, 11, 1, 6, 0)),  # every minute: the smallest window
+        ("0 0 29 2 *", utc(2026, 11, 1), None),  # nothing within the 40 days looked back
+        ("0 0 1 * *", utc(2026, 11, 20), utc(2026, 11, 1, 4)),  # monthly: the widest window
+    ],
+)
 def test_the_search_is_bounded_for_any_schedule(cron, now, expected):
     with deadline(5):
         found = last_fire_time(CronTrigger.from_crontab(cron, timezone="America/New_York"), now)
@@ -99,6 +103,7 @@ def test_the_search_is_bounded_for_any_schedule(cron, now, expected):
 
 
 # --- `tickcast serve` in a zone whose clocks changed two days ago -----------------------------------
+
 
 def _zone_dir(tmp_path, autumn: bool):
     """Test/Changed: UTC-4 then UTC-5 (autumn: 02:00 becomes 01:00, two days ago at 06:00 UTC) or
@@ -125,12 +130,15 @@ def _expected_catch_up(cron: str, offset_hours: int) -> datetime:
     return fire if fire <= now else fire - timedelta(days=1)
 
 
-SERVE_CASES = seeded_subset([
-    ("autumn", "0 * * * *", -5),
-    ("autumn", "30 1 * * *", -5),  # 01:30 happened twice two days ago
-    ("spring", "0 * * * *", -4),
-    ("spring", "30 2 * * *", -4),  # 02:30 did not happen two days ago
-], k=2)
+SERVE_CASES = seeded_subset(
+    [
+        ("autumn", "0 * * * *", -5),
+        ("autumn", "30 1 * * *", -5),  # 01:30 happened twice two days ago
+        ("spring", "0 * * * *", -4),
+        ("spring", "30 2 * * *", -4),  # 02:30 did not happen two days ago
+    ],
+    k=2,
+)
 
 
 @pytest.mark.parametrize("case", SERVE_CASES, ids=lambda c: f"{c[0]}-{c[1].replace(' ', '_')}")
@@ -139,8 +147,7 @@ def test_serve_starts_and_stops_after_a_clock_change(case, tmp_path, ledger):
     zones = _zone_dir(tmp_path, autumn=season == "autumn")
     config = tmp_path / "tickcast.toml"
     config.write_text(f'[watchlist]\n[schedule]\ncron = "{cron}"\ntimezone = "Test/Changed"\n')
-    env = {"TICKCAST_CONFIG": str(config), "TICKCAST_DATA_DIR": str(tmp_path / "data"),
-           "PYTHONTZPATH": str(zones)}
+    env = {"TICKCAST_CONFIG": str(config), "TICKCAST_DATA_DIR": str(tmp_path / "data"), "PYTHONTZPATH": str(zones)}
     before = _expected_catch_up(cron, offset)
     daemon = Daemon(["serve"], env)
     try:

@@ -57,6 +57,7 @@ def count(tickcast_sql_url, table: str) -> int:
 
 # --- repaired ---------------------------------------------------------------------------------------
 
+
 def test_init_recreates_a_dropped_view(tampered, db_url, ledger):
     sql, tickcast = tampered
     sql("DROP VIEW latest_forecasts")
@@ -75,8 +76,9 @@ def test_a_read_command_names_the_drift_and_the_fix(tampered, ledger):
     sql("DROP VIEW latest_forecasts")
     code, _, err = tickcast("forecasts")
     assert code == 1
-    assert one_line(err).endswith("has drifted from its migrations (missing or altered views: latest_forecasts): "
-                                  "run 'tickcast init' to repair it")
+    assert one_line(err).endswith(
+        "has drifted from its migrations (missing or altered views: latest_forecasts): run 'tickcast init' to repair it"
+    )
     ledger.record("schema: dropped view, read command")
 
 
@@ -103,6 +105,7 @@ def test_a_dropped_lease_table_and_index_are_recreated(tampered, db_url, ledger)
 
 # --- not repairable: exactly what is wrong ----------------------------------------------------------
 
+
 def test_a_dropped_table_that_stored_rows_refer_to_is_named_not_recreated(tampered, db_url, backend, ledger):
     sql, tickcast = tampered
     sql("DROP TABLE series" + (" CASCADE" if backend == "postgresql" else ""))  # the view goes with it on PostgreSQL
@@ -126,13 +129,19 @@ def test_a_dropped_column_is_named(tampered, db_url, ledger):
     ledger.record("schema: dropped column")
 
 
-@pytest.mark.parametrize("tamper,found", [
-    (["UPDATE alembic_version SET version_num = 'f00dcafe'"],
-     "is at schema revision 'f00dcafe', which this tickcast does not know (it knows 0001, "),
-    (["INSERT INTO alembic_version VALUES ('0001')"], "alembic_version in {url} has 2 rows ("),
-    (["DELETE FROM alembic_version"], "alembic_version in {url} is empty but the database has tickcast tables ("),
-    (["DROP TABLE alembic_version"], "alembic_version in {url} is missing but the database has tickcast tables ("),
-], ids=["unknown", "two rows", "empty", "missing"])
+@pytest.mark.parametrize(
+    "tamper,found",
+    [
+        (
+            ["UPDATE alembic_version SET version_num = 'f00dcafe'"],
+            "is at schema revision 'f00dcafe', which this tickcast does not know (it knows 0001, ",
+        ),
+        (["INSERT INTO alembic_version VALUES ('0001')"], "alembic_version in {url} has 2 rows ("),
+        (["DELETE FROM alembic_version"], "alembic_version in {url} is empty but the database has tickcast tables ("),
+        (["DROP TABLE alembic_version"], "alembic_version in {url} is missing but the database has tickcast tables ("),
+    ],
+    ids=["unknown", "two rows", "empty", "missing"],
+)
 def test_an_untrustworthy_alembic_version_is_one_line_exit_1(tamper, found, tampered, db_url, ledger):
     sql, tickcast = tampered
     sql(*tamper)

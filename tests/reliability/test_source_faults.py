@@ -18,8 +18,9 @@ def csv_text(values, dates=DATES) -> str:
 
 
 def fred_text(series_id, values, dates=DATES) -> str:
-    return pd.DataFrame({"observation_date": [d.strftime("%Y-%m-%d") for d in dates],
-                         series_id: values}).to_csv(index=False)
+    return pd.DataFrame({"observation_date": [d.strftime("%Y-%m-%d") for d in dates], series_id: values}).to_csv(
+        index=False
+    )
 
 
 def test_source_faults_are_recorded_and_contained(tmp_path, ledger):
@@ -27,9 +28,11 @@ def test_source_faults_are_recorded_and_contained(tmp_path, ledger):
     walk = list(50 * np.exp(np.cumsum(rng.normal(0, 0.01, 270))))
     http, yahoo = FixtureServer().start(), FakeYahoo().start()
     mode = {"phase": "healthy"}
-    trouble = {"SLOW": Reply(200, fred_text("SLOW", walk[:260]), delay=3.0),
-               "LIMIT": Reply(429, "Too Many Requests", "text/plain"),
-               "BROKEN": Reply(500, "oops", "text/plain")}
+    trouble = {
+        "SLOW": Reply(200, fred_text("SLOW", walk[:260]), delay=3.0),
+        "LIMIT": Reply(429, "Too Many Requests", "text/plain"),
+        "BROKEN": Reply(500, "oops", "text/plain"),
+    }
 
     def fred(path, query_args):
         series_id = query_args["id"]
@@ -45,6 +48,7 @@ def test_source_faults_are_recorded_and_contained(tmp_path, ledger):
             if name == "truncated":  # the transfer is cut off half-way, every time
                 return Reply(200, good, cut=len(good) // 2)
             return Reply(200, "<html><body>Service unavailable</body></html>", "text/html")
+
         return handler
 
     http.route("/fred", fred)
@@ -89,25 +93,38 @@ hidden_size = 8
 epochs = 3
 ensemble = 1
 """)
-    env = {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data"),
-           "TICKCAST_FRED_URL": f"{http.base_url}/fred", "TICKCAST_YAHOO_URL": yahoo.base_url}
+    env = {
+        "TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"),
+        "TICKCAST_DATA_DIR": str(tmp_path / "data"),
+        "TICKCAST_FRED_URL": f"{http.base_url}/fred",
+        "TICKCAST_YAHOO_URL": yahoo.base_url,
+    }
     try:
         first = run_tickcast(env, "run", "-q")
         # only the unknown ticker fails while every source is healthy
         assert first.returncode == 3, first.stderr
-        assert first.stderr.strip().splitlines() == ["tickcast: yahoo:NOSUCHCO: Yahoo does not know this ticker "
-                                                      "(HTTP 404)"]
-        stored = {key: query(env, "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
-                                  "WHERE s.key = ? ORDER BY o.ts", (key,))
-                  for (key,) in query(env, "SELECT key FROM series")}
+        assert first.stderr.strip().splitlines() == [
+            "tickcast: yahoo:NOSUCHCO: Yahoo does not know this ticker (HTTP 404)"
+        ]
+        stored = {
+            key: query(
+                env,
+                "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
+                "WHERE s.key = ? ORDER BY o.ts",
+                (key,),
+            )
+            for (key,) in query(env, "SELECT key FROM series")
+        }
         fits_before = query(env, "SELECT id, series_id, status, error FROM fits ORDER BY id")
-        note, = query(env, "SELECT last_note FROM series WHERE key = 'csv:dirty'")[0]
+        (note,) = query(env, "SELECT last_note FROM series WHERE key = 'csv:dirty'")[0]
         for part in ("2 missing or non-finite", "2 zero or negative price", "2 duplicate date"):
             assert part in note
-        assert query(env, "SELECT count(*) FROM observations o JOIN series s ON s.id = o.series_id "
-                          "WHERE s.key = 'csv:dirty'") == [(196,)]
-        short, = query(env, "SELECT f.status, f.error FROM fits f JOIN series s ON s.id = f.series_id "
-                            "WHERE s.key = 'csv:short'")
+        assert query(
+            env, "SELECT count(*) FROM observations o JOIN series s ON s.id = o.series_id WHERE s.key = 'csv:dirty'"
+        ) == [(196,)]
+        (short,) = query(
+            env, "SELECT f.status, f.error FROM fits f JOIN series s ON s.id = f.series_id WHERE s.key = 'csv:short'"
+        )
         assert short == ("skipped", "too short to train: 2 observation(s), the minimum is 3")
 
         mode["phase"] = "faulty"
@@ -135,20 +152,33 @@ ensemble = 1
         # nothing stored changed for the failing series; the healthy ones moved on
         lost = 0
         for key, rows in stored.items():
-            now = query(env, "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
-                             "WHERE s.key = ? ORDER BY o.ts", (key,))
+            now = query(
+                env,
+                "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
+                "WHERE s.key = ? ORDER BY o.ts",
+                (key,),
+            )
             lost += len(set(rows) - set(now))
             if key in ("csv:good", "yahoo:GOODCO"):
                 assert len(now) == len(rows) + 2
             else:
                 assert now == rows, key
         assert lost == 0
-        assert query(env, "SELECT id, series_id, status, error FROM fits ORDER BY id")[:len(fits_before)] == fits_before
-        new_fits = query(env, "SELECT s.key, f.mode, f.status FROM fits f JOIN series s ON s.id = f.series_id "
-                              f"WHERE f.id > {fits_before[-1][0]} ORDER BY s.key")
+        assert (
+            query(env, "SELECT id, series_id, status, error FROM fits ORDER BY id")[: len(fits_before)] == fits_before
+        )
+        new_fits = query(
+            env,
+            "SELECT s.key, f.mode, f.status FROM fits f JOIN series s ON s.id = f.series_id "
+            f"WHERE f.id > {fits_before[-1][0]} ORDER BY s.key",
+        )
         assert new_fits == [("csv:good", "warm", "ok"), ("yahoo:GOODCO", "warm", "ok")]
-        ledger.record("sources: timeout, 429, 500, truncated/malformed CSV, empty/unknown Yahoo", injected=7,
-                      survived=7, rows_lost=lost)
+        ledger.record(
+            "sources: timeout, 429, 500, truncated/malformed CSV, empty/unknown Yahoo",
+            injected=7,
+            survived=7,
+            rows_lost=lost,
+        )
         ledger.record("sources: NaN/inf/zero/negative, duplicate and out-of-order dates", injected=6, survived=6)
         ledger.record("sources: series too short to train", survived=True)
     finally:

@@ -13,8 +13,20 @@ from .scenario import query, run_tickcast
 
 FLOAT_COLUMNS = {
     "observations": ["value"],
-    "fits": ["train_loss", "val_loss", "mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape",
-             "naive_mase", "skill", "seconds"],
+    "fits": [
+        "train_loss",
+        "val_loss",
+        "mae",
+        "rmse",
+        "smape",
+        "mase",
+        "naive_mae",
+        "naive_rmse",
+        "naive_smape",
+        "naive_mase",
+        "skill",
+        "seconds",
+    ],
     "loss_history": ["train_loss", "val_loss", "grad_norm", "clip_fraction"],
     "forecasts": ["value", "lower", "upper", "level"],
 }
@@ -62,12 +74,15 @@ max_points = 400
     return {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
 
 
-@pytest.mark.parametrize("model,label", [
-    ("", "huge jumps, default settings"),
-    ("lr = 1000000.0", "absurd learning rate"),
-    ("lr = 1000000.0\nclip_mode = \"value\"", "absurd learning rate, element-wise clipping"),
-    ("lr = 50.0\noptimizer = \"sgd\"\nclip = 0.0", "absurd learning rate, no clipping"),
-])
+@pytest.mark.parametrize(
+    "model,label",
+    [
+        ("", "huge jumps, default settings"),
+        ("lr = 1000000.0", "absurd learning rate"),
+        ('lr = 1000000.0\nclip_mode = "value"', "absurd learning rate, element-wise clipping"),
+        ('lr = 50.0\noptimizer = "sgd"\nclip = 0.0', "absurd learning rate, no clipping"),
+    ],
+)
 def test_no_nan_or_infinity_reaches_any_table(tmp_path, model, label, ledger):
     env = world(tmp_path, model)
     done = run_tickcast(env, "run", "-q")
@@ -75,7 +90,7 @@ def test_no_nan_or_infinity_reaches_any_table(tmp_path, model, label, ledger):
     assert "Traceback" not in done.stderr
     fits = query(env, "SELECT s.key, f.status, f.error FROM fits f JOIN series s ON s.id = f.series_id")
     assert len(fits) == 3
-    for key, status, error in fits:
+    for _key, status, error in fits:
         assert status in ("ok", "failed")
         if status == "failed":  # reported, with the reason, on the fit and on stderr
             assert error.startswith("TrainingDiverged") and f"tickcast: {error}" in done.stderr

@@ -40,7 +40,8 @@ DOCKER_CLEAN = (
     '/var/cache/apt/*.bin || true"; };\n'
     'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
     '/var/cache/apt/*.bin || true"; };\n'
-    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n')
+    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+)
 
 
 @dataclass(frozen=True)
@@ -89,43 +90,77 @@ POSTGRES = StandIn(
         # /usr/lib/postgresql/bin -> <version>/bin: the server's programs on PATH, as in the official image
         'ln -sfn "$(cd "$1/usr/lib/postgresql" && ls -d [0-9]* | sort -n | tail -n1)/bin" "$1/usr/lib/postgresql/bin"',
     ),
-    changes=("ENV PGDATA=/var/lib/postgresql/data", "ENV LANG=C.UTF-8",
-             "ENV PATH=/usr/lib/postgresql/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "VOLUME /var/lib/postgresql/data", "EXPOSE 5432",
-             'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]', 'CMD ["postgres"]'),
+    changes=(
+        "ENV PGDATA=/var/lib/postgresql/data",
+        "ENV LANG=C.UTF-8",
+        "ENV PATH=/usr/lib/postgresql/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VOLUME /var/lib/postgresql/data",
+        "EXPOSE 5432",
+        'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]',
+        'CMD ["postgres"]',
+    ),
     stop_signal="SIGINT",  # as the official image: a fast shutdown, not a wait for clients to leave
     inputs=(HERE / "standins" / "postgres-entrypoint.sh",),
 )
 
 
 def _current_standin(engine: Engine, standin: StandIn) -> bool:
-    done = engine.docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}',
-                         standin.name, check=False, timeout=60)
+    done = engine.docker(
+        "image",
+        "inspect",
+        "--format",
+        f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}',
+        standin.name,
+        check=False,
+        timeout=60,
+    )
     return done.returncode == 0 and done.stdout.strip() == standin.recipe_hash()
 
 
 def build_standin(engine: Engine, standin: StandIn) -> None:
     """mmdebstrap's root file system, streamed straight into `docker import`."""
     if shutil.which("mmdebstrap") is None:
-        raise AssertionError(f"{standin.official} cannot be pulled and mmdebstrap, which builds its stand-in, "
-                             "is not installed (make test installs it; Debian: apt-get install mmdebstrap)")
-    argv = ["mmdebstrap", "--quiet", "--variant=minbase", "--include=" + ",".join(standin.packages),
-            *[f"--customize-hook={hook}" for hook in standin.hooks], "bookworm", "-"]
-    changes = [arg for change in (*standin.changes, f"LABEL {RECIPE_LABEL}={standin.recipe_hash()}")
-               for arg in ("--change", change)]
+        raise AssertionError(
+            f"{standin.official} cannot be pulled and mmdebstrap, which builds its stand-in, "
+            "is not installed (make test installs it; Debian: apt-get install mmdebstrap)"
+        )
+    argv = [
+        "mmdebstrap",
+        "--quiet",
+        "--variant=minbase",
+        "--include=" + ",".join(standin.packages),
+        *[f"--customize-hook={hook}" for hook in standin.hooks],
+        "bookworm",
+        "-",
+    ]
+    changes = [
+        arg
+        for change in (*standin.changes, f"LABEL {RECIPE_LABEL}={standin.recipe_hash()}")
+        for arg in ("--change", change)
+    ]
     # mmdebstrap in a session of its own: when writing the tarball fails it sends SIGHUP to its
     # whole process group, which would otherwise be this test run.
-    with tempfile.TemporaryFile() as log, \
-            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, start_new_session=True) as rootfs:
-        imported = subprocess.run(["docker", "import", *changes, "-", standin.name], stdin=rootfs.stdout,
-                                  env=engine.env(), capture_output=True, text=True, timeout=1800)
+    with (
+        tempfile.TemporaryFile() as log,
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, start_new_session=True) as rootfs,
+    ):
+        imported = subprocess.run(
+            ["docker", "import", *changes, "-", standin.name],
+            stdin=rootfs.stdout,
+            env=engine.env(),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         rootfs.stdout.close()
         rootfs.wait(timeout=60)
         log.seek(0)
         errors = log.read().decode(errors="replace")
     if rootfs.returncode != 0 or imported.returncode != 0:
-        raise AssertionError(f"building the stand-in {standin.name} failed: mmdebstrap exit {rootfs.returncode}: "
-                             f"{errors[-1500:]}\ndocker import: {imported.stderr.strip()}")
+        raise AssertionError(
+            f"building the stand-in {standin.name} failed: mmdebstrap exit {rootfs.returncode}: "
+            f"{errors[-1500:]}\ndocker import: {imported.stderr.strip()}"
+        )
     if standin.stop_signal:
         dockerfile = f"FROM {standin.name}\nSTOPSIGNAL {standin.stop_signal}\n"
         engine.docker("build", "--quiet", "-t", standin.name, "-", input=dockerfile, timeout=600)

@@ -19,10 +19,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 STATE_DIR = Path(os.environ.get("TICKCAST_TEST_DOCKER_DIR", "/var/tmp/tickcast-docker"))
 LOCK_WAIT_SECONDS = 30 * 60  # a whole container test from nothing takes about five minutes
@@ -46,8 +46,7 @@ class Engine:
         return {**os.environ, "DOCKER_HOST": self.host, **(extra or {})}
 
     def docker(self, *args: str, timeout: float = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
-        done = subprocess.run(["docker", *args], env=self.env(), capture_output=True, text=True,
-                              timeout=timeout, **kw)
+        done = subprocess.run(["docker", *args], env=self.env(), capture_output=True, text=True, timeout=timeout, **kw)
         if check and done.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
         return done
@@ -58,8 +57,12 @@ class Engine:
 
 def _reachable(host: str) -> bool:
     try:
-        done = subprocess.run(["docker", "--host", host, "version", "--format", "{{.Server.Version}}"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["docker", "--host", host, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -105,8 +108,10 @@ def _exclusive(path: Path, wait: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.time() > deadline:
-                    raise AssertionError(f"another test run has held {path} for {wait:.0f} s; "
-                                         f"is one stuck? (see {STATE_DIR / 'dockerd.log'})") from None
+                    raise AssertionError(
+                        f"another test run has held {path} for {wait:.0f} s; "
+                        f"is one stuck? (see {STATE_DIR / 'dockerd.log'})"
+                    ) from None
                 time.sleep(1)
         try:
             yield
@@ -139,21 +144,36 @@ def _unmount_leftovers() -> None:
 def _start_dockerd() -> int:
     """Start dockerd on our state directory and return its pid once it answers."""
     if shutil.which("dockerd") is None:
-        raise EngineUnavailable("no Docker engine is reachable and dockerd is not installed "
-                                "(Debian: apt-get install docker.io)")
+        raise EngineUnavailable(
+            "no Docker engine is reachable and dockerd is not installed (Debian: apt-get install docker.io)"
+        )
     if os.geteuid() != 0:
         raise EngineUnavailable("no Docker engine is reachable, and starting dockerd needs root")
     sock, pidfile, log = STATE_DIR / "docker.sock", STATE_DIR / "dockerd.pid", STATE_DIR / "dockerd.log"
-    common = ["--data-root", str(STATE_DIR / "data"), "--exec-root", str(STATE_DIR / "exec"),
-              "--pidfile", str(pidfile), "-H", f"unix://{sock}",
-              "--bridge", "none"]  # compose makes its own networks; leave docker0 to any other daemon
+    common = [
+        "--data-root",
+        str(STATE_DIR / "data"),
+        "--exec-root",
+        str(STATE_DIR / "exec"),
+        "--pidfile",
+        str(pidfile),
+        "-H",
+        f"unix://{sock}",
+        "--bridge",
+        "none",
+    ]  # compose makes its own networks; leave docker0 to any other daemon
     # dockerd picks its storage driver (overlay2 where the kernel and file system allow it, which
     # is several times faster than vfs for image builds); vfs works everywhere and is the fallback.
     failures = []
     for extra in ([], ["--storage-driver", "vfs"]):
         with open(log, "w") as out:
-            proc = subprocess.Popen(["dockerd", *common, *extra], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                ["dockerd", *common, *extra],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.time() + 90
         while time.time() < deadline and proc.poll() is None:
             if _reachable(f"unix://{sock}"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,8 +26,10 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 def bars_from_closes(closes: pd.Series) -> pd.DataFrame:
     """Daily OHLCV bars around a close series (indexed by date), with a slightly lower adjusted close."""
     c = closes.astype(float)
-    return pd.DataFrame({"open": c * 0.999, "high": c * 1.004, "low": c * 0.995, "close": c,
-                         "adjclose": c * 0.99, "volume": 1_000_000}, index=pd.DatetimeIndex(closes.index))
+    return pd.DataFrame(
+        {"open": c * 0.999, "high": c * 1.004, "low": c * 0.995, "close": c, "adjclose": c * 0.99, "volume": 1_000_000},
+        index=pd.DatetimeIndex(closes.index),
+    )
 
 
 class FakeYahoo:
@@ -46,14 +49,16 @@ class FakeYahoo:
     def base_url(self) -> str:
         return self.server.base_url
 
-    def start(self) -> "FakeYahoo":
+    def start(self) -> FakeYahoo:
         self.server.start()
         return self
 
     def stop(self) -> None:
         self.server.stop()
 
-    def add(self, symbol: str, bars: pd.DataFrame, timezone: str = "America/New_York", exchange: str | None = None) -> None:
+    def add(
+        self, symbol: str, bars: pd.DataFrame, timezone: str = "America/New_York", exchange: str | None = None
+    ) -> None:
         self.bars[symbol] = bars.sort_index()
         self.timezones[symbol] = timezone
         if exchange is not None:
@@ -78,8 +83,9 @@ class FakeYahoo:
             if trouble == "empty" and symbol in self.bars:
                 tz = ZoneInfo(self.timezones[symbol])
                 empty = self.bars[symbol].iloc[:0]
-                return Reply(200, json.dumps(self._payload(symbol, empty, pd.Series([], dtype=int), tz)),
-                             "application/json")
+                return Reply(
+                    200, json.dumps(self._payload(symbol, empty, pd.Series([], dtype=int), tz)), "application/json"
+                )
             if isinstance(trouble, tuple) and trouble[0] == "slow":
                 return Reply(200, "{}", "application/json", delay=trouble[1])
         if symbol not in self.bars:
@@ -114,8 +120,12 @@ class FakeYahoo:
         meta["regularMarketTime"] = int(stamps.iloc[-1])
         result["timestamp"] = [int(s) for s in stamps]
         result["indicators"] = {
-            "quote": [{k: [None if pd.isna(v) else (int(v) if k == "volume" else float(v)) for v in bars[k]]
-                       for k in ("open", "high", "low", "close", "volume")}],
+            "quote": [
+                {
+                    k: [None if pd.isna(v) else (int(v) if k == "volume" else float(v)) for v in bars[k]]
+                    for k in ("open", "high", "low", "close", "volume")
+                }
+            ],
             "adjclose": [{"adjclose": [None if pd.isna(v) else float(v) for v in bars["adjclose"]]}],
         }
         return doc

@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 SQLITE_WRITER = textwrap.dedent("""
     import sqlite3, sys, time
@@ -51,8 +51,12 @@ def foreign_writer(url_or_path: str, hold_seconds: float, postgres: bool = False
     for ``hold_seconds`` in another process; the block runs once the lock is held."""
     script = POSTGRES_WRITER if postgres else SQLITE_WRITER
     target = url_or_path.replace("postgresql+psycopg://", "postgresql://") if postgres else url_or_path
-    proc = subprocess.Popen([sys.executable, "-c", script, target, str(hold_seconds)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, target, str(hold_seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().strip()
         if line != "holding":

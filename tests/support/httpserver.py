@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -45,7 +45,7 @@ class FixtureServer:
                     self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body if reply.cut is None else body[:reply.cut])
+                    self.wfile.write(body if reply.cut is None else body[: reply.cut])
                     if reply.cut is not None:
                         self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
@@ -79,7 +79,7 @@ class FixtureServer:
             route.pop(0)
         return reply
 
-    def start(self) -> "FixtureServer":
+    def start(self) -> FixtureServer:
         self.thread.start()
         return self
 

@@ -57,12 +57,34 @@ class PostgresServer:
                     log = fh.read()[-2000:]
             raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr or done.stdout}\n{log}")
 
-    def start(self) -> "PostgresServer":
-        self._run(_binary("initdb"), "-D", self.datadir, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync", "--locale=C")
+    def start(self) -> PostgresServer:
+        self._run(
+            _binary("initdb"),
+            "-D",
+            self.datadir,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         options = f"-p {self.port} -h 127.0.0.1 -k {self.root} -F -c fsync=off -c max_connections=100"
-        self._run(_binary("pg_ctl"), "-D", self.datadir, "-o", options, "-l",
-                  os.path.join(self.root, "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            _binary("pg_ctl"),
+            "-D",
+            self.datadir,
+            "-o",
+            options,
+            "-l",
+            os.path.join(self.root, "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:
@@ -80,15 +102,15 @@ class PostgresServer:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             yield self.url(name)
         finally:
             deadline = time.time() + 10
-            with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                                 autocommit=True) as conn:
+            with psycopg.connect(
+                f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+            ) as conn:
                 while True:
                     try:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import SyntheticSource  # noqa: E402
 from tickcast.service.config import settings_from_dict  # noqa: E402
 from tickcast.service.db import open_database  # noqa: E402
-from tickcast.service.pipeline import run_cycle  # noqa: E402
+from tickcast.service.run.cycle import run_cycle  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -34,13 +34,13 @@ def batch(kind: str, tasks) -> dict:
     from contextlib import nullcontext
 
     from tickcast.service.executors import QUIET_WORKER_ENV, open_executor
-    from tickcast.service.train import train_series
+    from tickcast.service.run.tasks import train_series
 
     WORKER_ENV.clear()
     WORKER_ENV.update(QUIET_WORKER_ENV if kind == "dask quiet" else {})
     with nullcontext("") if kind == "local" else dask_cluster(2) as address:
         settings = settings_for([], "sqlite://", "local" if kind == "local" else "dask", address)
-        with open_executor(settings, len(tasks)) as pool:
+        with open_executor(settings.execution, len(tasks)) as pool:
             pool.submit(train_series, tasks[0]).result()  # workers started and warm
             started = time.perf_counter()
             results = [f.result() for f in [pool.submit(train_series, t) for t in tasks]]
@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from tickcast.service.train import SeriesTask, forecaster_params
+    from tickcast.service.run.values import SeriesTask, forecaster_params
 
     values = make_frames(1, 2500, seed=7)["s0000"]["value"].to_numpy()
     params = forecaster_params(settings_for([], "sqlite://", "local").model, "csv:x", 1, 5)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import SyntheticSource  # noqa: E402
 from tickcast.service.config import settings_from_dict  # noqa: E402
 from tickcast.service.db import open_database  # noqa: E402
-from tickcast.service.ingest import ingest  # noqa: E402
+from tickcast.service.run.ingest import ingest  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -49,10 +49,11 @@ def child(variant: str, n_fits: int) -> dict:
     sys.path.insert(0, str(HERE))
     from threadpoolctl import threadpool_limits
 
-    import tickcast.service.train as train
+    import tickcast.service.run.tasks as train
     from daily_run import make_frames
     from scale import settings_for
-    from tickcast.service.train import SeriesTask, forecaster_params, keep_freed_memory, train_series
+    from tickcast.service.run.tasks import keep_freed_memory, train_series
+    from tickcast.service.run.values import SeriesTask, forecaster_params
 
     tuned, in_thread, _ = VARIANTS[variant]
     # What train.tune_process() does once per process, here with or without the malloc part.
@@ -88,10 +89,11 @@ def group_child(tuned: bool, n_series: int) -> dict:
     sys.path.insert(0, str(HERE))
     from threadpoolctl import threadpool_limits
 
-    import tickcast.service.train as train
+    import tickcast.service.run.tasks as train
     from daily_run import make_frames
     from scale import settings_for
-    from tickcast.service.train import GroupTask, forecaster_params, keep_freed_memory, train_group
+    from tickcast.service.run.tasks import keep_freed_memory, train_group
+    from tickcast.service.run.values import GroupTask, forecaster_params
 
     threadpool_limits(limits=1, user_api="blas")
     train._tuned = True
@@ -195,7 +197,7 @@ def main() -> None:
         "",
         f"{args.fits} cold fits of a 2,500-point series (default settings) per process and variant, variants "
         f"alternating, {args.rounds} rounds; means per fit over the rounds. `tuned`: after "
-        "`keep_freed_memory()` (service/train.py: mmap threshold 32 MiB, trim threshold 64 MiB). "
+        "`keep_freed_memory()` (service/run/tasks.py: mmap threshold 32 MiB, trim threshold 64 MiB). "
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, Python "
         f"{platform.python_version()}.",
         "",

@@ -148,7 +148,7 @@ def dask_cluster(workers: int):
 
 
 def template_database(tmp: Path, frames: dict) -> tuple[Path, float]:
-    from tickcast.service.ingest import ingest
+    from tickcast.service.run.ingest import ingest
 
     path = tmp / "template.db"
     url = f"sqlite:///{path}"
@@ -222,7 +222,7 @@ def cpu_seconds():
 
 
 def timed_run(url: str, names, frames: dict, executor: str, address: str, label: str) -> dict:
-    from tickcast.service.pipeline import run_cycle
+    from tickcast.service.run.cycle import run_cycle
 
     settings = settings_for(names, url, executor, address)
     engine = open_database(url)
@@ -307,7 +307,7 @@ def _same_forecasts(a: Path, b: Path) -> bool:
 
 def echo_task(task):
     """Computes nothing; returns a result of a real fit's size (the model's bytes, the history)."""
-    from tickcast.service.train import Forecast, SeriesResult
+    from tickcast.service.run.values import Forecast, SeriesResult
 
     n_history, horizon = task.params["history"], task.horizon
     history = [
@@ -321,7 +321,8 @@ def echo_task(task):
 
 
 def real_fit(n_points: int):
-    from tickcast.service.train import SeriesTask, train_series
+    from tickcast.service.run.tasks import train_series
+    from tickcast.service.run.values import SeriesTask
 
     values = make_frames(1, n_points, seed=7)["s0000"]["value"].to_numpy()
     task = SeriesTask("csv:s0000", 1, values, {"seed": 0}, horizon=5, level=0.8)
@@ -332,7 +333,7 @@ def real_fit(n_points: int):
 
 def task_overhead(n_tasks: int, n_points: int, address: str) -> dict:
     from tickcast.service.executors import open_executor
-    from tickcast.service.train import SeriesTask
+    from tickcast.service.run.values import SeriesTask
 
     task, result = real_fit(n_points)
     tasks = [
@@ -360,7 +361,7 @@ def task_overhead(n_tasks: int, n_points: int, address: str) -> dict:
     figures["in_process_pickle_round_trip_ms"] = round(1000 * (time.perf_counter() - started) / n_tasks, 3)
     for executor in ("local", "dask"):
         settings = settings_for([], "sqlite://", executor, address if executor == "dask" else "")
-        with open_executor(settings, len(tasks)) as pool:
+        with open_executor(settings.execution, len(tasks)) as pool:
             pool.submit(echo_task, tasks[0]).result()  # workers started and warm
             started = time.perf_counter()
             futures = [pool.submit(echo_task, t) for t in tasks]
@@ -376,9 +377,10 @@ def task_overhead(n_tasks: int, n_points: int, address: str) -> dict:
 
 
 def write_throughput(url: str, n_series: int, n_points: int, result) -> dict:
-    from tickcast.service.forecast import FitRecord, store_fit
-    from tickcast.service.ingest import ingest
-    from tickcast.service.pipeline import _start_run
+    from tickcast.service.run.cycle import _start_run
+    from tickcast.service.run.ingest import ingest
+    from tickcast.service.run.store import store_fit
+    from tickcast.service.run.values import FitRecord
     from tickcast.service.status import FitMode, FitStatus, Trigger
 
     frames = make_frames(n_series, n_points, seed=3)

@@ -9,8 +9,8 @@ import os
 import sys
 from importlib import resources
 
-from .config import Settings
 from .errors import TickcastError
+from .settings import Settings
 
 
 def datasette_argv(settings: Settings, host: str, port: int) -> list[str]:

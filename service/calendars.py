@@ -61,8 +61,9 @@ def _dict_keys(text: str, variables: tuple[str, ...]) -> set[str]:
             if isinstance(node, ast.Assign) and len(node.targets) == 1
             else getattr(node, "target", None)
         )
-        if isinstance(target, ast.Name) and target.id in variables and isinstance(node.value, ast.Dict):
-            keys.update(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and target.id in variables and isinstance(value, ast.Dict):
+            keys.update(k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
     return keys
 
 

@@ -4,7 +4,7 @@ is one ConfigError line naming the setting."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, overload
 
 from .errors import ConfigError
 
@@ -19,6 +19,10 @@ def check_type(dotted: str, value: Any, kind: type) -> Any:
     return value
 
 
+@overload
+def file_name(dotted: str, value: str) -> str: ...
+@overload
+def file_name(dotted: str, value: None) -> None: ...
 def file_name(dotted: str, value: str | None) -> str | None:
     """A path or URL: TOML can spell a NUL (\\u0000), which no file name or URL may hold."""
     if value is not None and "\x00" in value:

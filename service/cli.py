@@ -17,8 +17,9 @@ import textwrap
 from collections.abc import Sequence
 
 from . import __version__
-from .config import Settings, debug_enabled, load_settings
-from .errors import TickcastError
+from .config import debug_enabled, load_settings
+from .errors import TickcastError, exception_line, first_line
+from .settings import Settings
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
 from .tables import FORMATS, UNIT_FORMATS
 
@@ -67,15 +68,14 @@ def _err(message: str) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .db import describe, make_engine, upgrade
-    from .drift import repair
-    from .ingest import sync_series
+    from .db import describe, make_engine, repair, upgrade
+    from .run.ingest import sync_series
 
     settings = _settings(args)
     engine = make_engine(settings.db_url, busy_timeout=settings.busy_timeout)
     before, after = upgrade(engine)
     repaired = repair(engine)
-    ids = sync_series(engine, settings)
+    ids = sync_series(engine, settings.series)
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
     fixed = f"; schema drift repaired: {', '.join(repaired)}" if repaired else ""
     print(f"database {describe(engine)}: {state} revision {after} (head){fixed}; {len(ids)} series configured")
@@ -83,7 +83,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .ingest import ingest
+    from .run.ingest import ingest
     from .tables import render
 
     if args.full and not args.keys:
@@ -148,8 +148,8 @@ FORECAST_COLUMNS = [
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
-    from .pipeline import run_cycle
     from .queries import NothingStored, latest_forecasts
+    from .run.cycle import run_cycle
     from .tables import render
 
     settings = _settings(args)
@@ -463,14 +463,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug_enabled():
             raise
         if _is_database_error(exc):
-            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+            reason = first_line(getattr(exc, "orig", None) or exc)
             _err(f"tickcast: database error: {reason}")
             return EXIT_ERROR
         if isinstance(exc, OSError):
             _err(f"tickcast: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
             return EXIT_ERROR
-        detail = (str(exc).splitlines() or [""])[0][:200]
-        _err(f"tickcast: internal error: {type(exc).__name__}: {detail} (set TICKCAST_DEBUG=1 for the traceback)")
+        _err(f"tickcast: internal error: {exception_line(exc)[:200]} (set TICKCAST_DEBUG=1 for the traceback)")
         return EXIT_INTERNAL
 
 

@@ -7,20 +7,33 @@ out-of-range value fails at start-up with the key's dotted name and what was exp
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tickcast.models.config import LIMITS, ForecasterConfig
+
 from .checks import check_type, file_name, positive
-from .errors import ConfigError
+from .clock import utcnow
+from .errors import ConfigError, first_line
+from .executors import EXECUTORS
+from .settings import (
+    DEFAULT_BUSY_TIMEOUT_MINUTES,
+    ExecutorSettings,
+    ForecastSettings,
+    ModelSettings,
+    ScheduleSettings,
+    Settings,
+    SourceSettings,
+)
 from .sources import SOURCES
 from .status import Training
-from .watchlist import FREQUENCIES, SeriesSpec, parse_series
+from .watchlist import parse_series
 
 ENV_CONFIG = "TICKCAST_CONFIG"
 ENV_DB_URL = "TICKCAST_DB_URL"
@@ -30,9 +43,6 @@ ENV_EXECUTOR = "TICKCAST_EXECUTOR"
 ENV_DASK_ADDRESS = "TICKCAST_DASK_ADDRESS"
 ENV_DEBUG = "TICKCAST_DEBUG"  # show tracebacks for internal errors
 ENV_KILL_AT = "TICKCAST_KILL_AT"  # fault injection for the reliability tests: "<point>:<n>"
-# How long a writer waits for another process's lock on the database: a foreign writer (a backup, a
-# bulk load, someone's sqlite3 shell) usually finishes well within it.
-DEFAULT_BUSY_TIMEOUT_MINUTES = 10.0
 
 
 def source_url_env(source: str) -> str:
@@ -59,28 +69,6 @@ def kill_point(points: Sequence[str], env: Mapping[str, str] | None = None) -> t
         raise ConfigError(f"{ENV_KILL_AT} must look like <point>:<n>, got {raw!r}") from None
 
 
-@dataclass(frozen=True)
-class SourceSettings:
-    history_start: str = ""  # first date fetched for a series with no stored rows; "" = all history
-    overlap_days: int = 10  # re-fetch this many days before the last stored date to catch revisions
-    http_timeout: float = 30.0
-    retries: int = 3  # extra attempts after a rate limit, a 5xx or a timeout
-    backoff_seconds: float = 2.0  # first retry delay; doubles per attempt
-    yahoo_base_url: str = ""  # empty: Yahoo itself
-    fred_base_url: str = "https://fred.stlouisfed.org/graph/fredgraph.csv"
-
-
-@dataclass(frozen=True)
-class ScheduleSettings:
-    cron: str = "30 17 * * mon-fri"  # after the US close
-    timezone: str = "America/New_York"
-    misfire_grace_hours: float = 6.0
-    max_age_hours: float = 96.0  # `tickcast health` fails when the last good run is older
-    max_failed_fraction: float = 0.5  # ... or when more of its series than this failed (all failing: always)
-    start_retries: int = 3  # a run that could not start (the database stayed locked) is retried this often
-    retry_minutes: float = 10.0  # after this long
-
-
 TRAINING_CHOICES = tuple(t.value for t in Training)
 
 # Set by the service, not in [model]: what each means, for the error message.
@@ -89,64 +77,6 @@ SERVICE_SET_KNOBS = {
     "unknown: detected); set season_length in a [[series]] table to override it",
     "horizon": "the model's read-out covers forecast.horizon steps (or more, for seasonal data): set forecast.horizon",
 }
-
-
-def _default_forecaster():
-    from tickcast.models import ForecasterConfig
-
-    return ForecasterConfig()
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """``[model]``: the forecaster's settings (any field of ``tickcast.models.ForecasterConfig``,
-    which declares, defaults and checks them; see models/README.md) and the service's own policy."""
-
-    forecaster: Any = field(default_factory=_default_forecaster)  # a ForecasterConfig
-    full_retrain_days: int = 7  # retrain from scratch when the last cold fit is this old
-    max_points: int = 2500  # train on the most recent points only
-    # "series": one model per series; "group": one model per frequency group (fit_many); "auto":
-    # on cold fits of a group that qualifies, train both and keep the better (service/groups.py).
-    training: str = "auto"
-    group_min_series: int = 10  # fewer active series of one frequency train per series
-    # "auto" trains a group only while its median length is at most this many points: long
-    # series learn enough alone, and one model over hundreds of long series costs one core minutes
-    group_max_median_length: int = 1000
-
-
-@dataclass(frozen=True)
-class ForecastSettings:
-    horizon: int = 5
-    level: float = 0.8
-    min_length: int = 3  # shorter series are skipped with a recorded reason (the model needs 3: MIN_LENGTH)
-    # Adaptive intervals (service/intervals.py): how fast realised coverage moves the interval factor;
-    # 0 keeps the model's own intervals.
-    interval_adapt_rate: float = 0.05
-
-
-@dataclass(frozen=True)
-class Settings:
-    config_path: str  # where the settings came from ("<packaged default>" or a path)
-    db_url: str
-    data_dir: str
-    workers: int
-    series: tuple[SeriesSpec, ...]
-    sources: SourceSettings = field(default_factory=SourceSettings)
-    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    model: ModelSettings = field(default_factory=ModelSettings)
-    forecast: ForecastSettings = field(default_factory=ForecastSettings)
-    busy_timeout_minutes: float = DEFAULT_BUSY_TIMEOUT_MINUTES  # how long a writer waits for another's lock
-
-    @property
-    def busy_timeout(self) -> float:
-        """``busy_timeout_minutes`` in seconds, as the database functions take it."""
-        return self.busy_timeout_minutes * 60
-
-    executor: str = "local"  # where training runs: "local" (worker processes) or "dask" (a cluster)
-    dask_address: str = ""  # the Dask scheduler, e.g. tcp://scheduler:8786 (executor "dask")
-
-    def series_by_key(self) -> dict[str, SeriesSpec]:
-        return {s.key: s for s in self.series}
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -174,8 +104,6 @@ def _section(cls: type, table: Any, section: str) -> Any:
 def model_section(table: Any) -> ModelSettings:
     """``[model]``: the service's policy keys, and any ForecasterConfig field, type-checked against
     its default and then checked by ForecasterConfig itself (one set of rules: the model's)."""
-    from tickcast.models import ForecasterConfig
-
     if not isinstance(table, dict):
         raise ConfigError("setting 'model' must be a table ([model])")
     defaults = ForecasterConfig().to_dict()
@@ -195,7 +123,7 @@ def model_section(table: Any) -> ModelSettings:
     try:
         forecaster = ForecasterConfig(**knobs)
     except (ValueError, TypeError) as exc:
-        message = (str(exc).splitlines() or ["invalid"])[0]
+        message = first_line(exc, "invalid")
         key, _, rest = message.partition(" ")
         if key in knobs:
             raise ConfigError(f"setting 'model.{key}' {rest}, got {knobs[key]!r}") from None
@@ -217,7 +145,6 @@ def _forecaster_value(dotted: str, value: Any, default: Any) -> Any:
 def _validate(
     sources: SourceSettings, schedule: ScheduleSettings, model: ModelSettings, forecast: ForecastSettings
 ) -> None:
-    from datetime import date
 
     try:
         if sources.history_start:
@@ -262,8 +189,6 @@ def _validate(
         )
     positive("model.group_min_series", model.group_min_series, most=100_000)
     positive("model.group_max_median_length", model.group_max_median_length, most=10_000_000)
-    from tickcast.models.config import LIMITS
-
     # The model's read-out covers forecast.horizon steps at least, so the model's bound is this one.
     positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
@@ -274,14 +199,12 @@ def _validate(
 
 def _check_cron(schedule: ScheduleSettings) -> None:
     """The scheduler's own parser, so that what loads here is what `tickcast serve` runs."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    from .clock import utcnow
+    from apscheduler.triggers.cron import CronTrigger  # a few hundredths of a second: not for --help
 
     try:
         trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
     except ValueError as exc:
-        reason = (str(exc).splitlines() or ["invalid"])[0]
+        reason = first_line(exc, "invalid")
         raise ConfigError(
             f"setting 'schedule.cron' is not a valid cron expression ({reason}), got {schedule.cron!r}"
         ) from None
@@ -382,15 +305,13 @@ def settings_from_dict(
         config_path=origin,
         db_url=url,
         data_dir=data_dir,
-        workers=workers,
         series=series,
         sources=sources,
         schedule=schedule,
         model=model,
         forecast=forecast,
+        execution=ExecutorSettings(executor, workers, dask_address),
         busy_timeout_minutes=_busy_timeout_minutes(service),
-        executor=executor,
-        dask_address=dask_address,
     )
 
 
@@ -405,52 +326,22 @@ def _busy_timeout_minutes(service: dict) -> float:
     return minutes
 
 
-_DASK_ADDRESS = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
-
-
 def _executor(service: dict, env: Mapping[str, str]) -> tuple[str, str]:
     """``service.executor`` and ``service.dask_address`` (TICKCAST_EXECUTOR, TICKCAST_DASK_ADDRESS
-    override them). The address is checked only where it is used: with the dask executor."""
+    override them). The address is checked only where it is used, by the executor named."""
     configured = check_type("service.executor", service.get("executor", "local"), str)
     address = file_name(
         "service.dask_address", check_type("service.dask_address", service.get("dask_address", ""), str)
     )
     executor = env.get(ENV_EXECUTOR) or configured
     name = ENV_EXECUTOR if env.get(ENV_EXECUTOR) else "setting 'service.executor'"
-    if executor not in ("local", "dask"):
-        raise ConfigError(
-            f'{name} must be "local" (worker processes here) or "dask" (a Dask cluster), got {executor!r}'
-        )
+    kind = EXECUTORS.get(executor)
+    if kind is None:
+        choices = " or ".join(f'"{k.name}" ({k.description})' for k in EXECUTORS.values())
+        raise ConfigError(f"{name} must be {choices}, got {executor!r}")
     address = env.get(ENV_DASK_ADDRESS) or address
-    if executor != "dask":
-        return executor, address
-    name = ENV_DASK_ADDRESS if env.get(ENV_DASK_ADDRESS) else "setting 'service.dask_address'"
-    if not address:
-        raise ConfigError(
-            'service.executor = "dask" needs the scheduler\'s address: set service.dask_address '
-            f'(or {ENV_DASK_ADDRESS}), e.g. "tcp://scheduler:8786"'
-        )
-    if not _DASK_ADDRESS.fullmatch(address):
-        raise ConfigError(f"{name} must be a Dask scheduler address such as tcp://scheduler:8786, got {address!r}")
-    port = address.rpartition(":")[2]
-    if port.isdigit() and not 0 < int(port) < 65536:
-        raise ConfigError(f"{name} has no valid port (1-65535), got {address!r}")
-    import importlib.util
-
-    if importlib.util.find_spec("distributed") is None:
-        raise ConfigError("service.executor = \"dask\" needs the dask extra: pip install 'tickcast[dask]'")
+    kind.check(address, ENV_DASK_ADDRESS if env.get(ENV_DASK_ADDRESS) else "setting 'service.dask_address'")
     return executor, address
 
 
-__all__ = [
-    "Settings",
-    "SeriesSpec",
-    "SourceSettings",
-    "ScheduleSettings",
-    "ModelSettings",
-    "ForecastSettings",
-    "load_settings",
-    "settings_from_dict",
-    "default_config_text",
-    "FREQUENCIES",
-]
+__all__ = ["load_settings", "settings_from_dict", "default_config_text", "model_section"]

@@ -27,10 +27,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from . import schema
-from .config import DEFAULT_BUSY_TIMEOUT_MINUTES
+from .drift import apply_repairs, find_drift, unrepairable
 from .errors import DatabaseError, NoDatabase, SchemaError
 from .locks import DatabaseLocked, begin_immediate
 from .pglocks import backend_pid, watch_lock_waits
+from .settings import DEFAULT_BUSY_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tickcast.db")
 _WRITE = "tickcast_write"
 _WAIT = "tickcast_wait"  # seconds this write transaction waits for the lock (SQLite), instead of the engine's
+_LOCK_WATCH = "_tickcast_lock_watch"  # a PostgreSQL engine's watcher of lock waits (pglocks.watch_lock_waits)
 _PG_LOCK_TIMEOUT = "55P03"  # PostgreSQL's lock_not_available: lock_timeout ran out
 
 
@@ -79,7 +81,7 @@ def make_engine(url: str, create: bool = True, busy_timeout: float | None = None
     busy_ms = max(1, int(wait * 1000))
     if parsed.get_backend_name() != "sqlite":
         engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={busy_ms}"})
-        engine._tickcast_lock_watch = watch_lock_waits(engine, describe(engine), wait)  # said in one line
+        setattr(engine, _LOCK_WATCH, watch_lock_waits(engine, describe(engine), wait))  # said in one line
         return engine
     database = parsed.database or ""
     if create and sqlite_file(parsed):
@@ -107,7 +109,9 @@ def make_engine(url: str, create: bool = True, busy_timeout: float | None = None
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
         if options.get(_WRITE):
-            begin_immediate(conn.connection.driver_connection, database, options.get(_WAIT, wait), busy_ms)
+            driver = conn.connection.driver_connection
+            assert driver is not None  # a connection being begun is open
+            begin_immediate(driver, database, options.get(_WAIT, wait), busy_ms)
         else:
             conn.exec_driver_sql("BEGIN")
 
@@ -131,7 +135,7 @@ def write_transaction(engine: Engine, wait: float | None = None) -> Iterator[Con
     """A transaction that will write: commits on success, rolls back on any exception. ``wait``:
     seconds to wait for SQLite's write lock, if not the engine's busy timeout."""
     options = {_WRITE: True} if wait is None else {_WRITE: True, _WAIT: wait}
-    watch = getattr(engine, "_tickcast_lock_watch", None)  # PostgreSQL
+    watch = getattr(engine, _LOCK_WATCH, None)  # PostgreSQL
     backend = None
     try:
         with engine.execution_options(**options).begin() as conn:
@@ -175,8 +179,9 @@ def _revision_parents() -> dict[str, tuple]:
                 if isinstance(node, ast.Assign) and len(node.targets) == 1
                 else getattr(node, "target", None)
             )
-            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value is not None:
-                assigned[target.id] = ast.literal_eval(node.value)
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and value is not None:
+                assigned[target.id] = ast.literal_eval(value)
         down = assigned.get("down_revision")
         parents[assigned["revision"]] = down if isinstance(down, tuple) else (down,)
     return parents
@@ -253,11 +258,40 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
         conn.commit()
 
 
+def migration_view_definitions() -> dict[str, str]:
+    """name -> CREATE VIEW statement, exactly as the migrations leave them: read back from a
+    scratch in-memory SQLite database upgraded to head (the migrations use the same SQL on both
+    backends). Only run when a view needs repairing: it imports and runs Alembic."""
+    scratch = sa.create_engine("sqlite://")
+    try:
+        upgrade(scratch)
+        with scratch.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
+    finally:
+        scratch.dispose()
+
+
+def repair(engine: Engine) -> list[str]:
+    """Repair the schema drift that can be repaired (service/drift.py); returns what was done, one
+    phrase each. Raises SchemaError (nothing changed) when something cannot be repaired."""
+    with engine.connect() as conn:
+        drift = find_drift(conn)
+        if not drift:
+            return []
+        problems = unrepairable(conn, drift)
+    if problems:
+        raise SchemaError(
+            f"the schema of {describe(engine)} has drifted from its migrations: {'; '.join(problems)}; "
+            "tickcast cannot recreate the data these held: restore them from a backup"
+        )
+    definitions = migration_view_definitions() if drift.views else {}
+    with write_transaction(engine) as conn:
+        return apply_repairs(conn, drift, definitions)
+
+
 def open_database(url: str, busy_timeout: float | None = None) -> Engine:
     """Engine for ``url`` with the schema created or upgraded to head, and drift from it repaired
     (service/drift.py): what write commands start with. ``busy_timeout`` as in ``make_engine``."""
-    from .drift import repair
-
     engine = make_engine(url, busy_timeout=busy_timeout)
     try:
         upgrade(engine)
@@ -276,8 +310,6 @@ def open_existing_database(url: str, busy_timeout: float | None = None) -> Engin
     """Engine for a database tickcast has already created (upgraded to head if older): what read
     commands start with. Raises NoDatabase, and creates nothing, when there is none; SchemaError
     when a table, column or view is missing (a write command, e.g. `tickcast init`, repairs that)."""
-    from .drift import find_drift
-
     missing = "run 'tickcast init' or 'tickcast run' first"
     path = sqlite_file(url)
     if path is not None and not os.path.exists(path):

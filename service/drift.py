@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from . import schema
-from .errors import SchemaError
 
 
 @dataclass
@@ -58,7 +57,7 @@ def find_drift(conn: Connection) -> Drift:
         columns = {c["name"] for c in inspector.get_columns(name)}
         drift.columns += [f"{name}.{c.name}" for c in table.columns if c.name not in columns]
         indexes = {i["name"] for i in inspector.get_indexes(name)}
-        drift.indexes += [index.name for index in table.indexes if index.name not in indexes]
+        drift.indexes += [str(index.name) for index in table.indexes if index.name not in indexes]
     views = set(inspector.get_view_names())
     drift.views = [view.name for view in schema.VIEWS if view.name not in views or not _view_intact(inspector, view)]
     return drift
@@ -70,21 +69,6 @@ def _view_intact(inspector, view) -> bool:
     except sa.exc.DBAPIError:  # SQLite keeps a view whose table was dropped, and cannot describe it
         return False
     return {c.name for c in view.columns} <= columns
-
-
-def migration_view_definitions() -> dict[str, str]:
-    """name -> CREATE VIEW statement, exactly as the migrations leave them: read back from a
-    scratch in-memory SQLite database upgraded to head (the migrations use the same SQL on both
-    backends). Only run when a view needs repairing: it imports and runs Alembic."""
-    from .db import upgrade
-
-    scratch = sa.create_engine("sqlite://")
-    try:
-        upgrade(scratch)
-        with scratch.connect() as conn:
-            return dict(conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
-    finally:
-        scratch.dispose()
 
 
 def _references(conn: Connection, table: str, present: set[str]) -> list[str]:
@@ -103,41 +87,33 @@ def _references(conn: Connection, table: str, present: set[str]) -> list[str]:
     return found
 
 
-def repair(engine: Engine) -> list[str]:
-    """Repair the drift that can be repaired; returns what was done, one phrase each. Raises
-    SchemaError (nothing changed) when something cannot be repaired."""
-    from .db import write_transaction
-
-    with engine.connect() as conn:
-        drift = find_drift(conn)
-        if not drift:
-            return []
-        present = set(sa.inspect(conn).get_table_names())
-        unsafe = {table: refs for table in drift.tables if (refs := _references(conn, table, present))}
+def unrepairable(conn: Connection, drift: Drift) -> list[str]:
+    """What of ``drift`` tickcast cannot repair, one phrase each: a missing column (its data is gone),
+    a missing table that stored rows refer to (a recreated table would hand their ids to others)."""
+    present = set(sa.inspect(conn).get_table_names())
     problems = [f"column {c} is missing" for c in drift.columns]
-    problems += [f"table {t} is missing and stored rows refer to it: {', '.join(refs)}" for t, refs in unsafe.items()]
-    if problems:
-        raise SchemaError(
-            f"the schema of {_where(engine)} has drifted from its migrations: {'; '.join(problems)}; "
-            "tickcast cannot recreate the data these held: restore them from a backup"
-        )
-    definitions = migration_view_definitions() if drift.views else {}
+    for table in drift.tables:
+        refs = _references(conn, table, present)
+        if refs:
+            problems.append(f"table {table} is missing and stored rows refer to it: {', '.join(refs)}")
+    return problems
+
+
+def apply_repairs(conn: Connection, drift: Drift, view_definitions: dict[str, str]) -> list[str]:
+    """Inside the caller's write transaction: recreate the missing tables (empty), indexes and views
+    (``view_definitions``: name -> CREATE VIEW, as the migrations leave them). Returns what was
+    done, one phrase each."""
     done = []
-    with write_transaction(engine) as conn:
-        for name in drift.tables:
-            schema.metadata.tables[name].create(conn)  # with its indexes
-            done.append(f"recreated the empty table {name}")
-        for table in schema.metadata.tables.values():
-            for index in table.indexes:
-                if index.name in drift.indexes:
-                    index.create(conn)
-                    done.append(f"recreated the index {index.name}")
-        for name in drift.views:
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
-            conn.exec_driver_sql(definitions[name])
-            done.append(f"recreated the view {name}")
+    for name in drift.tables:
+        schema.metadata.tables[name].create(conn)  # with its indexes
+        done.append(f"recreated the empty table {name}")
+    for table in schema.metadata.tables.values():
+        for index in table.indexes:
+            if index.name in drift.indexes:
+                index.create(conn)
+                done.append(f"recreated the index {index.name}")
+    for name in drift.views:
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+        conn.exec_driver_sql(view_definitions[name])
+        done.append(f"recreated the view {name}")
     return done
-
-
-def _where(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)

@@ -28,3 +28,15 @@ class NoDatabase(DatabaseError):
 class SchemaError(DatabaseError):
     """The database's schema is not what the migrations made: an untrustworthy ``alembic_version``,
     or tables, columns or views missing that tickcast cannot recreate."""
+
+
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of an exception's message (SQLAlchemy's errors go on with the statement and
+    its parameters; a user sees one line), or ``default`` when the message is empty."""
+    return (str(exc).splitlines() or [""])[0] or default
+
+
+def exception_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message``, or the type's name alone: an error in one line."""
+    text = first_line(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

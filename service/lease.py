@@ -62,7 +62,7 @@ class Lease:
     taken_over: str | None = None  # description of the stale holder we replaced, if any
 
     def renew(self, run_id: int | None = None) -> None:
-        values = {"expires_at": utcnow() + self.ttl}
+        values: dict[str, object] = {"expires_at": utcnow() + self.ttl}
         if run_id is not None:
             values["run_id"] = run_id
         with write_transaction(self.engine) as conn:

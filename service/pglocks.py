@@ -71,6 +71,8 @@ class LockWatch:
 
     def holders(self, backend_pid: int | None) -> str | None:
         """Who held the lock the transaction of ``backend_pid`` last waited for (None: not seen)."""
+        if backend_pid is None:
+            return None
         with self._lock:
             return self._said.get(backend_pid)
 

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from . import schema
 from .clock import as_utc, utcnow
-from .config import Settings
 from .errors import TickcastError
 from .keys import parse_key
+from .settings import Settings
 from .status import COMPLETED_RUNS, FitStatus, RunStatus
 
 

@@ -28,14 +28,14 @@ from sqlalchemy.engine import Engine
 
 from . import locks
 from .clock import as_utc, utcnow
-from .config import Settings
-from .errors import TickcastError
+from .errors import TickcastError, exception_line
 from .lease import RunInProgress
-from .pipeline import FailedStart, RunNotStarted, run_cycle
 from .queries import completed_run_since
+from .run.cycle import FailedStart, RunNotStarted, run_cycle
+from .run.train import ensure_open_files
+from .settings import Settings
 from .status import Trigger
 from .stopping import StopDuringStartup, stop_start_up_on_signals
-from .workers import ensure_open_files
 
 log = logging.getLogger("tickcast.serve")
 
@@ -160,8 +160,7 @@ class Service:
                     self.failed_starts.append(exc.attempt)
                 self._retry_later(trigger, retry, exc)
             except Exception as exc:  # noqa: BLE001 - the daemon must survive a failed run
-                reason = (str(exc).splitlines() or [""])[0]  # not SQLAlchemy's statement and parameters
-                log.error("run failed: %s: %s", type(exc).__name__, reason)
+                log.error("run failed: %s", exception_line(exc))
         next_run = self.scheduler.get_job("daily-run")
         if next_run is not None and next_run.next_run_time is not None:
             log.info("next scheduled run: %s", next_run.next_run_time.isoformat())

@@ -3,49 +3,19 @@ each completed with what its source implies (Yahoo prices are adjusted closes on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from tickcast.models.config import LIMITS
 
 from .calendars import check_calendar_name
 from .checks import check_type, positive
 from .errors import ConfigError
+from .frequencies import CODES
 from .keys import parse_key
+from .settings import SeriesSpec
 from .sources import SOURCES
-
-FREQUENCIES = ("B", "D", "W", "M", "Q", "A")
-# The seasonal period the model is given for each frequency (a [[series]] table may set its own).
-# Trading days have none: daily prices show no weekly cycle. An unknown frequency gets 0: the
-# model looks for one itself.
-SEASON_LENGTHS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 1, "A": 1}
-
-
-def season_length(frequency: str | None, configured: int | None = None) -> int:
-    """The season length a series is trained with: ``configured``, else its frequency's."""
-    return configured if configured is not None else SEASON_LENGTHS.get(frequency or "", 0)
-
-
-@dataclass(frozen=True)
-class SeriesSpec:
-    """One configured series. ``frequency`` None means: inferred from the data."""
-
-    key: str
-    source: str
-    symbol: str
-    name: str | None = None
-    field: str | None = None
-    frequency: str | None = None
-    price: bool | None = None  # non-positive values are rejected as bad data (None: source default)
-    active: bool = True
-    path: str | None = None  # csv: local file
-    url: str | None = None  # csv: http(s) URL
-    date_column: str | None = None
-    value_column: str | None = None
-    date_format: str | None = None
-    # the trading calendar of its target dates, as configured (None: its source's, see sources/kind.py)
-    calendar: str | None = None
-    season_length: int | None = None  # the model's seasonal period; None: from the frequency
-
 
 _SERIES_FIELDS = {f.name for f in fields(SeriesSpec)} - {"source", "symbol"}
 _SERIES_TYPES = {"price": bool, "active": bool, "season_length": int}
@@ -71,11 +41,9 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
     kind = SOURCES[source]
     values["key"] = f"{source}:{symbol}"
     freq = values.get("frequency")
-    if freq is not None and freq not in FREQUENCIES:
-        raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(FREQUENCIES)}, got {freq!r}")
+    if freq is not None and freq not in CODES:
+        raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(CODES)}, got {freq!r}")
     if values.get("season_length") is not None:
-        from tickcast.models.config import LIMITS
-
         positive(f"{where}.season_length", values["season_length"], allow_zero=True, most=LIMITS["season_length"])
     if values.get("calendar") is not None:
         check_calendar_name(f"{where}.calendar", values["calendar"])

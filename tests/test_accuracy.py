@@ -16,9 +16,9 @@ from tickcast.service import schema
 from tickcast.service.accuracy import accuracy
 from tickcast.service.cli import main
 from tickcast.service.db import write_transaction
-from tickcast.service.intervals import adaptive_interval_factor, scale_interval
-from tickcast.service.pipeline import run_cycle
 from tickcast.service.queries import NothingStored
+from tickcast.service.run.adaptive import adaptive_interval_factor, scale_interval
+from tickcast.service.run.cycle import run_cycle
 
 from .test_pipeline import FAST_MODEL, table
 

@@ -18,8 +18,8 @@ from tickcast.service import schema
 from tickcast.service.calendars import calendar_names, next_trading_days
 from tickcast.service.cli import main
 from tickcast.service.errors import ConfigError
-from tickcast.service.forecast import next_dates
-from tickcast.service.pipeline import run_cycle
+from tickcast.service.frequencies import next_dates
+from tickcast.service.run.cycle import run_cycle
 
 from .support.fake_yahoo import bars_from_closes
 from .test_pipeline import FAST_MODEL, table

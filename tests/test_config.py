@@ -244,7 +244,7 @@ def test_a_new_kind_of_source_is_one_registry_entry(monkeypatch, tmp_path):
         defaults=lambda symbol: dict(name=f"EUR/{symbol}", frequency="B"),
         series_settings=("date_format",),
         base_url_setting="fred_base_url",
-        build=lambda settings: built.append(settings) or "the source",
+        build=lambda sources, data_dir: built.append((sources, data_dir)) or "the source",
     )
     monkeypatch.setitem(SOURCES, "ecb", kind)
     assert parse_key("ECB:usd") == ("ecb", "USD")
@@ -260,7 +260,8 @@ def test_a_new_kind_of_source_is_one_registry_entry(monkeypatch, tmp_path):
     assert settings.sources.fred_base_url == "http://127.0.0.1:9/ecb"  # its endpoint setting, from its env
     with pytest.raises(ConfigError, match=r"'series\[0\].path' only applies to csv: series, not ecb:USD"):
         settings_from_dict({"series": [{"key": "ecb:USD", "path": "x.csv"}]}, env={})
-    assert make_source("ecb", settings) == "the source" and built == [settings]
+    assert make_source("ecb", settings.sources, settings.data_dir) == "the source"
+    assert built == [(settings.sources, settings.data_dir)]
     monkeypatch.delitem(SOURCES, "ecb")
     with pytest.raises(ConfigError, match="unknown source 'ecb'"):
         parse_key("ecb:USD")
@@ -319,7 +320,8 @@ def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knob
     from dataclasses import fields
 
     from tickcast.models import ForecasterConfig
-    from tickcast.service.config import ModelSettings, default_config_text
+    from tickcast.service.config import default_config_text
+    from tickcast.service.settings import ModelSettings
 
     text = default_config_text()
     section = text[text.index("[model]") : text.index("[forecast]")]
@@ -333,14 +335,14 @@ def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knob
 
 def test_the_executor_is_local_unless_dask_is_chosen_with_an_address():
     settings = settings_from_dict({}, env={})
-    assert (settings.executor, settings.dask_address) == ("local", "")
+    assert (settings.execution.name, settings.execution.dask_address) == ("local", "")
     settings = settings_from_dict({"service": {"executor": "dask", "dask_address": "tcp://scheduler:8786"}}, env={})
-    assert (settings.executor, settings.dask_address) == ("dask", "tcp://scheduler:8786")
+    assert (settings.execution.name, settings.execution.dask_address) == ("dask", "tcp://scheduler:8786")
     # the environment chooses too (the compose file's dask profile sets both)
     settings = settings_from_dict({}, env={"TICKCAST_EXECUTOR": "dask", "TICKCAST_DASK_ADDRESS": "tls://[::1]:8786"})
-    assert (settings.executor, settings.dask_address) == ("dask", "tls://[::1]:8786")
+    assert (settings.execution.name, settings.execution.dask_address) == ("dask", "tls://[::1]:8786")
     # an address alone does not switch training to a cluster
-    assert settings_from_dict({"service": {"dask_address": "tcp://x:1"}}, env={}).executor == "local"
+    assert settings_from_dict({"service": {"dask_address": "tcp://x:1"}}, env={}).execution.name == "local"
 
 
 @pytest.mark.parametrize(

@@ -394,8 +394,9 @@ def test_an_unreachable_scheduler_fails_the_run_in_one_line_and_keeps_what_was_i
 
 def executor_settings(make_settings, cluster=None, workers: int = 2):
     if cluster is None:
-        return make_settings(f"[service]\nworkers = {workers}\n")
-    return make_settings(f'[service]\nexecutor = "dask"\ndask_address = "{cluster[0].scheduler_address}"\n')
+        return make_settings(f"[service]\nworkers = {workers}\n").execution
+    toml = f'[service]\nexecutor = "dask"\ndask_address = "{cluster[0].scheduler_address}"\n'
+    return make_settings(toml).execution
 
 
 @pytest.mark.parametrize("kind", ["local", "dask"])

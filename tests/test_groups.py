@@ -5,6 +5,7 @@ membership change, and ``auto``'s choice between the group's model and per-serie
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from statistics import mean
 
 import numpy as np
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.cli import main
-from tickcast.service.pipeline import run_cycle
+from tickcast.service.run.cycle import run_cycle
 
 from .test_pipeline import table
 
@@ -197,7 +198,7 @@ def test_a_run_of_one_member_trains_its_whole_group(fresh_db, group_world):
 
 def test_a_member_whose_history_is_replaced_trains_its_group_cold(fresh_db, group_world, tmp_path):
     """The shared fit saw the member's old history too: it is marked, and never continued."""
-    from tickcast.service.ingest import ingest
+    from tickcast.service.run.ingest import ingest
 
     engine = fresh_db()
     settings = group_world()
@@ -266,9 +267,9 @@ def test_auto_does_not_train_a_group_of_long_series(fresh_db, group_world):
 
 def test_the_choice_follows_the_scores(group_world):
     """``choose`` in isolation, with results whose scores are known."""
-    from tickcast.service.groups import choose
-    from tickcast.service.plan import GroupPlan, Plan
-    from tickcast.service.train import Forecast, GroupResult, SeriesResult
+    from tickcast.service.run.plan import GroupPlan, Plan
+    from tickcast.service.run.settle import choose
+    from tickcast.service.run.values import Forecast, GroupResult, SeriesResult
 
     def bt(mae, naive=1.0):
         return {"n": 10, "mae": mae, "naive_mae": naive}
@@ -300,7 +301,7 @@ def test_the_choice_follows_the_scores(group_world):
 
 def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settings):
     from tickcast.models import ForecasterConfig
-    from tickcast.service.train import group_hash, series_hash
+    from tickcast.service.run.values import forecaster_params, group_hash, series_hash
 
     base = make_settings("")
     changed = {
@@ -332,22 +333,38 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
     }
     settable = set(ForecasterConfig().to_dict()) - {"horizon", "season_length"}
     assert set(changed) == settable  # every knob of the model is tried (a new one must be added here)
-    hashes = {series_hash(base, "csv:a", 12)}
+
+    def series_fingerprint(settings, key, season, group=None):
+        params = forecaster_params(settings.model, key, season, settings.forecast.horizon)
+        return series_hash(params, settings.model, settings.forecast, group)
+
+    def group_fingerprint(settings, key, season, members):
+        params = forecaster_params(settings.model, key, season, settings.forecast.horizon)
+        return group_hash(params, settings.model, settings.forecast, members)
+
+    hashes = {series_fingerprint(base, "csv:a", 12)}
     for knob, value in changed.items():
         other = make_settings(f"[model]\n{knob} = {value!r}\n".replace("'", '"').replace("False", "false"))
-        hashes.add(series_hash(other, "csv:a", 12))
+        hashes.add(series_fingerprint(other, "csv:a", 12))
     for toml in (
         "[model]\nmax_points = 100\n",
         "[forecast]\nhorizon = 6\n",
         "[forecast]\nlevel = 0.9\n",
         "[forecast]\nmin_length = 30\n",
     ):
-        hashes.add(series_hash(make_settings(toml), "csv:a", 12))
-    hashes |= {series_hash(base, "csv:b", 12), series_hash(base, "csv:a", 4), series_hash(base, "csv:a", 12, "g")}
+        hashes.add(series_fingerprint(make_settings(toml), "csv:a", 12))
+    hashes |= {
+        series_fingerprint(base, "csv:b", 12),
+        series_fingerprint(base, "csv:a", 4),
+        series_fingerprint(base, "csv:a", 12, "g"),
+    }
     assert len(hashes) == 1 + len(changed) + 4 + 3
-    assert group_hash(base, "M/12", 12, ["csv:a", "csv:b"]) != group_hash(base, "M/12", 12, ["csv:b", "csv:a"])
+    assert group_fingerprint(base, "M/12", 12, ["csv:a", "csv:b"]) != group_fingerprint(
+        base, "M/12", 12, ["csv:b", "csv:a"]
+    )
     # the service's retraining policy is not a fit's setting
-    assert series_hash(make_settings("[model]\nfull_retrain_days = 3\n"), "csv:a", 12) == series_hash(base, "csv:a", 12)
+    retrain = make_settings("[model]\nfull_retrain_days = 3\n")
+    assert series_fingerprint(retrain, "csv:a", 12) == series_fingerprint(base, "csv:a", 12)
 
 
 def test_daily_prices_have_no_season_and_a_series_table_may_set_one(fresh_db, make_settings, make_series, db_url):
@@ -374,7 +391,7 @@ def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_wor
     def outcome(workers: int):
         url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
         settings = group_world(training="auto")
-        settings = type(settings)(**{**settings.__dict__, "workers": workers, "db_url": url})
+        settings = replace(settings, execution=replace(settings.execution, workers=workers), db_url=url)
         engine = open_database(url)
         assert run_cycle(engine, settings).status == "ok"
         forecasts = sorted(

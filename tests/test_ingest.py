@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.errors import UnknownSeries
-from tickcast.service.ingest import infer_frequency, ingest
+from tickcast.service.frequencies import infer_frequency
+from tickcast.service.run.ingest import ingest
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply

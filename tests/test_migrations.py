@@ -59,7 +59,7 @@ def test_models_and_migrations_do_not_drift(fresh_db):
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(sqlite_url):
-    from tickcast.service.config import DEFAULT_BUSY_TIMEOUT_MINUTES
+    from tickcast.service.settings import DEFAULT_BUSY_TIMEOUT_MINUTES
 
     engine = db.open_database(sqlite_url)
     with engine.connect() as conn:
@@ -272,7 +272,7 @@ def test_upgrading_a_0003_database_keeps_its_fits_and_lets_a_group_share_one(fre
 def test_the_views_schema_py_names_are_the_ones_the_migrations_create():
     """service/drift.py recreates a dropped view from the migrations' own definition and looks for
     the views schema.VIEWS names: the two lists must agree."""
-    from tickcast.service.drift import migration_view_definitions
+    from tickcast.service.db import migration_view_definitions
 
     definitions = migration_view_definitions()
     assert set(definitions) == {view.name for view in schema.VIEWS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -14,9 +15,9 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.db import write_transaction
-from tickcast.service.forecast import next_dates
+from tickcast.service.frequencies import next_dates
 from tickcast.service.lease import RunInProgress, acquire
-from tickcast.service.pipeline import run_cycle
+from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
 
@@ -203,7 +204,7 @@ def test_results_do_not_depend_on_the_number_of_workers(make_settings, tmp_path)
     def forecasts_with(workers: int):
         url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
         settings = make_settings('[watchlist]\nsample = ["sp500", "nasdaq", "wti"]\n' + FAST_MODEL, db_url=url)
-        settings = type(settings)(**{**settings.__dict__, "workers": workers})
+        settings = replace(settings, execution=replace(settings.execution, workers=workers))
         from tickcast.service.db import open_database
 
         engine = open_database(url)

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.cli import main
-from tickcast.service.ingest import ingest
-from tickcast.service.pipeline import run_cycle
-from tickcast.service.rebase import Rebase, confirm_rebase, detect_rebase
+from tickcast.service.run.cycle import run_cycle
+from tickcast.service.run.ingest import ingest
+from tickcast.service.run.rebase import Rebase, confirm_rebase, detect_rebase
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply

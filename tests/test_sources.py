@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from tickcast.service.errors import SourceError
+from tickcast.service.settings import SeriesSpec
 from tickcast.service.sources.csvfile import CsvSource
 from tickcast.service.sources.fred import FredSource
 from tickcast.service.sources.sample import SampleSource
 from tickcast.service.sources.yahoo import YahooSource
-from tickcast.service.watchlist import SeriesSpec, with_source_defaults
+from tickcast.service.watchlist import with_source_defaults
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply

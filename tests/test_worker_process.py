@@ -1,4 +1,4 @@
-"""A process that trains keeps freed arrays for reuse (service/train.py's tune_process): glibc's
+"""A process that trains keeps freed arrays for reuse (service/run/tasks.py's tune_process): glibc's
 malloc would otherwise return each large freed block to the kernel and fault it back in, zeroed,
 on the next allocation (bench/malloc.py: ~20,000 page faults and a tenth of a fit's time)."""
 
@@ -15,7 +15,8 @@ PROBE = """
 import json, resource, sys
 import numpy as np
 if sys.argv[1] == "train":
-    from tickcast.service.train import SeriesTask, train_series
+    from tickcast.service.run.tasks import train_series
+    from tickcast.service.run.values import SeriesTask
     result = train_series(SeriesTask("csv:x", 1, np.linspace(10.0, 20.0, 60), {"epochs": 1}, horizon=2, level=0.8))
     assert result.status == "ok", result.error
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

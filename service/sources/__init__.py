@@ -12,13 +12,9 @@ inside their functions: every command reads the config, and `tickcast health` mu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..settings import SourceSettings
 from . import csvfile, fred, sample, yahoo
 from .kind import Source, SourceKind
-
-if TYPE_CHECKING:
-    from ..config import Settings
 
 SOURCES: dict[str, SourceKind] = {
     kind.name: kind
@@ -31,10 +27,10 @@ SOURCES: dict[str, SourceKind] = {
 }
 
 
-def make_source(kind: str, settings: Settings) -> Source:
+def make_source(kind: str, sources: SourceSettings, data_dir: str) -> Source:
     """Build the source for one kind of series."""
     try:
-        return SOURCES[kind].build(settings)
+        return SOURCES[kind].build(sources, data_dir)
     except KeyError:
         raise ValueError(f"unknown source {kind!r}") from None
 

@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..checks import file_name
 from ..errors import ConfigError, SourceError
+from ..settings import SeriesSpec, SourceSettings
 from .kind import SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..config import SeriesSpec, SourceSettings
 
 
 class CsvSource:
@@ -30,6 +29,7 @@ class CsvSource:
         if spec.url:
             text = http_get(spec.url, self.settings, what).text
         else:
+            assert spec.path is not None  # the config requires a path or a url
             try:
                 with open(spec.path, encoding="utf-8-sig") as fh:
                     text = fh.read()
@@ -46,19 +46,20 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
     from .frames import check_complete, to_observations
 
     what = spec.key
+    date_column, value_column = spec.date_column or "date", spec.value_column or "value"
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SourceError(f"{what}: malformed CSV ({str(exc).splitlines()[0]})") from None
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in (spec.date_column, spec.value_column) if c not in table.columns]
+    missing = [c for c in (date_column, value_column) if c not in table.columns]
     if missing:
         raise SourceError(f"{what}: column {missing[0]!r} not found (columns: {', '.join(table.columns) or 'none'})")
-    twice = [c for c in (spec.date_column, spec.value_column) if list(table.columns).count(c) > 1]
+    twice = [c for c in (date_column, value_column) if list(table.columns).count(c) > 1]
     if twice:  # e.g. "date" and " date": the same name once stripped
         raise SourceError(f"{what}: column {twice[0]!r} appears more than once")
-    check_complete(text, table, spec.date_column, spec.value_column, what)
-    return to_observations(table[spec.date_column], table[spec.value_column], since, what, spec.date_format)
+    check_complete(text, table, date_column, value_column, what)
+    return to_observations(table[date_column], table[value_column], since, what, spec.date_format)
 
 
 def complete_entry(values: dict[str, Any], where: str, base_dir: Path | None) -> None:
@@ -83,5 +84,5 @@ SOURCE = SourceKind(
     series_settings=("path", "url", "date_column", "value_column", "date_format"),
     complete=complete_entry,
     in_watchlist=False,  # a file or URL to name: csv series go in [[series]] tables
-    build=lambda settings: CsvSource(settings.sources),
+    build=lambda sources, data_dir: CsvSource(sources),
 )

@@ -12,12 +12,11 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import SourceError
+from ..settings import SeriesSpec, SourceSettings
 from .kind import SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..config import SeriesSpec, SourceSettings
 
 
 class FredSource:
@@ -61,6 +60,6 @@ SOURCE = SourceKind(
     normalise=str.upper,  # FRED ignores case
     defaults=lambda symbol: dict(name=symbol, field=symbol),
     base_url_setting="fred_base_url",
-    build=lambda settings: FredSource(settings.sources),
+    build=lambda sources, data_dir: FredSource(sources),
     calendar=lambda symbol: "us-federal",  # daily FRED series are published on US business days
 )

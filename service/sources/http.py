@@ -4,14 +4,11 @@ one-line reasons on failure."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import requests
 
 from ..errors import SourceError
-
-if TYPE_CHECKING:
-    from ..config import SourceSettings
+from ..settings import SourceSettings
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 USER_AGENT = "tickcast (+https://github.com/tickcast)"
@@ -52,8 +49,8 @@ def http_get(url: str, settings: SourceSettings, what: str, params: dict | None 
 
 
 def root_cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
+    while (deeper := exc.__cause__ or exc.__context__) is not None:
+        exc = deeper
     text = str(exc)
     for marker in (
         "Connection refused",

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..settings import SeriesSpec, SourceSettings
+
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..config import SeriesSpec, Settings
 
 
 class Source(Protocol):
@@ -38,7 +38,8 @@ class SourceKind:
     name: str  # the key's prefix: "yahoo" in yahoo:SPY
     symbol: re.Pattern[str]  # what a symbol may be (after ``normalise``): checked before a URL or path sees it
     expected: str  # the symbol described for an error message: "... expected <this>"
-    build: Callable[[Settings], Source]  # imports what the source needs (yfinance takes a second)
+    # ([sources] settings, the data directory) -> the source; imports what it needs (yfinance takes a second)
+    build: Callable[[SourceSettings, str], Source]
     normalise: Callable[[str], str] = as_given  # str.upper where the service ignores case: one series, one key
     # symbol -> what a series of this kind is unless configured otherwise: name, field, frequency, price
     defaults: Callable[[str], dict[str, Any]] = named_after_symbol

@@ -10,12 +10,11 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from ..errors import SourceError
+from ..settings import SeriesSpec
 from .kind import SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..config import SeriesSpec
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,6 @@ SOURCE = SourceKind(
     symbol=re.compile("|".join(re.escape(name) for name in SAMPLES)),
     expected="one of " + ", ".join(SAMPLES),
     defaults=_defaults,
-    build=lambda settings: SampleSource(),
+    build=lambda sources, data_dir: SampleSource(),
     calendar=lambda symbol: SAMPLES[symbol].calendar,
 )

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import SourceError
+from ..settings import SeriesSpec, SourceSettings
 from .kind import SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
     import requests
 
-    from ..config import SeriesSpec, SourceSettings
 
 _configured_cache: str | None = None
 
@@ -262,6 +262,6 @@ SOURCE = SourceKind(
     normalise=str.upper,  # Yahoo ignores case
     defaults=lambda symbol: dict(name=symbol, field="Adj Close", frequency="B", price=True),
     base_url_setting="yahoo_base_url",
-    build=lambda settings: YahooSource(settings.sources, settings.data_dir),
+    build=YahooSource,
     calendar=lambda symbol: "XNYS",  # when Yahoo names no exchange we know
 )

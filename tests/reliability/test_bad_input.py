@@ -36,21 +36,20 @@ from hypothesis import strategies as st
 from tickcast.models import ForecasterConfig
 from tickcast.service import schema
 from tickcast.service.cli import main
-from tickcast.service.config import (
-    FREQUENCIES,
+from tickcast.service.config import load_settings, settings_from_dict
+from tickcast.service.db import open_database
+from tickcast.service.errors import ConfigError, SourceError
+from tickcast.service.frequencies import CODES as FREQUENCIES
+from tickcast.service.keys import parse_key
+from tickcast.service.run.ingest import ingest
+from tickcast.service.settings import (
     ForecastSettings,
     ModelSettings,
     ScheduleSettings,
     SeriesSpec,
     Settings,
     SourceSettings,
-    load_settings,
-    settings_from_dict,
 )
-from tickcast.service.db import open_database
-from tickcast.service.errors import ConfigError, SourceError
-from tickcast.service.ingest import ingest
-from tickcast.service.keys import parse_key
 from tickcast.service.sources import SOURCES as SOURCE_KINDS
 from tickcast.service.sources.csvfile import CsvSource
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tickcast.models import RNNForecaster, persist
 from tickcast.service import schema
 from tickcast.service.db import write_transaction
-from tickcast.service.pipeline import run_cycle
+from tickcast.service.run.cycle import run_cycle
 
 MODEL = """
 [model]

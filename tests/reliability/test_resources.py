@@ -8,7 +8,7 @@ import resource
 
 import pytest
 
-from tickcast.service.workers import open_files_needed
+from tickcast.service.run.train import open_files_needed
 
 from .scenario import query, run_tickcast
 from .test_data_limits import world, write_csv

@@ -31,7 +31,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import schema
+from .. import schema
+from .observations import upsert_observations
 
 CHANGED = 1e-6  # relative: a ratio this close to 1 is the same value (float noise, rounding)
 AGREE = 1e-4  # relative: ratios this close to each other are one factor
@@ -59,16 +60,6 @@ class Replacement:
     @property
     def changed(self) -> bool:
         return bool(self.new or self.revised or self.removed)
-
-
-def stored_values(conn: Connection, series_id: int, since: date | None = None) -> pd.Series:
-    """The stored observations (from ``since``) as a float Series indexed by date."""
-    obs = schema.observations.c
-    query = sa.select(obs.ts, obs.value).where(obs.series_id == series_id)
-    if since is not None:
-        query = query.where(obs.ts >= since)
-    rows = conn.execute(query.order_by(obs.ts)).all()
-    return pd.Series([r.value for r in rows], index=[r.ts for r in rows], dtype="float64")
 
 
 def as_series(frame: pd.DataFrame) -> pd.Series:
@@ -124,8 +115,6 @@ def compare_histories(stored: pd.Series, fetched: pd.Series) -> tuple[int, int, 
 def replace_history(conn: Connection, series_id: int, replacement: Replacement, now: datetime) -> int:
     """Inside the caller's transaction: the series' observations become ``replacement.frame``; its
     forecasts on the old basis are rescaled; its fits are marked. Returns the forecasts rescaled."""
-    from .ingest import upsert_observations
-
     conn.execute(sa.delete(schema.observations).where(schema.observations.c.series_id == series_id))
     upsert_observations(conn, series_id, replacement.frame)
     rescaled = 0

@@ -28,7 +28,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import schema
+from .. import schema
 
 FACTOR_BOUNDS = (0.25, 4.0)
 

@@ -8,13 +8,12 @@ were all bad data (a failed fetch) from one that merely had nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
-from .config import SeriesSpec
+from ..settings import SeriesSpec
 
 # The accepted range: |value| <= 1e15 (a thousand trillion). Above any price, rate or economic
 # aggregate tickcast is meant for (world GDP in dollars is about 1e14), and far below where float64
@@ -117,17 +116,3 @@ def outlier_note(context: np.ndarray, clean: pd.DataFrame, last: date | None) ->
         f"them (e.g. {clean['value'].iloc[first]:g} on {clean['ts'].iloc[first]:%Y-%m-%d}, "
         f"{ratio[first]:.3g} times): check the source"
     )
-
-
-def infer_frequency(dates: Sequence[date]) -> str | None:
-    """B, D, W, M, Q or A from the spacing of the most recent dates (None when too few)."""
-    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
-    if len(recent) < 3:
-        return None
-    gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
-    if gap <= 1.5:
-        return "D" if (recent.day_of_week >= 5).any() else "B"
-    for limit, freq in ((10, "W"), (45, "M"), (120, "Q")):
-        if gap <= limit:
-            return freq
-    return "A"

@@ -1,35 +1,23 @@
-"""Where the train stage's tasks run: the executor that ``service.executor`` names.
-
-- ``local`` (the default): ``service.workers`` worker processes on this machine.
-- ``dask``: the workers of a ``dask.distributed`` cluster, through a ``Client`` connected to
-  ``service.dask_address`` (``tcp://scheduler:8786``).
-
-Both are ``concurrent.futures.Executor``s, and a task is a module-level function of plain data
-(arrays, bytes, numbers in; the same out: ``service/train.py``), so whatever the train stage submits
-runs either way, and a worker needs no database: the driver alone reads the tables before and
-writes each result after, one transaction per series. A worker, or the scheduler, that goes away
-costs at most the results it held; what is stored stays stored.
-"""
+"""The ``dask`` executor: the workers of a ``dask.distributed`` cluster, through a ``Client``
+connected to ``service.dask_address`` (``tcp://scheduler:8786``). A worker, or the scheduler, that
+goes away costs at most the results it held; what is stored stays stored."""
 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
-import multiprocessing
-import os
 import queue
-import signal
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 
-from .config import Settings
-from .errors import TickcastError
-
-LOCAL, DASK = "local", "dask"  # service.executor (checked in config.py)
+from ..errors import ConfigError, first_line
+from ..settings import ExecutorSettings
+from .kind import ExecutorKind, ExecutorUnavailable, WorkerLost
 
 # The environment a Dask worker for tickcast should start with (docker-compose.yml's dask-worker
 # sets it; docs/scaling.md): dask's statistical profiler samples every thread's stack every 10 ms
@@ -43,67 +31,8 @@ QUIET_WORKER_ENV = {
 }
 
 
-class ExecutorUnavailable(TickcastError):
-    """The cluster cannot be used at all (unreachable, no workers, the extra not installed): the run
-    fails with this reason before any task is sent; what is stored is untouched."""
-
-
-class WorkerLost(Exception):
-    """A task's result was lost with the worker or the scheduler it was on (not a bug of the task)."""
-
-
 class SchedulerLost(WorkerLost):
     """The connection to the Dask scheduler was lost: no task can come back any more."""
-
-
-def runs_in_process(settings: Settings, tasks: int) -> bool:
-    """Train in this process, one task after the other: a local executor with one worker, or one
-    task. A cluster is always used when one is configured (this machine may not be for training)."""
-    return settings.executor == LOCAL and (settings.workers <= 1 or tasks <= 1)
-
-
-@contextmanager
-def open_executor(settings: Settings, tasks: int) -> Iterator[Executor]:
-    """The configured executor for ``tasks`` tasks, shut down on leaving: a local pool waits for the
-    fits in progress, a cluster's results still out are dropped."""
-    if settings.executor == DASK:
-        executor = DaskExecutor.connect(settings.dask_address)
-    else:
-        executor = _process_pool(min(settings.workers, tasks))
-    with executor:
-        yield executor
-
-
-# --- local: a pool of worker processes ----------------------------------------------------------
-
-
-def _quiet_worker(parent: int) -> None:
-    # The parent coordinates shutdown; a worker must not die half-way on the group's signal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    def orphan_watch() -> None:  # a parent killed with SIGKILL cannot tell its workers to leave
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=orphan_watch, daemon=True).start()
-
-
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    # One BLAS thread per worker (see train.tune_process), from the start of each process.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    # spawn, not fork: the parent may run scheduler and database threads.
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_quiet_worker,
-        initargs=(os.getpid(),),
-    )
-
-
-# --- dask: the workers of a dask.distributed cluster --------------------------------------------
 
 
 class DaskExecutor(Executor):
@@ -167,7 +96,8 @@ class DaskExecutor(Executor):
             client = Client(address, set_as_default=False, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise ExecutorUnavailable(
-                f"cannot reach the Dask scheduler at {address} (service.dask_address): {_first_line(exc)}"
+                f"cannot reach the Dask scheduler at {address} (service.dask_address): "
+                f"{first_line(exc, type(exc).__name__)}"
             ) from None
         try:
             client.wait_for_workers(1, timeout=timeout)
@@ -217,7 +147,8 @@ class DaskExecutor(Executor):
                     or len(self._out) >= self.AHEAD * self._threads
                 ):
                     break
-                fn, size, batch = self._waiting[0][1], self._batch_size(), []
+                fn, size = self._waiting[0][1], self._batch_size()
+                batch: list[tuple[Future, tuple, dict]] = []
                 while self._waiting and len(batch) < size and self._waiting[0][1] is fn:
                     proxy, _, args, kwargs = self._waiting.popleft()
                     if proxy.set_running_or_notify_cancel():  # else: cancelled while waiting here
@@ -335,10 +266,40 @@ def _describe(exc: BaseException, address: str) -> BaseException:
             f"the Dask worker running it died (dask gave up after {getattr(exc, 'allowed_failures', 0) + 1} attempt(s))"
         )
     if name in ("FutureCancelledError", "CancelledError", "CommClosedError") or isinstance(exc, OSError):
-        return SchedulerLost(f"lost the connection to the Dask scheduler at {address}: {_first_line(exc)}")
+        return SchedulerLost(
+            f"lost the connection to the Dask scheduler at {address}: {first_line(exc, type(exc).__name__)}"
+        )
     return exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = (str(exc).splitlines() or [""])[0]
-    return text or type(exc).__name__
+_DASK_ADDRESS = re.compile(r"(tcp|tls|ws|wss)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
+def check_address(address: str, name: str) -> None:
+    """A ConfigError naming the setting ``name`` unless ``address`` is a Dask scheduler address and
+    the dask extra is installed."""
+    if not address:
+        raise ConfigError(
+            'service.executor = "dask" needs the scheduler\'s address: set service.dask_address '
+            '(or TICKCAST_DASK_ADDRESS), e.g. "tcp://scheduler:8786"'
+        )
+    if not _DASK_ADDRESS.fullmatch(address):
+        raise ConfigError(f"{name} must be a Dask scheduler address such as tcp://scheduler:8786, got {address!r}")
+    port = address.rpartition(":")[2]
+    if port.isdigit() and not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} has no valid port (1-65535), got {address!r}")
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError("service.executor = \"dask\" needs the dask extra: pip install 'tickcast[dask]'")
+
+
+def _connect(execution: ExecutorSettings, tasks: int) -> Executor:
+    return DaskExecutor.connect(execution.dask_address)
+
+
+EXECUTOR = ExecutorKind(
+    name="dask",
+    description="a Dask cluster",
+    open=_connect,
+    in_process=lambda execution, tasks: False,  # this machine may not be for training
+    check=check_address,
+)

@@ -1,72 +1,24 @@
-"""Forecast stage: target dates, and writing a fit with its loss history and forecasts in one
-transaction (a crash leaves a series either fully written or untouched). The model's intervals are
-stored scaled by the series' adaptive factor (service/intervals.py)."""
+"""Store stage: a fit's row with its loss history and forecasts, in one transaction (a crash leaves a
+series either fully written or untouched). The row is written as the plan stage decided it; the
+forecasts get their target dates from the series' frequency and trading calendar, and their
+intervals the series' adaptive factor (run/adaptive.py)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-import pandas as pd
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import faults, schema
-from .calendars import next_trading_days
-from .clock import utcnow
-from .db import write_transaction
-from .intervals import adaptive_interval_factor, scale_interval
-from .status import FitMode, FitScope, FitStatus
-from .train import Forecast, GroupResult, SeriesResult
-
-
-def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:
-    """The ``steps`` dates after ``last``: trading days are the sessions of ``calendar`` (weekends and
-    that exchange's holidays skipped; weekdays when None), months keep the month-start or month-end
-    convention of the data."""
-    last_ts = pd.Timestamp(last)
-    if frequency == "B" and calendar is not None:
-        return next_trading_days(last, calendar, steps)
-    if frequency == "B":
-        offsets = [pd.offsets.BDay(k) for k in range(1, steps + 1)]
-    elif frequency == "W":
-        offsets = [pd.DateOffset(weeks=k) for k in range(1, steps + 1)]
-    elif frequency in ("M", "Q", "A"):
-        months = {"M": 1, "Q": 3, "A": 12}[frequency]
-        if last_ts.is_month_end and last_ts.day != 1:
-            offsets = [pd.offsets.MonthEnd(months * k) for k in range(1, steps + 1)]
-        else:
-            offsets = [pd.DateOffset(months=months * k) for k in range(1, steps + 1)]
-    else:  # "D" or unknown: calendar days
-        offsets = [pd.DateOffset(days=k) for k in range(1, steps + 1)]
-    return [(last_ts + off).date() for off in offsets]
-
-
-@dataclass
-class FitRecord:
-    """What the pipeline knows about a fit besides the model's own result."""
-
-    run_id: int
-    series_id: int | None  # None: a group's shared fit
-    status: FitStatus
-    settings_hash: str
-    mode: FitMode | None = None
-    warm_started_from: int | None = None
-    cell: str | None = None
-    train_start: date | None = None
-    train_end: date | None = None
-    n_obs: int | None = None
-    error: str | None = None
-    frequency: str | None = None
-    calendar: str | None = None  # series.calendar: the trading days of a daily series' target dates
-    level: float = 0.8
-    interval_adapt_rate: float = 0.0  # forecast.interval_adapt_rate (0: the model's intervals as they are)
-    scope: FitScope = FitScope.SERIES
-    group_key: str | None = None
-    group_fit_id: int | None = None  # a member's row: the shared fit
-    n_series: int | None = None  # a shared fit: its number of series
-    note: str | None = None
+from .. import faults, schema
+from ..clock import utcnow
+from ..db import write_transaction
+from ..frequencies import next_dates
+from ..status import FitStatus
+from .adaptive import adaptive_interval_factor, scale_interval
+from .values import FitRecord, Forecast, GroupResult, SeriesResult
 
 
 def _finite(value):
@@ -85,7 +37,7 @@ def store_fit(
     for a successful fit, its forecasts (replacing any made earlier from the same last observation):
     a series' own fit, or a group member's row."""
     now: datetime = utcnow()
-    values = dict(
+    values: dict[str, object] = dict(
         run_id=record.run_id,
         series_id=record.series_id,
         created_at=now,
@@ -158,6 +110,7 @@ def store_fit(
 
 
 def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, now: datetime) -> None:
+    assert record.series_id is not None and record.train_end is not None  # a series' row, with data
     conn.execute(
         sa.delete(schema.forecasts).where(
             schema.forecasts.c.series_id == record.series_id, schema.forecasts.c.origin_ts == record.train_end
@@ -165,7 +118,9 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
     )
     targets = next_dates(record.train_end, record.frequency, len(forecast.point), record.calendar)
     factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
-    lower, upper = scale_interval(forecast.point, forecast.lower, forecast.upper, factor)
+    lower, upper = scale_interval(
+        np.asarray(forecast.point), np.asarray(forecast.lower), np.asarray(forecast.upper), factor
+    )
     conn.execute(
         sa.insert(schema.forecasts),
         [

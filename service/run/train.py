@@ -1,45 +1,29 @@
-"""Train stage: the planned work, on the configured executor (``service/executors.py``: local
+"""Train stage: the planned work, on the configured executor (``service/executors/``: local
 worker processes or a Dask cluster), handed back in plan order.
 
 The unit of work is a series (a ``SeriesTask``) or a group (a ``GroupTask`` with every member's
 values and the group's previous model; under ``auto``'s comparison also each member's own
 ``SeriesTask``). Every task is submitted on its own, as ``run_task(task)``: a module-level
-function of plain data that returns plain data (``service/train.py``), so any
+function of plain data that returns plain data (``run/tasks.py``), so any
 ``concurrent.futures``-compatible executor can run it. A unit is handed back once all its tasks
 are done, in plan order, which keeps the order of the writes fixed whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import resource
 import threading
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass, field
 
-from . import faults
-from .config import Settings
-from .errors import TickcastError
-from .executors import open_executor, runs_in_process
+from .. import faults
+from ..errors import TickcastError
+from ..executors import open_executor, runs_in_process
+from ..settings import ExecutorSettings
 from .plan import GroupPlan, Unit
-from .status import FitStatus
-from .train import GroupResult, GroupTask, SeriesResult, SeriesTask, train_group, train_series
-
-
-@dataclass
-class GroupTrained:
-    """A group's results: its shared model's, and (``auto``'s comparison) each member's own."""
-
-    group: GroupResult
-    alone: list[SeriesResult] = field(default_factory=list)
-
-    @property
-    def seconds(self) -> float:
-        return self.group.seconds + sum(r.seconds for r in self.alone)
-
-
-Trained = SeriesResult | GroupTrained
+from .tasks import failed_result, run_task
+from .values import GroupTask, GroupTrained, SeriesTask, Trained
 
 
 def open_files_needed(workers: int) -> int:
@@ -55,8 +39,6 @@ def ensure_open_files(workers: int) -> None:
     (rather than with "Too many open files" half-way through a run)."""
     if workers <= 1:
         return
-    import resource
-
     needed = open_files_needed(workers)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
@@ -71,33 +53,10 @@ def ensure_open_files(workers: int) -> None:
     )
 
 
-def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
-    if isinstance(task, GroupTask):
-        return GroupResult(task.group_key, FitStatus.FAILED, error=error, params=task.params)
-    return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=error, params=task.params)
-
-
-def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
-    """Train one task. Running out of memory, and even an unexpected exception (a bug), come back as
-    a failed result. NumPy's overflow warnings are not printed: a fit that goes wrong comes back
-    failed, with the reason, which is what the user reads."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return train_group(task) if isinstance(task, GroupTask) else train_series(task)
-    except MemoryError:
-        size = sum(len(v) for v in task.values) if isinstance(task, GroupTask) else len(task.values)
-        return failed_result(
-            task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
-        )
-    except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
-        return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")
-
-
 def tasks_of(unit: Unit) -> list[SeriesTask | GroupTask]:
     if isinstance(unit, GroupPlan):
         return [unit.task] + [m.task for m in unit.members if m.task is not None]
-    return [unit.task]
+    return [unit.task] if unit.task is not None else []
 
 
 def _assemble(unit: Unit, results: list) -> Trained:
@@ -106,7 +65,9 @@ def _assemble(unit: Unit, results: list) -> Trained:
     return results[0]
 
 
-def train_planned(units: Sequence[Unit], settings: Settings, stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
+def train_planned(
+    units: Sequence[Unit], execution: ExecutorSettings, stop: threading.Event
+) -> Generator[tuple[Unit, Trained], None, None]:
     """Train every unit that has work, on the configured executor; yield ``(unit, result)`` in plan
     order. On ``stop``, units not started yet are dropped; the ones in progress finish and are
     yielded. Use it in ``contextlib.closing`` so that an error while storing a result shuts the
@@ -115,14 +76,14 @@ def train_planned(units: Sequence[Unit], settings: Settings, stop: threading.Eve
     if not todo:
         return  # nothing to train: no cluster needed
     n_tasks = sum(len(tasks_of(u)) for u in todo)
-    if runs_in_process(settings, n_tasks):
+    if runs_in_process(execution, n_tasks):
         for unit in todo:
             if stop.is_set():
                 return
             faults.reached("train")
             yield unit, _assemble(unit, [run_task(task) for task in tasks_of(unit)])
         return
-    with open_executor(settings, n_tasks) as pool:
+    with open_executor(execution, n_tasks) as pool:
         yield from _in_pool(pool, todo, stop)
 
 

@@ -14,136 +14,19 @@ note saying why.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import ctypes
 import math
 import time
-import zlib
-from dataclasses import dataclass, field
+import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from .config import ModelSettings, Settings
-from .status import FitStatus
+from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
 
-
-def forecaster_params(model: ModelSettings, seed_key: str, season_length: int, horizon: int) -> dict:
-    """Keyword arguments for ``RNNForecaster``: the configured ForecasterConfig, the season and
-    horizon the service sets, and a seed derived from ``seed_key`` (a series' or a group's key), so
-    each fit is reproducible on its own. The model's read-out covers ``horizon`` steps, or more when
-    the model's own default for the season is longer (a season and a half, at least 8: a monthly
-    model learns from windows longer than a year even when five months are asked for)."""
-    params = model.forecaster.to_dict()
-    own = model.forecaster.head(max(season_length, 1))
-    params.update(
-        seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2**31),
-        season_length=season_length,
-        horizon=horizon if horizon > own else 0,
-    )
-    return params
-
-
-def _fingerprint(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _common(settings: Settings) -> dict:
-    from tickcast.models.persist import FORMAT_VERSION
-
-    # forecast.horizon: the forecasts stored with a fit have that many steps, even where the
-    # model's read-out, and so its training, is the same.
-    return {
-        "max_points": settings.model.max_points,
-        "level": settings.forecast.level,
-        "horizon": settings.forecast.horizon,
-        "min_length": settings.forecast.min_length,
-        "format": FORMAT_VERSION,
-    }
-
-
-def series_hash(settings: Settings, key: str, season_length: int, group_hash: str | None = None) -> str:
-    """Fingerprint of everything that shapes one series' own fit; a change means: retrain from
-    scratch. ``group_hash``: the group whose training ``auto`` decided for this series (so that a
-    change of the group, such as a member joining, decides again)."""
-    params = forecaster_params(settings.model, key, season_length, settings.forecast.horizon)
-    return _fingerprint({"scope": "series", "model": params, "group": group_hash, **_common(settings)})
-
-
-def group_hash(settings: Settings, group_key: str, season_length: int, member_keys: list[str]) -> str:
-    """Fingerprint of a group's shared fit: the settings and the members' keys, in order (a
-    membership change trains the group from scratch)."""
-    params = forecaster_params(settings.model, group_key, season_length, settings.forecast.horizon)
-    return _fingerprint({"scope": "group", "model": params, "members": list(member_keys), **_common(settings)})
-
-
-@dataclass
-class SeriesTask:
-    key: str
-    series_id: int
-    values: np.ndarray  # (N,) oldest first, units of the series
-    params: dict
-    horizon: int
-    level: float
-    warm_blob: bytes | None = None  # the fit to continue from (warm start), else None
-
-
-@dataclass
-class Forecast:
-    """One series' part of a result: its backtest (values may be None) and forecast (h,) each."""
-
-    backtest: dict = field(default_factory=dict)
-    point: list[float] = field(default_factory=list)
-    lower: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
-    transform: str | None = None  # the series' scale in the model ("log" or "linear")
-
-
-@dataclass
-class SeriesResult:
-    key: str
-    series_id: int
-    status: str  # FitStatus: ok, failed
-    error: str | None = None
-    seconds: float = 0.0
-    blob: bytes | None = None
-    history: list[dict] = field(default_factory=list)
-    transform: str | None = None
-    epochs: int | None = None
-    best_epoch: int | None = None
-    params: dict = field(default_factory=dict)
-    warm: bool = False  # the fit continued the given model (False: cold, also after a failed warm start)
-    note: str | None = None  # why a warm start was abandoned for a cold fit
-    forecast: Forecast = field(default_factory=Forecast)
-
-
-@dataclass
-class GroupTask:
-    group_key: str
-    keys: list[str]  # the members, in order
-    series_ids: list[int]
-    values: list[np.ndarray]  # each (N_i,), oldest first
-    params: dict
-    horizon: int
-    level: float
-    warm_blob: bytes | None = None  # the group's shared fit to continue from
-
-
-@dataclass
-class GroupResult:
-    group_key: str
-    status: str  # FitStatus: ok, failed
-    error: str | None = None
-    seconds: float = 0.0
-    blob: bytes | None = None
-    history: list[dict] = field(default_factory=list)
-    transform: str | None = None
-    epochs: int | None = None
-    best_epoch: int | None = None
-    params: dict = field(default_factory=dict)
-    warm: bool = False
-    note: str | None = None
-    forecasts: list[Forecast] = field(default_factory=list)  # one per member, in the task's order
-
+from ..errors import exception_line
+from ..status import FitStatus
+from .values import Forecast, GroupResult, GroupTask, SeriesResult, SeriesTask
 
 _tuned = False
 
@@ -162,8 +45,6 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h>
 def keep_freed_memory() -> bool:
     """Set glibc's malloc thresholds for training (see above); False where there is no mallopt
     (not glibc) or it refused."""
-    import ctypes
-
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -179,8 +60,6 @@ def tune_process() -> None:
     on 2 cores), and malloc settings that keep freed arrays for reuse (``keep_freed_memory``)."""
     global _tuned
     if not _tuned:
-        from threadpoolctl import threadpool_limits
-
         threadpool_limits(limits=1, user_api="blas")
         keep_freed_memory()
         _tuned = True
@@ -207,7 +86,7 @@ def _history(model) -> list[dict]:
         for k in ("train_loss", "val_loss", "grad_norm", "clip_fraction")
         if row.get(k) is not None
     ]
-    if not np.all(np.isfinite(losses)):
+    if not np.all(np.isfinite(np.asarray(losses, dtype=np.float64))):
         raise _NotFinite("the fit produced non-finite losses")
     return history
 
@@ -229,38 +108,31 @@ def _fit_and_forecast(fit, blob: bytes | None, label: str):
     """``fit(warm_start)`` from ``blob`` if there is one; if it cannot be loaded or its warm start
     fails (a mismatch, divergence, non-finite output), ``fit(None)`` instead. Returns (its
     result, warm?, note)."""
-    from tickcast.models import RNNForecaster
-
     if blob is not None:
         try:
             previous = RNNForecaster.from_bytes(blob)
         except Exception as exc:  # noqa: BLE001 - any unreadable blob is a reason to start afresh
-            return fit(None), False, f"the {label} to continue from could not be loaded ({_reason(exc)}): trained cold"
+            why = exception_line(exc)
+            return fit(None), False, f"the {label} to continue from could not be loaded ({why}): trained cold"
         try:
             return fit(previous), True, None
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a warm start that fails in any way is retried cold
-            return fit(None), False, f"the warm start from the previous {label} failed ({_reason(exc)}): trained cold"
+            why = exception_line(exc)
+            return fit(None), False, f"the warm start from the previous {label} failed ({why}): trained cold"
     return fit(None), False, None
-
-
-def _reason(exc: BaseException) -> str:
-    text = (str(exc).splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _failure(exc: BaseException) -> str:
     if isinstance(exc, _NotFinite):
         return f"TrainingDiverged: {exc}"
-    return _reason(exc)
+    return exception_line(exc)
 
 
 def train_series(task: SeriesTask) -> SeriesResult:
     """Fit one series (cold, or warm from ``task.warm_blob``) and forecast ``horizon`` steps with
     intervals."""
-    from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
-
     tune_process()
     started = time.perf_counter()
 
@@ -305,8 +177,6 @@ def train_series(task: SeriesTask) -> SeriesResult:
 def train_group(task: GroupTask) -> GroupResult:
     """Fit one model across the group's series (cold, or warm from ``task.warm_blob``) and forecast
     each of them ``horizon`` steps with intervals."""
-    from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
-
     tune_process()
     started = time.perf_counter()
 
@@ -346,10 +216,24 @@ def train_group(task: GroupTask) -> GroupResult:
     )
 
 
-def relative_mae(backtest: dict) -> float | None:
-    """The backtest's MAE over the naive forecast's (one step, the validation part); None where
-    it is undefined (no validation part, a perfect naive forecast)."""
-    mae, naive = backtest.get("mae"), backtest.get("naive_mae")
-    if mae is None or not naive:
-        return None
-    return mae / naive
+def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
+    if isinstance(task, GroupTask):
+        return GroupResult(task.group_key, FitStatus.FAILED, error=error, params=task.params)
+    return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=error, params=task.params)
+
+
+def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
+    """Train one task. Running out of memory, and even an unexpected exception (a bug), come back as
+    a failed result. NumPy's overflow warnings are not printed: a fit that goes wrong comes back
+    failed, with the reason, which is what the user reads."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return train_group(task) if isinstance(task, GroupTask) else train_series(task)
+    except MemoryError:
+        size = sum(len(v) for v in task.values) if isinstance(task, GroupTask) else len(task.values)
+        return failed_result(
+            task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
+        )
+    except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
+        return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")

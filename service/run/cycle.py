@@ -3,9 +3,11 @@ hand their results on:
 
     ingest (ingest.py)  specs -> new observations stored, an IngestResult per series
     plan   (plan.py)    the stored data and fits -> a Plan per series: train cold/warm, up to date, skip;
-                        or a GroupPlan for series trained together (groups.py)
-    train  (workers.py) the plans with work -> (plan, result) in plan order, in worker processes
-    store  (forecast.py) each result -> its fit, loss history and forecasts, one transaction per series
+                        or a GroupPlan for series trained together
+    train  (train.py)   the plans with work -> (plan, result) in plan order, on the executor
+                        (tasks.py: what a worker runs)
+           (settle.py)  each result -> the rows it writes, as the plan stage decides them
+    store  (store.py)   each row -> its fit, loss history and forecasts, one transaction per series
                         (a group: its shared fit, then each member's row)
 
 Idempotent by construction: a series whose newest observation and settings already have a fit is
@@ -22,26 +24,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import faults, schema
-from .clock import utcnow
-from .config import Settings
-from .db import write_transaction
-from .errors import DatabaseError
-from .forecast import store_fit
-from .groups import choose
-from .ingest import IngestResult, ingest_each, select_specs, sync_series
-from .lease import Lease, acquire
-from .locks import DatabaseLocked
-from .plan import GroupPlan, Plan, Unit, plan_series
-from .status import FetchStatus, FitMode, FitScope, FitStatus, RunStatus, SeriesFit, Trigger
-from .train import SeriesResult
-from .workers import GroupTrained, ensure_open_files, train_planned
+from .. import faults, schema
+from ..clock import utcnow
+from ..db import write_transaction
+from ..errors import DatabaseError, exception_line
+from ..lease import Lease, acquire
+from ..locks import DatabaseLocked
+from ..settings import ExecutorSettings, SeriesSpec, Settings
+from ..status import FetchStatus, FitMode, FitStatus, RunStatus, SeriesFit, Trigger
+from .ingest import IngestStage, ingest_each, select_specs, sync_series
+from .plan import GroupPlan, Plan, Planner, Unit
+from .settle import GroupWrite, SeriesWrite, settle
+from .store import store_fit
+from .train import ensure_open_files, train_planned
+from .values import FitRecord, GroupResult, SeriesResult
 
 
 @dataclass
@@ -225,114 +227,80 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 # --- the stages, as one run uses them -----------------------------------------------------------
 
 
-def _ingest(
-    engine: Engine,
-    settings: Settings,
-    specs,
-    outcomes: dict[str, SeriesOutcome],
-    lease: Lease,
-    say: Progress,
-    stop: threading.Event,
-    sources: dict | None,
-) -> None:
-    ids = sync_series(engine, settings)
-    for i, result in enumerate(ingest_each(engine, settings, specs, ids, sources=sources, stop=stop), 1):
-        _fetched(outcomes[result.key], result)
-        say(
-            f"[ingest {i}/{len(specs)}] {result.key}: "
-            + (f"{result.new_rows} new" if result.status == FetchStatus.OK else f"failed: {result.error}")
-        )
-        lease.renew()
+@dataclass
+class _Stages:
+    """What the stages of one run share: the database, the run's lease (renewed after each series),
+    the outcome of every series so far, progress output and the stop request."""
 
+    engine: Engine
+    lease: Lease
+    outcomes: dict[str, SeriesOutcome]
+    say: Progress
+    stop: threading.Event
 
-def _fetched(outcome: SeriesOutcome, result: IngestResult) -> None:
-    outcome.fetch, outcome.new_rows, outcome.error = result.status, result.new_rows, result.error
+    def ingest(self, stage: IngestStage, watchlist: tuple[SeriesSpec, ...], specs: list[SeriesSpec]) -> None:
+        ids = sync_series(self.engine, watchlist)
+        for i, result in enumerate(ingest_each(self.engine, stage, specs, ids, stop=self.stop), 1):
+            outcome = self.outcomes[result.key]
+            outcome.fetch, outcome.new_rows, outcome.error = result.status, result.new_rows, result.error
+            detail = f"{result.new_rows} new" if result.status == FetchStatus.OK else f"failed: {result.error}"
+            self.say(f"[ingest {i}/{len(specs)}] {result.key}: {detail}")
+            self.lease.renew()
 
+    def store_skips(self, units: list[Unit]) -> None:
+        """Outcomes of the series not trained; a fit row for those too short to train."""
+        for plan in units:
+            if isinstance(plan, GroupPlan) or plan.action == SeriesFit.TRAINED:
+                continue
+            outcome = self.outcomes[plan.spec.key]
+            outcome.fit = plan.action
+            if plan.action == SeriesFit.SKIPPED:
+                outcome.error = outcome.error or plan.record.error  # a failed fetch is the better reason
+                if plan.records_skip:
+                    outcome.fit_id = store_fit(self.engine, plan.record)
 
-def _store_skips(engine: Engine, units: list[Unit], outcomes: dict[str, SeriesOutcome]) -> None:
-    """Outcomes of the series not trained; a fit row for those too short to train."""
-    for plan in units:
-        if isinstance(plan, GroupPlan) or plan.action == SeriesFit.TRAINED:
-            continue
-        outcome = outcomes[plan.spec.key]
-        outcome.fit = plan.action
-        if plan.action == SeriesFit.SKIPPED:
-            outcome.error = outcome.error or plan.record.error  # a failed fetch is the better reason
-            if plan.records_skip:
-                outcome.fit_id = store_fit(engine, plan.record)
+    def train_and_store(self, units: list[Unit], execution: ExecutorSettings) -> None:
+        n_train = sum(isinstance(unit, GroupPlan) or unit.task is not None for unit in units)
+        with closing(train_planned(units, execution, self.stop)) as results:
+            for done, (unit, trained) in enumerate(results, 1):
+                writes = settle(unit, trained)
+                lines = [self._store(write) for write in writes]
+                self.lease.renew()
+                message = lines[0]
+                if isinstance(unit, GroupPlan):
+                    message = f"group {unit.key} ({len(unit.members)} series): " + (
+                        lines[0]
+                        if isinstance(writes[0], GroupWrite)
+                        else f"{writes[0].decision}; cold fits in {trained.seconds:.1f} s"
+                    )
+                self.say(f"[train {done}/{n_train}] {message}")
 
+    def _store(self, write: SeriesWrite | GroupWrite) -> str:
+        """Store one settled write (a group: the shared fit in its own transaction, then each
+        member's row in one transaction each; a crash in between leaves a group that is not up to
+        date: the next run trains it again). Returns the progress line."""
+        if isinstance(write, SeriesWrite):
+            record, result = write.record, write.result
+            ok = record.status == FitStatus.OK
+            self._outcome(write.plan, record, store_fit(self.engine, record, result, result.forecast), result)
+            return f"{write.plan.spec.key}: " + (
+                f"{record.mode} fit in {result.seconds:.1f} s" if ok else f"failed: {result.error}"
+            )
+        shared_id = store_fit(self.engine, write.record, write.result)
+        for member in write.members:
+            record = replace(member.record, group_fit_id=shared_id)
+            self._outcome(member.plan, record, store_fit(self.engine, record, forecast=member.forecast), write.result)
+        seconds = f"{write.result.seconds:.1f} s" + (f" ({write.decision})" if write.decision else "")
+        ok = write.record.status == FitStatus.OK
+        return f"{write.record.mode} group fit in {seconds}" if ok else f"failed: {write.result.error}"
 
-def _train_and_store(
-    engine: Engine,
-    settings: Settings,
-    units: list[Unit],
-    outcomes: dict[str, SeriesOutcome],
-    lease: Lease,
-    say: Progress,
-    stop: threading.Event,
-) -> None:
-    n_train = sum(isinstance(unit, GroupPlan) or unit.task is not None for unit in units)
-    with closing(train_planned(units, settings, stop)) as results:
-        for done, (unit, result) in enumerate(results, 1):
-            if isinstance(unit, GroupPlan):
-                message = _store_group(engine, unit, result, outcomes)
-            else:
-                message = _store_trained(engine, unit, result, outcomes[unit.spec.key])
-            lease.renew()
-            say(f"[train {done}/{n_train}] {message}")
-
-
-def _joined(*notes: str | None) -> str | None:
-    return "; ".join(n for n in notes if n) or None
-
-
-def _store_trained(
-    engine: Engine, plan: Plan, result: SeriesResult, outcome: SeriesOutcome, decision: str | None = None
-) -> str:
-    ok = result.status == FitStatus.OK
-    record = plan.record
-    record.status = FitStatus.OK if ok else FitStatus.FAILED
-    if result.note:  # the model to continue could not be: it was trained cold
-        record.mode, record.warm_started_from = FitMode.COLD, None
-    record.note = _joined(record.note, decision, result.note)
-    outcome.fit_id = store_fit(engine, record, result, result.forecast)
-    outcome.fit = SeriesFit.TRAINED if ok else SeriesFit.FAILED
-    outcome.mode, outcome.seconds = record.mode, result.seconds
-    if not ok:
-        outcome.error = result.error
-    return f"{plan.spec.key}: " + (f"{record.mode} fit in {result.seconds:.1f} s" if ok else f"failed: {result.error}")
-
-
-def _store_group(engine: Engine, plan: GroupPlan, trained: GroupTrained, outcomes: dict[str, SeriesOutcome]) -> str:
-    """The shared fit in its own transaction, then each member's row in one transaction each (a crash in
-    between leaves a group that is not up to date: the next run trains it again). Under ``auto``'s
-    comparison, the per-series models are stored instead when they did better."""
-    group = trained.group
-    keep_group, decision = choose(plan, group, trained.alone) if plan.compare else (True, None)
-    head = f"group {plan.key} ({len(plan.members)} series): "
-    if not keep_group:
-        for member, result in zip(plan.members, trained.alone):
-            _store_trained(engine, member, result, outcomes[member.spec.key], decision)
-        return head + f"{decision}; cold fits in {trained.seconds:.1f} s"
-    ok = group.status == FitStatus.OK
-    shared = plan.record
-    shared.status = FitStatus.OK if ok else FitStatus.FAILED
-    if group.note:
-        shared.mode, shared.warm_started_from = FitMode.COLD, None
-    shared.note = _joined(decision, group.note)
-    shared_id = store_fit(engine, shared, group)
-    forecasts = group.forecasts if ok else [None] * len(plan.members)
-    for member, forecast in zip(plan.members, forecasts):
-        record, outcome = member.record, outcomes[member.spec.key]
-        record.scope, record.settings_hash, record.group_fit_id = FitScope.GROUP, shared.settings_hash, shared_id
-        record.status, record.mode, record.note, record.error = shared.status, shared.mode, shared.note, group.error
-        outcome.fit_id = store_fit(engine, record, forecast=forecast)
-        outcome.fit = SeriesFit.TRAINED if ok else SeriesFit.FAILED
-        outcome.mode, outcome.seconds = shared.mode, group.seconds
+    def _outcome(self, plan: Plan, record: FitRecord, fit_id: int, result: SeriesResult | GroupResult) -> None:
+        outcome = self.outcomes[plan.spec.key]
+        ok = record.status == FitStatus.OK
+        outcome.fit_id, outcome.fit = fit_id, SeriesFit.TRAINED if ok else SeriesFit.FAILED
+        outcome.mode, outcome.seconds = record.mode, result.seconds
         if not ok:
-            outcome.error = group.error
-    seconds = f"{trained.seconds:.1f} s" + (f" ({decision})" if decision else "")
-    return head + (f"{shared.mode} group fit in {seconds}" if ok else f"failed: {group.error}")
+            outcome.error = result.error
 
 
 def _outcomes_of_companions(units: list[Unit], outcomes: dict[str, SeriesOutcome], summary: RunSummary) -> None:
@@ -361,7 +329,7 @@ def run_cycle(
     trigger = Trigger(trigger)
     say = progress or (lambda message: None)
     stop = stop or threading.Event()
-    specs = select_specs(settings, keys)
+    specs = select_specs(settings.series, keys, settings.config_path)
     ensure_open_files(settings.workers)
     started = time.perf_counter()
     lease, run_id = _begin_run(engine, trigger, say, failed_starts if failed_starts is not None else [])
@@ -373,15 +341,17 @@ def run_cycle(
         say(f"run {run_id} ({trigger}): {len(specs)} series")
         outcomes = {spec.key: SeriesOutcome(spec.key) for spec in specs}
         summary.outcomes = list(outcomes.values())
+        stages = _Stages(engine, lease, outcomes, say, stop)
 
         with _timed(summary, "ingest"):
-            _ingest(engine, settings, specs, outcomes, lease, say, stop, sources)
+            stages.ingest(IngestStage.of(settings, sources), settings.series, specs)
         with _timed(summary, "plan"):
-            plans = plan_series(engine, settings, specs, run_id, stop)
+            planner = Planner(engine, settings.model, settings.forecast, settings.series, run_id)
+            plans = planner.plan(specs, stop)
             _outcomes_of_companions(plans, outcomes, summary)
-            _store_skips(engine, plans, outcomes)
+            stages.store_skips(plans)
         with _timed(summary, "train"):
-            _train_and_store(engine, settings, plans, outcomes, lease, say, stop)
+            stages.train_and_store(plans, settings.execution)
 
         # Stopped means work was left undone; a stop during the last series' fit changes nothing.
         summary.stopped = stop.is_set() and any(o.fit == SeriesFit.PENDING for o in summary.outcomes)
@@ -391,8 +361,7 @@ def run_cycle(
         faults.reached("finish")
     except BaseException as exc:
         summary.status = RunStatus.FAILED
-        reason = (str(exc).splitlines() or [""])[0]  # not SQLAlchemy's statement and parameters
-        error = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        error = exception_line(exc)  # not SQLAlchemy's statement and parameters
         failure = exc
         raise
     finally:

@@ -1,0 +1,93 @@
+"""The frequencies a series may have, in one table: for each, the season length the model is given,
+how target dates step, the spacing of observations that says it (inferring a series' frequency),
+and the forecast horizon the M competitions use for it.
+
+A frequency is a one-letter code, stored in ``series.frequency``: ``B`` trading days, ``D`` every
+day, ``W`` weeks, ``M`` months, ``Q`` quarters, ``A`` years. An unknown frequency (None) gets
+season length 0 (the model looks for a season itself) and calendar-day steps.
+
+pandas is imported only where dates are computed: the config reads this table at every start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from .calendars import next_trading_days
+
+
+@dataclass(frozen=True)
+class Frequency:
+    code: str
+    name: str
+    season_length: int  # the model's seasonal period (1: none)
+    max_gap_days: float  # the median spacing of observations up to which data is of this frequency
+    default_horizon: int  # the M competitions' horizon for it (M3/M4: 6 yearly, 8 quarterly, 18 monthly ...)
+    months: int = 0  # steps of whole months (M, Q, A); 0: day steps
+
+
+# In order of spacing. Trading days have no season: daily prices show no weekly cycle.
+FREQUENCY_TABLE = (
+    Frequency("B", "trading days", 1, 1.5, 14),
+    Frequency("D", "days", 7, 1.5, 14),
+    Frequency("W", "weeks", 52, 10, 13),
+    Frequency("M", "months", 12, 45, 18, months=1),
+    Frequency("Q", "quarters", 4, 120, 8, months=3),
+    Frequency("A", "years", 1, float("inf"), 6, months=12),
+)
+FREQUENCIES = {f.code: f for f in FREQUENCY_TABLE}
+CODES = tuple(FREQUENCIES)
+
+
+def season_length(frequency: str | None, configured: int | None = None) -> int:
+    """The season length a series is trained with: ``configured``, else its frequency's (0 for an
+    unknown frequency: the model detects one)."""
+    if configured is not None:
+        return configured
+    known = FREQUENCIES.get(frequency or "")
+    return known.season_length if known else 0
+
+
+def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:
+    """The ``steps`` dates after ``last``: trading days are the sessions of ``calendar`` (weekends and
+    that exchange's holidays skipped; weekdays when None), months keep the month-start or month-end
+    convention of the data."""
+    import pandas as pd
+
+    if frequency == "B" and calendar is not None:
+        return next_trading_days(last, calendar, steps)
+    last_ts = pd.Timestamp(last)
+    ks = range(1, steps + 1)
+    known = FREQUENCIES.get(frequency or "")
+    if frequency == "B":
+        offsets = [pd.offsets.BDay(k) for k in ks]
+    elif frequency == "W":
+        offsets = [pd.DateOffset(weeks=k) for k in ks]
+    elif known is not None and known.months:
+        if last_ts.is_month_end and last_ts.day != 1:
+            offsets = [pd.offsets.MonthEnd(known.months * k) for k in ks]
+        else:
+            offsets = [pd.DateOffset(months=known.months * k) for k in ks]
+    else:  # "D" or unknown: calendar days
+        offsets = [pd.DateOffset(days=k) for k in ks]
+    return [(last_ts + off).date() for off in offsets]
+
+
+def infer_frequency(dates: Sequence[date]) -> str | None:
+    """The frequency whose spacing matches the median spacing of the most recent dates (None when
+    fewer than three); daily data with weekend dates is ``D``, without ``B``."""
+    import numpy as np
+    import pandas as pd
+
+    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
+    if len(recent) < 3:
+        return None
+    gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
+    for f in FREQUENCY_TABLE:
+        if gap <= f.max_gap_days:
+            if f.code in ("B", "D"):
+                return "D" if (recent.day_of_week >= 5).any() else "B"
+            return f.code
+    return None  # unreachable: the last row takes any spacing

@@ -1,0 +1,105 @@
+"""The ``observations`` table as the stages use it: what is stored for a series (its last date, its
+count, its values) and the one way rows are written (``upsert_observations``)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .. import schema
+from .validate import OUTLIER_WINDOW
+
+
+def last_stored_date(conn: Connection, series_id: int) -> date | None:
+    return conn.execute(
+        sa.select(sa.func.max(schema.observations.c.ts)).where(schema.observations.c.series_id == series_id)
+    ).scalar()
+
+
+def count_rows(conn: Connection, series_id: int) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(schema.observations).where(schema.observations.c.series_id == series_id)
+    ).scalar_one()
+
+
+def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.ndarray:
+    """The stored values just before the first date of ``clean``, oldest first: the outlier rule's
+    neighbours for the first new values."""
+    if clean.empty:
+        return np.empty(0)
+    obs = schema.observations.c
+    rows = (
+        conn.execute(
+            sa.select(obs.value)
+            .where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
+            .order_by(obs.ts.desc())
+            .limit(OUTLIER_WINDOW // 2)
+        )
+        .scalars()
+        .all()
+    )
+    return np.array(rows[::-1], dtype=np.float64)
+
+
+def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -> tuple[int, int]:
+    """Write the rows of ``frame`` (``ts``, ``value``) that are new or whose value changed;
+    returns (new, revised).
+
+    Existing values in the fetched span are read first, so an unchanged re-fetch writes nothing.
+    Rows go straight to the driver's executemany as ISO dates (no per-row ORM work): this is the
+    hot path of a first ingest."""
+    if frame.empty:
+        return 0, 0
+    days = frame["ts"].to_numpy().astype("datetime64[D]")
+    iso = days.astype(str).tolist()  # numpy formats datetime64[D] as YYYY-MM-DD, in C
+    values = frame["value"].tolist()
+    stored = {
+        ts.isoformat(): v
+        for ts, v in conn.execute(
+            sa.select(schema.observations.c.ts, schema.observations.c.value).where(
+                schema.observations.c.series_id == series_id, schema.observations.c.ts >= days.min().item()
+            )
+        )
+    }
+    if stored:
+        changed = [
+            (series_id, d, v)
+            for d, v in zip(iso, values)
+            if d not in stored or not math.isclose(stored[d], v, rel_tol=1e-12, abs_tol=0.0)
+        ]
+        revised = sum(1 for _, d, _ in changed if d in stored)
+    else:
+        changed, revised = list(zip([series_id] * len(iso), iso, values)), 0
+    if changed:
+        # SQLite stores the ISO text as is (a CAST there would turn it into a number).
+        marks = "?, ?, ?" if conn.dialect.name == "sqlite" else "%s, CAST(%s AS DATE), %s"
+        conn.exec_driver_sql(
+            f"INSERT INTO observations (series_id, ts, value) VALUES ({marks}) "
+            "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value",
+            changed,
+        )
+    return len(changed) - revised, revised
+
+
+def stored_values(conn: Connection, series_id: int, since: date | None = None) -> pd.Series:
+    """The stored observations (from ``since``) as a float Series indexed by date."""
+    obs = schema.observations.c
+    query = sa.select(obs.ts, obs.value).where(obs.series_id == series_id)
+    if since is not None:
+        query = query.where(obs.ts >= since)
+    rows = conn.execute(query.order_by(obs.ts)).all()
+    return pd.Series([r.value for r in rows], index=[r.ts for r in rows], dtype="float64")
+
+
+def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[list[date], np.ndarray]:
+    """The newest ``max_points`` observations: (dates, values (N,)), oldest first."""
+    obs = schema.observations.c
+    rows = conn.execute(
+        sa.select(obs.ts, obs.value).where(obs.series_id == series_id).order_by(obs.ts.desc()).limit(max_points)
+    ).all()[::-1]
+    return [r.ts for r in rows], np.array([r.value for r in rows], dtype=np.float64)

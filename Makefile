@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test test-reliability bench install clean tools lock
+.PHONY: run test test-reliability lint bench install clean tools lock
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("tickcast needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -54,8 +54,22 @@ lock: $(VENV)/.installed
 	$(BIN)/uv pip compile pyproject.toml $(IMAGE_EXTRAS:%=--extra %) --universal --python-version 3.11 \
 	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS) -q -o requirements.lock
 
+# Both cores: the suite runs on pytest-xdist workers, except the tests marked `serial` (the container
+# test, cases timed against the clock), which run alone afterwards. Then the 25 slowest tests.
+TEST_WORKERS ?= 2
+REPORTS := .test-reports
 test: $(VENV)/.installed-dev tools
-	$(BIN)/python -m pytest -q
+	@mkdir -p $(REPORTS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not serial" --junitxml=$(REPORTS)/parallel.xml
+	$(BIN)/python -m pytest -q -m serial -p no:xdist --junitxml=$(REPORTS)/serial.xml
+	@$(BIN)/python tests/support/slowest.py 25 $(REPORTS)/parallel.xml $(REPORTS)/serial.xml
+
+# ruff (lint and format) on the whole tree, mypy on the two packages; settings in pyproject.toml.
+LINTED := service models migrations tests bench
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 test-reliability: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q tests/reliability --run-slow
@@ -67,4 +81,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/accuracy.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache $(REPORTS)

@@ -39,11 +39,21 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def pytest_sessionfinish(session):
+    worker = getattr(session.config, "workeroutput", None)
+    if worker is not None:  # a pytest-xdist worker: hand the figures and the ledger to the controller
+        worker["tickcast_report"] = report.worker_output()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    output = getattr(node, "workeroutput", {}).get("tickcast_report")
+    if output:
+        report.merge_worker_output(output)
+
+
 def pytest_terminal_summary(terminalreporter):
-    if report.lines:
-        terminalreporter.section("figures")
-        for line in report.lines:
-            terminalreporter.write_line(line)
+    report.summary(terminalreporter.write_line, terminalreporter.section)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ from tickcast.service.queries import NothingStored
 from tickcast.service.run.adaptive import adaptive_interval_factor, scale_interval
 from tickcast.service.run.cycle import run_cycle
 
-from .test_pipeline import FAST_MODEL, table
+from .support.small_model import FAST_MODEL
+from .support.tables import table
 
 NOW = datetime(2024, 2, 6, tzinfo=UTC)
 D0, D1, D2, D3, D4, D5 = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import run_cli, tickcast_executable
+from .support.cli import run_cli, tickcast_executable
 
 CONFIG = '[watchlist]\nsample = ["core-cpi"]\n'
 

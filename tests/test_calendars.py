@@ -22,7 +22,8 @@ from tickcast.service.frequencies import next_dates
 from tickcast.service.run.cycle import run_cycle
 
 from .support.fake_yahoo import bars_from_closes
-from .test_pipeline import FAST_MODEL, table
+from .support.small_model import FAST_MODEL
+from .support.tables import table
 
 # The tests build calendars themselves; exchange_calendars' deprecation noise under pandas 3 is not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Series.values returning")

@@ -4,14 +4,11 @@ Datasette browser queried over real HTTP, and the Dockerfile checked against the
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -21,28 +18,23 @@ import yaml
 
 from tickcast.service.cli import build_parser
 
+from .support.cli import run_cli
+from .support.compose import docker_compose
+from .support.daemon import Daemon, db_rows
 from .support.pg import free_port
-from .test_cli import run_cli
-from .test_serve import Daemon, db_rows
+from .support.small_model import FAST_MODEL
+from .support.web import fetch_json
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 
-FAST_CONFIG = """
+FAST_CONFIG = (
+    """
 [watchlist]
 sample = ["sp500", "core-cpi"]
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
 """
-
-
-def docker_compose() -> str:
-    found = shutil.which("docker-compose")
-    assert found, "docker-compose is needed to validate docker-compose.yml (make test installs it with apt)"
-    return found
+    + FAST_MODEL
+)
 
 
 def compose_config(path: Path = COMPOSE, profile: str | None = None, env: dict | None = None) -> dict:
@@ -303,18 +295,6 @@ def populated(tmp_path, make_series):
     make_series("walk", values, dates=dates)
     assert run_cli("run", "-q", env=env).returncode == 0
     return env
-
-
-def fetch_json(url: str, timeout: float = 30):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
-            if time.time() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_datasette_serves_the_canned_queries(populated):

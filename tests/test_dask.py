@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -24,8 +23,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from .support.cli import tickcast_executable
+from .support.dask_cluster import local_cluster
 from .support.pg import free_port
-from .test_cli import tickcast_executable
 
 distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev extra
 
@@ -41,27 +41,6 @@ patience = 1000
 max_points = 600
 """
 KEYS = [f"csv:s{i}" for i in range(N_SERIES)]
-
-
-@contextmanager
-def local_cluster():
-    """A scheduler in this process and two single-threaded worker processes (each under a nanny,
-    which restarts a worker that dies). allowed-failures = 0: a task whose worker dies fails at once
-    instead of being retried elsewhere, so a kill shows up in the tables."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        local = LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        )
-    client = Client(local.scheduler_address, set_as_default=False)
-    try:
-        client.wait_for_workers(2, timeout=120)
-        yield local, client
-    finally:
-        client.close()
-        local.close()
 
 
 @pytest.fixture(scope="module")

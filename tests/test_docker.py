@@ -23,9 +23,14 @@ import pytest
 
 from .support import report
 from .support.base_images import POSTGRES, PYTHON, base_image
+from .support.compose import docker_compose
 from .support.docker_engine import Engine, EngineUnavailable, docker_engine
 from .support.pg import free_port
-from .test_compose import docker_compose, fetch_json
+from .support.small_model import FAST_MODEL
+from .support.web import fetch_json
+
+# The container test builds images and runs whole stacks: alone, after the parallel part.
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tickcast-test"  # fixed: a run killed half-way is cleaned up by the next (runs take turns)
@@ -34,17 +39,15 @@ SERVICES_OF_THE_IMAGE = ("tickcast", "browse", "tickcast-pg", "tickcast-dask")
 DASK_NODES = ("dask-scheduler", "dask-worker")  # the image too, with no config and healthchecks of their own
 SAMPLES = {"sample:sp500", "sample:core-cpi"}
 
-CONFIG = """
+CONFIG = (
+    """
 [service]
 workers = 1
 [watchlist]
 sample = ["sp500", "core-cpi"]
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
 """
+    + FAST_MODEL
+)
 
 
 def override(config_dir: Path) -> str:

@@ -17,17 +17,10 @@ from tickcast.service import schema
 from tickcast.service.cli import main
 from tickcast.service.run.cycle import run_cycle
 
-from .test_pipeline import table
+from .support.small_model import small_model
+from .support.tables import table
 
-GROUP_MODEL = """
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
-group_min_series = 3
-full_retrain_days = 100
-"""
+GROUP_MODEL = small_model(group_min_series=3, full_retrain_days=100)
 MONTHS = 48
 
 

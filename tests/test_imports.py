@@ -160,3 +160,14 @@ def test_models_never_import_the_service(name):
     offenders = {m: sorted(t for t in targets if t.startswith(name)) for m, targets in graph.items()}
     offenders = {m: t for m, t in offenders.items() if m.startswith("tickcast.models") and t}
     assert not offenders, offenders
+
+
+def test_test_modules_take_helpers_from_tests_support_only():
+    """A helper used by several test files lives in tests/support/ (or tests/reliability/scenario.py),
+    never in another test module: importing a test module runs its fixtures and tests' imports."""
+    offenders = []
+    for path in (REPO / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1].startswith("test_"):
+                offenders.append(f"{path.relative_to(REPO)}: from {'.' * node.level}{node.module}")
+    assert not offenders, offenders

@@ -6,31 +6,14 @@ from datetime import date
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
-from tickcast.service import schema
 from tickcast.service.errors import UnknownSeries
 from tickcast.service.frequencies import infer_frequency
 from tickcast.service.run.ingest import ingest
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
-
-
-def observations(engine, key):
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(schema.observations.c.ts, schema.observations.c.value)
-            .join(schema.series, schema.series.c.id == schema.observations.c.series_id)
-            .where(schema.series.c.key == key)
-            .order_by(schema.observations.c.ts)
-        ).all()
-    return [(r.ts, r.value) for r in rows]
-
-
-def series_row(engine, key):
-    with engine.connect() as conn:
-        return conn.execute(sa.select(schema.series).where(schema.series.c.key == key)).one()
+from .support.tables import observations, series_row
 
 
 def by_key(results):

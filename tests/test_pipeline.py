@@ -20,33 +20,8 @@ from tickcast.service.lease import RunInProgress, acquire
 from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
-
-# Small, fast model settings: the tests check the plumbing, the models suite checks the numerics.
-FAST_MODEL = """
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
-"""
-
-
-def table(engine, name):
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.select(schema.metadata.tables[name]))]
-
-
-def fits_by_key(engine):
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(schema.series.c.key, schema.fits)
-            .join(schema.fits, schema.fits.c.series_id == schema.series.c.id)
-            .order_by(schema.fits.c.id)
-        ).all()
-    out = {}
-    for row in rows:
-        out.setdefault(row.key, []).append(row)
-    return out
+from .support.small_model import FAST_MODEL
+from .support.tables import fits_by_key, table
 
 
 def assert_all_finite(engine):

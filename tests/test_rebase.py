@@ -19,8 +19,8 @@ from tickcast.service.run.rebase import Rebase, confirm_rebase, detect_rebase
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
-from .test_ingest import observations, series_row
-from .test_pipeline import FAST_MODEL, fits_by_key
+from .support.small_model import FAST_MODEL
+from .support.tables import fits_by_key, observations, series_row
 
 
 def values(dates, numbers) -> pd.Series:
@@ -285,7 +285,7 @@ def test_a_crash_while_replacing_leaves_the_old_history_whole(fresh_db, make_set
     """kill -9 inside the replacing transaction (a real `tickcast` process): nothing is half-written."""
     import signal
 
-    from .test_cli import run_cli
+    from .support.cli import run_cli
 
     path, dates, numbers = walk_file
     config = tmp_path / "tickcast.toml"

@@ -3,10 +3,7 @@ signals, catch-up and health; `run` refused beside a running one; the read comma
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,15 +17,9 @@ from tickcast.service.lease import acquire
 from tickcast.service.queries import health
 from tickcast.service.scheduler import Service, cron_trigger, last_fire_time, needs_catch_up
 
-from .test_cli import run_cli, tickcast_executable
-
-FAST = """
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
-"""
+from .support.cli import run_cli
+from .support.daemon import Daemon, db_rows
+from .support.small_model import FAST_MODEL as FAST
 
 
 @pytest.fixture
@@ -38,49 +29,6 @@ def workdir(tmp_path):
     cfg.write_text('[service]\nworkers = 1\n[watchlist]\nsample = ["sp500", "core-cpi"]\n' + FAST)
     env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
     return tmp_path, env
-
-
-def db_rows(tmp_path, query):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'tickcast.db'}")
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(query)).all()
-    finally:
-        engine.dispose()
-
-
-class Daemon:
-    """`tickcast serve` in a subprocess, its stderr collected line by line."""
-
-    def __init__(self, args, env):
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKCAST_")} | env
-        self.proc = subprocess.Popen(
-            tickcast_executable() + args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full_env
-        )
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 120) -> str:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not seen; stderr so far:\n" + "\n".join(self.lines))
-
-    def terminate(self, timeout: float = 120) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self.reader.join(timeout=5)
-        return code
 
 
 def test_serve_runs_now_then_stops_cleanly_on_sigterm(workdir):

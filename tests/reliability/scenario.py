@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..test_cli import tickcast_executable
+from ..support.cli import tickcast_executable
+from ..support.small_model import small_model
 
 HORIZON = 5
 CONFIG = """
@@ -250,3 +251,30 @@ __all__ = [
     "kill9",
     "database",
 ]
+
+
+FAST = small_model(max_points=None)
+
+
+def write_csv(path, dates, values) -> None:
+    """Values are written as given (strings stay strings, quoted when they hold a comma)."""
+    pd.DataFrame({"date": [d.strftime("%Y-%m-%d") for d in dates], "value": values}).to_csv(path, index=False)
+
+
+def world(tmp_path, names: list[str], extra: str = "") -> dict:
+    entries = "".join(f'[[series]]\nkey = "csv:{name}"\npath = "{name}.csv"\n' for name in names)
+    (tmp_path / "tickcast.toml").write_text("[service]\nworkers = 1\n" + entries + FAST + extra)
+    return {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
+
+
+def slow_world(tmp_path):
+    """The crash world with more epochs, so a run lasts long enough to overlap with others."""
+    env = make_world(tmp_path)
+    cfg = tmp_path / "tickcast.toml"
+    cfg.write_text(
+        cfg.read_text()
+        .replace("epochs = 4", "epochs = 60\npatience = 100")
+        .replace("max_points = 400", "max_points = 1500")
+        .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
+    )
+    return env

@@ -8,22 +8,14 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
+from ..support.daemon import Daemon
 from ..support.pg import free_port
-from ..test_serve import Daemon
-from .scenario import make_world, query, run_tickcast, start_tickcast
+from .scenario import query, run_tickcast, slow_world, start_tickcast
 
-
-def slow_world(tmp_path):
-    """The crash world with more epochs, so a run lasts long enough to overlap with others."""
-    env = make_world(tmp_path)
-    cfg = tmp_path / "tickcast.toml"
-    cfg.write_text(
-        cfg.read_text()
-        .replace("epochs = 4", "epochs = 60\npatience = 100")
-        .replace("max_points = 400", "max_points = 1500")
-        .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
-    )
-    return env
+# Two processes racing for the lease and readers against a writer: alone, so the race is theirs.
+pytestmark = pytest.mark.serial
 
 
 def wait_for_running_run(env, proc, timeout=60):

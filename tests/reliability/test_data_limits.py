@@ -12,20 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .scenario import database, query, run_tickcast
-
-FAST = "[model]\nhidden_size = 8\nepochs = 3\nensemble = 1\n"
-
-
-def write_csv(path, dates, values) -> None:
-    """Values are written as given (strings stay strings, quoted when they hold a comma)."""
-    pd.DataFrame({"date": [d.strftime("%Y-%m-%d") for d in dates], "value": values}).to_csv(path, index=False)
-
-
-def world(tmp_path, names: list[str], extra: str = "") -> dict:
-    entries = "".join(f'[[series]]\nkey = "csv:{name}"\npath = "{name}.csv"\n' for name in names)
-    (tmp_path / "tickcast.toml").write_text("[service]\nworkers = 1\n" + entries + FAST + extra)
-    return {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
+from .scenario import database, query, run_tickcast, world, write_csv
 
 
 def series_row(env, key: str) -> tuple:

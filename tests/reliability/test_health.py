@@ -14,8 +14,7 @@ from tickcast.service.cli import main
 from tickcast.service.db import open_database, write_transaction
 from tickcast.service.lease import acquire
 
-from .scenario import query, run_tickcast
-from .test_data_limits import world, write_csv
+from .scenario import query, run_tickcast, world, write_csv
 
 
 def test_a_run_left_running_by_a_killed_process_is_named_by_health(tmp_path, monkeypatch, capsys, ledger):

@@ -13,9 +13,12 @@ import sqlalchemy as sa
 
 from tickcast.service.db import open_database
 
+from ..support.daemon import Daemon
 from ..support.foreign import foreign_writer
-from ..test_serve import Daemon
 from .scenario import query, run_tickcast, start_tickcast
+
+# Lock waits are timed against the clock (a 4 s foreign lock, a 1 s busy timeout): alone.
+pytestmark = pytest.mark.serial
 
 EMPTY = "[watchlist]\n"
 CATCH_UP = '[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # fired less than a day ago
@@ -192,7 +195,7 @@ def test_a_lock_held_mid_run_fails_the_run_with_a_clear_reason_in_runs(tmp_path,
     """The foreign writer takes the lock while a series trains and keeps it past the busy timeout:
     storing that series fails, the run fails in one line and records why in `runs` (not
     SQLAlchemy's text); what was stored before stays."""
-    from .test_concurrency import slow_world
+    from .scenario import slow_world
 
     env = slow_world(tmp_path)
     config = tmp_path / "tickcast.toml"

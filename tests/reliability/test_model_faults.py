@@ -18,16 +18,9 @@ from tickcast.service import schema
 from tickcast.service.db import write_transaction
 from tickcast.service.run.cycle import run_cycle
 
-MODEL = """
-[model]
-hidden_size = 8
-epochs = 3
-ensemble = 1
-max_points = 300
-training = "group"
-group_min_series = 3
-full_retrain_days = 100
-"""
+from ..support.small_model import small_model
+
+MODEL = small_model(training="group", group_min_series=3, full_retrain_days=100)
 
 
 def random_bytes(blob: bytes) -> bytes:

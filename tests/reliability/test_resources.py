@@ -10,8 +10,7 @@ import pytest
 
 from tickcast.service.run.train import open_files_needed
 
-from .scenario import query, run_tickcast
-from .test_data_limits import world, write_csv
+from .scenario import query, run_tickcast, world, write_csv
 
 MEMORY_LIMIT = 600 * 2**20  # a run needs about 300 MB of address space; parsing the big CSV, over 1 GB
 

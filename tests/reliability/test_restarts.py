@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import time
 
-from ..test_serve import Daemon
+from ..support.daemon import Daemon
 from .scenario import crash_invariants, make_world, query, snapshot
 
 MIDNIGHT_UTC = '\n[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # always fired less than a day ago

@@ -16,8 +16,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from tickcast.service.scheduler import last_fire_time
 
+from ..support.daemon import Daemon
 from ..support.tzfile import STANDARD, SUMMER, write_zone
-from ..test_serve import Daemon
 from .conftest import seeded_subset
 
 UTC = UTC

@@ -1,0 +1,281 @@
+"""What a run stores is what the model computed: each stored model, loaded back from ``fits.weights``,
+gives the stored loss history row by row and the stored forecasts step by step (values, bounds,
+target dates, level, the adaptive interval factor), for fits per series and across series, on the
+local executor and on a Dask cluster, cold, warm-started and after a re-basing rescaled them.
+
+Independent computations stand beside the stored values: target dates from exchange_calendars and
+pandas directly, the interval factor from the actuals and the stored bounds, never from the views.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import exchange_calendars
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tickcast.models import RNNForecaster
+from tickcast.service.run.cycle import run_cycle
+from tickcast.service.run.ingest import ingest
+
+from .support.dask_cluster import local_cluster
+from .support.small_model import small_model
+
+HISTORY = ("epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction")
+BACKTEST = ("mae", "rmse", "smape", "mase", "naive_mae")
+RATE = 0.05  # forecast.interval_adapt_rate, the default
+LEVEL = 0.8  # forecast.level, the default
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster() as shared:
+        yield shared
+
+
+@pytest.fixture(params=["local", "dask"])
+def executor(request):
+    if request.param == "local":
+        return "[service]\nworkers = 2\n"
+    address = request.getfixturevalue("cluster")[0].scheduler_address
+    return f'[service]\nexecutor = "dask"\ndask_address = "{address}"\n'
+
+
+def rows(engine, sql: str, **params) -> list:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).all()
+
+
+def walk(n: int, seed: int, start: str = "2021-01-04", freq: str = "B", level: float = 50.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = level * np.exp(np.cumsum(rng.normal(0.0005, 0.01, n)))
+    if freq == "MS":
+        values = values * (1 + 0.1 * np.sin(np.arange(n) * 2 * np.pi / 12))
+    return pd.DataFrame({"date": pd.date_range(start, periods=n, freq=freq).strftime("%Y-%m-%d"), "value": values})
+
+
+def expected_targets(origin: date, frequency: str, calendar: str | None, h: int) -> list[date]:
+    """Target dates computed apart from tickcast: an exchange's sessions, weekdays, or months."""
+    if frequency == "B" and calendar:
+        sessions = exchange_calendars.get_calendar(calendar).sessions
+        return [d.date() for d in sessions[sessions > pd.Timestamp(origin)][:h]]
+    if frequency == "B":
+        return [d.date() for d in pd.bdate_range(pd.Timestamp(origin) + pd.Timedelta(days=1), periods=h)]
+    assert frequency == "M"
+    return [(pd.Timestamp(origin) + pd.DateOffset(months=k)).date() for k in range(1, h + 1)]
+
+
+def expected_factor(engine, series_id: int, origin: date) -> float:
+    """The adaptive factor from the actuals: the previous origin's factor times exp(rate x sum of
+    (level - inside)) over the stored forecasts whose target is in (previous origin, origin]."""
+    previous = rows(
+        engine,
+        "SELECT origin_ts, interval_factor FROM forecasts WHERE series_id = :s AND origin_ts < :o "
+        "ORDER BY origin_ts DESC LIMIT 1",
+        s=series_id,
+        o=origin,
+    )
+    if not previous:
+        return 1.0
+    prev_origin, prev_factor = previous[0]
+    actuals = {
+        _as_date(ts): value
+        for ts, value in rows(engine, "SELECT ts, value FROM observations WHERE series_id = :s", s=series_id)
+    }
+    excess = 0.0
+    for target, lower, upper, level in rows(
+        engine, "SELECT target_ts, lower, upper, level FROM forecasts WHERE series_id = :s", s=series_id
+    ):
+        target = _as_date(target)
+        if _as_date(prev_origin) < target <= origin and target in actuals:  # scored, once
+            excess += level - (1.0 if lower <= actuals[target] <= upper else 0.0)
+    return min(max(prev_factor * math.exp(RATE * excess), 0.25), 4.0)
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def assert_history_stored(engine, fit_id: int, model: RNNForecaster) -> None:
+    stored = rows(
+        engine,
+        "SELECT epoch, train_loss, val_loss, grad_norm, clip_fraction FROM loss_history WHERE fit_id = :f "
+        "ORDER BY epoch",
+        f=fit_id,
+    )
+    computed = [tuple(row.get(k) for k in HISTORY) for row in model.history_]
+    assert [tuple(r) for r in stored] == computed, f"fit {fit_id}: loss history differs from the model's"
+    assert len(computed) >= 2 and computed[0][0] == 0  # epoch 0, before the first update, and more
+
+
+def assert_forecasts_stored(engine, fit_id: int, point, interval, backtest: dict, rescaled: float = 1.0) -> None:
+    """The stored forecasts of fit ``fit_id`` (a series' own fit or a group member's row) against the
+    model's ``point`` and ``interval`` (before the adaptive factor), step by step."""
+    (series_id, origin, frequency, calendar), *_ = rows(
+        engine,
+        "SELECT f.series_id, f.train_end, s.frequency, s.calendar FROM fits f "
+        "JOIN series s ON s.id = f.series_id WHERE f.id = :f",
+        f=fit_id,
+    )
+    origin = _as_date(origin)
+    stored = rows(
+        engine,
+        "SELECT step, target_ts, value, lower, upper, level, interval_factor, rescaled_by FROM forecasts "
+        "WHERE fit_id = :f ORDER BY step",
+        f=fit_id,
+    )
+    h = len(point)
+    assert [r.step for r in stored] == list(range(1, h + 1))
+    assert [_as_date(r.target_ts) for r in stored] == expected_targets(origin, frequency, calendar, h)
+    lower, upper = interval
+    for r, p, lo, hi in zip(stored, point, lower, upper):
+        assert r.level == LEVEL
+        assert (r.rescaled_by or 1.0) == pytest.approx(rescaled, rel=1e-12)
+        f = r.interval_factor
+        assert r.value == pytest.approx(p * rescaled, rel=1e-12)
+        assert r.lower == pytest.approx((p - f * (p - lo)) * rescaled, rel=1e-12)
+        assert r.upper == pytest.approx((p + f * (hi - p)) * rescaled, rel=1e-12)
+        assert r.lower <= r.value <= r.upper
+    fit = rows(engine, f"SELECT {', '.join(BACKTEST)}, skill FROM fits WHERE id = :f", f=fit_id)[0]
+    for column in BACKTEST:
+        assert getattr(fit, column) == pytest.approx(backtest[column], rel=1e-12), column
+    assert fit.skill == pytest.approx(1 - backtest["mae"] / backtest["naive_mae"], rel=1e-12)
+
+
+def check_run(engine, run_id: int, horizon: int, rescaled: dict | None = None) -> int:
+    """Every ok fit of ``run_id``, loaded back and compared; returns how many forecasts were checked."""
+    checked = 0
+    fits = rows(
+        engine,
+        "SELECT id, series_id, scope, weights, train_end, mode FROM fits WHERE run_id = :r AND status = 'ok' "
+        "AND weights IS NOT NULL ORDER BY id",
+        r=run_id,
+    )
+    assert fits, "no fit stored a model"
+    for fit in fits:
+        model = RNNForecaster.from_bytes(bytes(fit.weights))
+        assert_history_stored(engine, fit.id, model)
+        if fit.series_id is not None:  # a series' own fit
+            factor = rows(engine, "SELECT interval_factor FROM forecasts WHERE fit_id = :f LIMIT 1", f=fit.id)[0][0]
+            assert factor == pytest.approx(expected_factor(engine, fit.series_id, _as_date(fit.train_end)), rel=1e-12)
+            point, interval = model.predict(horizon), model.predict_interval(horizon, level=LEVEL)
+            assert_forecasts_stored(engine, fit.id, point, interval, model.backtest_, (rescaled or {}).get(fit.id, 1.0))
+            checked += horizon
+            continue
+        members = rows(engine, "SELECT id FROM fits WHERE group_fit_id = :f ORDER BY id", f=fit.id)
+        assert len(members) == model.n_series_
+        points, intervals = model.predict_many(horizon), model.predict_interval_many(horizon, level=LEVEL)
+        for (member_id,), point, interval, backtest in zip(members, points, intervals, model.backtests_):
+            assert_forecasts_stored(engine, member_id, point, interval, backtest)
+            checked += horizon
+    return checked
+
+
+def write_world(tmp_path, frames: dict[str, pd.DataFrame], model: str, executor: str) -> str:
+    tables = ""
+    for name, frame in frames.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        tables += f'[[series]]\nkey = "csv:{name}"\npath = "{name}.csv"\n'
+    return executor + '[watchlist]\nsample = ["sp500"]\n' + tables + model
+
+
+def test_per_series_fits_cold_then_warm_store_what_they_computed(tmp_path, make_settings, fresh_db, executor):
+    model = small_model(full_retrain_days=365)
+    frames = {"walk": walk(300, 1), "monthly": walk(60, 2, "2015-01-01", "MS")}
+    toml = write_world(tmp_path, frames, model, executor)
+    engine = fresh_db()
+    first = run_cycle(engine, make_settings(toml))
+    assert first.status == "ok"
+    assert check_run(engine, first.run_id, 5) == 3 * 5
+    # Ten more business days: the walk is warm-started, its factor now comes from scored forecasts.
+    frames["walk"] = walk(310, 1)
+    toml = write_world(tmp_path, frames, model, executor)
+    second = run_cycle(engine, make_settings(toml))
+    assert second.status == "ok"
+    warm = rows(
+        engine,
+        "SELECT mode, warm_started_from FROM fits WHERE run_id = :r AND series_id = "
+        "(SELECT id FROM series WHERE key = 'csv:walk')",
+        r=second.run_id,
+    )
+    assert warm[0].mode == "warm" and warm[0].warm_started_from is not None
+    assert check_run(engine, second.run_id, 5) == 5
+    factors = rows(
+        engine,
+        "SELECT DISTINCT interval_factor FROM forecasts f JOIN fits t ON t.id = f.fit_id WHERE t.run_id = :r",
+        r=second.run_id,
+    )
+    assert factors and factors[0][0] != 1.0  # scored forecasts moved it: the comparison above is not trivial
+
+
+def test_a_group_fit_stores_what_its_model_computed_for_each_member(tmp_path, make_settings, fresh_db, executor):
+    model = small_model(training="group", group_min_series=3, full_retrain_days=365)
+    frames = {f"m{i}": walk(48, 10 + i, "2016-01-01", "MS", level=20 + 10 * i) for i in range(3)}
+    toml = write_world(tmp_path, frames, model, executor).replace('sample = ["sp500"]', "sample = []")
+    engine = fresh_db()
+    summary = run_cycle(engine, make_settings(toml))
+    assert summary.status == "ok"
+    shared = rows(
+        engine,
+        "SELECT count(*) FROM fits WHERE run_id = :r AND scope = 'group' AND series_id IS NULL",
+        r=summary.run_id,
+    )
+    assert shared == [(1,)]
+    assert check_run(engine, summary.run_id, 5) == 3 * 5
+
+
+def test_forecasts_rescaled_by_a_rebasing_are_the_model_times_the_factor(tmp_path, make_settings, fresh_db):
+    executor = "[service]\nworkers = 1\n"
+    frames = {"walk": walk(300, 7)}
+    toml = write_world(tmp_path, frames, small_model(), executor).replace('sample = ["sp500"]', "sample = []")
+    engine = fresh_db()
+    first = run_cycle(engine, make_settings(toml))
+    fit_id = rows(engine, "SELECT id FROM fits WHERE run_id = :r", r=first.run_id)[0][0]
+    # A 2-for-1 split: every earlier price halves at the source, and two new days arrive.
+    split = walk(302, 7)
+    split.loc[:299, "value"] = split.loc[:299, "value"] / 2
+    split.to_csv(tmp_path / "walk.csv", index=False)
+    ingest(engine, make_settings(toml))
+    assert rows(engine, "SELECT DISTINCT rescaled_by FROM forecasts WHERE fit_id = :f", f=fit_id) == [(0.5,)]
+    assert check_run(engine, first.run_id, 5, rescaled={fit_id: 0.5}) == 5
+    second = run_cycle(engine, make_settings(toml))
+    mode = rows(engine, "SELECT mode FROM fits WHERE run_id = :r", r=second.run_id)
+    assert mode == [("cold",)]  # the old basis is never continued
+    assert check_run(engine, second.run_id, 5) == 5
+
+
+def test_the_check_catches_a_forecast_stored_out_of_order(tmp_path, make_settings, fresh_db):
+    """The comparison itself can fail: swap two stored steps and it does."""
+    frames = {"walk": walk(200, 3)}
+    toml = write_world(tmp_path, frames, small_model(), "[service]\nworkers = 1\n")
+    engine = fresh_db()
+    summary = run_cycle(engine, make_settings(replace_sample(toml)))
+    fit_id = rows(engine, "SELECT id FROM fits WHERE run_id = :r", r=summary.run_id)[0][0]
+    with engine.begin() as conn:
+        values = dict(conn.execute(sa.text("SELECT step, value FROM forecasts WHERE fit_id = :f"), {"f": fit_id}).all())
+        for step, other in ((1, 2), (2, 1)):
+            conn.execute(
+                sa.text("UPDATE forecasts SET value = :v WHERE fit_id = :f AND step = :s"),
+                {"v": values[other], "f": fit_id, "s": step},
+            )
+    with pytest.raises(AssertionError):
+        check_run(engine, summary.run_id, 5)
+
+
+def replace_sample(toml: str) -> str:
+    return toml.replace('sample = ["sp500"]', "sample = []")
+
+
+def test_stored_history_check_catches_a_validation_loss_stored_as_the_training_loss(tmp_path, make_settings, fresh_db):
+    frames = {"walk": walk(200, 4)}
+    toml = replace_sample(write_world(tmp_path, frames, small_model(), "[service]\nworkers = 1\n"))
+    engine = fresh_db()
+    summary = run_cycle(engine, make_settings(toml))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE loss_history SET val_loss = train_loss WHERE epoch = 1"))
+    with pytest.raises(AssertionError, match="loss history differs"):
+        check_run(engine, summary.run_id, 5)

@@ -87,11 +87,17 @@ def test_every_crash_point_is_reached_by_a_run_and_an_unknown_one_is_refused(tmp
 
 @pytest.mark.parametrize("seed", seeded_subset(list(range(6)), 2))
 def test_kill_9_at_a_random_moment_with_worker_processes(seed, reference, tmp_path, ledger):
-    """Timing-based kills of a run that trains in a process pool: the workers leave with their parent."""
+    """Timing-based kills of a run that trains in a process pool: the workers leave with their parent.
+    The kill lands while the pool is training (its workers are seen first), at a random moment in it."""
     env = make_world(tmp_path, workers=2)
     proc = start_tickcast(env, "run", "-q")
-    time.sleep(random.Random(SEED + seed).uniform(1.5, 5.0))
-    workers = children_of(proc.pid)
+    deadline = time.time() + 120
+    while len(workers := children_of(proc.pid)) < 2:  # the pool's two workers (spawned: real processes)
+        assert proc.poll() is None and time.time() < deadline, "the run never started its worker processes"
+        time.sleep(0.02)
+    time.sleep(random.Random(SEED + seed).uniform(0.0, 1.5))
+    assert proc.poll() is None, "the run finished before the kill: nothing was tested"
+    workers = children_of(proc.pid) or workers
     kill9(proc)
     deadline = time.time() + 10
     while any(alive(pid) for pid in workers) and time.time() < deadline:

@@ -6,6 +6,7 @@ start, and SIGTERM stops it cleanly while it waits, at start-up or later."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -54,7 +55,7 @@ def runs(url: str) -> list:
 def test_sigterm_while_start_up_waits_for_the_lock_stops_serve_cleanly(tmp_path, ledger):
     env = world(tmp_path)
     os.makedirs(env["TICKCAST_DATA_DIR"])
-    with foreign_writer(db_path(env), hold_seconds=120) as writer:  # before tickcast made its tables
+    with foreign_writer(db_path(env), hold_seconds=300) as writer:  # before tickcast made its tables
         daemon = Daemon(["serve"], env)
         try:
             waiting = daemon.wait_for("waiting for the write lock", timeout=60)
@@ -75,11 +76,27 @@ def test_sigterm_while_start_up_waits_for_the_lock_stops_serve_cleanly(tmp_path,
 
 
 @pytest.mark.slow
+def run_until_waiting_then_release(env, writer, announced: str, timeout: float = 300):
+    """`tickcast run` beside ``writer``: once tickcast says it waits (``announced``), the writer lets
+    go; the finished run (its exit status and all it printed) is returned."""
+    run = start_tickcast(env, "run")
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in run.stderr:
+        seen.append(line)
+        if announced in line:
+            writer.release()
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    out, err = run.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(run.args, run.returncode, out, "".join(seen) + err)
+
+
 def test_run_waits_for_a_foreign_writer_says_so_and_then_runs(tmp_path, ledger):
     env = world(tmp_path)
     init(env)
-    with foreign_writer(db_path(env), hold_seconds=3) as writer:
-        done = run_tickcast(env, "run", timeout=120)
+    with foreign_writer(db_path(env)) as writer:
+        done = run_until_waiting_then_release(env, writer, "waiting for the write lock")
     assert done.returncode == 0, done.stderr
     waiting = [line for line in done.stderr.splitlines() if "waiting for the write lock" in line]
     assert len(waiting) == 1 and f"held by pid {writer.pid}" in waiting[0]
@@ -91,9 +108,8 @@ def test_a_run_waiting_for_a_postgresql_lock_says_who_holds_it_and_then_runs(tmp
     with pg_server.database() as url:
         env = world(tmp_path, db_url=url)
         init(env)
-        with foreign_writer(url, hold_seconds=4, postgres=True) as writer:
-            done = run_tickcast(env, "run", timeout=120)
-            writer.wait_released()
+        with foreign_writer(url, postgres=True) as writer:
+            done = run_until_waiting_then_release(env, writer, "is waiting for a lock")
         assert done.returncode == 0, done.stderr
         waiting = [line for line in done.stderr.splitlines() if "is waiting for a lock" in line]
         assert len(waiting) == 1, done.stderr
@@ -108,7 +124,7 @@ def test_a_postgresql_lock_past_the_busy_timeout_names_its_holder(tmp_path, pg_s
     with pg_server.database() as url:
         env = world(tmp_path, "[service]\nbusy_timeout_minutes = 0.05\n" + EMPTY, db_url=url)
         init(env)
-        with foreign_writer(url, hold_seconds=60, postgres=True):
+        with foreign_writer(url, hold_seconds=300, postgres=True):
             done = run_tickcast(env, "run", timeout=120)
         assert done.returncode == 1, done.stderr
         error = done.stderr.splitlines()[-1]
@@ -124,7 +140,7 @@ def test_a_run_that_cannot_start_is_one_line_exit_1_and_recorded(tmp_path, backe
     postgres = backend == "postgresql"
     env = world(tmp_path, "[service]\nbusy_timeout_minutes = 0.02\n" + EMPTY, db_url=db_url if postgres else None)
     init(env)
-    with foreign_writer(db_url if postgres else db_path(env), hold_seconds=60, postgres=postgres) as writer:
+    with foreign_writer(db_url if postgres else db_path(env), hold_seconds=300, postgres=postgres) as writer:
         done = run_tickcast(env, "run", timeout=120)
         recorded = runs(db_url) if postgres else None
     assert done.returncode == 1, done.stderr
@@ -152,10 +168,11 @@ def test_serve_retries_a_run_that_could_not_start_and_records_the_attempt(tmp_pa
     init(env)
     daemon = None
     try:
-        with foreign_writer(db_path(env), hold_seconds=4):
+        with foreign_writer(db_path(env)) as writer:
             daemon = Daemon(["serve"], env)
-            daemon.wait_for("run not started: the database", timeout=60)
-            retry = daemon.wait_for("retry 1 of 5 at", timeout=30)
+            daemon.wait_for("run not started: the database", timeout=120)
+            retry = daemon.wait_for("retry 1 of 5 at", timeout=60)
+            writer.release()
         daemon.wait_for("finished: ok", timeout=120)
         assert daemon.terminate() == 0
     finally:
@@ -174,7 +191,7 @@ def test_serve_retries_a_run_that_could_not_start_and_records_the_attempt(tmp_pa
 def test_sigterm_while_a_run_waits_for_the_lock_stops_serve_cleanly(tmp_path, ledger):
     env = world(tmp_path, EMPTY + CATCH_UP)
     init(env)
-    with foreign_writer(db_path(env), hold_seconds=120):
+    with foreign_writer(db_path(env), hold_seconds=300):
         daemon = Daemon(["serve"], env)
         try:
             daemon.wait_for("catching up the run")
@@ -205,8 +222,17 @@ def test_a_lock_held_mid_run_fails_the_run_with_a_clear_reason_in_runs(tmp_path,
     while "[train 1/" not in line:  # the first series is stored; the second trains
         assert line, run.communicate(timeout=60)
         line = run.stderr.readline()
-    with foreign_writer(db_path(env), hold_seconds=3) as writer:
+    with foreign_writer(db_path(env)) as writer:
+        # Storing the series waits (said once), gives up after the busy timeout; then closing the run
+        # waits again (said again): only then does the writer let go, so the run's row is written.
+        seen = []
+        for line in run.stderr:
+            seen.append(line)
+            if sum("waiting for the write lock" in s for s in seen) == 2:
+                writer.release()
+                break
         out, err = run.communicate(timeout=120)
+        err = "".join(seen) + err
     assert run.returncode == 1, err
     message = (
         f"the database {db_path(env)} stayed locked for 1.8 s (service.busy_timeout_minutes), its write "

@@ -123,7 +123,16 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
             else f"the {label} to continue from could not be loaded ("
         )
         assert fit.note.startswith(expected) and fit.note.endswith(": trained cold"), fit.note
-        assert RNNForecaster.from_bytes(fit.weights).predict_many(3)  # the new model is sound
+        forecasts = np.array(RNNForecaster.from_bytes(fit.weights).predict_many(5))  # the new model is sound ...
+        assert forecasts.shape == (1 if key else 3, 5) and np.all(np.isfinite(forecasts))
+        member = key or "csv:m0"  # ... and it is the one whose forecasts are stored
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(schema.latest_forecasts.c.forecast)
+                .where(schema.latest_forecasts.c.series_key == member)
+                .order_by(schema.latest_forecasts.c.step)
+            ).scalars()
+            assert list(stored) == pytest.approx(list(forecasts[0]), rel=1e-12)
     for key in ("csv:m0", "csv:m1", "csv:m2"):
         assert after[key].group_fit_id == after[None].id and after[key].note == after[None].note
     with engine.connect() as conn:

@@ -411,7 +411,11 @@ def build_parser() -> Parser:
     p.add_argument("key", metavar="KEY")
     p.add_argument("-o", "--output", metavar="FILE.png", required=True)
     p.add_argument(
-        "--points", type=_positive_int, default=250, help="how many recent observations to draw (default 250)"
+        "--points",
+        type=_positive_int,
+        default=None,
+        help="how many recent observations the main panel zooms on (default: four horizons, at least 30; "
+        "the whole history is drawn small beside it)",
     )
     p = command(
         "backup",

@@ -8,6 +8,7 @@ the largest dependency and nothing else draws, so it is imported here and only h
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -29,14 +30,21 @@ def require_matplotlib() -> None:
         raise TickcastError(MISSING) from None
 
 
-def plot_series(engine: Engine, key: str, path: str, points: int = 250) -> Path:
-    """Draw ``key``'s newest ``points`` observations, forecast and loss curve into the PNG ``path``."""
+ZOOM_HORIZONS = 4  # the main panel shows this many horizons of the recent past ...
+ZOOM_MIN_POINTS = 30  # ... and at least this many observations
+PAST_ORIGINS = 12  # earlier forecasts drawn against what happened, the newest this many origins
+
+
+def plot_series(engine: Engine, key: str, path: str, points: int | None = None) -> Path:
+    """Draw ``key``'s recent observations (``points``, default four horizons), forecast, earlier
+    forecasts against the actuals, full history and loss curve into the PNG ``path``."""
     out = Path(path)
     if out.suffix.lower() != ".png":
         raise TickcastError(f"plot output must be a .png file, got {path!r}")
+    if not out.parent.is_dir():
+        raise TickcastError(f"no directory {str(out.parent)!r} for the plot: create it first")
     fig = draw_series(engine, key, points)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=100)
     finally:
         import matplotlib.pyplot as plt
@@ -45,30 +53,65 @@ def plot_series(engine: Engine, key: str, path: str, points: int = 250) -> Path:
     return out
 
 
-def draw_series(engine: Engine, key: str, points: int = 250):
-    """The figure of ``tickcast plot`` (a matplotlib Figure; close it when done)."""
+def draw_series(engine: Engine, key: str, points: int | None = None):
+    """The figure of ``tickcast plot`` (a matplotlib Figure; close it when done): the recent past,
+    zoomed (``points`` observations; default ``ZOOM_HORIZONS`` horizons, at least
+    ``ZOOM_MIN_POINTS``) with the forecast and earlier forecasts against what happened; the whole
+    history small beside it; the loss curve with the early-stopping decision; the realised errors."""
     require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     series = resolve_series(engine, key)
     forecasts = latest_forecasts(engine, series.key)
     losses = loss_history(engine, series.key)
-    fit, history = losses.model_fit, losses.rows
-    observed = recent_observations(engine, series.id, points)
-    scored = [f for f in scored_forecasts(engine, series.id, limit=10 * points) if f["target_ts"] >= observed[0][0]]
+    zoom = points or max(ZOOM_HORIZONS * len(forecasts), ZOOM_MIN_POINTS)
+    everything = recent_observations(engine, series.id, MAX_OVERVIEW_POINTS)
+    observed = everything[-zoom:]
+    scored = [f for f in scored_forecasts(engine, series.id, limit=10 * zoom) if f["target_ts"] >= observed[0][0]]
 
-    fig, (top, bottom, realised) = plt.subplots(
-        3, 1, figsize=(10, 10), gridspec_kw={"height_ratios": [3, 2, 2]}, constrained_layout=True
-    )
+    fig = plt.figure(figsize=(11, 10), constrained_layout=True)
+    grid = fig.add_gridspec(3, 4, height_ratios=[3, 2, 2])
+    top, overview = fig.add_subplot(grid[0, :3]), fig.add_subplot(grid[0, 3])
+    bottom, realised = fig.add_subplot(grid[1, :]), fig.add_subplot(grid[2, :])
+    _draw_recent(top, series, observed, forecasts, scored)
+    _draw_overview(overview, everything, observed, forecasts)
+    _draw_losses(bottom, losses)
+    if scored:
+        draw_realised(realised, scored)
+    else:
+        realised.set_axis_off()
+        realised.text(0.5, 0.5, not_scored_yet(engine, series), ha="center", va="center", wrap=True)
+    return fig
+
+
+MAX_OVERVIEW_POINTS = 20_000  # the whole history of any daily series of the last decades
+
+
+def _draw_recent(ax, series, observed: list[tuple], forecasts: list[dict], scored: list[dict]) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     dates, values = zip(*observed)
-    top.plot(dates, values, color="#1f77b4", lw=1.2, label="observed")
+    ax.plot(dates, values, color="#1f77b4", lw=1.2, label="observed")
+    origins: dict = {}
+    for f in scored:  # earlier forecasts, grouped by the origin they were made from
+        origins.setdefault(f["origin_ts"], []).append(f)
+    for i, origin in enumerate(sorted(origins)[-PAST_ORIGINS:]):
+        rows = sorted(origins[origin], key=lambda f: f["step"])
+        ax.plot(
+            [origin] + [f["target_ts"] for f in rows],
+            [rows[0]["naive_forecast"]] + [f["forecast"] for f in rows],
+            "-",
+            color="#7f7f7f",
+            lw=0.8,
+            alpha=0.6,
+            label="earlier forecasts" if i == 0 else None,
+        )
     last = forecasts[0]
     targets = [f["target_ts"] for f in forecasts]
-    top.plot(
+    ax.plot(
         [last["last_ts"]] + targets,
         [last["last_value"]] + [f["forecast"] for f in forecasts],
         "o-",
@@ -77,7 +120,7 @@ def draw_series(engine: Engine, key: str, points: int = 250):
         lw=1.2,
         label="forecast",
     )
-    top.fill_between(
+    ax.fill_between(
         targets,
         [f["lower"] for f in forecasts],
         [f["upper"] for f in forecasts],
@@ -88,43 +131,77 @@ def draw_series(engine: Engine, key: str, points: int = 250):
     # The name often carries its own brackets ("S&P 500 index (sample)"): the key goes after a dash.
     title = series.key if not series.name or series.name == series.symbol else f"{series.name} — {series.key}"
     skill = "" if last["skill"] is None else f"; backtest skill {last['skill']:+.3f} (1 - MAE / naive MAE)"
-    top.set_title(title + skill)
-    top.set_ylabel(series.field or "value")  # the column forecast: Adj Close, a FRED id, the CSV's value
-    top.legend(loc="upper left")
-    top.grid(alpha=0.3)
+    ax.set_title(title + skill, fontsize="medium")
+    ax.set_ylabel(series.field or "value")  # the column forecast: Adj Close, a FRED id, the CSV's value
+    locator = AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
 
+
+def _draw_overview(ax, everything: list[tuple], observed: list[tuple], forecasts: list[dict]) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    dates, values = zip(*everything)
+    ax.plot(dates, values, color="#1f77b4", lw=0.6)
+    ax.plot([f["target_ts"] for f in forecasts], [f["forecast"] for f in forecasts], color="#d62728", lw=1.2)
+    ax.axvspan(observed[0][0], forecasts[-1]["target_ts"], color="#ff7f0e", alpha=0.15, label="shown left")
+    ax.set_title(f"whole history ({len(everything):,} points)", fontsize="x-small")
+    locator = AutoDateLocator(maxticks=4)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.tick_params(labelsize="x-small")
+    ax.legend(loc="upper left", fontsize="x-small")
+    ax.grid(alpha=0.3)
+
+
+def early_stopping_note(fit) -> str:
+    """Why the fit kept the epoch it kept: the early-stopping rule of the model (models/README.md),
+    with this fit's settings."""
+    params = fit.hyperparams or {}
+    min_delta, significance = params.get("min_delta", 0.01), params.get("significance", 2.0)
+    series = fit.n_series or 1
+    bars = f"{min_delta:.1%} of the loss and {significance:g} standard errors"
+    if series > 1:
+        bars += f", both divided by sqrt({series}) for {series} series"
+    return (
+        f"kept epoch {fit.best_epoch}: no later epoch lowered the validation loss by {bars} "
+        "(smaller dips are noise); then refit on all the data for that many epochs"
+    )
+
+
+def _draw_losses(ax, losses) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    fit, history = losses.model_fit, losses.rows
     epochs = [h["epoch"] for h in history]
-    bottom.plot(epochs, [h["train_loss"] for h in history], "o-", ms=3, label="train loss")
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", ms=3, label="train loss")
     has_val = any(h["val_loss"] is not None for h in history)
     if has_val:
-        bottom.plot(epochs, [h["val_loss"] for h in history], "s-", ms=3, label="validation loss")
+        ax.plot(epochs, [h["val_loss"] for h in history], "s-", ms=3, label="validation loss")
     if fit.best_epoch is not None:
         # The weights kept are the best epoch's (early stopping), not the last one's.
         best = next((h for h in history if h["epoch"] == fit.best_epoch), None)
-        bottom.axvline(
-            fit.best_epoch, color="#2ca02c", ls="--", lw=1, label=f"best epoch {fit.best_epoch} (its weights are kept)"
-        )
+        ax.axvline(fit.best_epoch, color="#2ca02c", ls="--", lw=1, label=f"best epoch {fit.best_epoch} (kept)")
         if best is not None:
             loss = best["val_loss"] if has_val and best["val_loss"] is not None else best["train_loss"]
-            bottom.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.set_xlabel("epoch (0 = before the first update)")
+            ax.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch (0 = before the first update)")
     loss_name = (fit.hyperparams or {}).get("loss", "mse")
-    bottom.set_ylabel(f"{loss_name.upper()} (network units)")
+    ax.set_ylabel(f"{loss_name.upper()} (network units)")
     shared = (
         f"group {fit.group_key}'s shared fit {fit.id} (shared by {fit.n_series} series)"
         if losses.shared
         else f"fit {fit.id}"
     )
-    bottom.set_title(f"{shared}: {fit.mode} {fit.cell}, {fit.epochs} epochs")
-    bottom.legend()
-    bottom.grid(alpha=0.3)
-    if scored:
-        draw_realised(realised, scored)
-    else:
-        realised.set_axis_off()
-        realised.text(0.5, 0.5, not_scored_yet(engine, series), ha="center", va="center", wrap=True)
-    return fig
+    why = (
+        "\n" + "\n".join(textwrap.wrap(early_stopping_note(fit), 130)) if has_val and fit.best_epoch is not None else ""
+    )
+    ax.set_title(f"{shared}: {fit.mode} {fit.cell}, {fit.epochs} epochs{why}", fontsize="medium")
+    ax.legend()
+    ax.grid(alpha=0.3)
 
 
 def draw_realised(ax, scored: list[dict]) -> None:

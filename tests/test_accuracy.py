@@ -328,7 +328,9 @@ def test_the_plot_has_a_panel_of_realised_errors_and_coverage(fresh_db):
         fit_id = conn.execute(sa.select(schema.fits.c.id).where(schema.fits.c.series_id == sid)).scalar_one()
         conn.execute(sa.insert(schema.loss_history).values(fit_id=fit_id, epoch=0, train_loss=1.0))
     fig = draw_series(engine, "csv:x")
-    top, bottom, realised, coverage = fig.axes
+    top, overview, bottom, realised, coverage = fig.axes
+    earlier = [line for line in top.get_lines() if line.get_label() == "earlier forecasts"]
+    assert earlier  # the scored forecasts, drawn against what happened
     assert realised.get_title() == (
         "realised: 6 scored forecast(s), MAE 2.833 vs naive 2.833, skill +0.000; coverage 0.333 of the 0.80 interval"
     )

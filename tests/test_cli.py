@@ -259,8 +259,13 @@ def test_the_plot_labels_its_axes_and_marks_the_best_epoch(tmp_path, config_file
     engine = open_existing_database(sqlite_url)
     for key, value_label in (("sample:core-cpi", "CPILFESL"), ("csv:alpha", "value")):
         fig = draw_series(engine, key)
-        top, bottom, realised = fig.axes
+        top, overview, bottom, realised = fig.axes
         assert not realised.axison  # one run: nothing scored yet, the panel says so
+        assert overview.get_title().startswith("whole history (")  # the whole history, small
+        (observed,) = [line for line in top.get_lines() if line.get_label() == "observed"]
+        forecast_steps = len([line for line in top.get_lines() if line.get_label() == "forecast"][0].get_xdata()) - 1
+        assert len(observed.get_xdata()) == max(4 * forecast_steps, 30)  # zoomed on four horizons
+        assert "no later epoch lowered the validation loss by 1.0% of the loss and 2" in bottom.get_title()
         title = top.get_title()
         assert key in title and "((" not in title and "))" not in title, title
         assert top.get_ylabel() == value_label and bottom.get_ylabel() and bottom.get_xlabel().startswith("epoch")

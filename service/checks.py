@@ -3,10 +3,21 @@ is one ConfigError line naming the setting."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, overload
 
 from .errors import ConfigError
+
+
+def unknown_setting(dotted: str, known, note: str = "") -> ConfigError:
+    """The error for a key no section has: the known keys, ``note``, and the likeliest one meant."""
+    key = dotted.rpartition(".")[2] if not dotted.endswith("]") else dotted
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown setting {dotted!r} (known: {', '.join(names)}{note}){hint}")
+
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 

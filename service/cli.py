@@ -160,7 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine,
         settings,
         trigger=Trigger.MANUAL,
-        progress=None if args.quiet else _err,
+        progress=None if args.quiet else (lambda message, problem=False: _err(message)),
         stop=stop,
         keys=args.keys or None,
     )
@@ -235,11 +235,19 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
-    from .accuracy import accuracy
+    from .accuracy import BY, accuracy
+    from .queries import NothingStored
     from .tables import render
 
     engine = _open_existing(_settings(args))
-    rows, columns = accuracy(engine, args.key, by=args.by)
+    try:
+        rows, columns = accuracy(engine, args.key, by=args.by)
+    except NothingStored as exc:
+        if args.format == "table":
+            raise
+        # A pipeline reading csv or json gets a document it can parse (no rows yet); the reason on stderr.
+        _err(f"tickcast: {exc}")
+        rows, columns = [], BY[args.by]
     print(render(rows, columns, args.format, formatters=UNIT_FORMATS))
     return EXIT_OK
 
@@ -285,6 +293,9 @@ def cmd_browse(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------------
 
 
+FORMAT_HELP = "table (default, for people), csv or json (for programs: the stored numbers, unrounded)"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -301,7 +312,8 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--db",
         metavar="URL",
         default=default,
-        help="database URL (default: $TICKCAST_DB_URL, else sqlite:///<data_dir>/tickcast.db)",
+        help="database URL (default: $TICKCAST_DB_URL, else sqlite:///<data_dir>/tickcast.db, where <data_dir> is "
+        "$TICKCAST_DATA_DIR or the config's service.data_dir: the working directory by default)",
     )
     parser.add_argument(
         "--config",
@@ -381,8 +393,8 @@ def build_parser() -> Parser:
         "the latest forecasts (all series, or one)",
         "tickcast forecasts yahoo:SPY --format csv",
     )
-    p.add_argument("key", nargs="?", metavar="KEY")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("key", nargs="?", metavar="KEY", help="only this series, e.g. sample:sp500 (default: all)")
+    p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command(
         "accuracy",
         cmd_accuracy,
@@ -398,18 +410,18 @@ def build_parser() -> Parser:
         default="step",
         help="one row per series and step (default) or per series and target month",
     )
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
     p.add_argument("key", metavar="KEY")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command(
         "plot",
         cmd_plot,
         "draw the recent series, its forecast and interval, and the loss curve",
         "tickcast plot sample:sp500 -o sp500.png",
     )
-    p.add_argument("key", metavar="KEY")
-    p.add_argument("-o", "--output", metavar="FILE.png", required=True)
+    p.add_argument("key", metavar="KEY", help="the series, e.g. sample:sp500")
+    p.add_argument("-o", "--output", metavar="FILE.png", required=True, help="the PNG to write (its folder must exist)")
     p.add_argument(
         "--points",
         type=_positive_int,

@@ -6,6 +6,7 @@ out-of-range value fails at start-up with the key's dotted name and what was exp
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickcast.models.config import LIMITS, ForecasterConfig
 
-from .checks import check_type, file_name, positive
+from .checks import check_type, file_name, positive, unknown_setting
 from .clock import utcnow
 from .errors import ConfigError, first_line
 from .executors import EXECUTORS
@@ -96,7 +97,7 @@ def _section(cls: type, table: Any, section: str) -> Any:
     for key, value in table.items():
         dotted = f"{section}.{key}"
         if key not in known:
-            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(sorted(known))})")
+            raise unknown_setting(dotted, known)
         values[key] = check_type(dotted, value, _field_kind(cls, key))
     return cls(**values)
 
@@ -119,7 +120,7 @@ def model_section(table: Any) -> ModelSettings:
             knobs[key] = _forecaster_value(dotted, value, defaults[key])
         else:
             known = sorted(policy_names | (set(defaults) - set(SERVICE_SET_KNOBS)))
-            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(known)}; see models/README.md)")
+            raise unknown_setting(dotted, known, "; see models/README.md")
     try:
         forecaster = ForecasterConfig(**knobs)
     except (ValueError, TypeError) as exc:
@@ -253,14 +254,16 @@ def settings_from_dict(
     known = {"service", "sources", "schedule", "model", "forecast", "watchlist", "series"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"unknown setting {key!r} in {origin} (known sections: {', '.join(sorted(known))})")
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown setting {key!r} in {origin} (known sections: {', '.join(sorted(known))}){hint}")
 
     service = raw.get("service", {})
     if not isinstance(service, dict):
         raise ConfigError("setting 'service' must be a table ([service])")
     for key in service:
         if key not in _SERVICE_KEYS:
-            raise ConfigError(f"unknown setting {'service.' + key!r} (known: {', '.join(_SERVICE_KEYS)})")
+            raise unknown_setting(f"service.{key}", _SERVICE_KEYS)
     # The file's values are checked even where the environment or --db overrides them.
     configured_dir = file_name("service.data_dir", check_type("service.data_dir", service.get("data_dir", "."), str))
     configured_url = file_name("service.db_url", check_type("service.db_url", service.get("db_url", ""), str))

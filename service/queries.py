@@ -198,12 +198,13 @@ def health(engine: Engine, settings: Settings, now: datetime | None = None) -> t
         )
     if run.status == RunStatus.FAILED:
         return False, (
-            f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed})" + unfinished
+            f"unhealthy: run {run.id} finished {hours:.1f} h ago and every series failed ({failed}"
+            f"{which_failed(engine, run)})" + unfinished
         )
     if run.series_total and run.series_failed / run.series_total > schedule.max_failed_fraction:
         return False, (
-            f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}: more than "
-            f"schedule.max_failed_fraction = {schedule.max_failed_fraction:g}" + unfinished
+            f"unhealthy: run {run.id} ({run.status}) finished {hours:.1f} h ago, {failed}{which_failed(engine, run)}: "
+            f"more than schedule.max_failed_fraction = {schedule.max_failed_fraction:g}" + unfinished
         )
     if hours > schedule.max_age_hours:
         return False, (
@@ -215,6 +216,38 @@ def health(engine: Engine, settings: Settings, now: datetime | None = None) -> t
         + (f"; {failed}" if run.series_failed else "")
         + unfinished
     )
+
+
+NAMED_FAILURES = 3  # health names this many failed series, with their reasons, and counts the rest
+
+
+def which_failed(engine: Engine, run: sa.Row) -> str:
+    """ ": yahoo:SPY (cannot reach Yahoo ...), fred:DGS10 (...) and 4 more": the series whose fetch or
+    fit failed in ``run``, so that an operator sees at once what is unreachable."""
+    series, fits = schema.series.c, schema.fits.c
+    with engine.connect() as conn:
+        fetches = conn.execute(
+            sa.select(series.key, series.last_error)
+            .where(series.last_error.is_not(None), series.last_fetch_at >= run.started_at, series.active)
+            .order_by(series.key)
+        ).all()
+        fitted = conn.execute(
+            sa.select(series.key, fits.error)
+            .join(schema.fits, fits.series_id == series.id)
+            .where(fits.run_id == run.id, fits.status == FitStatus.FAILED)
+            .order_by(series.key)
+        ).all()
+    failures = {key: error for key, error in [*fitted, *fetches]}
+    if not failures:
+        return ""
+    named = [f"{key} ({_short(error, key)})" for key, error in list(failures.items())[:NAMED_FAILURES]]
+    more = len(failures) - len(named)
+    return ": " + ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
+def _short(error: str | None, key: str, limit: int = 80) -> str:
+    text = error.splitlines()[0].removeprefix(f"{key}: ") if error else "no reason stored"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def unfinished_runs(engine: Engine, now: datetime) -> list[str]:

@@ -141,7 +141,7 @@ class Service:
                     self.engine,
                     self.settings,
                     trigger=trigger,
-                    progress=log.info,
+                    progress=lambda message, problem=False: (log.warning if problem else log.info)(message),
                     stop=self.stop_event,
                     failed_starts=self.failed_starts,
                 )

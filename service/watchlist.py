@@ -10,7 +10,7 @@ from typing import Any
 from tickcast.models.config import LIMITS
 
 from .calendars import check_calendar_name
-from .checks import check_type, positive
+from .checks import check_type, positive, unknown_setting
 from .errors import ConfigError
 from .frequencies import CODES
 from .keys import parse_key
@@ -32,7 +32,7 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
     for key, value in entry.items():
         dotted = f"{where}.{key}"
         if key not in _SERIES_FIELDS:
-            raise ConfigError(f"unknown setting {dotted!r} (known: {', '.join(sorted(_SERIES_FIELDS))})")
+            raise unknown_setting(dotted, _SERIES_FIELDS)
         values[key] = check_type(dotted, value, _SERIES_TYPES.get(key, str))
         limit = _STORED_LENGTHS.get(key)
         if limit is not None and len(values[key]) > limit:  # the column's size (PostgreSQL enforces it)

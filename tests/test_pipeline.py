@@ -263,7 +263,7 @@ def test_a_stop_request_ends_the_run_between_series(fresh_db, samples_settings):
     engine = fresh_db()
     stop = threading.Event()
 
-    def progress(message):  # a SIGTERM arriving right after the first series was stored
+    def progress(message, problem=False):  # a SIGTERM arriving right after the first series was stored
         if message.startswith("[train 1/2]"):
             stop.set()
 
@@ -283,7 +283,10 @@ def test_a_stop_request_after_the_last_series_is_not_a_failure(fresh_db, samples
     engine = fresh_db()
     stop = threading.Event()
     summary = run_cycle(
-        engine, samples_settings(), stop=stop, progress=lambda m: stop.set() if m.startswith("[train 2/2]") else None
+        engine,
+        samples_settings(),
+        stop=stop,
+        progress=lambda m, problem=False: stop.set() if m.startswith("[train 2/2]") else None,
     )
     assert not summary.stopped and summary.status == "ok"
 

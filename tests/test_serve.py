@@ -214,10 +214,11 @@ def test_health_command_with_failing_series(tmp_path, make_series):
     )
     cfg.write_text(cfg.read_text().replace(FAST, FAST + "[schedule]\nmax_failed_fraction = 0.4\n"))
     unhealthy = run_cli("health", env=env)
-    assert unhealthy.returncode == 1 and unhealthy.stderr == (
-        "tickcast: unhealthy: run 1 (partial) finished 0.0 h ago, 1 of 2 series failed: more than "
-        "schedule.max_failed_fraction = 0.4\n"
-    )
+    assert unhealthy.returncode == 1 and unhealthy.stderr.startswith(
+        "tickcast: unhealthy: run 1 (partial) finished 0.0 h ago, 1 of 2 series failed: csv:gone (file not found: /"
+    )  # the failed series is named, with its reason cut short
+    assert unhealthy.stderr.endswith("): more than schedule.max_failed_fraction = 0.4\n")
+    assert unhealthy.stderr.count("\n") == 1 and len(unhealthy.stderr) < 250
     cfg.write_text("[service]\nworkers = 1\n[schedule]\nmax_failed_fraction = 1.0\n" + series)
     assert run_cli("run", "-q", env=env).returncode == 1  # every series failed
     unhealthy = run_cli("health", env=env)
@@ -285,6 +286,13 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     ]
     assert history[3].split()[0] == "0"  # epoch 0: the loss before the first update
     png = tmp_path / "out" / "sp500.png"
+    refused = run_cli("plot", "sample:sp500", "-o", str(png), env=env)  # a folder is not made up
+    assert (
+        refused.returncode == 1
+        and refused.stderr == f"tickcast: no directory {str(png.parent)!r} for the plot: create it first\n"
+    )
+    assert not png.parent.exists()
+    png.parent.mkdir()
     plotted = run_cli("plot", "sample:sp500", "-o", str(png), env=env)
     assert plotted.returncode == 0, plotted.stderr
     import matplotlib.image

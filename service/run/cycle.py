@@ -22,10 +22,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -75,7 +76,10 @@ class RunSummary:
         return sum(1 for o in self.outcomes if predicate(o))
 
 
-Progress = Callable[[str], None]
+class Progress(Protocol):
+    """Where a run reports what it does, one line a time; ``problem``: a failure (a fetch, a fit)."""
+
+    def __call__(self, message: str, problem: bool = False) -> None: ...
 
 
 # --- the run's row in `runs` --------------------------------------------------------------------
@@ -243,8 +247,9 @@ class _Stages:
         for i, result in enumerate(ingest_each(self.engine, stage, specs, ids, stop=self.stop), 1):
             outcome = self.outcomes[result.key]
             outcome.fetch, outcome.new_rows, outcome.error = result.status, result.new_rows, result.error
-            detail = f"{result.new_rows} new" if result.status == FetchStatus.OK else f"failed: {result.error}"
-            self.say(f"[ingest {i}/{len(specs)}] {result.key}: {detail}")
+            ok = result.status == FetchStatus.OK
+            detail = f"{result.new_rows} new" if ok else f"failed: {result.error}"
+            self.say(f"[ingest {i}/{len(specs)}] {result.key}: {detail}", problem=not ok)
             self.lease.renew()
 
     def store_skips(self, units: list[Unit]) -> None:
@@ -273,7 +278,8 @@ class _Stages:
                         if isinstance(writes[0], GroupWrite)
                         else f"{writes[0].decision}; cold fits in {trained.seconds:.1f} s"
                     )
-                self.say(f"[train {done}/{n_train}] {message}")
+                failed = any(write.record.status == FitStatus.FAILED for write in writes)
+                self.say(f"[train {done}/{n_train}] {message}", problem=failed)
 
     def _store(self, write: SeriesWrite | GroupWrite) -> str:
         """Store one settled write (a group: the shared fit in its own transaction, then each
@@ -327,7 +333,7 @@ def run_cycle(
     ``failed_starts``: earlier attempts not recorded yet, written (and removed) once this one starts.
     ``sources`` replaces the source of a kind (benchmarks)."""
     trigger = Trigger(trigger)
-    say = progress or (lambda message: None)
+    say: Progress = progress or (lambda message, problem=False: None)
     stop = stop or threading.Event()
     specs = select_specs(settings.series, keys, settings.config_path)
     ensure_open_files(settings.workers)

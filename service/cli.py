@@ -16,7 +16,8 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from . import __version__
+from tickcast import __version__
+
 from .config import debug_enabled, load_settings
 from .errors import TickcastError, exception_line, first_line
 from .settings import Settings

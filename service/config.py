@@ -76,7 +76,8 @@ TRAINING_CHOICES = tuple(t.value for t in Training)
 SERVICE_SET_KNOBS = {
     "season_length": "the season comes from each series' frequency (M 12, Q 4, W 52, D 7, B and A none, "
     "unknown: detected); set season_length in a [[series]] table to override it",
-    "horizon": "the model's read-out covers forecast.horizon steps (or more, for seasonal data): set forecast.horizon",
+    "horizon": "the model's read-out covers each series' horizon (or more, for seasonal data): set "
+    "forecast.horizon, or horizon in a [[series]] table",
 }
 
 
@@ -191,7 +192,7 @@ def _validate(
     positive("model.group_min_series", model.group_min_series, most=100_000)
     positive("model.group_max_median_length", model.group_max_median_length, most=10_000_000)
     # The model's read-out covers forecast.horizon steps at least, so the model's bound is this one.
-    positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])
+    positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])  # None: each frequency's
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
     positive("forecast.interval_adapt_rate", forecast.interval_adapt_rate, allow_zero=True, most=1)
     if not 0 < forecast.level < 1:

@@ -28,9 +28,10 @@ class Frequency:
     months: int = 0  # steps of whole months (M, Q, A); 0: day steps
 
 
-# In order of spacing. Trading days have no season: daily prices show no weekly cycle.
+# In order of spacing. Trading days have no season: daily prices show no weekly cycle; their horizon
+# is a trading week (what people ask of prices), the others' the M competitions' (M3, M4).
 FREQUENCY_TABLE = (
-    Frequency("B", "trading days", 1, 1.5, 14),
+    Frequency("B", "trading days", 1, 1.5, 5),
     Frequency("D", "days", 7, 1.5, 14),
     Frequency("W", "weeks", 52, 10, 13),
     Frequency("M", "months", 12, 45, 18, months=1),
@@ -48,6 +49,20 @@ def season_length(frequency: str | None, configured: int | None = None) -> int:
         return configured
     known = FREQUENCIES.get(frequency or "")
     return known.season_length if known else 0
+
+
+DEFAULT_HORIZON = 8  # a series of unknown frequency (M3's "other" category: 8 steps)
+
+
+def horizon(frequency: str | None, series: int | None = None, everywhere: int | None = None) -> int:
+    """The steps forecast for a series: its own ``horizon`` ([[series]]), else ``forecast.horizon``
+    (``everywhere``), else its frequency's default."""
+    if series is not None:
+        return series
+    if everywhere is not None:
+        return everywhere
+    known = FREQUENCIES.get(frequency or "")
+    return known.default_horizon if known else DEFAULT_HORIZON
 
 
 def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:

@@ -37,6 +37,7 @@ class SeriesSpec:
     # the trading calendar of its target dates, as configured (None: its source's, see sources/kind.py)
     calendar: str | None = None
     season_length: int | None = None  # the model's seasonal period; None: from the frequency
+    horizon: int | None = None  # steps forecast; None: forecast.horizon, else its frequency's (frequencies.py)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ class ModelSettings:
 class ForecastSettings:
     """``[forecast]``: what is forecast and stored."""
 
-    horizon: int = 5
+    # Steps forecast for every series; None (the default): each series' frequency says (the M
+    # competitions' horizons: 5 trading days, 14 days, 13 weeks, 18 months, 8 quarters, 6 years).
+    horizon: int | None = None
     level: float = 0.8
     min_length: int = 3  # shorter series are skipped with a recorded reason (the model needs 3: MIN_LENGTH)
     # Adaptive intervals (service/run/adaptive.py): how fast realised coverage moves the interval

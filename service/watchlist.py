@@ -18,7 +18,7 @@ from .settings import SeriesSpec
 from .sources import SOURCES
 
 _SERIES_FIELDS = {f.name for f in fields(SeriesSpec)} - {"source", "symbol"}
-_SERIES_TYPES = {"price": bool, "active": bool, "season_length": int}
+_SERIES_TYPES = {"price": bool, "active": bool, "season_length": int, "horizon": int}
 _STORED_LENGTHS = {"name": 200, "field": 100}  # series.name and series.field (see service/schema.py)
 
 
@@ -45,6 +45,8 @@ def series_entry(entry: Any, index: int, base_dir: Path | None) -> SeriesSpec:
         raise ConfigError(f"setting '{where}.frequency' must be one of {', '.join(CODES)}, got {freq!r}")
     if values.get("season_length") is not None:
         positive(f"{where}.season_length", values["season_length"], allow_zero=True, most=LIMITS["season_length"])
+    if values.get("horizon") is not None:
+        positive(f"{where}.horizon", values["horizon"], most=LIMITS["horizon"])
     if values.get("calendar") is not None:
         check_calendar_name(f"{where}.calendar", values["calendar"])
     for key in values:  # a setting of another kind (csv's path on a Yahoo series) is a mistake

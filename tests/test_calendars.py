@@ -188,10 +188,11 @@ def test_a_run_gives_holiday_free_target_dates_on_every_calendar(fresh_db, make_
     assert targets == {
         "sample:sp500": days("2019-01-02", "2019-01-03", "2019-01-04", "2019-01-07", "2019-01-08"),
         "sample:wti": days("2019-01-04", "2019-01-07", "2019-01-08", "2019-01-09", "2019-01-10"),
-        "sample:core-cpi": days("2018-12-01", "2019-01-01", "2019-02-01", "2019-03-01", "2019-04-01"),
+        # monthly: the M competitions' 18 months, month starts kept
+        "sample:core-cpi": [date(2018 + (10 + k) // 12, (10 + k) % 12 + 1, 1) for k in range(1, 19)],
         "yahoo:SPY": days("2024-11-29", "2024-12-02", "2024-12-03", "2024-12-04", "2024-12-05"),
         "yahoo:VOD.L": days("2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30", "2024-12-31"),
         "yahoo:7203.T": days("2024-12-30", "2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09"),
         "yahoo:ODD": days("2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30", "2024-12-31"),
     }
-    assert len(table(engine, "forecasts")) == 7 * 5
+    assert len(table(engine, "forecasts")) == 6 * 5 + 18  # a trading week for prices

@@ -271,7 +271,7 @@ def test_the_tickcast_service_command_runs_natively(tmp_path):
     assert run_cli(*health[2:], env=env).returncode == 0
     assert daemon.terminate() == 0
     rows = db_rows(tmp_path, "SELECT count(*), count(DISTINCT series_id) FROM forecasts")
-    assert rows == [(10, 2)]
+    assert rows == [(5 + 18, 2)]
     assert (data / "tickcast.db-wal").exists() or (data / "tickcast.db").stat().st_size > 0
 
 
@@ -307,7 +307,7 @@ def test_datasette_serves_the_canned_queries(populated):
     try:
         base = f"http://127.0.0.1:{port}/tickcast"
         latest = fetch_json(f"{base}/latest.json?_shape=array")
-        assert {r["series_key"] for r in latest} == {"csv:walk", "sample:core-cpi"} and len(latest) == 10
+        assert {r["series_key"] for r in latest} == {"csv:walk", "sample:core-cpi"} and len(latest) == 5 + 18
         assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in latest)
         history = fetch_json(f"{base}/forecast_vs_actual.json?key=csv:walk&_shape=array")
         assert len(history) == 10  # two origins x five steps
@@ -329,7 +329,7 @@ def test_datasette_serves_the_canned_queries(populated):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}.json?sql=delete+from+forecasts", timeout=10)
         assert refused.value.code == 400
-        assert len(fetch_json(f"{base}/latest.json?_shape=array")) == 10
+        assert len(fetch_json(f"{base}/latest.json?_shape=array")) == 5 + 18
     finally:
         daemon.proc.send_signal(signal.SIGINT)
         daemon.proc.wait(timeout=30)
@@ -440,6 +440,6 @@ def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):
     conn = sqlite3.connect(tmp_path / "data" / "tickcast.db")
     results = [conn.execute(s).fetchall() for s in statements]
     conn.close()
-    assert len(results[0]) == 10  # latest forecasts: two series x five steps
+    assert len(results[0]) == 5 + 18  # latest forecasts: a trading week (csv:walk), 18 months (core-cpi)
     assert len(results[1]) == 5  # the first run's forecasts now have actual values
     assert results[2] and results[4]  # skill per series; recent runs (the loss-curve query names sample:sp500)

@@ -100,7 +100,7 @@ def test_environment_overrides(tmp_path):
         ),
         (
             {"model": {"horizon": 5}},
-            "setting 'model.horizon' is set by tickcast: the model's read-out covers forecast.horizon",
+            "setting 'model.horizon' is set by tickcast: the model's read-out covers each series' horizon",
         ),
         ({"model": {"window": 30}}, "unknown setting 'model.window' (known: batch_size, cell,"),
         (

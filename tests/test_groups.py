@@ -109,7 +109,7 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
     for f in forecasts:
         if f["series_id"] in by_member:
             assert f["fit_id"] == by_member[f["series_id"]]
-    assert len(forecasts) == 5 * settings.forecast.horizon
+    assert len(forecasts) == 5 + 4 * 18  # sp500 a trading week, the monthly members 18 months
     with engine.connect() as conn:
         view = conn.execute(sa.select(schema.latest_forecasts)).all()
     assert {(r.series_key, r.fit_id) for r in view} == {(m["key"], m["id"]) for m in members} | {
@@ -137,8 +137,9 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
     from tickcast.service.plot import draw_series
 
     fig = draw_series(engine, "csv:m2")
-    _, bottom, _ = fig.axes
+    _, _, bottom, _ = fig.axes
     assert bottom.get_title().startswith(f"group M/12's shared fit {shared['id']} (shared by 4 series): cold rnn")
+    assert "both divided by sqrt(4) for 4 series" in bottom.get_title().replace("\n", " ")  # a group's bars
     assert bottom.get_ylabel() == "MAE (network units)"
     (best,) = [line for line in bottom.get_lines() if "best epoch" in (line.get_label() or "")]
     assert list(best.get_xdata()) == [shared["best_epoch"]] * 2
@@ -320,6 +321,7 @@ def test_the_choice_follows_the_scores(group_world):
 
 def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settings):
     from tickcast.models import ForecasterConfig
+    from tickcast.service.frequencies import horizon
     from tickcast.service.run.values import forecaster_params, group_hash, series_hash
 
     base = make_settings("")
@@ -354,12 +356,14 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
     assert set(changed) == settable  # every knob of the model is tried (a new one must be added here)
 
     def series_fingerprint(settings, key, season, group=None):
-        params = forecaster_params(settings.model, key, season, settings.forecast.horizon)
-        return series_hash(params, settings.model, settings.forecast, group)
+        steps = horizon("M", None, settings.forecast.horizon)
+        params = forecaster_params(settings.model, key, season, steps)
+        return series_hash(params, settings.model, settings.forecast, steps, group)
 
     def group_fingerprint(settings, key, season, members):
-        params = forecaster_params(settings.model, key, season, settings.forecast.horizon)
-        return group_hash(params, settings.model, settings.forecast, members)
+        steps = horizon("M", None, settings.forecast.horizon)
+        params = forecaster_params(settings.model, key, season, steps)
+        return group_hash(params, settings.model, settings.forecast, steps, members)
 
     hashes = {series_fingerprint(base, "csv:a", 12)}
     for knob, value in changed.items():

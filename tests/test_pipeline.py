@@ -63,7 +63,7 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
     history = table(engine, "loss_history")
     assert {h["epoch"] for h in history if h["fit_id"] == fits["sample:sp500"][0].id} >= {0, 1}
     forecasts = table(engine, "forecasts")
-    assert len(forecasts) == 2 * settings.forecast.horizon
+    assert len(forecasts) == 5 + 18  # the horizons of their frequencies: a trading week, 18 months
     for f in forecasts:
         assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
     spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
@@ -85,7 +85,7 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
                 schema.latest_forecasts.c.series_key, schema.latest_forecasts.c.step
             )
         ).all()
-    assert len(view) == 10
+    assert len(view) == 18 + 5  # core-cpi 18 months, sp500 a trading week
     first = view[0]
     assert first.series_key == "sample:core-cpi" and first.last_value == pytest.approx(259.481)
     assert first.change_pct == pytest.approx(100 * (first.forecast - first.last_value) / first.last_value)
@@ -116,7 +116,7 @@ def test_a_failing_source_gives_a_partial_run_and_the_others_are_forecast(fresh_
     assert outcome["sample:sp500"].fit == "trained"
     (run,) = table(engine, "runs")
     assert (run["status"], run["series_failed"], run["series_ok"]) == ("partial", 1, 2)
-    assert len(table(engine, "forecasts")) == 10
+    assert len(table(engine, "forecasts")) == 5 + 18
 
 
 def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, make_settings, make_series, db_url):
@@ -153,7 +153,7 @@ def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_
     summary = run_cycle(engine, changed)
     assert {(o.fit, o.mode) for o in summary.outcomes} == {("trained", "cold")}
     # the same origin's forecasts were replaced, not duplicated
-    assert len(table(engine, "forecasts")) == 10
+    assert len(table(engine, "forecasts")) == 5 + 18
     assert {f["fit_id"] for f in table(engine, "forecasts")} == {o.fit_id for o in summary.outcomes}
 
 

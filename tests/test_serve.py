@@ -40,7 +40,7 @@ def test_serve_runs_now_then_stops_cleanly_on_sigterm(workdir):
     assert any("stopped" in line for line in daemon.lines)
     runs = db_rows(tmp_path, "SELECT trigger, status FROM runs")
     assert runs == [("manual", "ok")]
-    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [(10,)]
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [(5 + 18,)]  # a trading week, 18 months
     assert db_rows(tmp_path, "SELECT count(*) FROM run_lease") == [(0,)]
     assert run_cli("health", env=env).returncode == 0
 
@@ -69,7 +69,9 @@ def test_sigterm_during_a_run_exits_0_and_the_next_run_resumes(workdir):
     resumed = run_cli("run", "-q", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert db_rows(tmp_path, "SELECT count(*) FROM fits") == [(4,)]  # only the rest were trained
-    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [(20,)]
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [
+        (3 * 5 + 18,)
+    ]  # three price samples a trading week each, core-cpi 18 months
 
 
 def test_serve_catches_up_a_missed_run_exactly_once(workdir):
@@ -271,11 +273,11 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
     assert re.fullmatch(r"[+-]\d+\.\d\d", change_pct) and re.fullmatch(r"[+-]\d\.\d{3}", skill), table[2]
     csv_out = run_cli("forecasts", "--format", "csv", env=env).stdout.splitlines()
     assert csv_out[0].startswith("series_key,series_name,last_ts,last_value,target_ts,step,forecast,lower,upper")
-    assert len(csv_out) == 1 + 10
+    assert len(csv_out) == 1 + 5 + 18
     import json
 
     rows = json.loads(run_cli("forecasts", "--format", "json", env=env).stdout)
-    assert len(rows) == 10 and all(r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
+    assert len(rows) == 5 + 18 and all(r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
     history = run_cli("history", "sample:core-cpi", env=env).stdout.splitlines()
     assert history[0].startswith("fit ") and history[1].split() == [
         "epoch",

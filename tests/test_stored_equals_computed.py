@@ -146,8 +146,9 @@ def assert_forecasts_stored(engine, fit_id: int, point, interval, backtest: dict
     assert fit.skill == pytest.approx(1 - backtest["mae"] / backtest["naive_mae"], rel=1e-12)
 
 
-def check_run(engine, run_id: int, horizon: int, rescaled: dict | None = None) -> int:
-    """Every ok fit of ``run_id``, loaded back and compared; returns how many forecasts were checked."""
+def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
+    """Every ok fit of ``run_id``, loaded back and compared; returns how many forecasts were checked.
+    Each fit is checked over the steps stored for it (its series' horizon)."""
     checked = 0
     fits = rows(
         engine,
@@ -160,6 +161,7 @@ def check_run(engine, run_id: int, horizon: int, rescaled: dict | None = None) -
         model = RNNForecaster.from_bytes(bytes(fit.weights))
         assert_history_stored(engine, fit.id, model)
         if fit.series_id is not None:  # a series' own fit
+            horizon = stored_steps(engine, fit.id)
             factor = rows(engine, "SELECT interval_factor FROM forecasts WHERE fit_id = :f LIMIT 1", f=fit.id)[0][0]
             assert factor == pytest.approx(expected_factor(engine, fit.series_id, _as_date(fit.train_end)), rel=1e-12)
             point, interval = model.predict(horizon), model.predict_interval(horizon, level=LEVEL)
@@ -168,11 +170,17 @@ def check_run(engine, run_id: int, horizon: int, rescaled: dict | None = None) -
             continue
         members = rows(engine, "SELECT id FROM fits WHERE group_fit_id = :f ORDER BY id", f=fit.id)
         assert len(members) == model.n_series_
+        horizon = max(stored_steps(engine, member_id) for (member_id,) in members)
         points, intervals = model.predict_many(horizon), model.predict_interval_many(horizon, level=LEVEL)
-        for (member_id,), point, interval, backtest in zip(members, points, intervals, model.backtests_):
-            assert_forecasts_stored(engine, member_id, point, interval, backtest)
-            checked += horizon
+        for (member_id,), point, (lower, upper), backtest in zip(members, points, intervals, model.backtests_):
+            steps = stored_steps(engine, member_id)
+            assert_forecasts_stored(engine, member_id, point[:steps], (lower[:steps], upper[:steps]), backtest)
+            checked += steps
     return checked
+
+
+def stored_steps(engine, fit_id: int) -> int:
+    return rows(engine, "SELECT count(*) FROM forecasts WHERE fit_id = :f", f=fit_id)[0][0]
 
 
 def write_world(tmp_path, frames: dict[str, pd.DataFrame], model: str, executor: str) -> str:
@@ -190,7 +198,7 @@ def test_per_series_fits_cold_then_warm_store_what_they_computed(tmp_path, make_
     engine = fresh_db()
     first = run_cycle(engine, make_settings(toml))
     assert first.status == "ok"
-    assert check_run(engine, first.run_id, 5) == 3 * 5
+    assert check_run(engine, first.run_id) == 5 + 5 + 18  # trading days: 5; months: 18
     # Ten more business days: the walk is warm-started, its factor now comes from scored forecasts.
     frames["walk"] = walk(310, 1)
     toml = write_world(tmp_path, frames, model, executor)
@@ -203,7 +211,7 @@ def test_per_series_fits_cold_then_warm_store_what_they_computed(tmp_path, make_
         r=second.run_id,
     )
     assert warm[0].mode == "warm" and warm[0].warm_started_from is not None
-    assert check_run(engine, second.run_id, 5) == 5
+    assert check_run(engine, second.run_id) == 5
     factors = rows(
         engine,
         "SELECT DISTINCT interval_factor FROM forecasts f JOIN fits t ON t.id = f.fit_id WHERE t.run_id = :r",
@@ -225,7 +233,7 @@ def test_a_group_fit_stores_what_its_model_computed_for_each_member(tmp_path, ma
         r=summary.run_id,
     )
     assert shared == [(1,)]
-    assert check_run(engine, summary.run_id, 5) == 3 * 5
+    assert check_run(engine, summary.run_id) == 3 * 18
 
 
 def test_forecasts_rescaled_by_a_rebasing_are_the_model_times_the_factor(tmp_path, make_settings, fresh_db):
@@ -241,11 +249,11 @@ def test_forecasts_rescaled_by_a_rebasing_are_the_model_times_the_factor(tmp_pat
     split.to_csv(tmp_path / "walk.csv", index=False)
     ingest(engine, make_settings(toml))
     assert rows(engine, "SELECT DISTINCT rescaled_by FROM forecasts WHERE fit_id = :f", f=fit_id) == [(0.5,)]
-    assert check_run(engine, first.run_id, 5, rescaled={fit_id: 0.5}) == 5
+    assert check_run(engine, first.run_id, rescaled={fit_id: 0.5}) == 5
     second = run_cycle(engine, make_settings(toml))
     mode = rows(engine, "SELECT mode FROM fits WHERE run_id = :r", r=second.run_id)
     assert mode == [("cold",)]  # the old basis is never continued
-    assert check_run(engine, second.run_id, 5) == 5
+    assert check_run(engine, second.run_id) == 5
 
 
 def test_the_check_catches_a_forecast_stored_out_of_order(tmp_path, make_settings, fresh_db):
@@ -263,7 +271,7 @@ def test_the_check_catches_a_forecast_stored_out_of_order(tmp_path, make_setting
                 {"v": values[other], "f": fit_id, "s": step},
             )
     with pytest.raises(AssertionError):
-        check_run(engine, summary.run_id, 5)
+        check_run(engine, summary.run_id)
 
 
 def replace_sample(toml: str) -> str:
@@ -278,4 +286,4 @@ def test_stored_history_check_catches_a_validation_loss_stored_as_the_training_l
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE loss_history SET val_loss = train_loss WHERE epoch = 1"))
     with pytest.raises(AssertionError, match="loss history differs"):
-        check_run(engine, summary.run_id, 5)
+        check_run(engine, summary.run_id)

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from tickcast.models import MIN_LENGTH
 
 from .. import faults, schema
-from ..frequencies import FREQUENCIES, season_length
+from ..frequencies import FREQUENCIES, horizon, season_length
 from ..settings import ForecastSettings, ModelSettings, SeriesSpec
 from ..status import FitMode, FitScope, FitStatus, SeriesFit, Training
 from .observations import recent_values
@@ -169,9 +169,11 @@ class Planner:
         elif len(values) < minimum:
             skip = f"too short to train: {len(values)} observation(s), the minimum is {minimum}"
         season = season_length(row.frequency, spec.season_length)
-        params = forecaster_params(self.model, spec.key, season, self.forecast.horizon)
+        steps = horizon(row.frequency, spec.horizon, self.forecast.horizon)
+        params = forecaster_params(self.model, spec.key, season, steps)
         state = states.get(row.id, FitState())
-        return Candidate(spec, row.id, row.frequency, season, values, state, record, in_run, params, skip)
+        record = replace(record, horizon=steps)
+        return Candidate(spec, row.id, row.frequency, season, values, state, record, in_run, params, steps, skip)
 
     def _training_of(self, members: list[Candidate]) -> Training:
         """How a group's series are trained: SERIES (each alone), GROUP, or AUTO (both ways, the better kept)."""
@@ -209,7 +211,7 @@ class Planner:
     def alone(self, c: Candidate, group_fingerprint: str | None = None, group: str | None = None) -> Plan:
         """A series trained on its own: up to date, skipped, or a cold or warm task. ``group_fingerprint``:
         ``auto`` chose per-series models for its group ``group`` (part of its fingerprint)."""
-        fingerprint = series_hash(c.params, self.model, self.forecast, group_fingerprint)
+        fingerprint = series_hash(c.params, self.model, self.forecast, c.horizon, group_fingerprint)
         record = replace(c.record, settings_hash=fingerprint, group_key=group)
         if c.skip == NO_DATA:
             return Plan(
@@ -239,7 +241,7 @@ class Planner:
             series_id=c.series_id,
             values=c.values,
             params=c.params,
-            horizon=self.forecast.horizon,
+            horizon=c.horizon,
             level=self.forecast.level,
             warm_blob=warm_blob,
         )
@@ -248,8 +250,9 @@ class Planner:
 
     def _group(self, key: str, members: list[Candidate], shared: FitState, how: Training) -> list[Unit]:
         season = members[0].season_length
-        params = forecaster_params(self.model, key, season, self.forecast.horizon)
-        fingerprint = group_hash(params, self.model, self.forecast, [m.spec.key for m in members])
+        steps = max(m.horizon for m in members)  # each member stores its own horizon's steps
+        params = forecaster_params(self.model, key, season, steps)
+        fingerprint = group_hash(params, self.model, self.forecast, steps, [m.spec.key for m in members])
         base_id, last_cold = shared.base_id.get(fingerprint), shared.last_cold.get(fingerprint)
         group_end = max(_end(m) for m in members)
         kept = self._kept(members, fingerprint) if how == Training.AUTO else Training.GROUP
@@ -272,7 +275,7 @@ class Planner:
 
     def _member_hash(self, m: Candidate, fingerprint: str) -> str:
         """The fingerprint of a member's own fit when ``auto`` keeps per-series models for its group."""
-        return series_hash(m.params, self.model, self.forecast, fingerprint)
+        return series_hash(m.params, self.model, self.forecast, m.horizon, fingerprint)
 
     def _kept(self, members: list[Candidate], fingerprint: str) -> Training | None:
         """What ``auto`` kept for this group at its last cold fit, read from the newest fit of its
@@ -306,6 +309,7 @@ class Planner:
             scope=FitScope.GROUP,
             group_key=key,
             n_series=len(members),
+            horizon=max(m.horizon for m in members),
         )
         task = GroupTask(
             group_key=key,
@@ -313,7 +317,7 @@ class Planner:
             series_ids=[m.series_id for m in members],
             values=[m.values for m in members],
             params=params,
-            horizon=self.forecast.horizon,
+            horizon=max(m.horizon for m in members),
             level=self.forecast.level,
             warm_blob=warm_blob,
         )

@@ -104,6 +104,7 @@ class Candidate:
     record: FitRecord
     in_run: bool  # one of the run's series (else only a member of one of their groups)
     params: dict  # its forecaster_params (seeded from its key), computed once
+    horizon: int  # the steps forecast for it (its own, forecast.horizon, or its frequency's)
     skip: str | None = None  # why it cannot be trained (nothing stored, too short)
 
     def up_to_date(self, fingerprint: str, group_fit: int | None = None) -> bool:

@@ -116,11 +116,11 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
             schema.forecasts.c.series_id == record.series_id, schema.forecasts.c.origin_ts == record.train_end
         )
     )
-    targets = next_dates(record.train_end, record.frequency, len(forecast.point), record.calendar)
+    steps = min(record.horizon or len(forecast.point), len(forecast.point))  # a group may forecast further
+    point = np.asarray(forecast.point[:steps])
+    targets = next_dates(record.train_end, record.frequency, steps, record.calendar)
     factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
-    lower, upper = scale_interval(
-        np.asarray(forecast.point), np.asarray(forecast.lower), np.asarray(forecast.upper), factor
-    )
+    lower, upper = scale_interval(point, np.asarray(forecast.lower[:steps]), np.asarray(forecast.upper[:steps]), factor)
     conn.execute(
         sa.insert(schema.forecasts),
         [
@@ -137,6 +137,6 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
                 interval_factor=factor,
                 created_at=now,
             )
-            for step, (target, value, lo, hi) in enumerate(zip(targets, forecast.point, lower, upper), 1)
+            for step, (target, value, lo, hi) in enumerate(zip(targets, point, lower, upper), 1)
         ],
     )

@@ -49,30 +49,36 @@ def _fingerprint(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _basis(model: ModelSettings, forecast: ForecastSettings) -> dict:
-    # forecast.horizon: the forecasts stored with a fit have that many steps, even where the
-    # model's read-out, and so its training, is the same.
+def _basis(model: ModelSettings, forecast: ForecastSettings, horizon: int) -> dict:
+    # horizon: the forecasts stored with a fit have that many steps, even where the model's
+    # read-out, and so its training, is the same.
     return {
         "max_points": model.max_points,
         "level": forecast.level,
-        "horizon": forecast.horizon,
+        "horizon": horizon,
         "min_length": forecast.min_length,
         "format": FORMAT_VERSION,
     }
 
 
-def series_hash(params: dict, model: ModelSettings, forecast: ForecastSettings, group_hash: str | None = None) -> str:
+def series_hash(
+    params: dict, model: ModelSettings, forecast: ForecastSettings, horizon: int, group_hash: str | None = None
+) -> str:
     """Fingerprint of everything that shapes one series' own fit (``params``: its
-    ``forecaster_params``); a change means: retrain from scratch. ``group_hash``: the group whose
-    training ``auto`` decided for this series (so that a change of the group, such as a member
-    joining, decides again)."""
-    return _fingerprint({"scope": "series", "model": params, "group": group_hash, **_basis(model, forecast)})
+    ``forecaster_params``; ``horizon``: the steps it stores); a change means: retrain from scratch.
+    ``group_hash``: the group whose training ``auto`` decided for this series (so that a change of
+    the group, such as a member joining, decides again)."""
+    basis = _basis(model, forecast, horizon)
+    return _fingerprint({"scope": "series", "model": params, "group": group_hash, **basis})
 
 
-def group_hash(params: dict, model: ModelSettings, forecast: ForecastSettings, member_keys: list[str]) -> str:
-    """Fingerprint of a group's shared fit: its settings and its members' keys, in order (a
-    membership change trains the group from scratch)."""
-    return _fingerprint({"scope": "group", "model": params, "members": list(member_keys), **_basis(model, forecast)})
+def group_hash(
+    params: dict, model: ModelSettings, forecast: ForecastSettings, horizon: int, member_keys: list[str]
+) -> str:
+    """Fingerprint of a group's shared fit: its settings, the steps it forecasts and its members'
+    keys, in order (a membership change trains the group from scratch)."""
+    basis = _basis(model, forecast, horizon)
+    return _fingerprint({"scope": "group", "model": params, "members": list(member_keys), **basis})
 
 
 # --- the row a fit writes -----------------------------------------------------------------------
@@ -102,6 +108,7 @@ class FitRecord:
     group_fit_id: int | None = None  # a member's row: the shared fit (set by the store stage, which knows its id)
     n_series: int | None = None  # a shared fit: its number of series
     note: str | None = None
+    horizon: int | None = None  # the steps stored (a group's members may ask for fewer than its model forecasts)
 
 
 # --- tasks and results --------------------------------------------------------------------------

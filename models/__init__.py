@@ -16,6 +16,11 @@ with BPTT, the ``Cell`` protocol and registry), ``network`` (one ensemble member
 # NumPy (the service checks its config with it on every start-up); the rest loads on first use.
 _EXPORTS = {
     "RNNForecaster": ".forecaster",
+    "AutoForecaster": ".auto",
+    "AutoETS": ".ets",
+    "Theta": ".theta_models",
+    "Naive": ".challenger",
+    "SeasonalNaive": ".challenger",
     "ForecasterConfig": ".config",
     "TrainingDiverged": ".errors",
     "SeriesTooShort": ".errors",

@@ -83,11 +83,13 @@ class EtsParams:
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["s0"] = [float(v) for v in self.s0]
+        d["aicc"] = self.aicc if np.isfinite(self.aicc) else None  # JSON has no infinity
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EtsParams:
-        return cls(**{**d, "s0": tuple(float(v) for v in d["s0"])})
+        aicc = np.inf if d["aicc"] is None else float(d["aicc"])
+        return cls(**{**d, "s0": tuple(float(v) for v in d["s0"]), "aicc": aicc})
 
 
 # ---------------------------------------------------------------------------- candidates

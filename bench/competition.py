@@ -403,7 +403,8 @@ def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
     for m in methods:
         cells = [f"{get[(m, c)]['smape_points']:.2f}" for c in cats]
         a = get[(m, "all")]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {_fmt_seconds(a['seconds'])} | {_fmt_seconds(a['cpu_seconds'])} |")
+        secs = f" | {_fmt_seconds(a['seconds'])} | {_fmt_seconds(a['cpu_seconds'])} |"
+        lines.append(f"| {m} | " + " | ".join(cells) + secs)
     lines += [
         "",
         "## sMAPE averaged over series (MASE in brackets)",

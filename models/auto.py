@@ -43,8 +43,18 @@ DEFAULT_MEMBERS = ("rnn", "ets", "theta")
 RNN_MIN_LENGTH = 3  # the RNN's MIN_LENGTH
 
 
+def choose_period(y: np.ndarray, periods: tuple[int, ...]) -> int:
+    """The longest of the candidate periods (e.g. hourly data: 24 and 168) that the series has
+    three full seasons of; 1 when it has not even that of the shortest. A week of hourly
+    indices holds the daily cycle too (each weekday its own), so the longest period that can be
+    estimated is the one seasonal adjustment uses."""
+    fits = [m for m in periods if y.size >= 3 * m]
+    return max(fits) if fits else 1
+
+
 class AutoForecaster:
-    """``season_length``: the period (0: detect per series, 1: none); ``seed``: the RNN's;
+    """``season_length``: the period (0: detect per series, 1: none), or several (e.g. (24, 168)
+    for hourly data: each series uses the longest it has three seasons of); ``seed``: the RNN's;
     ``horizon``: how far validation forecasts reach (0: a season and a half, 8 to 48);
     ``members``: model names from MEMBERS; ``combination``: a rule from ``models.combine``;
     ``shrinkage``: how far learnt weights are pulled to the prior (equal weights, or after
@@ -60,7 +70,7 @@ class AutoForecaster:
 
     def __init__(
         self,
-        season_length: int = 0,
+        season_length: int | tuple[int, ...] = 0,
         seed: int = 0,
         horizon: int = 0,
         members=DEFAULT_MEMBERS,
@@ -68,9 +78,12 @@ class AutoForecaster:
         shrinkage: float = 0.5,
         rnn: dict | None = None,
     ):
-        for name, v in (("season_length", season_length), ("seed", seed), ("horizon", horizon)):
+        periods = tuple(season_length) if isinstance(season_length, list | tuple) else (season_length,)
+        for name, v in [("season_length", p) for p in periods] + [("seed", seed), ("horizon", horizon)]:
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if not periods or (len(periods) > 1 and min(periods) < 1):
+            raise ValueError(f"season_length must be one integer >= 0 or several >= 1, got {season_length!r}")
         members = tuple(members)
         if not members or any(m not in MEMBERS for m in members) or len(set(members)) != len(members):
             raise ValueError(f"members must be distinct names from {MEMBERS}, got {members!r}")
@@ -78,15 +91,17 @@ class AutoForecaster:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
         if isinstance(shrinkage, bool) or not 0.0 <= float(shrinkage) <= 1.0:
             raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage!r}")
-        self.season_length, self.seed, self.horizon = int(season_length), int(seed), int(horizon)
+        self._periods = tuple(int(p) for p in periods)
+        self.season_length = self._periods[0] if len(self._periods) == 1 else self._periods
+        self.seed, self.horizon = int(seed), int(horizon)
         self.members, self.combination, self.shrinkage = members, combination, float(shrinkage)
         self.rnn = dict(rnn or {})
-        RNNForecaster(season_length=self.season_length, seed=self.seed, **self.rnn)  # checks the settings
+        RNNForecaster(season_length=max(self._periods), seed=self.seed, **self.rnn)  # checks the settings
         self._ys: list[np.ndarray] = []
 
     def get_params(self) -> dict:
         return {
-            "season_length": self.season_length,
+            "season_length": self.season_length if len(self._periods) == 1 else list(self._periods),
             "seed": self.seed,
             "horizon": self.horizon,
             "members": list(self.members),
@@ -111,7 +126,12 @@ class AutoForecaster:
         return self._fit(ys, across=True)
 
     def _fit(self, ys: list[np.ndarray], across: bool):
-        ms = [self.season_length] * len(ys) if self.season_length else [detect_period(y) if y.size > 8 else 1 for y in ys]
+        if len(self._periods) > 1:
+            ms = [choose_period(y, self._periods) for y in ys]
+        elif self.season_length:
+            ms = [int(self._periods[0])] * len(ys)
+        else:
+            ms = [detect_period(y) if y.size > 8 else 1 for y in ys]
         H = self.horizon or default_horizon(max(ms))
         splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
         self._ys, self._ms, self.horizon_, self.across_ = ys, ms, H, across
@@ -121,7 +141,7 @@ class AutoForecaster:
             if name == "rnn":
                 validation[name] = self._fit_rnn(ys, splits, H, across)
                 continue
-            model = CHALLENGERS[name](season_length=self.season_length, horizon=H).fit_many(ys)
+            model = CHALLENGERS[name](horizon=H).fit_many(ys, season_lengths=ms)
             self.members_[name] = model
             validation[name] = [F for _, F in model.validation_]
         self._names = [n for n in self.members if n in self.members_]
@@ -130,7 +150,11 @@ class AutoForecaster:
         return self
 
     def _rnn_model(self) -> RNNForecaster:
-        return RNNForecaster(season_length=self.season_length, seed=self.seed, **self.rnn)
+        # One network, one period: the one most of the series use (each series keeps its own
+        # seasonal indices inside the RNN).
+        values, counts = np.unique(self._ms, return_counts=True)
+        period = int(values[np.argmax(counts)]) if self.season_length else 0
+        return RNNForecaster(season_length=period, seed=self.seed, **self.rnn)
 
     def _fit_rnn(self, ys, splits, H: int, across: bool) -> list:
         """Validation forecasts of the RNN per series (None where it has none) and the final
@@ -304,7 +328,8 @@ class AutoForecaster:
             raise ValueError("truncated tickcast AutoForecaster blob")
         meta, arrays = persist.unpack(blob[start : start + size])
         try:
-            a = cls(**{k: (tuple(v) if k == "members" else v) for k, v in meta["params"].items()})
+            params: dict = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["params"].items()}
+            a = cls(**params)
             pos = start + size
             for name, length in zip(meta["names"], meta["blob_lengths"]):
                 part = blob[pos : pos + length]

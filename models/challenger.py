@@ -21,7 +21,7 @@ from . import metrics, persist
 from .conformal import Conformal, levels_of, on_log_scale, random_walk_residuals, residuals
 from .errors import SeriesTooShort
 from .seasonality import detect_period
-from .validation import actuals, default_horizon, split_point
+from .validation import default_horizon, split_point
 
 MAGIC = b"tickcast-challenger\n"
 
@@ -121,11 +121,17 @@ class Challenger:
         """Fit on one series (1-D, oldest first, finite); returns self."""
         return self._fit([as_series(y)])
 
-    def fit_many(self, ys):
-        """Fit every series (each its own parameters; interval residuals pooled); returns self."""
+    def fit_many(self, ys, season_lengths=None):
+        """Fit every series (each its own parameters; interval residuals pooled); returns self.
+        ``season_lengths``: one period per series instead of ``season_length``."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("fit_many needs at least one series")
+        if season_lengths is not None:
+            periods = [int(m) for m in season_lengths]
+            if len(periods) != len(ys) or any(m < 1 for m in periods):
+                raise ValueError("season_lengths must give a period >= 1 for every series")
+            return self._fit(ys, periods)
         return self._fit(ys)
 
     def _periods(self, ys: list[np.ndarray]) -> list[int]:
@@ -133,8 +139,8 @@ class Challenger:
             return [self.season_length] * len(ys)
         return [detect_period(y) if y.size > 8 else 1 for y in ys]
 
-    def _fit(self, ys: list[np.ndarray]):
-        ms = self._periods(ys)
+    def _fit(self, ys: list[np.ndarray], periods: list[int] | None = None):
+        ms = periods or self._periods(ys)
         H = self.horizon or default_horizon(max(ms))
         splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
         held = [i for i, (y, s) in enumerate(zip(ys, splits)) if s < y.size]

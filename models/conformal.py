@@ -99,13 +99,14 @@ class Conformal:
         if log:
             q = np.maximum(q, MIN_RELATIVE_HALF_WIDTH * steps)
             lx = np.log(point)
-            lower, upper = np.exp(lx - q), np.exp(lx + q)
+            with np.errstate(over="ignore"):
+                lower, upper = np.exp(lx - q), np.exp(lx + q)
         else:
             q = np.maximum(q, MIN_RELATIVE_HALF_WIDTH * max(float(np.mean(np.abs(y))), 1e-12) * steps)
             lower, upper = point - q, point + q
         bad = ~(np.isfinite(lower) & np.isfinite(upper))
         if bad.any():  # an overflowing exp: fall back to a linear interval of the same width
-            width = np.abs(point) * np.expm1(np.minimum(q, 50.0))
+            width = np.abs(point) * np.expm1(np.minimum(q, 30.0))
             lower, upper = np.where(bad, point - width, lower), np.where(bad, point + width, upper)
         return np.minimum(lower, point), np.maximum(upper, point)
 

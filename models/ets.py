@@ -110,7 +110,8 @@ def _refine(p: EtsParams) -> np.ndarray:
     br = (p.beta / p.alpha) * np.array([0.5, 1.0, 1.8]) if p.trend != "N" else np.array([0.0])
     ph = np.clip(p.phi + np.array([-0.03, 0.0, 0.015]), *PHI_RANGE) if p.trend == "Ad" else np.array([1.0])
     gr = (p.gamma / (1 - p.alpha)) * np.array([0.5, 1.0, 1.8]) if p.season == "A" else np.array([0.0])
-    rows = [(x, min(r, MAX_BETA_RATIO) * x, f, min(g, 0.999) * (1 - x)) for x, r, f, g in itertools.product(a, br, ph, gr)]
+    grid = itertools.product(a, br, ph, gr)
+    rows = [(x, min(r, MAX_BETA_RATIO) * x, f, min(g, 0.999) * (1 - x)) for x, r, f, g in grid]
     return np.array(rows)
 
 
@@ -122,18 +123,18 @@ def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int) -
     S, T = z.shape
     alpha, beta, phi, gamma = (cand[..., i][..., None] for i in range(4))  # (S|1, C, 1)
     C = cand.shape[1]
-    l = np.zeros((S, C, 3))
+    lv = np.zeros((S, C, 3))
     b = np.zeros((S, C, 3))
-    l[..., 1] = 1.0
+    lv[..., 1] = 1.0
     b[..., 2] = 1.0
     MU = np.empty((S, C, 3, T))
     yin = np.zeros((S, C, 3))
     if s0 is None:
         for t in range(T):
             yin[..., 0] = z[:, t, None]
-            mu = l + phi * b  # (S, C, R)
+            mu = lv + phi * b  # (S, C, R)
             e = yin - mu
-            l = mu + alpha * e
+            lv = mu + alpha * e
             b = phi * b + beta * e
             MU[..., t] = mu
         return MU
@@ -142,10 +143,10 @@ def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int) -
     for t in range(T):
         yin[..., 0] = z[:, t, None]
         s = H[..., t]
-        base = l + phi * b
+        base = lv + phi * b
         mu = base + s
         e = yin - mu
-        l = base + alpha * e
+        lv = base + alpha * e
         b = phi * b + beta * e
         H[..., t + m] = s + gamma * e
         MU[..., t] = mu
@@ -184,6 +185,14 @@ def _likelihoods(MU, z, mask, scale, offset, positive, has_trend, n):
     likA = n[:, None] * np.log(np.maximum(sse, 1e-300))
     out = {"A": (likA, l0, b0)}
     if positive.any():
+        return {**out, "M": _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid)}
+    return out
+
+
+def _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid):
+    """M-error likelihood (S, C) with initial states reweighted by 1/mu^2 (inf where a forecast is
+    not positive), and those states."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         mu_y = (z[:, None, :] - resid) * scale[:, None, :] + offset[:, None, :]
         w = np.where(mask[:, None, :] > 0, 1.0 / np.maximum(mu_y, 1e-12) ** 2, 0.0)
         l0m, b0m = _solve_initial(r, a, c, w * (scale**2)[:, None, :], has_trend)
@@ -194,8 +203,8 @@ def _likelihoods(MU, z, mask, scale, offset, positive, has_trend, n):
         eps = resid_m * scale[:, None, :] / safe
         likM = n[:, None] * np.log(np.maximum(np.sum(mask[:, None, :] * eps**2, axis=-1), 1e-300))
         likM = likM + 2.0 * np.sum(mask[:, None, :] * np.log(safe), axis=-1)
-        out["M"] = (np.where(ok, likM, np.inf), l0m, b0m)
-    return out
+        likM = np.where(ok & np.isfinite(likM), likM, np.inf)
+    return likM, l0m, b0m
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -355,11 +364,16 @@ def _params(ch: _Chunk, i: int, b: tuple, c: float) -> EtsParams:
     else:
         s0 = ()
     mult = bool(season == "F" and ch.positive[i])
-    return EtsParams(err, trend, season, *map(float, row), float(l0), float(b0), s0, mult, c, float(aicc))
+    alpha, beta, phi, gamma = (float(v) for v in row)
+    return EtsParams(err, trend, season, alpha, beta, phi, gamma, float(l0), float(b0), s0, mult, c, float(aicc))
 
 
 def _make(err, ms, row, l0, b0, s0, like: EtsParams, aicc) -> EtsParams:
-    return EtsParams(err, ms[0], ms[1], *map(float, row), float(l0), float(b0), s0, like.multiplicative, like.c, aicc)
+    alpha, beta, phi, gamma = (float(v) for v in row)
+    trend, season = ms
+    return EtsParams(
+        err, trend, season, alpha, beta, phi, gamma, float(l0), float(b0), s0, like.multiplicative, like.c, aicc
+    )
 
 
 # ---------------------------------------------------------------------------- filtering
@@ -380,14 +394,14 @@ def filter_forecasts(y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int) -
         H[:m] = p.s0
     L, B = np.empty(n + 1), np.empty(n + 1)  # state after t points (index 0: the initial state)
     L[0], B[0] = p.l0, p.b0
-    l, b = p.l0, p.b0
+    lv, b = p.l0, p.b0
     for t in range(n):
-        base = l + p.phi * b
+        base = lv + p.phi * b
         e = z[t] - (base + H[t])
-        l = base + p.alpha * e
+        lv = base + p.alpha * e
         b = p.phi * b + p.beta * e
         H[t + m] = H[t] + p.gamma * e
-        L[t + 1], B[t + 1] = l, b
+        L[t + 1], B[t + 1] = lv, b
     origins = np.asarray(origins, dtype=np.int64)
     k = np.arange(1, h + 1)
     phik = np.cumsum(p.phi ** k.astype(np.float64))  # (h,) phi + ... + phi^k

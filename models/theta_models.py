@@ -49,7 +49,7 @@ def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.
     mask = t[None, :] <= n[:, None]
     mean = np.sum(np.where(mask, x, 0.0), axis=1) / n
     wavg = np.sum(np.where(mask, x * t, 0.0), axis=1) / n
-    slope = 6.0 * (2.0 * wavg - (n + 1.0) * mean) / (n * n - 1.0)
+    slope = np.where(n > 1, 6.0 * (2.0 * wavg - (n + 1.0) * mean) / np.maximum(n * n - 1.0, 1.0), 0.0)
     intercept = mean - (n + 1.0) * slope / 2.0
     meany[:] = np.cumsum(x, axis=1) / t
     A[:] = intercept[:, None]
@@ -65,7 +65,7 @@ def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
     P = np.zeros_like(alphas)  # level path with l0 = 0
     i = np.arange(T, dtype=np.float64)
     w = ((i[None, :] >= SKIP) & (i[None, :] < n[:, None])).astype(np.float64)  # (S, T) scored errors
-    s_rr = s_rc = s_rd = s_cc = s_cd = s_dd = 0.0
+    s_rr, s_rc, s_rd, s_cc, s_cd, s_dd = (np.zeros_like(alphas) for _ in range(6))
     for t in range(T):
         if t >= 1:
             c = decay**t  # (S, A) weight of l0 in l_{t-1}
@@ -75,7 +75,6 @@ def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
             s_rr, s_rc, s_rd = s_rr + wt * r * r, s_rc + wt * r * c, s_rd + wt * r * d
             s_cc, s_cd, s_dd = s_cc + wt * c * c, s_cd + wt * c * d, s_dd + wt * d * d
         P = alphas * x[:, t, None] + decay * P
-    P0 = np.zeros_like(alphas)
     s_cc = s_cc + 1e-12
     if optimise_theta:
         det = s_cc * s_dd - s_cd**2
@@ -86,7 +85,6 @@ def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
         kappa = np.full_like(alphas, 0.5)
     l0 = (s_rc - kappa * s_cd) / s_cc
     sse = s_rr - 2 * l0 * s_rc - 2 * kappa * s_rd + l0**2 * s_cc + 2 * l0 * kappa * s_cd + kappa**2 * s_dd
-    del P0
     return np.maximum(sse, 0.0), l0, kappa
 
 

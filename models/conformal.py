@@ -9,12 +9,17 @@ gives the half-width, on the log scale for positive series (relative, asymmetric
 from thousands of errors instead of a dozen, which is what calibrates short series.
 
 Without a validation part (a series too short to hold anything out) the residuals are the
-series' one-step changes, grown like a random walk (sqrt of the step).
+series' one-step changes, grown like a random walk (sqrt of the step). Where a step has too few
+residuals for the level (fewer than ``1 / (1 - level) - 1``: 19 for 95 %, so a single series'
+validation part often), the conformal quantile would be the largest residual; the half-width is
+then the Gaussian one, ``z * RMS`` of the residuals with a small-sample allowance, whichever is
+wider.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -89,12 +94,26 @@ class Conformal:
         Q, counts = residual_quantiles(stacked[:, :h])
         return cls(Q, counts)
 
+    def half_widths(self, h: int, level: float) -> np.ndarray:
+        """(h,) half-widths on the residual scale: conformal, or Gaussian where too few residuals."""
+        q = half_widths(self.Q, self.counts, h, level)
+        K = self.Q.shape[0]
+        n = np.array([self.counts[min(k, K - 1)] for k in range(h)], dtype=np.float64)
+        short = np.ceil((n + 1) * level) > n
+        if short.any():
+            z = NormalDist().inv_cdf(0.5 + level / 2)
+            rms = np.sqrt(np.mean(self.Q**2, axis=1))  # (K,) from the quantile functions
+            rms = np.array([rms[k] if k < K else rms[-1] * math.sqrt((k + 1) / K) for k in range(h)])
+            allowance = 1.0 + (z * z + 1.0) / (4.0 * np.maximum(n - 1.0, 1.0))  # ~ t / z quantile ratio
+            q = np.where(short, np.maximum(q, z * rms * allowance), q)
+        return q
+
     def interval(self, y: np.ndarray, point: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) around point (h,), forecasts made at the end of y."""
         h = point.size
         log = on_log_scale(y) and bool(np.all(point > 0))
         x = to_x(y, log)
-        q = half_widths(self.Q, self.counts, h, float(level)) * spread_path(x)[-1]  # (h,) x units
+        q = self.half_widths(h, float(level)) * spread_path(x)[-1]  # (h,) x units
         steps = np.sqrt(np.arange(1, h + 1))
         if log:
             q = np.maximum(q, MIN_RELATIVE_HALF_WIDTH * steps)

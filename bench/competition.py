@@ -1,23 +1,31 @@
 """The M3 competition benchmark: every series forecast over its official horizon from its
-training part, scored on its test part, per category and overall, for the statistical benchmarks
-and tickcast's RNN, per series and across series, side by side in one run.
+training part, scored on its test part, per category and overall, for the statistical benchmarks,
+the challengers, tickcast's RNN and the published AutoForecaster, side by side in one run.
 
-    OPENBLAS_NUM_THREADS=1 python bench/competition.py                 # all 3,003 series
-    python bench/competition.py --data other.csv.gz --paths local      # any file of that shape
+    OPENBLAS_NUM_THREADS=1 python bench/competition.py --statsforecast   # all 3,003 series
+    python bench/competition.py --paths auto-stat --every 10              # a quick look
+    python bench/competition.py --data other.csv.gz --paths auto-global   # any file of that shape
 
 Data: a long CSV (optionally gzipped) with columns series, category, horizon, part (train or
 test), t (1-based within the part), value: ../shared/data/m3.csv.gz by default. The seasonal
 period comes from the category (yearly 1, quarterly 4, monthly 12, weekly 52, daily 7,
-hourly 24, anything else 1); the RNN is told only that period, never the horizon.
+hourly 24, anything else 1); the models are told only that period, never the horizon.
 
-Methods: Naive2 (naive on the seasonally adjusted series), seasonal naive, Theta (classic: SES
-with drift of half the trend slope, seasonally adjusted), ``rnn-local`` (``RNNForecaster(
-season_length=m).fit(y).predict(h)`` for every series on its own) and ``rnn-global`` (one
-``RNNForecaster(season_length=m).fit_many(...)`` per category, then ``predict_many(h)``).
-Scores: sMAPE (percent, the M3 formula 200|y - f| / (|y| + |f|), mean over the horizon, then
-over series) and MASE (scaled by the in-sample seasonal naive MAE). Writes
-bench/results/competition.md and .csv. Work is spread over ``--workers`` processes (series in
-chunks for the local path, categories for the global one); seconds are wall time.
+Methods: Naive2 (naive on the seasonally adjusted series), seasonal naive and Theta (classic: SES
+with drift of half the trend slope, seasonally adjusted), always; then the paths asked for:
+``auto-global`` (the published forecast: ``AutoForecaster(season_length=m).fit_many(...)`` per
+category, with its members' own forecasts from the same fit as ``rnn-global``, ``ets`` and
+``dotm``), ``auto-local`` (``AutoForecaster(season_length=m).fit(y)`` per series, its RNN as
+``rnn-local``), ``auto-stat`` (the combination without the RNN), ``rnn-local``/``rnn-global``
+(the RNN alone); with ``--statsforecast`` (when it is installed) statsforecast's AutoETS, AutoCES,
+DynamicOptimizedTheta and AutoARIMA and the median of their forecasts.
+Scores: sMAPE (percent, the M3 formula 200|y - f| / (|y| + |f|)) averaged over all series x
+horizon points (the M3 paper's "official" average, where monthly series carry 69 % of the weight)
+and over series (mean over the horizon, then over series); MASE (scaled by the in-sample seasonal
+naive MAE); the share of test values inside the 80 % and 95 % intervals. Writes
+bench/results/competition.md and .csv (``--out``). Work is spread over ``--workers`` processes
+(series in chunks for the per-series paths, categories for the others); seconds are wall time,
+CPU seconds those of the work in the workers.
 """
 
 from __future__ import annotations

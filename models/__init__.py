@@ -9,13 +9,21 @@
 Modules: ``seasonality`` and ``windows`` (what the network sees), ``cells`` (Elman RNN and GRU
 with BPTT, the ``Cell`` protocol and registry), ``network`` (one ensemble member), ``optim``
 (clipping, Adam, SGD), ``train`` (the loop), ``intervals`` (conformal intervals), ``persist``
-(bytes), ``forecaster`` (the public class), ``baselines`` and ``metrics``.
+(bytes), ``forecaster`` (the public class), ``baselines`` and ``metrics``; the published forecast
+``auto`` (AutoForecaster: the RNN and the challengers combined, ``combine``), the challengers
+``ets`` (AutoETS), ``theta_models`` (Theta, DOTM) and ``challenger`` (their contract, Naive,
+SeasonalNaive), their shared ``validation`` protocol and ``conformal`` intervals.
 """
 
 # Lazy (PEP 562): `from tickcast.models import ForecasterConfig` loads the settings class without
 # NumPy (the service checks its config with it on every start-up); the rest loads on first use.
 _EXPORTS = {
     "RNNForecaster": ".forecaster",
+    "AutoForecaster": ".auto",
+    "AutoETS": ".ets",
+    "Theta": ".theta_models",
+    "Naive": ".challenger",
+    "SeasonalNaive": ".challenger",
     "ForecasterConfig": ".config",
     "TrainingDiverged": ".errors",
     "SeriesTooShort": ".errors",

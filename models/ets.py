@@ -1,0 +1,466 @@
+"""Exponential smoothing state-space models (ETS, Hyndman et al. 2002, 2008) chosen by AICc,
+fitted for many series and many parameter candidates at once.
+
+Shape legend: S series (a chunk), C parameter candidates, R = 3 channels (the data and the
+responses to a unit initial level and a unit initial trend), T time steps, m season length.
+
+The family: error A (additive) or M (multiplicative, positive series only) x trend N (none), A
+(additive) or Ad (additive damped) x season N (none), A (additive seasonal states) or F (fixed
+classical seasonal indices: multiplicative for positive series, else additive; an ETS(., ., M)
+with gamma = 0, i.e. the M3 practice of deseasonalising, and what statsforecast does for m > 24).
+Written in error-correction form, the state updates are the same for both error types:
+
+    mu_t = l + phi b + s_{t-m}                       one-step forecast
+    l_t  = l + phi b + alpha e_t,   e_t = y_t - mu_t
+    b_t  = phi b + beta e_t
+    s_t  = s_{t-m} + gamma e_t
+
+so one recursion gives both likelihoods (sigma concentrated out, constants dropped):
+    A: n log(sum e_t^2)        M: n log(sum (e_t / mu_t)^2) + 2 sum log mu_t
+and AICc = lik + 2k + 2k(k+1)/(n-k-1), k counting the smoothing parameters, the initial states
+(level, trend, m-1 seasonal) and sigma.
+
+Estimation (maximum likelihood, concentrated): for fixed smoothing parameters the one-step
+forecasts are affine in the initial level and trend (the responses to unit initial states run
+through the same recursion with zero data), so their best values are a weighted least-squares
+solution: exact for error A; for error M one reweighting step with weights 1/mu_t^2. The
+smoothing parameters are searched on a grid (every candidate of every model for every series of
+a chunk in one vectorised recursion), then refined around the winner on a finer grid. Initial
+seasonal states come from the classical decomposition of the whole series.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .challenger import Challenger
+from .seasonality import centred_moving_average
+
+# Seasonal states are kept for m up to this; longer seasons use fixed indices only (statsforecast
+# does the same above 24: a season of 52 or 168 states is too many to estimate).
+MAX_STATE_SEASON = 24
+# Series fitted together in one vectorised recursion (memory ~ CHUNK * C * R * T * 8 bytes).
+CHUNK = 24
+
+ALPHAS = np.array([0.02, 0.05, 0.1, 0.16, 0.23, 0.32, 0.42, 0.55, 0.7, 0.85, 0.97])
+BETA_RATIOS = np.array([0.005, 0.03, 0.1, 0.25])  # beta = ratio * alpha (0 < beta < alpha)
+# The trend's smoothing is kept at most this share of the level's: on short series the exact
+# likelihood optimum is often beta ~ alpha ~ 1 (the trend follows the last change), which fits
+# the past and extrapolates wildly (M3 yearly: sMAPE 17.6 against 15.3 for small beta).
+MAX_BETA_RATIO = 0.3
+PHIS = np.array([0.8, 0.88, 0.94, 0.98])
+GAMMA_RATIOS = np.array([0.005, 0.05, 0.25])  # gamma = ratio * (1 - alpha)
+PHI_RANGE = (0.8, 0.98)
+
+
+@dataclass(frozen=True)
+class EtsParams:
+    """A fitted model of one series, in units of y divided by ``c`` (the series' mean |y|)."""
+
+    error: str  # "A" or "M"
+    trend: str  # "N", "A" or "Ad"
+    season: str  # "N", "A" (states) or "F" (fixed indices)
+    alpha: float
+    beta: float
+    phi: float
+    gamma: float
+    l0: float
+    b0: float
+    s0: tuple  # (m,) initial seasonal states (A) or fixed indices (F), position 0 = y[0]; () for N
+    multiplicative: bool  # F: indices multiply (positive series) or add
+    c: float
+    aicc: float
+
+    @property
+    def name(self) -> str:
+        trend = "Ad" if self.trend == "Ad" else self.trend
+        season = {"N": "N", "A": "A", "F": "M" if self.multiplicative else "A"}[self.season]
+        return f"ETS({self.error},{trend},{season}{'*' if self.season == 'F' else ''})"
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["s0"] = [float(v) for v in self.s0]
+        d["aicc"] = self.aicc if np.isfinite(self.aicc) else None  # JSON has no infinity
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EtsParams:
+        aicc = np.inf if d["aicc"] is None else float(d["aicc"])
+        return cls(**{**d, "s0": tuple(float(v) for v in d["s0"]), "aicc": aicc})
+
+
+# ---------------------------------------------------------------------------- candidates
+def _grid(trend: str, seasonal: bool) -> np.ndarray:
+    """Candidates (C, 4): alpha, beta, phi, gamma."""
+    betas = BETA_RATIOS if trend != "N" else np.array([0.0])
+    phis = PHIS if trend == "Ad" else np.array([1.0])
+    gammas = GAMMA_RATIOS if seasonal else np.array([0.0])
+    rows = []
+    for a, br, p, gr in itertools.product(ALPHAS, betas, phis, gammas):
+        rows.append((a, br * a, p, gr * (1.0 - a)))
+    return np.array(rows)
+
+
+def _refine(p: EtsParams) -> np.ndarray:
+    """A finer grid (C, 4) around a fitted model's smoothing parameters."""
+    a = np.clip(p.alpha * np.array([0.75, 0.87, 1.0, 1.15, 1.3]), 1e-4, 0.9999)
+    br = (p.beta / p.alpha) * np.array([0.5, 1.0, 1.8]) if p.trend != "N" else np.array([0.0])
+    ph = np.clip(p.phi + np.array([-0.03, 0.0, 0.015]), *PHI_RANGE) if p.trend == "Ad" else np.array([1.0])
+    gr = (p.gamma / (1 - p.alpha)) * np.array([0.5, 1.0, 1.8]) if p.season == "A" else np.array([0.0])
+    grid = itertools.product(a, br, ph, gr)
+    rows = [(x, min(r, MAX_BETA_RATIO) * x, f, min(g, 0.999) * (1 - x)) for x, r, f, g in grid]
+    return np.array(rows)
+
+
+# ---------------------------------------------------------------------------- recursions
+def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int) -> np.ndarray:
+    """One-step forecasts MU (S, C, R, T) of the data z (S, T) (channel 0, zero initial states,
+    seasonal states s0 (S, m) if given) and the responses to a unit initial level (channel 1) and
+    trend (channel 2), for candidates cand (S or 1, C, 4)."""
+    S, T = z.shape
+    alpha, beta, phi, gamma = (cand[..., i][..., None] for i in range(4))  # (S|1, C, 1)
+    C = cand.shape[1]
+    lv = np.zeros((S, C, 3))
+    b = np.zeros((S, C, 3))
+    lv[..., 1] = 1.0
+    b[..., 2] = 1.0
+    MU = np.empty((S, C, 3, T))
+    yin = np.zeros((S, C, 3))
+    if s0 is None:
+        for t in range(T):
+            yin[..., 0] = z[:, t, None]
+            mu = lv + phi * b  # (S, C, R)
+            e = yin - mu
+            lv = mu + alpha * e
+            b = phi * b + beta * e
+            MU[..., t] = mu
+        return MU
+    H = np.zeros((S, C, 3, T + m))  # seasonal ring: read H[t], write H[t + m]
+    H[:, :, 0, :m] = s0[:, None, :]
+    for t in range(T):
+        yin[..., 0] = z[:, t, None]
+        s = H[..., t]
+        base = lv + phi * b
+        mu = base + s
+        e = yin - mu
+        lv = base + alpha * e
+        b = phi * b + beta * e
+        H[..., t + m] = s + gamma * e
+        MU[..., t] = mu
+    return MU
+
+
+def _solve_initial(r, a, c, w, has_trend):
+    """Weighted least squares for (l0, b0): minimise sum w (r - l0 a - b0 c)^2 over T.
+    All (S, C, T); has_trend (C,) bool. Returns l0, b0 (S, C)."""
+    saa = np.einsum("sct,sct,sct->sc", w, a, a)
+    sac = np.einsum("sct,sct,sct->sc", w, a, c)
+    scc = np.einsum("sct,sct,sct->sc", w, c, c)
+    sra = np.einsum("sct,sct,sct->sc", w, r, a)
+    src = np.einsum("sct,sct,sct->sc", w, r, c)
+    ridge = 1e-10 * (saa + scc + 1.0)
+    det = (saa + ridge) * (scc + ridge) - sac**2
+    l0_t = np.divide(sra * (scc + ridge) - src * sac, det, out=np.zeros_like(det), where=det > 0)
+    b0_t = np.divide(src * (saa + ridge) - sra * sac, det, out=np.zeros_like(det), where=det > 0)
+    l0_n = sra / (saa + ridge)
+    return np.where(has_trend, l0_t, l0_n), np.where(has_trend, b0_t, 0.0)
+
+
+def _likelihoods(MU, z, mask, scale, offset, positive, has_trend, n):
+    """For one pass: A- and M-error likelihoods (S, C) and their initial states.
+
+    z (S, T) data the recursion saw; the series in its own (normalised) units is
+    ``y = z * scale + offset`` and so are forecasts (fixed multiplicative indices: scale; fixed
+    additive: offset; otherwise scale 1, offset 0)."""
+    r = z[:, None, :] - MU[:, :, 0]  # (S, C, T)
+    a, c = MU[:, :, 1], MU[:, :, 2]
+    wA = (mask * scale**2)[:, None, :]
+    l0, b0 = _solve_initial(r, a, c, np.broadcast_to(wA, r.shape), has_trend)
+    resid = r - l0[..., None] * a - b0[..., None] * c  # (S, C, T) on the recursion's scale
+    e_y = resid * scale[:, None, :]
+    sse = np.sum(mask[:, None, :] * e_y**2, axis=-1)
+    likA = n[:, None] * np.log(np.maximum(sse, 1e-300))
+    out = {"A": (likA, l0, b0)}
+    if positive.any():
+        return {**out, "M": _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid)}
+    return out
+
+
+def _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid):
+    """M-error likelihood (S, C) with initial states reweighted by 1/mu^2 (inf where a forecast is
+    not positive), and those states."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu_y = (z[:, None, :] - resid) * scale[:, None, :] + offset[:, None, :]
+        w = np.where(mask[:, None, :] > 0, 1.0 / np.maximum(mu_y, 1e-12) ** 2, 0.0)
+        l0m, b0m = _solve_initial(r, a, c, w * (scale**2)[:, None, :], has_trend)
+        resid_m = r - l0m[..., None] * a - b0m[..., None] * c
+        mu_m = (z[:, None, :] - resid_m) * scale[:, None, :] + offset[:, None, :]
+        ok = np.all((mu_m > 0) | (mask[:, None, :] == 0), axis=-1) & positive[:, None]
+        safe = np.where(mask[:, None, :] > 0, np.maximum(mu_m, 1e-300), 1.0)
+        eps = resid_m * scale[:, None, :] / safe
+        likM = n[:, None] * np.log(np.maximum(np.sum(mask[:, None, :] * eps**2, axis=-1), 1e-300))
+        likM = likM + 2.0 * np.sum(mask[:, None, :] * np.log(safe), axis=-1)
+        likM = np.where(ok & np.isfinite(likM), likM, np.inf)
+    return likM, l0m, b0m
+
+
+# ---------------------------------------------------------------------------- fitting
+def _seasonal_init(x: np.ndarray, m: int, multiplicative: bool) -> np.ndarray:
+    """Classical decomposition of the whole series: (m,) indices for positions 0..m-1 (mean 1,
+    or mean 0 for additive)."""
+    cma = centred_moving_average(x, m)
+    d = x / cma if multiplicative else x - cma
+    si = np.array([np.nanmean(d[i::m]) if np.any(np.isfinite(d[i::m])) else np.nan for i in range(m)])
+    if not np.all(np.isfinite(si)):
+        return np.ones(m) if multiplicative else np.zeros(m)
+    return si / si.mean() if multiplicative else si - si.mean()
+
+
+def _n_params(trend: str, season: str, m: int) -> int:
+    k = 1 + 1 + 1  # alpha, l0, sigma
+    k += {"N": 0, "A": 2, "Ad": 3}[trend]  # beta, b0 (and phi)
+    k += {"N": 0, "A": 1 + (m - 1), "F": m - 1}[season]  # gamma and m-1 initial states
+    return k
+
+
+def _aicc(lik, k, n):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n - k - 1 > 0, lik + 2 * k + 2 * k * (k + 1) / (n - k - 1), np.inf)
+
+
+class _Chunk:
+    """Series of one chunk, padded to the longest: x (S, T) normalised, mask (S, T)."""
+
+    def __init__(self, xs: list[np.ndarray], m: int, seasonal_ok: list[bool]):
+        S, T = len(xs), max(x.size for x in xs)
+        self.m, self.T = m, T
+        self.n = np.array([x.size for x in xs], dtype=np.float64)
+        self.x = np.array([np.pad(x, (0, T - x.size), mode="edge") for x in xs])  # (S, T)
+        self.mask = (np.arange(T)[None, :] < self.n[:, None]).astype(np.float64)
+        self.positive = np.array([bool(np.all(x > 0)) for x in xs])
+        self.seasonal_ok = np.array(seasonal_ok)
+        pos = np.arange(T) % max(m, 1)
+        if m > 1:
+            self.s_add = np.array([_seasonal_init(x, m, False) for x in xs])  # (S, m)
+            s_fix = [_seasonal_init(x, m, bool(p)) for x, p in zip(xs, self.positive)]
+            self.s_fix = np.array(s_fix)
+            self.fix_scale = np.where(self.positive[:, None], self.s_fix[:, pos], 1.0)  # (S, T)
+            self.fix_offset = np.where(self.positive[:, None], 0.0, self.s_fix[:, pos])
+        self.ones, self.zeros = np.ones((S, T)), np.zeros((S, T))
+
+
+def _passes(ch: _Chunk, cand: dict) -> dict:
+    """Likelihoods of every candidate of every model: {(trend, season): (cand (C, 4), lik dict)}."""
+    out = {}
+    for (trend, season), grid in cand.items():
+        has_trend = np.full(grid.shape[0], trend != "N")
+        g = grid[None]
+        if season == "N":
+            MU = _responses(ch.x, g, None, ch.m)
+            lik = _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
+        elif season == "F":
+            z = (ch.x - ch.fix_offset) / ch.fix_scale
+            MU = _responses(z, g, None, ch.m)
+            lik = _likelihoods(MU, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
+        else:
+            MU = _responses(ch.x, g, ch.s_add, ch.m)
+            lik = _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
+        out[(trend, season)] = (grid, lik)
+    return out
+
+
+def _models(m: int) -> list[tuple[str, str]]:
+    seasons = ["N"] + (["A"] if 1 < m <= MAX_STATE_SEASON else []) + (["F"] if m > 1 else [])
+    return [(t, s) for t in ("N", "A", "Ad") for s in seasons]
+
+
+def fit_ets(ys: list[np.ndarray], m: int, restrict: tuple[str, ...] | None = None) -> list[EtsParams]:
+    """Fit every model of the family to every series and keep each series' AICc winner.
+
+    ys: 1-D series (any lengths >= 1); m: season length (1: none). Seasonal models need three
+    full seasons. ``restrict``: model names to consider, e.g. ("AAdN", "MNN"), default all."""
+    order = np.argsort([y.size for y in ys], kind="stable")
+    out: list[EtsParams | None] = [None] * len(ys)
+    for start in range(0, len(ys), CHUNK):
+        idx = order[start : start + CHUNK]
+        for i, p in zip(idx, _fit_chunk([ys[i] for i in idx], m, restrict)):
+            out[i] = p
+    return out  # type: ignore[return-value]
+
+
+def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
+    cs = [float(np.mean(np.abs(y))) or 1.0 for y in ys]
+    xs = [y / c for y, c in zip(ys, cs)]
+    ch = _Chunk(xs, m, [y.size >= 3 * m for y in ys])
+    models = [ms for ms in _models(m)]
+    cand = {ms: _grid(ms[0], ms[1] == "A") for ms in models}
+    best = _select(ch, _passes(ch, cand), restrict)
+    # Refine each series' winner on a finer grid around it (models fitted one at a time, so the
+    # chunk is regrouped by winning model).
+    fits = [_params(ch, i, b, cs[i]) for i, b in enumerate(best)]
+    for ms in models:
+        members = [i for i, p in enumerate(fits) if (p.trend, p.season) == ms]
+        if not members:
+            continue
+        sub = _Chunk([xs[i] for i in members], m, [True] * len(members))
+        grids = [_refine(fits[i]) for i in members]
+        C = max(g.shape[0] for g in grids)
+        grid = np.array([np.concatenate([g, np.repeat(g[-1:], C - g.shape[0], axis=0)]) for g in grids])
+        res = _passes_per_series(sub, ms, grid)
+        for j, i in enumerate(members):
+            err = fits[i].error
+            lik, l0, b0 = res[err]
+            c = int(np.argmin(lik[j]))
+            k = _n_params(ms[0], ms[1], m)
+            aicc = float(_aicc(lik[j, c], k, sub.n[j]))
+            if aicc < fits[i].aicc:
+                fits[i] = _make(fits[i].error, ms, grid[j, c], l0[j, c], b0[j, c], fits[i].s0, fits[i], aicc)
+    return fits
+
+
+def _passes_per_series(ch: _Chunk, ms: tuple[str, str], grid: np.ndarray) -> dict:
+    trend, season = ms
+    has_trend = np.full(grid.shape[1], trend != "N")
+    if season == "N":
+        MU = _responses(ch.x, grid, None, ch.m)
+        return _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
+    if season == "F":
+        z = (ch.x - ch.fix_offset) / ch.fix_scale
+        MU = _responses(z, grid, None, ch.m)
+        return _likelihoods(MU, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
+    MU = _responses(ch.x, grid, ch.s_add, ch.m)
+    return _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
+
+
+def _select(ch: _Chunk, res: dict, restrict) -> list[tuple]:
+    """Per series: (aicc, error, (trend, season), candidate row, l0, b0) of the AICc winner."""
+    S = ch.x.shape[0]
+    best: list[tuple] = [(np.inf, "A", ("N", "N"), np.array([0.99, 0.0, 1.0, 0.0]), 0.0, 0.0)] * S
+    for (trend, season), (grid, lik) in res.items():
+        k = _n_params(trend, season, ch.m)
+        for err, (L, l0, b0) in lik.items():
+            if restrict is not None and f"{err}{trend}{season}" not in restrict:
+                continue
+            aicc = _aicc(L, k, ch.n[:, None])  # (S, C)
+            if season != "N":
+                aicc = np.where(ch.seasonal_ok[:, None], aicc, np.inf)
+            j = np.argmin(aicc, axis=1)
+            for i in range(S):
+                a = float(aicc[i, j[i]])
+                if a < best[i][0]:
+                    best[i] = (a, err, (trend, season), grid[j[i]], float(l0[i, j[i]]), float(b0[i, j[i]]))
+    return best
+
+
+def _params(ch: _Chunk, i: int, b: tuple, c: float) -> EtsParams:
+    aicc, err, (trend, season), row, l0, b0 = b
+    if season == "A":
+        s0 = tuple(ch.s_add[i])
+    elif season == "F":
+        s0 = tuple(ch.s_fix[i])
+    else:
+        s0 = ()
+    mult = bool(season == "F" and ch.positive[i])
+    alpha, beta, phi, gamma = (float(v) for v in row)
+    return EtsParams(err, trend, season, alpha, beta, phi, gamma, float(l0), float(b0), s0, mult, c, float(aicc))
+
+
+def _make(err, ms, row, l0, b0, s0, like: EtsParams, aicc) -> EtsParams:
+    alpha, beta, phi, gamma = (float(v) for v in row)
+    trend, season = ms
+    return EtsParams(
+        err, trend, season, alpha, beta, phi, gamma, float(l0), float(b0), s0, like.multiplicative, like.c, aicc
+    )
+
+
+# ---------------------------------------------------------------------------- filtering
+def filter_forecasts(y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int) -> np.ndarray:
+    """Forecasts (len(origins), h) of y from the histories y[:t], t in origins (1 <= t <= n), with
+    the parameters and initial states of p fixed (positions count from y[0])."""
+    x = np.asarray(y, dtype=np.float64) / p.c
+    n = x.size
+    m = max(len(p.s0), 1)
+    pos = np.arange(n + h + m) % m
+    if p.season == "F":
+        s = np.asarray(p.s0)[pos]
+        z = x / s[:n] if p.multiplicative else x - s[:n]
+    else:
+        z = x
+    H = np.zeros(n + m)
+    if p.season == "A":
+        H[:m] = p.s0
+    L, B = np.empty(n + 1), np.empty(n + 1)  # state after t points (index 0: the initial state)
+    L[0], B[0] = p.l0, p.b0
+    lv, b = p.l0, p.b0
+    for t in range(n):
+        base = lv + p.phi * b
+        e = z[t] - (base + H[t])
+        lv = base + p.alpha * e
+        b = p.phi * b + p.beta * e
+        H[t + m] = H[t] + p.gamma * e
+        L[t + 1], B[t + 1] = lv, b
+    origins = np.asarray(origins, dtype=np.int64)
+    k = np.arange(1, h + 1)
+    phik = np.cumsum(p.phi ** k.astype(np.float64))  # (h,) phi + ... + phi^k
+    F = L[origins, None] + phik[None, :] * B[origins, None]  # (O, h)
+    if p.season == "A":
+        F = F + H[origins[:, None] + (k[None, :] - 1) % m]
+    elif p.season == "F":
+        si = np.asarray(p.s0)[(origins[:, None] + k[None, :] - 1) % m]
+        F = F * si if p.multiplicative else F + si
+    return F * p.c
+
+
+TRENDS = ("N", "A", "Ad")
+DEFAULT_TRENDS = ("N", "Ad")
+
+
+class AutoETS(Challenger):
+    """Exponential smoothing chosen per series by AICc (see the module docstring).
+
+    ``trends``: the trend types considered; by default none and additive damped. The undamped
+    additive trend is left out: chosen by AICc it extrapolates straight lines that M3's series
+    rarely follow (on a tenth of M3 it cost 0.3 sMAPE; the damped trend is the robust default of
+    Gardner & McKenzie, 1985). ``errors``: error types, "A" and "M" (M on positive series only).
+    Fitted attributes beyond the contract: ``models_`` (each series' model name, e.g.
+    "ETS(M,Ad,N)") and ``params_`` (its parameters).
+    """
+
+    kind = "ets"
+
+    def _check_settings(self, settings: dict) -> dict:
+        trends = tuple(settings.pop("trends", DEFAULT_TRENDS))
+        errors = tuple(settings.pop("errors", ("A", "M")))
+        if settings:
+            raise ValueError(f"AutoETS has no setting(s) {sorted(settings)}")
+        if not trends or any(t not in TRENDS for t in trends):
+            raise ValueError(f"trends must be a non-empty subset of {TRENDS}, got {trends!r}")
+        if not errors or any(e not in ("A", "M") for e in errors):
+            raise ValueError(f"errors must be a non-empty subset of ('A', 'M'), got {errors!r}")
+        return {"trends": list(trends), "errors": list(errors)}
+
+    def _fit_states(self, ys, ms):
+        restrict = tuple(e + t + s for e in self.settings["errors"] for t in self.settings["trends"] for s in "NAF")
+        out: list[dict] = [{} for _ in ys]
+        for m in sorted(set(ms)):
+            idx = [i for i, mi in enumerate(ms) if mi == m]
+            for i, p in zip(idx, fit_ets([ys[i] for i in idx], m, restrict)):
+                out[i] = p.to_dict()
+        return out
+
+    def _forecasts(self, y, state, m, origins, h):
+        return filter_forecasts(y, EtsParams.from_dict(state), origins, h)
+
+    @property
+    def models_(self) -> list[str]:
+        return [EtsParams.from_dict(s).name for s in self._states]
+
+    @property
+    def params_(self) -> list[dict]:
+        return list(self._states)
+
+
+__all__ = ["AutoETS", "EtsParams", "fit_ets", "filter_forecasts", "MAX_STATE_SEASON"]

@@ -1,0 +1,128 @@
+"""AutoForecaster: the published combination, its members, weights, intervals and bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickcast.models import AutoForecaster, RNNForecaster
+from tickcast.models.auto import choose_period
+from tickcast.models.combine import combine_forecasts, member_errors, member_weights, pooled_prior
+
+FAST_RNN = {"ensemble": 1, "epochs": 2, "hidden_size": 8}
+
+
+def series(n=60, m=12, seed=0, level=100.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return level + 0.3 * t + 6 * np.sin(2 * np.pi * t / m) + rng.normal(0, 1.0, n)
+
+
+@pytest.fixture(scope="module")
+def fitted_many():
+    ys = [series(60, 12, s) for s in range(4)] + [np.array([4.0, 5.0])]
+    return ys, AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(ys)
+
+
+def test_published_forecast_is_the_mean_of_its_members(fitted_many):
+    ys, a = fitted_many
+    for f, members, w in zip(a.predict_many(10), a.predict_members_many(10), a.weights_):
+        assert set(members) == set(w)
+        np.testing.assert_allclose(f, np.mean(list(members.values()), axis=0), rtol=1e-12)
+        assert sum(w.values()) == pytest.approx(1.0)
+    assert a.chosen_[0] == "mean" and a.across_
+
+
+def test_a_series_too_short_for_the_rnn_is_forecast_by_the_others(fitted_many):
+    ys, a = fitted_many
+    assert "rnn" not in a.weights_[-1] and "rnn" in a.weights_[0]
+    f = a.predict_many(5)[-1]
+    assert np.all(np.isfinite(f))
+    assert isinstance(a.members_["rnn"], RNNForecaster) and a.members_["rnn"].n_series_ == 4
+
+
+def test_round_trip_is_identical(fitted_many):
+    _, a = fitted_many
+    b = AutoForecaster.from_bytes(a.to_bytes())
+    for x, y in zip(a.predict_many(20), b.predict_many(20)):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(a.predict_interval_many(20, [0.8, 0.95]), b.predict_interval_many(20, [0.8, 0.95])):
+        for (l1, u1), (l2, u2) in zip(x, y):
+            np.testing.assert_array_equal(l1, l2)
+            np.testing.assert_array_equal(u1, u2)
+    assert b.weights_ == a.weights_ and b.chosen_ == a.chosen_ and b.backtests_ == a.backtests_
+    with pytest.raises(ValueError):
+        AutoForecaster.from_bytes(a.to_bytes()[:-10])
+    with pytest.raises(ValueError):
+        AutoForecaster.from_bytes(b"tickcast-rnn\n" + bytes(40))
+
+
+def test_intervals_are_ordered_and_nested(fitted_many):
+    _, a = fitted_many
+    for f, ((lo80, up80), (lo95, up95)) in zip(a.predict_many(12), a.predict_interval_many(12, [0.8, 0.95])):
+        assert np.all(lo95 <= lo80) and np.all(lo80 <= f) and np.all(f <= up80) and np.all(up80 <= up95)
+
+
+def test_fit_per_series_and_odd_inputs():
+    for y in [np.full(40, 5.0), np.array([1.0, 2.0, 3.0]), np.array([2.0]), -series(50, 4, 1), 1e9 * series(50, 4, 2)]:
+        a = AutoForecaster(season_length=4, rnn=FAST_RNN).fit(y)
+        f = a.predict(8)
+        lo, up = a.predict_interval(8, 0.9)
+        assert np.all(np.isfinite(f)) and np.all(lo <= f) and np.all(f <= up)
+        assert set(a.predict_members(8)) == set(a.weights_[0])
+        assert not a.across_
+
+
+def test_bad_input_and_settings():
+    with pytest.raises(ValueError):
+        AutoForecaster(members=("rnn", "prophet"))
+    with pytest.raises(ValueError):
+        AutoForecaster(combination="vote")
+    with pytest.raises(ValueError):
+        AutoForecaster(rnn={"hidden_size": -1})
+    with pytest.raises(ValueError):
+        AutoForecaster(season_length=(24, 0))
+    with pytest.raises(ValueError):
+        AutoForecaster().fit([1.0, np.nan, 3.0])
+    with pytest.raises(ValueError):
+        AutoForecaster().fit_many([])
+    with pytest.raises(RuntimeError):
+        AutoForecaster().predict(3)
+
+
+def test_several_seasonalities_use_the_longest_one_the_series_supports():
+    assert choose_period(np.zeros(24 * 30), (24, 168)) == 168
+    assert choose_period(np.zeros(24 * 10), (24, 168)) == 24
+    assert choose_period(np.zeros(30), (24, 168)) == 1
+    t = np.arange(24 * 7 * 4)
+    rng = np.random.default_rng(3)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 24) + 5 * (t // 24 % 7 >= 5) + rng.normal(0, 1, t.size)
+    a = AutoForecaster(season_length=(24, 168), members=("ets", "theta", "seasonal_naive")).fit(y[:-48])
+    assert a.season_length_ == 168
+    f = a.predict(48)
+    assert np.mean(np.abs(f - y[-48:])) < 0.5 * np.mean(np.abs(y[-49] - y[-48:]))  # far better than naive
+
+
+def test_combination_rules():
+    errors = np.array([[1.0, 2.0, 4.0], [2.0, 2.0, np.nan]])
+    avail = np.array([[True, True, True], [True, True, False]])
+    W, chosen = member_weights(errors, avail, "inverse", 0.0, pooled=False)
+    np.testing.assert_allclose(W[0], np.array([4, 2, 1]) / 7)
+    np.testing.assert_allclose(W[1], [0.5, 0.5, 0.0])
+    W, _ = member_weights(errors, avail, "inverse", 1.0, pooled=False)
+    np.testing.assert_allclose(W[0], [1 / 3] * 3)
+    W, _ = member_weights(errors, avail, "select", 0.0, pooled=False)
+    np.testing.assert_array_equal(W[0], [1, 0, 0])
+    F = np.array([[1.0, 2.0], [3.0, 4.0], [10.0, 10.0]])
+    np.testing.assert_allclose(combine_forecasts(F, np.ones(3) / 3, "median"), [3.0, 4.0])
+    np.testing.assert_allclose(combine_forecasts(F, np.array([1.0, 1.0, 0.0]), "mean"), [2.0, 3.0])
+    many = np.tile([1.0, 2.0, 4.0], (20, 1))
+    np.testing.assert_allclose(pooled_prior(many, np.ones_like(many, dtype=bool)), np.array([4, 2, 1]) / 7)
+
+
+def test_member_errors_use_known_targets_only():
+    y = np.arange(10.0)
+    F = np.tile(np.arange(8.0, 11.0), (2, 1))  # origins 8 and 9, three steps
+    e = member_errors(y, 8, [F, None])
+    assert e[0] == pytest.approx((0 + 0 + 1) / 3)  # targets 8, 9 from origin 8 (exact); 9 from 9 (off by 1)
+    assert np.isnan(e[1])

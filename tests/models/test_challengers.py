@@ -1,0 +1,254 @@
+"""The statistical challengers: each against an independent computation, their contract
+(round trips, intervals, odd inputs) and the shared validation protocol."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta
+from tickcast.models.conformal import spread_path
+from tickcast.models.ets import EtsParams, filter_forecasts, fit_ets
+from tickcast.models.theta_models import fit_theta
+from tickcast.models.validation import actuals, default_horizon, split_point
+
+CHALLENGERS = [AutoETS, Theta, Naive, SeasonalNaive]
+
+
+def seasonal_series(n=72, m=12, seed=0, level=100.0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return level + 0.4 * t + 8 * np.sin(2 * np.pi * t / m) + rng.normal(0, 1.5, n)
+
+
+def one_step_errors(y, p: EtsParams):
+    """Hand-written ETS recursion, one scalar step at a time (no vectorisation, no responses)."""
+    x = np.asarray(y, float) / p.c
+    m = max(len(p.s0), 1)
+    s = list(p.s0) if p.season == "A" else [0.0] * m
+    fixed = np.asarray(p.s0) if p.season == "F" else None
+    level, trend = p.l0, p.b0
+    errors, mus = [], []
+    for t, v in enumerate(x):
+        seas = s[t % m] if p.season == "A" else 0.0
+        base = level + p.phi * trend
+        mu = base + seas
+        if fixed is not None:
+            f = fixed[t % m]
+            mu_y = mu * f if p.multiplicative else mu + f
+            z = v / f if p.multiplicative else v - f
+            e_z = z - mu
+            e = e_z * f if p.multiplicative else e_z
+        else:
+            mu_y, e_z, e = mu, v - mu, v - mu
+        errors.append(e)
+        mus.append(mu_y)
+        level = base + p.alpha * e_z
+        trend = p.phi * trend + p.beta * e_z
+        if p.season == "A":
+            s[t % m] = seas + p.gamma * e_z
+    return np.array(errors), np.array(mus)
+
+
+def aicc_by_hand(y, p: EtsParams, m: int) -> float:
+    e, mu = one_step_errors(y, p)
+    n = len(y)
+    if p.error == "A":
+        lik = n * math.log(np.sum(e**2))
+    else:
+        lik = n * math.log(np.sum((e / mu) ** 2)) + 2 * np.sum(np.log(mu))
+    k = 3 + {"N": 0, "A": 2, "Ad": 3}[p.trend] + {"N": 0, "A": m, "F": m - 1}[p.season]
+    return lik + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+
+
+@pytest.mark.parametrize("m", [1, 4, 12])
+def test_ets_likelihood_matches_a_hand_written_recursion(m):
+    ys = [seasonal_series(48, max(m, 2), seed) for seed in range(3)] + [np.linspace(5, 9, 30) + np.sin(np.arange(30))]
+    for y, p in zip(ys, fit_ets(ys, m)):
+        assert p.aicc == pytest.approx(aicc_by_hand(y, p, m), rel=1e-9, abs=1e-6)
+
+
+def test_ets_initial_states_are_the_least_squares_optimum():
+    y = seasonal_series(40, 4, 3)
+    (p,) = fit_ets([y], 4, restrict=("AAdN", "AAdA", "ANN"))
+    sse = np.sum(one_step_errors(y, p)[0] ** 2)
+    for dl, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
+        q = EtsParams(**{**p.__dict__, "l0": p.l0 + dl, "b0": p.b0 + db})
+        assert np.sum(one_step_errors(y, q)[0] ** 2) > sse
+
+
+def test_ets_ses_forecast_is_the_last_smoothed_level():
+    y = np.array([3.0, 5.0, 4.0, 6.0, 5.5, 7.0, 6.5, 6.0, 7.5, 8.0])
+    (p,) = fit_ets([y], 1, restrict=("ANN",))
+    level = p.l0 * p.c
+    for v in y:
+        level = level + p.alpha * (v - level)
+    f = filter_forecasts(y, p, np.array([y.size]), 4)[0]
+    np.testing.assert_allclose(f, np.full(4, level), rtol=1e-12)
+
+
+def test_ets_without_positive_values_never_uses_multiplicative_models():
+    rng = np.random.default_rng(1)
+    ys = [rng.normal(0, 1, 60).cumsum(), np.r_[np.zeros(10), rng.normal(5, 1, 40)]]
+    model = AutoETS(season_length=12).fit_many(ys)
+    assert all(not name.startswith("ETS(M") and "M*" not in name for name in model.models_)
+    assert all(np.all(np.isfinite(f)) for f in model.predict_many(24))
+
+
+def test_ets_long_seasons_use_fixed_indices():
+    t = np.arange(52 * 4)
+    y = 50 + 10 * np.sin(2 * np.pi * t / 52) + np.random.default_rng(2).normal(0, 1, t.size)
+    model = AutoETS(season_length=52).fit(y)
+    assert model.params_[0]["season"] in ("F", "N")
+    f = model.predict(52)
+    assert np.corrcoef(f, 50 + 10 * np.sin(2 * np.pi * np.arange(t.size, t.size + 52) / 52))[0, 1] > 0.9
+
+
+def dotm_sse_by_hand(x, alpha, theta, l0):
+    """statsforecast's DOTM recursion (one-step errors from the fourth point), written out."""
+    level = alpha * x[0] + (1 - alpha) * l0
+    meany, A, B = x[0], x[0], 0.0
+    sse = 0.0
+    for i in range(1, x.size):
+        mu = level + (1 - 1 / theta) * (A * (1 - alpha) ** i + B * (1 - (1 - alpha) ** (i + 1)) / alpha)
+        if i >= 3:
+            sse += (x[i] - mu) ** 2
+        level = alpha * x[i] + (1 - alpha) * level
+        new_mean = (i * meany + x[i]) / (i + 1)
+        B = ((i - 1) * B + 6 * (x[i] - meany) / (i + 1)) / (i + 2)
+        meany = new_mean
+        A = meany - B * (i + 2) / 2
+    return sse
+
+
+def test_dotm_fit_is_a_local_optimum_of_the_hand_written_objective():
+    x = seasonal_series(40, 1, 5)
+    (p,) = fit_theta([x], "dotm")
+    best = dotm_sse_by_hand(x, p["alpha"], p["theta"], p["l0"])
+    for da, dt, dl in [(0.004, 0, 0), (-0.004, 0, 0), (0, 0.05, 0), (0, -0.05, 0), (0, 0, 0.1), (0, 0, -0.1)]:
+        a = min(max(p["alpha"] + da, 0.1), 0.99)
+        t = max(p["theta"] + dt, 1.0)
+        assert dotm_sse_by_hand(x, a, t, p["l0"] + dl) >= best - 1e-9
+
+
+def test_theta_follows_a_clean_trend():
+    y = 10.0 + 2.0 * np.arange(30)
+    f = Theta(season_length=1).fit(y).predict(5)
+    np.testing.assert_allclose(f, 10.0 + 2.0 * np.arange(30, 35), rtol=0.02)
+
+
+def test_stm_keeps_theta_two():
+    (p,) = fit_theta([seasonal_series(30, 1, 1)], "stm")
+    assert p["theta"] == pytest.approx(2.0)
+
+
+def test_seasonal_naive_repeats_the_last_season_exactly():
+    y = np.arange(1.0, 31.0)
+    model = SeasonalNaive(season_length=7).fit(y)
+    np.testing.assert_array_equal(model.predict(10), y[-7:][np.arange(10) % 7])
+    np.testing.assert_array_equal(Naive().fit(y).predict(3), [30.0, 30.0, 30.0])
+
+
+@pytest.mark.parametrize("cls", CHALLENGERS)
+def test_round_trip_gives_identical_forecasts_and_intervals(cls):
+    ys = [seasonal_series(60, 12, s) for s in range(3)]
+    model = cls(season_length=12).fit_many(ys)
+    back = cls.from_bytes(model.to_bytes())
+    for a, b in zip(model.predict_many(20), back.predict_many(20)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.predict_interval_many(20, [0.8, 0.95]), back.predict_interval_many(20, [0.8, 0.95])):
+        for (lo1, up1), (lo2, up2) in zip(a, b):
+            np.testing.assert_array_equal(lo1, lo2)
+            np.testing.assert_array_equal(up1, up2)
+    assert back.backtests_ == model.backtests_
+
+
+@pytest.mark.parametrize("cls", CHALLENGERS)
+def test_blobs_of_another_kind_are_refused(cls):
+    with pytest.raises(ValueError):
+        cls.from_bytes(b"tickcast-rnn\n" + b"\0" * 20)
+    other = Naive if cls is not Naive else SeasonalNaive
+    with pytest.raises(ValueError):
+        cls.from_bytes(other().fit(np.arange(10.0)).to_bytes())
+
+
+@pytest.mark.parametrize("cls", CHALLENGERS)
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.full(30, 7.0),
+        np.array([1.0, 2.0, 3.0]),
+        np.array([5.0]),
+        np.r_[np.zeros(12), np.arange(12.0), -np.arange(12.0)],
+        1e12 * (1 + 0.01 * np.sin(np.arange(50))),
+        np.r_[np.ones(20), 1e6 * np.ones(3)],
+    ],
+    ids=["constant", "three", "one", "zeros-negatives", "huge", "jump"],
+)
+def test_odd_inputs_give_finite_ordered_intervals(cls, y):
+    model = cls(season_length=12).fit(y)
+    f = model.predict(24)
+    assert f.shape == (24,) and np.all(np.isfinite(f))
+    (lo80, up80), (lo95, up95) = model.predict_interval(24, [0.8, 0.95])
+    assert np.all(np.isfinite(lo95)) and np.all(np.isfinite(up95))
+    assert np.all(lo95 <= lo80) and np.all(lo80 <= f) and np.all(f <= up80) and np.all(up80 <= up95)
+    lo, up = model.predict_interval(24, 0.8)  # a float level still gives one pair
+    np.testing.assert_array_equal(lo, lo80)
+
+
+@pytest.mark.parametrize("bad", [[1.0, np.nan, 2.0], [[1.0, 2.0], [3.0, 4.0]], [np.inf, 1.0]])
+def test_bad_input_is_one_value_error(bad):
+    with pytest.raises(ValueError):
+        AutoETS().fit(bad)
+
+
+def test_bad_settings_and_calls_raise_value_errors():
+    with pytest.raises(ValueError):
+        AutoETS(trends=("X",))
+    with pytest.raises(ValueError):
+        Theta(model="nope")
+    with pytest.raises(ValueError):
+        Naive(season_length=-1)
+    model = Naive().fit_many([np.arange(5.0), np.arange(6.0)])
+    with pytest.raises(ValueError):
+        model.predict(3)  # two series: predict_many
+    with pytest.raises(ValueError):
+        model.predict_many(0)
+    with pytest.raises(ValueError):
+        model.predict_interval_many(3, 1.5)
+    with pytest.raises(RuntimeError):
+        Naive().predict(3)
+
+
+def test_backtest_scores_the_validation_part_against_naive():
+    y = seasonal_series(60, 12, 4)
+    model = Naive(season_length=12).fit(y)
+    bt = model.backtest_
+    split = split_point(y.size, 12, default_horizon(12))
+    assert bt["n"] == y.size - split
+    assert bt["relative_mae"] == pytest.approx(1.0)  # naive against naive
+    assert AutoETS(season_length=12).fit(y).backtest_["relative_mae"] < 1.0
+
+
+def test_validation_protocol():
+    assert default_horizon(1) == 8 and default_horizon(12) == 18 and default_horizon(168) == 48
+    assert split_point(14, 1, 8) == 6 and split_point(126, 12, 18) == 101
+    assert split_point(3, 1, 8) == 3  # too short: nothing held out
+    A = actuals(np.arange(10.0), 8, 3)
+    np.testing.assert_array_equal(A[0, :2], [8.0, 9.0])
+    assert np.isnan(A[0, 2]) and np.isnan(A[1, 1:]).all()
+
+
+def test_spread_path_is_positive_and_follows_the_changes():
+    s = spread_path(np.r_[np.zeros(30), np.arange(30.0)])
+    assert np.all(s > 0) and s[-1] > 0.5
+
+
+def test_naive_intervals_are_calibrated_on_random_walks():
+    rng = np.random.default_rng(7)
+    ys = [rng.normal(0, 1, 80).cumsum() + 100 for _ in range(300)]
+    model = Naive(season_length=1).fit_many([y[:-8] for y in ys])
+    inside = [(lo <= y[-8:]) & (y[-8:] <= up) for y, (lo, up) in zip(ys, model.predict_interval_many(8, 0.8))]
+    assert 0.74 <= np.mean(inside) <= 0.86

@@ -52,7 +52,9 @@ def make_frames(n_series: int, n_points: int, seed: int = 0) -> dict[str, pd.Dat
 def timed_run(engine, settings, frames, label):
     lines = []
     started = time.perf_counter()
-    summary = run_cycle(engine, settings, sources={"csv": SyntheticSource(frames)}, progress=lambda m, problem=False: lines.append(m))
+    summary = run_cycle(
+        engine, settings, sources={"csv": SyntheticSource(frames)}, progress=lambda m, problem=False: lines.append(m)
+    )
     total = time.perf_counter() - started
     modes = {}
     for o in summary.outcomes:

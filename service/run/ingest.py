@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import faults, schema
 from ..clock import utcnow
 from ..db import write_transaction
-from ..errors import SourceError, TickcastError, UnknownSeries
+from ..errors import MESSAGE_LIMIT, SourceError, TickcastError, UnknownSeries, cut
 from ..frequencies import infer_frequency
 from ..keys import parse_key
 from ..settings import SeriesSpec, Settings, SourceSettings
@@ -122,6 +122,7 @@ def select_specs(watchlist: Sequence[SeriesSpec], keys: Sequence[str] | None, co
 
 
 def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -> None:
+    error = cut(error, MESSAGE_LIMIT)  # what a source said may quote its input: never a 10 MB line
     with write_transaction(engine) as conn:
         conn.execute(
             sa.update(schema.series).where(schema.series.c.id == series_id).values(last_fetch_at=now, last_error=error)
@@ -166,11 +167,12 @@ class SeriesFetch:
                 raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
             replacement = None if last is None else self._replacement(clean, notes, last, now)
         except SourceError as exc:
-            _record_failure(self.engine, self.series_id, str(exc), now)
+            error = cut(str(exc), MESSAGE_LIMIT)
+            _record_failure(self.engine, self.series_id, error, now)
             with self.engine.connect() as conn:
                 total = count_rows(conn, self.series_id)
             seconds = time.perf_counter() - started
-            return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=str(exc),
+            return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=error,
                                 seconds=seconds)  # fmt: skip
         reported = fetched.attrs.get("calendar")
         if replacement is not None:
@@ -193,7 +195,7 @@ class SeriesFetch:
             last_fetch_at=now,
             last_success_at=now,
             last_error=None,
-            last_note=note,
+            last_note=None if note is None else cut(note, MESSAGE_LIMIT),
             calendar=series_calendar(self.spec, reported=reported_calendar),
         )
         if self.spec.frequency is None and changed:
@@ -266,6 +268,7 @@ class SeriesFetch:
 
 
 def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResult:
+    error = cut(error, MESSAGE_LIMIT)
     _record_failure(engine, series_id, error, utcnow())
     return IngestResult(key, FetchStatus.FAILED, error=error)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..errors import SourceError
+from ..errors import SourceError, cut, quoted
 
 # Cells that say "no value here" (FRED writes "."); any other text that is not a number is bad data.
 MISSING_MARKERS = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none", "-", "--"})
@@ -58,8 +58,8 @@ def check_complete(text: str, table: pd.DataFrame, date_column: str, value_colum
         return
     last_date, last_value = str(table[date_column].iloc[-1]), str(table[value_column].iloc[-1])
     if pd.isna(pd.to_datetime(last_date, errors="coerce", format="mixed")) or not last_value.strip():
-        tail = text.rsplit("\n", 1)[-1][:60]
-        raise SourceError(f"{what}: truncated CSV: the last line is incomplete ({tail!r})")
+        tail = text.rsplit("\n", 1)[-1]
+        raise SourceError(f"{what}: truncated CSV: the last line is incomplete ({quoted(tail)})")
 
 
 # Python's date cannot hold a year before 1; pandas parses e.g. "-1" as the year -1.
@@ -73,7 +73,9 @@ def _parse_dates(raw: pd.Series, what: str, date_format: str | None) -> pd.Serie
         ts = pd.to_datetime(raw, **how)
     except ValueError as exc:
         if "Mixed timezones" not in str(exc):  # a malformed date_format ("%Q", a stray "%")
-            raise SourceError(f"{what}: cannot parse dates with date_format {date_format!r} ({exc})") from None
+            raise SourceError(
+                f"{what}: cannot parse dates with date_format {quoted(date_format)} ({cut(str(exc))})"
+            ) from None
         # Rows with different UTC offsets (e.g. either side of a DST change): each keeps its local date.
         ts = pd.to_datetime(raw.map(lambda cell: _wall_clock(pd.to_datetime(cell, **how))), errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:

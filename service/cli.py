@@ -281,9 +281,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_browse(args: argparse.Namespace) -> int:
     import os
 
-    from .browse import datasette_argv
+    from .browse import datasette_argv, exposure_warning
 
-    argv = datasette_argv(_settings(args), args.host, args.port)
+    argv = datasette_argv(_settings(args), args.host, args.port, allow_sql=args.allow_sql)
+    warning = exposure_warning(args.host, args.port)
+    if warning:
+        _err(f"tickcast: warning: {warning}")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
@@ -437,6 +440,11 @@ def build_parser() -> Parser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    p.add_argument(
+        "--allow-sql",
+        action="store_true",
+        help="let visitors run SQL of their own, not only the canned queries (off by default: no authentication)",
+    )
     return parser
 
 

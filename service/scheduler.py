@@ -7,11 +7,13 @@
   that is a little late (a busy machine, a suspended laptop).
 - On start it catches up: if the most recent scheduled time has passed without a completed run,
   one run starts at once (a restart never runs it twice: the completed run is in ``runs``).
-- A run that could not start (the database stayed locked past ``service.busy_timeout_minutes``) is
-  retried ``schedule.start_retries`` times, ``schedule.retry_minutes`` apart, and recorded in ``runs``.
-- SIGTERM/SIGINT: stop taking new work; the series in progress finishes (or is rolled back), the run
-  row is closed, the lease released, and serve exits 0. During start-up (opening the database,
-  waiting for its lock, finding a missed run) the signal unwinds start-up and serve exits 0.
+- A run that could not start (the database stayed locked past ``service.busy_timeout_minutes``, or
+  another process's run was in progress) is retried ``schedule.start_retries`` times,
+  ``schedule.retry_minutes`` apart; a locked-out attempt is recorded in ``runs``.
+- SIGTERM/SIGINT: stop taking new work; the series in progress finishes within
+  ``stopping.STOP_GRACE_SECONDS`` or is abandoned (a second signal: at once), the run row is closed,
+  the lease released, and serve exits 0. During start-up (opening the database, waiting for its
+  lock, finding a missed run) the signal unwinds start-up and serve exits 0.
 """
 
 from __future__ import annotations

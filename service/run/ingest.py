@@ -5,9 +5,9 @@ drop what is not data (missing values, text that is not a number, inf, values be
 range, non-positive prices, dates in the future), note outliers (kept), collapse duplicate dates,
 and write only rows that are new or changed. A fetch whose new rows were all refused as bad data
 failed. A failing source is recorded on its ``series`` row and never stops the other series.
-Stored observations are deleted only when the whole history is replaced, in the same transaction
-that stores the new one: when the source re-based it (a split, a dividend) or on
-``tickcast ingest --full`` (see ``rebase.py``).
+Stored observations are replaced only with a whole history, in the same transaction that stores it:
+when the source re-based it (a split, a dividend: dates it no longer sends are kept, rescaled) or on
+``tickcast ingest --full``, the only way rows are ever deleted (see ``rebase.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .rebase import (
     confirm_rebase,
     describe_replacement,
     detect_rebase,
+    keep_unsent,
     replace_history,
 )
 from .validate import every_new_row_rejected, outlier_note, validate_observations
@@ -240,7 +241,11 @@ class SeriesFetch:
         if rebase is None and not full:
             return None  # a few values revised alike, not a re-basing: the overlap is stored as usual
         new, revised, removed = compare_histories(stored, fetched)
-        return Replacement(clean, rebase, new, revised, removed, notes)
+        kept = 0
+        if not full and removed and rebase is not None:  # only an explicit --full deletes history
+            clean, kept = keep_unsent(clean, stored, rebase)
+            removed = 0
+        return Replacement(clean, rebase, new, revised, removed, notes, kept)
 
     def _store_replacement(
         self, replacement: Replacement, reported_calendar: str | None, now: datetime, started: float

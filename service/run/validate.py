@@ -81,7 +81,7 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
     clean = frame.loc[keep, ["ts", "value"]]
     duplicated = clean["ts"].duplicated(keep="last")
     if duplicated.any():
-        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last")
+        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last bar of each day")
         clean = clean[~duplicated]
     return clean.sort_values("ts").reset_index(drop=True), notes
 

@@ -169,3 +169,25 @@ def test_a_server_that_trickles_is_cut_off_at_http_timeout(tmp_path, ledger):
     )
     assert query(env, "SELECT status FROM runs") == [("partial",)]
     ledger.record("sources: a server that trickles its answer")
+
+
+def test_a_yahoo_stand_in_that_trickles_is_given_up_at_its_deadline(tmp_path, ledger):
+    with TricklingServer(interval=0.5) as server:
+        env = make_world(tmp_path) | {"TICKCAST_YAHOO_URL": f"http://127.0.0.1:{server.port}"}
+        config = tmp_path / "tickcast.toml"
+        config.write_text(
+            config.read_text().replace("[watchlist]\n", '[watchlist]\nyahoo = ["SPY"]\n')
+            + "[sources]\nhttp_timeout = 2\nretries = 0\n"
+        )
+        run = Daemon(["run", "-q"], env)
+        try:
+            code = run.proc.wait(timeout=300)  # yfinance's per-read timeout never fired: it used to wait for ever
+        finally:
+            if run.proc.poll() is None:
+                run.proc.kill()
+        run.reader.join(timeout=10)
+        assert server.lines_sent > 2
+    assert code == 3, run.lines
+    (error,) = query(env, "SELECT last_error FROM series WHERE key = 'yahoo:SPY'")[0]
+    assert error == "yahoo:SPY: Yahoo did not answer within 6 s (3 x sources.http_timeout); gave up after 1 attempt"
+    ledger.record("sources: a Yahoo stand-in that trickles")

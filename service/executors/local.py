@@ -29,6 +29,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from .. import stopping
 from ..settings import ExecutorSettings
 from .kind import ExecutorKind, WorkerLost
 
@@ -56,9 +57,12 @@ def _noted(task_id: int, fn, args: tuple, kwargs: dict):
     never sees half a number), then run it."""
     if _slots is not None:
         note = os.path.join(_slots, f"{os.getpid()}.tmp")
-        with open(note, "w") as fh:
-            fh.write(str(task_id))
-        os.replace(note, os.path.join(_slots, str(os.getpid())))
+        try:
+            with open(note, "w") as fh:
+                fh.write(str(task_id))
+            os.replace(note, os.path.join(_slots, str(os.getpid())))
+        except OSError:  # a full disk: the task still runs; if this worker dies, none is blamed
+            pass
     return fn(*args, **kwargs)
 
 
@@ -180,10 +184,15 @@ class LocalPool(Executor):
                 self._tasks.pop(task.id)
                 task.proxy.set_exception(WorkerLost(_death(pid, code)))
             rest = [t for t in unfinished if t.id not in culprits]
-            if self._restarts_without_culprit > MAX_RESTARTS_WITHOUT_CULPRIT:
+            give_up = None
+            if stopping.stop_requested():  # e.g. a stop signal sent to every process of the service
+                give_up = "the run is stopping: not started again"
+            elif self._restarts_without_culprit > MAX_RESTARTS_WITHOUT_CULPRIT:
+                give_up = "worker processes kept dying (no task to blame)"
+            if give_up is not None:
                 for task in rest:
                     self._tasks.pop(task.id)
-                    task.proxy.set_exception(WorkerLost("worker processes kept dying (no task to blame)"))
+                    task.proxy.set_exception(WorkerLost(give_up))
                 rest = []
             self._pool = self._new_pool()
             for task in rest:

@@ -121,4 +121,6 @@ def _wait(task, future: Future, submitted, stop: threading.Event):
         except CancelledError:
             return None
         except Exception as exc:  # noqa: BLE001 - the worker (or the cluster) died: killed, out of memory
+            if stop.is_set():  # lost to the stop (a signal sent to every process): not run, not failed
+                return None
             return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")

@@ -130,6 +130,26 @@ def interruptible() -> Iterator[None]:
             raise StopNow(_forced)
 
 
+def stop_run_on_signals(stop: threading.Event, say: Callable[[str], None]) -> None:
+    """`tickcast run`'s handlers: SIGTERM or SIGINT sets ``stop`` and asks for a stop (``say`` tells
+    the user what happens); a second one forces it."""
+
+    def handler(signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if stop_requested():
+            say(f"{name} again: stopping now")
+        else:
+            say(
+                f"{name}: finishing the series in progress, then stopping (at most {STOP_GRACE_SECONDS:g} s; "
+                "a second signal stops at once)"
+            )
+        stop.set()
+        request_stop(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
 def reset() -> None:
     """Forget a stop (tests that stop in-process)."""
     global _requested, _forced, _timer

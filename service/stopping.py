@@ -11,7 +11,7 @@
   are killed. The run is closed as failed with the reason and its lease released: SIGTERM ends a run
   well within the 30 s a container manager grants before SIGKILL.
 
-The state is the process's (signals are); ``reset`` is for tests that stop in-process.
+The state is the process's, as signals are.
 """
 
 from __future__ import annotations
@@ -148,15 +148,6 @@ def stop_run_on_signals(stop: threading.Event, say: Callable[[str], None]) -> No
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
-
-
-def reset() -> None:
-    """Forget a stop (tests that stop in-process)."""
-    global _requested, _forced, _timer
-    if _timer is not None:
-        _timer.cancel()
-    _requested = _forced = _timer = None
-    locks.resume_waiting()
 
 
 def _raise_stop(signum: int, _frame) -> None:

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from tickcast import __version__
 
 from .config import debug_enabled, load_settings
-from .errors import TickcastError, exception_line, first_line
+from .errors import MESSAGE_LIMIT, TickcastError, cut, exception_line, first_line
 from .settings import Settings
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
+from .stopping import StopNow, stop_run_on_signals
 from .tables import FORMATS, UNIT_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -62,7 +63,7 @@ def _open_existing(settings: Settings):
 
 
 def _err(message: str) -> None:
-    print(one_line(message), file=sys.stderr, flush=True)
+    print(cut(one_line(message), 2 * MESSAGE_LIMIT), file=sys.stderr, flush=True)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -118,20 +119,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def _install_stop_handlers(stop) -> None:
-    import signal
-
-    from .locks import stop_waiting
-
-    def handler(signum, _frame):
-        _err(f"tickcast: {signal.Signals(signum).name}: finishing the series in progress, then stopping")
-        stop.set()
-        stop_waiting()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
-
-
 FORECAST_COLUMNS = [
     "series_key",
     "last_ts",
@@ -156,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = _open(settings)
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
     summary = run_cycle(
         engine,
         settings,
@@ -282,9 +269,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_browse(args: argparse.Namespace) -> int:
     import os
 
-    from .browse import datasette_argv
+    from .browse import datasette_argv, exposure_warning
 
-    argv = datasette_argv(_settings(args), args.host, args.port)
+    argv = datasette_argv(_settings(args), args.host, args.port, allow_sql=args.allow_sql)
+    warning = exposure_warning(args.host, args.port)
+    if warning:
+        _err(f"tickcast: warning: {warning}")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
@@ -446,6 +436,11 @@ def build_parser() -> Parser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    p.add_argument(
+        "--allow-sql",
+        action="store_true",
+        help="let visitors run SQL of their own, not only the canned queries (off by default: no authentication)",
+    )
     return parser
 
 
@@ -468,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
+    except StopNow as exc:  # a stop signal that could not wait (the run is closed as failed, with it)
+        _err(f"tickcast: {exc}")
+        return EXIT_ERROR
     except MemoryError:  # not a bug: the data outgrew the memory (a series alone fails with its own reason)
         _err("tickcast: out of memory (lower model.max_points or service.workers, or allow more memory)")
         return EXIT_ERROR

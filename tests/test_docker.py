@@ -20,7 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from service.frequencies import horizon
+
+from tickcast.service.frequencies import horizon
 
 from .support import report
 from .support.base_images import POSTGRES, PYTHON, base_image

@@ -158,8 +158,8 @@ def cut_windows(
 
 def last_window(x: np.ndarray, L: int, scale: float) -> np.ndarray:
     """The window after the last point: (L, 1) input for forecasting from the end of x."""
-    pad = np.concatenate([np.full(L, x[0]), x])
-    return ((pad[-L:] - x[-1]) / scale)[:, None]
+    tail = x[-L:] if x.size >= L else np.concatenate([np.full(L - x.size, x[0]), x])
+    return ((tail - x[-1]) / scale)[:, None]
 
 
 def split_point(n: int, val_fraction: float, min_train: int = 2) -> int:

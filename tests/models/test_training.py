@@ -5,9 +5,10 @@ import pytest
 
 from tickcast.models import RNNForecaster, TrainingDiverged
 from tickcast.models.cells import make_cell
+from tickcast.models.engine import train
 from tickcast.models.network import shrunk_mean_targets
 from tickcast.models.params import allocate, flatten
-from tickcast.models.train import Data, TrainSettings, evaluate, loss_and_grad, significant, train
+from tickcast.models.train import Data, TrainSettings, evaluate, loss_and_grad, significant
 from tickcast.models.windows import assemble, prepare, split_point
 
 

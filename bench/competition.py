@@ -151,6 +151,9 @@ def main(argv=None) -> int:
         default=None,
         help="members per model instead of the default (to measure what the ensemble costs)",
     )
+    parser.add_argument(
+        "--precision", default=None, help="the RNN's arithmetic, float64 or float32 (default: the model's)"
+    )
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -175,6 +178,8 @@ def main(argv=None) -> int:
         seconds[name] = time.perf_counter() - start
     for path in paths:
         knobs = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        if args.precision is not None:
+            knobs["precision"] = args.precision
         forecasts[path], seconds[path] = forecasts_for(path, series, args.workers, not args.no_period, knobs)
     rows = score(series, forecasts, seconds)
     write(rows, args, len(series))
@@ -229,7 +234,8 @@ def write(rows: list[dict], args, n: int) -> None:
         f"{n} series from `{args.data.name}`, each forecast over its official horizon from its training "
         f"part and scored on its test part (lower is better). The RNN is told the seasonal period of the "
         f"category{' (here: not even that; it detects one)' if args.no_period else ''}, nothing else: default "
-        f"settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. "
+        f"settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}"
+        f"{'' if args.precision is None else f', precision={args.precision}'}. "
         "`rnn-local`: one model per series; `rnn-global`: one model per category "
         "trained across its series. Seconds: wall time of the whole path on "
         f"{args.workers} worker process(es) (the `all` column; per category the sum of per-series fit "

@@ -12,6 +12,7 @@ A window set enumerates its windows series by series, cuts ascending: the order 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TypeGuard
 
 import numpy as np
 
@@ -39,6 +40,23 @@ class Bank:
 
     def __len__(self) -> int:
         return self.n.size
+
+    def cut(self, s, cut, end, X, Y, M) -> None:
+        """Windows of series ``s`` at cut points ``cut`` (any shape ...), targets seen before ``end``:
+        inputs into X (..., T) (the last T points before the cut; None: not needed), targets into
+        Y (..., K) (0 where masked) and the mask into M (..., K), normalised to x[t-1] and the
+        series' scale."""
+        pos = self.offset[s] + cut  # (...) index of x[t]
+        last = self.buf[pos - 1][..., None]  # (..., 1) x[t-1]
+        scale = self.scale[s][..., None]  # (..., 1)
+        if X is not None:
+            x = self.buf[pos[..., None] + np.arange(-X.shape[-1], 0)]  # (..., T) = x[t-T:t]
+            X[...] = (x - last) / scale
+        K = Y.shape[-1]
+        y = self.buf[pos[..., None] + np.arange(K)]  # (..., K) = x[t:t+K]
+        mask = cut[..., None] + np.arange(K) < end[..., None]  # (..., K)
+        Y[...] = np.where(mask, (y - last) / scale, 0.0)
+        M[...] = mask
 
 
 class Windows:
@@ -77,29 +95,51 @@ class Windows:
         """Write windows ``ids`` (b,) into X (b, T, 1) (right-aligned: X[:, T-L:]), their targets
         into Y (b, K) (0 where masked) and the mask into M (b, K)."""
         s, cut, end = self.locate(ids)
-        bank, L, K = self.bank, self.L, self.K
-        pos = bank.offset[s] + cut  # (b,) index of x[t]
-        last = bank.buf[pos - 1][:, None]  # (b, 1) x[t-1]
-        scale = bank.scale[s][:, None]  # (b, 1)
-        x = bank.buf[pos[:, None] + np.arange(-L, 0)]  # (b, L) = x[t-L:t]
-        X[:, X.shape[1] - L :, 0] = (x - last) / scale
-        y = bank.buf[pos[:, None] + np.arange(K)]  # (b, K) = x[t:t+K]
-        mask = cut[:, None] + np.arange(K) < end[:, None]  # (b, K)
-        Y[...] = np.where(mask, (y - last) / scale, 0.0)
-        M[...] = mask
+        self.bank.cut(s, cut, end, X[:, X.shape[1] - self.L :, 0], Y, M)
 
     def chunks(self, size: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every window's targets in chunks: (Y (c, K), M (c, K))."""
         for start in range(0, len(self), size):
             ids = np.arange(start, min(len(self), start + size))
+            Y, M = np.empty((ids.size, self.K)), np.empty((ids.size, self.K))
             s, cut, end = self.locate(ids)
-            pos = self.bank.offset[s] + cut
-            last = self.bank.buf[pos - 1][:, None]
-            y = self.bank.buf[pos[:, None] + np.arange(self.K)]
-            mask = cut[:, None] + np.arange(self.K) < end[:, None]
-            yield np.where(mask, (y - last) / self.bank.scale[s][:, None], 0.0), mask.astype(np.float64)
+            self.bank.cut(s, cut, end, None, Y, M)
+            yield Y, M
 
     def owners(self) -> tuple[np.ndarray, np.ndarray]:
         """(bank series (N,), cut (N,)) of every window, in order."""
         s, cut, _ = self.locate(np.arange(len(self)))
         return s, cut
+
+
+class Gather:
+    """Mini-batches of several window sets over one bank in one go: ``fill(rows, ids, counts, X,
+    Y, M)`` writes window ``ids[i, :counts[i]]`` of set ``rows[i]`` into row i (the rest masked),
+    the same values as each set's :meth:`Windows.fill`, with a few NumPy calls for all rows."""
+
+    def __init__(self, sources: Sequence[Windows]):
+        self.bank = sources[0].bank
+        sizes = np.array([len(w) for w in sources])
+        self.base = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # (n,) first global id of each set
+        self.first = np.concatenate([w.first[:-1] + b for w, b in zip(sources, self.base)])
+        self.series = np.concatenate([w.series for w in sources])
+        self.lo = np.concatenate([w.lo for w in sources])
+        self.end = np.concatenate([w.end for w in sources])
+        # A set without windows adds nothing to look up, but must not shadow the next one.
+        keep = np.concatenate([w.first[1:] > w.first[:-1] for w in sources])
+        self.first, self.series, self.lo, self.end = self.first[keep], self.series[keep], self.lo[keep], self.end[keep]
+
+    @staticmethod
+    def usable(sources: Sequence) -> TypeGuard[Sequence[Windows]]:
+        """Are these window sets over one bank (so one Gather serves them)?"""
+        return bool(sources) and all(isinstance(w, Windows) and w.bank is sources[0].bank for w in sources)
+
+    def fill(self, rows, ids, counts, X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> None:
+        """ids (a, b) local window indices (any value past counts), X (a, b, T, 1), Y, M (a, b, K)."""
+        a, b = ids.shape
+        real = np.arange(b) < np.asarray(counts)[:, None]  # (a, b)
+        g = np.where(real, ids, 0) + self.base[rows][:, None]  # (a, b) global ids
+        k = np.searchsorted(self.first, g, side="right") - 1
+        cut = self.lo[k] + g - self.first[k]
+        self.bank.cut(self.series[k], cut, self.end[k], X[..., 0], Y, M)
+        M *= real[..., None]

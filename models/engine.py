@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .bank import Gather
 from .errors import TrainingDiverged
 from .optim import clip_rows, make_stacked_optimizer
 from .params import stack_views
@@ -101,20 +102,38 @@ def forward_chunks(
     lengths = np.array([s.L for s in sources])
     T, K, D = int(lengths.max()), sources[0].K, sources[0].D
     C = chunk_size(len(sources), T, stack.H, getattr(stack, "gates", 1), min(most, int(sizes.max())))
-    X = np.zeros((len(sources), C, T, D))
+    X = np.zeros((len(sources), C, T, D), dtype=dtype)
     Y = np.zeros((len(sources), C, K))
     M = np.zeros((len(sources), C, K))
-    cast = W[order].astype(dtype)
+    W = W[order]
+    p = stack_views(W, stack.shapes)
+    # A read-out whose weights are all zero (every member before its first update, and after
+    # training that validation did not keep) forecasts its bias whatever the window: exactly
+    # h_T @ 0 + by. Such networks skip the recurrence.
+    constant = ~np.any(p["Why"].reshape(len(sources), -1) != 0, axis=1) if "Why" in p and "by" in p else None
+    cast = W.astype(dtype)
+    gather = Gather(sources) if Gather.usable(sources) else None
+    out = np.zeros((len(sources), C, K))
     for start in range(0, int(sizes.max()), C):
         rows = np.flatnonzero(sizes > start)
         counts = np.minimum(sizes[rows] - start, C)
-        for i, (r, b) in enumerate(zip(rows, counts)):
-            sources[r].fill(np.arange(start, start + b), X[i, :b], Y[i, :b], M[i, :b])
-            M[i, b:] = 0.0
         a = rows.size
-        w = cast if a == len(sources) else cast[rows]
-        out, _ = stack.forward(stack_views(w, stack.shapes), X[:a].astype(dtype, copy=False), lengths[rows])
-        yield order[rows], start, counts, out.astype(np.float64, copy=False), Y[:a], M[:a]
+        if gather is not None:
+            ids = np.broadcast_to(np.arange(start, start + C), (a, C))
+            gather.fill(rows, ids, counts, X[:a], Y[:a], M[:a])
+        else:
+            for i, (r, b) in enumerate(zip(rows, counts)):
+                sources[r].fill(np.arange(start, start + b), X[i, :b], Y[i, :b], M[i, :b])
+                M[i, b:] = 0.0
+        run = np.ones(a, dtype=bool) if constant is None else ~constant[rows]
+        if not run.all():
+            out[:a][~run] = p["by"][rows[~run]][:, None, :]
+        if run.any():
+            live = rows[run]
+            w = cast if live.size == len(sources) else cast[live]
+            o, _ = stack.forward(stack_views(w, stack.shapes), X[:a][run], lengths[live])
+            out[:a][run] = o
+        yield order[rows], start, counts, out[:a], Y[:a], M[:a]
 
 
 def evaluate(stack, W: np.ndarray, sources: Sequence[Source], kind: str, dtype=np.float64):
@@ -177,6 +196,31 @@ def _entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, lr) -> dict:
     }
 
 
+class _Buffers:
+    """The weights of a step's networks in the stack's arithmetic and their gradients: buffers (N, P)
+    allocated once, their per-key views kept per number of rows."""
+
+    def __init__(self, stack, n: int, size: int, dtype: np.dtype):
+        self.stack, self.dtype = stack, dtype
+        self.W, self.G = np.zeros((n, size), dtype=dtype), np.zeros((n, size), dtype=dtype)
+        self._views: dict[int, tuple[dict, dict]] = {}
+
+    def views(self, W: np.ndarray, rows: np.ndarray | None):
+        """(weights, gradients) as dicts of views, rows ``rows`` of W (all when None) copied in."""
+        a = W.shape[0] if rows is None else rows.size
+        if rows is None:
+            self.W[:a] = W
+        else:
+            np.take(W, rows, axis=0, out=self.W[:a])
+        if a not in self._views:
+            shapes = self.stack.shapes
+            self._views[a] = (stack_views(self.W[:a], shapes), stack_views(self.G[:a], shapes))
+        return self._views[a]
+
+    def grads(self, a: int) -> np.ndarray:
+        return self.G[:a]
+
+
 class _Stack:
     """The live networks, longest window first; row i of every array is ``self.jobs[i]``."""
 
@@ -195,6 +239,7 @@ class _Stack:
         self.base_lr = np.array([s.lr for s in st])
         self.backoffs = np.zeros(len(jobs), dtype=np.int64)
         self.alive = np.ones(len(jobs), dtype=bool)
+        self.buffers = _Buffers(stack, len(jobs), self.W.shape[1], dtype)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:
@@ -295,45 +340,46 @@ class _Stack:
     def _epoch(self):
         """One pass over every live network's shuffled windows -> per row (mean train loss or None,
         mean gradient norm before clipping, fraction of steps clipped)."""
-        n, jobs = len(self.jobs), self.jobs
+        n, jobs, st0 = len(self.jobs), self.jobs, self.jobs[0].settings
         sizes = np.array([len(j.train) for j in jobs])
         batch = np.array([min(j.settings.batch_size, max(len(j.train), 1)) for j in jobs])
         steps = -(-sizes // np.maximum(batch, 1))
         perms = [j.rng.permutation(len(j.train)) for j in jobs]
         T, K, D = int(self.lengths.max()), self.stack.O, jobs[0].train.D
         Bmax = int(batch.max())
-        X = np.zeros((n, Bmax, T, D))
-        Y = np.zeros((n, Bmax, K))
-        M = np.zeros((n, Bmax, K))
+        X = np.zeros((n, Bmax, T, D), dtype=self.dtype)
+        Y, M = np.zeros((n, Bmax, K)), np.zeros((n, Bmax, K))
+        ids = np.zeros((n, Bmax), dtype=np.int64)
+        sources = [j.train for j in jobs]
+        gather = Gather(sources) if Gather.usable(sources) else None
         loss_sum, n_seen = np.zeros(n), np.zeros(n)
         norm_sum, n_steps, n_clipped = np.zeros(n), np.zeros(n), np.zeros(n)
-        g_flat = np.zeros((n, self.W.shape[1]), dtype=self.dtype)
         for s in range(int(steps.max(initial=0))):
             rows = np.flatnonzero((steps > s) & self.alive)
             if rows.size == 0:
                 continue
             a = rows.size
-            counts = np.empty(a, dtype=np.int64)
-            for i, r in enumerate(rows):
-                ids = perms[r][s * batch[r] : (s + 1) * batch[r]]
-                counts[i] = b = ids.size
-                jobs[r].train.fill(ids, X[i, :b], Y[i, :b], M[i, :b])
-                M[i, b:] = 0.0
-            full = a == n
-            w = self.W if full else self.W[rows]
-            w = w.astype(self.dtype, copy=False)
-            p = stack_views(w, self.stack.shapes)
-            out, cache = self.stack.forward(p, X[:a].astype(self.dtype, copy=False), self.lengths[rows])
-            loss, dout = masked_loss(out.astype(np.float64, copy=False), Y[:a], M[:a], jobs[0].settings.loss)
-            g = g_flat[:a]
-            self.stack.backward(p, dout.astype(self.dtype, copy=False), cache, stack_views(g, self.stack.shapes))
-            st0 = jobs[0].settings
-            clipped, norm, was = clip_rows(g.astype(np.float64, copy=False), st0.clip, st0.clip_mode)
+            counts = np.minimum(batch[rows], sizes[rows] - s * batch[rows])
+            for i, r in enumerate(rows.tolist()):
+                ids[i, : counts[i]] = perms[r][s * batch[r] : s * batch[r] + counts[i]]
+            if gather is not None:
+                gather.fill(rows, ids[:a], counts, X[:a], Y[:a], M[:a])
+            else:
+                for i, r in enumerate(rows.tolist()):
+                    b = counts[i]
+                    sources[r].fill(ids[i, :b], X[i, :b], Y[i, :b], M[i, :b])
+                    M[i, b:] = 0.0
+            p, g = self.buffers.views(self.W, rows if a < n else None)
+            out, cache = self.stack.forward(p, X[:a], self.lengths[rows])
+            loss, dout = masked_loss(out.astype(np.float64, copy=False), Y[:a], M[:a], st0.loss)
+            self.stack.backward(p, dout.astype(self.dtype, copy=False), cache, g)
+            grad = self.buffers.grads(a)
+            clipped, norm, was = clip_rows(grad.astype(np.float64, copy=False), st0.clip, st0.clip_mode)
             finite = np.isfinite(loss) & np.isfinite(norm)
             for i in np.flatnonzero(~finite).tolist():
                 self._back_off(int(rows[i]), "non-finite loss or gradient")
             ok = finite & self.alive[rows]
-            if ok.all() and full:
+            if ok.all() and a == n:
                 self.opt.step(self.W, clipped)
             elif ok.any():
                 self.opt.step(self.W, clipped[ok], rows[ok])
@@ -399,6 +445,7 @@ class _Stack:
             return
         self.jobs = [self.jobs[i] for i in keep]
         self.W, self.best, self.lengths = self.W[keep], self.best[keep], self.lengths[keep]
+        self.buffers = _Buffers(self.stack, keep.size, self.W.shape[1], self.dtype)
         self.base_lr, self.backoffs, self.alive = self.base_lr[keep], self.backoffs[keep], self.alive[keep]
         self.opt.keep(keep)
         if hasattr(self, "state"):

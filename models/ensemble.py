@@ -32,6 +32,9 @@ IN_SAMPLE_ORIGINS = 50
 # Network outputs are clipped to this multiple of the largest training target: a badly trained
 # member then still forecasts changes of a size the data has shown.
 OUT_MAX_FACTOR = 1.5
+# Bytes of a stack's training buffers (about): units beyond it train in another stack. Per network
+# a stack costs about the same at any size, until its buffers no longer fit the caches.
+STACK_BYTES = 24 << 20
 
 
 @dataclass
@@ -124,11 +127,26 @@ class _Plan:
         return any(split_point(p.n, self.cfg.val_fraction) < p.n for p in self.units[k].preps)
 
 
-def fit_units(cfg: ForecasterConfig, units: list[Unit], dtype=np.float64) -> None:
-    """Fit every unit (in place): units with one horizon K train as one stack."""
+def fit_units(cfg: ForecasterConfig, units: list[Unit]) -> None:
+    """Fit every unit (in place): units with one horizon K train as one stack, as many units at a
+    time as fit in STACK_BYTES."""
+    dtype = np.dtype(cfg.precision)
+    gates = 3 if cfg.cell == "gru" else 1
     for K in sorted({u.K for u in units}):
-        group = [u for u in units if u.K == K]
-        _fit_group(cfg, group, make_stack(cfg.cell, 1, cfg.hidden_size, K), dtype)
+        stack = make_stack(cfg.cell, 1, cfg.hidden_size, K)
+        batch: list[Unit] = []
+        size = 0
+        for u in (u for u in units if u.K == K):
+            windows = sum(max(p.n - 1, 1) for p in u.preps)
+            cost = len(u.members) * (max(u.lengths(cfg)) + 1) * (cfg.batch_size or auto_batch_size(windows))
+            cost *= cfg.hidden_size * (gates + 2) * dtype.itemsize
+            if batch and size + cost > STACK_BYTES:
+                _fit_group(cfg, batch, stack, dtype)
+                batch, size = [], 0
+            batch.append(u)
+            size += cost
+        _fit_group(cfg, batch, stack, dtype)
+        stack.release()
 
 
 def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:

@@ -35,8 +35,6 @@ from .windows import Prepared, as_series, last_window, prepare, spread_path
 # Intervals are at least this wide relative to the level (times sqrt(step)): a series that never
 # moved still gets an interval, not a point.
 MIN_RELATIVE_HALF_WIDTH = 1e-4
-# The arithmetic of training and forecasting.
-DTYPE = np.float64
 
 
 class RNNForecaster:
@@ -119,7 +117,7 @@ class RNNForecaster:
                 if errors == "raise":
                     raise
                 out[i] = exc
-        fit_units(self.config, [unit for _, _, unit in todo], DTYPE)
+        fit_units(self.config, [unit for _, _, unit in todo])
         for i, model, unit in todo:
             if unit.error is not None and errors == "raise":
                 raise unit.error
@@ -168,7 +166,7 @@ class RNNForecaster:
 
     def _fit_one(self, ys, warm, epochs, members) -> RNNForecaster:
         unit = self._unit(ys, warm, epochs, members)
-        fit_units(self.config, [unit], DTYPE)
+        fit_units(self.config, [unit])
         if unit.error is not None:
             raise unit.error
         return self._adopt(unit, warm)
@@ -336,14 +334,15 @@ class RNNForecaster:
         if self._stack is None:
             self._stack = make_stack(self.config.cell, 1, self.config.hidden_size, self.horizon_)
         order = np.argsort([-m.L for m in members], kind="stable")  # longest window first
-        W = np.stack([members[j].flat for j in order]).astype(DTYPE)  # (M, P)
+        dtype = np.dtype(self.config.precision)
+        W = np.stack([members[j].flat for j in order]).astype(dtype)  # (M, P)
         lengths = np.array([members[j].L for j in order])
         T, S = int(lengths[0]), len(xs)
         C = chunk_size(len(members), T, self.config.hidden_size, 3, 512)
         out = np.empty((len(members), S, self.horizon_))
         for s0 in range(0, S, C):
             part = range(s0, min(S, s0 + C))
-            X = np.zeros((len(members), len(part), T, 1), dtype=DTYPE)  # right-aligned windows
+            X = np.zeros((len(members), len(part), T, 1), dtype=dtype)  # right-aligned windows
             for i, L in enumerate(lengths):
                 X[i, :, T - L :] = np.stack([last_window(xs[k], int(L), scale[k]) for k in part])  # (c, L, 1)
             out[order, s0 : s0 + len(part)] = stacked_forward(self._stack, W, X, lengths)  # (M, c, K)

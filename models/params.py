@@ -8,6 +8,8 @@ keys in Python.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 Shapes = dict[str, tuple[int, ...]]
@@ -51,7 +53,7 @@ def stack_views(flat: np.ndarray, shapes: Shapes) -> dict[str, np.ndarray]:
     """Views of a stacked buffer (n, P) shaped (n, *shape) per key: row i is network i."""
     n, views, offset = flat.shape[0], {}, 0
     for key, shape in shapes.items():
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         views[key] = flat[:, offset : offset + size].reshape(n, *shape)
         offset += size
     return views

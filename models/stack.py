@@ -96,14 +96,18 @@ class _Stacked:
         self._workspaces.clear()
 
     def _workspace(self, key: tuple, dtype, names: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
-        key = (*key, np.dtype(dtype).str)
-        ws = self._workspaces.get(key)
-        if ws is None:
+        """Buffers shaped ``names`` (each with the networks on axis 1, N = key[0]), reused between
+        calls: kept per (B, T, D, dtype) at the largest N asked for, and sliced to N."""
+        N, rest = key[0], (*key[1:], np.dtype(dtype).str)
+        ws = self._workspaces.get(rest)
+        if ws is None or next(iter(ws.values())).shape[1] < N:
             if len(self._workspaces) >= _MAX_WORKSPACES:
-                self._workspaces.clear()
+                self._workspaces.pop(next(iter(self._workspaces)))  # the oldest
             ws = {k: np.zeros(shape, dtype=dtype) for k, shape in names.items()}
-            self._workspaces[key] = ws
-        return ws
+            self._workspaces[rest] = ws
+        else:
+            self._workspaces[rest] = self._workspaces.pop(rest)  # the newest now
+        return {k: v[:, :N] for k, v in ws.items()}
 
     def _sum_rows(self, N: int, p: int, r: int, T: int) -> int:
         """Time steps per matmul call when summing (N, p, r) products over time."""
@@ -159,10 +163,9 @@ class StackedElman(_Stacked):
         H, g = self.H, grads
         hx, hs, da = ws["hx"], ws["hs"], ws["da"]
         dh = self._readout_backward(p, dout, hs[T], g)  # (N, B, H)
-        np.multiply(hs[1:], hs[1:], out=da)  # tanh' = 1 - h^2, all steps
-        np.subtract(1.0, da, out=da)
-        for start, i, j in cache["groups"]:
-            da[:start, i:j] = 0.0  # before its window a network has no gradient
+        for start, i, j in cache["groups"]:  # tanh' = 1 - h^2, each network's steps
+            np.multiply(hs[start + 1 :, i:j], hs[start + 1 :, i:j], out=da[start:, i:j])
+            np.subtract(1.0, da[start:, i:j], out=da[start:, i:j])
         WhhT = np.ascontiguousarray(p["Whh"].transpose(0, 2, 1))
         for t in range(T - 1, -1, -1):
             a = run[t]
@@ -172,7 +175,10 @@ class StackedElman(_Stacked):
                 np.matmul(da[t, :b], WhhT[:b], out=dh[:b])  # (b, B, H) @ (b, H, H) -> (b, B, H)
         dW = np.empty((N, H + D + 1, H), dtype=da.dtype)
         tmp = np.empty((self._sum_rows(N, H + D + 1, H, T) + 1, N, H + D + 1, H), dtype=da.dtype)
-        _time_sum(hx[:T].transpose(0, 1, 3, 2), da, dW, tmp)  # sum_t (H+D+1, B) @ (B, H) -> (N, H+D+1, H)
+        hxT = hx[:T].transpose(0, 1, 3, 2)  # (T, N, H+D+1, B)
+        for start, i, j in cache["groups"]:  # each network from its first step, in time order
+            # sum_t (H+D+1, B) @ (B, H) -> (j-i, H+D+1, H)
+            _time_sum(hxT[start:, i:j], da[start:, i:j], dW[i:j], tmp[:, : j - i])
         g["Whh"][...] = dW[:, :H]
         g["Wxh"][...] = dW[:, H : H + D]
         g["bh"][...] = dW[:, H + D]
@@ -206,7 +212,7 @@ class StackedGRU(_Stacked):
                 "K": (T, N, 4 * H, B),
                 "G": (T, N, 4 * H, B),
                 "tmp": (T, N, H, B),
-                "dhh": (N, H, B),
+                "dhh": (1, N, H, B),
             },
         )
         # σ(a) = 1 / (1 + exp(-a)) and tanh(u) = 2 / (1 + exp(-2u)) - 1 (see cells.GRU): signs and
@@ -255,7 +261,7 @@ class StackedGRU(_Stacked):
         N, B, T, D = cache["shape"]
         H, g = self.H, grads
         hs, gh, rz, n, hmn = (ws[k] for k in ("hs", "gh", "rz", "n", "hmn"))
-        K, G, tmp, dhh = ws["K"], ws["G"], ws["tmp"], ws["dhh"]
+        K, G, tmp, dhh = ws["K"], ws["G"], ws["tmp"], ws["dhh"][0]
         r, z, gh_n = rz[:, :, :H], rz[:, :, H:], gh[:, :, 2 * H :]
         # Factors known after the forward pass, all steps at once (see cells.GRU.backward):
         # K = [Kr; Kz; Pn; Kn] (T, N, 4H, B) with Pn = (1 - z)(1 - n^2), Kr = Pn ghn r (1 - r),

@@ -75,9 +75,10 @@ class ForecasterConfig:
     max_window: int = 512  # upper bound on a member's window length L
     out_scale: float = 0.0  # std of Why at init is out_scale / sqrt(H); 0: an untrained
     #                               network forecasts exactly its read-out bias, not noise
-    precision: str = "float64"  # arithmetic of the networks' forward and backward passes,
-    #                               "float64" or "float32" (weights, optimizer, losses, early
-    #                               stopping and scores stay float64)
+    precision: str = "float32"  # arithmetic of the networks' forward and backward passes,
+    #                               "float32" (about twice as fast; the same M3 and price scores
+    #                               as float64: bench/results/competition-float32.md) or "float64";
+    #                               weights, optimizer, losses, early stopping and scores stay float64
     seed: int = 0
 
     def __post_init__(self):

@@ -163,7 +163,7 @@ def run(stack, jobs: Sequence[Job], dtype=np.float64) -> None:
     if jobs:
         # Overflow to inf/NaN is detected and handled; NumPy's warnings about it are noise here.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            _Stack(stack, jobs, np.dtype(dtype)).run()
+            StackTrainer(stack, jobs, np.dtype(dtype)).run()
 
 
 def train(cell, flat: np.ndarray, params, data, val, settings: TrainSettings, rng: np.random.Generator):
@@ -221,8 +221,10 @@ class _Buffers:
         return self.G[:a]
 
 
-class _Stack:
-    """The live networks, longest window first; row i of every array is ``self.jobs[i]``."""
+class StackTrainer:
+    """The training state of a stack of jobs: the live networks, longest window first (row i of
+    every array is ``self.jobs[i]``). ``run`` is the whole loop, ``epoch`` one pass of mini-batch
+    steps over every live network (the unit bench/train.py times)."""
 
     def __init__(self, stack, jobs: Sequence[Job], dtype: np.dtype):
         order = sorted(range(len(jobs)), key=lambda j: -jobs[j].train.L)  # stable: ties keep their order
@@ -285,7 +287,7 @@ class _Stack:
                 E = job.settings.epochs
                 # cosine decay from lr to lr/10 over the epoch budget: big steps first, settling later
                 self.opt.lr[i] = self.base_lr[i] * (0.55 + 0.45 * math.cos(math.pi * (epoch - 1) / max(E, 1)))
-            stats = self._epoch()
+            stats = self.epoch()
             self._end_epoch(epoch, stats)
 
     def _end_epoch(self, epoch: int, stats) -> None:
@@ -337,7 +339,7 @@ class _Stack:
                 if st.patience and state["wait"] >= st.patience:
                     self._finish(i, epoch)
 
-    def _epoch(self):
+    def epoch(self):
         """One pass over every live network's shuffled windows -> per row (mean train loss or None,
         mean gradient norm before clipping, fraction of steps clipped)."""
         n, jobs, st0 = len(self.jobs), self.jobs, self.jobs[0].settings

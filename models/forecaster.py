@@ -340,6 +340,11 @@ class RNNForecaster:
         T, S = int(lengths[0]), len(xs)
         C = chunk_size(len(members), T, self.config.hidden_size, 3, 512)
         out = np.empty((len(members), S, self.horizon_))
+        # A member whose read-out weights are all zero forecasts its bias (see engine.forward_chunks).
+        constant = [not np.any(members[j].params["Why"]) for j in order]
+        if all(constant):
+            out[order] = np.stack([members[j].params["by"] for j in order])[:, None, :]
+            return out
         for s0 in range(0, S, C):
             part = range(s0, min(S, s0 + C))
             X = np.zeros((len(members), len(part), T, 1), dtype=dtype)  # right-aligned windows
@@ -413,7 +418,8 @@ class RNNForecaster:
 
     @classmethod
     def _restore(cls, meta: dict, arrays: dict) -> RNNForecaster:
-        m = cls(**meta["config"])
+        # Blobs from before the precision setting were trained, and keep forecasting, in float64.
+        m = cls(**{"precision": "float64", **meta["config"]})
         K = int(meta["horizon"])
         W, lengths, tails = arrays["weights"], arrays["tail_lengths"], arrays["tails"]
         series = meta["series"]

@@ -136,7 +136,9 @@ def fit_units(cfg: ForecasterConfig, units: list[Unit]) -> None:
         stack = make_stack(cfg.cell, 1, cfg.hidden_size, K)
         batch: list[Unit] = []
         size = 0
-        for u in (u for u in units if u.K == K):
+        # Similar series side by side: similar steps per epoch and window lengths (a unit's results
+        # do not depend on its neighbours, so any order will do).
+        for u in sorted((u for u in units if u.K == K), key=lambda u: sum(p.n for p in u.preps)):
             windows = sum(max(p.n - 1, 1) for p in u.preps)
             cost = len(u.members) * (max(u.lengths(cfg)) + 1) * (cfg.batch_size or auto_batch_size(windows))
             cost *= cfg.hidden_size * (gates + 2) * dtype.itemsize

@@ -62,7 +62,7 @@ class Unit:
 
     @property
     def partial(self) -> bool:
-        return self.warm is None and len(self.members) < self.ensemble
+        return len(self.members) < self.ensemble
 
     def lengths(self, cfg: ForecasterConfig) -> list[int]:
         """Every member's window length L."""
@@ -159,7 +159,8 @@ def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:
         if u.warm is not None:
             windows = plan.windows(k, plan.ranges(k, "warm"), 1)
             n_epochs = cfg.warm_epochs if u.epochs is None else int(u.epochs)
-            for j, prev in enumerate(u.warm):
+            for j in u.members:
+                prev = u.warm[j]
                 # No validation: the previous weights saw all of yesterday's data, so a held-out
                 # part would not be held out. A few gentle epochs on the newest windows.
                 st = settings(cfg, n_epochs, len(windows), cfg.lr * cfg.warm_lr_scale, 0, S, strict=False)

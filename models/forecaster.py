@@ -52,7 +52,8 @@ class RNNForecaster:
         base = config.to_dict() if config is not None else {}
         self.config = ForecasterConfig.from_dict({**base, **settings})
         self._members: list[Member] = []
-        self._part: Unit | None = None
+        self._part: Unit | None = None  # a part of a fit (fit_many(..., members=)): what combine needs
+        self._carried: RNNForecaster | None = None  # a warm part: the model it continues
         self._stack = None
 
     def get_params(self) -> dict:
@@ -158,11 +159,7 @@ class RNNForecaster:
         if unit.warm is None:
             score(cfg, unit)
             return model._adopt(unit, None)
-        return model._adopt(unit, parts[0]._warm_source())
-
-    def _warm_source(self):
-        """What a warm part carries over from the model it continued (intervals, backtests...)."""
-        return self._carried
+        return model._adopt(unit, parts[0]._carried)
 
     def _fit_one(self, ys, warm, epochs, members) -> RNNForecaster:
         unit = self._unit(ys, warm, epochs, members)
@@ -202,7 +199,7 @@ class RNNForecaster:
         if warm is not None:
             self._Q, self._counts, self._out_max = warm._Q, warm._counts, warm._out_max
             self.backtests_ = warm.backtests_
-            self._carried = warm if self._part is not None else None
+            self._carried = warm if self._part is not None else None  # combine carries it over
         elif self._part is None:
             assert unit.Q is not None and unit.counts is not None
             self._Q, self._counts = unit.Q, unit.counts

@@ -132,6 +132,19 @@ def test_parts_of_fit_many_combine_into_fit_many():
     assert RNNForecaster.from_bytes(both.to_bytes()).predict_many(4)[5].tolist() == both.predict_many(4)[5].tolist()
 
 
+def test_warm_parts_combine_into_the_warm_fit_many():
+    ys = _family(n_series=10)
+    kw = {"season_length": 12, "epochs": 3, "hidden_size": 8}
+    previous = RNNForecaster(**kw).fit_many([y[:-2] for y in ys])
+    whole = RNNForecaster(**kw).fit_many(ys, warm_start=previous, epochs=2)
+    parts = [RNNForecaster(**kw).fit_many(ys, warm_start=previous, epochs=2, members=m) for m in ([2], [0, 1])]
+    assert [len(p.histories_) for p in parts] == [1, 2]
+    both = RNNForecaster.combine(parts)
+    assert both.warm_started_ and both.histories_ == whole.histories_
+    for x, y in zip(both.predict_many(12), whole.predict_many(12)):
+        np.testing.assert_allclose(x, y, rtol=RTOL)
+
+
 def test_combine_checks_its_parts():
     ys = _family(n_series=6)
     kw = {"season_length": 12, "epochs": 1, "hidden_size": 4}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine, metrics
+from . import engine, metrics, passes
 from .bank import Bank, Windows
 from .config import ForecasterConfig
 from .intervals import residual_quantiles
@@ -219,7 +219,7 @@ def _forecast_scoring_windows(plan: _Plan, stack, cold: list[int], dtype) -> Non
     by_unit: dict[int, list[int]] = {}
     for r, (k, _) in enumerate(rows):
         by_unit.setdefault(k, []).append(r)
-    for chunk_rows, start, counts, out, Y, M in engine.forward_chunks(stack, np.stack(weights), sources, dtype):
+    for chunk_rows, start, counts, out, Y, M in passes.forward_chunks(stack, np.stack(weights), sources, dtype):
         at = {int(r): i for i, r in enumerate(chunk_rows)}
         for k, members_rows in by_unit.items():
             here = [at[r] for r in members_rows if r in at]

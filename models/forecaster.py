@@ -23,11 +23,11 @@ import numpy as np
 
 from . import persist
 from .config import ForecasterConfig
-from .engine import chunk_size
 from .ensemble import OUT_MAX_FACTOR, Unit, fit_units, score
 from .errors import SeriesTooShort
 from .intervals import half_widths
 from .network import Member
+from .passes import chunk_size
 from .seasonality import Seasonality
 from .stack import make_stack, stacked_forward
 from .windows import Prepared, as_series, last_window, prepare, spread_path
@@ -337,7 +337,7 @@ class RNNForecaster:
         T, S = int(lengths[0]), len(xs)
         C = chunk_size(len(members), T, self.config.hidden_size, 3, 512)
         out = np.empty((len(members), S, self.horizon_))
-        # A member whose read-out weights are all zero forecasts its bias (see engine.forward_chunks).
+        # A member whose read-out weights are all zero forecasts its bias (see passes.forward_chunks).
         constant = [not np.any(members[j].params["Why"]) for j in order]
         if all(constant):
             out[order] = np.stack([members[j].params["by"] for j in order])[:, None, :]
@@ -379,29 +379,7 @@ class RNNForecaster:
         """The fitted model (config, members' weights, each series' seasonal indices, scale and
         tail, interval residual quantiles, history, backtests) as bytes; see models.persist."""
         self._check_fitted()
-        tail = max(m.L for m in self._members)
-        tails = [p.x[-tail:] for p in self._preps]
-        meta = {
-            "config": self.config.to_dict(),
-            "horizon": self.horizon_,
-            "out_max": self._out_max,
-            "steps_per_pass": self._steps_per_pass,
-            "members": [m.meta() for m in self._members],
-            "histories": self.histories_,
-            "series": [{**p.meta(), "n": p.n} for p in self._preps],
-            "backtests": self.backtests_,
-            "warm_started": self.warm_started_,
-            "n_obs": self.n_obs_,
-        }
-        arrays = {
-            "weights": np.stack([m.flat for m in self._members]),
-            "tails": np.concatenate(tails),
-            "tail_lengths": np.array([t.size for t in tails]),
-            "spreads": self._spreads,
-            "residual_quantiles": self._Q,
-            "residual_counts": self._counts,
-        }
-        return persist.pack(meta, arrays)
+        return persist.dump(self)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> RNNForecaster:
@@ -409,79 +387,9 @@ class RNNForecaster:
         that is not one, or whose arrays disagree with its header."""
         meta, arrays = persist.unpack(blob)
         try:
-            return cls._restore(meta, arrays)
+            return persist.restore(cls(**{"precision": "float64", **meta["config"]}), meta, arrays)
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corrupt tickcast model blob: {type(exc).__name__}: {exc}") from None
-
-    @classmethod
-    def _restore(cls, meta: dict, arrays: dict) -> RNNForecaster:
-        # Blobs from before the precision setting were trained, and keep forecasting, in float64.
-        m = cls(**{"precision": "float64", **meta["config"]})
-        K = int(meta["horizon"])
-        W, lengths, tails = arrays["weights"], arrays["tail_lengths"], arrays["tails"]
-        series = meta["series"]
-        if (
-            W.ndim != 2
-            or W.shape[0] != len(meta["members"])
-            or len(series) != lengths.size
-            or int(lengths.sum()) != tails.size
-            or arrays["spreads"].shape != (len(series),)
-            or arrays["residual_quantiles"].ndim != 2
-            or arrays["residual_quantiles"].shape[0] != K
-        ):
-            raise ValueError("corrupt tickcast model blob: its arrays disagree with its header")
-        if not all(np.all(np.isfinite(a)) for a in (W, tails, arrays["spreads"], arrays["residual_quantiles"])):
-            raise ValueError("corrupt tickcast model blob: non-finite weights or statistics")
-        m._members = [
-            Member(
-                m.config.cell,
-                m.config.hidden_size,
-                K,
-                int(d["L"]),
-                int(d["seed"]),
-                flat=w,
-                best_epoch=int(d["best_epoch"]),
-                n_epochs=int(d["n_epochs"]),
-            )
-            for d, w in zip(meta["members"], W)
-        ]
-        for member, hist in zip(m._members, meta["histories"]):
-            member.history = hist
-        m._preps = []
-        for s, x in zip(series, np.split(tails, np.cumsum(lengths)[:-1])):
-            season = Seasonality.from_dict(s["season"])
-            # Only the tail of x is kept; positions still count from the series' first point.
-            season = Seasonality(season.indices, int(s["n"]), season.multiplicative)
-            m._preps.append(_TailPrepared(x, season, bool(s["log"]), float(s["scale"]), int(s["n"])))
-        m.horizon_, m._out_max = K, float(meta["out_max"])
-        m._steps_per_pass = int(meta["steps_per_pass"])
-        if not 1 <= m._steps_per_pass <= K:
-            raise ValueError("corrupt tickcast model blob: steps_per_pass outside 1..horizon")
-        m._spreads, m._Q, m._counts = arrays["spreads"], arrays["residual_quantiles"], arrays["residual_counts"]
-        m.backtests_, m.histories_ = meta["backtests"], meta["histories"]
-        first = m._members[0]
-        m.history_, m.best_epoch_, m.n_epochs_, m.window_ = first.history, first.best_epoch, first.n_epochs, first.L
-        m.backtest_ = m.backtests_[0]
-        p0 = m._preps[0]
-        m.transforms_ = ["log" if p.log else "linear" for p in m._preps]
-        m.transform_ = m.transforms_[0]
-        m.season_length_ = p0.season.m if p0.season.active else 1
-        m.n_obs_, m.n_series_, m.warm_started_ = meta["n_obs"], len(m._preps), meta["warm_started"]
-        return m
-
-
-class _TailPrepared(Prepared):
-    """A prepared series restored from bytes: only its tail is kept, ``n`` is its full length."""
-
-    _n: int
-
-    def __init__(self, x, season, log, scale, n):
-        super().__init__(x, season, log, scale)
-        object.__setattr__(self, "_n", n)
-
-    @property
-    def n(self) -> int:
-        return self._n
 
 
 def _trained_steps(preps: list[Prepared], K: int, cap: int) -> int:

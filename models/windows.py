@@ -84,6 +84,20 @@ class Prepared:
         return {"season": self.season.to_dict(), "log": self.log, "scale": self.scale}
 
 
+class TailPrepared(Prepared):
+    """A prepared series restored from bytes: only its tail is kept, ``n`` is its full length."""
+
+    _n: int
+
+    def __init__(self, x, season, log, scale, n):
+        super().__init__(x, season, log, scale)
+        object.__setattr__(self, "_n", n)
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+
 def resolve_transform(y: np.ndarray, requested: str) -> bool:
     """True for the log scale: ``"auto"`` chooses it for strictly positive series."""
     if requested not in TRANSFORMS:

@@ -17,6 +17,7 @@ newest points shape the weights too.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import replace
 
 import numpy as np
@@ -112,7 +113,7 @@ class RNNForecaster:
         todo: list[tuple[int, RNNForecaster, Unit]] = []
         for i, (y, seed, warm) in enumerate(zip(ys, seeds, warm_starts)):
             try:
-                model = type(self)(config=replace(self.config, seed=seed))
+                model = type(self)(config=replace(self.config, seed=operator.index(seed)))
                 todo.append((i, model, model._unit([as_series(y, what=f"series {i}")], warm, epochs, None)))
             except ValueError as exc:
                 if errors == "raise":

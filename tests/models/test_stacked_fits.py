@@ -62,7 +62,7 @@ def test_fit_each_equals_fitting_each_series_alone(make_series):
     seeds = [11, 12, 13, 14, 15, 16]
     params = {"season_length": 0, "epochs": 6, "hidden_size": 8}  # periods detected: horizons differ
     alone = [RNNForecaster(**params, seed=s).fit(y) for y, s in zip(ys, seeds)]
-    each = RNNForecaster(**params).fit_each(ys, seeds=seeds)
+    each = RNNForecaster(**params).fit_each(ys, seeds=np.array(seeds))  # NumPy integers will do
     assert len({m.horizon_ for m in alone}) > 1  # several stacks, one per horizon
     for a, b in zip(alone, each):
         _same_model(a, b)

@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from competition import DEFAULT_DATA, load, smape  # noqa: E402
 from oldcode import load_old  # noqa: E402
 from tickcast.models import RNNForecaster  # noqa: E402
-from weekly import weekly_series  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -118,7 +117,7 @@ def per_series(args, old) -> dict:
 
 
 GROUP_CHILD = """
-import pickle, resource, sys, time
+import pickle, sys, time
 sys.path.insert(0, {bench!r})
 import numpy as np
 from weekly import weekly_series
@@ -133,8 +132,10 @@ if code != "old":
 start = time.perf_counter()
 model = cls(**kw).fit_many(ys) if members is None else cls(**kw).fit_many(ys, members=members)
 seconds = time.perf_counter() - start
+# VmHWM: this process image's peak resident memory (ru_maxrss would carry the parent's peak across fork)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 with open(out, "wb") as f:
-    pickle.dump((model, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), f)
+    pickle.dump((model, seconds, peak), f)
 """
 
 
@@ -160,9 +161,23 @@ def _children(jobs: list[tuple], old_tree: str) -> list[tuple]:
 
 
 def group(args) -> dict:
-    report: dict = {"memory": {}, "speed": {}}
+    report: dict = {"memory": {}, "speed": {}, "data_mb_per_100_series": 100 * 2600 * 8 / 2**20}
+    if "group-speed" not in args.skip:
+        group_speed(args, report)
+    for n in args.memory_series:
+        row = {}
+        for code, ep in (("old", 0), ("new", 0), ("new", 1)):
+            if code == "old" and n > args.old_memory_max:
+                continue
+            ((_, sec, mb),) = _children([(code, n, ep, "float32", None)], args.old)
+            row[f"{code} epochs={ep}"] = {"peak_mb": mb, "seconds": sec}
+        report["memory"][n] = row
+        print(f"  memory {n} series: " + ", ".join(f"{k} {v['peak_mb']:.0f} MB" for k, v in row.items()), flush=True)
+    return report
+
+
+def group_speed(args, report: dict) -> None:
     S, epochs = args.group_series, args.group_epochs
-    ys = weekly_series(S)
     started = time.perf_counter()
     ((old_model, old_sec, old_mb),) = _children([("old", S, epochs, None, None)], args.old)
     old_wall = time.perf_counter() - started
@@ -190,18 +205,6 @@ def group(args) -> dict:
         "val_loss_best": [min(e["val_loss"] for e in hist) for hist in old_model.histories_],
     }
     report["speed"]["series"], report["speed"]["epochs"] = S, epochs
-    for n in args.memory_series:
-        row = {}
-        for code, ep in (("old", 0), ("new", 0), ("new", 1)):
-            if code == "old" and n > args.old_memory_max:
-                continue
-            ((_, sec, mb),) = _children([(code, n, ep, "float64", None)], args.old)
-            row[f"{code} epochs={ep}"] = {"peak_mb": mb, "seconds": sec}
-        report["memory"][n] = row
-        print(f"  memory {n} series: " + ", ".join(f"{k} {v['peak_mb']:.0f} MB" for k, v in row.items()), flush=True)
-    report["data_mb_per_100_series"] = 100 * 2600 * 8 / 2**20
-    del ys
-    return report
 
 
 def main(argv=None) -> int:
@@ -213,7 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--group-epochs", type=int, default=5)
     parser.add_argument("--memory-series", type=int, nargs="*", default=[100, 200, 400])
     parser.add_argument("--old-memory-max", type=int, default=400)
-    parser.add_argument("--skip", default="", help="comma-separated: per-series, group")
+    parser.add_argument("--skip", default="", help="comma-separated: per-series, group, group-speed")
     parser.add_argument("--out", default="fits")
     args = parser.parse_args(argv)
     old = load_old(args.old)
@@ -252,7 +255,7 @@ def write(report: dict, stem: str) -> None:
                 f"{r['max_rel_forecast_difference_vs_old'][k]:.1e} |"
             )
     g = report.get("group")
-    if g:
+    if g and g["speed"]:
         sp = g["speed"]
         lines += [
             "",
@@ -272,6 +275,7 @@ def write(report: dict, stem: str) -> None:
                 f"{', '.join(f'{s:.0f}' for s in r['part_seconds'])} | "
                 f"{', '.join(f'{m:.0f}' for m in r['part_peak_mb'])} | {r['max_rel_forecast_difference_vs_old']:.1e} |"
             )
+    if g and g["memory"]:
         lines += [
             "",
             "Peak memory (MB, one process, all members) by number of series (the series themselves: "

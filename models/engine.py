@@ -87,6 +87,18 @@ def train(cell, flat: np.ndarray, params, data, val, settings: TrainSettings, rn
     return job.history, job.best_epoch, job.n_epochs
 
 
+def _similar_batches(counts: np.ndarray) -> list[np.ndarray]:
+    """The networks of one step split by batch size (positions, in order): each group is padded to
+    its largest batch, and a batch of less than half of it goes to the next group. A network's last,
+    short batch then costs about its own size, not its neighbours' (one more call at most steps)."""
+    groups, left = [], np.arange(counts.size)
+    while left.size:
+        big = 2 * counts[left] > counts[left].max()
+        groups.append(left[big])
+        left = left[~big]
+    return groups
+
+
 def _entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, lr) -> dict:
     return {
         "epoch": int(epoch),
@@ -259,40 +271,41 @@ class StackTrainer:
         loss_sum, n_seen = np.zeros(n), np.zeros(n)
         norm_sum, n_steps, n_clipped = np.zeros(n), np.zeros(n), np.zeros(n)
         for s in range(int(steps.max(initial=0))):
-            rows = np.flatnonzero((steps > s) & self.alive)
-            if rows.size == 0:
-                continue
-            a = rows.size
-            counts = np.minimum(batch[rows], sizes[rows] - s * batch[rows])
-            for i, r in enumerate(rows.tolist()):
-                ids[i, : counts[i]] = perms[r][s * batch[r] : s * batch[r] + counts[i]]
-            if gather is not None:
-                gather.fill(rows, ids[:a], counts, X[:a], Y[:a], M[:a])
-            else:
+            live = np.flatnonzero((steps > s) & self.alive)
+            every = np.minimum(batch[live], sizes[live] - s * batch[live])
+            for part in _similar_batches(every):
+                rows, counts = live[part], every[part]
+                a, b_max = rows.size, int(counts.max())
                 for i, r in enumerate(rows.tolist()):
-                    b = counts[i]
-                    sources[r].fill(ids[i, :b], X[i, :b], Y[i, :b], M[i, :b])
-                    M[i, b:] = 0.0
-            p, g = self.buffers.views(self.W, rows if a < n else None)
-            out, cache = self.stack.forward(p, X[:a], self.lengths[rows])
-            loss, dout = masked_loss(out.astype(np.float64, copy=False), Y[:a], M[:a], st0.loss)
-            self.stack.backward(p, dout.astype(self.dtype, copy=False), cache, g)
-            grad = self.buffers.grads(a)
-            clipped, norm, was = clip_rows(grad.astype(np.float64, copy=False), st0.clip, st0.clip_mode)
-            finite = np.isfinite(loss) & np.isfinite(norm)
-            for i in np.flatnonzero(~finite).tolist():
-                self._back_off(int(rows[i]), "non-finite loss or gradient")
-            ok = finite & self.alive[rows]
-            if ok.all() and a == n:
-                self.opt.step(self.W, clipped)
-            elif ok.any():
-                self.opt.step(self.W, clipped[ok], rows[ok])
-            r = rows[ok]
-            loss_sum[r] += loss[ok] * counts[ok]
-            n_seen[r] += counts[ok]
-            norm_sum[r] += norm[ok]
-            n_steps[r] += 1
-            n_clipped[r] += was[ok]
+                    ids[i, : counts[i]] = perms[r][s * batch[r] : s * batch[r] + counts[i]]
+                Xs, Ys, Ms = X[:a, :b_max], Y[:a, :b_max], M[:a, :b_max]
+                if gather is not None:
+                    gather.fill(rows, ids[:a, :b_max], counts, Xs, Ys, Ms)
+                else:
+                    for i, r in enumerate(rows.tolist()):
+                        b = counts[i]
+                        sources[r].fill(ids[i, :b], Xs[i, :b], Ys[i, :b], Ms[i, :b])
+                        Ms[i, b:] = 0.0
+                p, g = self.buffers.views(self.W, rows if a < n else None)
+                out, cache = self.stack.forward(p, Xs, self.lengths[rows])
+                loss, dout = masked_loss(out.astype(np.float64, copy=False), Ys, Ms, st0.loss)
+                self.stack.backward(p, dout.astype(self.dtype, copy=False), cache, g)
+                grad = self.buffers.grads(a)
+                clipped, norm, was = clip_rows(grad.astype(np.float64, copy=False), st0.clip, st0.clip_mode)
+                finite = np.isfinite(loss) & np.isfinite(norm)
+                for i in np.flatnonzero(~finite).tolist():
+                    self._back_off(int(rows[i]), "non-finite loss or gradient")
+                ok = finite & self.alive[rows]
+                if ok.all() and a == n:
+                    self.opt.step(self.W, clipped)
+                elif ok.any():
+                    self.opt.step(self.W, clipped[ok], rows[ok])
+                r = rows[ok]
+                loss_sum[r] += loss[ok] * counts[ok]
+                n_seen[r] += counts[ok]
+                norm_sum[r] += norm[ok]
+                n_steps[r] += 1
+                n_clipped[r] += was[ok]
         train = [loss_sum[i] / n_seen[i] if n_seen[i] else None for i in range(n)]
         safe = np.maximum(n_steps, 1)
         return train, np.where(n_steps > 0, norm_sum / safe, 0.0), np.where(n_steps > 0, n_clipped / safe, 0.0)

@@ -147,10 +147,8 @@ class StackedElman(_Stacked):
         N, B, T, D = X.shape
         H = self.H
         run, groups = _schedule(lengths, T)
-        ws = self._workspace(
-            (N, B, T, D), X.dtype, {"hx": (T + 1, N, B, H + D + 1), "hs": (T + 1, N, B, H), "da": (T, N, B, H)}
-        )
-        hx, hs = ws["hx"], ws["hs"]
+        ws = self._workspace((N, B, T, D), X.dtype, {"hx": (T + 1, N, B, H + D + 1), "da": (T, N, B, H)})
+        hx, a_t = ws["hx"], ws["da"][0]  # a_t: the pre-activation of one step (the gradients come later)
         hx[:T, :, :, H : H + D] = X.transpose(2, 0, 1, 3)  # (N, B, T, D) -> (T, N, B, D)
         hx[:T, :, :, H + D] = 1.0
         for start, i, j in groups:
@@ -158,18 +156,17 @@ class StackedElman(_Stacked):
         W = np.concatenate([p["Whh"], p["Wxh"], p["bh"][:, None, :]], axis=1)  # (N, H+D+1, H)
         for t in range(T):
             a = run[t]
-            h = hs[t + 1, :a]
-            np.matmul(hx[t, :a], W[:a], out=h)  # (a, B, H+D+1) @ (a, H+D+1, H) -> (a, B, H)
-            np.tanh(h, out=h)
-            hx[t + 1, :a, :, :H] = h
-        return self._readout(p, hs[T]), {"ws": ws, "run": run, "groups": groups, "shape": (N, B, T, D)}
+            np.matmul(hx[t, :a], W[:a], out=a_t[:a])  # (a, B, H+D+1) @ (a, H+D+1, H) -> (a, B, H)
+            np.tanh(a_t[:a], out=hx[t + 1, :a, :, :H])
+        return self._readout(p, hx[T, :, :, :H]), {"ws": ws, "run": run, "groups": groups, "shape": (N, B, T, D)}
 
     def backward(self, p, dout: np.ndarray, cache, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """dout (N, B, O) = dL/dout -> grads (filled in place, keys of ``p``)."""
         ws, run = cache["ws"], cache["run"]
         N, B, T, D = cache["shape"]
         H, g = self.H, grads
-        hx, hs, da = ws["hx"], ws["hs"], ws["da"]
+        hx, da = ws["hx"], ws["da"]
+        hs = hx[:, :, :, :H]  # (T+1, N, B, H) the states
         dh = self._readout_backward(p, dout, hs[T], g)  # (N, B, H)
         for start, i, j in cache["groups"]:  # tanh' = 1 - h^2, each network's steps
             np.multiply(hs[start + 1 :, i:j], hs[start + 1 :, i:j], out=da[start:, i:j])

@@ -8,7 +8,9 @@ backward of ``models.stack``, per-network clipping, stacked Adam on float64 weig
 and float32 arithmetic. PyTorch runs the same stacked computation written with ``torch.bmm`` (its
 nn.RNN has no stacked-weights form) under autograd, with per-network clipping and torch.optim.Adam,
 in float64 and float32, on 1 thread and on its default number, the faster of which is the
-reference. Both sides in one process, interleaved rounds, best round reported.
+reference. For reference, PyTorch's own fused nn.RNN / nn.GRU too, the networks one after
+another (how they would be trained without stacking), float32. Both sides in one process,
+interleaved rounds, best round reported.
 
 Sizes: ``default`` the per-series fit (3 members, B 64, T 24, H 32, K 8), ``many`` series fitted
 together (48 networks, B 32, T 54, H 32, K 18: M3 monthly in fit_each), ``large`` (3 networks,
@@ -130,6 +132,31 @@ def theirs(cell: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
     return epoch
 
 
+def theirs_native(cell: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
+    """PyTorch's own fused nn.RNN / nn.GRU + nn.Linear, one network after another (no stacking)."""
+    torch.manual_seed(0)
+    N, n, _, _ = X.shape
+    rnn_cls = torch.nn.RNN if cell == "rnn" else torch.nn.GRU
+    nets = [(rnn_cls(1, H, batch_first=True).to(dtype), torch.nn.Linear(H, Y.shape[2]).to(dtype)) for _ in range(N)]
+    groups = [list(r.parameters()) + list(h.parameters()) for r, h in nets]
+    opt = torch.optim.Adam([p for g in groups for p in g], lr=LR)
+    Xt, Yt = torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
+    gens = [torch.Generator().manual_seed(i) for i in range(N)]
+
+    def epoch():
+        perms = [torch.randperm(n, generator=g) for g in gens]
+        for start in range(0, n, B):
+            opt.zero_grad(set_to_none=True)
+            for i, (rnn, head) in enumerate(nets):
+                idx = perms[i][start : start + B]
+                seq, _ = rnn(Xt[i, idx])  # (B, T, H)
+                (head(seq[:, -1]) - Yt[i, idx]).abs().mean().backward()
+                torch.nn.utils.clip_grad_norm_(groups[i], CLIP)
+            opt.step()
+
+    return epoch
+
+
 def with_threads(n: int, fn):
     def run():
         torch.set_num_threads(n)
@@ -154,6 +181,8 @@ def compare() -> list[dict]:
                 "torch_f64_1thread": with_threads(1, theirs(cell, X, Y, B, H, torch.float64)),
                 "torch_f32": theirs(cell, X, Y, B, H, torch.float32),
                 "torch_f32_1thread": with_threads(1, theirs(cell, X, Y, B, H, torch.float32)),
+                "torch_native_f32": theirs_native(cell, X, Y, B, H, torch.float32),
+                "torch_native_f32_1thread": with_threads(1, theirs_native(cell, X, Y, B, H, torch.float32)),
             }
             rates: dict[str, list[float]] = {k: [] for k in runners}
             for fn in runners.values():  # warm-up: buffers, allocator, lazy imports
@@ -168,6 +197,7 @@ def compare() -> list[dict]:
             for agg in (best, med):
                 agg["torch_f64_best"] = max(agg["torch_f64"], agg["torch_f64_1thread"])
                 agg["torch_f32_best"] = max(agg["torch_f32"], agg["torch_f32_1thread"])
+                agg["torch_native_f32_best"] = max(agg["torch_native_f32"], agg["torch_native_f32_1thread"])
             row = {
                 "size": size,
                 "cell": cell,
@@ -182,6 +212,7 @@ def compare() -> list[dict]:
                     "f64_vs_torch_f64": best["numpy_f64"] / best["torch_f64_best"],
                     "f32_vs_torch_f32": best["numpy_f32"] / best["torch_f32_best"],
                     "f64_vs_torch_f32": best["numpy_f64"] / best["torch_f32_best"],
+                    "f32_vs_torch_native_f32": best["numpy_f32"] / best["torch_native_f32_best"],
                 },
                 "ratios_median": {
                     "f64_vs_torch_f64": med["numpy_f64"] / med["torch_f64_best"],
@@ -236,8 +267,8 @@ def main() -> int:
         "the large size.",
         "",
         "| size | cell | N, B, T, H, K | ours f64 | ours f32 | torch f64 | torch f32 | ours f64 / torch f64 | "
-        "ours f32 / torch f32 | ours f64 / torch f32 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "ours f32 / torch f32 | ours f64 / torch f32 | torch nn.RNN/GRU f32, one net after another | ours f32 / it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, q, m = r["best_steps_per_s"], r["ratios_best"], r["ratios_median"]
@@ -245,7 +276,8 @@ def main() -> int:
             f"| {r['size']} | {r['cell']} | {r['N']}, {r['B']}, {r['T']}, {r['H']}, {r['K']} | {s['numpy_f64']:.1f} | "
             f"{s['numpy_f32']:.1f} | {s['torch_f64_best']:.1f} | {s['torch_f32_best']:.1f} | "
             f"{q['f64_vs_torch_f64']:.2f}x ({m['f64_vs_torch_f64']:.2f}x) | **{q['f32_vs_torch_f32']:.2f}x** "
-            f"({m['f32_vs_torch_f32']:.2f}x) | {q['f64_vs_torch_f32']:.2f}x |"
+            f"({m['f32_vs_torch_f32']:.2f}x) | {q['f64_vs_torch_f32']:.2f}x | {s['torch_native_f32_best']:.1f} | "
+            f"{q['f32_vs_torch_native_f32']:.2f}x |"
         )
     info = run["machine"]
     lines += [

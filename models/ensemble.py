@@ -269,7 +269,9 @@ class _Scorer:
         self.owner = series - plan.first[k]  # (N,) series index within the unit
         self.paths = [spread_path(p.x) for p in self.unit.preps]
         self.out_max = OUT_MAX_FACTOR * max(self.unit.largest, 1e-12)
-        self.resid = np.full((len(self.windows), self.unit.K), np.nan)  # |error| in local units
+        # |error| in local units, one per validation window and step: float32, the one record of a
+        # group fit that grows with its windows (K of them per window)
+        self.resid = np.full((len(self.windows), self.unit.K), np.nan, dtype=np.float32)
         self.one_step = np.zeros(len(self.windows))  # (N,) first-step forecasts, network units
 
     def add(self, start: int, pred: np.ndarray, Y: np.ndarray, M: np.ndarray) -> None:

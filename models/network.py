@@ -76,10 +76,6 @@ class Member:
     def n_params(self) -> int:
         return self.flat.size
 
-    def initialise(self, targets, out_scale: float) -> None:
-        """Fresh weights from this member's seed; the read-out bias at the mean target per step."""
-        self.flat[:] = initial_weights(self.cell, self.seed, targets, out_scale)
-
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Windows X (N, L, 1) -> (N, K) in network units."""
         out = stacked_forward(stack_of(self.cell), self.flat[None], X[None], np.array([self.L]))

@@ -103,12 +103,3 @@ def evaluate(stack, W: np.ndarray, sources: Sequence[Source], kind: str, dtype=n
         weight[rows] += M.sum(axis=(1, 2))
     losses = [float(w.sum() / total) if total > 0 else None for w, total in zip(wl, weight)]
     return losses, wl, weight
-
-
-def predict(stack, W: np.ndarray, sources: Sequence[Source], dtype=np.float64) -> list[np.ndarray]:
-    """Network outputs (N_i, K) for every window of every source, in network units."""
-    preds = [np.zeros((len(s), s.K)) for s in sources]
-    for rows, start, counts, out, _, _ in forward_chunks(stack, W, sources, dtype):
-        for i, (r, b) in enumerate(zip(rows, counts)):
-            preds[r][start : start + b] = out[i, :b]
-    return preds

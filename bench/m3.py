@@ -170,6 +170,8 @@ def main(argv=None) -> int:
     series = load(args.data)[:: args.every]
     print(f"{len(series)} series", flush=True)
     knobs = {} if args.precision is None else {"precision": args.precision}
+    if args.old:
+        load_old(args.old)  # the old code's models come back to this process, pickled
     report: dict = {"series": len(series), "workers": args.workers, "batch": args.batch, "knobs": knobs}
     with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.old,)) as pool:
         load_before = os.getloadavg()

@@ -290,6 +290,9 @@ def main(argv=None) -> int:
         default="",
         help="also run these statsforecast models (default: its M3 ensemble's four) when it is installed",
     )
+    parser.add_argument(
+        "--precision", default=None, help="the RNN's arithmetic, float64 or float32 (default: the model's)"
+    )
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -316,6 +319,8 @@ def main(argv=None) -> int:
         timing[name] = (time.perf_counter() - wall, time.process_time() - cpu)
     for path in paths:
         knobs = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        if args.precision is not None:
+            knobs["precision"] = args.precision
         results, wall, cpu = forecasts_for(path, series, args.workers, not args.no_period, knobs)
         for method, by_id in results.items():
             forecasts[method] = by_id
@@ -392,7 +397,8 @@ def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
         f"{n} series from `{args.data.name}`, each forecast over its official horizon from its training "
         f"part and scored on its test part (lower is better). The models are told the seasonal period of "
         f"the category{' (here: not even that; they detect one)' if args.no_period else ''}, nothing else: "
-        f"default settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. "
+        f"default settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}"
+        f"{'' if args.precision is None else f', RNN precision={args.precision}'}. "
         "`auto-global`: the published forecast, `AutoForecaster(season_length=m).fit_many(...)` per category "
         "(the mean of its members: the RNN trained across the category's series, AutoETS and the Dynamic "
         "Optimised Theta); `rnn-global`, `ets`, `dotm`: those members' own forecasts from the same fit; "

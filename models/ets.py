@@ -295,7 +295,8 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
     cs = [float(np.mean(np.abs(y))) or 1.0 for y in ys]
     xs = [y / c for y, c in zip(ys, cs)]
     ch = _Chunk(xs, m, [y.size >= 3 * m for y in ys])
-    models = [ms for ms in _models(m)]
+    # Models no error type of ``restrict`` allows are not fitted at all.
+    models = [ms for ms in _models(m) if restrict is None or any(f"{e}{ms[0]}{ms[1]}" in restrict for e in "AM")]
     cand = {ms: _grid(ms[0], ms[1] == "A") for ms in models}
     best = _select(ch, _passes(ch, cand), restrict)
     # Refine each series' winner on a finer grid around it (models fitted one at a time, so the

@@ -160,10 +160,12 @@ class Challenger:
         validation: its backtest and interval residuals are kept too)."""
         return self.fit_many([y], warm_start=warm_start)
 
-    def fit_many(self, ys, season_lengths=None, warm_start: Challenger | None = None):
+    def fit_many(self, ys, season_lengths=None, warm_start: Challenger | None = None, splits=None):
         """Fit every series (each its own parameters; interval residuals pooled); returns self.
         ``season_lengths``: one period per series instead of ``season_length``; ``warm_start``:
-        as in :meth:`fit`, a model fitted on these series before (same order)."""
+        as in :meth:`fit`, a model fitted on these series before (same order); ``splits``: each
+        series' first validation origin instead of ``models.validation.split_point``'s (another
+        model's validation part, to be combined with it; its length for none)."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("fit_many needs at least one series")
@@ -174,17 +176,22 @@ class Challenger:
                 raise ValueError("season_lengths must give a period >= 1 for every series")
         if warm_start is not None:
             return self._warm(warm_start, ys, periods)
-        return self._fit(ys, periods)
+        if splits is not None:
+            splits = [int(v) for v in splits]
+            if len(splits) != len(ys) or any(not (2 <= v <= y.size or v == y.size) for v, y in zip(splits, ys)):
+                raise ValueError("splits must give each series a first validation origin in 2..its length")
+        return self._fit(ys, periods, splits)
 
     def _periods(self, ys: list[np.ndarray]) -> list[int]:
         if self.season_length:
             return [self.season_length] * len(ys)
         return [detect_period(y) if y.size > 8 else 1 for y in ys]
 
-    def _fit(self, ys: list[np.ndarray], periods: list[int] | None = None):
+    def _fit(self, ys: list[np.ndarray], periods: list[int] | None = None, splits: list[int] | None = None):
         ms = periods or self._periods(ys)
         H = self.horizon or default_horizon(max(ms))
-        splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
+        if splits is None:
+            splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
         held = [i for i, (y, s) in enumerate(zip(ys, splits)) if s < y.size]
         val_states = self._fit_states([ys[i][: splits[i]] for i in held], [ms[i] for i in held])
         validation: list[tuple[int, np.ndarray | None]] = [(y.size, None) for y in ys]

@@ -203,3 +203,13 @@ def test_auto_warm_start_mismatches_are_value_errors(cold_and_warm):
         AutoForecaster(season_length=12, rnn=FAST_RNN).fit(new[0], warm_start=cold.members_["rnn"])
     with pytest.raises(ValueError, match="epochs"):
         AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(new, warm_start=cold, epochs=-1)
+
+
+def test_challengers_validate_from_the_splits_given():
+    ys = [seasonal_series(60, 4, s) for s in range(3)]
+    model = Theta(season_length=4, horizon=6).fit_many(ys, splits=[50, 41, 60])
+    assert [s for s, _ in model.validation_] == [50, 41, 60] and model.validation_[2][1] is None
+    alone = Theta(season_length=4, horizon=6).fit(ys[1][:41])
+    np.testing.assert_allclose(model.validation_[1][1][0], alone.predict(6), rtol=1e-12)
+    with pytest.raises(ValueError, match="splits"):
+        Theta(season_length=4).fit_many(ys, splits=[1, 2, 3])

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test test-reliability lint bench install clean tools lock
+.PHONY: run test test-reliability lint bench mutation install clean tools lock
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("tickcast needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -79,6 +79,11 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/daily_run.py
 	$(BIN)/python bench/accuracy.py
+
+# Mutation testing of the modules that carry the promises (slow: not part of make test). Writes
+# bench/results/mutation.md; run it before calling a change to those modules done.
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python bench/mutation.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache $(REPORTS)

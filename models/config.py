@@ -43,7 +43,7 @@ class ForecasterConfig:
     #                               (a season and a half, at least 8, at most 48); longer
     #                               forecasts continue from their own predictions, K at a time
     season_length: int = 0  # seasonal period (12 monthly, 4 quarterly...); 0: detect, 1: none
-    transform: str = "auto"  # "auto" (log for positive series), "log" or "linear"
+    transform: str = "auto"  # "auto" (log where changes grow with the level), "log" or "linear"
     lookbacks: tuple = (1.5, 2.0, 3.0)  # window lengths of the members, in multiples of K
     ensemble: int = 3  # members (lookbacks taken in turn, seeds seed, seed+1, ...);
     #                               the forecast is their median

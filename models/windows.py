@@ -5,8 +5,9 @@ For a series y (n,), oldest first:
 
 1. **Seasonality** (``models.seasonality``): divided by its multiplicative indices (positive
    series) or minus its additive ones, when the autocorrelation test finds a season.
-2. **Scale**: ``x = log(y_sa)`` for a strictly positive series (``"log"``: every change is
-   relative), else ``x = y_sa`` (``"linear"``).
+2. **Scale**: ``x = log(y_sa)`` for a strictly positive series whose changes grow with its level
+   (``"log"``: every change is relative), else ``x = y_sa`` (``"linear"``; a straight line stays
+   straight).
 3. **Windows**: for a cut point t (the history is x[:t]) the input is the last L points
    ``x[t-L:t] - x[t-1]`` and the targets are the next K points ``x[t:t+K] - x[t-1]``, both
    divided by the series' ``scale``. A window that reaches before the first point repeats the
@@ -98,14 +99,52 @@ class TailPrepared(Prepared):
         return self._n
 
 
+# "auto" tests whether changes grow with the level only where the level varies by more than this
+# factor (over a narrower range the two scales hardly differ) and where the series moves in a
+# steady direction, its mean change at least STEADY times their standard deviation: there the
+# scale decides between a trend extrapolated straight or compounded. A series that wanders (prices:
+# a mean daily change of a few hundredths of its spread) keeps the log scale, where changes are
+# relative whatever its volatility did meanwhile (calm years at high levels would read as "changes
+# do not grow with the level").
+LEVEL_RANGE = 2.0
+STEADY = 0.5
+
+
+def changes_grow_with_level(y: np.ndarray) -> bool:
+    """Whether the size of one-step changes grows with the level, as in prices and most economic
+    series (then changes are relative and the log scale fits), or stays the same, as in a straight
+    line or a count rising by steady steps (then the linear scale fits); see LEVEL_RANGE and STEADY
+    for the series that are not tested (and keep the log scale). The slope of log|change|
+    on log level (Guerrero's regression behind the Box-Cox lambda, as a choice between lambda 0
+    and 1) above 1/2 means growing. ``y`` strictly positive."""
+    if float(np.max(y)) < LEVEL_RANGE * float(np.min(y)):
+        return True
+    steps = np.diff(y)
+    if abs(float(np.mean(steps))) < STEADY * float(np.std(steps)):
+        return True
+    change = np.abs(steps)
+    moved = change > 1e-9 * float(np.max(y))  # a step of no change carries no size
+    if np.count_nonzero(moved) < 3:
+        return True
+    level, size = np.log(y[:-1][moved]), np.log(change[moved])
+    spread = float(np.var(level))
+    if spread == 0.0:
+        return True
+    slope = float(np.mean((level - level.mean()) * (size - size.mean()))) / spread
+    return slope > 0.5
+
+
 def resolve_transform(y: np.ndarray, requested: str) -> bool:
-    """True for the log scale: ``"auto"`` chooses it for strictly positive series."""
+    """True for the log scale: ``"auto"`` chooses it for a strictly positive series whose changes
+    grow with its level (``changes_grow_with_level``)."""
     if requested not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {requested!r}")
     positive = bool(np.all(y > 0))
     if requested == "log" and not positive:
         raise ValueError("transform='log' needs a strictly positive series")
-    return positive if requested == "auto" else requested == "log"
+    if requested == "auto":
+        return positive and changes_grow_with_level(y)
+    return requested == "log"
 
 
 def series_scale(x: np.ndarray) -> float:

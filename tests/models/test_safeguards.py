@@ -121,6 +121,32 @@ def test_intervals_use_the_finite_sample_conformal_quantile(n, level, expected, 
 
 
 def test_steps_beyond_the_residuals_grow_like_a_random_walk():
+    Q, counts = residual_quantiles(np.column_stack([np.arange(1.0, 11.0), 2.0 * np.arange(1.0, 11.0)]))
+    widths = half_widths(Q, counts, 5, 0.8)  # two steps of residuals, five forecast
+    np.testing.assert_allclose(widths, [9.0, 18.0, 18.0 * np.sqrt(3 / 2), 18.0 * np.sqrt(4 / 2), 18.0 * np.sqrt(5 / 2)])
+
+
+def test_a_step_with_too_few_residuals_grows_from_the_last_well_estimated_one():
+    e = np.full((6, 3), np.nan)
+    e[:, 0] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # six one-step residuals
+    e[:5, 1] = [2.0, 4.0, 6.0, 8.0, 10.0]  # five two-step ones: exactly enough
+    e[:4, 2] = [50.0, 60.0, 70.0, 80.0]  # four three-step ones: too few, not used
+    Q, counts = residual_quantiles(e)
+    assert counts.tolist() == [6, 5, 4]
+    np.testing.assert_allclose(Q[2], Q[1] * np.sqrt(3 / 2))
+    assert Q[1, -1] == 10.0 and Q[0, -1] == 6.0
+
+
+def test_too_few_residuals_anywhere_fall_back_to_the_one_step_ones_scaled_like_a_random_walk():
+    e = np.array([[1.0, np.nan], [3.0, np.nan], [2.0, 9.0]])  # three one-step residuals, one two-step
+    Q, counts = residual_quantiles(e)
+    assert counts.tolist() == [3, 1]
+    assert Q[0, -1] == 3.0 and Q[0, 0] == 1.0
+    np.testing.assert_allclose(Q[1], Q[0] * np.sqrt(2))
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.1, 1.5])
+def test_a_level_outside_zero_to_one_is_refused(level):
     Q, counts = residual_quantiles(np.arange(1.0, 11.0)[:, None])
-    widths = half_widths(Q, counts, 4, 0.8)
-    np.testing.assert_allclose(widths, 9.0 * np.sqrt([1.0, 2.0, 3.0, 4.0]), rtol=1e-15)
+    with pytest.raises(ValueError, match="level must be in"):
+        half_widths(Q, counts, 1, level)

@@ -1,0 +1,225 @@
+"""Mutation testing of the modules that carry tickcast's promises (``make mutation``).
+
+mutmut (3.x) changes one operator, constant or call at a time in a copy of the code and runs the
+tests that cover the changed function; a mutant that no test notices "survived". Chosen over
+cosmic-ray by a measurement on this machine (``--compare``, figures in the report): mutmut forks
+one warm pytest process per mutant and runs only the covering tests, cosmic-ray starts a fresh
+test run per mutant.
+
+The copy lives in ``build/mutation/`` (the repository's folders under the one import name
+``tickcast``, as installed), so the working tree is never touched. Survivors judged equivalent
+(no test could tell them from the original) are listed with their reason in
+``bench/mutation_equivalent.toml``; the score counts the others.
+
+    python bench/mutation.py                 # every module below
+    python bench/mutation.py --only models   # the model's modules only (a few minutes)
+    python bench/mutation.py --compare       # also time cosmic-ray on models/intervals.py
+
+Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "mutation"
+RESULTS = ROOT / "bench" / "results"
+EQUIVALENT = ROOT / "bench" / "mutation_equivalent.toml"
+
+# module -> the fast tests that cover it (mutmut runs, per mutant, those of them that reach its function)
+MODULES = {
+    "models": {
+        "models/optim.py": ["tests/models/test_optim_clipping.py", "tests/models/test_safeguards.py"],
+        "models/engine.py": [
+            "tests/models/test_safeguards.py",
+            "tests/models/test_training.py",
+            "tests/models/test_stacked_fits.py",
+        ],
+        "models/network.py": ["tests/models/test_safeguards.py", "tests/models/test_training.py"],
+        "models/intervals.py": ["tests/models/test_safeguards.py", "tests/models/test_forecasting.py"],
+        "models/conformal.py": ["tests/models/test_safeguards.py", "tests/models/test_challengers.py"],
+    },
+    "service": {
+        "service/lease.py": ["tests/test_pipeline.py"],
+        "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
+        "service/run/ingest.py": ["tests/test_ingest.py"],
+        "service/run/rebase.py": ["tests/test_rebase.py"],
+    },
+}
+# PostgreSQL-parametrised cases start a server per test process: the SQLite ones cover the same code.
+PYTEST_ARGS = ["-p", "no:xdist", "-p", "no:randomly", "-q", "-m", "not serial", "-k", "not postgresql"]
+
+
+def mirror(modules: dict[str, list[str]]) -> None:
+    """The repository as installed (tickcast/, tickcast/service, ...) in WORK, and mutmut's config."""
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    package = WORK / "tickcast"
+    shutil.copytree(ROOT / "service" / "_tickcast", package, ignore=ignore)
+    for folder in ("service", "models", "migrations"):
+        shutil.copytree(ROOT / folder, package / folder, ignore=ignore)
+    shutil.copytree(ROOT / "tests", WORK / "tests", ignore=ignore)
+    shutil.copytree(ROOT / "service" / "data", WORK / "service" / "data", ignore=ignore)  # where tests look
+    sources = [f'"tickcast/{m}"' for m in modules]
+    tests = sorted({t for ts in modules.values() for t in ts})
+    (WORK / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        f"source_paths = [{', '.join(sources)}]\n"
+        'also_copy = ["tickcast/", "tests/", "service/"]\n'
+        f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
+        f"pytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
+    )
+
+
+def mutmut(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("mutmut")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [str(exe), *args], cwd=WORK, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def results() -> dict[str, str]:
+    """mutant name -> status (killed, survived, timeout, no tests, ...)."""
+    out = mutmut("results", "--all", "true").stdout
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\s*(\S+__mutmut_\d+): (.+)$", out, re.M)}
+
+
+def diff_of(name: str) -> str:
+    shown = mutmut("show", name).stdout
+    return "\n".join(line for line in shown.splitlines() if line.startswith(("-", "+")) and line[1:2] == " ")
+
+
+def module_of(name: str) -> str:
+    dotted = name.split(".x_")[0].split(".xǁ")[0]  # functions: .x_f__mutmut_1, methods: .xǁClassǁm__...
+    return dotted.removeprefix("tickcast.").replace(".", "/") + ".py"
+
+
+def compare_cosmic_ray(module: str, tests: list[str]) -> dict:
+    """Seconds per mutant of cosmic-ray on ``module`` (mutated in place in the mirror)."""
+    config = WORK / "cosmic-ray.toml"
+    session = WORK / "cosmic-ray.sqlite"
+    command = f"{sys.executable} -m pytest -x {' '.join(PYTEST_ARGS)} {' '.join(tests)}"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "tickcast/{module}"\n'
+        "timeout = 120.0\nexcluded-modules = []\n"
+        f"test-command = {command!r}\n".replace("'", '"')
+        + '[cosmic-ray.distributor]\nname = "local"\n'
+    )
+    exe = Path(sys.executable).with_name("cosmic-ray")
+    env = {**os.environ, "PYTHONPATH": str(WORK)}
+    subprocess.run([str(exe), "init", str(config), str(session)], cwd=WORK, check=True, env=env)
+    started = time.perf_counter()
+    subprocess.run([str(exe), "exec", str(config), str(session)], cwd=WORK, check=True, env=env)
+    seconds = time.perf_counter() - started
+    report = subprocess.run(
+        [str(exe.with_name("cr-report")), str(session)], cwd=WORK, capture_output=True, text=True, check=False
+    ).stdout
+    total = re.search(r"total jobs: (\d+)", report)
+    n = int(total.group(1)) if total else 0
+    return {"tool": "cosmic-ray", "module": module, "mutants": n, "seconds": seconds}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(MODULES), help="one group of modules")
+    parser.add_argument("--compare", action="store_true", help="also time cosmic-ray on models/intervals.py")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", default="mutation")
+    args = parser.parse_args(argv)
+    groups = [args.only] if args.only else list(MODULES)
+    modules = {m: t for g in groups for m, t in MODULES[g].items()}
+    mirror(modules)
+    print(f"mutation testing {len(modules)} modules in {WORK.relative_to(ROOT)} ...", flush=True)
+    started = time.perf_counter()
+    run = mutmut("run", "--max-children", str(args.max_children))
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n", file=sys.stderr)
+        print("mutation: mutmut failed (output above)", file=sys.stderr)
+        return 1
+    status = results()
+    equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    timings = [{"tool": "mutmut", "module": "all", "mutants": len(status), "seconds": seconds}]
+    if args.compare:
+        intervals = MODULES["models"]["models/intervals.py"]
+        mirror({"models/intervals.py": intervals})
+        t0 = time.perf_counter()
+        mutmut("run", "--max-children", "1")
+        timings.append(
+            {
+                "tool": "mutmut (1 process)",
+                "module": "models/intervals.py",
+                "mutants": len(results()),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        timings.append(compare_cosmic_ray("models/intervals.py", intervals))
+    write(status, equivalent, timings, modules)
+    return 0
+
+
+def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules: dict) -> None:
+    rows, survivors = [], []
+    for module in modules:
+        mine = {n: s for n, s in status.items() if module_of(n) == module}
+        killed = sum(s == "killed" or s == "timeout" for s in mine.values())
+        alive = [n for n, s in mine.items() if s not in ("killed", "timeout")]
+        explained = [n for n in alive if n in equivalent.get(module, {})]
+        counted = len(mine) - len(explained)
+        score = killed / counted if counted else float("nan")
+        survived = len(alive) - len(explained)
+        rows.append(f"| `{module}` | {len(mine)} | {killed} | {len(explained)} | {survived} | {score:.0%} |")
+        survivors += [(module, n, mine[n], equivalent.get(module, {}).get(n)) for n in alive]
+    total = len(status)
+    killed = sum(s in ("killed", "timeout") for s in status.values())
+    explained = sum(1 for *_, why in survivors if why)
+    lines = [
+        "# Mutation testing: the modules that carry the promises",
+        "",
+        f"`make mutation` (bench/mutation.py, mutmut) on {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{os.cpu_count()} CPUs, load average {tuple(round(x, 2) for x in os.getloadavg())}. "
+        "A mutant is killed when a test fails (or times out); the score leaves out the survivors "
+        "explained as equivalent in `bench/mutation_equivalent.toml`.",
+        "",
+        "| module | mutants | killed | equivalent | survived | score |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        f"| all | {total} | {killed} | {explained} | {total - killed - explained} | "
+        f"{killed / max(total - explained, 1):.0%} |",
+        "",
+        "## Speed (the choice of tool)",
+        "",
+        "| tool | module | mutants | seconds | seconds per mutant |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {t['tool']} | {t['module']} | {t['mutants']} | {t['seconds']:.0f} | "
+            f"{t['seconds'] / max(t['mutants'], 1):.2f} |"
+            for t in timings
+        ),
+        "",
+        "## Survivors",
+        "",
+    ]
+    for _module, name, state, why in survivors:
+        lines += [f"### `{name}` ({state})", ""]
+        lines += [f"Equivalent: {why}", ""] if why else []
+        lines += ["```diff", diff_of(name), "```", ""]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "mutation.md").write_text("\n".join(lines))
+    print("\n".join(lines[: 12 + len(rows)]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

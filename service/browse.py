@@ -56,7 +56,7 @@ def install_hint() -> str:
     checkout = Path(__file__).resolve().parent.parent
     pip = shlex.quote(str(Path(sys.executable).parent / "pip"))
     if (checkout / "pyproject.toml").exists() and (checkout / "service" / "browse.py").exists():
-        return f"{pip} install -e {shlex.quote(str(checkout) + '[browse]')} (or make run, in {checkout})"
+        return f"{pip} install -e {shlex.quote(str(checkout) + '[browse]')} (make run in {checkout} installs it too)"
     return f"{pip} install 'tickcast[browse]'"
 
 

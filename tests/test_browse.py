@@ -111,9 +111,11 @@ def test_every_page_in_a_real_browser(served, tmp_path):
     charts = {
         f"/tc/series_forecast.chart?key={KEY}": {"band", "actual", "forecast"},
         "/tc/loss_curve.chart?key=sample:core-cpi": {"train-loss", "val-loss"},
+        "/tc/loss_history.chart?fit_id=1": {"train-loss", "val-loss"},  # a table filtered to one fit
     }
     pages += list(charts)
     pages.append("/tc/loss_curve.chart")  # no key: a page that says so, not an error
+    pages.append("/tc/loss_history?fit_id=1")  # one fit's losses: chartable, unlike the whole table
     for page in pages:
         assert status(base + page) == 200, page
 
@@ -137,9 +139,9 @@ def test_every_page_in_a_real_browser(served, tmp_path):
                 assert charts[page] <= set(drawn), (page, drawn)
                 assert all(d.count("L") >= 2 for d in drawn.values()), drawn  # lines, not dots
                 assert svg.size["width"] > 300 and svg.size["height"] > 150
-            if page.startswith("/tc/loss_curve?") or page.startswith("/tc/series_forecast?"):
-                links = [a.get_attribute("href") for a in driver.find_elements("css selector", "a")]
-                assert any(".chart?" in (href or "") for href in links), page  # "This data as ... chart"
+            links = [a.get_attribute("href") or "" for a in driver.find_elements("css selector", "a")]
+            charted = page.startswith(("/tc/loss_curve?", "/tc/series_forecast?", "/tc/loss_history?"))
+            assert any(".chart?" in href for href in links) == charted, page  # "This data as ... chart"
         assert not errors, json.dumps(errors, indent=1)
     finally:
         driver.quit()

@@ -6,7 +6,8 @@ table.
   ``series_forecast`` (``ts, actual, forecast, lower, upper``) is drawn as the series' recent history
   with its newest forecast and interval band; one with ``epoch`` and ``train_loss`` (``loss_curve``)
   as the training and validation loss by epoch. Datasette links it beside json and csv ("This data
-  as ... chart"): ``/<database>/loss_curve.chart?key=sample:sp500``.
+  as ... chart"): ``/<database>/loss_curve.chart?key=sample:sp500``; also under the
+  ``loss_history`` table filtered to one fit (``/<database>/loss_history.chart?fit_id=1``).
 - ``fits.hyperparams`` (a long JSON object) shows as a one-line summary that opens to the whole.
 
 Self-contained: Datasette loads this file by path, so it imports nothing of tickcast."""
@@ -245,8 +246,12 @@ PAGE = """{% extends "base.html" %}
 {% endblock %}"""
 
 
-def can_render_chart(columns):
-    return chart_kind(columns or []) is not None
+def can_render_chart(columns, table, request):
+    """Queries with a chart's columns; of the tables, loss_history filtered to one fit (fit_id=)."""
+    kind = chart_kind(columns or [])
+    if kind is None or table is None:
+        return kind is not None
+    return table == "loss_history" and request is not None and "fit_id" in request.args
 
 
 async def render_chart(datasette, columns, rows, request, database, query_name, table):

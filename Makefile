@@ -13,9 +13,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# With the plot extra, so that every command in the README works from the checkout.
+# With the plot and browse extras, so that every command in the README works from the checkout
+# (`tickcast plot`, `tickcast browse`).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[plot]'
+	$(BIN)/pip install -q -e '.[plot,browse]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

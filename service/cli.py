@@ -267,17 +267,28 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_browse(args: argparse.Namespace) -> int:
+    import json
     import os
+    import tempfile
 
-    from .browse import datasette_argv, exposure_warning
+    from .browse import datasette_launch, exposure_warning
 
-    argv = datasette_argv(_settings(args), args.host, args.port, allow_sql=args.allow_sql)
+    def say(line: str) -> None:
+        if not args.quiet:
+            _err(f"tickcast: {line}")
+
+    launch = datasette_launch(_settings(args), args.host, args.port, allow_sql=args.allow_sql, wait=args.wait, say=say)
     warning = exposure_warning(args.host, args.port)
     if warning:
         _err(f"tickcast: warning: {warning}")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], argv)
+    # Datasette reads its metadata from stdin (--metadata -): an unlinked temporary file, nothing left behind.
+    with tempfile.TemporaryFile("w+b") as metadata:
+        metadata.write(json.dumps(launch.metadata).encode())
+        metadata.seek(0)
+        os.dup2(metadata.fileno(), 0)
+    os.execv(launch.argv[0], launch.argv)
     return EXIT_OK  # pragma: no cover (execv does not return)
 
 
@@ -431,7 +442,7 @@ def build_parser() -> Parser:
     p = command(
         "browse",
         cmd_browse,
-        "browse the tables read-only in Datasette, with canned queries (needs the browse extra)",
+        "browse the tables read-only in Datasette, with canned queries and charts (needs the browse extra)",
         "tickcast browse --port 8001",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -440,6 +451,14 @@ def build_parser() -> Parser:
         "--allow-sql",
         action="store_true",
         help="let visitors run SQL of their own, not only the canned queries (off by default: no authentication)",
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait this long for the database to be created (a container started beside the service); "
+        "default 0: without a database, browse says so and exits 1",
     )
     return parser
 

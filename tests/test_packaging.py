@@ -41,6 +41,7 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
         "service/data/PROVENANCE.md",
         "service/data/licenses/arch-LICENSE.md",
         "service/datasette/metadata.json",
+        "service/datasette/tickcast_charts.py",  # the Datasette plugin `tickcast browse` loads
         "service/run/cycle.py",
         "service/executors/local.py",
         "service/sources/yahoo.py",

@@ -70,7 +70,8 @@ class ForecasterConfig:
     warm_lr_scale: float = 0.3  # warm starts use lr * warm_lr_scale: fresh Adam moments take
     #                               full-size first steps that would shake a trained model
     warm_windows: int = 512  # warm starts fine-tune on the newest this many windows per series
-    max_windows: int = 4096  # training windows per series: the newest this many
+    max_windows: int = 4096  # training windows per series: the newest this many (at least 2:
+    #                               a forecast step needs two windows with a target that far ahead)
     max_window: int = 512  # upper bound on a member's window length L
     out_scale: float = 0.0  # std of Why at init is out_scale / sqrt(H); 0: an untrained
     #                               network forecasts exactly its read-out bias, not noise
@@ -99,8 +100,11 @@ class ForecasterConfig:
                 "lookbacks must be a non-empty list of multiples of the horizon in (0, 100]",
             ),
         ]
-        for name in ("hidden_size", "ensemble", "warm_windows", "max_windows", "max_window"):
+        for name in ("hidden_size", "ensemble", "warm_windows", "max_window"):
             checks.append((_int(getattr(self, name)) and getattr(self, name) >= 1, f"{name} must be an integer >= 1"))
+        # One window per series leaves no forecast step with the two targets that training a step
+        # needs (forecaster._trained_steps would find none, and forecasting would never advance).
+        checks.append((_int(self.max_windows) and self.max_windows >= 2, "max_windows must be an integer >= 2"))
         for name in (
             "horizon",
             "season_length",

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from tickcast import __version__
 
 from .config import debug_enabled, load_settings
-from .errors import TickcastError, exception_line, first_line
+from .errors import MESSAGE_LIMIT, TickcastError, cut, exception_line, first_line
 from .settings import Settings
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
+from .stopping import StopNow
 from .tables import FORMATS, UNIT_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -62,7 +63,7 @@ def _open_existing(settings: Settings):
 
 
 def _err(message: str) -> None:
-    print(one_line(message), file=sys.stderr, flush=True)
+    print(cut(one_line(message), 2 * MESSAGE_LIMIT), file=sys.stderr, flush=True)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -121,12 +122,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def _install_stop_handlers(stop) -> None:
     import signal
 
-    from .locks import stop_waiting
+    from . import stopping
 
     def handler(signum, _frame):
-        _err(f"tickcast: {signal.Signals(signum).name}: finishing the series in progress, then stopping")
+        name = signal.Signals(signum).name
+        if stopping.stop_requested():
+            _err(f"tickcast: {name} again: stopping now")
+        else:
+            _err(
+                f"tickcast: {name}: finishing the series in progress, then stopping (at most "
+                f"{stopping.STOP_GRACE_SECONDS:g} s; a second signal stops at once)"
+            )
         stop.set()
-        stop_waiting()
+        stopping.request_stop(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
@@ -282,9 +290,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_browse(args: argparse.Namespace) -> int:
     import os
 
-    from .browse import datasette_argv
+    from .browse import datasette_argv, exposure_warning
 
-    argv = datasette_argv(_settings(args), args.host, args.port)
+    argv = datasette_argv(_settings(args), args.host, args.port, allow_sql=args.allow_sql)
+    warning = exposure_warning(args.host, args.port)
+    if warning:
+        _err(f"tickcast: warning: {warning}")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
@@ -446,6 +457,11 @@ def build_parser() -> Parser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    p.add_argument(
+        "--allow-sql",
+        action="store_true",
+        help="let visitors run SQL of their own, not only the canned queries (off by default: no authentication)",
+    )
     return parser
 
 
@@ -468,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("tickcast: interrupted")
         return 130
+    except StopNow as exc:  # a stop signal that could not wait (the run is closed as failed, with it)
+        _err(f"tickcast: {exc}")
+        return EXIT_ERROR
     except MemoryError:  # not a bug: the data outgrew the memory (a series alone fails with its own reason)
         _err("tickcast: out of memory (lower model.max_points or service.workers, or allow more memory)")
         return EXIT_ERROR

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import schema
 from .drift import apply_repairs, find_drift, unrepairable
-from .errors import DatabaseError, NoDatabase, SchemaError
+from .errors import DatabaseError, NoDatabase, SchemaError, mask_url, quoted
 from .locks import DatabaseLocked, begin_immediate
 from .pglocks import backend_pid, watch_lock_waits
 from .settings import DEFAULT_BUSY_TIMEOUT_MINUTES
@@ -44,18 +44,43 @@ _PG_LOCK_TIMEOUT = "55P03"  # PostgreSQL's lock_not_available: lock_timeout ran 
 
 
 def normalize_url(url: str) -> sa.URL:
-    """Parse a database URL; plain ``postgresql://`` means psycopg 3 (the driver we ship)."""
+    """Parse a database URL; plain ``postgresql://`` means psycopg 3 (the driver we ship). A URL that
+    does not parse (a port that is not a number, a broken IPv6 address) is one DatabaseError line
+    quoting it without its password or query string."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+        parsed.port  # noqa: B018 - SQLAlchemy checks the port only when it is read
+    except (sa.exc.ArgumentError, ValueError):
         raise DatabaseError(
-            f"malformed database URL {url!r}: expected e.g. sqlite:///tickcast.db or postgresql://user@host/dbname"
+            f"malformed database URL {quoted(mask_url(url), 120)}: expected e.g. sqlite:///tickcast.db or "
+            "postgresql://user@host:5432/dbname"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
     return parsed
+
+
+def check_sqlite_url(parsed: sa.URL, url: str) -> None:
+    """A SQLite URL tickcast can keep data in: a file, and no options. ``sqlite://`` and
+    ``sqlite:///`` (what ``sqlite:///$UNSET`` gives) are in memory: every write would be lost when
+    tickcast exits. Options such as ``?mode=ro`` are not SQLite's to take here (SQLAlchemy would warn
+    and open the file writable all the same); tickcast opens SQLite its own way."""
+    if parsed.get_backend_name() != "sqlite":
+        return
+    shown = quoted(mask_url(url), 120)
+    if sqlite_file(parsed) is None:
+        raise DatabaseError(
+            f"the database URL {shown} names no file: an in-memory SQLite database keeps nothing once "
+            "tickcast exits (an empty variable in --db or TICKCAST_DB_URL gives one); name a file, e.g. "
+            "sqlite:///data/tickcast.db"
+        )
+    if parsed.query:
+        raise DatabaseError(
+            f"the database URL {shown} has options ({', '.join(sorted(parsed.query))}): tickcast opens "
+            "SQLite files its own way (WAL, a busy timeout) and takes none; remove them"
+        )
 
 
 def describe(engine_or_url: Engine | str) -> str:
@@ -77,6 +102,7 @@ def make_engine(url: str, create: bool = True, busy_timeout: float | None = None
     ``create`` is False). ``busy_timeout``: seconds a writer waits for another process's lock
     (default: ``DEFAULT_BUSY_TIMEOUT_MINUTES``)."""
     parsed = normalize_url(url)
+    check_sqlite_url(parsed, url)
     wait = DEFAULT_BUSY_TIMEOUT_MINUTES * 60 if busy_timeout is None else busy_timeout
     busy_ms = max(1, int(wait * 1000))
     if parsed.get_backend_name() != "sqlite":

@@ -162,17 +162,22 @@ def last_verdict_run(engine: Engine) -> sa.Row | None:
         ).first()
 
 
-def completed_run_since(engine: Engine, since: datetime) -> bool:
-    """Whether a run that finished (ok or partial) started at or after ``since``."""
+CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by more, one of them is wrong
+
+
+def completed_run_since(engine: Engine, since: datetime, now: datetime | None = None) -> bool:
+    """Whether a run that finished (ok or partial) started at or after ``since``. A run that started
+    in the future (beyond CLOCK_TOLERANCE: a clock that was wrong) does not count: it would otherwise
+    count as the newest run until that date came, and no missed run would be caught up."""
     runs = schema.runs
+    latest = (now or utcnow()) + CLOCK_TOLERANCE
     with engine.connect() as conn:
         started = conn.execute(
-            sa.select(sa.func.max(runs.c.started_at)).where(runs.c.status.in_(COMPLETED_RUNS))
+            sa.select(sa.func.max(runs.c.started_at)).where(
+                runs.c.status.in_(COMPLETED_RUNS), runs.c.started_at <= latest
+            )
         ).scalar()
     return started is not None and as_utc(started) >= since
-
-
-CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by more, one of them is wrong
 
 
 def health(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[bool, str]:

@@ -7,11 +7,13 @@
   that is a little late (a busy machine, a suspended laptop).
 - On start it catches up: if the most recent scheduled time has passed without a completed run,
   one run starts at once (a restart never runs it twice: the completed run is in ``runs``).
-- A run that could not start (the database stayed locked past ``service.busy_timeout_minutes``) is
-  retried ``schedule.start_retries`` times, ``schedule.retry_minutes`` apart, and recorded in ``runs``.
-- SIGTERM/SIGINT: stop taking new work; the series in progress finishes (or is rolled back), the run
-  row is closed, the lease released, and serve exits 0. During start-up (opening the database,
-  waiting for its lock, finding a missed run) the signal unwinds start-up and serve exits 0.
+- A run that could not start (the database stayed locked past ``service.busy_timeout_minutes``, or
+  another process's run was in progress) is retried ``schedule.start_retries`` times,
+  ``schedule.retry_minutes`` apart; a locked-out attempt is recorded in ``runs``.
+- SIGTERM/SIGINT: stop taking new work; the series in progress finishes within
+  ``stopping.STOP_GRACE_SECONDS`` or is abandoned (a second signal: at once), the run row is closed,
+  the lease released, and serve exits 0. During start-up (opening the database, waiting for its
+  lock, finding a missed run) the signal unwinds start-up and serve exits 0.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
-from . import locks
 from .clock import as_utc, utcnow
 from .errors import TickcastError, exception_line
 from .lease import RunInProgress
 from .queries import completed_run_since
-from .run.cycle import FailedStart, RunNotStarted, run_cycle
+from .run.cycle import run_cycle
+from .run.starts import FailedStart, RunNotStarted
 from .run.train import ensure_open_files
 from .settings import Settings
 from .status import Trigger
-from .stopping import StopDuringStartup, stop_start_up_on_signals
+from .stopping import STOP_GRACE_SECONDS, StopDuringStartup, StopNow, request_stop, stop_start_up_on_signals
 
 log = logging.getLogger("tickcast.serve")
 
@@ -87,7 +89,7 @@ def needs_catch_up(engine: Engine, settings: Settings, now: datetime | None = No
     """The missed scheduled time, if the last one passed with no completed run since; else None."""
     now = now or utcnow()
     missed = last_fire_time(cron_trigger(settings), now)
-    if missed is None or completed_run_since(engine, as_utc(missed)):
+    if missed is None or completed_run_since(engine, as_utc(missed), now):
         return None
     return missed
 
@@ -130,11 +132,14 @@ class Service:
             lambda _event: self.stop_event.is_set() and self.scheduler.shutdown(wait=False), EVENT_SCHEDULER_STARTED
         )
 
-    def job(self, trigger: Trigger, retry: int = 0) -> None:
+    def job(self, trigger: Trigger, retry: int = 0, refused_at: datetime | None = None) -> None:
         if self.stop_event.is_set():
             return
         with self.job_lock:
             if self.stop_event.is_set():
+                return
+            if refused_at is not None and completed_run_since(self.engine, refused_at):
+                log.info("not retrying: another process completed a run since this one was refused")
                 return
             try:
                 summary = run_cycle(
@@ -153,8 +158,10 @@ class Service:
                     len(summary.outcomes),
                     summary.seconds,
                 )
-            except RunInProgress as exc:
-                log.warning("skipping this run: %s", exc)
+            except StopNow as exc:
+                log.warning("run stopped: %s", exc)
+            except RunInProgress as exc:  # a live run (another process): try again when it may be done
+                self._retry_later(trigger, retry, exc, refused_at=utcnow())
             except RunNotStarted as exc:
                 if not exc.recorded:
                     self.failed_starts.append(exc.attempt)
@@ -165,9 +172,13 @@ class Service:
         if next_run is not None and next_run.next_run_time is not None:
             log.info("next scheduled run: %s", next_run.next_run_time.isoformat())
 
-    def _retry_later(self, trigger: Trigger, retry: int, exc: RunNotStarted) -> None:
-        """A run that could not start is tried again ``schedule.start_retries`` times, every
-        ``schedule.retry_minutes``; then the next scheduled run is the next chance."""
+    def _retry_later(
+        self, trigger: Trigger, retry: int, exc: TickcastError, refused_at: datetime | None = None
+    ) -> None:
+        """A run that could not start (the database stayed locked, or another process's run was in
+        progress) is tried again ``schedule.start_retries`` times, every ``schedule.retry_minutes``;
+        then the next scheduled run is the next chance. A retry after a refusal by a live run is
+        dropped if a run completed meanwhile (``refused_at``)."""
         schedule = self.settings.schedule
         if self.stop_event.is_set() or retry >= schedule.start_retries:
             log.error("%s; not retrying (%d retries, schedule.start_retries)", exc, retry)
@@ -175,14 +186,28 @@ class Service:
         when = utcnow() + timedelta(minutes=schedule.retry_minutes)
         log.warning("%s; retry %d of %d at %s", exc, retry + 1, schedule.start_retries, when.isoformat())
         self.scheduler.add_job(
-            self.job, args=[trigger], kwargs={"retry": retry + 1}, next_run_time=when, id="retry", replace_existing=True
+            self.job,
+            args=[trigger],
+            kwargs={"retry": retry + 1, "refused_at": refused_at},
+            next_run_time=when,
+            id="retry",
+            replace_existing=True,
         )
 
     def stop(self, signum: int | None = None, _frame=None) -> None:
         if signum is not None:
-            log.info("received %s: finishing the series in progress, then stopping", signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if self.stop_event.is_set():
+                log.info("received %s again: stopping now", name)
+            else:
+                log.info(
+                    "received %s: finishing the series in progress, then stopping (at most %g s; a second "
+                    "signal stops at once)",
+                    name,
+                    STOP_GRACE_SECONDS,
+                )
         self.stop_event.set()
-        locks.stop_waiting()
+        request_stop(signum)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 

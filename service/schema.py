@@ -311,4 +311,15 @@ run_lease = sa.Table(
     sa.Column("run_id", sa.Integer),
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # migration 0005: the holder identified by more than its pid
+    sa.Column(
+        "process_start",
+        sa.BigInteger,
+        comment="the holder's start time in clock ticks since boot (/proc/<pid>/stat): with pid, the process",
+    ),
+    sa.Column(
+        "boot_id",
+        sa.String(64),
+        comment="the holder's kernel boot id (/proc/sys/kernel/random/boot_id): with host, the machine and boot",
+    ),
 )

@@ -325,10 +325,13 @@ def test_datasette_serves_the_canned_queries(populated):
             assert row["coverage"] == judged_row["inside_interval"]
         monthly = fetch_json(f"{base}/accuracy_by_month.json?key=csv:walk&_shape=array")
         assert sum(r["n"] for r in monthly) == 5 and all(len(r["month"]) == 7 for r in monthly)
-        # read-only: a write through Datasette's SQL endpoint is refused, and nothing was deleted
+        # read-only, canned queries only: a write, or a SELECT of one's own, is refused
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}.json?sql=delete+from+forecasts", timeout=10)
         assert refused.value.code == 400
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}.json?sql=select+1", timeout=10)
+        assert refused.value.code == 403
         assert len(fetch_json(f"{base}/latest.json?_shape=array")) == 5 + 18
     finally:
         daemon.proc.send_signal(signal.SIGINT)

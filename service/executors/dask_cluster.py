@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 
-from ..errors import ConfigError, first_line
+from .. import stopping
+from ..errors import ConfigError, cut, first_line
 from ..settings import ExecutorSettings
 from .kind import ExecutorKind, ExecutorUnavailable, WorkerLost
 
@@ -60,6 +61,9 @@ class DaskExecutor(Executor):
     FETCHERS = 4  # threads fetching results from the workers
     BATCH_SECONDS = 0.5  # a batch is as many tasks as take about this long, ...
     MAX_BATCH = 8  # ... but never more than this many (a lost worker loses them all)
+    HANDSHAKE_SECONDS = 5.0  # beyond dask's connect timeout, for its handshake
+    GATHER_SECONDS = 120.0  # a finished task's result not fetched from its worker by then is lost
+    CLOSE_SECONDS = 5.0  # closing the client: a stop must not wait longer
 
     def __init__(self, client, address: str):
         self._client = client
@@ -81,7 +85,13 @@ class DaskExecutor(Executor):
     @classmethod
     def connect(cls, address: str) -> DaskExecutor:
         """Connect and wait for a worker, within dask's connect timeout
-        (``distributed.comm.timeouts.connect``, 30 s unless dask's config says otherwise)."""
+        (``distributed.comm.timeouts.connect``, 30 s unless dask's config says otherwise).
+
+        Dask's timeout bounds the TCP connect, not the handshake after it: an address that accepts
+        connections and says nothing (a proxy, a black hole, the dashboard's port 8787 instead of the
+        scheduler's 8786) held ``Client`` for ever. Each step runs in a helper thread with a
+        wall-clock deadline of the timeout plus ``HANDSHAKE_SECONDS``, and a stop signal ends the
+        wait at once."""
         try:
             import dask
             from dask.utils import parse_timedelta
@@ -92,21 +102,40 @@ class DaskExecutor(Executor):
             ) from None
         _quiet_dask_logging()
         timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+        deadline = timeout + cls.HANDSHAKE_SECONDS
+        silent = ExecutorUnavailable(
+            f"no Dask scheduler answered at {address} (service.dask_address) within {deadline:g} s: "
+            "something accepts connections there but did not complete Dask's handshake (the dashboard's "
+            "port, 8787, instead of the scheduler's, 8786? a proxy?)"
+        )
         try:
-            client = Client(address, set_as_default=False, timeout=timeout)
+            client = stopping.bounded_call(
+                lambda: Client(address, set_as_default=False, timeout=timeout),
+                deadline,
+                lambda: silent,
+                f"connecting to the Dask scheduler at {address}",
+            )
         except (OSError, TimeoutError) as exc:
             raise ExecutorUnavailable(
                 f"cannot reach the Dask scheduler at {address} (service.dask_address): "
-                f"{first_line(exc, type(exc).__name__)}"
+                f"{cut(first_line(exc, type(exc).__name__), 200)}"
             ) from None
         try:
-            client.wait_for_workers(1, timeout=timeout)
+            stopping.bounded_call(
+                lambda: client.wait_for_workers(1, timeout=timeout),
+                deadline,
+                TimeoutError,
+                f"waiting for a worker of the Dask scheduler at {address}",
+            )
         except (OSError, TimeoutError):
-            client.close()
+            client.close(timeout=cls.CLOSE_SECONDS)
             raise ExecutorUnavailable(
                 f"the Dask scheduler at {address} has no workers (waited {timeout:g} s): "
                 f"start some with `dask worker {address} --nthreads 1`"
             ) from None
+        except BaseException:
+            client.close(timeout=cls.CLOSE_SECONDS)
+            raise
         executor = cls(client, address)
         executor._refresh_capacity()
         return executor
@@ -172,8 +201,17 @@ class DaskExecutor(Executor):
 
     def _fetch_loop(self) -> None:
         while (remote := self._done.get()) is not None:
-            try:
-                outcomes, failure = remote.result(), None
+            failure: BaseException | None = None
+            try:  # the task is finished: its result is on a worker, and fetching it has a deadline
+                outcomes = remote.result(timeout=self.GATHER_SECONDS)
+            except TimeoutError:
+                outcomes, failure = (
+                    None,
+                    WorkerLost(
+                        f"its result could not be fetched from the Dask worker within {self.GATHER_SECONDS:g} s "
+                        "(the worker stopped answering)"
+                    ),
+                )
             except BaseException as exc:  # noqa: BLE001 - every way a task can fail becomes its result
                 outcomes, failure = None, _describe(exc, self._address)
             if isinstance(failure, SchedulerLost):
@@ -233,7 +271,7 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - the scheduler is gone: nothing left to cancel
             pass
         finally:
-            self._client.close(timeout=10)
+            self._client.close(timeout=self.CLOSE_SECONDS)
 
 
 def _run_batch(fn: Callable, calls: list) -> list[tuple[bool, object, float]]:

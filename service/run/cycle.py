@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -34,14 +33,23 @@ from sqlalchemy.engine import Engine
 from .. import faults, schema
 from ..clock import utcnow
 from ..db import write_transaction
-from ..errors import DatabaseError, exception_line
-from ..lease import Lease, acquire
+from ..errors import exception_line
+from ..lease import Heartbeat, Lease, acquire
 from ..locks import DatabaseLocked
 from ..settings import ExecutorSettings, SeriesSpec, Settings
 from ..status import FetchStatus, FitMode, FitStatus, RunStatus, SeriesFit, Trigger
+from ..stopping import StopNow
 from .ingest import IngestStage, ingest_each, select_specs, sync_series
 from .plan import GroupPlan, Plan, Planner, Unit
 from .settle import GroupWrite, SeriesWrite, settle
+from .starts import (
+    FailedStart,
+    RunNotStarted,
+    insert_failed_starts,
+    record_failed_start,
+    restore_pending,
+    take_pending,
+)
 from .store import store_fit
 from .train import ensure_open_files, train_planned
 from .values import FitRecord, GroupResult, SeriesResult
@@ -82,6 +90,9 @@ class Progress(Protocol):
     def __call__(self, message: str, problem: bool = False) -> None: ...
 
 
+UNFINISHED = "completed series are stored, the next run does the rest"
+
+
 # --- the run's row in `runs` --------------------------------------------------------------------
 
 
@@ -100,53 +111,6 @@ def _start_run(engine: Engine, trigger: Trigger) -> int:
         ).scalar_one()
 
 
-@dataclass(frozen=True)
-class FailedStart:
-    """A run that could not start because the database stayed locked: a ``runs`` row to write as
-    soon as the database lets us."""
-
-    trigger: Trigger
-    attempted_at: datetime
-    error: str
-
-
-class RunNotStarted(DatabaseError):
-    """The run could not start: the database stayed locked. ``recorded``: whether its failed row is
-    in ``runs`` already (else ``attempt`` is to be written later)."""
-
-    def __init__(self, attempt: FailedStart, recorded: bool):
-        self.attempt, self.recorded = attempt, recorded
-        where = "recorded in runs" if recorded else "not recorded in runs: the database is still locked"
-        super().__init__(f"{attempt.error}; {where}")
-
-
-RECORD_WAIT_SECONDS = 1.0  # how long recording a failed start waits for the lock: it just waited in vain
-
-
-def record_failed_start(engine: Engine, attempt: FailedStart, wait: float | None = RECORD_WAIT_SECONDS) -> bool:
-    """Write the ``runs`` row of a run that could not start; False if the database refuses still."""
-    try:
-        with write_transaction(engine, wait=wait) as conn:
-            _insert_failed_start(conn, attempt)
-        return True
-    except (DatabaseError, sa.exc.SQLAlchemyError):
-        return False
-
-
-def _insert_failed_start(conn, attempt: FailedStart) -> None:
-    conn.execute(
-        sa.insert(schema.runs).values(
-            trigger=attempt.trigger,
-            status=RunStatus.FAILED,
-            started_at=attempt.attempted_at,
-            finished_at=utcnow(),
-            error=attempt.error,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-        )
-    )
-
-
 def _begin_run(engine: Engine, trigger: Trigger, say: Progress, failed_starts: list[FailedStart]) -> tuple[Lease, int]:
     """Take the lease, close runs abandoned by crashed processes, write ``failed_starts`` (emptied)
     and this run's row. A database that stays locked raises RunNotStarted."""
@@ -159,11 +123,17 @@ def _begin_run(engine: Engine, trigger: Trigger, say: Progress, failed_starts: l
         abandoned = _close_abandoned_runs(engine)
         if abandoned:
             say(f"closed {abandoned} run(s) abandoned by a crashed process")
-        if failed_starts:
-            with write_transaction(engine) as conn:
-                for attempt in failed_starts:
-                    _insert_failed_start(conn, attempt)
-            failed_starts.clear()
+        pending, taken = take_pending(engine)  # attempts of earlier processes, kept beside the database
+        try:
+            if failed_starts or pending:
+                with write_transaction(engine) as conn:
+                    insert_failed_starts(conn, sorted(pending + failed_starts, key=lambda a: a.attempted_at))
+        except BaseException:
+            restore_pending(engine, taken)
+            raise
+        failed_starts.clear()
+        if taken is not None:
+            os.unlink(taken)
         return lease, _start_run(engine, trigger)
     except BaseException as exc:
         if lease is not None:
@@ -349,25 +319,27 @@ def run_cycle(
         summary.outcomes = list(outcomes.values())
         stages = _Stages(engine, lease, outcomes, say, stop)
 
-        with _timed(summary, "ingest"):
-            stages.ingest(IngestStage.of(settings, sources), settings.series, specs)
-        with _timed(summary, "plan"):
-            planner = Planner(engine, settings.model, settings.forecast, settings.series, run_id)
-            plans = planner.plan(specs, stop)
-            _outcomes_of_companions(plans, outcomes, summary)
-            stages.store_skips(plans)
-        with _timed(summary, "train"):
-            stages.train_and_store(plans, settings.execution)
+        with Heartbeat(lease):  # renewed while a long fetch or fit goes on, not only between series
+            with _timed(summary, "ingest"):
+                stages.ingest(IngestStage.of(settings, sources), settings.series, specs)
+            with _timed(summary, "plan"):
+                planner = Planner(engine, settings.model, settings.forecast, settings.series, run_id)
+                plans = planner.plan(specs, stop)
+                _outcomes_of_companions(plans, outcomes, summary)
+                stages.store_skips(plans)
+            with _timed(summary, "train"):
+                stages.train_and_store(plans, settings.execution)
 
         # Stopped means work was left undone; a stop during the last series' fit changes nothing.
         summary.stopped = stop.is_set() and any(o.fit == SeriesFit.PENDING for o in summary.outcomes)
         if summary.stopped:
-            error = "stopped before finishing; completed series are stored, the next run does the rest"
+            error = f"stopped before finishing; {UNFINISHED}"
         summary.status = _status(summary.outcomes, summary.stopped)
         faults.reached("finish")
     except BaseException as exc:
         summary.status = RunStatus.FAILED
-        error = exception_line(exc)  # not SQLAlchemy's statement and parameters
+        # not SQLAlchemy's statement and parameters
+        error = f"{exc}; {UNFINISHED}" if isinstance(exc, StopNow) else exception_line(exc)
         failure = exc
         raise
     finally:

@@ -5,9 +5,9 @@ drop what is not data (missing values, text that is not a number, inf, values be
 range, non-positive prices, dates in the future), note outliers (kept), collapse duplicate dates,
 and write only rows that are new or changed. A fetch whose new rows were all refused as bad data
 failed. A failing source is recorded on its ``series`` row and never stops the other series.
-Stored observations are deleted only when the whole history is replaced, in the same transaction
-that stores the new one: when the source re-based it (a split, a dividend) or on
-``tickcast ingest --full`` (see ``rebase.py``).
+Stored observations are replaced only with a whole history, in the same transaction that stores it:
+when the source re-based it (a split, a dividend: dates it no longer sends are kept, rescaled) or on
+``tickcast ingest --full``, the only way rows are ever deleted (see ``rebase.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import faults, schema
 from ..clock import utcnow
 from ..db import write_transaction
-from ..errors import SourceError, TickcastError, UnknownSeries
+from ..errors import MESSAGE_LIMIT, SourceError, TickcastError, UnknownSeries, cut
 from ..frequencies import infer_frequency
 from ..keys import parse_key
 from ..settings import SeriesSpec, Settings, SourceSettings
@@ -39,6 +39,7 @@ from .rebase import (
     confirm_rebase,
     describe_replacement,
     detect_rebase,
+    keep_unsent,
     replace_history,
 )
 from .validate import every_new_row_rejected, outlier_note, validate_observations
@@ -122,6 +123,7 @@ def select_specs(watchlist: Sequence[SeriesSpec], keys: Sequence[str] | None, co
 
 
 def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -> None:
+    error = cut(error, MESSAGE_LIMIT)  # what a source said may quote its input: never a 10 MB line
     with write_transaction(engine) as conn:
         conn.execute(
             sa.update(schema.series).where(schema.series.c.id == series_id).values(last_fetch_at=now, last_error=error)
@@ -166,11 +168,12 @@ class SeriesFetch:
                 raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
             replacement = None if last is None else self._replacement(clean, notes, last, now)
         except SourceError as exc:
-            _record_failure(self.engine, self.series_id, str(exc), now)
+            error = cut(str(exc), MESSAGE_LIMIT)
+            _record_failure(self.engine, self.series_id, error, now)
             with self.engine.connect() as conn:
                 total = count_rows(conn, self.series_id)
             seconds = time.perf_counter() - started
-            return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=str(exc),
+            return IngestResult(spec.key, FetchStatus.FAILED, total_rows=total, last_ts=last, error=error,
                                 seconds=seconds)  # fmt: skip
         reported = fetched.attrs.get("calendar")
         if replacement is not None:
@@ -193,7 +196,7 @@ class SeriesFetch:
             last_fetch_at=now,
             last_success_at=now,
             last_error=None,
-            last_note=note,
+            last_note=None if note is None else cut(note, MESSAGE_LIMIT),
             calendar=series_calendar(self.spec, reported=reported_calendar),
         )
         if self.spec.frequency is None and changed:
@@ -238,7 +241,11 @@ class SeriesFetch:
         if rebase is None and not full:
             return None  # a few values revised alike, not a re-basing: the overlap is stored as usual
         new, revised, removed = compare_histories(stored, fetched)
-        return Replacement(clean, rebase, new, revised, removed, notes)
+        kept = 0
+        if not full and removed and rebase is not None:  # only an explicit --full deletes history
+            clean, kept = keep_unsent(clean, stored, rebase)
+            removed = 0
+        return Replacement(clean, rebase, new, revised, removed, notes, kept)
 
     def _store_replacement(
         self, replacement: Replacement, reported_calendar: str | None, now: datetime, started: float
@@ -266,6 +273,7 @@ class SeriesFetch:
 
 
 def _failed(engine: Engine, series_id: int, key: str, error: str) -> IngestResult:
+    error = cut(error, MESSAGE_LIMIT)
     _record_failure(engine, series_id, error, utcnow())
     return IngestResult(key, FetchStatus.FAILED, error=error)
 

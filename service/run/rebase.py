@@ -15,9 +15,12 @@ with the rest:
   and the next run trains cold;
 - ``series.last_note`` says what happened.
 
-``tickcast ingest --full KEY`` replaces a series' history the same way, whatever changed (rows
-removed at the source, revisions older than the overlap); its forecasts are rescaled only when the
-same re-basing test finds a factor. Otherwise ingest never deletes rows nor looks before the overlap.
+An automatic re-base never deletes history: stored dates the source no longer sends (a source that
+serves only a rolling window, say its last 100 days) are kept, rescaled by the factor when they are
+on the old basis, and the note says how many. Only ``tickcast ingest --full KEY``, an explicit
+request, replaces a series' history whatever changed, deleting rows removed at the source (and
+picking up revisions older than the overlap); its forecasts are rescaled only when the same
+re-basing test finds a factor. Otherwise ingest never deletes rows nor looks before the overlap.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ class Replacement:
     rebase: Rebase | None  # the re-basing found, if any
     new: int  # dates not stored before
     revised: int  # stored dates whose value changed
-    removed: int  # stored dates the source no longer has
+    removed: int  # stored dates the source no longer has, deleted (only with --full)
     notes: list[str]  # validation notes on the full history
+    kept: int = 0  # stored dates the source no longer has, kept (an automatic re-base)
 
     @property
     def changed(self) -> bool:
@@ -112,6 +116,20 @@ def compare_histories(stored: pd.Series, fetched: pd.Series) -> tuple[int, int, 
     return len(fetched.index.difference(stored.index)), revised, len(stored.index.difference(fetched.index))
 
 
+def keep_unsent(frame: pd.DataFrame, stored: pd.Series, rebase: Rebase) -> tuple[pd.DataFrame, int]:
+    """``frame`` (the fetched history) with the stored dates it lacks added back: those up to
+    ``rebase.through`` rescaled by its factor (they are on the old basis), later ones as stored.
+    Returns the frame (sorted by date) and how many dates were added back."""
+    unsent = stored.loc[~stored.index.isin(set(frame["ts"].dt.date))]
+    if not len(unsent):
+        return frame, 0
+    old_basis = np.array([d <= rebase.through for d in unsent.index])
+    values = np.where(old_basis, unsent.to_numpy() * rebase.factor, unsent.to_numpy())
+    kept = pd.DataFrame({"ts": pd.to_datetime(pd.Series(unsent.index, dtype=object)), "value": values})
+    merged = pd.concat([frame[["ts", "value"]], kept], ignore_index=True)
+    return merged.sort_values("ts").reset_index(drop=True), len(unsent)
+
+
 def replace_history(conn: Connection, series_id: int, replacement: Replacement, now: datetime) -> int:
     """Inside the caller's transaction: the series' observations become ``replacement.frame``; its
     forecasts on the old basis are rescaled; its fits are marked. Returns the forecasts rescaled."""
@@ -157,5 +175,10 @@ def describe_replacement(replacement: Replacement, rescaled: int, full: bool) ->
         f" ({len(replacement.frame):,} rows: {replacement.new} new, {replacement.revised} revised, "
         f"{replacement.removed} removed)"
     )
+    if replacement.kept:
+        counts += (
+            f"; kept {replacement.kept} stored value(s) the source no longer sends, those up to "
+            f"{rebase.through if rebase else '?'} rescaled by the factor (only ingest --full deletes history)"
+        )
     forecasts = f"; {rescaled} stored forecast(s) rescaled by the factor" if rescaled else ""
     return f"{head}{counts}{forecasts}; earlier fits are not continued (the next fit is cold)"

@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
 
-from .. import faults
+from .. import faults, stopping
 from ..errors import TickcastError
 from ..executors import open_executor, runs_in_process
 from ..settings import ExecutorSettings
@@ -70,8 +70,9 @@ def train_planned(
 ) -> Generator[tuple[Unit, Trained], None, None]:
     """Train every unit that has work, on the configured executor; yield ``(unit, result)`` in plan
     order. On ``stop``, units not started yet are dropped; the ones in progress finish and are
-    yielded. Use it in ``contextlib.closing`` so that an error while storing a result shuts the
-    executor down at once."""
+    yielded, unless the stop is forced (``stopping``): then StopNow is raised, a fit in this process
+    interrupted and worker processes killed. Use it in ``contextlib.closing`` so that an error while
+    storing a result shuts the executor down at once."""
     todo = [u for u in units if isinstance(u, GroupPlan) or u.task is not None]
     if not todo:
         return  # nothing to train: no cluster needed
@@ -81,7 +82,9 @@ def train_planned(
             if stop.is_set():
                 return
             faults.reached("train")
-            yield unit, _assemble(unit, [run_task(task) for task in tasks_of(unit)])
+            with stopping.interruptible():  # a fit never looks at the stop: a forced one interrupts it
+                results = [run_task(task) for task in tasks_of(unit)]
+            yield unit, _assemble(unit, results)
         return
     with open_executor(execution, n_tasks) as pool:
         yield from _in_pool(pool, todo, stop)
@@ -103,8 +106,10 @@ def _in_pool(pool: Executor, todo: list[Unit], stop: threading.Event) -> Iterato
 
 
 def _wait(task, future: Future, submitted, stop: threading.Event):
-    """The task's result; None if it was cancelled (stop); a failed result if its worker died."""
+    """The task's result; None if it was cancelled (stop); a failed result if its worker died.
+    StopNow when the stop is forced."""
     while True:
+        stopping.check_forced()
         if stop.is_set():
             for _, futures in submitted:
                 for _, pending in futures:
@@ -116,4 +121,6 @@ def _wait(task, future: Future, submitted, stop: threading.Event):
         except CancelledError:
             return None
         except Exception as exc:  # noqa: BLE001 - the worker (or the cluster) died: killed, out of memory
+            if stop.is_set():  # lost to the stop (a signal sent to every process): not run, not failed
+                return None
             return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")

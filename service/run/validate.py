@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from ..errors import quoted
 from ..settings import SeriesSpec
 
 # The accepted range: |value| <= 1e15 (a thousand trillion). Above any price, rate or economic
@@ -56,7 +57,7 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
     if bad["not_number"].any():
         notes.append(
             f"dropped {int(bad['not_number'].sum())} value(s) that are not numbers "
-            f"(e.g. {frame.attrs.get('not_number_example')!r})"
+            f"(e.g. {quoted(frame.attrs.get('not_number_example'))})"
         )
     unusable = ~np.isfinite(values) & ~bad["not_number"]
     if unusable.any():
@@ -80,7 +81,7 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
     clean = frame.loc[keep, ["ts", "value"]]
     duplicated = clean["ts"].duplicated(keep="last")
     if duplicated.any():
-        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last")
+        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last bar of each day")
         clean = clean[~duplicated]
     return clean.sort_values("ts").reset_index(drop=True), notes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..checks import file_name
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, SourceError, cut, quoted
 from ..settings import SeriesSpec, SourceSettings
 from .kind import SourceKind
 
@@ -27,7 +27,7 @@ class CsvSource:
 
         what = spec.key
         if spec.url:
-            text = http_get(spec.url, self.settings, what).text
+            text = http_get(spec.url, self.settings, what)
         else:
             assert spec.path is not None  # the config requires a path or a url
             try:
@@ -50,16 +50,33 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SourceError(f"{what}: malformed CSV ({str(exc).splitlines()[0]})") from None
+        raise SourceError(f"{what}: {parser_failure(exc)}") from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in (date_column, value_column) if c not in table.columns]
     if missing:
-        raise SourceError(f"{what}: column {missing[0]!r} not found (columns: {', '.join(table.columns) or 'none'})")
+        raise SourceError(f"{what}: column {missing[0]!r} not found (columns: {column_list(table.columns)})")
     twice = [c for c in (date_column, value_column) if list(table.columns).count(c) > 1]
     if twice:  # e.g. "date" and " date": the same name once stripped
-        raise SourceError(f"{what}: column {twice[0]!r} appears more than once")
+        raise SourceError(f"{what}: column {quoted(twice[0])} appears more than once")
     check_complete(text, table, date_column, value_column, what)
     return to_observations(table[date_column], table[value_column], since, what, spec.date_format)
+
+
+def column_list(columns) -> str:
+    """The columns a file has, for an error. The first line of a file that is not the CSV expected
+    (``path = "/etc/shadow"``) is whatever that file holds, secrets included: a name longer than any
+    column's is not quoted, only its length, and the list is cut short."""
+    names = [str(c) if len(str(c)) <= 30 else f"<{len(str(c))} characters>" for c in columns]
+    return cut(", ".join(names), 80) or "none"
+
+
+def parser_failure(exc: Exception) -> str:
+    """Why pandas could not read a CSV, in a few words: its C parser reports running out of memory as
+    a tokenizing error, which is not a malformed file."""
+    reason = (str(exc).splitlines() or [""])[0]
+    if "out of memory" in reason.lower():
+        return "out of memory while parsing the CSV (a file too large for the memory available); nothing stored"
+    return f"malformed CSV ({cut(reason)})"
 
 
 def complete_entry(values: dict[str, Any], where: str, base_dir: Path | None) -> None:

@@ -30,13 +30,14 @@ class FredSource:
         if since is not None:
             params["cosd"] = since.strftime("%Y-%m-%d")  # FRED's "chart observation start date"
         what = f"fred:{spec.symbol}"
-        response = http_get(self.settings.fred_base_url, self.settings, what, params=params)
-        return parse_fred_csv(response.text, spec.symbol, since, what)
+        text = http_get(self.settings.fred_base_url, self.settings, what, params=params)
+        return parse_fred_csv(text, spec.symbol, since, what)
 
 
 def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: str) -> pd.DataFrame:
     import pandas as pd
 
+    from .csvfile import parser_failure
     from .frames import check_complete, to_observations
 
     if text.lstrip().startswith("<"):
@@ -44,7 +45,7 @@ def parse_fred_csv(text: str, series_id: str, since: pd.Timestamp | None, what: 
     try:
         table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SourceError(f"{what}: malformed CSV from FRED ({str(exc).splitlines()[0]})") from None
+        raise SourceError(f"{what}: {parser_failure(exc)} from FRED") from None
     if table.shape[1] < 2:
         raise SourceError(f"{what}: FRED CSV has {table.shape[1]} column(s); expected a date and a value")
     columns = list(table.columns)

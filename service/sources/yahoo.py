@@ -19,14 +19,15 @@ chart JSON there on 127.0.0.1; the code path above it is yfinance's own.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import time
 import warnings
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import SourceError
+from .. import stopping
+from ..errors import SourceError, cut
 from ..settings import SeriesSpec, SourceSettings
 from .kind import SourceKind
 
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
 
 
 _configured_cache: str | None = None
+
+# One call to yfinance's history makes up to this many requests (the ticker's time zone, a cookie
+# and crumb with Yahoo itself, the chart): it is given this many times sources.http_timeout of
+# wall-clock time, whatever the server does (curl and requests bound each socket read, not a call).
+REQUESTS_PER_FETCH = 3
+
+
+class _Deadline(Exception):
+    """A call to Yahoo that ran past its wall-clock deadline."""
+
 
 # Yahoo's exchange codes -> exchange_calendars codes. An exchange not listed here trades on XNYS's
 # days as far as tickcast knows (the source's default calendar).
@@ -195,17 +206,21 @@ class YahooSource:
         window = {"start": since.strftime("%Y-%m-%d")} if since is not None else {"period": "max"}
         what = spec.key
         last = ""
+        deadline = REQUESTS_PER_FETCH * self.settings.http_timeout
         for attempt in range(self.settings.retries + 1):
             if attempt:
-                time.sleep(self.settings.backoff_seconds * 2 ** (attempt - 1))
+                stopping.pause(self.settings.backoff_seconds * 2 ** (attempt - 1), f"waiting to fetch {what} again")
             try:
                 ticker = yf.Ticker(spec.symbol, session=self.session)
-                with warnings.catch_warnings():  # yfinance's own deprecation noise is not the user's
-                    warnings.simplefilter("ignore")
-                    bars = ticker.history(
-                        interval="1d", auto_adjust=False, actions=False, timeout=self.settings.http_timeout, **window
-                    )
+                bars = stopping.bounded_call(
+                    functools.partial(_history, ticker, self.settings.http_timeout, window),
+                    deadline,
+                    _Deadline,
+                    f"fetching {what}",
+                )
                 break
+            except _Deadline:
+                last = f"Yahoo did not answer within {deadline:g} s ({REQUESTS_PER_FETCH} x sources.http_timeout)"
             except YFRateLimitError:
                 last = "rate limited by Yahoo (HTTP 429)"
             except YFTzMissingError:  # Yahoo knows no exchange time zone: not a listed ticker
@@ -215,13 +230,13 @@ class YahooSource:
             except YFTickerMissingError as exc:
                 raise SourceError(f"{what}: Yahoo has no data for {spec.symbol} ({exc.rationale})") from None
             except YFException as exc:
-                raise SourceError(f"{what}: Yahoo error: {exc}") from None
+                raise SourceError(f"{what}: Yahoo error: {cut(str(exc), 200)}") from None
             except Exception as exc:  # noqa: BLE001 - yfinance surfaces network trouble as its backend's exceptions
                 network = _network_failure(exc)
                 if network is None:
                     raise SourceError(
                         f"{what}: unexpected Yahoo response ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})"
+                        f"{cut(str(exc).splitlines()[0], 200) if str(exc) else ''})"
                     ) from None
                 retry, last = network
                 if not retry:
@@ -235,20 +250,28 @@ class YahooSource:
             )
         if spec.field not in bars.columns:
             raise SourceError(
-                f"{what}: Yahoo result has no column {spec.field!r} (columns: {', '.join(map(str, bars.columns))})"
+                f"{what}: Yahoo result has no column {spec.field!r} (columns: {cut(', '.join(map(str, bars.columns)))})"
             )
         index = bars.index
         if getattr(index, "tz", None) is not None:
             index = index.tz_localize(None)  # keep the exchange-local calendar date
         frame = to_observations(pd.Series(index), bars[spec.field].to_numpy(), since, what)
-        frame.attrs["calendar"] = exchange_calendar(ticker)  # ingest stores it unless the config names one
+        # ingest stores it unless the config names one
+        frame.attrs["calendar"] = exchange_calendar(ticker, self.settings.http_timeout, what)
         return frame
 
 
-def exchange_calendar(ticker) -> str | None:
+def _history(ticker, timeout: float, window: dict):
+    with warnings.catch_warnings():  # yfinance's own deprecation noise is not the user's
+        warnings.simplefilter("ignore")
+        return ticker.history(interval="1d", auto_adjust=False, actions=False, timeout=timeout, **window)
+
+
+def exchange_calendar(ticker, timeout: float = 30.0, what: str = "a ticker") -> str | None:
     """The calendar of the exchange Yahoo reported for ``ticker``'s bars (None: none we know)."""
     try:
-        exchange = ticker.get_history_metadata().get("exchangeName")
+        metadata = stopping.bounded_call(ticker.get_history_metadata, timeout, _Deadline, f"asking Yahoo about {what}")
+        exchange = metadata.get("exchangeName")
     except Exception:  # noqa: BLE001 - the metadata is a convenience: never fail a fetch that delivered prices
         return None
     return EXCHANGE_CALENDARS.get(str(exchange).upper()) if exchange else None

@@ -155,7 +155,7 @@ def test_a_run_that_cannot_start_is_one_line_exit_1_and_recorded(tmp_path, backe
         assert error == (
             f"tickcast: run not started: the database {db_path(env)} stayed locked for 1.2 s "
             f"(service.busy_timeout_minutes), its write lock held by pid {writer.pid}; "
-            "not recorded in runs: the database is still locked"
+            "not recorded in runs yet: the database is still locked (the next run records it)"
         )
     ledger.record("locks: a foreign writer past the busy timeout")
 

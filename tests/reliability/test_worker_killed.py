@@ -1,0 +1,96 @@
+"""A local worker process killed mid-run (the out-of-memory killer's SIGKILL): only the series it was
+fitting fails, with the reason; the others go on in a fresh pool, are stored, and the run ends
+`partial` with exit 3 and its lease released. (It used to fail every remaining series and then hang
+for ever in the pool's shutdown, deaf to SIGTERM, holding the lease.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..test_serve import Daemon
+from .scenario import alive, children_of, crash_invariants, query
+
+N_SERIES = 6
+
+
+def slow_world(root: Path, workers: int = 2, epochs: int = 400, n: int = N_SERIES, points: int = 400) -> dict:
+    """``n`` CSV series whose fits take a second or more each (epochs, no early stop)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(21)
+    dates = pd.bdate_range("2021-01-04", periods=points)
+    entries = []
+    for i in range(n):
+        values = 30 * np.exp(np.cumsum(rng.normal(0, 0.02, points))) + np.sin(np.arange(points) / (2 + i))
+        pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "value": values}).to_csv(root / f"s{i}.csv", index=False)
+        entries.append(f'[[series]]\nkey = "csv:s{i}"\npath = "s{i}.csv"\nprice = true\n')
+    (root / "tickcast.toml").write_text(
+        f"[service]\nworkers = {workers}\n[watchlist]\nsample = []\n"
+        + "".join(entries)
+        + f"[model]\nhidden_size = 16\nepochs = {epochs}\npatience = 1000\nensemble = 1\nmax_points = {points}\n"
+    )
+    return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
+
+
+def pool_workers(pid: int) -> list[int]:
+    """The driver's spawned pool workers (not multiprocessing's resource tracker)."""
+    found = []
+    for child in children_of(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(child)
+    return found
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def busiest(pids: list[int]) -> int:
+    """The worker that is computing (a fit) rather than waiting for its next task."""
+    before = {pid: cpu_ticks(pid) for pid in pids}
+    time.sleep(0.5)
+    return max(pids, key=lambda pid: cpu_ticks(pid) - before[pid])
+
+
+def test_a_worker_killed_by_the_oom_killer_fails_only_its_series_and_the_run_goes_on(tmp_path, ledger):
+    env = slow_world(tmp_path)
+    run = Daemon(["run"], env)  # `tickcast run`, its stderr read line by line
+    try:
+        run.wait_for(f"[train 1/{N_SERIES}]", timeout=600)  # the pool is up; more fits are running
+        workers = pool_workers(run.proc.pid)
+        assert len(workers) == 2, workers
+        victim = busiest(workers)
+        os.kill(victim, signal.SIGKILL)
+        code = run.proc.wait(timeout=300)  # it used to hang here for ever
+        run.reader.join(timeout=10)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    assert code == 3, "\n".join(run.lines)
+    failed = query(
+        env, "SELECT s.key, f.error FROM fits f JOIN series s ON s.id = f.series_id WHERE f.status = 'failed'"
+    )
+    assert len(failed) == 1, failed  # only the series on the killed worker
+    _key, error = failed[0]
+    assert error.startswith(
+        f"worker failed: WorkerLost: the worker process running it (pid {victim}) was killed by SIGKILL"
+    ), error
+    assert "out-of-memory killer" in error
+    assert f"tickcast: {error}" in run.lines
+    assert query(env, "SELECT count(*) FROM fits WHERE status = 'ok'") == [(N_SERIES - 1,)]  # the others, once each
+    assert query(env, "SELECT status, series_ok, series_failed FROM runs") == [("partial", N_SERIES - 1, 1)]
+    assert query(env, "SELECT count(*) FROM run_lease") == [(0,)]
+    assert crash_invariants(env) == []
+    assert not [pid for pid in workers if alive(pid)]  # no worker left behind
+    ledger.record("workers: one local worker killed with SIGKILL mid-run")

@@ -55,16 +55,32 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
     return RUN_FIRST
 
 
+def level_name(level: float) -> str:
+    """80 for 0.8: how an interval's level is named in columns (lower_80, upper_80)."""
+    return f"{round(level * 100, 6):g}"
+
+
 def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
+    """The published forecast of each series' newest fit: one row per series and step, with the
+    bounds of every interval level as ``lower_<level>``/``upper_<level>`` (``lower_80``), and
+    ``lower``/``upper``/``level`` those of the first level."""
     view = schema.latest_forecasts
-    query = sa.select(view).order_by(view.c.series_key, view.c.step)
+    query = sa.select(view).order_by(view.c.series_key, view.c.step, view.c.level)
     series = resolve_series(engine, key) if key is not None else None
     if series is not None:
         query = query.where(view.c.series_key == series.key)
+    rows: list[dict] = []
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    for row in rows:
-        row["fitted_at"] = as_utc(row["fitted_at"])
+        for r in conn.execute(query):
+            row = dict(r._mapping)
+            if not rows or (rows[-1]["series_key"], rows[-1]["step"]) != (row["series_key"], row["step"]):
+                row["fitted_at"] = as_utc(row["fitted_at"])
+                row["levels"] = []
+                rows.append(row)
+            first = rows[-1]
+            name = level_name(row["level"])
+            first[f"lower_{name}"], first[f"upper_{name}"] = row["lower"], row["upper"]
+            first["levels"].append(row["level"])
     if not rows:
         if series is None:
             raise NothingStored(f"no forecasts yet: {RUN_FIRST}")
@@ -72,12 +88,19 @@ def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
     return rows
 
 
+def forecast_columns(rows: list[dict]) -> list[str]:
+    """The columns of `tickcast forecasts`: each interval level's bounds named by it (lower_80)."""
+    levels = sorted({lv for row in rows for lv in row.get("levels", [])})
+    bounds = [f"{side}_{level_name(lv)}" for lv in levels for side in ("lower", "upper")]
+    return ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", *bounds, "change_pct", "skill"]
+
+
 def latest_fit(engine: Engine, series_id: int) -> sa.Row | None:
     fits = schema.fits
     with engine.connect() as conn:
         return conn.execute(
             sa.select(fits)
-            .where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK)
+            .where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK, fits.c.backfill == 0)
             .order_by(fits.c.id.desc())
             .limit(1)
         ).first()

@@ -177,16 +177,12 @@ def upgrade() -> None:
     for column in _fit_columns():
         op.add_column("fits", column)
     if bind.dialect.name == "sqlite":
-        with op.batch_alter_table("forecasts", recreate="always") as batch:
-            for column in _forecast_columns():
-                batch.add_column(column)
-            batch.create_primary_key("pk_forecasts", ["series_id", "origin_ts", "model", "step", "level"])
-        _check_foreign_keys(bind)
+        _copy_forecasts(bind, NEW_KEY, extra=True)
     else:
         for column in _forecast_columns():
             op.add_column("forecasts", column)
-        op.execute("ALTER TABLE forecasts DROP CONSTRAINT forecasts_pkey")
-        op.create_primary_key("forecasts_pkey", "forecasts", ["series_id", "origin_ts", "model", "step", "level"])
+        op.execute("ALTER TABLE forecasts DROP CONSTRAINT pk_forecasts")
+        op.create_primary_key("pk_forecasts", "forecasts", list(NEW_KEY))
     for sql in (LATEST_FORECASTS, FORECAST_ERRORS, FORECAST_ACCURACY, FORECAST_ACCURACY_MONTHLY):
         op.execute(sql)
     _comment_views(bind)
@@ -216,16 +212,12 @@ def downgrade() -> None:
         "forecasts.series_id AND f2.origin_ts = forecasts.origin_ts AND f2.step = forecasts.step)"
     )
     if bind.dialect.name == "sqlite":
-        with op.batch_alter_table("forecasts", recreate="always") as batch:
-            batch.drop_column("backfilled")
-            batch.drop_column("model")
-            batch.create_primary_key("pk_forecasts", ["series_id", "origin_ts", "step"])
-        _check_foreign_keys(bind)
+        _copy_forecasts(bind, OLD_KEY, extra=False)
     else:
-        op.execute("ALTER TABLE forecasts DROP CONSTRAINT forecasts_pkey")
+        op.execute("ALTER TABLE forecasts DROP CONSTRAINT pk_forecasts")
         op.drop_column("forecasts", "backfilled")
         op.drop_column("forecasts", "model")
-        op.create_primary_key("forecasts_pkey", "forecasts", ["series_id", "origin_ts", "step"])
+        op.create_primary_key("pk_forecasts", "forecasts", list(OLD_KEY))
     op.execute("DELETE FROM loss_history WHERE fit_id IN (SELECT id FROM fits WHERE backfill = 1)")
     op.execute("DELETE FROM fits WHERE backfill = 1")
     for column in reversed(_fit_columns()):
@@ -233,6 +225,48 @@ def downgrade() -> None:
     for _view, module, name in OLD_VIEWS:
         op.execute(_old(module, name))
     _comment_views(bind)
+
+
+NEW_KEY = ("series_id", "origin_ts", "model", "step", "level")
+OLD_KEY = ("series_id", "origin_ts", "step")
+
+
+def _forecasts_table(name: str, key: tuple[str, ...], extra: bool) -> list:
+    """The columns and constraints of forecasts as 0001 and 0003 made it (``extra``: with this
+    migration's columns)."""
+    columns = [
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("origin_ts", sa.Date, nullable=False),
+        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("fit_id", sa.Integer, nullable=False),
+        sa.Column("target_ts", sa.Date, nullable=False),
+        sa.Column("value", sa.Double, nullable=False),
+        sa.Column("lower", sa.Double, nullable=False),
+        sa.Column("upper", sa.Double, nullable=False),
+        sa.Column("level", sa.Double, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("interval_factor", sa.Double, nullable=False, server_default="1"),
+        sa.Column("rescaled_by", sa.Double),
+    ]
+    return [
+        *columns,
+        *(_forecast_columns() if extra else []),
+        sa.PrimaryKeyConstraint(*key, name="pk_forecasts"),
+        sa.ForeignKeyConstraint(["series_id"], ["series.id"], ondelete="CASCADE", name="fk_forecasts_series_id_series"),
+        sa.ForeignKeyConstraint(["fit_id"], ["fits.id"], ondelete="CASCADE", name="fk_forecasts_fit_id_fits"),
+    ]
+
+
+def _copy_forecasts(bind, key: tuple[str, ...], extra: bool) -> None:
+    """SQLite cannot change a table's key in place: build the new table, copy, swap (foreign keys
+    are off during migrations, see migrations/env.py, and checked after the copy)."""
+    new = op.create_table("_forecasts_new", *_forecasts_table("_forecasts_new", key, extra))
+    columns = ", ".join(c.name for c in new.columns if c.name not in ("model", "backfilled"))
+    op.execute(f"INSERT INTO _forecasts_new ({columns}) SELECT {columns} FROM forecasts")
+    op.execute("DROP TABLE forecasts")
+    op.execute("ALTER TABLE _forecasts_new RENAME TO forecasts")
+    op.create_index("ix_forecasts_fit_id", "forecasts", ["fit_id"])
+    _check_foreign_keys(bind)
 
 
 def _check_foreign_keys(bind) -> None:

@@ -114,18 +114,20 @@ class AutoForecaster:
         return f"AutoForecaster({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, y):
-        """Fit every member on one series (the RNN on it alone); returns self."""
-        return self._fit([as_series(y)], across=False)
+    def fit(self, y, warm_start: AutoForecaster | None = None):
+        """Fit every member on one series (the RNN on it alone); returns self. ``warm_start``: a
+        fitted AutoForecaster whose RNN the final RNN continues (see ``_fit_rnn``)."""
+        return self._fit([as_series(y)], across=False, warm=warm_start)
 
-    def fit_many(self, ys):
+    def fit_many(self, ys, warm_start: AutoForecaster | None = None):
         """Fit every member on every series, the RNN as one model across them; returns self."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("fit_many needs at least one series")
-        return self._fit(ys, across=True)
+        return self._fit(ys, across=True, warm=warm_start)
 
-    def _fit(self, ys: list[np.ndarray], across: bool):
+    def _fit(self, ys: list[np.ndarray], across: bool, warm: AutoForecaster | None = None):
+        previous = self._warm_rnn(warm) if warm is not None else None
         if len(self._periods) > 1:
             ms = [choose_period(y, self._periods) for y in ys]
         elif self.season_length:
@@ -139,7 +141,7 @@ class AutoForecaster:
         validation: dict[str, list] = {}
         for name in self.members:
             if name == "rnn":
-                validation[name] = self._fit_rnn(ys, splits, H, across)
+                validation[name] = self._fit_rnn(ys, splits, H, across, previous)
                 continue
             model = CHALLENGERS[name](horizon=H).fit_many(ys, season_lengths=ms)
             self.members_[name] = model
@@ -156,9 +158,24 @@ class AutoForecaster:
         period = int(values[np.argmax(counts)]) if self.season_length else 0
         return RNNForecaster(season_length=period, seed=self.seed, **self.rnn)
 
-    def _fit_rnn(self, ys, splits, H: int, across: bool) -> list:
+    def _warm_rnn(self, warm: AutoForecaster) -> RNNForecaster | None:
+        """The RNN of ``warm`` to continue (None without an RNN member here); ValueError when it
+        cannot be: not a fitted AutoForecaster, or one without an RNN."""
+        if not isinstance(warm, AutoForecaster) or not warm._ys:
+            raise ValueError("warm_start must be a fitted AutoForecaster")
+        if "rnn" not in self.members:
+            return None
+        previous = getattr(warm, "members_", {}).get("rnn")
+        if previous is None:
+            raise ValueError("the warm_start model has no fitted RNN to continue")
+        return previous
+
+    def _fit_rnn(self, ys, splits, H: int, across: bool, previous: RNNForecaster | None = None) -> list:
         """Validation forecasts of the RNN per series (None where it has none) and the final
-        model in members_["rnn"], fitted on the series long enough for it (``_rnn_index``)."""
+        model in members_["rnn"], fitted on the series long enough for it (``_rnn_index``).
+        ``previous``: an RNN the final model continues (a warm start; its architecture and series
+        must match, else ValueError). The validation model is always trained cold: the previous
+        one saw the data after the validation split."""
         use = [i for i, y in enumerate(ys) if y.size >= RNN_MIN_LENGTH]
         self._rnn_index = use
         out: list = [None] * len(ys)
@@ -174,7 +191,10 @@ class AutoForecaster:
                     F = np.array([val.predict(H, y=ys[i][:t]) for t in origins])
                     out[i] = finite_or_naive(F, ys[i], origins)
             final = self._rnn_model()
-            final = final.fit_many([ys[i] for i in use]) if across else final.fit(ys[use[0]])
+            if across:
+                final = final.fit_many([ys[i] for i in use], warm_start=previous)
+            else:
+                final = final.fit(ys[use[0]], warm_start=previous)
         except TrainingDiverged:
             # The RNN kept producing non-finite values: the challengers carry the forecast.
             self._rnn_index = []

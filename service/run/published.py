@@ -7,8 +7,6 @@ at every level, each combined model's own forecast and how they were combined.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 
 from tickcast.models import AutoForecaster, RNNForecaster
@@ -38,10 +36,6 @@ def fit(model: AutoForecaster, values, previous: AutoForecaster | None, across: 
     """``model`` fitted on one series (``values``: an array) or across several (a list), cold or
     continuing ``previous``."""
     method = model.fit_many if across else model.fit
-    if previous is None:
-        return method(values)
-    if "warm_start" not in inspect.signature(method).parameters:
-        raise ValueError("this AutoForecaster cannot continue a model")
     return method(values, warm_start=previous)
 
 

@@ -229,6 +229,8 @@ def _one_level(table: Any) -> Any:
     if "levels" in table:
         raise ConfigError("set either 'forecast.levels' (a list) or 'forecast.level' (one level), not both")
     level = check_type("forecast.level", table["level"], float)
+    if not 0 < level < 1:
+        raise ConfigError(f"setting 'forecast.level' must be between 0 and 1, got {level!r}")
     return {**{k: v for k, v in table.items() if k != "level"}, "levels": [level]}
 
 

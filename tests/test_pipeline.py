@@ -21,7 +21,7 @@ from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
 from .support.small_model import FAST_MODEL
-from .support.tables import fits_by_key, table
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, fits_by_key, published, table
 
 
 def assert_all_finite(engine):
@@ -56,16 +56,21 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
     for key in ("sample:sp500", "sample:core-cpi"):
         (fit,) = fits[key]
         assert fit.status == "ok" and fit.mode == "cold" and fit.run_id == summary.run_id
-        assert fit.weights and fit.hyperparams["hidden_size"] == 8 and fit.epochs >= 1
+        assert fit.weights and fit.hyperparams["rnn"]["hidden_size"] == 8 and fit.epochs >= 1
+        assert fit.hyperparams["members"] == list(MEMBERS) and set(fit.combination["weights"]) <= set(MEMBERS)
         assert fit.n_obs == 300 and fit.train_end in (date(2018, 12, 31), date(2018, 11, 1))
         assert fit.mae > 0 and fit.naive_mae > 0 and fit.backtest_n > 0
         assert fit.skill == pytest.approx(1 - fit.mae / fit.naive_mae)
     history = table(engine, "loss_history")
     assert {h["epoch"] for h in history if h["fit_id"] == fits["sample:sp500"][0].id} >= {0, 1}
-    forecasts = table(engine, "forecasts")
-    assert len(forecasts) == 5 + 18  # the horizons of their frequencies: a trading week, 18 months
-    for f in forecasts:
-        assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
+    stored = table(engine, "forecasts")
+    # the horizons of their frequencies (a trading week, 18 months), for every model at every level
+    assert len(stored) == (5 + 18) * ROWS_PER_STEP
+    assert {(f["model"], f["level"]) for f in stored} == {(m, lv) for m in ("published", *MEMBERS) for lv in LEVELS}
+    for f in stored:
+        assert f["lower"] <= f["value"] <= f["upper"] and f["backfilled"] == 0
+    forecasts = published(stored)
+    assert len(forecasts) == 5 + 18
     spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
     assert [f["target_ts"] for f in spx] == [
         date(2019, 1, 2),
@@ -85,7 +90,8 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
                 schema.latest_forecasts.c.series_key, schema.latest_forecasts.c.step
             )
         ).all()
-    assert len(view) == 18 + 5  # core-cpi 18 months, sp500 a trading week
+    assert len(view) == (18 + 5) * len(LEVELS)  # core-cpi 18 months, sp500 a trading week, at each level
+    assert {v.level for v in view} == set(LEVELS)
     first = view[0]
     assert first.series_key == "sample:core-cpi" and first.last_value == pytest.approx(259.481)
     assert first.change_pct == pytest.approx(100 * (first.forecast - first.last_value) / first.last_value)
@@ -116,7 +122,7 @@ def test_a_failing_source_gives_a_partial_run_and_the_others_are_forecast(fresh_
     assert outcome["sample:sp500"].fit == "trained"
     (run,) = table(engine, "runs")
     assert (run["status"], run["series_failed"], run["series_ok"]) == ("partial", 1, 2)
-    assert len(table(engine, "forecasts")) == 5 + 18
+    assert len(table(engine, "forecasts")) == (5 + 18) * ROWS_PER_STEP
 
 
 def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, make_settings, make_series, db_url):
@@ -153,7 +159,7 @@ def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_
     summary = run_cycle(engine, changed)
     assert {(o.fit, o.mode) for o in summary.outcomes} == {("trained", "cold")}
     # the same origin's forecasts were replaced, not duplicated
-    assert len(table(engine, "forecasts")) == 5 + 18
+    assert len(table(engine, "forecasts")) == (5 + 18) * ROWS_PER_STEP
     assert {f["fit_id"] for f in table(engine, "forecasts")} == {o.fit_id for o in summary.outcomes}
 
 

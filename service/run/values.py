@@ -55,7 +55,7 @@ def _basis(model: ModelSettings, forecast: ForecastSettings, horizon: int) -> di
     return {
         "max_points": model.max_points,
         "levels": list(forecast.levels),
-        "members": list(model.members),
+        "models": list(model.members),  # not "members": a group's payload names its series with that
         "horizon": horizon,
         "min_length": forecast.min_length,
         "format": FORMAT_VERSION,

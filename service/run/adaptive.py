@@ -74,3 +74,12 @@ def scale_interval(
     """Each side of the interval scaled by ``factor`` around the point forecast (shapes (h,))."""
     point, lower, upper = (np.asarray(a, dtype=np.float64) for a in (point, lower, upper))
     return point - factor * (point - lower), point + factor * (upper - point)
+
+
+def nest_interval(
+    lower: np.ndarray, upper: np.ndarray, inner_lower: np.ndarray, inner_upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A higher level's interval widened, where needed, to contain a lower level's (``inner``): each
+    level's factor adapts on its own misses, so after a run of misses the 80 % interval may have
+    grown past the 95 % one; an interval of higher coverage is never the narrower."""
+    return np.minimum(lower, inner_lower), np.maximum(upper, inner_upper)

@@ -17,7 +17,7 @@ from ..clock import utcnow
 from ..db import write_transaction
 from ..frequencies import next_dates
 from ..status import FitStatus
-from .adaptive import adaptive_interval_factor, scale_interval
+from .adaptive import adaptive_interval_factor, nest_interval, scale_interval
 from .values import FitRecord, Forecast, GroupResult, ModelForecast, SeriesResult
 
 
@@ -127,12 +127,16 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
     rows = []
     for name, made in models.items():
         point = np.asarray(made.point[:steps])
-        for level in record.levels:
+        inner: tuple[np.ndarray, np.ndarray] | None = None
+        for level in sorted(record.levels):
             lo, hi = made.intervals[level]
             factor = adaptive_interval_factor(
                 conn, record.series_id, record.train_end, record.interval_adapt_rate, name, level
             )
             lower, upper = scale_interval(point, np.asarray(lo[:steps]), np.asarray(hi[:steps]), factor)
+            if inner is not None:  # each level's factor learns alone: keep a wider level around a narrower
+                lower, upper = nest_interval(lower, upper, *inner)
+            inner = (lower, upper)
             rows += [
                 dict(
                     series_id=record.series_id,

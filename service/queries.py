@@ -46,7 +46,7 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
     with engine.connect() as conn:
         newest = conn.execute(
             sa.select(fits.c.status, fits.c.error)
-            .where(fits.c.series_id == series.id)
+            .where(fits.c.series_id == series.id, fits.c.backfill == 0)
             .order_by(fits.c.id.desc())
             .limit(1)
         ).first()

@@ -5,6 +5,7 @@ and never a series' newest fit (nor the fit the next run continues). Both backen
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pandas as pd
 import pytest

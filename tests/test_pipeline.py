@@ -345,3 +345,42 @@ def test_the_status_words_are_the_documented_ones():
     documented = re.findall(r"`([a-z-]+)`", runs_row.split("|")[2])
     assert documented == [*Trigger] + [*RunStatus]
     assert [*FitStatus] == ["ok", "failed", "skipped"] and [*FitMode] == ["cold", "warm"]
+
+
+def test_every_level_is_stored_and_the_wider_interval_contains_the_narrower(
+    fresh_db, make_settings, make_series, db_url
+):
+    """Each model's forecast at 80 and 95 %: the 95 % interval contains the 80 % one at every step,
+    also when each level's adaptive factor has moved its own way (the 80 % intervals missed every
+    time and grew to the bound, the 95 % ones hit and shrank)."""
+    rng = np.random.default_rng(5)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 203)))
+    dates = pd.bdate_range("2023-03-01", periods=203)
+    make_series("walk", values[:200], dates=dates[:200])
+    settings = make_settings(
+        '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n'
+        + FAST_MODEL
+        + "[forecast]\ninterval_adapt_rate = 1\n",
+        db_url=db_url,
+    )
+    engine = fresh_db()
+    run_cycle(engine, settings)
+    with write_transaction(engine) as conn:  # the 80 % intervals had no width, the 95 % ones were huge
+        f = schema.forecasts
+        conn.execute(sa.update(f).where(f.c.level == 0.8).values(lower=f.c.value, upper=f.c.value))
+        conn.execute(sa.update(f).where(f.c.level == 0.95).values(lower=f.c.value - 1e6, upper=f.c.value + 1e6))
+    make_series("walk", values, dates=dates)  # three days later: three forecasts of each scored
+    run_cycle(engine, settings)
+    second = dates[202].date()
+    rows = {(r["model"], r["step"], r["level"]): r for r in table(engine, "forecasts") if r["origin_ts"] == second}
+    assert len(rows) == 5 * ROWS_PER_STEP
+    nested = 0
+    for model in ("published", *MEMBERS):
+        for step in range(1, 6):
+            narrow, wide = rows[(model, step, 0.8)], rows[(model, step, 0.95)]
+            assert narrow["interval_factor"] == 4.0  # exp(1 x 3 x 0.8) = 11, bounded
+            assert wide["interval_factor"] == pytest.approx(math.exp(-3 * 0.05), rel=1e-12)
+            assert wide["lower"] <= narrow["lower"] <= narrow["value"] <= narrow["upper"] <= wide["upper"]
+            assert narrow["value"] == wide["value"]
+            nested += (wide["lower"], wide["upper"]) == (narrow["lower"], narrow["upper"])
+    assert nested  # the factors alone would have left some 95 % intervals inside the 80 % ones

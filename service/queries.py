@@ -14,7 +14,7 @@ from .clock import as_utc, utcnow
 from .errors import TickcastError
 from .keys import parse_key
 from .settings import Settings
-from .status import COMPLETED_RUNS, FitStatus, RunStatus
+from .status import COMPLETED_RUNS, FitStatus, RunStatus, Trigger
 
 
 class NothingStored(TickcastError):
@@ -166,8 +166,8 @@ def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tupl
 
 
 def last_verdict_run(engine: Engine) -> sa.Row | None:
-    """The newest run that went through all its series: ok, partial, or failed with every series
-    that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
+    """The newest run (not a backfill) that went through all its series: ok, partial, or failed with
+    every series that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
     nothing about the sources or the models."""
     c = schema.runs.c
     every_series_failed = sa.and_(
@@ -179,7 +179,11 @@ def last_verdict_run(engine: Engine) -> sa.Row | None:
     with engine.connect() as conn:
         return conn.execute(
             sa.select(schema.runs)
-            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(COMPLETED_RUNS), every_series_failed))
+            .where(
+                c.finished_at.is_not(None),
+                c.trigger != Trigger.BACKFILL,  # it forecasts the past: it says nothing of today's run
+                sa.or_(c.status.in_(COMPLETED_RUNS), every_series_failed),
+            )
             .order_by(c.id.desc())
             .limit(1)
         ).first()
@@ -189,7 +193,7 @@ CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by
 
 
 def completed_run_since(engine: Engine, since: datetime, now: datetime | None = None) -> bool:
-    """Whether a run that finished (ok or partial) started at or after ``since``. A run that started
+    """Whether a run that finished (ok or partial; not a backfill) started at or after ``since``. A run that started
     in the future (beyond CLOCK_TOLERANCE: a clock that was wrong) does not count: it would otherwise
     count as the newest run until that date came, and no missed run would be caught up."""
     runs = schema.runs
@@ -197,7 +201,9 @@ def completed_run_since(engine: Engine, since: datetime, now: datetime | None = 
     with engine.connect() as conn:
         started = conn.execute(
             sa.select(sa.func.max(runs.c.started_at)).where(
-                runs.c.status.in_(COMPLETED_RUNS), runs.c.started_at <= latest
+                runs.c.status.in_(COMPLETED_RUNS),
+                runs.c.started_at <= latest,
+                runs.c.trigger != Trigger.BACKFILL,  # no ingest, no forecast from today: not the scheduled run
             )
         ).scalar()
     return started is not None and as_utc(started) >= since

@@ -150,3 +150,23 @@ def test_backfill_since_a_date_and_its_mistakes(world, fresh_db, capsys):
     with pytest.raises(SystemExit):  # one of --origins and --since, not both
         main([*base, "backfill", "--origins", "1", "--since", "2022-06-01"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_backfill_run_is_not_the_scheduled_run(world, fresh_db, capsys):
+    """A backfill neither ingests nor forecasts from today: `tickcast health` and the scheduler's
+    catch-up look past it, to the newest run that did."""
+    from tickcast.service.clock import utcnow
+    from tickcast.service.queries import completed_run_since, health
+
+    settings, base, _, _ = world
+    engine = fresh_db()
+    assert run_cycle(engine, settings).status == "ok"
+    between = utcnow()
+    _run(capsys, base, "backfill", "--origins", "1")
+    assert [(r["id"], r["trigger"], r["status"]) for r in table(engine, "runs")] == [
+        (1, "manual", "ok"),
+        (2, "backfill", "ok"),
+    ]
+    assert not completed_run_since(engine, between)  # a missed scheduled run is still caught up
+    ok, message = health(engine, settings)
+    assert ok and message.startswith("ok: run 1 (ok)"), message

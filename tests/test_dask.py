@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from .support.cli import tickcast_executable
 from .support.dask_cluster import local_cluster
 from .support.pg import free_port
-from .support.tables import ROWS_PER_STEP
+from .support.tables import LEVELS, ROWS_PER_STEP
 
 distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev extra
 
@@ -238,7 +238,7 @@ def test_a_group_trained_across_its_series_on_dask_stores_what_it_stores_locally
     else:  # the choice and both scores are noted on the fits, whichever won
         notes = rows(f"sqlite:///{tmp_path / 'dask'}.db", "SELECT DISTINCT note FROM fits WHERE series_id IS NOT NULL")
         assert len(notes) == 1 and notes[0][0], notes
-    assert len(local_latest) == N_SERIES * 5
+    assert len(local_latest) == N_SERIES * 5 * len(LEVELS)  # a trading week at each level
     assert (dask, dask_latest, dask_groups) == (local, local_latest, local_groups)
 
 

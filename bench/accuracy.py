@@ -70,9 +70,9 @@ def one_fit(args) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, "blas")
-    y, first, count, h, m = args
+    y, first, count, h, m, knobs = args
     start = time.perf_counter()
-    model = RNNForecaster(season_length=m, horizon=h).fit(y[:first])
+    model = RNNForecaster(season_length=m, horizon=h, **knobs).fit(y[:first])
     seconds = time.perf_counter() - start
     out = []
     for t in range(first, first + count):
@@ -103,12 +103,15 @@ def cluster_se(stat, groups: list[np.ndarray], rng) -> float:
 
 
 def evaluate(
-    pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, span: int, origins: int, rng
+    pool, y: np.ndarray, dates, name: str, h: int, m: int, end: int, span: int, origins: int, rng, knobs=None
 ) -> list[dict]:
     """Scores of every method over the span ``y[end - span:end]`` (see the module's docstring)."""
     fits = np.unique(np.linspace(end - span, end - h, origins).round().astype(int))
     ends = np.append(fits[1:], end - h + 1)
-    jobs = [(y[max(0, o - HISTORY) : e + h - 1], o - max(0, o - HISTORY), e - o, h, m) for o, e in zip(fits, ends)]
+    jobs = [
+        (y[max(0, o - HISTORY) : e + h - 1], o - max(0, o - HISTORY), e - o, h, m, knobs or {})
+        for o, e in zip(fits, ends)
+    ]
     per_fit = list(pool.map(one_fit, jobs))
     results = [r for block in per_fit for r in block]
     groups = np.split(np.arange(len(results)), np.cumsum([len(b) for b in per_fit])[:-1])
@@ -164,13 +167,16 @@ def main(argv=None) -> int:
         action="store_true",
         help="only the last four years (not the earlier four-year spans of the daily series)",
     )
+    parser.add_argument("--precision", default=None, help="the RNN's arithmetic, float64 or float32")
+    parser.add_argument("--out", default="accuracy", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
+    knobs = {} if args.precision is None else {"precision": args.precision}
     rows, earlier = [], []
     rng = np.random.default_rng(0)
     with ProcessPoolExecutor(args.workers) as pool:
         for name, column, h, m, span in SERIES:
             y, dates = load(name, column, dated=True)
-            rows += evaluate(pool, y, dates, name, h, m, y.size, span, args.origins, rng)
+            rows += evaluate(pool, y, dates, name, h, m, y.size, span, args.origins, rng, knobs)
         for name, column, h, m, span in SERIES:
             if m > 1 or args.no_earlier:
                 continue
@@ -179,17 +185,17 @@ def main(argv=None) -> int:
             while end - span >= MIN_HISTORY:
                 earlier += [
                     r
-                    for r in evaluate(pool, y, dates, name, h, m, end, span, args.origins, rng)
+                    for r in evaluate(pool, y, dates, name, h, m, end, span, args.origins, rng, knobs)
                     if r["method"] == "rnn"
                 ]
                 end -= span
-    write(rows, earlier, args.origins)
+    write(rows, earlier, args.origins, args.out)
     return 0
 
 
-def write(rows: list[dict], earlier: list[dict], origins: int) -> None:
+def write(rows: list[dict], earlier: list[dict], origins: int, stem: str = "accuracy") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "accuracy.csv", "w", newline="") as f:
+    with open(RESULTS / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows + earlier)
@@ -246,7 +252,7 @@ def write(rows: list[dict], earlier: list[dict], origins: int) -> None:
             f"All daily spans (h = 5 series), steps 1 and 5: MAE / naive {min(ratios):.4f}..{max(ratios):.4f}, "
             f"80 % coverage {min(cover):.3f}..{max(cover):.3f}.",
         ]
-    (RESULTS / "accuracy.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

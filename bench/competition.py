@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import resource
@@ -130,22 +131,37 @@ def _rows(method: str, series: list[dict], forecasts, intervals) -> list[tuple]:
 
 
 def _auto(series: list[dict], seasonal: bool, knobs: dict, members: tuple) -> AutoForecaster:
-    rnn = {} if knobs.get("ensemble") is None else {"ensemble": knobs["ensemble"]}
-    return AutoForecaster(season_length=series[0]["m"] if seasonal else 0, members=members, rnn=rnn)
+    rnn = {k: knobs[k] for k in ("ensemble", "precision") if knobs.get(k) is not None}
+    return AutoForecaster(
+        season_length=series[0]["m"] if seasonal else 0, members=members, rnn=rnn, **knobs.get("auto", {})
+    )
 
 
-def run_auto_global(series: list[dict], seasonal: bool, knobs: dict) -> tuple[list[tuple], float]:
-    """The published forecast: AutoForecaster.fit_many over a category; its members' forecasts
-    (the RNN across series, AutoETS, Theta) come out of the same fit."""
+def run_auto_part(series: list[dict], seasonal: bool, knobs: dict, part: int, parts: int):
+    """One of ``parts`` shares of the published forecast's fit of a category (its RNN fits and a
+    slice of its challengers): (the AutoPart, CPU seconds)."""
     start = _cpu()
-    model = _auto(series, seasonal, knobs, DEFAULT_MEMBERS).fit_many([s["train"] for s in series])
+    model = _auto(series, seasonal, knobs, DEFAULT_MEMBERS)
+    return model.fit_many_part([s["train"] for s in series], part=part, parts=parts), _cpu() - start
+
+
+def auto_global_rows(series: list[dict], model: AutoForecaster) -> list[tuple]:
+    """The published forecast of a category and its members' forecasts (the RNN across series,
+    AutoETS, Theta), all from the same fit."""
     h = max(s["h"] for s in series)
     out = _rows("auto-global", series, model.predict_many(h), model.predict_interval_many(h, list(LEVELS)))
     members = model.predict_members_many(h)
     for name, member in model.members_.items():
         method = MEMBER_ROWS[name] + ("-global" if name == "rnn" else "")
         out += _rows(method, series, [m[name] for m in members], _levels_many(member, h))
-    return out, _cpu() - start
+    return out
+
+
+def run_auto_global(series: list[dict], seasonal: bool, knobs: dict) -> tuple[list[tuple], float]:
+    """The published forecast: AutoForecaster.fit_many over a category, in one process."""
+    start = _cpu()
+    model = _auto(series, seasonal, knobs, DEFAULT_MEMBERS).fit_many([s["train"] for s in series])
+    return auto_global_rows(series, model), _cpu() - start
 
 
 def run_auto_stat(series: list[dict], seasonal: bool, knobs: dict) -> tuple[list[tuple], float]:
@@ -189,6 +205,8 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool, k
     """{method: {id: (forecast, intervals)}} for the path, its wall time and CPU seconds."""
     start = time.perf_counter()
     fn, split = PATHS[path]
+    if path == "auto-global" and workers > 1 and not knobs.get("one_process"):
+        return auto_global_in_parts(series, workers, seasonal, knobs, start)
     if split == "chunks":
         chunks = [series[i :: workers * 8] for i in range(workers * 8)]
         jobs = [chunk for chunk in chunks if chunk]
@@ -207,6 +225,32 @@ def forecasts_for(path: str, series: list[dict], workers: int, seasonal: bool, k
             for method, sid, forecast, intervals in rows:
                 results.setdefault(method, {})[sid] = (forecast, intervals)
             print(f"  {path}: {done}/{len(futures)} task(s), {time.perf_counter() - start:.0f} s", flush=True)
+    return results, time.perf_counter() - start, cpu
+
+
+def auto_global_in_parts(series: list[dict], workers: int, seasonal: bool, knobs: dict, start: float):
+    """auto-global with every category's fit spread over the workers (``fit_many_part``, one part
+    per worker), combined here (``AutoForecaster.combine``: the model fit_many gives)."""
+    by_cat: dict[str, list[dict]] = {}
+    for s in series:
+        by_cat.setdefault(s["category"], []).append(s)
+    results: dict[str, dict] = {}
+    cpu = 0.0
+    with ProcessPoolExecutor(workers, initializer=_limit_blas) as pool:
+        futures = {
+            cat: [pool.submit(run_auto_part, group, seasonal, knobs, k, workers) for k in range(workers)]
+            for cat, group in sorted(by_cat.items(), key=lambda kv: -len(kv[1]))
+        }
+        for cat, parts in futures.items():
+            done = [f.result() for f in parts]
+            cpu += sum(seconds for _, seconds in done)
+            before = _cpu()
+            model = AutoForecaster.combine([part for part, _ in done])
+            rows = auto_global_rows(by_cat[cat], model)
+            cpu += _cpu() - before
+            for method, sid, forecast, intervals in rows:
+                results.setdefault(method, {})[sid] = (forecast, intervals)
+            print(f"  auto-global: {cat} in {workers} parts, {time.perf_counter() - start:.0f} s", flush=True)
     return results, time.perf_counter() - start, cpu
 
 
@@ -290,6 +334,17 @@ def main(argv=None) -> int:
         default="",
         help="also run these statsforecast models (default: its M3 ensemble's four) when it is installed",
     )
+    parser.add_argument(
+        "--precision", default=None, help="the RNN's arithmetic, float64 or float32 (default: the model's)"
+    )
+    parser.add_argument(
+        "--auto", default="{}", help="AutoForecaster settings for the auto paths, JSON (e.g. '{\"shrinkage\": 1}')"
+    )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="fit each category of auto-global in one process (default: spread over the workers in parts)",
+    )
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -315,7 +370,12 @@ def main(argv=None) -> int:
         }
         timing[name] = (time.perf_counter() - wall, time.process_time() - cpu)
     for path in paths:
-        knobs = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        knobs: dict = {} if args.ensemble is None else {"ensemble": args.ensemble}
+        if args.precision is not None:
+            knobs["precision"] = args.precision
+        if path.startswith("auto"):
+            knobs["auto"] = json.loads(args.auto)
+            knobs["one_process"] = args.one_process
         results, wall, cpu = forecasts_for(path, series, args.workers, not args.no_period, knobs)
         for method, by_id in results.items():
             forecasts[method] = by_id
@@ -392,7 +452,8 @@ def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
         f"{n} series from `{args.data.name}`, each forecast over its official horizon from its training "
         f"part and scored on its test part (lower is better). The models are told the seasonal period of "
         f"the category{' (here: not even that; they detect one)' if args.no_period else ''}, nothing else: "
-        f"default settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}. "
+        f"default settings otherwise{'' if args.ensemble is None else f' except ensemble={args.ensemble}'}"
+        f"{'' if args.precision is None else f', RNN precision={args.precision}'}. "
         "`auto-global`: the published forecast, `AutoForecaster(season_length=m).fit_many(...)` per category "
         "(the mean of its members: the RNN trained across the category's series, AutoETS and the Dynamic "
         "Optimised Theta); `rnn-global`, `ets`, `dotm`: those members' own forecasts from the same fit; "
@@ -400,7 +461,9 @@ def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
         "`auto-stat`: the same combination without the RNN; `sf-*`: statsforecast's models, `sf-median` "
         "the median of their forecasts (its M3 ensemble). Seconds: wall time of the path on "
         f"{args.workers} worker process(es), and the CPU seconds of its work (members share their "
-        f"path's). Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
+        f"path's); auto-global spreads each category's fit over the workers (`fit_many_part`, `combine`)"
+        f"{' (here: one process per category)' if args.one_process else ''}. AutoForecaster settings: "
+        f"{args.auto}. Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
         f"{platform.python_version()}, load average {tuple(round(x, 2) for x in os.getloadavg())} at the end.",
         "",
         "## sMAPE over all series x horizon points (the M3 paper's official average)",

@@ -1,20 +1,23 @@
-"""Training throughput: our NumPy cells against PyTorch's nn.RNN / nn.GRU + nn.Linear.
+"""Training throughput of the production step against PyTorch doing the same batched work.
 
-Both sides run the same training step on the CPU in one process, interleaved: a mini-batch of
-windows (B, T, 1) drawn by a shuffled permutation, forward through the cell, a linear read-out
-of the last hidden state, mean squared error, backward, global-norm clipping at 1.0 and an Adam
-step (lr 1e-3). Ours is the production step (``models.train``), in float64; PyTorch runs in
-float64 (the same arithmetic) and, for reference, in float32 (its usual setting). PyTorch keeps
-its default number of threads, which is reported.
+One step = a mini-batch of windows (B, T, 1) for each of N networks (ensemble members, or members
+of many series) stacked on a leading axis -> Elman cell or GRU -> linear read-out of the last
+hidden state (K outputs) -> masked MAE -> backward -> global-norm clipping at 1.0, each network on
+its own -> Adam (lr 1e-3). Ours is the step of ``models.engine`` (windows gathered, forward and
+backward of ``models.stack``, per-network clipping, stacked Adam on float64 weights), in float64
+and float32 arithmetic. PyTorch runs the same stacked computation written with ``torch.bmm`` (its
+nn.RNN has no stacked-weights form) under autograd, with per-network clipping and torch.optim.Adam,
+in float64 and float32, on 1 thread and on its default number, the faster of which is the
+reference. For reference, PyTorch's own fused nn.RNN / nn.GRU too, the networks one after
+another (how they would be trained without stacking), float32. Both sides in one process,
+interleaved rounds, best round reported.
 
-NumPy's OpenBLAS threading matters a lot here: the matrices are small,
-and under CPU contention a multi-threaded OpenBLAS call can wait milliseconds for its second
-thread. The comparison therefore runs twice, each in a fresh child process (ours and PyTorch
-side by side inside it): once with OPENBLAS_NUM_THREADS=1, the setting recommended for the
-service's workers, and once with OpenBLAS's default.
+Sizes: ``default`` the per-series fit (3 members, B 64, T 24, H 32, K 8), ``many`` series fitted
+together (48 networks, B 32, T 54, H 32, K 18: M3 monthly in fit_each), ``large`` (3 networks,
+B 256, T 60, H 64, K 8).
 
-    pip install '.[bench]'          # torch==2.13.0, CPU build
-    python bench/train.py           # writes bench/results/train.md and train.json
+    pip install torch==2.13.0          # the bench extra, CPU build; never used by the models
+    OPENBLAS_NUM_THREADS=1 python bench/train.py      # writes bench/results/train.md and train.json
 """
 
 from __future__ import annotations
@@ -23,87 +26,138 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-if "--child" in sys.argv:  # must precede the NumPy import to take effect
-    blas = sys.argv[sys.argv.index("--child") + 1]
-    if blas != "default":
-        os.environ["OPENBLAS_NUM_THREADS"] = blas
-    else:
-        os.environ.pop("OPENBLAS_NUM_THREADS", None)
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 try:
     import torch
 except ImportError:
     sys.exit("bench/train.py needs PyTorch: pip install 'torch==2.13.0' (the bench extra)")
 
-REPO = Path(__file__).resolve().parents[1]
+from tickcast.models.engine import Job, StackTrainer
+from tickcast.models.params import flatten
+from tickcast.models.stack import make_stack
+from tickcast.models.train import Data, TrainSettings
 
-from tickcast.models.cells import make_cell  # noqa: E402
-from tickcast.models.params import allocate, flatten  # noqa: E402
-from tickcast.models.train import Data, Trainer, TrainSettings  # noqa: E402
-
-RESULTS = REPO / "bench" / "results"
-SIZES = [("default", 64, 30, 32), ("large", 256, 60, 64)]
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = [("default", 3, 64, 24, 32, 8), ("many", 48, 32, 54, 32, 18), ("large", 3, 256, 60, 64, 8)]
 CELLS = ["rnn", "gru"]
-STEPS = {"default": 20, "large": 4}  # steps per timed round
+STEPS = {"default": 16, "many": 4, "large": 4}  # steps per timed round
 ROUNDS = 5
-TARGET = {"default": 2.0, "large": 1.0}
-TORCH_THREADS = torch.get_num_threads()
 LR, CLIP = 1e-3, 1.0
+TORCH_THREADS = torch.get_num_threads()
 
 
-def ours(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int):
-    """A callable running one epoch (= STEPS steps) of our production training step."""
-    cell = make_cell(cell_name, 1, H, 1)
-    rng = np.random.default_rng(0)
-    flat, params = allocate(cell.shapes)
-    flat[:] = flatten(cell.init_params(rng), cell.shapes)
-    settings = TrainSettings(1, B, LR, "adam", CLIP, "norm", 0, 0.0, 6, loss="mse")
-    trainer = Trainer(cell, flat, params, settings, rng)
-    data = Data(X, Y.reshape(len(Y), -1), np.ones((len(Y), 1)))
-    return lambda: trainer.epoch(data)
+def problem(N: int, B: int, T: int, K: int, steps: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, B * steps, T, 1))
+    Y = rng.standard_normal((N, B * steps, K))
+    return X, Y
 
 
-def theirs(cell_name: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
+def ours(cell: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, precision: str):
+    """A callable running one epoch (= STEPS steps) of our production step for N stacked networks."""
+    N, _, T, _ = X.shape
+    stack = make_stack(cell, 1, H, Y.shape[2])
+    settings = TrainSettings(1, B, LR, "adam", CLIP, "norm", 0, 0.0, 6, loss="mae")
+    jobs = []
+    for i in range(N):
+        flat = flatten(stack.init_params(np.random.default_rng(i), 0.1), stack.shapes)
+        jobs.append(Job(flat, Data(X[i], Y[i], np.ones_like(Y[i])), None, settings, np.random.default_rng(i)))
+    state = StackTrainer(stack, jobs, np.dtype(precision))
+    return lambda: state.epoch()
+
+
+class TorchStack(torch.nn.Module):
+    """N Elman networks or GRUs with a linear read-out, weights stacked, written with torch.bmm."""
+
+    def __init__(self, cell: str, N: int, H: int, K: int, dtype):
+        super().__init__()
+        G = 3 if cell == "gru" else 1
+        self.cell, self.H = cell, H
+        self.Wxh = torch.nn.Parameter(torch.randn(N, 1, G * H, dtype=dtype))
+        self.Whh = torch.nn.Parameter(torch.randn(N, H, G * H, dtype=dtype) / H**0.5)
+        self.bh = torch.nn.Parameter(torch.zeros(N, 1, G * H, dtype=dtype))
+        if cell == "gru":
+            self.bhn = torch.nn.Parameter(torch.zeros(N, 1, H, dtype=dtype))
+        self.Why = torch.nn.Parameter(torch.randn(N, H, K, dtype=dtype) * 0.1 / H**0.5)
+        self.by = torch.nn.Parameter(torch.zeros(N, 1, K, dtype=dtype))
+
+    def forward(self, X):  # X (N, B, T, 1) -> (N, B, K)
+        N, B, T, _ = X.shape
+        H = self.H
+        xs = X * self.Wxh.unsqueeze(2) + self.bh.unsqueeze(2)  # (N, B, T, G*H)
+        h = X.new_zeros(N, B, H)
+        for t in range(T):
+            if self.cell == "rnn":
+                h = torch.tanh(xs[:, :, t] + torch.bmm(h, self.Whh))  # (N, B, H) @ (N, H, H)
+            else:
+                gh = torch.bmm(h, self.Whh)  # (N, B, H) @ (N, H, 3H)
+                gx = xs[:, :, t]
+                r = torch.sigmoid(gx[..., :H] + gh[..., :H])
+                z = torch.sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
+                n = torch.tanh(gx[..., 2 * H :] + r * (gh[..., 2 * H :] + self.bhn))
+                h = (1 - z) * n + z * h
+        return torch.baddbmm(self.by, h, self.Why)  # (N, B, H) @ (N, H, K) + (N, 1, K)
+
+
+def theirs(cell: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
     torch.manual_seed(0)
-    rnn_cls = torch.nn.RNN if cell_name == "rnn" else torch.nn.GRU
-    rnn = rnn_cls(1, H, batch_first=True).to(dtype)
-    head = torch.nn.Linear(H, 1).to(dtype)
-    params = list(rnn.parameters()) + list(head.parameters())
+    N, n, _, _ = X.shape
+    model = TorchStack(cell, N, H, Y.shape[2], dtype)
+    params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=LR)
     Xt, Yt = torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
-    gen = torch.Generator().manual_seed(0)
+    gens = [torch.Generator().manual_seed(i) for i in range(N)]
 
     def epoch():
-        perm = torch.randperm(Xt.shape[0], generator=gen)
-        for start in range(0, Xt.shape[0], B):
-            idx = perm[start : start + B]
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # each network its own order
+        for start in range(0, n, B):
+            idx = perms[:, start : start + B]  # (N, B)
+            xb = torch.gather(Xt, 1, idx[:, :, None, None].expand(-1, -1, Xt.shape[2], 1))
+            yb = torch.gather(Yt, 1, idx[:, :, None].expand(-1, -1, Yt.shape[2]))
             opt.zero_grad(set_to_none=True)
-            seq, _ = rnn(Xt[idx])  # (B, T, H)
-            out = head(seq[:, -1])  # (B, H) -> (B, 1)
-            loss = torch.nn.functional.mse_loss(out[:, 0], Yt[idx])
+            loss = (model(xb) - yb).abs().mean(dim=(1, 2)).sum()  # each network's own mean
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, CLIP)
+            with torch.no_grad():  # global-norm clipping per network
+                norms = torch.sqrt(sum(p.grad.pow(2).flatten(1).sum(1) for p in params))
+                scale = torch.clamp(CLIP / (norms + 1e-12), max=1.0)
+                for p in params:
+                    p.grad.mul_(scale.view(-1, *[1] * (p.grad.dim() - 1)))
             opt.step()
 
     return epoch
 
 
-def steps_per_second(fn, steps: int) -> float:
-    start = time.perf_counter()
-    fn()
-    return steps / (time.perf_counter() - start)
+def theirs_native(cell: str, X: np.ndarray, Y: np.ndarray, B: int, H: int, dtype):
+    """PyTorch's own fused nn.RNN / nn.GRU + nn.Linear, one network after another (no stacking)."""
+    torch.manual_seed(0)
+    N, n, _, _ = X.shape
+    rnn_cls = torch.nn.RNN if cell == "rnn" else torch.nn.GRU
+    nets = [(rnn_cls(1, H, batch_first=True).to(dtype), torch.nn.Linear(H, Y.shape[2]).to(dtype)) for _ in range(N)]
+    groups = [list(r.parameters()) + list(h.parameters()) for r, h in nets]
+    opt = torch.optim.Adam([p for g in groups for p in g], lr=LR)
+    Xt, Yt = torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
+    gens = [torch.Generator().manual_seed(i) for i in range(N)]
+
+    def epoch():
+        perms = [torch.randperm(n, generator=g) for g in gens]
+        for start in range(0, n, B):
+            opt.zero_grad(set_to_none=True)
+            for i, (rnn, head) in enumerate(nets):
+                idx = perms[i][start : start + B]
+                seq, _ = rnn(Xt[i, idx])  # (B, T, H)
+                (head(seq[:, -1]) - Yt[i, idx]).abs().mean().backward()
+                torch.nn.utils.clip_grad_norm_(groups[i], CLIP)
+            opt.step()
+
+    return epoch
 
 
 def with_threads(n: int, fn):
-    """Run fn with torch limited to n intra-op threads, then restore the default."""
-
     def run():
         torch.set_num_threads(n)
         try:
@@ -115,75 +169,67 @@ def with_threads(n: int, fn):
 
 
 def compare() -> list[dict]:
-    """All sizes and cells in this process; one row each."""
     rows = []
-    for size, B, T, H in SIZES:
+    for size, N, B, T, H, K in SIZES:
         steps = STEPS[size]
-        rng = np.random.default_rng(1)
-        X = rng.standard_normal((B * steps, T, 1))
-        Y = rng.standard_normal(B * steps)
-        for cell_name in CELLS:
+        X, Y = problem(N, B, T, K, steps)
+        for cell in CELLS:
             runners = {
-                "numpy_f64": ours(cell_name, X, Y, B, H),
-                "torch_f64": theirs(cell_name, X, Y, B, H, torch.float64),
-                "torch_f64_1thread": with_threads(1, theirs(cell_name, X, Y, B, H, torch.float64)),
-                "torch_f32": theirs(cell_name, X, Y, B, H, torch.float32),
+                "numpy_f64": ours(cell, X, Y, B, H, "float64"),
+                "numpy_f32": ours(cell, X, Y, B, H, "float32"),
+                "torch_f64": theirs(cell, X, Y, B, H, torch.float64),
+                "torch_f64_1thread": with_threads(1, theirs(cell, X, Y, B, H, torch.float64)),
+                "torch_f32": theirs(cell, X, Y, B, H, torch.float32),
+                "torch_f32_1thread": with_threads(1, theirs(cell, X, Y, B, H, torch.float32)),
+                "torch_native_f32": theirs_native(cell, X, Y, B, H, torch.float32),
+                "torch_native_f32_1thread": with_threads(1, theirs_native(cell, X, Y, B, H, torch.float32)),
             }
-            rates = {k: [] for k in runners}
+            rates: dict[str, list[float]] = {k: [] for k in runners}
             for fn in runners.values():  # warm-up: buffers, allocator, lazy imports
                 fn()
             for _ in range(ROUNDS):  # interleaved, so load changes hit every side alike
                 for k, fn in runners.items():
-                    rates[k].append(steps_per_second(fn, steps))
+                    start = time.perf_counter()
+                    fn()
+                    rates[k].append(steps / (time.perf_counter() - start))
             best = {k: max(v) for k, v in rates.items()}
             med = {k: statistics.median(v) for k, v in rates.items()}
-            # The stricter comparison: PyTorch float64 at whichever thread count was faster.
-            best["torch_f64_best_threads"] = max(best["torch_f64"], best["torch_f64_1thread"])
-            med["torch_f64_best_threads"] = max(med["torch_f64"], med["torch_f64_1thread"])
-            rows.append(
-                {
-                    "size": size,
-                    "cell": cell_name,
-                    "B": B,
-                    "T": T,
-                    "H": H,
-                    "best_steps_per_s": best,
-                    "median_steps_per_s": med,
-                    "ratio_best": {k: best["numpy_f64"] / v for k, v in best.items()},
-                    "ratio_median": {k: med["numpy_f64"] / v for k, v in med.items()},
-                    "target_vs_torch_f64": TARGET[size],
-                    "rounds": {k: [round(r, 2) for r in v] for k, v in rates.items()},
-                }
-            )
-            q, m = rows[-1]["ratio_best"], rows[-1]["ratio_median"]
+            for agg in (best, med):
+                agg["torch_f64_best"] = max(agg["torch_f64"], agg["torch_f64_1thread"])
+                agg["torch_f32_best"] = max(agg["torch_f32"], agg["torch_f32_1thread"])
+                agg["torch_native_f32_best"] = max(agg["torch_native_f32"], agg["torch_native_f32_1thread"])
+            row = {
+                "size": size,
+                "cell": cell,
+                "N": N,
+                "B": B,
+                "T": T,
+                "H": H,
+                "K": K,
+                "best_steps_per_s": best,
+                "median_steps_per_s": med,
+                "ratios_best": {
+                    "f64_vs_torch_f64": best["numpy_f64"] / best["torch_f64_best"],
+                    "f32_vs_torch_f32": best["numpy_f32"] / best["torch_f32_best"],
+                    "f64_vs_torch_f32": best["numpy_f64"] / best["torch_f32_best"],
+                    "f32_vs_torch_native_f32": best["numpy_f32"] / best["torch_native_f32_best"],
+                },
+                "ratios_median": {
+                    "f64_vs_torch_f64": med["numpy_f64"] / med["torch_f64_best"],
+                    "f32_vs_torch_f32": med["numpy_f32"] / med["torch_f32_best"],
+                },
+                "rounds": {k: [round(r, 2) for r in v] for k, v in rates.items()},
+            }
+            rows.append(row)
+            q = row["ratios_best"]
             print(
-                f"  {size:8s} {cell_name}: best ours {best['numpy_f64']:.1f}/s, torch f64 "
-                f"{best['torch_f64']:.1f}/s ({best['torch_f64_1thread']:.1f}/s on 1 thread), "
-                f"f32 {best['torch_f32']:.1f}/s -> {q['torch_f64_best_threads']:.2f}x the faster "
-                f"torch f64 (median {m['torch_f64_best_threads']:.2f}x)",
+                f"  {size:8s} {cell}: ours f64 {best['numpy_f64']:.1f}/s f32 {best['numpy_f32']:.1f}/s, "
+                f"torch f64 {best['torch_f64_best']:.1f}/s f32 {best['torch_f32_best']:.1f}/s -> "
+                f"f64 {q['f64_vs_torch_f64']:.2f}x, f32 {q['f32_vs_torch_f32']:.2f}x",
                 file=sys.stderr,
                 flush=True,
             )
     return rows
-
-
-def main() -> int:
-    if "--child" in sys.argv:
-        json.dump({"machine": machine(), "results": compare()}, sys.stdout)
-        return 0
-    runs = []
-    for blas in ("1", "default"):
-        print(f"OPENBLAS_NUM_THREADS={blas}:", file=sys.stderr, flush=True)
-        load_before = os.getloadavg()
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", blas], check=True, stdout=subprocess.PIPE, text=True
-        )
-        run = json.loads(child.stdout)
-        run["openblas_num_threads"] = blas
-        run["loadavg_before_after"] = [round(x, 2) for x in load_before + os.getloadavg()]
-        runs.append(run)
-    write(runs)
-    return 0
 
 
 def machine() -> dict:
@@ -193,74 +239,54 @@ def machine() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "torch_num_interop_threads": torch.get_num_interop_threads(),
-        "numpy_blas": _numpy_blas(),
-        "env": {
-            k: os.environ.get(k)
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
-        },
+        "torch_num_threads": TORCH_THREADS,
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
 
 
-def _numpy_blas() -> str:
-    try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{info.get('name')} {info.get('version')}"
-    except Exception:  # noqa: BLE001 - show_config's layout is not a stable API
-        return "unknown"
-
-
-def write(runs: list[dict]) -> None:
+def main() -> int:
+    load_before = os.getloadavg()
+    rows = compare()
+    run = {
+        "machine": machine(),
+        "results": rows,
+        "loadavg_before_after": [round(x, 2) for x in load_before + os.getloadavg()],
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    info = runs[0]["machine"]
+    (RESULTS / "train.json").write_text(json.dumps(run, indent=2) + "\n")
     lines = [
-        "# Training throughput: NumPy cells vs PyTorch (CPU)",
+        "# Training throughput: the production step against PyTorch (CPU), same batched work",
         "",
-        "One training step = mini-batch of windows (B, T, 1) -> cell -> linear read-out of the last "
-        "hidden state -> MSE -> backward -> global-norm clipping (1.0) -> Adam (lr 1e-3). Ours is "
-        "`models.train` in float64; PyTorch is `nn.RNN`/`nn.GRU` + `nn.Linear` with autograd, in "
-        "float64 (same arithmetic) and float32, with its default threads and, for reference, one "
-        f"thread. Steps per second, higher is better: the best of {ROUNDS} interleaved rounds "
-        "(the machine is shared, and the best round is the one least disturbed; the ratio of the "
-        "median rounds is shown too). PyTorch on one thread is often faster than on its default "
-        "two at these sizes, so the targets are judged against whichever was faster. Targets: at least "
-        f"{TARGET['default']:.0f}x PyTorch (float64) at the default size, {TARGET['large']:.0f}x "
-        "at the large one.",
+        "One step: N stacked networks, each a mini-batch of its own windows (B, T, 1) -> cell -> read-out "
+        "of the last hidden state (K outputs) -> masked MAE -> backward -> global-norm clipping (1.0) per "
+        "network -> Adam. Ours is `models.engine`'s step (float64 weights; forward and backward in float64 "
+        "or float32); PyTorch is the same stacked computation with `torch.bmm` and autograd, the faster of "
+        f"1 and {TORCH_THREADS} threads. Steps per second, best of {ROUNDS} interleaved rounds (ratio of "
+        f"median rounds in brackets). OPENBLAS_NUM_THREADS={run['machine']['openblas_num_threads']}; load "
+        f"average before and after: {run['loadavg_before_after']}. Target: at least 1x PyTorch float32 at "
+        "the large size.",
+        "",
+        "| size | cell | N, B, T, H, K | ours f64 | ours f32 | torch f64 | torch f32 | ours f64 / torch f64 | "
+        "ours f32 / torch f32 | ours f64 / torch f32 | torch nn.RNN/GRU f32, one net after another | ours f32 / it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in runs:
-        lines += [
-            "",
-            f"## NumPy with OPENBLAS_NUM_THREADS={run['openblas_num_threads']}",
-            "",
-            f"Load average (1, 5, 15 min) before and after: {run['loadavg_before_after']}.",
-            "",
-            "| size | cell | B, T, H | ours f64 | torch f64 | torch f64, 1 thread | torch f32 | "
-            "ours / torch f64 | ours / torch f64 1 thread | ours / faster torch f64 | (median "
-            "rounds) | ours / torch f32 | target vs faster torch f64 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in run["results"]:
-            s, q, m = r["best_steps_per_s"], r["ratio_best"], r["ratio_median"]
-            ok = "met" if q["torch_f64_best_threads"] >= r["target_vs_torch_f64"] else "MISSED"
-            lines.append(
-                f"| {r['size']} | {r['cell']} | {r['B']}, {r['T']}, {r['H']} | "
-                f"{s['numpy_f64']:.1f} | {s['torch_f64']:.1f} | {s['torch_f64_1thread']:.1f} | "
-                f"{s['torch_f32']:.1f} | {q['torch_f64']:.2f}x | {q['torch_f64_1thread']:.2f}x | "
-                f"**{q['torch_f64_best_threads']:.2f}x** | {m['torch_f64_best_threads']:.2f}x | "
-                f"{q['torch_f32']:.2f}x | >= {r['target_vs_torch_f64']:.0f}x: {ok} |"
-            )
+    for r in rows:
+        s, q, m = r["best_steps_per_s"], r["ratios_best"], r["ratios_median"]
+        lines.append(
+            f"| {r['size']} | {r['cell']} | {r['N']}, {r['B']}, {r['T']}, {r['H']}, {r['K']} | {s['numpy_f64']:.1f} | "
+            f"{s['numpy_f32']:.1f} | {s['torch_f64_best']:.1f} | {s['torch_f32_best']:.1f} | "
+            f"{q['f64_vs_torch_f64']:.2f}x ({m['f64_vs_torch_f64']:.2f}x) | **{q['f32_vs_torch_f32']:.2f}x** "
+            f"({m['f32_vs_torch_f32']:.2f}x) | {q['f64_vs_torch_f32']:.2f}x | {s['torch_native_f32_best']:.1f} | "
+            f"{q['f32_vs_torch_native_f32']:.2f}x |"
+        )
+    info = run["machine"]
     lines += [
         "",
-        f"Machine: {info['cpu_count']} CPUs ({info['processor']}), Python {info['python']}, "
-        f"NumPy {info['numpy']} ({info['numpy_blas']}), torch {info['torch']} with "
-        f"{info['torch_num_threads']} intra-op threads (its default) and "
-        f"{info['torch_num_interop_threads']} inter-op threads.",
-        "The machine is shared with other jobs (see the load averages), so single rounds vary; "
-        "train.json keeps every round.",
+        f"Machine: {info['cpu_count']} CPUs ({info['processor']}), Python {info['python']}, NumPy {info['numpy']}, "
+        f"torch {info['torch']}. The machine is shared with other jobs; train.json keeps every round.",
     ]
     (RESULTS / "train.md").write_text("\n".join(lines) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the combination's own validation errors.
 >>> a = AutoForecaster(season_length=12).fit_many([y1, y2, ...])       # doctest: +SKIP
 >>> a.predict_many(18), a.predict_interval_many(18, level=[0.8, 0.95])   # doctest: +SKIP
 >>> a.weights_[0], a.chosen_[0], a.predict_members_many(18)[0]["rnn"]   # doctest: +SKIP
+>>> b = AutoForecaster(season_length=12).fit_many(ys_today, warm_start=a)  # doctest: +SKIP
 
 ``fit(y)`` fits the RNN on the series alone; ``fit_many(ys)`` trains one RNN across the series
 (the challengers are always per series). Every member forecasts the validation part of each
@@ -12,35 +13,36 @@ series from every origin with parameters fitted on the part before it; the combi
 (``models.combine``) turns those errors into weights per series; the combined validation
 forecasts give the split-conformal residuals (pooled over the series of a ``fit_many``). Then
 every member is fitted again on all of each series.
+
+A warm start (``warm_start=`` the previous model) fine-tunes the RNN from its weights and runs the
+challengers' state recursions over the new points with their parameters kept; the weights,
+backtests and interval residuals are the previous model's. ``fit_each`` fits many series' models
+as one computation; ``fit_many_part`` and ``combine`` (``models.auto_parts``) spread one
+``fit_many`` over processes.
 """
 
 from __future__ import annotations
 
-import struct
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import persist
-from .challenger import Challenger, Naive, SeasonalNaive, as_series, backtest, check_steps, finite_or_naive
+from . import auto_each, auto_parts, auto_persist
+from .auto_each import fit_rnn_on
+from .auto_forecasts import CombinedForecasts
+from .challenger import as_series, backtest, finite_or_naive
 from .combine import COMBINATIONS, combine_forecasts, member_errors, member_weights
-from .config import DEFAULT_MEMBERS, MEMBERS
-from .conformal import Conformal, levels_of, on_log_scale, random_walk_residuals, residuals
+from .conformal import Conformal, on_log_scale, random_walk_residuals, residuals
 from .errors import TrainingDiverged
-from .ets import AutoETS
 from .forecaster import RNNForecaster
+from .members import CHALLENGERS, DEFAULT_MEMBERS, MEMBERS
 from .seasonality import detect_period
-from .theta_models import Theta
 from .validation import default_horizon, split_point
 
-MAGIC = b"tickcast-auto\n"
-CHALLENGERS: dict[str, type[Challenger]] = {
-    "ets": AutoETS,
-    "theta": Theta,
-    "naive": Naive,
-    "seasonal_naive": SeasonalNaive,
-}
-assert MEMBERS == ("rnn", *CHALLENGERS)  # models/config.py names them for whoever must not import NumPy
 RNN_MIN_LENGTH = 3  # the RNN's MIN_LENGTH
+# What a fitted model holds beyond its series and members: carried over by a warm start.
+CORE: tuple[str, ...] = ("_ms", "horizon_", "across_", "_splits", "_rnn_index", "_names", "_W", "_avail")
+CORE += ("chosen_", "backtests_", "_conformal")
 
 
 def choose_period(y: np.ndarray, periods: tuple[int, ...]) -> int:
@@ -52,7 +54,30 @@ def choose_period(y: np.ndarray, periods: tuple[int, ...]) -> int:
     return max(fits) if fits else 1
 
 
-class AutoForecaster:
+@dataclass
+class Plan:
+    """What a cold fit does, decided from the series and the settings before any model is fitted:
+    each series' period, the validation horizon and splits, the RNN's period, the series the RNN
+    is fitted on (``use``: long enough) and, of those, the ones its validation model is fitted
+    before the split of (``held``)."""
+
+    ys: list[np.ndarray]
+    ms: list[int]
+    H: int
+    splits: list[int]
+    across: bool
+    rnn_period: int
+    use: list[int]
+    held: list[int]
+
+    def validation_series(self) -> list[np.ndarray]:
+        return [self.ys[i][: self.splits[i]] for i in self.held]
+
+    def rnn_series(self) -> list[np.ndarray]:
+        return [self.ys[i] for i in self.use]
+
+
+class AutoForecaster(CombinedForecasts):
     """``season_length``: the period (0: detect per series, 1: none), or several (e.g. (24, 168)
     for hourly data: each series uses the longest it has three seasons of); ``seed``: the RNN's;
     ``horizon``: how far validation forecasts reach (0: a season and a half, 8 to 48);
@@ -65,7 +90,9 @@ class AutoForecaster:
     {member: weight}), ``chosen_`` (per series, what was done: the rule, or why not),
     ``backtest_``/``backtests_`` (one-step scores of the combination on the validation part
     against the naive forecast), ``season_length_``/``season_lengths_``, ``horizon_``,
-    ``n_series_``, ``across_`` (True after fit_many).
+    ``n_series_``, ``across_`` (True after fit_many), ``warm_started_``; and the RNN member's
+    ``history_``, ``best_epoch_``, ``n_epochs_``, ``transform_``/``transforms_`` (empty or None
+    without an RNN member, per series None where the RNN does not forecast it).
     """
 
     def __init__(
@@ -100,6 +127,7 @@ class AutoForecaster:
         self._ys: list[np.ndarray] = []
 
     def get_params(self) -> dict:
+        """The settings as a JSON-able dict (``AutoForecaster(**a.get_params())`` clones them)."""
         return {
             "season_length": self.season_length if len(self._periods) == 1 else list(self._periods),
             "seed": self.seed,
@@ -107,27 +135,49 @@ class AutoForecaster:
             "members": list(self.members),
             "combination": self.combination,
             "shrinkage": self.shrinkage,
-            "rnn": self.rnn,
+            "rnn": dict(self.rnn),
         }
 
     def __repr__(self) -> str:
         return f"AutoForecaster({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
+    def _clone(self, seed: int | None = None) -> AutoForecaster:
+        params = self.get_params()
+        return type(self)(**{**params, "seed": params["seed"] if seed is None else _seed(seed)})
+
     # ---------------------------------------------------------------- fitting
-    def fit(self, y, warm_start: AutoForecaster | None = None):
-        """Fit every member on one series (the RNN on it alone); returns self. ``warm_start``: a
-        fitted AutoForecaster whose RNN the final RNN continues (see ``_fit_rnn``)."""
-        return self._fit([as_series(y)], across=False, warm=warm_start)
+    def fit(self, y, warm_start: AutoForecaster | None = None, epochs: int | None = None):
+        """Fit every member on one series (the RNN on it alone); returns self.
 
-    def fit_many(self, ys, warm_start: AutoForecaster | None = None):
-        """Fit every member on every series, the RNN as one model across them; returns self."""
-        ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
-        if not ys:
-            raise ValueError("fit_many needs at least one series")
-        return self._fit(ys, across=True, warm=warm_start)
+        ``warm_start``: the model fitted on this series before (same settings; the series may
+        have gained points at its end and lost some at its start): the RNN is fine-tuned from it
+        (``RNNForecaster.fit(warm_start=)``, ``epochs`` of them), the challengers keep their
+        parameters and run their state recursions over the new points, and the combination
+        weights, backtests and interval residuals are carried over. A mismatched warm start is a
+        ValueError saying why. ``epochs``: the RNN's, for a cold or a warm fit."""
+        return self._fit_all([as_series(y)], False, warm_start, epochs)
 
-    def _fit(self, ys: list[np.ndarray], across: bool, warm: AutoForecaster | None = None):
-        previous = self._warm_rnn(warm) if warm is not None else None
+    def fit_many(self, ys, warm_start: AutoForecaster | None = None, epochs: int | None = None):
+        """Fit every member on every series, the RNN as one model across them; returns self.
+        ``warm_start``: the model ``fit_many`` gave on these series before (as in :meth:`fit`)."""
+        return self._fit_all(_as_list(ys), True, warm_start, epochs)
+
+    def _fit_all(self, ys: list[np.ndarray], across: bool, warm, epochs):
+        _check_epochs(epochs)
+        if warm is not None:
+            self._check_warm(warm, ys, across)
+            rnn, challengers = self._warm_rnn(warm, ys, epochs), self._warm_challengers(warm, ys)
+            return self._adopt_warm(warm._core(), ys, rnn, challengers)
+        plan = self._plan(ys, across)
+        val, final = self._fit_rnn(plan, epochs)
+        challengers = {
+            name: CHALLENGERS[name](horizon=plan.H).fit_many(ys, season_lengths=plan.ms)
+            for name in self.members
+            if name != "rnn"
+        }
+        return self._assemble(plan, final, self._rnn_validation(plan, val) if final is not None else None, challengers)
+
+    def _plan(self, ys: list[np.ndarray], across: bool) -> Plan:
         if len(self._periods) > 1:
             ms = [choose_period(y, self._periods) for y in ys]
         elif self.season_length:
@@ -136,71 +186,70 @@ class AutoForecaster:
             ms = [detect_period(y) if y.size > 8 else 1 for y in ys]
         H = self.horizon or default_horizon(max(ms))
         splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
-        self._ys, self._ms, self.horizon_, self.across_ = ys, ms, H, across
+        # One network, one period: the one most of the series use (each series keeps its own
+        # seasonal indices inside the RNN).
+        values, counts = np.unique(ms, return_counts=True)
+        period = int(values[np.argmax(counts)]) if self.season_length else 0
+        use = [i for i, y in enumerate(ys) if y.size >= RNN_MIN_LENGTH] if "rnn" in self.members else []
+        held = [i for i in use if RNN_MIN_LENGTH <= splits[i] < ys[i].size]
+        return Plan(ys, ms, H, splits, across, period, use, held)
+
+    def _rnn_model(self, period: int, seed: int | None = None) -> RNNForecaster:
+        return RNNForecaster(season_length=period, seed=self.seed if seed is None else seed, **self.rnn)
+
+    def _fit_rnn(self, plan: Plan, epochs) -> tuple[RNNForecaster | None, RNNForecaster | None]:
+        """The RNN's validation model (fitted on the held series before their splits; None
+        without any) and its final model; (None, None) when either diverged (the challengers
+        then carry the forecast)."""
+        if not plan.use:
+            return None, None
+        try:
+            val = None
+            if plan.held:
+                val = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.validation_series(), plan.across, epochs)
+            final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), plan.across, epochs)
+        except TrainingDiverged:
+            return None, None
+        return val, final
+
+    @staticmethod
+    def _rnn_validation(plan: Plan, val: RNNForecaster | None, held: list[int] | None = None) -> list:
+        """The RNN validation model's forecasts (v, H) of each held series from every origin of its
+        validation part (None for the other series)."""
+        out: list = [None] * len(plan.ys)
+        for i in plan.held if held is None else held:
+            assert val is not None
+            y = plan.ys[i]
+            origins = np.arange(plan.splits[i], y.size)
+            F = np.array([val.predict(plan.H, y=y[:t]) for t in origins])
+            out[i] = finite_or_naive(F, y, origins)
+        return out
+
+    def _assemble(self, plan: Plan, rnn: RNNForecaster | None, rnn_validation: list | None, challengers: dict):
+        """Take the fitted members and learn the combination from their validation forecasts."""
+        self._ys, self._ms, self.horizon_, self.across_, self._splits = (
+            plan.ys,
+            plan.ms,
+            plan.H,
+            plan.across,
+            plan.splits,
+        )
         self.members_: dict = {}
         validation: dict[str, list] = {}
         for name in self.members:
             if name == "rnn":
-                validation[name] = self._fit_rnn(ys, splits, H, across, previous)
+                if rnn is not None:
+                    self.members_[name] = rnn
+                    validation[name] = rnn_validation or [None] * len(plan.ys)
                 continue
-            model = CHALLENGERS[name](horizon=H).fit_many(ys, season_lengths=ms)
-            self.members_[name] = model
-            validation[name] = [F for _, F in model.validation_]
+            self.members_[name] = challengers[name]
+            validation[name] = [F for _, F in challengers[name].validation_]
+        self._rnn_index = list(plan.use) if rnn is not None else []
         self._names = [n for n in self.members if n in self.members_]
-        self._splits = splits
-        self._learn_weights(ys, splits, validation)
+        self._learn_weights(plan.ys, plan.splits, validation)
+        self.warm_started_ = False
+        self._cache: dict = {}
         return self
-
-    def _rnn_model(self) -> RNNForecaster:
-        # One network, one period: the one most of the series use (each series keeps its own
-        # seasonal indices inside the RNN).
-        values, counts = np.unique(self._ms, return_counts=True)
-        period = int(values[np.argmax(counts)]) if self.season_length else 0
-        return RNNForecaster(season_length=period, seed=self.seed, **self.rnn)
-
-    def _warm_rnn(self, warm: AutoForecaster) -> RNNForecaster | None:
-        """The RNN of ``warm`` to continue (None without an RNN member here); ValueError when it
-        cannot be: not a fitted AutoForecaster, or one without an RNN."""
-        if not isinstance(warm, AutoForecaster) or not warm._ys:
-            raise ValueError("warm_start must be a fitted AutoForecaster")
-        if "rnn" not in self.members:
-            return None
-        previous = getattr(warm, "members_", {}).get("rnn")
-        if previous is None:
-            raise ValueError("the warm_start model has no fitted RNN to continue")
-        return previous
-
-    def _fit_rnn(self, ys, splits, H: int, across: bool, previous: RNNForecaster | None = None) -> list:
-        """Validation forecasts of the RNN per series (None where it has none) and the final
-        model in members_["rnn"], fitted on the series long enough for it (``_rnn_index``).
-        ``previous``: an RNN the final model continues (a warm start; its architecture and series
-        must match, else ValueError). The validation model is always trained cold: the previous
-        one saw the data after the validation split."""
-        use = [i for i, y in enumerate(ys) if y.size >= RNN_MIN_LENGTH]
-        self._rnn_index = use
-        out: list = [None] * len(ys)
-        if not use:
-            return out
-        held = [i for i in use if splits[i] < ys[i].size and splits[i] >= RNN_MIN_LENGTH]
-        try:
-            if held:
-                parts = [ys[i][: splits[i]] for i in held]
-                val = self._rnn_model().fit_many(parts) if across else self._rnn_model().fit(parts[0])
-                for i in held:
-                    origins = np.arange(splits[i], ys[i].size)
-                    F = np.array([val.predict(H, y=ys[i][:t]) for t in origins])
-                    out[i] = finite_or_naive(F, ys[i], origins)
-            final = self._rnn_model()
-            if across:
-                final = final.fit_many([ys[i] for i in use], warm_start=previous)
-            else:
-                final = final.fit(ys[use[0]], warm_start=previous)
-        except TrainingDiverged:
-            # The RNN kept producing non-finite values: the challengers carry the forecast.
-            self._rnn_index = []
-            return [None] * len(ys)
-        self.members_["rnn"] = final
-        return out
 
     def _learn_weights(self, ys, splits, validation: dict[str, list]) -> None:
         S, names = len(ys), self._names
@@ -213,7 +262,6 @@ class AutoForecaster:
         W, chosen = member_weights(errors, avail, self.combination, self.shrinkage, pooled=self.across_)
         self._W, self._avail = W, avail
         self.chosen_ = chosen
-        self.weights_ = [{nm: float(w) for nm, w, ok in zip(names, row, av) if ok} for row, av in zip(W, avail)]
         rows, self.backtests_ = [], []
         for i, (y, s) in enumerate(zip(ys, splits)):
             log = on_log_scale(y)
@@ -225,156 +273,117 @@ class AutoForecaster:
             else:
                 rows.append(random_walk_residuals(y, self.horizon_, log))
                 self.backtests_.append(backtest(y, y.size, None))
-        self.backtest_ = self.backtests_[0]
         self._conformal = Conformal.from_residuals(rows, self.horizon_)
-        self.season_lengths_ = self._ms
-        self.season_length_ = self._ms[0]
-        self.n_series_ = S
 
-    # ------------------------------------------------------------- forecasting
-    def _check_fitted(self) -> None:
-        if not self._ys:
-            raise RuntimeError("AutoForecaster is not fitted; call fit(y) or fit_many(ys) first")
+    # ---------------------------------------------------------------- warm starts
+    def _check_warm(self, prev, ys: list[np.ndarray], across: bool) -> None:
+        if not isinstance(prev, AutoForecaster) or not prev._ys:
+            raise ValueError("warm_start must be a fitted AutoForecaster")
+        ours, theirs = self.get_params(), prev.get_params()
+        diff = {k: (theirs[k], ours[k]) for k in ours if k != "seed" and ours[k] != theirs[k]}
+        if diff:
+            raise ValueError(f"warm_start model differs in {diff} (theirs, ours)")
+        if prev.across_ != across:
+            raise ValueError(f"warm_start model was fitted with {'fit_many' if prev.across_ else 'fit'}: use that")
+        if len(ys) != len(prev._ys):
+            raise ValueError(f"warm_start model was fitted on {len(prev._ys)} series, not {len(ys)}")
 
-    def _one(self) -> int:
-        self._check_fitted()
-        if len(self._ys) != 1:
-            raise ValueError(f"the model was fitted on {len(self._ys)} series: use predict_many(h)")
-        return 0
+    def _warm_rnn(self, prev: AutoForecaster, ys: list[np.ndarray], epochs, members=None) -> RNNForecaster | None:
+        if "rnn" not in prev.members_:
+            return None
+        old = prev.members_["rnn"]
+        model = RNNForecaster(**{**old.get_params(), "seed": self.seed})
+        return fit_rnn_on(model, [ys[i] for i in prev._rnn_index], prev.across_, epochs, old)
 
-    def _members_points(self, h: int) -> np.ndarray:
-        """(S, M, h) every member's forecast (NaN where a member has none)."""
-        S = len(self._ys)
-        P = np.full((S, len(self._names), h), np.nan)
-        for j, name in enumerate(self._names):
-            model = self.members_[name]
-            if name == "rnn":
-                if not self._rnn_index:
-                    continue
-                fs = model.predict_many(h) if len(self._rnn_index) > 1 else [model.predict(h)]
-                for i, f in zip(self._rnn_index, fs):
-                    P[i, j] = f
-            else:
-                P[:, j] = np.array(model.predict_many(h))
-        return P
-
-    def _combined(self, h: int) -> tuple[np.ndarray, np.ndarray]:
-        P = self._members_points(h)
-        out = np.empty((len(self._ys), h))
-        for i, y in enumerate(self._ys):
-            live = [j for j in range(len(self._names)) if self._avail[i, j] and np.all(np.isfinite(P[i, j]))]
-            f = combine_forecasts(P[i, live], self._W[i, live], self.combination) if live else np.full(h, y[-1])
-            out[i] = np.where(np.isfinite(f), f, y[-1])
-        return out, P
-
-    def predict(self, h: int) -> np.ndarray:
-        """The published point forecast (h,), units of y, always finite."""
-        i = self._one()
-        return self._combined(check_steps(h))[0][i]
-
-    def predict_many(self, h: int) -> list[np.ndarray]:
-        self._check_fitted()
-        return list(self._combined(check_steps(h))[0])
-
-    def predict_members(self, h: int) -> dict[str, np.ndarray]:
-        """Every member's own forecast (h,) by name (the ones the combination used)."""
-        return self.predict_members_many(h)[self._one()]
-
-    def predict_members_many(self, h: int) -> list[dict[str, np.ndarray]]:
-        self._check_fitted()
-        P = self._members_points(check_steps(h))
-        return [
-            {nm: P[i, j] for j, nm in enumerate(self._names) if self._avail[i, j] and np.all(np.isfinite(P[i, j]))}
-            for i in range(len(self._ys))
-        ]
-
-    def predict_interval(self, h: int, level=0.8):
-        """``(lower, upper)`` each (h,) around ``predict(h)`` for one level; a list of them for a
-        list of levels (e.g. [0.8, 0.95])."""
-        i = self._one()
-        return self._intervals(check_steps(h), level)[i]
-
-    def predict_interval_many(self, h: int, level=0.8) -> list:
-        self._check_fitted()
-        return self._intervals(check_steps(h), level)
-
-    def _intervals(self, h: int, level) -> list:
-        levels, single = levels_of(level)
-        points = self._combined(h)[0]
-        out = []
-        for y, f in zip(self._ys, points):
-            ivs = [self._conformal.interval(y, f, lv) for lv in levels]
-            out.append(ivs[0] if single else ivs)
+    def _warm_challengers(self, prev: AutoForecaster, ys: list[np.ndarray], lo: int = 0, hi: int | None = None):
+        """The challengers warm-started on ys (of series lo..hi-1 of the previous model)."""
+        hi = len(prev._ys) if hi is None else hi
+        out = {}
+        for name in prev._names:
+            if name != "rnn":
+                old = prev.members_[name]
+                old = old if (lo, hi) == (0, len(prev._ys)) else old.subset(lo, hi)
+                out[name] = type(old)(**old.get_params()).fit_many(ys, season_lengths=old._ms, warm_start=old)
         return out
+
+    def _core(self) -> dict:
+        """What a warm start carries over from this fitted model besides its series and members."""
+        return {name: getattr(self, name) for name in CORE}
+
+    def _adopt_warm(self, core: dict, ys: list[np.ndarray], rnn: RNNForecaster | None, challengers: dict):
+        """Take the warm-started members, and the rest from the previous model's core."""
+        for name in CORE:
+            setattr(self, name, core[name])
+        self._ys = ys
+        self.members_ = {name: rnn if name == "rnn" else challengers[name] for name in self._names}
+        self.warm_started_ = True
+        self._cache = {}
+        return self
+
+    # ---------------------------------------------------------------- many models at once
+    def fit_each(self, ys, seeds=None, warm_starts=None, epochs: int | None = None, errors: str = "raise") -> list:
+        """One fitted AutoForecaster per series; element i equals (see ``models/README.md`` for the
+        tolerance) ``AutoForecaster(**self.get_params(), seed=seeds[i]).fit(ys[i],
+        warm_start=warm_starts[i], epochs=epochs)``. The RNN fits of all series (validation and
+        final, cold and warm) run as one computation, the challengers' cold fits vectorised
+        over the series. ``errors="return"``: a series that cannot be fitted gets its exception
+        in its place instead of raising."""
+        ys, seeds, warm_starts = list(ys), seeds, warm_starts
+        n = len(ys)
+        seeds = [self.seed] * n if seeds is None else list(seeds)
+        warm_starts = [None] * n if warm_starts is None else list(warm_starts)
+        if len(seeds) != n or len(warm_starts) != n:
+            raise ValueError(f"fit_each: {n} series but {len(seeds)} seeds and {len(warm_starts)} warm starts")
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        _check_epochs(epochs)
+        return auto_each.fit_each(self, ys, seeds, warm_starts, epochs, errors)
+
+    def fit_many_part(
+        self, ys, part: int, parts: int, warm_start: AutoForecaster | None = None, epochs: int | None = None
+    ) -> auto_parts.AutoPart:
+        """Part ``part`` of ``parts`` of ``fit_many(ys, warm_start, epochs)``, to run in its own
+        process (the result pickles): some of the RNN's fits and the challengers of a slice of
+        the series. :meth:`combine` assembles the parts into the model ``fit_many`` gives."""
+        _check_epochs(epochs)
+        return auto_parts.fit_part(self, _as_list(ys), part, parts, warm_start, epochs)
+
+    @classmethod
+    def combine(cls, parts) -> AutoForecaster:
+        """The model ``fit_many`` would have fitted, from all the parts of one
+        :meth:`fit_many_part` (each once, any order)."""
+        return auto_parts.combine(cls, list(parts))
 
     # ------------------------------------------------------------- persistence
     def to_bytes(self) -> bytes:
-        """MAGIC, the length of the core as a little-endian uint64, the core (``models.persist``:
-        settings, weights, backtests, residual quantiles, the series), then every member's own
-        blob back to back. ``from_bytes`` restores identical forecasts."""
+        """The core (settings, weights, backtests, residual quantiles, the series) and every
+        member's own blob (``models.auto_persist``); ``from_bytes`` restores identical forecasts."""
         self._check_fitted()
-        blobs = [self.members_[nm].to_bytes() for nm in self._names]
-        meta = {
-            "params": self.get_params(),
-            "names": self._names,
-            "blob_lengths": [len(b) for b in blobs],
-            "chosen": self.chosen_,
-            "backtests": self.backtests_,
-            "periods": self._ms,
-            "horizon": self.horizon_,
-            "across": self.across_,
-            "splits": self._splits,
-            "rnn_index": getattr(self, "_rnn_index", []),
-        }
-        arrays = {
-            "series": np.concatenate(self._ys),
-            "lengths": np.array([y.size for y in self._ys], dtype=np.int64),
-            "weights": self._W,
-            "available": self._avail.astype(np.int64),
-            "residual_quantiles": self._conformal.Q,
-            "residual_counts": self._conformal.counts,
-        }
-        core = persist.pack(meta, arrays)
-        return b"".join([MAGIC, struct.pack("<Q", len(core)), core, *blobs])
+        return auto_persist.dump(self)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> AutoForecaster:
-        blob = bytes(blob)
-        if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 8:
-            raise ValueError("not a tickcast AutoForecaster blob (bad magic bytes)")
-        start = len(MAGIC) + 8
-        (size,) = struct.unpack("<Q", blob[len(MAGIC) : start])
-        if start + size > len(blob):
-            raise ValueError("truncated tickcast AutoForecaster blob")
-        meta, arrays = persist.unpack(blob[start : start + size])
-        try:
-            params: dict = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["params"].items()}
-            a = cls(**params)
-            pos = start + size
-            for name, length in zip(meta["names"], meta["blob_lengths"]):
-                part = blob[pos : pos + length]
-                if len(part) != length:
-                    raise ValueError("truncated tickcast AutoForecaster blob")
-                kind = RNNForecaster if name == "rnn" else CHALLENGERS[name]
-                a.members_ = {**getattr(a, "members_", {}), name: kind.from_bytes(part)}
-                pos += length
-            lengths = arrays["lengths"]
-            a._ys = list(np.split(arrays["series"], np.cumsum(lengths)[:-1]))
-            a._names = list(meta["names"])
-            a._W, a._avail = arrays["weights"], arrays["available"].astype(bool)
-            if a._W.shape != (len(a._ys), len(a._names)) or a._avail.shape != a._W.shape:
-                raise ValueError("corrupt tickcast AutoForecaster blob: its arrays disagree with its header")
-            a._ms, a.horizon_, a.across_ = [int(v) for v in meta["periods"]], int(meta["horizon"]), meta["across"]
-            a._splits, a._rnn_index = meta["splits"], [int(i) for i in meta["rnn_index"]]
-            a.chosen_, a.backtests_ = meta["chosen"], meta["backtests"]
-        except (KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"corrupt tickcast AutoForecaster blob: {type(exc).__name__}: {exc}") from None
-        a.members_ = getattr(a, "members_", {})
-        a.weights_ = [{nm: float(w) for nm, w, ok in zip(a._names, row, av) if ok} for row, av in zip(a._W, a._avail)]
-        a.backtest_ = a.backtests_[0]
-        a._conformal = Conformal(arrays["residual_quantiles"], arrays["residual_counts"])
-        a.season_lengths_, a.season_length_, a.n_series_ = a._ms, a._ms[0], len(a._ys)
-        return a
+        """Inverse of :meth:`to_bytes`; also reads the blobs of the first AutoForecaster (before
+        warm starts). ValueError for a blob that is not one or is corrupt."""
+        return auto_persist.load(cls, blob, {"rnn": RNNForecaster, **CHALLENGERS})
 
 
-__all__ = ["AutoForecaster", "MEMBERS", "DEFAULT_MEMBERS", "CHALLENGERS"]
+def _as_list(ys) -> list[np.ndarray]:
+    ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
+    if not ys:
+        raise ValueError("fit_many needs at least one series")
+    return ys
+
+
+def _check_epochs(epochs) -> None:
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0):
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
+    return int(seed)
+
+
+__all__ = ["AutoForecaster", "MEMBERS", "DEFAULT_MEMBERS", "CHALLENGERS", "Plan", "choose_period"]

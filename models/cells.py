@@ -62,7 +62,7 @@ CELLS: dict[str, type] = {}
 
 def register_cell(cls: type) -> type:
     """Class decorator: make a cell available by its ``name`` (config ``cell = "<name>"``)."""
-    CELLS[cls.name] = cls
+    CELLS[getattr(cls, "name")] = cls  # noqa: B009 (a class attribute mypy cannot see on `type`)
     return cls
 
 

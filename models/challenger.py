@@ -81,6 +81,37 @@ def finite_or_naive(F: np.ndarray, y: np.ndarray, origins: np.ndarray) -> np.nda
     return F
 
 
+# A warm start whose series' values were revised since still continues it if the first half of
+# the points they share, up to this many, match.
+HEAD_MATCH = 16
+
+
+def continuation(old: np.ndarray, new: np.ndarray) -> int | None:
+    """How many points the series ``new`` dropped at the start of ``old`` (a rolling window drops
+    some; 0 when it starts where old started): the smallest k where new continues old[k:] (all
+    their common points equal); failing that (values revised since), the smallest k where the
+    first half of their common points (at most HEAD_MATCH) are equal. None when new matches
+    nowhere in old."""
+    if new.size == 0 or old.size == 0:
+        return None
+    candidates = np.flatnonzero(old == new[0])
+    for revised in (False, True):
+        for k in candidates:
+            r = min(new.size, old.size - int(k))
+            r = min(HEAD_MATCH, max(r // 2, 1)) if revised else r
+            if np.array_equal(new[:r], old[k : k + r]):
+                return int(k)
+    return None
+
+
+def _residual_rows(ys: list[np.ndarray], validation: list, H: int) -> list[np.ndarray]:
+    rows = []
+    for y, (s, F) in zip(ys, validation):
+        log = on_log_scale(y)
+        rows.append(residuals(y, F, s, log) if F is not None else random_walk_residuals(y, H, log))
+    return rows
+
+
 class Challenger:
     """Base class. ``season_length``: the period (0: detect per series, 1: none); ``horizon``:
     how far validation forecasts reach (0: a season and a half, 8 to 48); ``seed`` for the common
@@ -116,56 +147,156 @@ class Challenger:
         """(O, h) forecasts from the histories y[:t], t in origins, parameters fixed."""
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- fitting
-    def fit(self, y):
-        """Fit on one series (1-D, oldest first, finite); returns self."""
-        return self._fit([as_series(y)])
+    def _advance(self, y: np.ndarray, state: dict, m: int, k: int) -> dict:
+        """The state of the series y without its first k points (a warm start whose series lost
+        points at its start): the parameters, with the recursion run over those k points."""
+        return state
 
-    def fit_many(self, ys, season_lengths=None):
+    # ---------------------------------------------------------------- fitting
+    def fit(self, y, warm_start: Challenger | None = None):
+        """Fit on one series (1-D, oldest first, finite); returns self. ``warm_start``: a model
+        fitted before on this series (fewer points at its end, possibly more at its start): its
+        parameters are kept and its states run over the new points (no parameter search, no
+        validation: its backtest and interval residuals are kept too)."""
+        return self.fit_many([y], warm_start=warm_start)
+
+    def fit_many(self, ys, season_lengths=None, warm_start: Challenger | None = None, splits=None):
         """Fit every series (each its own parameters; interval residuals pooled); returns self.
-        ``season_lengths``: one period per series instead of ``season_length``."""
+        ``season_lengths``: one period per series instead of ``season_length``; ``warm_start``:
+        as in :meth:`fit`, a model fitted on these series before (same order); ``splits``: each
+        series' first validation origin instead of ``models.validation.split_point``'s (another
+        model's validation part, to be combined with it; its length for none)."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("fit_many needs at least one series")
+        periods = None
         if season_lengths is not None:
             periods = [int(m) for m in season_lengths]
             if len(periods) != len(ys) or any(m < 1 for m in periods):
                 raise ValueError("season_lengths must give a period >= 1 for every series")
-            return self._fit(ys, periods)
-        return self._fit(ys)
+        if warm_start is not None:
+            return self._warm(warm_start, ys, periods)
+        if splits is not None:
+            splits = [int(v) for v in splits]
+            if len(splits) != len(ys) or any(not (2 <= v <= y.size or v == y.size) for v, y in zip(splits, ys)):
+                raise ValueError("splits must give each series a first validation origin in 2..its length")
+        return self._fit(ys, periods, splits)
 
     def _periods(self, ys: list[np.ndarray]) -> list[int]:
         if self.season_length:
             return [self.season_length] * len(ys)
         return [detect_period(y) if y.size > 8 else 1 for y in ys]
 
-    def _fit(self, ys: list[np.ndarray], periods: list[int] | None = None):
+    def _fit(self, ys: list[np.ndarray], periods: list[int] | None = None, splits: list[int] | None = None):
         ms = periods or self._periods(ys)
         H = self.horizon or default_horizon(max(ms))
-        splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
+        if splits is None:
+            splits = [split_point(y.size, m, H) for y, m in zip(ys, ms)]
         held = [i for i, (y, s) in enumerate(zip(ys, splits)) if s < y.size]
         val_states = self._fit_states([ys[i][: splits[i]] for i in held], [ms[i] for i in held])
-        self.validation_: list[tuple[int, np.ndarray | None]] = [(y.size, None) for y in ys]
+        validation: list[tuple[int, np.ndarray | None]] = [(y.size, None) for y in ys]
         for i, st in zip(held, val_states):
             origins = np.arange(splits[i], ys[i].size)
             F = finite_or_naive(self._forecasts(ys[i], st, ms[i], origins, H), ys[i], origins)
-            self.validation_[i] = (splits[i], F)
-        self._states = self._fit_states(ys, ms)
-        self._ys, self._ms, self.horizon_ = ys, ms, H
-        self.backtests_ = [backtest(y, s, F) for y, (s, F) in zip(ys, self.validation_)]
+            validation[i] = (splits[i], F)
+        states = self._fit_states(ys, ms)
+        backtests = [backtest(y, s, F) for y, (s, F) in zip(ys, validation)]
+        rows = _residual_rows(ys, validation, H)
+        return self._adopt(ys, ms, H, states, validation, backtests, Conformal.from_residuals(rows, H), False)
+
+    def _adopt(self, ys, ms, H, states, validation, backtests, conformal: Conformal, warm: bool):
+        self._ys, self._ms, self.horizon_, self._states = ys, list(ms), int(H), states
+        self.validation_, self.backtests_, self._conformal = validation, backtests, conformal
         self.backtest_ = self.backtests_[0]
-        self.season_lengths_ = ms
-        self.season_length_ = ms[0]
-        self.n_series_ = len(ys)
-        self._conformal = Conformal.from_residuals(self._residual_rows(), H)
+        self.season_lengths_, self.season_length_ = self._ms, self._ms[0]
+        self.n_series_, self.warm_started_ = len(ys), warm
+        self._cache: dict = {}
         return self
 
-    def _residual_rows(self) -> list[np.ndarray]:
-        rows = []
-        for y, (s, F) in zip(self._ys, self.validation_):
-            log = on_log_scale(y)
-            rows.append(residuals(y, F, s, log) if F is not None else random_walk_residuals(y, self.horizon_, log))
-        return rows
+    def _warm(self, prev: Challenger, ys: list[np.ndarray], periods: list[int] | None):
+        if type(prev) is not type(self) or not prev._ys:
+            raise ValueError(f"warm_start must be a fitted {type(self).__name__}")
+        ours, theirs = self.get_params(), prev.get_params()
+        diff = {k: (theirs[k], ours[k]) for k in ours if k != "seed" and ours[k] != theirs.get(k)}
+        if diff:
+            raise ValueError(f"warm_start model differs in {diff} (theirs, ours)")
+        if len(ys) != len(prev._ys):
+            raise ValueError(f"warm_start model was fitted on {len(prev._ys)} series, not {len(ys)}")
+        if periods is not None and periods != prev._ms:
+            raise ValueError(f"warm_start model uses periods {prev._ms}, not {periods}")
+        states = []
+        for i, (y, old, st, m) in enumerate(zip(ys, prev._ys, prev._states, prev._ms)):
+            k = continuation(old, y)
+            if k is None:
+                raise ValueError(
+                    f"series {i} does not continue the one the warm start was fitted on "
+                    "(no stretch of its start matches that series): fit it cold"
+                )
+            states.append(self._advance(old, st, m, k) if k else st)
+        return self._adopt(
+            ys, prev._ms, prev.horizon_, states, prev.validation_, prev.backtests_, prev._conformal, True
+        )
+
+    def split(self) -> list[Challenger]:
+        """One model per series, each the one ``fit`` of that series alone gives (its own
+        interval residuals) when the horizon is set (``horizon=``) and the periods are the same."""
+        self._check_fitted()
+        if self.warm_started_:
+            raise ValueError("split: a warm-started model's residuals are its previous model's; split cold fits")
+        rows = _residual_rows(self._ys, self.validation_, self.horizon_)
+        return [
+            type(self)(**self.get_params())._adopt(
+                [y], [m], self.horizon_, [st], [v], [b], Conformal.from_residuals([r], self.horizon_), False
+            )
+            for y, m, st, v, b, r in zip(self._ys, self._ms, self._states, self.validation_, self.backtests_, rows)
+        ]
+
+    def subset(self, lo: int, hi: int) -> Challenger:
+        """The model of series lo..hi-1 alone, its interval residuals still those of all series
+        (a warm start for a slice of the series, see :meth:`concat`)."""
+        self._check_fitted()
+        sl = slice(lo, hi)
+        return type(self)(**self.get_params())._adopt(
+            self._ys[sl],
+            self._ms[sl],
+            self.horizon_,
+            self._states[sl],
+            self.validation_[sl],
+            self.backtests_[sl],
+            self._conformal,
+            self.warm_started_,
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Challenger]) -> Challenger:
+        """The models of consecutive slices of a list of series as one model of all of them: what
+        ``fit_many`` of the whole list gives (interval residuals pooled over all series), given
+        the same horizon and periods. Warm parts keep their (shared) previous residuals."""
+        parts = list(parts)
+        if not parts or any(type(p) is not cls or not p._ys for p in parts):
+            raise ValueError(f"concat needs fitted {cls.__name__} models")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.get_params() != first.get_params() or p.horizon_ != first.horizon_:
+                raise ValueError("concat: the parts were fitted with different settings")
+            if p.warm_started_ != first.warm_started_:
+                raise ValueError("concat: some parts are warm-started and some are not")
+        ys = [y for p in parts for y in p._ys]
+        validation = [v for p in parts for v in p.validation_]
+        H = first.horizon_
+        conformal = first._conformal
+        if not first.warm_started_:
+            conformal = Conformal.from_residuals(_residual_rows(ys, validation, H), H)
+        return cls(**first.get_params())._adopt(
+            ys,
+            [m for p in parts for m in p._ms],
+            H,
+            [st for p in parts for st in p._states],
+            validation,
+            [b for p in parts for b in p.backtests_],
+            conformal,
+            first.warm_started_,
+        )
 
     # ------------------------------------------------------------- forecasting
     def _check_fitted(self) -> None:
@@ -179,9 +310,11 @@ class Challenger:
         return 0
 
     def _point(self, i: int, h: int) -> np.ndarray:
-        y = self._ys[i]
-        F = self._forecasts(y, self._states[i], self._ms[i], np.array([y.size]), h)
-        return finite_or_naive(F, y, np.array([y.size]))[0]
+        if (i, h) not in self._cache:  # a forecast runs the recursion over the whole series
+            y = self._ys[i]
+            F = self._forecasts(y, self._states[i], self._ms[i], np.array([y.size]), h)
+            self._cache[i, h] = finite_or_naive(F, y, np.array([y.size]))[0]
+        return self._cache[i, h].copy()
 
     def predict(self, h: int) -> np.ndarray:
         """Point forecasts (h,) for the next h steps, units of y, always finite."""
@@ -220,6 +353,7 @@ class Challenger:
             "horizon": self.horizon_,
             "splits": [s for s, _ in self.validation_],
             "backtests": self.backtests_,
+            "warm_started": self.warm_started_,
         }
         arrays = {
             "series": np.concatenate(self._ys),
@@ -245,16 +379,18 @@ class Challenger:
             lengths = arrays["lengths"]
             if int(lengths.sum()) != arrays["series"].size or len(meta["states"]) != lengths.size:
                 raise ValueError("corrupt challenger blob: its arrays disagree with its header")
-            m._ys = list(np.split(arrays["series"], np.cumsum(lengths)[:-1]))
-            m._states, m._ms, m.horizon_ = meta["states"], [int(v) for v in meta["periods"]], int(meta["horizon"])
-            m.validation_ = [(int(s), arrays.get(f"validation_{i}")) for i, s in enumerate(meta["splits"])]
-            m.backtests_ = meta["backtests"]
+            return m._adopt(
+                list(np.split(arrays["series"], np.cumsum(lengths)[:-1])),
+                [int(v) for v in meta["periods"]],
+                int(meta["horizon"]),
+                meta["states"],
+                [(int(s), arrays.get(f"validation_{i}")) for i, s in enumerate(meta["splits"])],
+                meta["backtests"],
+                Conformal(arrays["residual_quantiles"], arrays["residual_counts"]),
+                bool(meta.get("warm_started", False)),
+            )
         except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
             raise ValueError(f"corrupt challenger blob: {type(exc).__name__}: {exc}") from None
-        m.backtest_ = m.backtests_[0]
-        m.season_lengths_, m.season_length_, m.n_series_ = m._ms, m._ms[0], len(m._ys)
-        m._conformal = Conformal(arrays["residual_quantiles"], arrays["residual_counts"])
-        return m
 
 
 class Naive(Challenger):
@@ -281,4 +417,4 @@ class SeasonalNaive(Challenger):
         return y[idx]
 
 
-__all__ = ["Challenger", "Naive", "SeasonalNaive", "as_series", "backtest", "scores", "check_steps"]
+__all__ = ["Challenger", "Naive", "SeasonalNaive", "as_series", "backtest", "scores", "check_steps", "continuation"]

@@ -15,6 +15,7 @@ MEMBERS = ("rnn", "ets", "theta", "naive", "seasonal_naive")
 DEFAULT_MEMBERS = ("rnn", "ets", "theta")
 CLIP_MODES = ("norm", "value")
 LOSSES = ("mae", "mse")
+PRECISIONS = ("float64", "float32")
 TRANSFORMS = ("auto", "log", "linear")
 
 # Upper bounds: past them a value is a typo (and would exhaust time or memory much later).
@@ -78,6 +79,10 @@ class ForecasterConfig:
     max_window: int = 512  # upper bound on a member's window length L
     out_scale: float = 0.0  # std of Why at init is out_scale / sqrt(H); 0: an untrained
     #                               network forecasts exactly its read-out bias, not noise
+    precision: str = "float32"  # arithmetic of the networks' forward and backward passes,
+    #                               "float32" (about twice as fast; the same M3 and price scores
+    #                               as float64: bench/results/competition-float32.md) or "float64";
+    #                               weights, optimizer, losses, early stopping and scores stay float64
     seed: int = 0
 
     def __post_init__(self):
@@ -88,6 +93,7 @@ class ForecasterConfig:
             (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
             (self.clip_mode in CLIP_MODES, f"clip_mode must be one of {CLIP_MODES}"),
             (self.transform in TRANSFORMS, f"transform must be one of {TRANSFORMS}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.clip is None or (_real(self.clip) and self.clip >= 0), "clip must be None or >= 0"),
             (_real(self.val_fraction) and 0.0 <= self.val_fraction < 0.5, "val_fraction must be in [0, 0.5)"),
             (_real(self.lr) and self.lr > 0, "lr must be > 0"),

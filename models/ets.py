@@ -295,7 +295,8 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
     cs = [float(np.mean(np.abs(y))) or 1.0 for y in ys]
     xs = [y / c for y, c in zip(ys, cs)]
     ch = _Chunk(xs, m, [y.size >= 3 * m for y in ys])
-    models = [ms for ms in _models(m)]
+    # Models no error type of ``restrict`` allows are not fitted at all.
+    models = [ms for ms in _models(m) if restrict is None or any(f"{e}{ms[0]}{ms[1]}" in restrict for e in "AM")]
     cand = {ms: _grid(ms[0], ms[1] == "A") for ms in models}
     best = _select(ch, _passes(ch, cand), restrict)
     # Refine each series' winner on a finer grid around it (models fitted one at a time, so the
@@ -377,24 +378,35 @@ def _make(err, ms, row, l0, b0, s0, like: EtsParams, aicc) -> EtsParams:
 
 
 # ---------------------------------------------------------------------------- filtering
-def filter_forecasts(y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int) -> np.ndarray:
-    """Forecasts (len(origins), h) of y from the histories y[:t], t in origins (1 <= t <= n), with
-    the parameters and initial states of p fixed (positions count from y[0])."""
+def start_state(p: EtsParams, anchor: dict | None = None) -> tuple[int, float, float, np.ndarray]:
+    """The state a series starts from: (position of its first point in the series the parameters
+    were fitted on, level, trend, seasonal states of that position and the m - 1 after it).
+    ``anchor`` (from :func:`advance`): the state of a series that lost its first points; None:
+    the fitted initial states at position 0."""
+    m = max(len(p.s0), 1)
+    if anchor is None:
+        ring = np.asarray(p.s0, dtype=np.float64) if p.season == "A" else np.zeros(m)
+        return 0, p.l0, p.b0, ring
+    return int(anchor["position"]), float(anchor["level"]), float(anchor["trend"]), np.asarray(anchor["ring"])
+
+
+def _filter(y: np.ndarray, p: EtsParams, anchor: dict | None):
+    """Run the recursion over y from its start state: levels L and trends B after t points
+    (t = 0..n), the seasonal states H (n + m, H[t] that of point t) and the start position."""
     x = np.asarray(y, dtype=np.float64) / p.c
     n = x.size
+    a, lv, b, ring = start_state(p, anchor)
     m = max(len(p.s0), 1)
-    pos = np.arange(n + h + m) % m
     if p.season == "F":
-        s = np.asarray(p.s0)[pos]
-        z = x / s[:n] if p.multiplicative else x - s[:n]
+        s = np.asarray(p.s0)[(a + np.arange(n)) % m]
+        z = x / s if p.multiplicative else x - s
     else:
         z = x
     H = np.zeros(n + m)
     if p.season == "A":
-        H[:m] = p.s0
-    L, B = np.empty(n + 1), np.empty(n + 1)  # state after t points (index 0: the initial state)
-    L[0], B[0] = p.l0, p.b0
-    lv, b = p.l0, p.b0
+        H[:m] = ring
+    L, B = np.empty(n + 1), np.empty(n + 1)  # state after t points (index 0: the start state)
+    L[0], B[0] = lv, b
     for t in range(n):
         base = lv + p.phi * b
         e = z[t] - (base + H[t])
@@ -402,6 +414,26 @@ def filter_forecasts(y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int) -
         b = p.phi * b + p.beta * e
         H[t + m] = H[t] + p.gamma * e
         L[t + 1], B[t + 1] = lv, b
+    return L, B, H, a
+
+
+def advance(y: np.ndarray, p: EtsParams, anchor: dict | None, k: int) -> dict:
+    """The start state (an anchor for :func:`filter_forecasts`) of the series y without its first
+    k points: the recursion run over those k points, parameters fixed."""
+    m = max(len(p.s0), 1)
+    L, B, H, a = _filter(np.asarray(y)[:k], p, anchor)
+    ring = H[k : k + m] if p.season == "A" else np.zeros(m)
+    return {"position": a + k, "level": float(L[k]), "trend": float(B[k]), "ring": [float(v) for v in ring]}
+
+
+def filter_forecasts(
+    y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int, anchor: dict | None = None
+) -> np.ndarray:
+    """Forecasts (len(origins), h) of y from the histories y[:t], t in origins (1 <= t <= n), with
+    the parameters and initial states of p fixed (positions count from y[0]; with ``anchor``,
+    from the state and position it gives y[0], see :func:`advance`)."""
+    L, B, H, a = _filter(y, p, anchor)
+    m = max(len(p.s0), 1)
     origins = np.asarray(origins, dtype=np.int64)
     k = np.arange(1, h + 1)
     phik = np.cumsum(p.phi ** k.astype(np.float64))  # (h,) phi + ... + phi^k
@@ -409,7 +441,7 @@ def filter_forecasts(y: np.ndarray, p: EtsParams, origins: np.ndarray, h: int) -
     if p.season == "A":
         F = F + H[origins[:, None] + (k[None, :] - 1) % m]
     elif p.season == "F":
-        si = np.asarray(p.s0)[(origins[:, None] + k[None, :] - 1) % m]
+        si = np.asarray(p.s0)[(a + origins[:, None] + k[None, :] - 1) % m]
         F = F * si if p.multiplicative else F + si
     return F * p.c
 
@@ -452,15 +484,23 @@ class AutoETS(Challenger):
         return out
 
     def _forecasts(self, y, state, m, origins, h):
-        return filter_forecasts(y, EtsParams.from_dict(state), origins, h)
+        return filter_forecasts(y, _state_params(state), origins, h, state.get("anchor"))
+
+    def _advance(self, y, state, m, k):
+        return {**state, "anchor": advance(y, _state_params(state), state.get("anchor"), k)}
 
     @property
     def models_(self) -> list[str]:
-        return [EtsParams.from_dict(s).name for s in self._states]
+        return [_state_params(s).name for s in self._states]
 
     @property
     def params_(self) -> list[dict]:
-        return list(self._states)
+        return [{k: v for k, v in s.items() if k != "anchor"} for s in self._states]
 
 
-__all__ = ["AutoETS", "EtsParams", "fit_ets", "filter_forecasts", "MAX_STATE_SEASON"]
+def _state_params(state: dict) -> EtsParams:
+    """A series' fitted parameters from its state (which may also hold an anchor)."""
+    return EtsParams.from_dict({k: v for k, v in state.items() if k != "anchor"})
+
+
+__all__ = ["AutoETS", "EtsParams", "fit_ets", "filter_forecasts", "advance", "MAX_STATE_SEASON"]

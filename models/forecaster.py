@@ -1,5 +1,6 @@
-"""RNNForecaster: a recurrent network that forecasts one series (``fit``) or many series of one
-frequency with one set of weights (``fit_many``).
+"""RNNForecaster: a recurrent network that forecasts one series (``fit``), many series of one
+frequency with one set of weights (``fit_many``), or many series with one network each, trained
+as one computation (``fit_each``).
 
 Pipeline (see ``models.windows``): each series is seasonally adjusted, put on a log (positive
 series) or linear scale and cut into windows normalised to their last value; an ensemble of
@@ -7,33 +8,34 @@ recurrent networks with different window lengths and seeds maps a window to the 
 at once (a direct multi-step read-out); the forecast is the members' median, mapped back to the
 units of y. Longer forecasts continue from their own predictions, K values at a time.
 
-Training (per member): early stopping on the newest ``val_fraction`` of every series, whose
-forecasts also give the backtest against the naive forecast and the split-conformal interval
-residuals; then (``refit``) the member is trained again on all the data for the number of epochs
-validation chose, so the newest points shape the weights too.
+Training (per member, all members of all models being fitted as one stack: ``models.ensemble``):
+early stopping on the newest ``val_fraction`` of every series, whose forecasts also give the
+backtest against the naive forecast and the split-conformal interval residuals; then (``refit``)
+the member is trained again on all the data for the number of epochs validation chose, so the
+newest points shape the weights too.
 """
 
 from __future__ import annotations
 
+import operator
+from dataclasses import replace
+
 import numpy as np
 
-from . import metrics, persist
+from . import persist
 from .config import ForecasterConfig
+from .ensemble import OUT_MAX_FACTOR, Unit, fit_units, score
 from .errors import SeriesTooShort
-from .intervals import half_widths, residual_quantiles
+from .intervals import half_widths
 from .network import Member
+from .passes import chunk_size
 from .seasonality import Seasonality
-from .train import Data, TrainSettings, auto_batch_size
-from .windows import Prepared, as_series, assemble, last_window, prepare, split_point, spread_path
+from .stack import make_stack, stacked_forward
+from .windows import Prepared, as_series, last_window, prepare, spread_path
 
-# Residuals for in-sample intervals (no validation part): the newest this many cut points per series.
-IN_SAMPLE_ORIGINS = 50
 # Intervals are at least this wide relative to the level (times sqrt(step)): a series that never
 # moved still gets an interval, not a point.
 MIN_RELATIVE_HALF_WIDTH = 1e-4
-# Network outputs are clipped to this multiple of the largest training target: a badly trained
-# member then still forecasts changes of a size the data has shown.
-OUT_MAX_FACTOR = 1.5
 
 
 class RNNForecaster:
@@ -44,13 +46,16 @@ class RNNForecaster:
     scores on the validation part against the naive forecast; ``backtests_`` per series after
     ``fit_many``), ``transform_`` (``transforms_`` per series), ``season_length_``, ``horizon_`` (K), ``window_`` (the
     first member's L), ``n_epochs_``, ``best_epoch_``, ``n_obs_``, ``n_series_``,
-    ``warm_started_``.
+    ``warm_started_``, ``members_`` (the ensemble members it holds: all, or a part's).
     """
 
     def __init__(self, *, config: ForecasterConfig | None = None, **settings):
         base = config.to_dict() if config is not None else {}
         self.config = ForecasterConfig.from_dict({**base, **settings})
         self._members: list[Member] = []
+        self._part: Unit | None = None  # a part of a fit (fit_many(..., members=)): what combine needs
+        self._carried: RNNForecaster | None = None  # a warm part: the model it continues
+        self._stack = None
 
     def get_params(self) -> dict:
         """The settings as a JSON-able dict (``RNNForecaster(**m.get_params())`` clones them)."""
@@ -60,6 +65,9 @@ class RNNForecaster:
         default = ForecasterConfig().to_dict()
         changed = {k: v for k, v in self.get_params().items() if v != default[k]}
         return f"RNNForecaster({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_stack": None}  # buffers are not worth sending to another process
 
     # ------------------------------------------------------------------ fitting
     def fit(self, y, warm_start: RNNForecaster | None = None, epochs: int | None = None):
@@ -71,157 +79,146 @@ class RNNForecaster:
         in those units) and its intervals and backtest are carried over; refit from scratch now
         and then to refresh them. ``epochs`` overrides the configured number for either kind.
         """
-        return self._fit([as_series(y)], warm_start, epochs)
+        return self._fit_one([as_series(y)], warm_start, epochs, None)
 
-    def fit_many(self, ys, warm_start: RNNForecaster | None = None, epochs: int | None = None):
+    def fit_many(self, ys, warm_start: RNNForecaster | None = None, epochs: int | None = None, members=None):
         """Fit one network (ensemble) across many series of one frequency; returns self.
-        ``ys``: a sequence of 1-D series, any lengths. Forecast them with :meth:`predict_many`."""
+        ``ys``: a sequence of 1-D series, any lengths. Forecast them with :meth:`predict_many`.
+
+        ``members``: train only these ensemble members (indices in ``range(ensemble)``): a part of
+        the fit, to run beside the other parts in other processes and assemble with
+        :meth:`combine` into the model ``fit_many`` alone would give. A part cannot forecast."""
         ys = [as_series(y, what=f"series {i}") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("fit_many needs at least one series")
-        return self._fit(ys, warm_start, epochs)
+        return self._fit_one(ys, warm_start, epochs, members)
 
-    def _fit(self, ys: list[np.ndarray], warm: RNNForecaster | None, epochs: int | None):
+    def fit_each(self, ys, seeds=None, warm_starts=None, epochs: int | None = None, errors: str = "raise") -> list:
+        """One model per series, all trained as one computation; returns a list of fitted
+        RNNForecaster, element i equal (up to floating-point reassociation) to
+        ``RNNForecaster(**self.get_params(), seed=seeds[i]).fit(ys[i], warm_start=warm_starts[i],
+        epochs=epochs)``. ``seeds``: one per series (default: this model's seed for all);
+        ``warm_starts``: one per series, a fitted model or None (cold and warm may be mixed).
+        ``errors="return"``: a series that cannot be fitted (too short, not finite, a mismatched
+        warm start, diverged) gets its exception in its place instead of raising."""
+        ys = list(ys)
+        n = len(ys)
+        seeds = [self.config.seed] * n if seeds is None else list(seeds)
+        warm_starts = [None] * n if warm_starts is None else list(warm_starts)
+        if len(seeds) != n or len(warm_starts) != n:
+            raise ValueError(f"fit_each: {n} series but {len(seeds)} seeds and {len(warm_starts)} warm starts")
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        out: list = [None] * n
+        todo: list[tuple[int, RNNForecaster, Unit]] = []
+        for i, (y, seed, warm) in enumerate(zip(ys, seeds, warm_starts)):
+            try:
+                model = type(self)(config=replace(self.config, seed=operator.index(seed)))
+                todo.append((i, model, model._unit([as_series(y, what=f"series {i}")], warm, epochs, None)))
+            except ValueError as exc:
+                if errors == "raise":
+                    raise
+                out[i] = exc
+        fit_units(self.config, [unit for _, _, unit in todo])
+        for i, model, unit in todo:
+            if unit.error is not None and errors == "raise":
+                raise unit.error
+            out[i] = unit.error if unit.error is not None else model._adopt(unit, warm_starts[i])
+        return out
+
+    @classmethod
+    def combine(cls, parts) -> RNNForecaster:
+        """The model ``fit_many`` would have fitted, from parts fitted with ``members=`` (every
+        member exactly once, same settings, same series): the validation scores and interval
+        residuals come from the median over all members, as they would have."""
+        parts = list(parts)
+        if not parts or not all(isinstance(p, RNNForecaster) and p._part is not None for p in parts):
+            raise ValueError("combine needs parts: models fitted with fit_many(..., members=[...])")
+        first, cfg = parts[0]._part, parts[0].config
+        assert first is not None
+        for p in parts[1:]:
+            u = p._part
+            assert u is not None
+            if p.config != cfg or u.K != first.K or len(u.ys) != len(first.ys):
+                raise ValueError("combine: the parts were fitted with different settings or series")
+            if (u.warm is None) != (first.warm is None) or not all(
+                np.array_equal(a, b) for a, b in zip(u.ys, first.ys)
+            ):
+                raise ValueError("combine: the parts were fitted on different series or warm starts")
+        members = sorted(j for p in parts for j in p.members_)
+        if members != list(range(cfg.ensemble)):
+            raise ValueError(
+                f"combine: the parts hold members {members}, the model needs each of 0..{cfg.ensemble - 1} once"
+            )
+        unit = replace(first, members=members, fitted={}, preds={})
+        for p in parts:
+            assert p._part is not None
+            unit.fitted.update(p._part.fitted)
+            unit.preds.update(p._part.preds)
+            unit.largest = max(unit.largest, p._part.largest)
+        model = cls(config=cfg)
+        if unit.warm is None:
+            score(cfg, unit)
+            return model._adopt(unit, None)
+        return model._adopt(unit, parts[0]._carried)
+
+    def _fit_one(self, ys, warm, epochs, members) -> RNNForecaster:
+        unit = self._unit(ys, warm, epochs, members)
+        fit_units(self.config, [unit])
+        if unit.error is not None:
+            raise unit.error
+        return self._adopt(unit, warm)
+
+    def _unit(self, ys: list[np.ndarray], warm: RNNForecaster | None, epochs, members) -> Unit:
         cfg = self.config
         if epochs is not None and (int(epochs) != epochs or epochs < 0):
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if members is None:
+            members = list(range(cfg.ensemble))
+        members = sorted(int(j) for j in members)
+        if not members or len(set(members)) != len(members) or not set(members) <= set(range(cfg.ensemble)):
+            raise ValueError(f"members must be distinct indices in 0..{cfg.ensemble - 1}, got {members}")
         if warm is not None:
             preps = self._check_warm_start(warm, ys)
-            K = warm.horizon_
-        else:
-            preps = [prepare(y, cfg.season_length, cfg.transform) for y in ys]
-            if len(preps) > 1:
-                preps = _share_log_scale(preps)
-            K = cfg.head(max(p.season.m for p in preps))
-        longest = max(p.n for p in preps)
-        self._preps, self.horizon_ = preps, K
-        self._steps_per_pass = warm._steps_per_pass if warm is not None else _trained_steps(preps, K, cfg.max_windows)
-        paths = [spread_path(p.x) for p in preps]
-        self._spreads = np.array([path[-1] for path in paths])  # (S,) local size of changes now
+            return Unit(ys, preps, warm.horizon_, cfg.seed, members, cfg.ensemble, warm._members, epochs)
+        preps = [prepare(y, cfg.season_length, cfg.transform) for y in ys]
+        if len(preps) > 1:
+            preps = _share_log_scale(preps)
+        return Unit(ys, preps, cfg.head(max(p.season.m for p in preps)), cfg.seed, members, cfg.ensemble, None, epochs)
+
+    def _adopt(self, unit: Unit, warm) -> RNNForecaster:
+        """Take the fitted unit's members, scores and series as this model's."""
+        cfg, preps = self.config, unit.preps
+        self._preps, self.horizon_ = preps, unit.K
+        self._steps_per_pass = (
+            warm._steps_per_pass if warm is not None else _trained_steps(preps, unit.K, cfg.max_windows)
+        )
+        self._spreads = np.array([spread_path(p.x)[-1] for p in preps])  # (S,) local size of changes now
+        self.members_ = sorted(unit.fitted)
+        self._members = [unit.fitted[j] for j in self.members_]
+        self._part = unit if unit.partial else None
         if warm is not None:
-            self._members = [self._warm_member(prev, preps, K, epochs) for prev in warm._members]
             self._Q, self._counts, self._out_max = warm._Q, warm._counts, warm._out_max
-            self.backtests_, hist_src = warm.backtests_, self._members
+            self.backtests_ = warm.backtests_
+            self._carried = warm if self._part is not None else None  # combine carries it over
+        elif self._part is None:
+            assert unit.Q is not None and unit.counts is not None
+            self._Q, self._counts = unit.Q, unit.counts
+            self._out_max = OUT_MAX_FACTOR * max(unit.largest, 1e-12)
+            self.backtests_ = unit.backtests
         else:
-            self._fit_members(ys, preps, paths, K, longest, epochs)
-            hist_src = self._members
-        first = hist_src[0]
+            self.backtests_ = []
+        first = self._members[0]
         self.history_, self.best_epoch_, self.n_epochs_ = first.history, first.best_epoch, first.n_epochs
-        self.histories_ = [m.history for m in hist_src]
+        self.histories_ = [m.history for m in self._members]
         self.window_ = first.L
-        self.backtest_ = self.backtests_[0]
+        self.backtest_ = self.backtests_[0] if self.backtests_ else None
         self.transforms_ = ["log" if p.log else "linear" for p in preps]
         self.transform_ = self.transforms_[0]
         self.season_length_ = preps[0].season.m if preps[0].season.active else 1
-        self.n_obs_, self.n_series_ = int(ys[0].size), len(ys)
+        self.n_obs_, self.n_series_ = int(unit.ys[0].size), len(unit.ys)
         self.warm_started_ = warm is not None
         return self
-
-    def _settings(self, epochs: int, n_windows: int, lr: float, patience: int, strict: bool = True) -> TrainSettings:
-        cfg = self.config
-        # A gain seen on one series may be one period's luck; seen on many at once it rarely is:
-        # the bars for "better" fall with the square root of the number of series.
-        evidence = np.sqrt(len(self._preps)) if strict else np.inf
-        return TrainSettings(
-            int(epochs),
-            cfg.batch_size or auto_batch_size(n_windows),
-            lr,
-            cfg.optimizer,
-            cfg.clip,
-            cfg.clip_mode,
-            patience,
-            cfg.min_delta / evidence,
-            cfg.max_backoffs,
-            cfg.loss,
-            cfg.significance / evidence,
-        )
-
-    def _fit_members(
-        self, ys, preps: list[Prepared], paths: list[np.ndarray], K: int, longest: int, epochs: int | None
-    ) -> None:
-        cfg = self.config
-        n_epochs = cfg.epochs if epochs is None else int(epochs)
-        splits = [split_point(p.n, cfg.val_fraction) for p in preps]
-        has_val = any(s < p.n for s, p in zip(splits, preps))
-        cap = cfg.max_windows
-        train_ranges = [(max(1, s - cap), s, s) for s in splits]
-        val_ranges = [(s, p.n, p.n) for s, p in zip(splits, preps)]
-        all_ranges = [(max(1, p.n - cap), p.n, p.n) for p in preps]
-        self._members, val_preds, out_max = [], [], 0.0
-        for j in range(cfg.ensemble):
-            L = int(min(max(2, round(cfg.lookbacks[j % len(cfg.lookbacks)] * K)), cfg.max_window, max(2, longest - 1)))
-            member = Member(cfg.cell, cfg.hidden_size, K, L, cfg.seed + j)
-            rng = np.random.default_rng([cfg.seed, j])
-            X, Y, M, _, _ = assemble(preps, L, K, train_ranges)
-            data = Data(X, Y, M)
-            out_max = max(out_max, float(np.max(np.abs(Y[M > 0]), initial=0.0)))
-            val = None
-            if has_val:
-                Xv, Yv, Mv, owner, cut = assemble(preps, L, K, val_ranges)
-                val = Data(Xv, Yv, Mv)
-            member.initialise(data, cfg.out_scale)
-            member.fit(data, val, self._settings(n_epochs, len(data), cfg.lr, cfg.patience), rng)
-            if val is not None:
-                val_preds.append(member.predict(val.X))
-            if has_val and cfg.refit:
-                final = Member(cfg.cell, cfg.hidden_size, K, L, cfg.seed + j)
-                Xa, Ya, Ma, _, _ = assemble(preps, L, K, all_ranges)
-                everything = Data(Xa, Ya, Ma)
-                out_max = max(out_max, float(np.max(np.abs(Ya[Ma > 0]), initial=0.0)))
-                final.initialise(everything, cfg.out_scale)
-                final.fit(
-                    everything,
-                    None,
-                    self._settings(member.best_epoch, len(everything), cfg.lr, 0),
-                    np.random.default_rng([cfg.seed, j, 1]),
-                )
-                final.history, final.best_epoch, final.n_epochs = member.history, member.best_epoch, member.n_epochs
-                member = final
-            self._members.append(member)
-        self._out_max = OUT_MAX_FACTOR * max(out_max, 1e-12)
-        if has_val:
-            self._score_validation(ys, preps, paths, val, np.median(np.array(val_preds), axis=0), owner, cut)
-        else:
-            self._score_in_sample(preps, paths, K)
-
-    def _residual_quantiles(self, preps, paths, data: Data, pred: np.ndarray, owner, cut) -> None:
-        """Interval residuals: errors of the forecasts ``pred`` (N, K, network units) in units of
-        the local size of changes at their cut point, so one set of quantiles serves calm and
-        wild stretches and series alike."""
-        scale = np.array([p.scale for p in preps])[owner]  # (N,)
-        local = np.array([paths[i][t] for i, t in zip(owner, cut)])  # (N,)
-        resid = (data.Y - pred) * (scale / local)[:, None]  # (N, K)
-        self._Q, self._counts = residual_quantiles(np.where(data.M > 0, np.abs(resid), np.nan))
-
-    def _score_validation(self, ys, preps, paths, val: Data, pred: np.ndarray, owner, cut) -> None:
-        """Backtests (one step ahead, units of y, per series) and the interval residuals from the
-        validation forecasts ``pred`` (N_val, K), network units."""
-        pred = self._clip(pred)
-        self._residual_quantiles(preps, paths, val, pred, owner, cut)
-        self.backtests_ = []
-        for i, (y, p) in enumerate(zip(ys, preps)):
-            rows = owner == i
-            if not rows.any():
-                self.backtests_.append(_scores(None, None, None, metrics.naive_scale(y) if y.size > 1 else 0.0))
-                continue
-            t = cut[rows]  # forecast y[t] from y[:t]
-            x_hat = p.x[t - 1] + pred[rows, 0] * p.scale
-            y_hat = p.values_at(x_hat, t)
-            split = int(t.min())
-            mase_scale = metrics.naive_scale(y[:split]) if split > 1 else 0.0
-            self.backtests_.append(_scores(y[t], y_hat, y[t - 1], mase_scale))
-
-    def _score_in_sample(self, preps, paths, K: int) -> None:
-        """Too little data to hold any out: in-sample residuals of the newest windows (so the
-        intervals are optimistic) and no backtest."""
-        ranges = [(max(1, p.n - IN_SAMPLE_ORIGINS), p.n, p.n) for p in preps]
-        per_member, data = [], None
-        for member in self._members:
-            X, Y, M, owner, cut = assemble(preps, member.L, K, ranges)
-            data = Data(X, Y, M)
-            per_member.append(member.predict(X))
-        self._residual_quantiles(preps, paths, data, self._clip(np.median(np.array(per_member), axis=0)), owner, cut)
-        self.backtests_ = [_scores(None, None, None, 0.0) for _ in preps]
 
     def _check_warm_start(self, prev: RNNForecaster, ys: list[np.ndarray]) -> list[Prepared]:
         if not isinstance(prev, RNNForecaster) or not prev._members:
@@ -248,23 +245,6 @@ class RNNForecaster:
             sa = season.remove(y)
             preps.append(Prepared(np.log(sa) if p.log else sa, season, p.log, p.scale))
         return preps
-
-    def _warm_member(self, prev: Member, preps: list[Prepared], K: int, epochs: int | None) -> Member:
-        cfg = self.config
-        member = Member(prev.cell_name, prev.hidden_size, prev.K, prev.L, prev.seed, flat=prev.flat.copy())
-        ranges = [(max(1, p.n - cfg.warm_windows), p.n, p.n) for p in preps]
-        X, Y, M, _, _ = assemble(preps, member.L, K, ranges)
-        n_epochs = cfg.warm_epochs if epochs is None else int(epochs)
-        data = Data(X, Y, M)
-        # No validation: the previous weights saw all of yesterday's data, so a held-out part
-        # would not be held out. A few gentle epochs on the newest windows.
-        member.fit(
-            data,
-            None,
-            self._settings(n_epochs, len(data), cfg.lr * cfg.warm_lr_scale, 0, strict=False),
-            np.random.default_rng([cfg.seed, prev.seed, 2]),
-        )
-        return member
 
     # -------------------------------------------------------------- forecasting
     def predict(self, h: int, y=None) -> np.ndarray:
@@ -297,6 +277,10 @@ class RNNForecaster:
     def _check_fitted(self) -> None:
         if not self._members:
             raise RuntimeError("RNNForecaster is not fitted; call fit(y) or fit_many(ys) first")
+        if self._part is not None:
+            raise RuntimeError(
+                f"this is a part of a fit (members {self.members_}): assemble the parts with RNNForecaster.combine"
+            )
 
     def _steps(self, h) -> int:
         if isinstance(h, bool) or int(h) != h or h < 1:
@@ -333,16 +317,38 @@ class RNNForecaster:
         out = np.empty((len(preps), h))
         done = 0
         while done < h:
-            blocks = []
-            for member in self._members:
-                X = np.stack([last_window(x, member.L, s) for x, s in zip(xs, scale)])
-                blocks.append(member.predict(X))  # (S, L, 1) -> (S, K)
-            block = self._clip(np.median(np.array(blocks), axis=0))  # (S, K)
+            block = self._clip(np.median(self._member_outputs(xs, scale), axis=0))  # (S, K)
             step = min(K, h - done)
             last = np.array([x[-1] for x in xs])
             out[:, done : done + step] = last[:, None] + block[:, :step] * scale[:, None]
             xs = [np.concatenate([x, row]) for x, row in zip(xs, out[:, done : done + step])]
             done += step
+        return out
+
+    def _member_outputs(self, xs: list[np.ndarray], scale: np.ndarray) -> np.ndarray:
+        """Every member's output (M, S, K) for the window after the end of each series x (S of
+        them), all members as one stack, a chunk of series at a time."""
+        members = self._members
+        if self._stack is None:
+            self._stack = make_stack(self.config.cell, 1, self.config.hidden_size, self.horizon_)
+        order = np.argsort([-m.L for m in members], kind="stable")  # longest window first
+        dtype = np.dtype(self.config.precision)
+        W = np.stack([members[j].flat for j in order]).astype(dtype)  # (M, P)
+        lengths = np.array([members[j].L for j in order])
+        T, S = int(lengths[0]), len(xs)
+        C = chunk_size(len(members), T, self.config.hidden_size, 3, 512)
+        out = np.empty((len(members), S, self.horizon_))
+        # A member whose read-out weights are all zero forecasts its bias (see passes.forward_chunks).
+        constant = [not np.any(members[j].params["Why"]) for j in order]
+        if all(constant):
+            out[order] = np.stack([members[j].params["by"] for j in order])[:, None, :]
+            return out
+        for s0 in range(0, S, C):
+            part = range(s0, min(S, s0 + C))
+            X = np.zeros((len(members), len(part), T, 1), dtype=dtype)  # right-aligned windows
+            for i, L in enumerate(lengths):
+                X[i, :, T - L :] = np.stack([last_window(xs[k], int(L), scale[k]) for k in part])  # (c, L, 1)
+            out[order, s0 : s0 + len(part)] = stacked_forward(self._stack, W, X, lengths)  # (M, c, K)
         return out
 
     def _forecast(self, preps: list[Prepared], h: int) -> np.ndarray:
@@ -374,29 +380,7 @@ class RNNForecaster:
         """The fitted model (config, members' weights, each series' seasonal indices, scale and
         tail, interval residual quantiles, history, backtests) as bytes; see models.persist."""
         self._check_fitted()
-        tail = max(m.L for m in self._members)
-        tails = [p.x[-tail:] for p in self._preps]
-        meta = {
-            "config": self.config.to_dict(),
-            "horizon": self.horizon_,
-            "out_max": self._out_max,
-            "steps_per_pass": self._steps_per_pass,
-            "members": [m.meta() for m in self._members],
-            "histories": self.histories_,
-            "series": [{**p.meta(), "n": p.n} for p in self._preps],
-            "backtests": self.backtests_,
-            "warm_started": self.warm_started_,
-            "n_obs": self.n_obs_,
-        }
-        arrays = {
-            "weights": np.stack([m.flat for m in self._members]),
-            "tails": np.concatenate(tails),
-            "tail_lengths": np.array([t.size for t in tails]),
-            "spreads": self._spreads,
-            "residual_quantiles": self._Q,
-            "residual_counts": self._counts,
-        }
-        return persist.pack(meta, arrays)
+        return persist.dump(self)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> RNNForecaster:
@@ -404,76 +388,9 @@ class RNNForecaster:
         that is not one, or whose arrays disagree with its header."""
         meta, arrays = persist.unpack(blob)
         try:
-            return cls._restore(meta, arrays)
+            return persist.restore(cls(**{"precision": "float64", **meta["config"]}), meta, arrays)
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corrupt tickcast model blob: {type(exc).__name__}: {exc}") from None
-
-    @classmethod
-    def _restore(cls, meta: dict, arrays: dict) -> RNNForecaster:
-        m = cls(**meta["config"])
-        K = int(meta["horizon"])
-        W, lengths, tails = arrays["weights"], arrays["tail_lengths"], arrays["tails"]
-        series = meta["series"]
-        if (
-            W.ndim != 2
-            or W.shape[0] != len(meta["members"])
-            or len(series) != lengths.size
-            or int(lengths.sum()) != tails.size
-            or arrays["spreads"].shape != (len(series),)
-            or arrays["residual_quantiles"].ndim != 2
-            or arrays["residual_quantiles"].shape[0] != K
-        ):
-            raise ValueError("corrupt tickcast model blob: its arrays disagree with its header")
-        if not all(np.all(np.isfinite(a)) for a in (W, tails, arrays["spreads"], arrays["residual_quantiles"])):
-            raise ValueError("corrupt tickcast model blob: non-finite weights or statistics")
-        m._members = [
-            Member(
-                m.config.cell,
-                m.config.hidden_size,
-                K,
-                int(d["L"]),
-                int(d["seed"]),
-                flat=w,
-                best_epoch=int(d["best_epoch"]),
-                n_epochs=int(d["n_epochs"]),
-            )
-            for d, w in zip(meta["members"], W)
-        ]
-        for member, hist in zip(m._members, meta["histories"]):
-            member.history = hist
-        m._preps = []
-        for s, x in zip(series, np.split(tails, np.cumsum(lengths)[:-1])):
-            season = Seasonality.from_dict(s["season"])
-            # Only the tail of x is kept; positions still count from the series' first point.
-            season = Seasonality(season.indices, int(s["n"]), season.multiplicative)
-            m._preps.append(_TailPrepared(x, season, bool(s["log"]), float(s["scale"]), int(s["n"])))
-        m.horizon_, m._out_max = K, float(meta["out_max"])
-        m._steps_per_pass = int(meta["steps_per_pass"])
-        if not 1 <= m._steps_per_pass <= K:
-            raise ValueError("corrupt tickcast model blob: steps_per_pass outside 1..horizon")
-        m._spreads, m._Q, m._counts = arrays["spreads"], arrays["residual_quantiles"], arrays["residual_counts"]
-        m.backtests_, m.histories_ = meta["backtests"], meta["histories"]
-        first = m._members[0]
-        m.history_, m.best_epoch_, m.n_epochs_, m.window_ = first.history, first.best_epoch, first.n_epochs, first.L
-        m.backtest_ = m.backtests_[0]
-        p0 = m._preps[0]
-        m.transforms_ = ["log" if p.log else "linear" for p in m._preps]
-        m.transform_ = m.transforms_[0]
-        m.season_length_ = p0.season.m if p0.season.active else 1
-        m.n_obs_, m.n_series_, m.warm_started_ = meta["n_obs"], len(m._preps), meta["warm_started"]
-        return m
-
-
-class _TailPrepared(Prepared):
-    """A prepared series restored from bytes: only its tail is kept, ``n`` is its full length."""
-
-    def __init__(self, x, season, log, scale, n):
-        super().__init__(x, season, log, scale)
-        object.__setattr__(self, "_n", n)
-
-    @property
-    def n(self) -> int:
-        return self._n
 
 
 def _trained_steps(preps: list[Prepared], K: int, cap: int) -> int:
@@ -494,22 +411,6 @@ def _share_log_scale(preps: list[Prepared]) -> list[Prepared]:
         return preps
     shared = float(np.median(logs))
     return [Prepared(p.x, p.season, p.log, shared) if p.log else p for p in preps]
-
-
-def _scores(actual, pred, naive, scale: float) -> dict:
-    """Backtest dict: the model's and the naive forecast's MAE, RMSE, sMAPE and MASE."""
-    if actual is None or len(actual) == 0:
-        keys = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase", "relative_mae")
-        return {"n": 0, **{k: None for k in keys}, "mase_scale": scale}
-    out = {"n": int(len(actual))}
-    for prefix, p in (("", pred), ("naive_", naive)):
-        out[prefix + "mae"] = metrics.mae(actual, p)
-        out[prefix + "rmse"] = metrics.rmse(actual, p)
-        out[prefix + "smape"] = metrics.smape(actual, p)
-        out[prefix + "mase"] = out[prefix + "mae"] / scale if scale > 0 else None
-    out["relative_mae"] = out["mae"] / out["naive_mae"] if out["naive_mae"] > 0 else None
-    out["mase_scale"] = scale
-    return out
 
 
 __all__ = ["RNNForecaster", "SeriesTooShort"]

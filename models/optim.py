@@ -104,3 +104,96 @@ def make_optimizer(name: str, size: int, lr: float):
     if name == "sgd":
         return SGD(size, lr)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+
+
+def clip_rows(g: np.ndarray, clip: float | None, mode: str = "norm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`clip_flat` for a stack of networks' gradients g (N, P), each row on its own: returns
+    ``(clipped copy (N, P), norms before clipping (N,), was clipped (N,))``. One network's large
+    gradient never shrinks another's step."""
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip_mode must be one of {CLIP_MODES}, got {mode!r}")
+    norms = np.sqrt(np.einsum("np,np->n", g, g))  # (N, P) . (N, P) -> (N,)
+    if not clip:
+        return g.copy(), norms, np.zeros(g.shape[0], dtype=bool)
+    if mode == "norm":
+        over = norms > clip
+        factor = np.where(over, clip / np.where(over, norms, 1.0), 1.0)  # (N,)
+        return g * factor[:, None], norms, over
+    clipped = np.clip(g, -clip, clip)
+    return clipped, norms, np.any(clipped != g, axis=1)
+
+
+class StackedAdam:
+    """:class:`Adam` for N networks at once: moments (N, P), and a step count and a learning rate
+    per network (a network that backs off resets its own moments and halves its own rate)."""
+
+    def __init__(self, n: int, size: int, lr, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (n,)).copy()
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m, self.v = np.zeros((n, size)), np.zeros((n, size))
+        self.t = np.zeros(n, dtype=np.int64)
+
+    def reset(self, rows) -> None:
+        self.m[rows] = 0.0
+        self.v[rows] = 0.0
+        self.t[rows] = 0
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Drop every network but ``rows`` (in that order)."""
+        self.lr, self.m, self.v, self.t = self.lr[rows], self.m[rows], self.v[rows], self.t[rows]
+
+    def step(self, theta: np.ndarray, g: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Update ``theta`` (N, P) in place from g: (N, P), or (len(rows), P) for those rows only."""
+        b1, b2 = self.beta1, self.beta2
+        full = rows is None
+        m, v = (self.m, self.v) if full else (self.m[rows], self.v[rows])
+        idx = slice(None) if full else rows
+        self.t[idx] += 1
+        t = self.t[idx]
+        m *= b1
+        m += g * (1.0 - b1)
+        v *= b2
+        tmp = g * g
+        tmp *= 1.0 - b2
+        v += tmp
+        # Bias corrections folded into the step size, as in the paper's Algorithm 1 variant.
+        lr_t = self.lr[idx] * np.sqrt(1.0 - b2**t) / (1.0 - b1**t)  # (N,)
+        np.sqrt(v, out=tmp)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= lr_t[:, None]
+        if full:
+            theta -= tmp
+        else:
+            self.m[rows], self.v[rows] = m, v
+            theta[rows] -= tmp
+
+
+class StackedSGD:
+    """:class:`SGD` with momentum for N networks at once, a learning rate per network."""
+
+    def __init__(self, n: int, size: int, lr, momentum: float = 0.9):
+        self.lr = np.broadcast_to(np.asarray(lr, dtype=np.float64), (n,)).copy()
+        self.momentum = momentum
+        self.velocity = np.zeros((n, size))
+
+    def reset(self, rows) -> None:
+        self.velocity[rows] = 0.0
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.lr, self.velocity = self.lr[rows], self.velocity[rows]
+
+    def step(self, theta: np.ndarray, g: np.ndarray, rows: np.ndarray | None = None) -> None:
+        idx = slice(None) if rows is None else rows
+        velocity = self.velocity[idx] * self.momentum + g
+        self.velocity[idx] = velocity
+        theta[idx] -= self.lr[idx][:, None] * velocity
+
+
+def make_stacked_optimizer(name: str, n: int, size: int, lr):
+    """Stacked optimizer by name (``"adam"`` or ``"sgd"``), learning rates (n,) or one for all."""
+    if name == "adam":
+        return StackedAdam(n, size, lr)
+    if name == "sgd":
+        return StackedSGD(n, size, lr)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")

@@ -8,6 +8,8 @@ keys in Python.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 Shapes = dict[str, tuple[int, ...]]
@@ -35,5 +37,23 @@ def unflatten(flat: np.ndarray, shapes: Shapes) -> dict[str, np.ndarray]:
     for key, shape in shapes.items():
         size = int(np.prod(shape))
         views[key] = flat[offset : offset + size].reshape(shape)
+        offset += size
+    return views
+
+
+def allocate_stack(n: int, shapes: Shapes, dtype=np.float64) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Zeroed (n, P) buffer for n networks of one architecture, one row per network laid out like
+    :func:`allocate`'s vector, and views shaped (n, *shape) per key."""
+    size = sum(int(np.prod(shape)) for shape in shapes.values())
+    flat = np.zeros((n, size), dtype=dtype)
+    return flat, stack_views(flat, shapes)
+
+
+def stack_views(flat: np.ndarray, shapes: Shapes) -> dict[str, np.ndarray]:
+    """Views of a stacked buffer (n, P) shaped (n, *shape) per key: row i is network i."""
+    n, views, offset = flat.shape[0], {}, 0
+    for key, shape in shapes.items():
+        size = math.prod(shape)
+        views[key] = flat[:, offset : offset + size].reshape(n, *shape)
         offset += size
     return views

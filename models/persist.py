@@ -1,5 +1,7 @@
 """A fitted model as bytes: a JSON header plus raw little-endian arrays, no pickle.
 
+``pack``/``unpack`` are the container; ``dump``/``restore`` what an RNNForecaster puts in it.
+
 Layout: MAGIC, the header length as a little-endian uint32, the UTF-8 JSON header, then the
 arrays back to back. The header holds ``format_version``, the caller's JSON-able metadata and,
 for every array, its dtype, shape and byte offset. Arrays are stored bit for bit, so a round
@@ -12,6 +14,10 @@ import json
 import struct
 
 import numpy as np
+
+from .network import Member
+from .seasonality import Seasonality
+from .windows import TailPrepared
 
 MAGIC = b"tickcast-rnn\n"
 FORMAT_VERSION = 2
@@ -75,3 +81,90 @@ def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         raw = data[spec["offset"] : spec["offset"] + spec["nbytes"]]
         arrays[name] = np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy()
     return header["meta"], arrays
+
+
+def dump(model) -> bytes:
+    """A fitted RNNForecaster as bytes: config, K, members (weights stacked, window lengths, seeds,
+    epochs, histories), every series' seasonal indices, scale, length and tail on the model's scale
+    (enough for the longest window), the local size of changes at their ends, backtests and the
+    interval residual quantiles."""
+    tail = max(m.L for m in model._members)
+    tails = [p.x[-tail:] for p in model._preps]
+    meta = {
+        "config": model.config.to_dict(),
+        "horizon": model.horizon_,
+        "out_max": model._out_max,
+        "steps_per_pass": model._steps_per_pass,
+        "members": [m.meta() for m in model._members],
+        "histories": model.histories_,
+        "series": [{**p.meta(), "n": p.n} for p in model._preps],
+        "backtests": model.backtests_,
+        "warm_started": model.warm_started_,
+        "n_obs": model.n_obs_,
+    }
+    arrays = {
+        "weights": np.stack([m.flat for m in model._members]),
+        "tails": np.concatenate(tails),
+        "tail_lengths": np.array([t.size for t in tails]),
+        "spreads": model._spreads,
+        "residual_quantiles": model._Q,
+        "residual_counts": model._counts,
+    }
+    return pack(meta, arrays)
+
+
+def restore(m, meta: dict, arrays: dict):
+    """Fill the new RNNForecaster ``m`` (its config from meta["config"]) from an unpacked blob;
+    ValueError when the arrays disagree with the header or are not finite."""
+    K = int(meta["horizon"])
+    W, lengths, tails = arrays["weights"], arrays["tail_lengths"], arrays["tails"]
+    series = meta["series"]
+    if (
+        W.ndim != 2
+        or W.shape[0] != len(meta["members"])
+        or len(series) != lengths.size
+        or int(lengths.sum()) != tails.size
+        or arrays["spreads"].shape != (len(series),)
+        or arrays["residual_quantiles"].ndim != 2
+        or arrays["residual_quantiles"].shape[0] != K
+    ):
+        raise ValueError("corrupt tickcast model blob: its arrays disagree with its header")
+    if not all(np.all(np.isfinite(a)) for a in (W, tails, arrays["spreads"], arrays["residual_quantiles"])):
+        raise ValueError("corrupt tickcast model blob: non-finite weights or statistics")
+    m._members = [
+        Member(
+            m.config.cell,
+            m.config.hidden_size,
+            K,
+            int(d["L"]),
+            int(d["seed"]),
+            flat=w,
+            best_epoch=int(d["best_epoch"]),
+            n_epochs=int(d["n_epochs"]),
+        )
+        for d, w in zip(meta["members"], W)
+    ]
+    for member, hist in zip(m._members, meta["histories"]):
+        member.history = hist
+    m.members_ = list(range(len(m._members)))
+    m._preps = []
+    for s, x in zip(series, np.split(tails, np.cumsum(lengths)[:-1])):
+        season = Seasonality.from_dict(s["season"])
+        # Only the tail of x is kept; positions still count from the series' first point.
+        season = Seasonality(season.indices, int(s["n"]), season.multiplicative)
+        m._preps.append(TailPrepared(x, season, bool(s["log"]), float(s["scale"]), int(s["n"])))
+    m.horizon_, m._out_max = K, float(meta["out_max"])
+    m._steps_per_pass = int(meta["steps_per_pass"])
+    if not 1 <= m._steps_per_pass <= K:
+        raise ValueError("corrupt tickcast model blob: steps_per_pass outside 1..horizon")
+    m._spreads, m._Q, m._counts = arrays["spreads"], arrays["residual_quantiles"], arrays["residual_counts"]
+    m.backtests_, m.histories_ = meta["backtests"], meta["histories"]
+    first = m._members[0]
+    m.history_, m.best_epoch_, m.n_epochs_, m.window_ = first.history, first.best_epoch, first.n_epochs, first.L
+    m.backtest_ = m.backtests_[0]
+    p0 = m._preps[0]
+    m.transforms_ = ["log" if p.log else "linear" for p in m._preps]
+    m.transform_ = m.transforms_[0]
+    m.season_length_ = p0.season.m if p0.season.active else 1
+    m.n_obs_, m.n_series_, m.warm_started_ = meta["n_obs"], len(m._preps), meta["warm_started"]
+    return m

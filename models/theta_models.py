@@ -121,30 +121,64 @@ def fit_theta(xs: list[np.ndarray], model: str = "dotm") -> list[dict]:
     return out
 
 
-def filter_forecasts(x: np.ndarray, p: dict, origins: np.ndarray, h: int) -> np.ndarray:
+def _run(x: np.ndarray, p: dict, anchor: dict | None) -> tuple[int, np.ndarray]:
+    """The states after each point of x (n, 4: level, running mean, intercept, slope), one scalar
+    step at a time (the same arithmetic as ``_lines``, in the same order), from the state
+    ``anchor`` gives x[0] (None: the fitted l0 at position 0). Returns the start position too."""
+    dynamic = p["model"] in ("dotm", "dstm")
+    alpha = p["alpha"]
+    decay = 1.0 - alpha
+    if anchor is None:
+        a, lv, my, A, B = 0, float(p["l0"]), 0.0, float(p["intercept"]), float(p["slope"])
+    else:
+        a, lv, my = int(anchor["position"]), float(anchor["level"]), float(anchor["mean"])
+        A, B = float(anchor["intercept"]), float(anchor["slope"])
+    out = np.empty((len(x), 4))
+    for i, v in enumerate(x.tolist()):
+        j = a + i  # position of this point
+        if j == 0:
+            my = v
+            if dynamic:
+                A, B = v, 0.0
+        else:
+            new_mean = (j * my + v) / (j + 1)
+            if dynamic:
+                B = ((j - 1) * B + 6.0 * (v - my) / (j + 1)) / (j + 2)
+                A = new_mean - B * (j + 2) / 2.0
+            my = new_mean
+        lv = alpha * v + decay * lv
+        out[i] = lv, my, A, B
+    return a, out
+
+
+def advance(x: np.ndarray, p: dict, anchor: dict | None, k: int) -> dict:
+    """The start state (an anchor for :func:`filter_forecasts`) of the adjusted series x without
+    its first k points: the recursion run over those k points, parameters fixed."""
+    if k == 0:
+        return dict(anchor) if anchor is not None else _anchor_of(p)
+    a, states = _run(np.asarray(x, dtype=np.float64)[:k], p, anchor)
+    lv, my, A, B = (float(v) for v in states[k - 1])
+    return {"position": a + k, "level": lv, "mean": my, "intercept": A, "slope": B}
+
+
+def _anchor_of(p: dict) -> dict:
+    return {"position": 0, "level": p["l0"], "mean": 0.0, "intercept": p["intercept"], "slope": p["slope"]}
+
+
+def filter_forecasts(x: np.ndarray, p: dict, origins: np.ndarray, h: int, anchor: dict | None = None) -> np.ndarray:
     """Forecasts (O, h) of the adjusted series x from the histories x[:t], t in origins (>= 1),
-    with p's parameters fixed (static models keep the line they were fitted with)."""
+    with p's parameters fixed (static models keep the line they were fitted with); with
+    ``anchor``, x[0] starts from the state and position it gives (see :func:`advance`)."""
     x = np.asarray(x, dtype=np.float64)
-    n = x.size
     dynamic = p["model"] in ("dotm", "dstm")
     alpha, kappa = p["alpha"], 1.0 - 1.0 / p["theta"]
     decay = 1.0 - alpha
-    if dynamic:
-        meany, A_, B_ = _lines(x[None, :], True, np.array([float(n)]))
-        meany, A_, B_ = meany[0], A_[0], B_[0]
-    else:
-        meany = np.cumsum(x) / np.arange(1, n + 1)
-        A_, B_ = np.full(n, p["intercept"]), np.full(n, p["slope"])
-    level = np.empty(n)
-    lv = p["l0"]
-    for t in range(n):
-        lv = alpha * x[t] + decay * lv
-        level[t] = lv
+    pos, states = _run(x, p, anchor)
     o = np.asarray(origins, dtype=np.int64)
-    lv, my, a, b = level[o - 1].copy(), meany[o - 1].copy(), A_[o - 1].copy(), B_[o - 1].copy()
+    lv, my, a, b = (states[o - 1, c].copy() for c in range(4))
     F = np.empty((o.size, h))
     for j in range(h):
-        k = (o + j).astype(np.float64)  # index of the forecast point
+        k = (pos + o + j).astype(np.float64)  # position of the forecast point
         mu = lv + kappa * (a * decay**k + b * (1.0 - decay ** (k + 1)) / alpha)
         F[:, j] = mu
         lv = alpha * mu + decay * lv
@@ -179,18 +213,26 @@ class Theta(Challenger):
 
     def _forecasts(self, y, state, m, origins, h):
         season = Seasonality.from_dict(state["season"])
-        x = season.remove(y)
-        if x.size < 2:
+        anchor = state.get("anchor")
+        start = int(anchor["position"]) if anchor is not None else 0
+        x = season.remove(y, start)
+        if start + x.size < 2:
             return np.repeat(y[np.asarray(origins) - 1][:, None], h, axis=1)
-        F = filter_forecasts(x, state, origins, h)
+        F = filter_forecasts(x, state, origins, h, anchor)
         if not season.active:
             return F
-        f = season.indices[(np.asarray(origins)[:, None] + np.arange(h)[None, :]) % season.m]
+        f = season.indices[(start + np.asarray(origins)[:, None] + np.arange(h)[None, :]) % season.m]
         return F * f if season.multiplicative else F + f
+
+    def _advance(self, y, state, m, k):
+        season = Seasonality.from_dict(state["season"])
+        anchor = state.get("anchor")
+        x = season.remove(y, int(anchor["position"]) if anchor is not None else 0)
+        return {**state, "anchor": advance(x, state, anchor, k)}
 
     @property
     def params_(self) -> list[dict]:
-        return [{k: v for k, v in s.items() if k != "season"} for s in self._states]
+        return [{k: v for k, v in s.items() if k not in ("season", "anchor")} for s in self._states]
 
 
-__all__ = ["Theta", "fit_theta", "filter_forecasts", "MODELS"]
+__all__ = ["Theta", "fit_theta", "filter_forecasts", "advance", "MODELS"]

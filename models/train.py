@@ -1,5 +1,6 @@
-"""The training loop: shuffled mini-batches, clipping, Adam/SGD, a cosine learning-rate decay,
-early stopping, back-off after non-finite steps.
+"""What training is made of, for one network: its settings, windows held in arrays, the masked
+loss, the evaluation and the test of a validation gain. The loop itself, for one network or
+many at once, is :mod:`models.engine`.
 
 Shapes: X (N, T, D) windows, Y (N, K) targets, M (N, K) target weights (0 masks a target out:
 past the end of a series or inside the validation part). Loss per batch, with d = out - Y:
@@ -14,9 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import LOSSES  # noqa: F401 (re-exported)
-from .errors import TrainingDiverged
-from .optim import clip_flat, make_optimizer
-from .params import allocate
 
 EVAL_CHUNK = 512  # windows per forward pass when only evaluating: bounds the buffers' size
 
@@ -49,6 +47,24 @@ class Data:
 
     def take(self, idx) -> Data:
         return Data(self.X[idx], self.Y[idx], self.M[idx])
+
+    @property
+    def L(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def D(self) -> int:
+        return self.X.shape[2]
+
+    @property
+    def K(self) -> int:
+        return self.Y.shape[1]
+
+    def fill(self, ids: np.ndarray, X: np.ndarray, Y: np.ndarray, M: np.ndarray) -> None:
+        """Windows ``ids`` into X (b, T, D) right-aligned (X[:, T-L:]), Y (b, K), M (b, K)."""
+        X[:, X.shape[1] - self.L :] = self.X[ids]
+        Y[...] = self.Y[ids]
+        M[...] = self.M[ids]
 
 
 def auto_batch_size(n_windows: int) -> int:
@@ -108,133 +124,3 @@ def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_d
     size = new.size // n_blocks
     sums = (new - old)[: n_blocks * size].reshape(n_blocks, size).sum(axis=1) / weight * n_blocks
     return bool(change < -z * float(sums.std(ddof=1)) / np.sqrt(n_blocks))
-
-
-def train(
-    cell,
-    flat: np.ndarray,
-    params: dict,
-    data: Data,
-    val: Data | None,
-    settings: TrainSettings,
-    rng: np.random.Generator,
-) -> tuple[list[dict], int, int]:
-    """Train ``params`` (views of ``flat``) in place; returns ``(history, best_epoch, epochs_run)``.
-
-    Epoch 0 is the loss before any update. After each epoch the validation loss (the training
-    loss when there is no validation data) decides early stopping (``patience`` 0 disables
-    it); the best weights, epoch 0 included, are restored at the end. A validation improvement
-    counts when it is ``min_delta`` (relative) and ``significance`` standard errors large. A step whose loss or
-    gradient is not finite never updates the weights: the best weights are restored, the
-    optimizer reset and the learning rate halved; after ``max_backoffs`` of those
-    TrainingDiverged is raised.
-    """
-    # Overflow to inf/NaN is detected and handled; NumPy's warnings about it are noise here.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return Trainer(cell, flat, params, settings, rng).run(data, val)
-
-
-class Trainer:
-    """The training state of one fit: weights (flat, updated in place), gradient buffers, the
-    optimizer, the best weights so far and the back-off count. ``run`` is the whole loop,
-    ``epoch`` one pass of mini-batch steps (the unit bench/train.py times)."""
-
-    def __init__(self, cell, flat, params, settings: TrainSettings, rng: np.random.Generator):
-        self.cell, self.flat, self.params, self.st, self.rng = cell, flat, params, settings, rng
-        self.g_flat, self.grads = allocate(cell.shapes)
-        self.opt = make_optimizer(settings.optimizer, flat.size, settings.lr)
-        self.base_lr = settings.lr  # halved by back-offs; the cosine decay scales it
-        self.best = flat.copy()
-        self.backoffs = 0
-
-    def run(self, data: Data, val: Data | None) -> tuple[list[dict], int, int]:
-        cell, params, st = self.cell, self.params, self.st
-        train_loss = evaluate(cell, params, data, st.loss)
-        val_loss = evaluate(cell, params, val, st.loss)
-        monitored = val_loss if val_loss is not None else train_loss
-        if monitored is None or not np.isfinite(monitored):
-            raise TrainingDiverged("the loss at initialisation is not finite")
-        history = [_entry(0, train_loss, val_loss, 0.0, 0.0, self.opt.lr)]
-        best_loss, best_epoch, wait, epoch = monitored, 0, 0, 0
-        if val_loss is not None:
-            val_weight = float(val.M.sum())
-            best_windows = window_losses(cell, params, val, st.loss)
-        for epoch in range(1, st.epochs + 1):
-            # cosine decay from lr to lr/10 over the epoch budget: big steps first, settling later
-            self.opt.lr = self.base_lr * (0.55 + 0.45 * math.cos(math.pi * (epoch - 1) / max(st.epochs, 1)))
-            train_loss, grad_norm, clip_fraction = self.epoch(data)
-            val_loss = evaluate(cell, params, val, st.loss)
-            finite = train_loss is not None and np.isfinite(train_loss + grad_norm)
-            if not finite or (val_loss is not None and not np.isfinite(val_loss)):
-                self._back_off("non-finite validation loss" if finite else "no finite training loss in an epoch")
-                val_loss = evaluate(cell, params, val, st.loss)
-                train_loss, grad_norm = evaluate(cell, params, data, st.loss), 0.0
-            history.append(_entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, self.opt.lr))
-            if val_loss is not None:
-                windows = window_losses(cell, params, val, st.loss)
-                better = significant(windows, best_windows, val_weight, st.significance, st.min_delta, cell.O)
-            else:
-                better = np.isfinite(train_loss) and train_loss < best_loss * (1.0 - st.min_delta)
-            if better:
-                best_loss = val_loss if val_loss is not None else train_loss
-                best_epoch, wait = epoch, 0
-                if val_loss is not None:
-                    best_windows = windows
-                self.best[:] = self.flat
-            else:
-                wait += 1
-                if st.patience and wait >= st.patience:
-                    break
-        self.flat[:] = self.best
-        return history, best_epoch, epoch
-
-    def epoch(self, data: Data) -> tuple[float | None, float, float]:
-        """One pass over shuffled mini-batches -> (mean train loss or None if no step was
-        finite, mean gradient norm before clipping, fraction of steps clipped)."""
-        cell, params, st = self.cell, self.params, self.st
-        perm = self.rng.permutation(len(data))
-        loss_sum = norm_sum = 0.0
-        n_seen = n_steps = n_clipped = 0
-        for start in range(0, len(data), st.batch_size):
-            idx = perm[start : start + st.batch_size]
-            out, cache = cell.forward(params, data.X[idx])  # (b, T, D) -> (b, K)
-            loss, dout = loss_and_grad(out, data.Y[idx], data.M[idx], st.loss)
-            cell.backward(params, dout, cache, self.grads)
-            g, norm, clipped = clip_flat(self.g_flat, st.clip, st.clip_mode)
-            if not (np.isfinite(loss) and np.isfinite(norm)):
-                self._back_off("non-finite loss or gradient")
-                continue
-            self.opt.step(self.flat, g)
-            loss_sum += loss * idx.size
-            n_seen += idx.size
-            norm_sum += norm
-            n_steps += 1
-            n_clipped += clipped
-        if not n_seen:
-            return None, 0.0, 0.0
-        return loss_sum / n_seen, norm_sum / n_steps, n_clipped / n_steps
-
-    def _back_off(self, reason: str) -> None:
-        """Never step from non-finite values: restore the best weights, reset the optimizer's
-        moments and halve the learning rate, or give up after max_backoffs."""
-        self.backoffs += 1
-        if self.backoffs > self.st.max_backoffs:
-            raise TrainingDiverged(
-                f"{reason} after {self.st.max_backoffs} learning-rate back-offs (lr now "
-                f"{self.opt.lr:.3g}, started at {self.st.lr:.3g}); lower lr or check the series"
-            )
-        self.flat[:] = self.best
-        self.opt.reset()
-        self.base_lr *= 0.5
-        self.opt.lr *= 0.5
-
-
-def _entry(epoch, train_loss, val_loss, grad_norm, clip_fraction, lr) -> dict:
-    return {
-        "epoch": int(epoch),
-        "train_loss": float(train_loss),
-        "val_loss": None if val_loss is None else float(val_loss),
-        "grad_norm": float(grad_norm),
-        "clip_fraction": float(clip_fraction),
-        "lr": float(lr),
-    }

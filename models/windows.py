@@ -84,6 +84,20 @@ class Prepared:
         return {"season": self.season.to_dict(), "log": self.log, "scale": self.scale}
 
 
+class TailPrepared(Prepared):
+    """A prepared series restored from bytes: only its tail is kept, ``n`` is its full length."""
+
+    _n: int
+
+    def __init__(self, x, season, log, scale, n):
+        super().__init__(x, season, log, scale)
+        object.__setattr__(self, "_n", n)
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+
 def resolve_transform(y: np.ndarray, requested: str) -> bool:
     """True for the log scale: ``"auto"`` chooses it for strictly positive series."""
     if requested not in TRANSFORMS:
@@ -158,8 +172,8 @@ def cut_windows(
 
 def last_window(x: np.ndarray, L: int, scale: float) -> np.ndarray:
     """The window after the last point: (L, 1) input for forecasting from the end of x."""
-    pad = np.concatenate([np.full(L, x[0]), x])
-    return ((pad[-L:] - x[-1]) / scale)[:, None]
+    tail = x[-L:] if x.size >= L else np.concatenate([np.full(L - x.size, x[0]), x])
+    return ((tail - x[-1]) / scale)[:, None]
 
 
 def split_point(n: int, val_fraction: float, min_train: int = 2) -> int:

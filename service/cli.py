@@ -22,7 +22,7 @@ from .config import debug_enabled, load_settings
 from .errors import MESSAGE_LIMIT, TickcastError, cut, exception_line, first_line
 from .settings import Settings
 from .status import FetchStatus, RunStatus, SeriesFit, Trigger
-from .stopping import StopNow
+from .stopping import StopNow, stop_run_on_signals
 from .tables import FORMATS, UNIT_FORMATS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -119,27 +119,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def _install_stop_handlers(stop) -> None:
-    import signal
-
-    from . import stopping
-
-    def handler(signum, _frame):
-        name = signal.Signals(signum).name
-        if stopping.stop_requested():
-            _err(f"tickcast: {name} again: stopping now")
-        else:
-            _err(
-                f"tickcast: {name}: finishing the series in progress, then stopping (at most "
-                f"{stopping.STOP_GRACE_SECONDS:g} s; a second signal stops at once)"
-            )
-        stop.set()
-        stopping.request_stop(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
@@ -150,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = _open(settings)
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
     summary = run_cycle(
         engine,
         settings,
@@ -196,7 +175,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = _open(settings)
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
     summary = run_cycle(
         engine,
         settings,

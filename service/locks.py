@@ -30,12 +30,6 @@ def stop_waiting(grace: float = STOP_GRACE_SECONDS) -> None:
         _stop_deadline = time.monotonic() + grace
 
 
-def resume_waiting() -> None:
-    """Forget a stop request (tests that stop in-process)."""
-    global _stop_deadline
-    _stop_deadline = None
-
-
 log = logging.getLogger("tickcast.db")
 
 

@@ -11,7 +11,7 @@
   are killed. The run is closed as failed with the reason and its lease released: SIGTERM ends a run
   well within the 30 s a container manager grants before SIGKILL.
 
-The state is the process's (signals are); ``reset`` is for tests that stop in-process.
+The state is the process's, as signals are.
 """
 
 from __future__ import annotations
@@ -130,13 +130,24 @@ def interruptible() -> Iterator[None]:
             raise StopNow(_forced)
 
 
-def reset() -> None:
-    """Forget a stop (tests that stop in-process)."""
-    global _requested, _forced, _timer
-    if _timer is not None:
-        _timer.cancel()
-    _requested = _forced = _timer = None
-    locks.resume_waiting()
+def stop_run_on_signals(stop: threading.Event, say: Callable[[str], None]) -> None:
+    """`tickcast run`'s handlers: SIGTERM or SIGINT sets ``stop`` and asks for a stop (``say`` tells
+    the user what happens); a second one forces it."""
+
+    def handler(signum: int, _frame) -> None:
+        name = signal.Signals(signum).name
+        if stop_requested():
+            say(f"{name} again: stopping now")
+        else:
+            say(
+                f"{name}: finishing the series in progress, then stopping (at most {STOP_GRACE_SECONDS:g} s; "
+                "a second signal stops at once)"
+            )
+        stop.set()
+        request_stop(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
 
 
 def _raise_stop(signum: int, _frame) -> None:

@@ -353,6 +353,7 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
         "max_window": 64,
         "out_scale": 0.1,
         "seed": 3,
+        "precision": "float64",
     }
     settable = set(ForecasterConfig().to_dict()) - {"horizon", "season_length"}
     assert set(changed) == settable  # every knob of the model is tried (a new one must be added here)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tickcast.service import schema
 from tickcast.service.db import write_transaction
 from tickcast.service.frequencies import next_dates
-from tickcast.service.lease import RunInProgress, acquire
+from tickcast.service.lease import LeaseLost, RunInProgress, acquire
 from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
@@ -210,6 +210,44 @@ def test_a_second_concurrent_run_is_refused(fresh_db, samples_settings):
     assert table(engine, "runs") == []
     holder.release()
     assert run_cycle(engine, settings).status == "ok"
+
+
+def test_a_run_that_loses_its_lease_mid_run_stops_and_leaves_the_new_holders_work_alone(fresh_db, samples_settings):
+    """Another process takes the lease over between two series (as one would after this run's lease
+    expired): the run raises LeaseLost at its next renewal, before storing anything more, is closed
+    as failed, and neither the new holder's lease nor its run row is touched."""
+    engine = fresh_db()
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    taken: list[int] = []
+
+    def take_over(message: str, problem: bool = False) -> None:
+        if message.startswith("[train 1/2]") and not taken:
+            with write_transaction(engine) as conn:
+                other_run = conn.execute(
+                    sa.insert(schema.runs)
+                    .values(trigger="manual", status="running", started_at=now, host="elsewhere", pid=4321)
+                    .returning(schema.runs.c.id)
+                ).scalar_one()
+                conn.execute(
+                    sa.update(schema.run_lease)
+                    .where(schema.run_lease.c.name == "run")
+                    .values(holder="elsewhere:4321:new", host="elsewhere", pid=4321, run_id=other_run)
+                )
+            taken.append(other_run)
+
+    with pytest.raises(LeaseLost, match="lost the run lease to another process"):
+        run_cycle(engine, samples_settings(), progress=take_over)
+    (other_run,) = taken
+    runs = {r["id"]: r for r in table(engine, "runs")}
+    (mine,) = [r for r in runs.values() if r["id"] != other_run]
+    assert mine["status"] == "failed" and "lost the run lease" in mine["error"]
+    assert (runs[other_run]["status"], runs[other_run]["finished_at"]) == ("running", None)
+    ((holder, run_id),) = [(r["holder"], r["run_id"]) for r in table(engine, "run_lease")]
+    assert (holder, run_id) == ("elsewhere:4321:new", other_run)
+    # the first series' results were stored while the lease was ours; nothing after the loss
+    assert len(table(engine, "fits")) == 1
+    (fit,) = table(engine, "fits")
+    assert {f["series_id"] for f in table(engine, "forecasts")} == {fit["series_id"]}
 
 
 def test_a_stale_lease_is_taken_over(fresh_db, samples_settings):

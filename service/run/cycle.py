@@ -204,7 +204,8 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 
 @dataclass
 class _Stages:
-    """What the stages of one run share: the database, the run's lease (renewed after each series),
+    """What the stages of one run share: the database, the run's lease (renewed after each series'
+    fetch and before each series' results are stored),
     the outcome of every series so far, progress output and the stop request."""
 
     engine: Engine
@@ -240,8 +241,8 @@ class _Stages:
         with closing(train_planned(units, execution, self.stop)) as results:
             for done, (unit, trained) in enumerate(results, 1):
                 writes = settle(unit, trained)
+                self.lease.renew()  # a run that lost its lease stops here, before writing anything more
                 lines = [self._store(write) for write in writes]
-                self.lease.renew()
                 message = lines[0]
                 if isinstance(unit, GroupPlan):
                     message = f"group {unit.key} ({len(unit.members)} series): " + (

@@ -93,8 +93,9 @@ def _parse_dates(raw: pd.Series, what: str, date_format: str | None) -> pd.Serie
         if iso is not None:
             raw, read_as = iso
             ts = pd.to_datetime(raw, format="mixed", errors="coerce")
+            ts = ts.where(ts >= _EARLIEST)
             _check_order(ts, what, read_as)
-            return ts.where(ts >= _EARLIEST)
+            return ts
     how = {"format": date_format or "mixed", "errors": "coerce"}
     try:
         ts = pd.to_datetime(raw, **how)
@@ -160,14 +161,19 @@ def _day_month_as_iso(raw: pd.Series, what: str) -> tuple[pd.Series, str] | None
 def _check_order(ts: pd.Series, what: str, read_as: str) -> None:
     """Dates read one way must keep the file's order, oldest or newest first: a column that goes back
     and forth was misread (or is not sorted by date, which is not a series to guess at)."""
-    stamps = ts.dropna()
-    steps = np.diff(stamps.to_numpy().astype("datetime64[ns]").astype(np.int64))
+    values = ts.to_numpy()  # in the column's own unit: years 1-1677 do not fit in nanoseconds
+    rows = np.flatnonzero(~np.isnat(values))  # positions in the file of the cells that are dates
+    steps = np.diff(values[rows].astype(np.int64))
     if not len(steps) or (steps >= 0).all() or (steps <= 0).all():
         return
     rising = (steps > 0).sum() >= (steps < 0).sum()
     bad = int(np.flatnonzero(steps < 0 if rising else steps > 0)[0])
-    before, after = stamps.iloc[bad], stamps.iloc[bad + 1]
+    before, after = (pd.Timestamp(values[rows[i]]) for i in (bad, bad + 1))
     raise SourceError(
-        f"{what}: the dates, read {read_as}, are out of the file's order ({before:%Y-%m-%d} then "
-        f"{after:%Y-%m-%d} at row {stamps.index[bad + 1] + 2}): {_FORMAT_HINT}"
+        f"{what}: the dates, read {read_as}, are out of the file's order ({_day(before)} then "
+        f"{_day(after)} at row {rows[bad + 1] + 2}): {_FORMAT_HINT}"
     )
+
+
+def _day(stamp: pd.Timestamp) -> str:
+    return f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}"  # strftime refuses some years

@@ -126,27 +126,3 @@ def test_member_errors_use_known_targets_only():
     e = member_errors(y, 8, [F, None])
     assert e[0] == pytest.approx((0 + 0 + 1) / 3)  # targets 8, 9 from origin 8 (exact); 9 from 9 (off by 1)
     assert np.isnan(e[1])
-
-
-def test_a_warm_start_continues_the_rnn_of_a_loaded_model(fitted_many):
-    ys, a = fitted_many
-    previous = AutoForecaster.from_bytes(a.to_bytes())
-    longer = [np.r_[y, y[-1] + np.arange(1.0, 4.0)] if y.size > 10 else y for y in ys]  # the short one stays
-    warm = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(longer, warm_start=previous)
-    cold = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(longer)
-    assert warm.members_["rnn"].warm_started_ and not cold.members_["rnn"].warm_started_
-    assert not np.array_equal(warm.predict_members_many(5)[0]["rnn"], cold.predict_members_many(5)[0]["rnn"])
-    # the challengers are refitted alike: only the RNN continues
-    np.testing.assert_array_equal(warm.predict_members_many(5)[0]["ets"], cold.predict_members_many(5)[0]["ets"])
-    assert np.all(np.isfinite(np.array(warm.predict_many(5))))
-    one = AutoForecaster(season_length=12, rnn=FAST_RNN).fit(ys[0])
-    assert AutoForecaster(season_length=12, rnn=FAST_RNN).fit(longer[0], warm_start=one).members_["rnn"].warm_started_
-    with pytest.raises(ValueError, match="fitted on 4 series, not 3"):  # another number of series
-        AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(longer[:3], warm_start=previous)
-    with pytest.raises(ValueError, match="differs in"):  # another architecture
-        AutoForecaster(season_length=12, rnn={**FAST_RNN, "hidden_size": 4}).fit_many(longer, warm_start=previous)
-    with pytest.raises(ValueError, match="a fitted AutoForecaster"):
-        AutoForecaster(season_length=12, rnn=FAST_RNN).fit(longer[0], warm_start=a.members_["rnn"])
-    no_rnn = AutoForecaster(season_length=12, members=("ets", "theta")).fit(ys[0])
-    with pytest.raises(ValueError, match="no fitted RNN"):
-        AutoForecaster(season_length=12, rnn=FAST_RNN).fit(longer[0], warm_start=no_rnn)

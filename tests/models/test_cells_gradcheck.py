@@ -1,9 +1,12 @@
-"""Backprop through time checked against central finite differences, every parameter."""
+"""Backprop through time checked against central finite differences, every parameter, for one
+network (models.cells) and for stacks of networks (models.stack)."""
 
 import numpy as np
 import pytest
 
-from tickcast.models.cells import CELLS, GRU, Cell, ElmanRNN, make_cell
+from tickcast.models.cells import CELLS, GRU, Cell, ElmanRNN, make_cell, register_cell
+from tickcast.models.params import allocate_stack, flatten
+from tickcast.models.stack import LoopStack, make_stack
 from tickcast.models.train import loss_and_grad
 
 # float64, eps 1e-6: truncation error ~1e-12 relative; 1e-7 leaves room for rounding but
@@ -140,3 +143,99 @@ def test_buffers_are_reused_between_calls_of_the_same_shape():
 def test_unknown_cell_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown cell 'lstm'"):
         make_cell("lstm")
+
+
+# ---------------------------------------------------------------- stacked networks (models.stack)
+# N networks of different window lengths in one stack (right-aligned windows, the running networks
+# a prefix): every parameter of every network against central differences, float64.
+
+
+def _stacked_problem(name, seed=3, D=2, H=3, O=2, lengths=(6, 4, 4, 2)):  # noqa: E741
+    rng = np.random.default_rng(seed)
+    stack = make_stack(name, D, H, O)
+    cell = make_cell(name, D, H, O)
+    flat, params = allocate_stack(len(lengths), stack.shapes)
+    for i in range(len(lengths)):
+        p = cell.init_params(rng, out_scale=1.0)
+        for v in p.values():
+            v += 0.3 * rng.standard_normal(v.shape)
+        flat[i] = flatten(p, cell.shapes)
+    X = rng.standard_normal((len(lengths), 5, max(lengths), D))  # (N, B, T, D)
+    target = rng.standard_normal((len(lengths), 5, O))  # (N, B, O)
+    return stack, cell, flat, params, X, target, np.array(lengths)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_stacked_gradients_match_finite_differences(name):
+    stack, _, flat, params, X, target, lengths = _stacked_problem(name)
+
+    def loss():
+        out, _ = stack.forward(params, X, lengths)
+        return 0.5 * float(np.sum((out - target) ** 2))
+
+    out, cache = stack.forward(params, X, lengths)
+    gflat, grads = allocate_stack(flat.shape[0], stack.shapes)
+    stack.backward(params, out - target, cache, grads)
+    numeric = np.zeros_like(flat)
+    for i in np.ndindex(flat.shape):
+        old = flat[i]
+        flat[i] = old + EPS
+        up = loss()
+        flat[i] = old - EPS
+        down = loss()
+        flat[i] = old
+        numeric[i] = (up - down) / (2 * EPS)
+    for n in range(flat.shape[0]):  # each network's gradient on its own scale
+        scale = np.abs(numeric[n]).max() + np.abs(gflat[n]).max()
+        rel = np.abs(numeric[n] - gflat[n]).max() / scale
+        assert scale > 0 and rel < TOLERANCE, f"{name} network {n}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_a_stack_computes_what_each_network_does_alone(name):
+    """Network n of a stack = the single cell on its own window X[n, :, T - L_n:], forward and
+    backward, whatever the networks around it."""
+    stack, cell, flat, params, X, target, lengths = _stacked_problem(name, seed=5)
+    out, cache = stack.forward(params, X, lengths)
+    _, grads = allocate_stack(flat.shape[0], stack.shapes)
+    stack.backward(params, out - target, cache, grads)
+    T = X.shape[2]
+    for n, L in enumerate(lengths):
+        one = {k: v[n] for k, v in params.items()}
+        o, c = cell.forward(one, X[n, :, T - L :])
+        g = cell.backward(one, o - target[n], c)
+        np.testing.assert_allclose(out[n], o, rtol=1e-12, atol=1e-14)
+        for k in one:
+            np.testing.assert_allclose(grads[k][n], g[k], rtol=1e-10, atol=1e-13, err_msg=f"{name}.{k} network {n}")
+
+
+def test_stacked_windows_must_be_longest_first():
+    stack, _, _, params, X, _, _ = _stacked_problem("rnn")
+    with pytest.raises(ValueError, match="non-increasing"):
+        stack.forward(params, X, np.array([2, 4, 4, 6]))
+
+
+class _Tanh2(ElmanRNN):
+    """A registered cell with no stacked version: stacks of it run network by network."""
+
+    name = "elman-test-loop"
+
+
+def test_a_cell_without_a_stacked_version_runs_one_network_at_a_time():
+    register_cell(_Tanh2)
+    try:
+        stack = make_stack(_Tanh2.name, 2, 3, 2)
+        assert isinstance(stack, LoopStack)
+        _, _, flat, params, X, target, lengths = _stacked_problem("rnn", seed=9)
+        reference = make_stack("rnn", 2, 3, 2)
+        out, cache = stack.forward(params, X, lengths)
+        ref, ref_cache = reference.forward(params, X, lengths)
+        np.testing.assert_allclose(out, ref, rtol=1e-12)
+        _, g = allocate_stack(flat.shape[0], stack.shapes)
+        _, g_ref = allocate_stack(flat.shape[0], stack.shapes)
+        stack.backward(params, out - target, cache, g)
+        reference.backward(params, ref - target, ref_cache, g_ref)
+        for k in g:
+            np.testing.assert_allclose(g[k], g_ref[k], rtol=1e-10, atol=1e-13)
+    finally:
+        CELLS.pop(_Tanh2.name)

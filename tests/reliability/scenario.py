@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tickcast.service.db import open_database
 
 from ..support.cli import tickcast_executable
 from ..support.small_model import small_model
@@ -280,3 +283,26 @@ def slow_world(tmp_path):
         .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
     )
     return env
+
+
+def engine_of(env):
+    return open_database(f"sqlite:///{database(env)}")
+
+
+MEMORY_LIMIT = 600 * 2**20  # a run needs about 300 MB of address space; parsing the big CSV, over 1 GB
+
+
+def limited(kind: int, soft: int, hard: int):
+    return lambda: resource.setrlimit(kind, (soft, hard))
+
+
+def series_row(env, key: str) -> tuple:
+    return query(env, "SELECT last_error, last_note FROM series WHERE key = ?", (key,))[0]
+
+
+def stored(env, key: str) -> list[tuple]:
+    return query(
+        env,
+        "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id WHERE s.key = ? ORDER BY o.ts",
+        (key,),
+    )

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ..test_cli import tickcast_executable
+from ..support.cli import tickcast_executable
 from .scenario import database, make_world, run_tickcast
 
 PARTIAL_PREFIX = ".tickcast-backup-"

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from ..support.daemon import Daemon
+from ..support.dask_cluster import local_cluster
 from ..support.httpserver import FixtureServer
-from ..test_dask import local_cluster
-from ..test_serve import Daemon
 from .scenario import make_world, query
 from .servers import SilentListener
-from .test_stop_deadlines import CONTRACT_SECONDS, closed_as_failed, long_fit_world, stopped_within
+from .stops import CONTRACT_SECONDS, closed_as_failed, long_fit_world, stopped_within
 
 pytest.importorskip("distributed")
 

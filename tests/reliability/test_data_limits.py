@@ -12,19 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .scenario import database, query, run_tickcast, world, write_csv
-
-
-def series_row(env, key: str) -> tuple:
-    return query(env, "SELECT last_error, last_note FROM series WHERE key = ?", (key,))[0]
-
-
-def stored(env, key: str) -> list[tuple]:
-    return query(
-        env,
-        "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id WHERE s.key = ? ORDER BY o.ts",
-        (key,),
-    )
+from .scenario import database, query, run_tickcast, series_row, stored, world, write_csv
 
 
 def test_a_csv_that_switched_to_decimal_commas_is_a_failed_fetch(tmp_path, ledger):

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .scenario import query, run_tickcast
-from .test_data_limits import series_row, stored, world
+from .scenario import query, run_tickcast, series_row, stored, world
 
 
 def write(path, dates: list[str], values) -> None:

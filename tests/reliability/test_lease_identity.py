@@ -18,12 +18,12 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.clock import utcnow
-from tickcast.service.db import open_database, write_transaction
+from tickcast.service.db import write_transaction
 from tickcast.service.lease import acquire
 
-from ..test_cli import tickcast_executable
-from ..test_serve import Daemon
-from .scenario import database, make_world, query, run_tickcast
+from ..support.cli import tickcast_executable
+from ..support.daemon import Daemon
+from .scenario import engine_of, make_world, query, run_tickcast
 from .servers import TricklingServer
 
 CATCH_UP = '\n[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # fired less than a day ago
@@ -32,10 +32,6 @@ CATCH_UP = '\n[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # fired less 
 def process_start(pid: int) -> int:
     """Clock ticks since boot when ``pid`` started (/proc/<pid>/stat, field 22)."""
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-
-
-def engine_of(env):
-    return open_database(f"sqlite:///{database(env)}")
 
 
 def stale_lease(env, pid: int, started: int | None, run_status: str = "running") -> None:

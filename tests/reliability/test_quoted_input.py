@@ -15,13 +15,11 @@ import urllib.request
 
 import pandas as pd
 
+from ..support.daemon import Daemon
 from ..support.httpserver import FixtureServer, Reply
 from ..support.pg import free_port
 from ..support.tables import ROWS_PER_STEP
-from ..test_serve import Daemon
-from .scenario import run_tickcast
-from .test_data_limits import series_row, world, write_csv
-from .test_resources import MEMORY_LIMIT, limited
+from .scenario import MEMORY_LIMIT, limited, run_tickcast, series_row, world, write_csv
 
 BIG = 5 * 2**20
 

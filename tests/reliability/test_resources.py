@@ -11,13 +11,7 @@ import pytest
 from tickcast.service.run.train import open_files_needed
 
 from ..support.tables import ROWS_PER_STEP
-from .scenario import query, run_tickcast, world, write_csv
-
-MEMORY_LIMIT = 600 * 2**20  # a run needs about 300 MB of address space; parsing the big CSV, over 1 GB
-
-
-def limited(kind: int, soft: int, hard: int):
-    return lambda: resource.setrlimit(kind, (soft, hard))
+from .scenario import MEMORY_LIMIT, limited, query, run_tickcast, world, write_csv
 
 
 def test_a_csv_too_large_for_memory_fails_that_series_and_the_run_goes_on(tmp_path, ledger):

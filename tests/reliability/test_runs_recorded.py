@@ -14,10 +14,9 @@ from tickcast.service import schema
 from tickcast.service.clock import utcnow
 from tickcast.service.db import write_transaction
 
+from ..support.daemon import Daemon
 from ..support.foreign import foreign_writer
-from ..test_serve import Daemon
-from .scenario import database, make_world, query, run_tickcast
-from .test_lease_identity import engine_of
+from .scenario import database, engine_of, make_world, query, run_tickcast
 
 CATCH_UP = '\n[schedule]\ncron = "0 0 * * *"\ntimezone = "UTC"\n'  # fired less than a day ago
 

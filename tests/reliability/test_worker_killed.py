@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..test_serve import Daemon
-from .scenario import alive, children_of, crash_invariants, query
+from ..support.daemon import Daemon
+from .scenario import alive, crash_invariants, query
+from .stops import pool_workers
 
 N_SERIES = 6
 
@@ -35,19 +36,6 @@ def slow_world(root: Path, workers: int = 2, epochs: int = 400, n: int = N_SERIE
         + f"[model]\nhidden_size = 16\nepochs = {epochs}\npatience = 1000\nensemble = 1\nmax_points = {points}\n"
     )
     return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
-
-
-def pool_workers(pid: int) -> list[int]:
-    """The driver's spawned pool workers (not multiprocessing's resource tracker)."""
-    found = []
-    for child in children_of(pid):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            found.append(child)
-    return found
 
 
 def cpu_ticks(pid: int) -> int:

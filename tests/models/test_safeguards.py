@@ -1,0 +1,126 @@
+"""The model's safeguards as wired into training, each against a value computed by hand: gradient
+clipping bounds a real training step's update and is counted in the history, the read-out bias
+starts at the shrunk mean target, and intervals use the finite-sample conformal quantile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickcast.models import RNNForecaster
+from tickcast.models.cells import make_cell
+from tickcast.models.conformal import Conformal
+from tickcast.models.engine import train
+from tickcast.models.intervals import half_widths, residual_quantiles
+from tickcast.models.network import initial_weights, shrunk_mean_targets
+from tickcast.models.params import allocate, flatten
+from tickcast.models.train import Data, TrainSettings
+
+LR = 0.01
+
+
+def _one_step(clip, mode="norm", seed=0):
+    """One epoch of one SGD step (24 windows, batch 64) of a real Elman network, validated on its
+    own windows (so the step, which lowers the loss, is kept): (update, history)."""
+    cell = make_cell("rnn", 1, 6, 2)
+    rng = np.random.default_rng(seed)
+    flat, params = allocate(cell.shapes)
+    flat[:] = flatten(cell.init_params(rng, 0.1), cell.shapes)
+    X, Y = rng.standard_normal((24, 5, 1)), rng.standard_normal((24, 2))
+    data = Data(X, Y, np.ones_like(Y))
+    start = flat.copy()
+    settings = TrainSettings(1, 64, LR, "sgd", clip, mode, 0, 0.0, 3, "mse", 0.0)
+    history, best, epochs = train(cell, flat, params, data, data, settings, rng)
+    assert (best, epochs) == (1, 1)  # the step was kept: the update below is the step's
+    return flat - start, history
+
+
+def test_a_clipped_step_moves_the_weights_by_exactly_lr_times_the_clip_norm():
+    clip = 1e-3
+    update, history = _one_step(clip)
+    assert history[1]["grad_norm"] > 100 * clip  # the gradient was much longer than the bound
+    assert np.linalg.norm(update) == pytest.approx(LR * clip, rel=1e-9)
+    assert history[1]["clip_fraction"] == 1.0
+
+
+def test_an_unclipped_step_moves_the_weights_by_lr_times_the_gradient():
+    for clip in (None, 0.0, 1e6):  # off, off, and a bound the gradient never reaches
+        update, history = _one_step(clip)
+        assert np.linalg.norm(update) == pytest.approx(LR * history[1]["grad_norm"], rel=1e-9)
+        assert history[1]["clip_fraction"] == 0.0
+
+
+def test_element_wise_clipping_bounds_every_weight_s_update():
+    clip = 1e-3
+    update, history = _one_step(clip, mode="value")
+    assert np.abs(update).max() == pytest.approx(LR * clip, rel=1e-9)
+    assert np.linalg.norm(update) < LR * history[1]["grad_norm"]
+    assert history[1]["clip_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("how", ["fit", "fit_each", "fit_many"])
+def test_every_fit_path_counts_its_clipped_steps(make_series, how):
+    ys = [make_series("walk", 300, seed=s) for s in (1, 2)]
+    kw = dict(epochs=3, patience=0, ensemble=2, season_length=1)
+
+    def histories(clip):
+        model = RNNForecaster(clip=clip, **kw)
+        if how == "fit":
+            return [model.fit(ys[0]).history_]
+        if how == "fit_each":
+            return [m.history_ for m in model.fit_each(ys, seeds=[0, 1])]
+        return [model.fit_many(ys).history_]
+
+    for history in histories(1e-6):  # every step's gradient is longer than this
+        assert [h["clip_fraction"] for h in history[1:]] == [1.0] * 3
+        assert all(h["grad_norm"] > 1e-6 for h in history[1:])  # the norm before clipping is what is kept
+    for history in histories(None):
+        assert [h["clip_fraction"] for h in history] == [0.0] * 4
+
+
+def test_the_read_out_bias_starts_at_the_shrunk_mean_target_computed_by_hand():
+    # targets of two windows: step 1 sees 1 and 3, step 2 sees 2 and 4
+    Y = np.array([[1.0, 2.0], [3.0, 4.0]])
+    targets = Data(None, Y, np.ones_like(Y))
+    # mean (2, 3), variance (1, 1); overlapping windows: step k has 2 / k independent targets, so
+    # squared standard errors (1/2, 1/1); kept: 1 - se^2 / mean^2 = (1 - 0.5/4, 1 - 1/9)
+    expected = np.array([2.0 * 0.875, 3.0 * 8.0 / 9.0])
+    np.testing.assert_allclose(shrunk_mean_targets(targets), expected, rtol=1e-15)
+    cell = make_cell("rnn", 1, 4, 2)
+    view, params = allocate(cell.shapes)  # params: named views of the flat vector
+    view[:] = initial_weights(cell, 7, targets, out_scale=0.0)
+    np.testing.assert_allclose(params["by"], expected, rtol=1e-15)
+    np.testing.assert_array_equal(params["Why"], 0.0)  # the read-out's weights start at 0
+
+
+def test_a_drift_within_its_standard_error_is_not_extrapolated():
+    # mean 0.5, variance 1.25 over two steps-1 targets: se^2 = 1.25 / 2 > mean^2 = 0.25: kept 0
+    Y = np.array([[-0.5], [1.5]])
+    np.testing.assert_array_equal(shrunk_mean_targets(Data(None, Y, np.ones_like(Y))), [0.0])
+
+
+@pytest.mark.parametrize(
+    ("n", "level", "expected", "without_correction"),
+    [
+        (10, 0.8, 9.0, 8.0),  # ceil(11 * 0.8) = 9: the 9th smallest of 1..10, not the 8th
+        (20, 0.8, 17.0, 16.0),  # ceil(21 * 0.8) = 17
+        (20, 0.9, 19.0, 18.0),  # ceil(21 * 0.9) = 19
+        (19, 0.95, 19.0, 19.0),  # ceil(20 * 0.95) = 19: the largest
+    ],
+)
+def test_intervals_use_the_finite_sample_conformal_quantile(n, level, expected, without_correction):
+    residuals = np.arange(1.0, n + 1.0)[:, None]  # |e| = 1, 2, ..., n at one step
+    rng = np.random.default_rng(n)
+    shuffled = rng.permutation(residuals)  # order does not matter
+    Q, counts = residual_quantiles(shuffled)
+    assert counts.tolist() == [n]
+    assert half_widths(Q, counts, 1, level)[0] == expected
+    assert np.quantile(residuals, level, method="inverted_cdf") == without_correction
+    # the published combination's intervals take the same quantile
+    assert Conformal.from_residuals([shuffled], 1).half_widths(1, level)[0] == expected
+
+
+def test_steps_beyond_the_residuals_grow_like_a_random_walk():
+    Q, counts = residual_quantiles(np.arange(1.0, 11.0)[:, None])
+    widths = half_widths(Q, counts, 4, 0.8)
+    np.testing.assert_allclose(widths, 9.0 * np.sqrt([1.0, 2.0, 3.0, 4.0]), rtol=1e-15)

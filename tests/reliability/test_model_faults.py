@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tickcast.models import AutoForecaster, persist
-from tickcast.models.auto import MAGIC as AUTO_MAGIC
+from tickcast.models.auto_persist import MAGIC as AUTO_MAGIC
 from tickcast.service import schema
 from tickcast.service.db import write_transaction
 from tickcast.service.run import published
@@ -170,7 +170,7 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
         assert (fit.status, fit.mode, fit.warm_started_from, fit.error) == ("ok", "cold", None, None)
         expected = (
             f"the warm start from the previous {label} failed (ValueError: warm_start model differs in "
-            "{'hidden_size': (4, 8)}"
+            "{'rnn.hidden_size': (4, 8)}"
             if corrupt is another_architecture
             else f"the {label} to continue from could not be loaded ("
         )

@@ -27,8 +27,12 @@ install: $(VENV)/.installed
 
 # One full cycle on the default config (SQLite in the working directory), then the latest forecasts.
 # Exit status 3 means "partial": some series could not be fetched (e.g. no network); the rest ran.
+# One full cycle, then the samples' forecasts at four past origins (tickcast backfill), so that the
+# realised-accuracy ledger has rows from the first minute.
+SAMPLES := sample:sp500 sample:nasdaq sample:wti sample:core-cpi
 run: $(VENV)/.installed
 	$(BIN)/tickcast run || [ $$? -eq 3 ]
+	$(BIN)/tickcast backfill -q --origins 4 $(SAMPLES)
 
 # The suite validates docker-compose.yml with Debian's docker-compose (its `config` command works
 # without a Docker engine), and runs the stack with it on a Docker engine (dockerd, from docker.io;

@@ -45,6 +45,19 @@ CORE: tuple[str, ...] = ("_ms", "horizon_", "across_", "_splits", "_rnn_index", 
 CORE += ("chosen_", "backtests_", "_conformal")
 
 
+def _settings_differences(theirs: dict, ours: dict) -> dict:
+    """{setting: (theirs, ours)} of the settings that differ (the seed aside); the RNN's compared
+    setting by setting, as the RNN takes them (defaults filled in)."""
+    diff = {}
+    for key, value in ours.items():
+        if key == "rnn":
+            a, b = (RNNForecaster(**(v or {})).get_params() for v in (theirs.get(key), value))
+            diff.update({f"rnn.{k}": (a.get(k), b[k]) for k in b if a.get(k) != b[k]})
+        elif key != "seed" and theirs.get(key) != value:
+            diff[key] = (theirs.get(key), value)
+    return diff
+
+
 def choose_period(y: np.ndarray, periods: tuple[int, ...]) -> int:
     """The longest of the candidate periods (e.g. hourly data: 24 and 168) that the series has
     three full seasons of; 1 when it has not even that of the shortest. A week of hourly
@@ -279,8 +292,7 @@ class AutoForecaster(CombinedForecasts):
     def _check_warm(self, prev, ys: list[np.ndarray], across: bool) -> None:
         if not isinstance(prev, AutoForecaster) or not prev._ys:
             raise ValueError("warm_start must be a fitted AutoForecaster")
-        ours, theirs = self.get_params(), prev.get_params()
-        diff = {k: (theirs[k], ours[k]) for k in ours if k != "seed" and ours[k] != theirs[k]}
+        diff = _settings_differences(prev.get_params(), self.get_params())
         if diff:
             raise ValueError(f"warm_start model differs in {diff} (theirs, ours)")
         if prev.across_ != across:

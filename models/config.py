@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, fields
 # Names only, no NumPy: the service validates its config with this class at every start-up
 # (`tickcast health` too), and importing NumPy there would cost a tenth of a second each time.
 BUILTIN_CELLS = ("gru", "rnn")
+# The models AutoForecaster can combine (models/auto.py), and the ones it combines by default.
+MEMBERS = ("rnn", "ets", "theta", "naive", "seasonal_naive")
+DEFAULT_MEMBERS = ("rnn", "ets", "theta")
 CLIP_MODES = ("norm", "value")
 LOSSES = ("mae", "mse")
 PRECISIONS = ("float64", "float32")

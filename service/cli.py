@@ -119,24 +119,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-FORECAST_COLUMNS = [
-    "series_key",
-    "last_ts",
-    "last_value",
-    "target_ts",
-    "step",
-    "forecast",
-    "lower",
-    "upper",
-    "change_pct",
-    "skill",
-]
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
-    from .queries import NothingStored, latest_forecasts
+    from .queries import NothingStored, forecast_columns, latest_forecasts
     from .run.cycle import run_cycle
     from .tables import render
 
@@ -156,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         keys = {o.key for o in summary.outcomes}
         rows = [r for r in latest_forecasts(engine) if r["series_key"] in keys]
-        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS) if rows else "no forecasts yet")
+        print(render(rows, forecast_columns(rows), formatters=UNIT_FORMATS) if rows else "no forecasts yet")
     except NothingStored:
         print("no forecasts yet")
     counts = (
@@ -170,6 +156,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.stopped:
         _err(f"tickcast: run {summary.run_id} stopped early; finished series are stored, the next run does the rest")
         return EXIT_ERROR
+    return {RunStatus.OK: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(summary.status, EXIT_ERROR)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import threading
+    from datetime import date
+
+    from .run.backfill import Backfill
+    from .run.cycle import run_cycle
+
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        _err(f"tickcast: --since must be a date YYYY-MM-DD, got {args.since!r}")
+        return EXIT_USAGE
+    request = Backfill(origins=args.origins, since=since)
+    settings = _settings(args)
+    engine = _open(settings)
+    stop = threading.Event()
+    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
+    summary = run_cycle(
+        engine,
+        settings,
+        keys=args.keys,
+        progress=None if args.quiet else (lambda message, problem=False: _err(message)),
+        stop=stop,
+        backfill=request,
+    )
+    failed = [o for o in summary.outcomes if o.failed]
+    trained = summary.count(lambda o: o.fit == SeriesFit.TRAINED)
+    print(
+        f"backfill run {summary.run_id}: {summary.status} ({trained} series backfilled, "
+        f"{len(summary.outcomes) - trained - len(failed)} had nothing left to fill, {len(failed)} failed) "
+        f"in {summary.seconds:.1f} s; see `tickcast accuracy`"
+    )
+    for o in failed:
+        _err(f"tickcast: {o.error}")
     return {RunStatus.OK: EXIT_OK, RunStatus.PARTIAL: EXIT_PARTIAL}.get(summary.status, EXIT_ERROR)
 
 
@@ -198,15 +221,15 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_forecasts(args: argparse.Namespace) -> int:
-    from .queries import latest_forecasts
+    from .queries import forecast_columns, latest_forecasts
     from .tables import render
 
     engine = _open_existing(_settings(args))
     rows = latest_forecasts(engine, args.key)
     if args.format == "table":
-        print(render(rows, FORECAST_COLUMNS, formatters=UNIT_FORMATS))
+        print(render(rows, forecast_columns(rows), formatters=UNIT_FORMATS))
     else:
-        print(render(rows, list(rows[0]), args.format))
+        print(render(rows, [c for c in rows[0] if c != "levels"], args.format))
     return EXIT_OK
 
 
@@ -229,7 +252,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
     engine = _open_existing(_settings(args))
     try:
-        rows, columns = accuracy(engine, args.key, by=args.by)
+        rows, columns = accuracy(engine, args.key, by=args.by, model=args.model)
     except NothingStored as exc:
         if args.format == "table":
             raise
@@ -403,14 +426,22 @@ def build_parser() -> Parser:
         "how past forecasts did against what happened: per series and step "
         "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
         "score",
-        "tickcast accuracy sample:sp500 --by month --format csv",
+        "tickcast accuracy sample:sp500 --by month --format csv    tickcast accuracy --by model",
     )
     p.add_argument("key", nargs="?", metavar="KEY")
     p.add_argument(
         "--by",
-        choices=("step", "month"),
+        choices=("step", "month", "model"),
         default="step",
-        help="one row per series and step (default) or per series and target month",
+        help="one row per series and step (default), per series and target month, or per series and model "
+        "(every model tickcast combines, scored on the same targets: which wins on your series)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        default=None,
+        help="the model whose forecasts are scored: published (the default: the forecast tickcast publishes), "
+        "one it combines (rnn, ets, theta ...), or all",
     )
     p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
@@ -431,6 +462,19 @@ def build_parser() -> Parser:
         help="how many recent observations the main panel zooms on (default: four horizons, at least 30; "
         "the whole history is drawn small beside it)",
     )
+    p = command(
+        "backfill",
+        cmd_backfill,
+        "the forecasts tickcast would have published at past origins, each from the data up to its origin only, "
+        "stored marked as backfilled: the accuracy ledger, the plot and the canned queries score them at once",
+        "tickcast backfill --origins 10    tickcast backfill sample:sp500 --since 2018-01-01",
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY", help="only these series (default: all active)")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument(
+        "--origins", type=_positive_int, metavar="N", help="the newest N origins, one horizon apart, per series"
+    )
+    when.add_argument("--since", metavar="DATE", help="every origin since DATE (YYYY-MM-DD), one horizon apart")
     p = command(
         "backup",
         cmd_backup,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tickcast.models.config import LIMITS, ForecasterConfig
+from tickcast.models.config import LIMITS, MEMBERS, ForecasterConfig
 
 from .checks import check_type, file_name, positive, unknown_setting
 from .clock import utcnow
@@ -84,9 +84,24 @@ SERVICE_SET_KNOBS = {
 # --- parsing ------------------------------------------------------------------------------------
 
 
+_KINDS = {"bool": bool, "int": int, "float": float, "str": str}
+
+
 def _field_kind(cls: type, name: str) -> type:
     annotation = str({f.name: f.type for f in fields(cls)}[name])
-    return {"bool": bool, "int": int, "float": float, "str": str}[annotation.split(" | ")[0]]
+    return _KINDS[annotation.split(" | ")[0]]
+
+
+def _checked(cls: type, dotted: str, value: Any) -> Any:
+    """A TOML value of the type the settings class declares; a list for a tuple (``tuple[float, ...]``)."""
+    name = dotted.rpartition(".")[2]
+    annotation = str({f.name: f.type for f in fields(cls)}[name])
+    if annotation.startswith("tuple["):
+        kind = _KINDS[annotation[len("tuple[") :].split(",")[0]]
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"setting {dotted!r} must be a non-empty list, got {value!r}")
+        return tuple(check_type(dotted, v, kind) for v in value)
+    return check_type(dotted, value, _field_kind(cls, name))
 
 
 def _section(cls: type, table: Any, section: str) -> Any:
@@ -99,7 +114,7 @@ def _section(cls: type, table: Any, section: str) -> Any:
         dotted = f"{section}.{key}"
         if key not in known:
             raise unknown_setting(dotted, known)
-        values[key] = check_type(dotted, value, _field_kind(cls, key))
+        values[key] = _checked(cls, dotted, value)
     return cls(**values)
 
 
@@ -116,7 +131,7 @@ def model_section(table: Any) -> ModelSettings:
         if key in SERVICE_SET_KNOBS:
             raise ConfigError(f"setting {dotted!r} is set by tickcast: {SERVICE_SET_KNOBS[key]}")
         if key in policy_names:
-            policy[key] = check_type(dotted, value, _field_kind(ModelSettings, key))
+            policy[key] = _checked(ModelSettings, dotted, value)
         elif key in defaults:
             knobs[key] = _forecaster_value(dotted, value, defaults[key])
         else:
@@ -195,8 +210,28 @@ def _validate(
     positive("forecast.horizon", forecast.horizon, most=LIMITS["horizon"])  # None: each frequency's
     positive("forecast.min_length", forecast.min_length, most=1_000_000)
     positive("forecast.interval_adapt_rate", forecast.interval_adapt_rate, allow_zero=True, most=1)
-    if not 0 < forecast.level < 1:
-        raise ConfigError(f"setting 'forecast.level' must be between 0 and 1 (e.g. 0.8), got {forecast.level!r}")
+    if not all(0 < lv < 1 for lv in forecast.levels) or len(set(forecast.levels)) != len(forecast.levels):
+        raise ConfigError(
+            f"setting 'forecast.levels' must be distinct coverages between 0 and 1 (e.g. [0.8, 0.95]), "
+            f"got {list(forecast.levels)!r}"
+        )
+    unknown = [m for m in model.members if m not in MEMBERS]
+    if unknown or len(set(model.members)) != len(model.members):
+        raise ConfigError(
+            f"setting 'model.members' must be distinct names from {', '.join(MEMBERS)}, got {list(model.members)!r}"
+        )
+
+
+def _one_level(table: Any) -> Any:
+    """``forecast.level = 0.8`` (one interval, as before levels existed) is ``levels = [0.8]``."""
+    if not isinstance(table, dict) or "level" not in table:
+        return table
+    if "levels" in table:
+        raise ConfigError("set either 'forecast.levels' (a list) or 'forecast.level' (one level), not both")
+    level = check_type("forecast.level", table["level"], float)
+    if not 0 < level < 1:
+        raise ConfigError(f"setting 'forecast.level' must be between 0 and 1, got {level!r}")
+    return {**{k: v for k, v in table.items() if k != "level"}, "levels": [level]}
 
 
 def _check_cron(schedule: ScheduleSettings) -> None:
@@ -301,7 +336,7 @@ def settings_from_dict(
         sources = SourceSettings(**{**sources.__dict__, **overrides})
     schedule = _section(ScheduleSettings, raw.get("schedule", {}), "schedule")
     model = model_section(raw.get("model", {}))
-    forecast = _section(ForecastSettings, raw.get("forecast", {}), "forecast")
+    forecast = _section(ForecastSettings, _one_level(raw.get("forecast", {})), "forecast")
     _validate(sources, schedule, model, forecast)
 
     series = parse_series(raw.get("watchlist", {}), raw.get("series", []), base_dir)

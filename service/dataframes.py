@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tickcast.models import RNNForecaster
+from tickcast.models import AutoForecaster
 
 from .calendars import calendar_names, next_trading_days
 from .errors import TickcastError
 from .frequencies import FREQUENCIES, infer_frequency
 from .frequencies import horizon as default_horizon
+from .run import published
 from .run.values import forecaster_params, relative_mae
 from .settings import ModelSettings
 
@@ -223,21 +224,24 @@ def _frame(series, models: dict, steps: dict, levels: list[float], calendar: str
     rows: dict[str, list] = {"unique_id": [], "ds": [], MODEL: []}
     for lv in levels:
         rows[f"{MODEL}-lo-{lv:g}"], rows[f"{MODEL}-hi-{lv:g}"] = [], []
+    fractions = tuple(lv / 100 for lv in levels)
+    made: dict[int, list] = {}  # id(model) -> its Forecasts (a model across series is asked once)
     for s in series:
         fitted, index = models[s.uid]
         h = steps[s.uid]
-        point = fitted.predict_many(h)[index] if index is not None else fitted.predict(h)
+        key = id(fitted)
+        if key not in made:
+            made[key] = published.forecasts(
+                fitted, max(steps[t.uid] for t in series if models[t.uid][0] is fitted), fractions
+            )
+        forecast = made[key][index]
         rows["unique_id"] += [s.uid] * h
         rows["ds"] += _future(s, h, calendar)
-        rows[MODEL] += list(point)
-        for lv in levels:
-            interval = (
-                fitted.predict_interval_many(h, level=lv / 100)[index]
-                if index is not None
-                else fitted.predict_interval(h, level=lv / 100)
-            )
-            rows[f"{MODEL}-lo-{lv:g}"] += list(interval[0])
-            rows[f"{MODEL}-hi-{lv:g}"] += list(interval[1])
+        rows[MODEL] += forecast.point[:h]
+        for lv, fraction in zip(levels, fractions):
+            lower, upper = forecast.intervals[fraction]
+            rows[f"{MODEL}-lo-{lv:g}"] += lower[:h]
+            rows[f"{MODEL}-hi-{lv:g}"] += upper[:h]
     return pd.DataFrame(rows)
 
 
@@ -245,9 +249,9 @@ def _frame(series, models: dict, steps: dict, levels: list[float], calendar: str
 
 
 def _fit(series: list[_Series], model: ModelSettings, seed: int, steps: dict) -> dict:
-    """uid -> (fitted model, its index in a model across series or None): each series alone, or a
+    """uid -> (the published forecaster fitted, the series' index in it): each series alone, or a
     group of one frequency across series when ``model.training`` asks for it and validation agrees.
-    Each model is seeded as the service seeds it (from the series' id, or the group's key)."""
+    Each is seeded as the service seeds it (from the series' id, or the group's key)."""
     model = replace(model, forecaster=replace(model.forecaster, seed=seed))
     groups: dict[str | None, list[_Series]] = {}
     for s in series:
@@ -258,17 +262,17 @@ def _fit(series: list[_Series], model: ModelSettings, seed: int, steps: dict) ->
         together = None
         if _group_qualifies(model, members):
             h = max(steps[s.uid] for s in members)
-            together = RNNForecaster(**forecaster_params(model, f"{code}/{season}", season, h))
-            together.fit_many([s.y for s in members])
+            params = forecaster_params(model, f"{code}/{season}", season, h)
+            together = published.forecaster(params, model.members).fit_many([s.y for s in members])
         alone = {}
         if together is None or model.training != "group":
             for s in members:
                 params = forecaster_params(model, str(s.uid), season, steps[s.uid])
-                alone[s.uid] = RNNForecaster(**params).fit(s.y)
+                alone[s.uid] = published.forecaster(params, model.members).fit(s.y)
         if together is not None and (not alone or _validates_better(together, [alone[s.uid] for s in members])):
             out.update({s.uid: (together, i) for i, s in enumerate(members)})
         else:
-            out.update({uid: (m, None) for uid, m in alone.items()})
+            out.update({uid: (m, 0) for uid, m in alone.items()})
     return out
 
 
@@ -278,9 +282,9 @@ def _group_qualifies(model: ModelSettings, members: list[_Series]) -> bool:
     return model.training == "group" or median(s.y.size for s in members) <= model.group_max_median_length
 
 
-def _validates_better(together: RNNForecaster, alone: list[RNNForecaster]) -> bool:
+def _validates_better(together: AutoForecaster, alone: list[AutoForecaster]) -> bool:
     """``auto``'s rule (service/run/settle.py): the lower mean relative validation MAE wins; a tie
     keeps the per-series models."""
-    pairs = [(relative_mae(g), relative_mae(a.backtest_)) for g, a in zip(together.backtests_, alone)]
+    pairs = [(relative_mae(g), relative_mae(a.backtests_[0])) for g, a in zip(together.backtests_, alone)]
     scored = [(g, a) for g, a in pairs if g is not None and a is not None]
     return bool(scored) and mean(g for g, _ in scored) < mean(a for _, a in scored)

@@ -159,7 +159,7 @@ def _draw_overview(ax, everything: list[tuple], observed: list[tuple], forecasts
 def early_stopping_note(fit) -> str:
     """Why the fit kept the epoch it kept: the early-stopping rule of the model (models/README.md),
     with this fit's settings."""
-    params = fit.hyperparams or {}
+    params = (fit.hyperparams or {}).get("rnn", fit.hyperparams or {})  # the RNN's settings
     min_delta, significance = params.get("min_delta", 0.01), params.get("significance", 2.0)
     series = fit.n_series or 1
     bars = f"{min_delta:.1%} of the loss and {significance:g} standard errors"
@@ -189,7 +189,7 @@ def _draw_losses(ax, losses) -> None:
             ax.plot([fit.best_epoch], [loss], "*", color="#2ca02c", ms=12)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (0 = before the first update)")
-    loss_name = (fit.hyperparams or {}).get("loss", "mse")
+    loss_name = (fit.hyperparams or {}).get("rnn", fit.hyperparams or {}).get("loss", "mae")
     ax.set_ylabel(f"{loss_name.upper()} (network units)")
     shared = (
         f"group {fit.group_key}'s shared fit {fit.id} (shared by {fit.n_series} series)"

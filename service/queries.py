@@ -14,7 +14,7 @@ from .clock import as_utc, utcnow
 from .errors import TickcastError
 from .keys import parse_key
 from .settings import Settings
-from .status import COMPLETED_RUNS, FitStatus, RunStatus
+from .status import COMPLETED_RUNS, FitStatus, RunStatus, Trigger
 
 
 class NothingStored(TickcastError):
@@ -46,7 +46,7 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
     with engine.connect() as conn:
         newest = conn.execute(
             sa.select(fits.c.status, fits.c.error)
-            .where(fits.c.series_id == series.id)
+            .where(fits.c.series_id == series.id, fits.c.backfill == 0)
             .order_by(fits.c.id.desc())
             .limit(1)
         ).first()
@@ -55,16 +55,32 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
     return RUN_FIRST
 
 
+def level_name(level: float) -> str:
+    """80 for 0.8: how an interval's level is named in columns (lower_80, upper_80)."""
+    return f"{round(level * 100, 6):g}"
+
+
 def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
+    """The published forecast of each series' newest fit: one row per series and step, with the
+    bounds of every interval level as ``lower_<level>``/``upper_<level>`` (``lower_80``), and
+    ``lower``/``upper``/``level`` those of the first level."""
     view = schema.latest_forecasts
-    query = sa.select(view).order_by(view.c.series_key, view.c.step)
+    query = sa.select(view).order_by(view.c.series_key, view.c.step, view.c.level)
     series = resolve_series(engine, key) if key is not None else None
     if series is not None:
         query = query.where(view.c.series_key == series.key)
+    rows: list[dict] = []
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    for row in rows:
-        row["fitted_at"] = as_utc(row["fitted_at"])
+        for r in conn.execute(query):
+            row = dict(r._mapping)
+            if not rows or (rows[-1]["series_key"], rows[-1]["step"]) != (row["series_key"], row["step"]):
+                row["fitted_at"] = as_utc(row["fitted_at"])
+                row["levels"] = []
+                rows.append(row)
+            first = rows[-1]
+            name = level_name(row["level"])
+            first[f"lower_{name}"], first[f"upper_{name}"] = row["lower"], row["upper"]
+            first["levels"].append(row["level"])
     if not rows:
         if series is None:
             raise NothingStored(f"no forecasts yet: {RUN_FIRST}")
@@ -72,12 +88,19 @@ def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
     return rows
 
 
+def forecast_columns(rows: list[dict]) -> list[str]:
+    """The columns of `tickcast forecasts`: each interval level's bounds named by it (lower_80)."""
+    levels = sorted({lv for row in rows for lv in row.get("levels", [])})
+    bounds = [f"{side}_{level_name(lv)}" for lv in levels for side in ("lower", "upper")]
+    return ["series_key", "last_ts", "last_value", "target_ts", "step", "forecast", *bounds, "change_pct", "skill"]
+
+
 def latest_fit(engine: Engine, series_id: int) -> sa.Row | None:
     fits = schema.fits
     with engine.connect() as conn:
         return conn.execute(
             sa.select(fits)
-            .where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK)
+            .where(fits.c.series_id == series_id, fits.c.status == FitStatus.OK, fits.c.backfill == 0)
             .order_by(fits.c.id.desc())
             .limit(1)
         ).first()
@@ -143,8 +166,8 @@ def recent_observations(engine: Engine, series_id: int, limit: int) -> list[tupl
 
 
 def last_verdict_run(engine: Engine) -> sa.Row | None:
-    """The newest run that went through all its series: ok, partial, or failed with every series
-    that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
+    """The newest run (not a backfill) that went through all its series: ok, partial, or failed with
+    every series that could run failing. Runs stopped, crashed or abandoned part-way are left out: they say
     nothing about the sources or the models."""
     c = schema.runs.c
     every_series_failed = sa.and_(
@@ -156,7 +179,11 @@ def last_verdict_run(engine: Engine) -> sa.Row | None:
     with engine.connect() as conn:
         return conn.execute(
             sa.select(schema.runs)
-            .where(c.finished_at.is_not(None), sa.or_(c.status.in_(COMPLETED_RUNS), every_series_failed))
+            .where(
+                c.finished_at.is_not(None),
+                c.trigger != Trigger.BACKFILL,  # it forecasts the past: it says nothing of today's run
+                sa.or_(c.status.in_(COMPLETED_RUNS), every_series_failed),
+            )
             .order_by(c.id.desc())
             .limit(1)
         ).first()
@@ -166,7 +193,7 @@ CLOCK_TOLERANCE = timedelta(minutes=1)  # hosts' clocks disagree by a little; by
 
 
 def completed_run_since(engine: Engine, since: datetime, now: datetime | None = None) -> bool:
-    """Whether a run that finished (ok or partial) started at or after ``since``. A run that started
+    """Whether a run that finished (ok or partial; not a backfill) started at or after ``since``. A run that started
     in the future (beyond CLOCK_TOLERANCE: a clock that was wrong) does not count: it would otherwise
     count as the newest run until that date came, and no missed run would be caught up."""
     runs = schema.runs
@@ -174,7 +201,9 @@ def completed_run_since(engine: Engine, since: datetime, now: datetime | None = 
     with engine.connect() as conn:
         started = conn.execute(
             sa.select(sa.func.max(runs.c.started_at)).where(
-                runs.c.status.in_(COMPLETED_RUNS), runs.c.started_at <= latest
+                runs.c.status.in_(COMPLETED_RUNS),
+                runs.c.started_at <= latest,
+                runs.c.trigger != Trigger.BACKFILL,  # no ingest, no forecast from today: not the scheduled run
             )
         ).scalar()
     return started is not None and as_utc(started) >= since

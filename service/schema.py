@@ -74,6 +74,17 @@ runs = sa.Table(
 )
 
 # Training across series (migration 0004): the column comments, also stated in the README.
+# Which model made a forecast: PUBLISHED is the forecast tickcast publishes (its models combined); the
+# others are the names of the models combined (migration 0006).
+PUBLISHED = "published"
+MODEL_COMMENTS = {
+    ("forecasts", "model"): "the model that made the forecast: published (the forecast tickcast publishes, "
+    "its models combined) or one of them (rnn, ets, theta ...)",
+    ("forecasts", "backfilled"): "1: made by tickcast backfill at a past origin, from the data up to it only",
+    ("fits", "backfill"): "1: a fit made by tickcast backfill at a past origin (never a series' newest fit)",
+    ("fits", "combination"): "how the published forecast combined the models (JSON: weights per model, the rule)",
+}
+
 FIT_COMMENTS = {
     "scope": "series: the series' own model; group: one model across the series of a group (the shared fit has "
     "series_id NULL and the weights; each member's row points to it with group_fit_id)",
@@ -139,6 +150,8 @@ fits = sa.Table(
     ),
     sa.Column("n_series", sa.Integer, comment=FIT_COMMENTS["n_series"]),
     sa.Column("note", sa.Text, comment=FIT_COMMENTS["note"]),
+    sa.Column("backfill", sa.Integer, nullable=False, server_default="0", comment=MODEL_COMMENTS[("fits", "backfill")]),
+    sa.Column("combination", sa.JSON, comment=MODEL_COMMENTS[("fits", "combination")]),
     sa.Index(None, "series_id", "status"),
     sa.Index(None, "run_id"),
     sa.Index(None, "group_fit_id"),
@@ -160,6 +173,13 @@ forecasts = sa.Table(
     metadata,
     sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("origin_ts", sa.Date, primary_key=True),  # the last observation the forecast starts from
+    sa.Column(
+        "model",
+        sa.String(32),
+        primary_key=True,
+        server_default=PUBLISHED,
+        comment=MODEL_COMMENTS[("forecasts", "model")],
+    ),
     sa.Column("step", sa.Integer, primary_key=True),
     sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="CASCADE"), nullable=False),
     sa.Column("target_ts", sa.Date, nullable=False),
@@ -167,7 +187,10 @@ forecasts = sa.Table(
     sa.Column("lower", sa.Double, nullable=False),
     sa.Column("upper", sa.Double, nullable=False),
     sa.Column(
-        "level", sa.Double, nullable=False, comment="nominal coverage of [lower, upper], a fraction (0.8 = 80 %)"
+        "level",
+        sa.Double,
+        primary_key=True,
+        comment="nominal coverage of [lower, upper], a fraction (0.8 = 80 %)",
     ),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column(
@@ -183,6 +206,13 @@ forecasts = sa.Table(
         sa.Double,
         comment="product of the re-basing factors (splits, dividends) applied to "
         "value, lower and upper after the forecast was made; NULL = never rescaled",
+    ),
+    sa.Column(
+        "backfilled",
+        sa.Integer,
+        nullable=False,
+        server_default="0",
+        comment=MODEL_COMMENTS[("forecasts", "backfilled")],
     ),
     sa.Index(None, "fit_id"),
 )
@@ -219,6 +249,7 @@ forecast_errors = sa.table(
     sa.column("series_key", sa.String),
     sa.column("series_id", sa.Integer),
     sa.column("fit_id", sa.Integer),
+    sa.column("model", sa.String),
     sa.column("origin_ts", sa.Date),
     sa.column("target_ts", sa.Date),
     sa.column("step", sa.Integer),
@@ -236,6 +267,7 @@ forecast_errors = sa.table(
     sa.column("winkler", sa.Double),
     sa.column("interval_factor", sa.Double),
     sa.column("rescaled_by", sa.Double),
+    sa.column("backfilled", sa.Integer),
 )
 
 # Its aggregates: per series, step and level (forecast_accuracy), and per series, target month and
@@ -244,6 +276,7 @@ _ACCURACY_SCORES = ("n", "mae", "rmse", "mape_pct", "naive_mae", "skill", "cover
 forecast_accuracy = sa.table(
     "forecast_accuracy",
     sa.column("series_key", sa.String),
+    sa.column("model", sa.String),
     sa.column("step", sa.Integer),
     sa.column("level", sa.Double),
     sa.column("n", sa.Integer),
@@ -254,6 +287,7 @@ forecast_accuracy = sa.table(
 forecast_accuracy_monthly = sa.table(
     "forecast_accuracy_monthly",
     sa.column("series_key", sa.String),
+    sa.column("model", sa.String),
     sa.column("month", sa.String),
     sa.column("level", sa.Double),
     sa.column("n", sa.Integer),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tickcast.models.config import ForecasterConfig
+from tickcast.models.config import DEFAULT_MEMBERS, ForecasterConfig
 
 # How long a writer waits for another process's lock on the database: a foreign writer (a backup, a
 # bulk load, someone's sqlite3 shell) usually finishes well within it.
@@ -72,6 +72,9 @@ class ModelSettings:
     which declares, defaults and checks them; see models/README.md) and the service's own policy."""
 
     forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)
+    # The models the published forecast combines (tickcast.models.AutoForecaster): the RNN above and
+    # statistical challengers; each one's forecast is stored and scored too. ("rnn",): the RNN alone.
+    members: tuple[str, ...] = DEFAULT_MEMBERS
     full_retrain_days: int = 7  # retrain from scratch when the last cold fit is this old
     max_points: int = 2500  # train on the most recent points only
     # "series": one model per series; "group": one model per frequency group (fit_many); "auto":
@@ -90,7 +93,7 @@ class ForecastSettings:
     # Steps forecast for every series; None (the default): each series' frequency says (the M
     # competitions' horizons: 5 trading days, 14 days, 13 weeks, 18 months, 8 quarters, 6 years).
     horizon: int | None = None
-    level: float = 0.8
+    levels: tuple[float, ...] = (0.8, 0.95)  # the prediction intervals stored, as coverages
     min_length: int = 3  # shorter series are skipped with a recorded reason (the model needs 3: MIN_LENGTH)
     # Adaptive intervals (service/run/adaptive.py): how fast realised coverage moves the interval
     # factor; 0 keeps the model's own intervals.

@@ -25,6 +25,7 @@ class Trigger(StrEnum):
     MANUAL = "manual"  # `tickcast run`, `tickcast serve --run-now`
     SCHEDULE = "schedule"
     CATCH_UP = "catch-up"  # `tickcast serve` starting after a missed scheduled time
+    BACKFILL = "backfill"  # `tickcast backfill`: forecasts at past origins
 
 
 class FitStatus(StrEnum):

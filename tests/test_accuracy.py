@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tickcast.service import schema
-from tickcast.service.accuracy import accuracy
+from tickcast.service.accuracy import SCORES, accuracy
 from tickcast.service.cli import main
 from tickcast.service.db import write_transaction
 from tickcast.service.queries import NothingStored
@@ -21,7 +21,7 @@ from tickcast.service.run.adaptive import adaptive_interval_factor, scale_interv
 from tickcast.service.run.cycle import run_cycle
 
 from .support.small_model import FAST_MODEL
-from .support.tables import table
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, table
 
 NOW = datetime(2024, 2, 6, tzinfo=UTC)
 D0, D1, D2, D3, D4, D5 = (
@@ -82,6 +82,7 @@ def build(engine, key: str = "csv:x", factors: dict | None = None) -> int:
 
 STEP_1 = dict(
     series_key="csv:x",
+    model="published",
     step=1,
     level=0.8,
     n=4,
@@ -97,6 +98,7 @@ STEP_1 = dict(
 )
 STEP_2 = dict(
     series_key="csv:x",
+    model="published",
     step=2,
     level=0.8,
     n=2,
@@ -112,6 +114,7 @@ STEP_2 = dict(
 )
 JANUARY = dict(
     series_key="csv:x",
+    model="published",
     month="2024-01",
     level=0.8,
     n=1,
@@ -127,6 +130,7 @@ JANUARY = dict(
 )
 FEBRUARY = dict(
     series_key="csv:x",
+    model="published",
     month="2024-02",
     level=0.8,
     n=5,
@@ -151,7 +155,7 @@ def test_the_views_give_exact_figures(fresh_db):
     build(engine)
     rows, columns = accuracy(engine)
     assert rows == [exactly(STEP_1), exactly(STEP_2)]
-    assert columns[:3] == ["series_key", "step", "level"]
+    assert columns[:4] == ["series_key", "model", "step", "level"]
     monthly, _ = accuracy(engine, "csv:x", by="month")
     assert monthly == [exactly(JANUARY), exactly(FEBRUARY)]
     with engine.connect() as conn:
@@ -186,6 +190,7 @@ def test_tickcast_accuracy_prints_the_ledger(fresh_db, db_url, tmp_path, capsys)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == [
         "series_key",
+        "model",
         "step",
         "level",
         "n",
@@ -198,15 +203,41 @@ def test_tickcast_accuracy_prints_the_ledger(fresh_db, db_url, tmp_path, capsys)
         "winkler",
     ]
     # units as stored: mape_pct in percent, skill and coverage fractions; no % signs anywhere
-    assert lines[2].split() == ["csv:x", "1", "0.80", "4", "3.00", "3.39", "2.96", "3.50", "+0.143", "0.250", "18.00"]
-    assert lines[3].split() == ["csv:x", "2", "0.80", "2", "2.50", "2.92", "2.50", "1.50", "-0.667", "0.500", "13.00"]
+    assert lines[2].split() == [
+        "csv:x",
+        "published",
+        "1",
+        "0.80",
+        "4",
+        "3.00",
+        "3.39",
+        "2.96",
+        "3.50",
+        "+0.143",
+        "0.250",
+        "18.00",
+    ]
+    assert lines[3].split() == [
+        "csv:x",
+        "published",
+        "2",
+        "0.80",
+        "2",
+        "2.50",
+        "2.92",
+        "2.50",
+        "1.50",
+        "-0.667",
+        "0.500",
+        "13.00",
+    ]
     assert main([*base, "--by", "month", "--format", "csv"]) == 0
     csv_lines = capsys.readouterr().out.splitlines()
-    assert csv_lines[0] == "series_key,month,level,n,mae,rmse,mape_pct,naive_mae,skill,coverage,winkler"
-    assert csv_lines[1].startswith("csv:x,2024-01,0.8,1,1.0,1.0,0.98039215686") and csv_lines[1].endswith(
+    assert csv_lines[0] == "series_key,model,month,level,n,mae,rmse,mape_pct,naive_mae,skill,coverage,winkler"
+    assert csv_lines[1].startswith("csv:x,published,2024-01,0.8,1,1.0,1.0,0.98039215686") and csv_lines[1].endswith(
         ",0.5,1.0,4.0"
     )
-    assert csv_lines[2].split(",")[:4] == ["csv:x", "2024-02", "0.8", "5"]
+    assert csv_lines[2].split(",")[:5] == ["csv:x", "published", "2024-02", "0.8", "5"]
 
 
 def test_accuracy_before_anything_is_scored_says_why(fresh_db, db_url, tmp_path, capsys):
@@ -256,7 +287,10 @@ def test_the_adaptive_factor_follows_realised_coverage(fresh_db, origin, factors
     engine = fresh_db()
     sid = build(engine, factors=factors)
     with engine.connect() as conn:
-        assert adaptive_interval_factor(conn, sid, origin, rate) == pytest.approx(expected, rel=1e-12)
+        assert adaptive_interval_factor(conn, sid, origin, rate, "published", 0.8) == pytest.approx(expected, rel=1e-12)
+        # each model and level learns from its own forecasts only: none stored for these
+        assert adaptive_interval_factor(conn, sid, origin, rate, "rnn", 0.8) == 1.0
+        assert adaptive_interval_factor(conn, sid, origin, rate, "published", 0.95) == 1.0
 
 
 def test_scale_interval_scales_each_side_around_the_point():
@@ -301,7 +335,16 @@ def test_a_run_widens_intervals_after_misses_and_records_the_factor(
         make_series("walk", values, dates=dates)  # three more days: steps 1-3 of those forecasts are scored
         run_cycle(engine, settings)
         results[name] = sorted(
-            (f["origin_ts"], f["step"], f["value"], f["lower"], f["upper"], f["interval_factor"])
+            (
+                f["origin_ts"],
+                f["model"],
+                f["level"],
+                f["step"],
+                f["value"],
+                f["lower"],
+                f["upper"],
+                f["interval_factor"],
+            )
             for f in table(engine, "forecasts")
         )
         engine.dispose()
@@ -310,10 +353,22 @@ def test_a_run_widens_intervals_after_misses_and_records_the_factor(
     second_origin = dates[202].date()
     fixed = [f for f in results["fixed"] if f[0] == second_origin]
     adaptive = [f for f in results["adaptive"] if f[0] == second_origin]
-    factor = math.exp(0.05 * 3 * (0.8 - 0))  # three scored misses at level 0.8
-    assert len(fixed) == len(adaptive) == 5
-    assert [f[5] for f in fixed] == [1.0] * 5 and [f[5] for f in adaptive] == pytest.approx([factor] * 5, rel=1e-12)
-    for (_, _, value, lower, upper, _), (_, _, value_a, lower_a, upper_a, _) in zip(fixed, adaptive):
+    # every model's intervals at every level: each its own factor, from its own three scored misses
+    assert len(fixed) == len(adaptive) == 5 * ROWS_PER_STEP
+    assert {(f[1], f[2]) for f in adaptive} == {(m, lv) for m in ("published", *MEMBERS) for lv in LEVELS}
+    for (_, model, level, step, value, lower, upper, f), (
+        _,
+        model_a,
+        level_a,
+        step_a,
+        value_a,
+        lower_a,
+        upper_a,
+        f_a,
+    ) in zip(fixed, adaptive):
+        factor = math.exp(0.05 * 3 * (level - 0))  # three scored misses at this level
+        assert (model, level, step) == (model_a, level_a, step_a)
+        assert f == 1.0 and f_a == pytest.approx(factor, rel=1e-12)
         assert value_a == value
         assert value - lower_a == pytest.approx(factor * (value - lower), rel=1e-9)
         assert upper_a - value == pytest.approx(factor * (upper - value), rel=1e-9)
@@ -341,3 +396,62 @@ def test_the_plot_has_a_panel_of_realised_errors_and_coverage(fresh_db):
     (rolling, nominal) = coverage.get_lines()
     assert rolling.get_ydata()[-1] == pytest.approx(2 / 6) and list(nominal.get_ydata()) == [0.8, 0.8]
     fig.clf()
+
+
+def add_model(engine, sid: int, model: str, miss: float) -> None:
+    """``model``'s forecasts beside the published ones: ``miss`` above each actual (100 where none),
+    with an interval of +-1 around it."""
+    with write_transaction(engine) as conn:
+        fit = conn.execute(sa.select(schema.fits.c.id).where(schema.fits.c.series_id == sid)).scalar_one()
+        conn.execute(
+            sa.insert(schema.forecasts),
+            [
+                dict(
+                    series_id=sid,
+                    fit_id=fit,
+                    origin_ts=o,
+                    model=model,
+                    step=s,
+                    target_ts=t,
+                    value=ACTUALS.get(t, 100.0) + miss,
+                    lower=ACTUALS.get(t, 100.0) + miss - 1,
+                    upper=ACTUALS.get(t, 100.0) + miss + 1,
+                    level=0.8,
+                    created_at=NOW,
+                )
+                for o, s, t, *_ in FORECASTS
+            ],
+        )
+
+
+def test_accuracy_by_model_ranks_every_model_on_the_same_targets(fresh_db, db_url, tmp_path, capsys):
+    engine = fresh_db()
+    sid = build(engine)
+    add_model(engine, sid, "rnn", 0.5)  # inside its interval, 0.5 off every time
+    add_model(engine, sid, "ets", 3.0)  # outside by 2, 3 off every time
+    config = tmp_path / "t.toml"
+    config.write_text('[[series]]\nkey = "csv:x"\npath = "x.csv"\n')
+    base = ["--db", db_url, "--config", str(config), "accuracy"]
+    assert main([*base, "--by", "model", "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["n"]) for r in printed] == [("rnn", 6), ("published", 6), ("ets", 6)]  # best first
+    by_model = {r["model"]: r for r in printed}
+    assert by_model["rnn"]["mae"] == pytest.approx(0.5) and by_model["rnn"]["coverage"] == 1.0
+    assert by_model["ets"]["mae"] == pytest.approx(3.0) and by_model["ets"]["coverage"] == 0.0
+    assert by_model["published"]["mae"] == pytest.approx(17 / 6) and by_model["published"]["coverage"] == pytest.approx(
+        2 / 6
+    )
+    # the same naive forecast beside each: every model is scored on the same targets
+    assert [r["naive_mae"] for r in printed] == pytest.approx([17 / 6] * 3)
+    assert by_model["rnn"]["skill"] == pytest.approx(1 - 0.5 / (17 / 6))
+    assert set(printed[0]) == {"series_key", "model", "level", *SCORES}
+    # by step, the published forecast unless another model (or all) is asked for
+    rows, _ = accuracy(engine, "csv:x")
+    assert {r["model"] for r in rows} == {"published"} and len(rows) == 2
+    rows, _ = accuracy(engine, "csv:x", model="rnn")
+    assert {r["model"] for r in rows} == {"rnn"} and [r["mae"] for r in rows] == pytest.approx([0.5, 0.5])
+    rows, _ = accuracy(engine, by="month", model="all")
+    assert sorted({r["model"] for r in rows}) == ["ets", "published", "rnn"] and len(rows) == 6
+    assert main([*base, "--by", "model"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["series_key", "model", "level"] and lines[2].split()[:2] == ["csv:x", "rnn"]

@@ -23,7 +23,7 @@ from tickcast.service.run.cycle import run_cycle
 
 from .support.fake_yahoo import bars_from_closes
 from .support.small_model import FAST_MODEL
-from .support.tables import table
+from .support.tables import ROWS_PER_STEP, table
 
 # The tests build calendars themselves; exchange_calendars' deprecation noise under pandas 3 is not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:Series.values returning")
@@ -169,9 +169,11 @@ def test_a_run_gives_holiday_free_target_dates_on_every_calendar(fresh_db, make_
     with engine.connect() as conn:
         calendars = dict(conn.execute(sa.select(schema.series.c.key, schema.series.c.calendar)).all())
         rows = conn.execute(
-            sa.select(schema.series.c.key, schema.forecasts.c.target_ts)
+            sa.select(
+                schema.series.c.key, schema.forecasts.c.target_ts, schema.forecasts.c.model, schema.forecasts.c.level
+            )
             .join(schema.forecasts, schema.forecasts.c.series_id == schema.series.c.id)
-            .order_by(schema.series.c.key, schema.forecasts.c.step)
+            .order_by(schema.series.c.key, schema.forecasts.c.model, schema.forecasts.c.level, schema.forecasts.c.step)
         ).all()
     assert calendars == {
         "sample:sp500": "XNYS",
@@ -182,9 +184,12 @@ def test_a_run_gives_holiday_free_target_dates_on_every_calendar(fresh_db, make_
         "yahoo:7203.T": "XTKS",
         "yahoo:ODD": "XLON",
     }
-    targets: dict[str, list[date]] = {}
-    for key, target in rows:
-        targets.setdefault(key, []).append(target)
+    by_model: dict[tuple, list[date]] = {}
+    for key, target, model, level in rows:
+        by_model.setdefault((key, model, level), []).append(target)
+    targets = {key: dates for (key, model, level), dates in by_model.items() if (model, level) == ("published", 0.8)}
+    # every model's forecasts at every level have the published forecast's target dates
+    assert {(key, dates == targets[key]) for (key, _, _), dates in by_model.items()} == {(k, True) for k in targets}
     assert targets == {
         "sample:sp500": days("2019-01-02", "2019-01-03", "2019-01-04", "2019-01-07", "2019-01-08"),
         "sample:wti": days("2019-01-04", "2019-01-07", "2019-01-08", "2019-01-09", "2019-01-10"),
@@ -195,4 +200,4 @@ def test_a_run_gives_holiday_free_target_dates_on_every_calendar(fresh_db, make_
         "yahoo:7203.T": days("2024-12-30", "2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09"),
         "yahoo:ODD": days("2024-12-23", "2024-12-24", "2024-12-27", "2024-12-30", "2024-12-31"),
     }
-    assert len(table(engine, "forecasts")) == 6 * 5 + 18  # a trading week for prices
+    assert len(table(engine, "forecasts")) == (6 * 5 + 18) * ROWS_PER_STEP  # a trading week for prices

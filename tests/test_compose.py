@@ -23,6 +23,7 @@ from .support.compose import docker_compose
 from .support.daemon import Daemon, db_rows
 from .support.pg import free_port
 from .support.small_model import FAST_MODEL
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP
 from .support.web import fetch_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -271,7 +272,9 @@ def test_the_tickcast_service_command_runs_natively(tmp_path):
     assert run_cli(*health[2:], env=env).returncode == 0
     assert daemon.terminate() == 0
     rows = db_rows(tmp_path, "SELECT count(*), count(DISTINCT series_id) FROM forecasts")
-    assert rows == [(5 + 18, 2)]
+    assert rows == [((5 + 18) * ROWS_PER_STEP, 2)]  # every model at every level
+    published = "SELECT count(*) FROM forecasts WHERE model = 'published' AND level = 0.8"
+    assert db_rows(tmp_path, published) == [(5 + 18,)]
     assert (data / "tickcast.db-wal").exists() or (data / "tickcast.db").stat().st_size > 0
 
 
@@ -307,8 +310,10 @@ def test_datasette_serves_the_canned_queries(populated):
     try:
         base = f"http://127.0.0.1:{port}/tickcast"
         latest = fetch_json(f"{base}/latest.json?_shape=array")
+        # one row per published step: its narrowest interval, and its widest around it
         assert {r["series_key"] for r in latest} == {"csv:walk", "sample:core-cpi"} and len(latest) == 5 + 18
-        assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in latest)
+        assert all(r["wide_lower"] <= r["lower"] <= r["forecast"] <= r["upper"] <= r["wide_upper"] for r in latest)
+        assert {(r["level"], r["wide_level"]) for r in latest} == {(LEVELS[0], LEVELS[-1])}
         history = fetch_json(f"{base}/forecast_vs_actual.json?key=csv:walk&_shape=array")
         assert len(history) == 10  # two origins x five steps
         judged = [r for r in history if r["actual"] is not None]
@@ -318,13 +323,22 @@ def test_datasette_serves_the_canned_queries(populated):
         curve = fetch_json(f"{base}/loss_curve.json?key=csv:walk&_shape=array")  # by series key, not fit id
         assert [r["epoch"] for r in curve][:2] == [0, 1] and all(r["train_loss"] > 0 for r in curve)
         assert {r["fit_id"] for r in curve} == {walk_fit}
-        ledger = fetch_json(f"{base}/accuracy.json?_shape=array")
-        assert [(r["series_key"], r["step"], r["n"]) for r in ledger] == [("csv:walk", step, 1) for step in range(1, 6)]
-        for row, judged_row in zip(ledger, sorted(judged, key=lambda r: r["step"])):
+        ledger = fetch_json(f"{base}/accuracy.json?_shape=array")  # the published forecast, at each level
+        assert [(r["series_key"], r["step"], r["level"], r["n"]) for r in ledger] == [
+            ("csv:walk", step, level, 1) for step in range(1, 6) for level in LEVELS
+        ]
+        first_level = [r for r in ledger if r["level"] == LEVELS[0]]
+        for row, judged_row in zip(first_level, sorted(judged, key=lambda r: r["step"])):
             assert row["mae"] == pytest.approx(abs(judged_row["error"]), abs=1e-3)
             assert row["coverage"] == judged_row["inside_interval"]
         monthly = fetch_json(f"{base}/accuracy_by_month.json?key=csv:walk&_shape=array")
-        assert sum(r["n"] for r in monthly) == 5 and all(len(r["month"]) == 7 for r in monthly)
+        assert sum(r["n"] for r in monthly) == 5 * len(LEVELS) and all(len(r["month"]) == 7 for r in monthly)
+        by_model = fetch_json(f"{base}/accuracy_by_model.json?_shape=array")
+        assert sorted((r["model"], r["level"], r["n"]) for r in by_model) == sorted(
+            (m, level, 5) for m in ("published", *MEMBERS) for level in LEVELS
+        )
+        published = next(r for r in by_model if (r["model"], r["level"]) == ("published", LEVELS[0]))
+        assert published["mae"] == pytest.approx(sum(r["mae"] for r in first_level) / 5, abs=1e-3)
         # read-only, canned queries only: a write, or a SELECT of one's own, is refused
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}.json?sql=delete+from+forecasts", timeout=10)
@@ -444,5 +458,6 @@ def test_the_readme_sql_runs_on_a_populated_database(populated, tmp_path):
     results = [conn.execute(s).fetchall() for s in statements]
     conn.close()
     assert len(results[0]) == 5 + 18  # latest forecasts: a trading week (csv:walk), 18 months (core-cpi)
+    assert len({(r[0], r[4]) for r in results[0]}) == 5 + 18  # one row per series and step
     assert len(results[1]) == 5  # the first run's forecasts now have actual values
     assert results[2] and results[4]  # skill per series; recent runs (the loss-curve query names sample:sp500)

@@ -216,6 +216,7 @@ def test_a_bad_cron_stops_every_command_naming_the_key(tmp_path, capsys):
         "history": ["sample:wti"],
         "plot": ["sample:wti", "-o", str(tmp_path / "p.png")],
         "backup": [str(tmp_path / "copy.db")],
+        "backfill": ["--origins", "1"],
     }
     for command in commands:
         code = main(["--config", str(cfg), "--db", f"sqlite:///{db}", command, *arguments.get(command, [])])

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from .support.cli import tickcast_executable
 from .support.dask_cluster import local_cluster
 from .support.pg import free_port
+from .support.tables import LEVELS, ROWS_PER_STEP
 
 distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev extra
 
@@ -122,8 +123,8 @@ def tables(url: str) -> dict:
 
     return {
         "forecasts": read(
-            "SELECT s.key, f.origin_ts, f.target_ts, f.step, f.value, f.lower, f.upper, f.level "
-            "FROM forecasts f JOIN series s ON s.id = f.series_id ORDER BY s.key, f.origin_ts, f.step"
+            "SELECT s.key, f.origin_ts, f.model, f.level, f.target_ts, f.step, f.value, f.lower, f.upper "
+            "FROM forecasts f JOIN series s ON s.id = f.series_id ORDER BY s.key, f.origin_ts, f.model, f.level, f.step"
         ),
         "fits": read(
             "SELECT s.key, f.status, f.mode, f.train_end, f.epochs, f.train_loss, f.val_loss, f.mae, f.skill, "
@@ -142,7 +143,8 @@ def latest(url: str) -> list[tuple]:
     return [
         tuple(exact(v) for v in row)
         for row in rows(
-            url, "SELECT series_key, target_ts, step, forecast, lower, upper FROM latest_forecasts ORDER BY 1, 3"
+            url,
+            "SELECT series_key, target_ts, step, level, forecast, lower, upper FROM latest_forecasts ORDER BY 1, 3, 4",
         )
     ]
 
@@ -162,7 +164,11 @@ def consistent(url: str) -> None:
         elif series_id is None:  # a group's shared fit: the loss history; the forecasts are its members'
             assert n_history > 0 and n_forecasts == 0, (fit_id, n_history, n_forecasts)
         else:  # a series' own fit, or a member's row of a group (whose loss history is the shared fit's)
-            assert (n_history > 0) == (group_fit_id is None) and n_forecasts == 5, (fit_id, n_history, n_forecasts)
+            assert (n_history > 0) == (group_fit_id is None) and n_forecasts == 5 * ROWS_PER_STEP, (
+                fit_id,
+                n_history,
+                n_forecasts,
+            )
     assert rows(url, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
     for (value,) in rows(url, "SELECT value FROM forecasts UNION ALL SELECT lower FROM forecasts"):
         assert math.isfinite(value)
@@ -232,7 +238,7 @@ def test_a_group_trained_across_its_series_on_dask_stores_what_it_stores_locally
     else:  # the choice and both scores are noted on the fits, whichever won
         notes = rows(f"sqlite:///{tmp_path / 'dask'}.db", "SELECT DISTINCT note FROM fits WHERE series_id IS NOT NULL")
         assert len(notes) == 1 and notes[0][0], notes
-    assert len(local_latest) == N_SERIES * 5
+    assert len(local_latest) == N_SERIES * 5 * len(LEVELS)  # a trading week at each level
     assert (dask, dask_latest, dask_groups) == (local, local_latest, local_groups)
 
 

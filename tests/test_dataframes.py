@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import tickcast
-from tickcast.models import RNNForecaster
+from tickcast.models import AutoForecaster, RNNForecaster
+from tickcast.service.run import published
 from tickcast.service.run.values import forecaster_params
 from tickcast.service.settings import ModelSettings
 
@@ -52,7 +53,8 @@ def test_forecast_is_the_model_the_service_trains_for_that_series():
     y = walk(150, 3)
     df = pd.DataFrame({"unique_id": "csv:a", "ds": pd.bdate_range("2023-01-02", periods=150), "y": y})
     out = tickcast.forecast(df, h=5, freq="B", level=[0.8], model=FAST)  # fractions work too
-    direct = RNNForecaster(**forecaster_params(FAST, "csv:a", 1, 5)).fit(y)
+    direct = published.forecaster(forecaster_params(FAST, "csv:a", 1, 5), FAST.members).fit(y)
+    assert isinstance(direct, AutoForecaster) and set(direct.members_) == set(FAST.members)
     assert np.array_equal(out["tickcast"].to_numpy(), direct.predict(5))
     lower, upper = direct.predict_interval(5, level=0.8)
     assert np.array_equal(out["tickcast-lo-80"].to_numpy(), lower) and np.array_equal(out["tickcast-hi-80"], upper)

@@ -29,6 +29,7 @@ from .support.compose import docker_compose
 from .support.docker_engine import Engine, EngineUnavailable, docker_engine
 from .support.pg import free_port
 from .support.small_model import FAST_MODEL
+from .support.tables import ROWS_PER_STEP
 from .support.web import fetch_json
 
 # The container test builds images and runs whole stacks: alone, after the parallel part.
@@ -40,8 +41,11 @@ IMAGE = "tickcast-test:latest"  # not the compose file's tickcast:latest, which 
 SERVICES_OF_THE_IMAGE = ("tickcast", "browse", "tickcast-pg", "tickcast-dask")
 DASK_NODES = ("dask-scheduler", "dask-worker")  # the image too, with no config and healthchecks of their own
 SAMPLES = {"sample:sp500", "sample:core-cpi"}
-# each sample forecasts its frequency's default horizon: a trading week for prices, 18 months for CPI
+# each sample forecasts its frequency's default horizon: a trading week for prices, 18 months for CPI;
+# the published forecast is one row per step in `tickcast forecasts` and the canned query `latest`
 ROWS = horizon("B") + horizon("M")
+# the table holds, per step, the published forecast and each model's own, each at every level
+TABLE_ROWS = ROWS * ROWS_PER_STEP
 
 CONFIG = (
     """
@@ -286,6 +290,7 @@ def test_the_stack_on_sqlite(engine, stack):
 
     table = compose("exec", "-T", "tickcast", "tickcast", "forecasts").stdout.splitlines()
     assert table[0].split()[:2] == ["series_key", "last_ts"] and len(table) == 2 + ROWS
+    assert table[0].split()[6:10] == ["lower_80", "upper_80", "lower_95", "upper_95"]
     assert {line.split()[0] for line in table[2:]} == SAMPLES
 
     # Datasette's canned queries, over 127.0.0.1
@@ -316,7 +321,9 @@ def test_the_stack_on_sqlite(engine, stack):
     assert logs.count("catching up") == 1, logs[-3000:]
     db = compose.sqlite_copy(tmp)
     assert db.execute("SELECT id, trigger, status FROM runs").fetchall() == [(1, "catch-up", "ok")]
-    assert db.execute("SELECT count(*) FROM forecasts").fetchone() == (ROWS,)
+    assert db.execute("SELECT count(*) FROM forecasts").fetchone() == (TABLE_ROWS,)
+    published = "SELECT count(*) FROM forecasts WHERE model = 'published' AND level = 0.8"
+    assert db.execute(published).fetchone() == (ROWS,)
     report.lines.append(f"sqlite stack: {time.time() - t0:.0f} s (up, checks, stop, up again)")
 
 

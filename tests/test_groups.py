@@ -18,7 +18,7 @@ from tickcast.service.cli import main
 from tickcast.service.run.cycle import run_cycle
 
 from .support.small_model import small_model
-from .support.tables import table
+from .support.tables import ROWS_PER_STEP, published, table
 
 GROUP_MODEL = small_model(group_min_series=3, full_retrain_days=100)
 MONTHS = 48
@@ -109,7 +109,9 @@ def test_a_group_is_one_shared_fit_and_a_row_per_member_that_its_forecasts_point
     for f in forecasts:
         if f["series_id"] in by_member:
             assert f["fit_id"] == by_member[f["series_id"]]
-    assert len(forecasts) == 5 + 4 * 18  # sp500 a trading week, the monthly members 18 months
+    # sp500 a trading week, the monthly members 18 months: every model at every level
+    assert len(forecasts) == (5 + 4 * 18) * ROWS_PER_STEP
+    assert len(published(forecasts)) == 5 + 4 * 18
     with engine.connect() as conn:
         view = conn.execute(sa.select(schema.latest_forecasts)).all()
     assert {(r.series_key, r.fit_id) for r in view} == {(m["key"], m["id"]) for m in members} | {
@@ -375,6 +377,7 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
         "[forecast]\nhorizon = 6\n",
         "[forecast]\nlevel = 0.9\n",
         "[forecast]\nmin_length = 30\n",
+        '[model]\nmembers = ["rnn", "ets"]\n',
     ):
         hashes.add(series_fingerprint(make_settings(toml), "csv:a", 12))
     hashes |= {
@@ -382,10 +385,15 @@ def test_a_settings_change_that_shapes_a_fit_changes_its_fingerprint(make_settin
         series_fingerprint(base, "csv:a", 4),
         series_fingerprint(base, "csv:a", 12, "g"),
     }
-    assert len(hashes) == 1 + len(changed) + 4 + 3
+    assert len(hashes) == 1 + len(changed) + 5 + 3
     assert group_fingerprint(base, "M/12", 12, ["csv:a", "csv:b"]) != group_fingerprint(
         base, "M/12", 12, ["csv:b", "csv:a"]
     )
+    assert group_fingerprint(base, "M/12", 12, ["csv:a", "csv:b"]) != group_fingerprint(
+        base, "M/12", 12, ["csv:a", "csv:b", "csv:c"]
+    )
+    models = make_settings('[model]\nmembers = ["rnn", "theta"]\n')
+    assert group_fingerprint(base, "M/12", 12, ["csv:a"]) != group_fingerprint(models, "M/12", 12, ["csv:a"])
     # the service's retraining policy is not a fit's setting
     retrain = make_settings("[model]\nfull_retrain_days = 3\n")
     assert series_fingerprint(retrain, "csv:a", 12) == series_fingerprint(base, "csv:a", 12)

@@ -277,3 +277,167 @@ def test_the_views_schema_py_names_are_the_ones_the_migrations_create():
     definitions = migration_view_definitions()
     assert set(definitions) == {view.name for view in schema.VIEWS}
     assert all(sql.lstrip().upper().startswith("CREATE VIEW") for sql in definitions.values())
+
+
+def test_upgrading_a_0005_database_keeps_its_forecasts_as_the_published_ones_and_downgrades(fresh_db, backend):
+    """0006 adds forecasts.model (and level to the key), forecasts.backfilled, fits.backfill and
+    fits.combination (on SQLite by copying the forecasts table): every stored forecast survives as
+    the published one, the views score it per model; the downgrade keeps the published forecasts at
+    their first level and drops the members', the other levels and whatever a backfill made."""
+    from datetime import date, datetime
+
+    engine = fresh_db(upgraded=False)
+    db.upgrade(engine, "0005")
+    now = datetime(2024, 1, 5, tzinfo=UTC)
+    d = [date(2024, 1, day) for day in (1, 2, 3, 4)]
+    with db.write_transaction(engine) as conn:
+        sid = conn.execute(
+            sa.text(
+                "INSERT INTO series (key, source, symbol, created_at, is_price, active) "
+                "VALUES ('csv:x', 'csv', 'x', :now, :f, :t) RETURNING id"
+            ),
+            dict(now=now, f=False, t=True),
+        ).scalar_one()
+        fit_ids = [
+            conn.execute(
+                sa.text(
+                    "INSERT INTO fits (series_id, created_at, status, mode, weights) "
+                    "VALUES (:sid, :now, 'ok', 'cold', :w) RETURNING id"
+                ),
+                dict(sid=sid, now=now, w=blob),
+            ).scalar_one()
+            for blob in (b"\x00first", b"\x00second")
+        ]
+        conn.execute(
+            sa.text("INSERT INTO loss_history (fit_id, epoch, train_loss) VALUES (:fit, 0, 1.5)"), dict(fit=fit_ids[1])
+        )
+        for ts, value in zip(d, (10.0, 11.0, 12.0, 13.0)):
+            conn.execute(
+                sa.text("INSERT INTO observations (series_id, ts, value) VALUES (:sid, :ts, :v)"),
+                dict(sid=sid, ts=ts, v=value),
+            )
+        old = [  # (origin, step, fit, target, value, lower, upper, factor)
+            (d[0], 1, fit_ids[0], d[1], 10.5, 10.0, 11.5, 1.0),
+            (d[0], 2, fit_ids[0], d[2], 11.0, 10.0, 11.5, 1.0),
+            (d[1], 1, fit_ids[1], d[2], 12.5, 12.0, 13.0, 1.25),
+            (d[1], 2, fit_ids[1], d[3], 14.0, 13.0, 15.0, 1.25),
+        ]
+        for o, step, fit, t, v, lo, hi, factor in old:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO forecasts (series_id, origin_ts, step, fit_id, target_ts, value, lower, upper, "
+                    "level, created_at, interval_factor) VALUES (:sid, :o, :s, :fit, :t, :v, :lo, :hi, 0.8, :now, :f)"
+                ),
+                dict(sid=sid, o=o, s=step, fit=fit, t=t, v=v, lo=lo, hi=hi, now=now, f=factor),
+            )
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    f = schema.forecasts.c
+
+    def stored(conn):
+        return conn.execute(
+            sa.select(f.origin_ts, f.step, f.fit_id, f.target_ts, f.value, f.lower, f.upper, f.interval_factor)
+            .order_by(f.origin_ts, f.step)
+            .where(f.model == "published")
+        ).all()
+
+    with engine.connect() as conn:
+        assert [tuple(r) for r in stored(conn)] == old
+        assert set(conn.execute(sa.select(f.model, f.level, f.backfilled)).all()) == {("published", 0.8, 0)}
+        fits = conn.execute(sa.select(schema.fits).order_by(schema.fits.c.id)).all()
+        assert [(x.id, x.weights, x.backfill, x.combination) for x in fits] == [
+            (fit_ids[0], b"\x00first", 0, None),
+            (fit_ids[1], b"\x00second", 0, None),
+        ]
+        assert conn.execute(sa.select(schema.loss_history.c.fit_id)).scalars().all() == [fit_ids[1]]
+        latest = conn.execute(sa.select(schema.latest_forecasts).order_by(schema.latest_forecasts.c.step)).all()
+        assert [(r.fit_id, r.step, r.forecast, r.level) for r in latest] == [
+            (fit_ids[1], 1, 12.5, 0.8),
+            (fit_ids[1], 2, 14.0, 0.8),
+        ]
+        errors = conn.execute(
+            sa.select(schema.forecast_errors).order_by(
+                schema.forecast_errors.c.origin_ts, schema.forecast_errors.c.step
+            )
+        ).all()
+        assert [(e.model, e.origin_ts, e.step, e.error, e.backfilled) for e in errors] == [
+            ("published", d[0], 1, 0.5, 0),
+            ("published", d[0], 2, 1.0, 0),
+            ("published", d[1], 1, -0.5, 0),
+            ("published", d[1], 2, -1.0, 0),
+        ]
+        by_step = conn.execute(sa.select(schema.forecast_accuracy).order_by(schema.forecast_accuracy.c.step)).all()
+        assert [(r.model, r.step, r.level, r.n) for r in by_step] == [
+            ("published", 1, 0.8, 2),
+            ("published", 2, 0.8, 2),
+        ]
+        if backend == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    # What 0006 stores: a member's forecast and another level beside the published one, a backfill.
+    with db.write_transaction(engine) as conn:
+        row = dict(series_id=sid, origin_ts=d[1], step=1, fit_id=fit_ids[1], target_ts=d[2], created_at=now)
+        conn.execute(
+            sa.insert(schema.forecasts).values(**row, model="rnn", level=0.8, value=12.0, lower=11.0, upper=13.0)
+        )
+        conn.execute(
+            sa.insert(schema.forecasts).values(**row, model="published", level=0.95, value=12.5, lower=11.5, upper=13.5)
+        )
+        backfill = conn.execute(
+            sa.insert(schema.fits)
+            .values(series_id=sid, created_at=now, status="ok", mode="cold", backfill=1, combination={"weights": {}})
+            .returning(schema.fits.c.id)
+        ).scalar_one()
+        conn.execute(sa.insert(schema.loss_history).values(fit_id=backfill, epoch=0, train_loss=1.0))
+        conn.execute(
+            sa.insert(schema.forecasts).values(
+                series_id=sid, origin_ts=d[2], step=1, fit_id=backfill, target_ts=d[3], created_at=now,
+                model="published", level=0.8, value=12.9, lower=12.0, upper=14.0, backfilled=1,
+            )
+        )  # fmt: skip
+    with pytest.raises(sa.exc.IntegrityError):  # the key is (series, origin, model, step, level)
+        with db.write_transaction(engine) as conn:
+            conn.execute(
+                sa.insert(schema.forecasts).values(**row, model="rnn", level=0.8, value=1.0, lower=0.0, upper=2.0)
+            )
+    with pytest.raises(sa.exc.IntegrityError):  # the foreign keys hold after the copy
+        with db.write_transaction(engine) as conn:
+            conn.execute(
+                sa.insert(schema.forecasts).values(
+                    series_id=sid, origin_ts=d[3], step=1, fit_id=10_000, target_ts=d[3], created_at=now,
+                    value=1.0, lower=0.0, upper=2.0, level=0.8,
+                )
+            )  # fmt: skip
+    with engine.connect() as conn:  # the newest fit is a backfill: the view still shows fit 2's forecast
+        latest = conn.execute(sa.select(schema.latest_forecasts)).all()
+        assert {(r.fit_id, r.level) for r in latest} == {(fit_ids[1], 0.8), (fit_ids[1], 0.95)}
+        models = conn.execute(sa.select(schema.forecast_accuracy.c.model).distinct()).scalars().all()
+        assert sorted(models) == ["published", "rnn"]
+    db.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT origin_ts, step, fit_id, target_ts, value, lower, upper, interval_factor FROM forecasts "
+                "ORDER BY origin_ts, step"
+            )
+        ).all()
+        assert [(_day(r[0]), r[1], r[2], _day(r[3]), *r[4:]) for r in rows] == old
+        assert conn.execute(sa.text("SELECT id FROM fits ORDER BY id")).scalars().all() == fit_ids
+        assert conn.execute(sa.text("SELECT fit_id FROM loss_history")).scalars().all() == [fit_ids[1]]
+        inspector = sa.inspect(conn)
+        assert {"model", "backfilled"}.isdisjoint(c["name"] for c in inspector.get_columns("forecasts"))
+        assert {"backfill", "combination"}.isdisjoint(c["name"] for c in inspector.get_columns("fits"))
+        assert conn.execute(sa.text("SELECT count(*) FROM latest_forecasts")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM forecast_accuracy")).scalar() == 2
+    with db.write_transaction(engine) as conn:  # and deleting the series still cascades
+        conn.execute(sa.text("DELETE FROM series"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM forecasts")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM fits")).scalar() == 0
+    db.upgrade(engine)  # and up again
+    assert db.current_revision(engine) == db.head_revision()
+
+
+def _day(value):
+    from datetime import date
+
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

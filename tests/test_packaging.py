@@ -35,6 +35,7 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
         "migrations/versions/0002_run_lease.py",
         "migrations/versions/0003_accuracy_ledger.py",
         "migrations/versions/0005_lease_identity.py",
+        "migrations/versions/0006_models_levels_backfill.py",
         "service/tickcast.toml",
         "service/data/sp500.csv.gz",
         "service/data/core-cpi.csv.gz",
@@ -43,9 +44,12 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
         "service/datasette/metadata.json",
         "service/datasette/tickcast_charts.py",  # the Datasette plugin `tickcast browse` loads
         "service/run/cycle.py",
+        "service/run/published.py",
+        "service/run/backfill.py",
         "service/executors/local.py",
         "service/sources/yahoo.py",
         "models/forecaster.py",
+        "models/auto.py",
         "__init__.py",
         "__main__.py",
     ):
@@ -75,7 +79,7 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=work)
     assert done.returncode == 0, done.stderr
-    assert "upgraded from empty to revision 0005 (head)" in done.stdout
+    assert "upgraded from empty to revision 0006 (head)" in done.stdout
     assert (work / "tickcast.db").exists()
     # `python -m tickcast` is the command, and the documented model API imports
     done = subprocess.run(

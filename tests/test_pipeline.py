@@ -21,7 +21,7 @@ from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
 from .support.small_model import FAST_MODEL
-from .support.tables import fits_by_key, table
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, fits_by_key, published, table
 
 
 def assert_all_finite(engine):
@@ -56,16 +56,21 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
     for key in ("sample:sp500", "sample:core-cpi"):
         (fit,) = fits[key]
         assert fit.status == "ok" and fit.mode == "cold" and fit.run_id == summary.run_id
-        assert fit.weights and fit.hyperparams["hidden_size"] == 8 and fit.epochs >= 1
+        assert fit.weights and fit.hyperparams["rnn"]["hidden_size"] == 8 and fit.epochs >= 1
+        assert fit.hyperparams["members"] == list(MEMBERS) and set(fit.combination["weights"]) <= set(MEMBERS)
         assert fit.n_obs == 300 and fit.train_end in (date(2018, 12, 31), date(2018, 11, 1))
         assert fit.mae > 0 and fit.naive_mae > 0 and fit.backtest_n > 0
         assert fit.skill == pytest.approx(1 - fit.mae / fit.naive_mae)
     history = table(engine, "loss_history")
     assert {h["epoch"] for h in history if h["fit_id"] == fits["sample:sp500"][0].id} >= {0, 1}
-    forecasts = table(engine, "forecasts")
-    assert len(forecasts) == 5 + 18  # the horizons of their frequencies: a trading week, 18 months
-    for f in forecasts:
-        assert f["lower"] <= f["value"] <= f["upper"] and f["level"] == 0.8
+    stored = table(engine, "forecasts")
+    # the horizons of their frequencies (a trading week, 18 months), for every model at every level
+    assert len(stored) == (5 + 18) * ROWS_PER_STEP
+    assert {(f["model"], f["level"]) for f in stored} == {(m, lv) for m in ("published", *MEMBERS) for lv in LEVELS}
+    for f in stored:
+        assert f["lower"] <= f["value"] <= f["upper"] and f["backfilled"] == 0
+    forecasts = published(stored)
+    assert len(forecasts) == 5 + 18
     spx = sorted((f for f in forecasts if f["origin_ts"] == date(2018, 12, 31)), key=lambda f: f["step"])
     assert [f["target_ts"] for f in spx] == [
         date(2019, 1, 2),
@@ -85,7 +90,8 @@ def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, sa
                 schema.latest_forecasts.c.series_key, schema.latest_forecasts.c.step
             )
         ).all()
-    assert len(view) == 18 + 5  # core-cpi 18 months, sp500 a trading week
+    assert len(view) == (18 + 5) * len(LEVELS)  # core-cpi 18 months, sp500 a trading week, at each level
+    assert {v.level for v in view} == set(LEVELS)
     first = view[0]
     assert first.series_key == "sample:core-cpi" and first.last_value == pytest.approx(259.481)
     assert first.change_pct == pytest.approx(100 * (first.forecast - first.last_value) / first.last_value)
@@ -116,7 +122,7 @@ def test_a_failing_source_gives_a_partial_run_and_the_others_are_forecast(fresh_
     assert outcome["sample:sp500"].fit == "trained"
     (run,) = table(engine, "runs")
     assert (run["status"], run["series_failed"], run["series_ok"]) == ("partial", 1, 2)
-    assert len(table(engine, "forecasts")) == 5 + 18
+    assert len(table(engine, "forecasts")) == (5 + 18) * ROWS_PER_STEP
 
 
 def test_new_data_warm_starts_then_a_cold_retrain_after_the_cadence(fresh_db, make_settings, make_series, db_url):
@@ -153,7 +159,7 @@ def test_changed_settings_retrain_from_scratch(fresh_db, samples_settings, make_
     summary = run_cycle(engine, changed)
     assert {(o.fit, o.mode) for o in summary.outcomes} == {("trained", "cold")}
     # the same origin's forecasts were replaced, not duplicated
-    assert len(table(engine, "forecasts")) == 5 + 18
+    assert len(table(engine, "forecasts")) == (5 + 18) * ROWS_PER_STEP
     assert {f["fit_id"] for f in table(engine, "forecasts")} == {o.fit_id for o in summary.outcomes}
 
 
@@ -377,3 +383,42 @@ def test_the_status_words_are_the_documented_ones():
     documented = re.findall(r"`([a-z-]+)`", runs_row.split("|")[2])
     assert documented == [*Trigger] + [*RunStatus]
     assert [*FitStatus] == ["ok", "failed", "skipped"] and [*FitMode] == ["cold", "warm"]
+
+
+def test_every_level_is_stored_and_the_wider_interval_contains_the_narrower(
+    fresh_db, make_settings, make_series, db_url
+):
+    """Each model's forecast at 80 and 95 %: the 95 % interval contains the 80 % one at every step,
+    also when each level's adaptive factor has moved its own way (the 80 % intervals missed every
+    time and grew to the bound, the 95 % ones hit and shrank)."""
+    rng = np.random.default_rng(5)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 203)))
+    dates = pd.bdate_range("2023-03-01", periods=203)
+    make_series("walk", values[:200], dates=dates[:200])
+    settings = make_settings(
+        '[[series]]\nkey = "csv:walk"\npath = "walk.csv"\nprice = true\n'
+        + FAST_MODEL
+        + "[forecast]\ninterval_adapt_rate = 1\n",
+        db_url=db_url,
+    )
+    engine = fresh_db()
+    run_cycle(engine, settings)
+    with write_transaction(engine) as conn:  # the 80 % intervals had no width, the 95 % ones were huge
+        f = schema.forecasts
+        conn.execute(sa.update(f).where(f.c.level == 0.8).values(lower=f.c.value, upper=f.c.value))
+        conn.execute(sa.update(f).where(f.c.level == 0.95).values(lower=f.c.value - 1e6, upper=f.c.value + 1e6))
+    make_series("walk", values, dates=dates)  # three days later: three forecasts of each scored
+    run_cycle(engine, settings)
+    second = dates[202].date()
+    rows = {(r["model"], r["step"], r["level"]): r for r in table(engine, "forecasts") if r["origin_ts"] == second}
+    assert len(rows) == 5 * ROWS_PER_STEP
+    nested = 0
+    for model in ("published", *MEMBERS):
+        for step in range(1, 6):
+            narrow, wide = rows[(model, step, 0.8)], rows[(model, step, 0.95)]
+            assert narrow["interval_factor"] == 4.0  # exp(1 x 3 x 0.8) = 11, bounded
+            assert wide["interval_factor"] == pytest.approx(math.exp(-3 * 0.05), rel=1e-12)
+            assert wide["lower"] <= narrow["lower"] <= narrow["value"] <= narrow["upper"] <= wide["upper"]
+            assert narrow["value"] == wide["value"]
+            nested += (wide["lower"], wide["upper"]) == (narrow["lower"], narrow["upper"])
+    assert nested  # the factors alone would have left some 95 % intervals inside the 80 % ones

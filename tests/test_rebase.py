@@ -20,7 +20,7 @@ from tickcast.service.run.rebase import Rebase, confirm_rebase, detect_rebase
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
 from .support.small_model import FAST_MODEL
-from .support.tables import fits_by_key, observations, series_row
+from .support.tables import ROWS_PER_STEP, fits_by_key, observations, series_row
 
 
 def values(dates, numbers) -> pd.Series:
@@ -81,7 +81,12 @@ def forecasts_by_origin(engine, key):
             sa.select(schema.forecasts)
             .join(schema.series, schema.series.c.id == schema.forecasts.c.series_id)
             .where(schema.series.c.key == key)
-            .order_by(schema.forecasts.c.origin_ts, schema.forecasts.c.step)
+            .order_by(
+                schema.forecasts.c.origin_ts,
+                schema.forecasts.c.model,
+                schema.forecasts.c.level,
+                schema.forecasts.c.step,
+            )
         ).all()
     out = {}
     for row in rows:
@@ -119,9 +124,10 @@ def test_a_split_and_a_dividend_between_runs_replace_the_history(fresh_db, make_
     assert largest_daily_move(engine, "yahoo:ACME") < 0.06  # no fake -50 % return at the seam
     note = series_row(engine, "yahoo:ACME").last_note
     assert "history re-based by the source" in note and "factor of 0.5;" in note
-    assert "5 stored forecast(s) rescaled" in note
+    assert f"{5 * ROWS_PER_STEP} stored forecast(s) rescaled" in note  # every model's, at every level
     old_origin = date(2024, 11, 22)
     rescaled = forecasts_by_origin(engine, "yahoo:ACME")[old_origin]
+    assert len(rescaled) == len(before) == 5 * ROWS_PER_STEP
     for was, now in zip(before, rescaled):
         assert (now.value, now.lower, now.upper) == pytest.approx((was.value * 0.5, was.lower * 0.5, was.upper * 0.5))
         assert now.rescaled_by == pytest.approx(0.5)

@@ -20,6 +20,7 @@ from tickcast.service.scheduler import Service, cron_trigger, last_fire_time, ne
 from .support.cli import run_cli
 from .support.daemon import Daemon, db_rows
 from .support.small_model import FAST_MODEL as FAST
+from .support.tables import ROWS_PER_STEP
 
 
 @pytest.fixture
@@ -40,7 +41,9 @@ def test_serve_runs_now_then_stops_cleanly_on_sigterm(workdir):
     assert any("stopped" in line for line in daemon.lines)
     runs = db_rows(tmp_path, "SELECT trigger, status FROM runs")
     assert runs == [("manual", "ok")]
-    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [(5 + 18,)]  # a trading week, 18 months
+    # a trading week, 18 months: the published forecast and each model's, at every level
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [((5 + 18) * ROWS_PER_STEP,)]
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts WHERE model = 'published' AND level = 0.8") == [(5 + 18,)]
     assert db_rows(tmp_path, "SELECT count(*) FROM run_lease") == [(0,)]
     assert run_cli("health", env=env).returncode == 0
 
@@ -69,9 +72,10 @@ def test_sigterm_during_a_run_exits_0_and_the_next_run_resumes(workdir):
     resumed = run_cli("run", "-q", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert db_rows(tmp_path, "SELECT count(*) FROM fits") == [(4,)]  # only the rest were trained
-    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts WHERE model = 'published' AND level = 0.8") == [
         (3 * 5 + 18,)
     ]  # three price samples a trading week each, core-cpi 18 months
+    assert db_rows(tmp_path, "SELECT count(*) FROM forecasts") == [((3 * 5 + 18) * ROWS_PER_STEP,)]
 
 
 def test_serve_catches_up_a_missed_run_exactly_once(workdir):
@@ -263,8 +267,10 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
         "target_ts",
         "step",
         "forecast",
-        "lower",
-        "upper",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
         "change_pct",
         "skill",
     ]
@@ -278,6 +284,10 @@ def test_read_commands_on_an_empty_and_a_populated_database(workdir):
 
     rows = json.loads(run_cli("forecasts", "--format", "json", env=env).stdout)
     assert len(rows) == 5 + 18 and all(r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
+    # every level's bounds, the 95 % interval around the 80 % one; lower and upper: the first level's
+    for r in rows:
+        assert r["lower_95"] <= r["lower_80"] <= r["forecast"] <= r["upper_80"] <= r["upper_95"], r
+        assert (r["lower"], r["upper"], r["level"]) == (r["lower_80"], r["upper_80"], 0.8)
     history = run_cli("history", "sample:core-cpi", env=env).stdout.splitlines()
     assert history[0].startswith("fit ") and history[1].split() == [
         "epoch",

@@ -9,6 +9,7 @@ pandas directly, the interval factor from the actuals and the stored bounds, nev
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
 
@@ -18,17 +19,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tickcast.models import RNNForecaster
+from tickcast.models import AutoForecaster
+from tickcast.service.run import published
 from tickcast.service.run.cycle import run_cycle
 from tickcast.service.run.ingest import ingest
 
 from .support.dask_cluster import local_cluster
 from .support.small_model import small_model
+from .support.tables import LEVELS, MEMBERS, PUBLISHED
 
 HISTORY = ("epoch", "train_loss", "val_loss", "grad_norm", "clip_fraction")
 BACKTEST = ("mae", "rmse", "smape", "mase", "naive_mae")
 RATE = 0.05  # forecast.interval_adapt_rate, the default
-LEVEL = 0.8  # forecast.level, the default
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +71,18 @@ def expected_targets(origin: date, frequency: str, calendar: str | None, h: int)
     return [(pd.Timestamp(origin) + pd.DateOffset(months=k)).date() for k in range(1, h + 1)]
 
 
-def expected_factor(engine, series_id: int, origin: date) -> float:
-    """The adaptive factor from the actuals: the previous origin's factor times exp(rate x sum of
-    (level - inside)) over the stored forecasts whose target is in (previous origin, origin]."""
+def expected_factor(engine, series_id: int, origin: date, model: str, level: float) -> float:
+    """The adaptive factor of ``model``'s ``level`` intervals from the actuals: the previous origin's
+    factor (of the same model and level) times exp(rate x sum of (level - inside)) over that model's
+    stored forecasts at that level whose target is in (previous origin, origin]."""
     previous = rows(
         engine,
         "SELECT origin_ts, interval_factor FROM forecasts WHERE series_id = :s AND origin_ts < :o "
-        "ORDER BY origin_ts DESC LIMIT 1",
+        "AND model = :m AND level = :l ORDER BY origin_ts DESC LIMIT 1",
         s=series_id,
         o=origin,
+        m=model,
+        l=level,
     )
     if not previous:
         return 1.0
@@ -87,8 +92,12 @@ def expected_factor(engine, series_id: int, origin: date) -> float:
         for ts, value in rows(engine, "SELECT ts, value FROM observations WHERE series_id = :s", s=series_id)
     }
     excess = 0.0
-    for target, lower, upper, level in rows(
-        engine, "SELECT target_ts, lower, upper, level FROM forecasts WHERE series_id = :s", s=series_id
+    for target, lower, upper in rows(
+        engine,
+        "SELECT target_ts, lower, upper FROM forecasts WHERE series_id = :s AND model = :m AND level = :l",
+        s=series_id,
+        m=model,
+        l=level,
     ):
         target = _as_date(target)
         if _as_date(prev_origin) < target <= origin and target in actuals:  # scored, once
@@ -100,21 +109,35 @@ def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def assert_history_stored(engine, fit_id: int, model: RNNForecaster) -> None:
+def assert_history_stored(engine, fit_id: int, model: AutoForecaster) -> None:
     stored = rows(
         engine,
         "SELECT epoch, train_loss, val_loss, grad_norm, clip_fraction FROM loss_history WHERE fit_id = :f "
         "ORDER BY epoch",
         f=fit_id,
     )
-    computed = [tuple(row.get(k) for k in HISTORY) for row in model.history_]
+    computed = [tuple(row.get(k) for k in HISTORY) for row in model.members_["rnn"].history_]
     assert [tuple(r) for r in stored] == computed, f"fit {fit_id}: loss history differs from the model's"
     assert len(computed) >= 2 and computed[0][0] == 0  # epoch 0, before the first update, and more
 
 
-def assert_forecasts_stored(engine, fit_id: int, point, interval, backtest: dict, rescaled: float = 1.0) -> None:
+def computed_forecasts(model: AutoForecaster, i: int, h: int) -> dict:
+    """What the loaded model computes for its ``i``-th series, ``h`` steps: {model name: (point,
+    {level: (lower, upper)})} for the published combination and each member it combined there."""
+    out = {
+        PUBLISHED: (model.predict_many(h)[i], dict(zip(LEVELS, model.predict_interval_many(h, level=list(LEVELS))[i])))
+    }
+    for name, point in model.predict_members_many(h)[i].items():
+        member = model.members_[name]
+        j = model._rnn_index.index(i) if name == "rnn" else i  # the RNN: fitted on the long series only
+        out[name] = (point, {lv: member.predict_interval_many(h, level=lv)[j] for lv in LEVELS})
+    return out
+
+
+def assert_forecasts_stored(engine, fit_id: int, computed: dict, backtest: dict, rescaled: float = 1.0) -> None:
     """The stored forecasts of fit ``fit_id`` (a series' own fit or a group member's row) against the
-    model's ``point`` and ``interval`` (before the adaptive factor), step by step."""
+    model's (``computed_forecasts``: before the adaptive factor), model by model, level by level,
+    step by step; a wider level's interval is widened where needed to contain a narrower one's."""
     (series_id, origin, frequency, calendar), *_ = rows(
         engine,
         "SELECT f.series_id, f.train_end, s.frequency, s.calendar FROM fits f "
@@ -124,31 +147,49 @@ def assert_forecasts_stored(engine, fit_id: int, point, interval, backtest: dict
     origin = _as_date(origin)
     stored = rows(
         engine,
-        "SELECT step, target_ts, value, lower, upper, level, interval_factor, rescaled_by FROM forecasts "
-        "WHERE fit_id = :f ORDER BY step",
+        "SELECT model, level, step, target_ts, value, lower, upper, interval_factor, rescaled_by, backfilled "
+        "FROM forecasts WHERE fit_id = :f ORDER BY model, level, step",
         f=fit_id,
     )
-    h = len(point)
-    assert [r.step for r in stored] == list(range(1, h + 1))
-    assert [_as_date(r.target_ts) for r in stored] == expected_targets(origin, frequency, calendar, h)
-    lower, upper = interval
-    for r, p, lo, hi in zip(stored, point, lower, upper):
-        assert r.level == LEVEL
-        assert (r.rescaled_by or 1.0) == pytest.approx(rescaled, rel=1e-12)
-        f = r.interval_factor
-        assert r.value == pytest.approx(p * rescaled, rel=1e-12)
-        assert r.lower == pytest.approx((p - f * (p - lo)) * rescaled, rel=1e-12)
-        assert r.upper == pytest.approx((p + f * (hi - p)) * rescaled, rel=1e-12)
-        assert r.lower <= r.value <= r.upper
+    assert {(r.model, r.level) for r in stored} == {(m, lv) for m in computed for lv in LEVELS}
+    assert len(computed) == 1 + len(MEMBERS)  # every member has a forecast of these series
+    for name, (point, intervals) in computed.items():
+        h = len(point)
+        inner = None
+        for level in LEVELS:
+            these = [r for r in stored if r.model == name and r.level == level]
+            assert [r.step for r in these] == list(range(1, h + 1))
+            assert [_as_date(r.target_ts) for r in these] == expected_targets(origin, frequency, calendar, h)
+            (f,) = {r.interval_factor for r in these}  # one factor per model and level
+            lo, hi = (np.asarray(a[:h], dtype=np.float64) for a in intervals[level])
+            lower, upper = point - f * (point - lo), point + f * (hi - point)
+            if inner is not None:
+                lower, upper = np.minimum(lower, inner[0]), np.maximum(upper, inner[1])
+            inner = (lower, upper)
+            for r, p, low, high in zip(these, point, lower, upper):
+                assert (r.rescaled_by or 1.0) == pytest.approx(rescaled, rel=1e-12)
+                assert r.backfilled == 0
+                assert r.value == pytest.approx(p * rescaled, rel=1e-12)
+                assert r.lower == pytest.approx(low * rescaled, rel=1e-12)
+                assert r.upper == pytest.approx(high * rescaled, rel=1e-12)
+                assert r.lower <= r.value <= r.upper
     fit = rows(engine, f"SELECT {', '.join(BACKTEST)}, skill FROM fits WHERE id = :f", f=fit_id)[0]
     for column in BACKTEST:
         assert getattr(fit, column) == pytest.approx(backtest[column], rel=1e-12), column
     assert fit.skill == pytest.approx(1 - backtest["mae"] / backtest["naive_mae"], rel=1e-12)
 
 
+def assert_combination_stored(engine, fit_id: int, model: AutoForecaster, i: int) -> None:
+    (combination,) = rows(engine, "SELECT combination FROM fits WHERE id = :f", f=fit_id)[0]
+    if isinstance(combination, str):  # SQLite's JSON as text through a raw SELECT
+        combination = json.loads(combination)
+    assert combination == {"weights": model.weights_[i], "rule": model.chosen_[i]}
+
+
 def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
-    """Every ok fit of ``run_id``, loaded back and compared; returns how many forecasts were checked.
-    Each fit is checked over the steps stored for it (its series' horizon)."""
+    """Every ok fit of ``run_id``, loaded back and compared; returns how many forecast steps were
+    checked (each at every model and level). Each fit is checked over the steps stored for it (its
+    series' horizon)."""
     checked = 0
     fits = rows(
         engine,
@@ -158,29 +199,53 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
     )
     assert fits, "no fit stored a model"
     for fit in fits:
-        model = RNNForecaster.from_bytes(bytes(fit.weights))
+        model = published.load(bytes(fit.weights))
+        assert isinstance(model, AutoForecaster)
         assert_history_stored(engine, fit.id, model)
         if fit.series_id is not None:  # a series' own fit
             horizon = stored_steps(engine, fit.id)
-            factor = rows(engine, "SELECT interval_factor FROM forecasts WHERE fit_id = :f LIMIT 1", f=fit.id)[0][0]
-            assert factor == pytest.approx(expected_factor(engine, fit.series_id, _as_date(fit.train_end)), rel=1e-12)
-            point, interval = model.predict(horizon), model.predict_interval(horizon, level=LEVEL)
-            assert_forecasts_stored(engine, fit.id, point, interval, model.backtest_, (rescaled or {}).get(fit.id, 1.0))
+            for name in (PUBLISHED, *MEMBERS):
+                for level in LEVELS:
+                    (factor,) = rows(
+                        engine,
+                        "SELECT DISTINCT interval_factor FROM forecasts "
+                        "WHERE fit_id = :f AND model = :m AND level = :l",
+                        f=fit.id,
+                        m=name,
+                        l=level,
+                    )[0]
+                    expected = expected_factor(engine, fit.series_id, _as_date(fit.train_end), name, level)
+                    assert factor == pytest.approx(expected, rel=1e-12), (name, level)
+            computed = computed_forecasts(model, 0, horizon)
+            assert_forecasts_stored(engine, fit.id, computed, model.backtest_, (rescaled or {}).get(fit.id, 1.0))
+            assert_combination_stored(engine, fit.id, model, 0)
             checked += horizon
             continue
         members = rows(engine, "SELECT id FROM fits WHERE group_fit_id = :f ORDER BY id", f=fit.id)
         assert len(members) == model.n_series_
         horizon = max(stored_steps(engine, member_id) for (member_id,) in members)
-        points, intervals = model.predict_many(horizon), model.predict_interval_many(horizon, level=LEVEL)
-        for (member_id,), point, (lower, upper), backtest in zip(members, points, intervals, model.backtests_):
+        for i, ((member_id,), backtest) in enumerate(zip(members, model.backtests_)):
             steps = stored_steps(engine, member_id)
-            assert_forecasts_stored(engine, member_id, point[:steps], (lower[:steps], upper[:steps]), backtest)
+            computed = computed_forecasts(model, i, horizon)
+            computed = {
+                name: (point[:steps], {lv: (lo[:steps], hi[:steps]) for lv, (lo, hi) in ivs.items()})
+                for name, (point, ivs) in computed.items()
+            }
+            assert_forecasts_stored(engine, member_id, computed, backtest)
+            assert_combination_stored(engine, member_id, model, i)
             checked += steps
     return checked
 
 
 def stored_steps(engine, fit_id: int) -> int:
-    return rows(engine, "SELECT count(*) FROM forecasts WHERE fit_id = :f", f=fit_id)[0][0]
+    """The steps stored for a fit: its published forecast's rows at one level."""
+    return rows(
+        engine,
+        "SELECT count(*) FROM forecasts WHERE fit_id = :f AND model = :m AND level = :l",
+        f=fit_id,
+        m=PUBLISHED,
+        l=LEVELS[0],
+    )[0][0]
 
 
 def write_world(tmp_path, frames: dict[str, pd.DataFrame], model: str, executor: str) -> str:
@@ -256,19 +321,28 @@ def test_forecasts_rescaled_by_a_rebasing_are_the_model_times_the_factor(tmp_pat
     assert check_run(engine, second.run_id) == 5
 
 
-def test_the_check_catches_a_forecast_stored_out_of_order(tmp_path, make_settings, fresh_db):
-    """The comparison itself can fail: swap two stored steps and it does."""
+@pytest.mark.parametrize("model,level", [("published", 0.8), ("theta", 0.95), ("rnn", 0.8)])
+def test_the_check_catches_a_forecast_stored_out_of_order(tmp_path, make_settings, fresh_db, model, level):
+    """The comparison itself can fail: swap two stored steps of one model at one level and it does
+    (the published combination's rows, and a member's)."""
     frames = {"walk": walk(200, 3)}
     toml = write_world(tmp_path, frames, small_model(), "[service]\nworkers = 1\n")
     engine = fresh_db()
     summary = run_cycle(engine, make_settings(replace_sample(toml)))
+    check_run(engine, summary.run_id)  # as stored, it passes
     fit_id = rows(engine, "SELECT id FROM fits WHERE run_id = :r", r=summary.run_id)[0][0]
+    where = "fit_id = :f AND model = :m AND level = :l"
     with engine.begin() as conn:
-        values = dict(conn.execute(sa.text("SELECT step, value FROM forecasts WHERE fit_id = :f"), {"f": fit_id}).all())
+        values = dict(
+            conn.execute(
+                sa.text(f"SELECT step, value FROM forecasts WHERE {where}"), {"f": fit_id, "m": model, "l": level}
+            ).all()
+        )
+        assert values[1] != values[2]  # a swap that changes something
         for step, other in ((1, 2), (2, 1)):
             conn.execute(
-                sa.text("UPDATE forecasts SET value = :v WHERE fit_id = :f AND step = :s"),
-                {"v": values[other], "f": fit_id, "s": step},
+                sa.text(f"UPDATE forecasts SET value = :v WHERE {where} AND step = :s"),
+                {"v": values[other], "f": fit_id, "m": model, "l": level, "s": step},
             )
     with pytest.raises(AssertionError):
         check_run(engine, summary.run_id)

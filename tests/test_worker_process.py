@@ -17,7 +17,9 @@ import numpy as np
 if sys.argv[1] == "train":
     from tickcast.service.run.tasks import train_series
     from tickcast.service.run.values import SeriesTask
-    result = train_series(SeriesTask("csv:x", 1, np.linspace(10.0, 20.0, 60), {"epochs": 1}, horizon=2, level=0.8))
+    params = {"epochs": 1, "season_length": 1, "seed": 0}
+    task = SeriesTask("csv:x", 1, np.linspace(10.0, 20.0, 60), params, 2, (0.8,), ("rnn", "ets", "theta"))
+    result = train_series(task)
     assert result.status == "ok", result.error
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for i in range(100):  # what a fit does: several arrays of 1 MiB at once, all freed again

@@ -33,15 +33,23 @@ from .. import schema
 FACTOR_BOUNDS = (0.25, 4.0)
 
 
-def adaptive_interval_factor(conn: Connection, series_id: int, origin: date, rate: float) -> float:
-    """The factor for the interval of ``series_id``'s forecasts from ``origin`` (1 with ``rate`` 0 or
-    no earlier forecasts)."""
+def adaptive_interval_factor(
+    conn: Connection, series_id: int, origin: date, rate: float, model: str, level: float
+) -> float:
+    """The factor for the ``level`` interval of ``model``'s forecasts of ``series_id`` from ``origin``
+    (1 with ``rate`` 0 or no earlier such forecasts): each model's intervals at each level learn
+    from their own misses."""
     if rate == 0:
         return 1.0
     forecasts, errors = schema.forecasts.c, schema.forecast_errors.c
     previous = conn.execute(
         sa.select(forecasts.origin_ts, forecasts.interval_factor)
-        .where(forecasts.series_id == series_id, forecasts.origin_ts < origin)
+        .where(
+            forecasts.series_id == series_id,
+            forecasts.origin_ts < origin,
+            forecasts.model == model,
+            forecasts.level == level,
+        )
         .order_by(forecasts.origin_ts.desc())
         .limit(1)
     ).first()
@@ -49,7 +57,11 @@ def adaptive_interval_factor(conn: Connection, series_id: int, origin: date, rat
         return 1.0
     excess = conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(errors.level - errors.inside), 0.0)).where(
-            errors.series_id == series_id, errors.target_ts > previous.origin_ts, errors.target_ts <= origin
+            errors.series_id == series_id,
+            errors.model == model,
+            errors.level == level,
+            errors.target_ts > previous.origin_ts,
+            errors.target_ts <= origin,
         )
     ).scalar_one()
     factor = previous.interval_factor * math.exp(rate * float(excess))
@@ -62,3 +74,12 @@ def scale_interval(
     """Each side of the interval scaled by ``factor`` around the point forecast (shapes (h,))."""
     point, lower, upper = (np.asarray(a, dtype=np.float64) for a in (point, lower, upper))
     return point - factor * (point - lower), point + factor * (upper - point)
+
+
+def nest_interval(
+    lower: np.ndarray, upper: np.ndarray, inner_lower: np.ndarray, inner_upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A higher level's interval widened, where needed, to contain a lower level's (``inner``): each
+    level's factor adapts on its own misses, so after a run of misses the 80 % interval may have
+    grown past the 95 % one; an interval of higher coverage is never the narrower."""
+    return np.minimum(lower, inner_lower), np.maximum(upper, inner_upper)

@@ -39,6 +39,7 @@ from ..locks import DatabaseLocked
 from ..settings import ExecutorSettings, SeriesSpec, Settings
 from ..status import FetchStatus, FitMode, FitStatus, RunStatus, SeriesFit, Trigger
 from ..stopping import StopNow
+from .backfill import Backfill, backfill_plans
 from .ingest import IngestStage, ingest_each, select_specs, sync_series
 from .plan import GroupPlan, Plan, Planner, Unit
 from .settle import GroupWrite, SeriesWrite, settle
@@ -260,7 +261,8 @@ class _Stages:
             record, result = write.record, write.result
             ok = record.status == FitStatus.OK
             self._outcome(write.plan, record, store_fit(self.engine, record, result, result.forecast), result)
-            return f"{write.plan.spec.key}: " + (
+            at = f" at {record.train_end}" if record.backfill else ""  # a past origin
+            return f"{write.plan.spec.key}{at}: " + (
                 f"{record.mode} fit in {result.seconds:.1f} s" if ok else f"failed: {result.error}"
             )
         shared_id = store_fit(self.engine, write.record, write.result)
@@ -298,12 +300,14 @@ def run_cycle(
     keys: list[str] | None = None,
     sources: dict | None = None,
     failed_starts: list[FailedStart] | None = None,
+    backfill: Backfill | None = None,
 ) -> RunSummary:
     """Ingest, plan, train and store every active series (or ``keys``). Raises RunInProgress when
     another process holds the run lease, RunNotStarted when the database stayed locked.
     ``failed_starts``: earlier attempts not recorded yet, written (and removed) once this one starts.
-    ``sources`` replaces the source of a kind (benchmarks)."""
-    trigger = Trigger(trigger)
+    ``sources`` replaces the source of a kind (benchmarks). ``backfill``: no ingest; train and store
+    the forecasts of past origins instead (run/backfill.py)."""
+    trigger = Trigger.BACKFILL if backfill is not None else Trigger(trigger)
     say: Progress = progress or (lambda message, problem=False: None)
     stop = stop or threading.Event()
     specs = select_specs(settings.series, keys, settings.config_path)
@@ -321,11 +325,17 @@ def run_cycle(
         stages = _Stages(engine, lease, outcomes, say, stop)
 
         with Heartbeat(lease):  # renewed while a long fetch or fit goes on, not only between series
-            with _timed(summary, "ingest"):
-                stages.ingest(IngestStage.of(settings, sources), settings.series, specs)
+            if backfill is None:
+                with _timed(summary, "ingest"):
+                    stages.ingest(IngestStage.of(settings, sources), settings.series, specs)
             with _timed(summary, "plan"):
-                planner = Planner(engine, settings.model, settings.forecast, settings.series, run_id)
-                plans = planner.plan(specs, stop)
+                if backfill is None:
+                    planner = Planner(engine, settings.model, settings.forecast, settings.series, run_id)
+                    plans = planner.plan(specs, stop)
+                else:
+                    plans = list(backfill_plans(engine, settings, specs, run_id, backfill, stop))
+                    for outcome in outcomes.values():  # a series with no past origin left to fill
+                        outcome.fit = SeriesFit.UP_TO_DATE
                 _outcomes_of_companions(plans, outcomes, summary)
                 stages.store_skips(plans)
             with _timed(summary, "train"):

@@ -159,7 +159,7 @@ class Planner:
             n_obs=len(values),
             frequency=row.frequency,
             calendar=row.calendar,
-            level=self.forecast.level,
+            levels=self.forecast.levels,
             interval_adapt_rate=self.forecast.interval_adapt_rate,
         )
         minimum = max(self.forecast.min_length, MIN_LENGTH)
@@ -242,7 +242,8 @@ class Planner:
             values=c.values,
             params=c.params,
             horizon=c.horizon,
-            level=self.forecast.level,
+            members=self.model.members,
+            levels=self.forecast.levels,
             warm_blob=warm_blob,
         )
 
@@ -318,7 +319,8 @@ class Planner:
             values=[m.values for m in members],
             params=params,
             horizon=max(m.horizon for m in members),
-            level=self.forecast.level,
+            levels=self.forecast.levels,
+            members=self.model.members,
             warm_blob=warm_blob,
         )
         plans = []

@@ -35,7 +35,10 @@ def fit_states(conn: Connection) -> dict[int | None, FitState]:
     """The fits of every series, summarised by two grouped queries (not three queries per series).
     The groups' shared fits (series_id NULL) are summarised under the key None."""
     fits = schema.fits.c
-    newest = sa.select(sa.func.max(fits.id)).where(fits.series_id.is_not(None)).group_by(fits.series_id)
+    # A backfilled fit (made at a past origin) is never a series' newest fit, nor one to continue.
+    newest = (
+        sa.select(sa.func.max(fits.id)).where(fits.series_id.is_not(None), fits.backfill == 0).group_by(fits.series_id)
+    )
     latest = {
         row.series_id: row
         for row in conn.execute(
@@ -59,7 +62,7 @@ def fit_states(conn: Connection) -> dict[int | None, FitState]:
             sa.func.max(fits.id).label("base_id"),
             sa.func.max(sa.case((fits.mode == FitMode.COLD, fits.train_end))).label("last_cold"),
         )
-        .where(fits.status == FitStatus.OK, fits.history_replaced_at.is_(None))
+        .where(fits.status == FitStatus.OK, fits.history_replaced_at.is_(None), fits.backfill == 0)
         .group_by(fits.series_id, fits.settings_hash)
     ):
         base.setdefault(row.series_id, {})[row.settings_hash] = row.base_id

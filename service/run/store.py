@@ -17,8 +17,8 @@ from ..clock import utcnow
 from ..db import write_transaction
 from ..frequencies import next_dates
 from ..status import FitStatus
-from .adaptive import adaptive_interval_factor, scale_interval
-from .values import FitRecord, Forecast, GroupResult, SeriesResult
+from .adaptive import adaptive_interval_factor, nest_interval, scale_interval
+from .values import FitRecord, Forecast, GroupResult, ModelForecast, SeriesResult
 
 
 def _finite(value):
@@ -55,13 +55,14 @@ def store_fit(
         group_fit_id=record.group_fit_id,
         n_series=record.n_series,
         note=record.note,
+        backfill=int(record.backfill),
     )
     ok = record.status == FitStatus.OK
     if model is not None:
         history = model.history if ok else []
         values.update(
             hyperparams=model.params,
-            cell=model.params.get("cell", record.cell),
+            cell=model.params.get("rnn", model.params).get("cell", record.cell),
             transform=model.transform,
             epochs=model.epochs,
             best_epoch=model.best_epoch,
@@ -84,6 +85,8 @@ def store_fit(
         )
         if forecast.transform is not None and model is None:  # a group member: its own scale
             values["transform"] = forecast.transform
+        if forecast.combination is not None:
+            values["combination"] = forecast.combination
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")
@@ -110,6 +113,8 @@ def store_fit(
 
 
 def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, now: datetime) -> None:
+    """The published forecast and each combined model's own, at every level: one row per model,
+    step and level, replacing whatever was stored for the same origin."""
     assert record.series_id is not None and record.train_end is not None  # a series' row, with data
     conn.execute(
         sa.delete(schema.forecasts).where(
@@ -117,26 +122,37 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
         )
     )
     steps = min(record.horizon or len(forecast.point), len(forecast.point))  # a group may forecast further
-    point = np.asarray(forecast.point[:steps])
     targets = next_dates(record.train_end, record.frequency, steps, record.calendar)
-    factor = adaptive_interval_factor(conn, record.series_id, record.train_end, record.interval_adapt_rate)
-    lower, upper = scale_interval(point, np.asarray(forecast.lower[:steps]), np.asarray(forecast.upper[:steps]), factor)
-    conn.execute(
-        sa.insert(schema.forecasts),
-        [
-            dict(
-                series_id=record.series_id,
-                origin_ts=record.train_end,
-                step=step,
-                fit_id=fit_id,
-                target_ts=target,
-                value=float(value),
-                lower=float(lo),
-                upper=float(hi),
-                level=record.level,
-                interval_factor=factor,
-                created_at=now,
+    models = {schema.PUBLISHED: ModelForecast(forecast.point, forecast.intervals), **forecast.members}
+    rows = []
+    for name, made in models.items():
+        point = np.asarray(made.point[:steps])
+        inner: tuple[np.ndarray, np.ndarray] | None = None
+        for level in sorted(record.levels):
+            lo, hi = made.intervals[level]
+            factor = adaptive_interval_factor(
+                conn, record.series_id, record.train_end, record.interval_adapt_rate, name, level
             )
-            for step, (target, value, lo, hi) in enumerate(zip(targets, point, lower, upper), 1)
-        ],
-    )
+            lower, upper = scale_interval(point, np.asarray(lo[:steps]), np.asarray(hi[:steps]), factor)
+            if inner is not None:  # each level's factor learns alone: keep a wider level around a narrower
+                lower, upper = nest_interval(lower, upper, *inner)
+            inner = (lower, upper)
+            rows += [
+                dict(
+                    series_id=record.series_id,
+                    origin_ts=record.train_end,
+                    model=name,
+                    step=step,
+                    level=level,
+                    fit_id=fit_id,
+                    target_ts=target,
+                    value=float(value),
+                    lower=float(low),
+                    upper=float(high),
+                    interval_factor=factor,
+                    backfilled=int(record.backfill),
+                    created_at=now,
+                )
+                for step, (target, value, low, high) in enumerate(zip(targets, point, lower, upper), 1)
+            ]
+    conn.execute(sa.insert(schema.forecasts), rows)

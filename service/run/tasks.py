@@ -22,10 +22,11 @@ import warnings
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tickcast.models import RNNForecaster, SeriesTooShort, TrainingDiverged
+from tickcast.models import AutoForecaster, SeriesTooShort, TrainingDiverged
 
 from ..errors import exception_line
 from ..status import FitStatus
+from . import published
 from .values import Forecast, GroupResult, GroupTask, SeriesResult, SeriesTask
 
 _tuned = False
@@ -78,8 +79,8 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def _history(model) -> list[dict]:
-    history = [{k: (None if v is None else float(v)) for k, v in row.items()} for row in model.history_]
+def _history(model: AutoForecaster) -> list[dict]:
+    history = [{k: (None if v is None else float(v)) for k, v in row.items()} for row in published.history(model)]
     losses = [
         row[k]
         for row in history
@@ -91,17 +92,15 @@ def _history(model) -> list[dict]:
     return history
 
 
-def _forecast(backtest: dict, point, interval, transform: str | None = None) -> Forecast:
-    lower, upper = interval
-    if not all(np.all(np.isfinite(a)) for a in (point, lower, upper)):
+def _checked(forecast: Forecast) -> Forecast:
+    """The forecast with its backtest's non-finite scores as None; non-finite forecasts raise."""
+    arrays = [forecast.point, *(a for lo_hi in forecast.intervals.values() for a in lo_hi)]
+    for member in forecast.members.values():
+        arrays += [member.point, *(a for lo_hi in member.intervals.values() for a in lo_hi)]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
         raise _NotFinite("the fit produced non-finite forecasts")
-    return Forecast(
-        {k: _finite_or_none(v) for k, v in backtest.items()},
-        [float(v) for v in point],
-        [float(v) for v in lower],
-        [float(v) for v in upper],
-        transform,
-    )
+    forecast.backtest = {k: _finite_or_none(v) for k, v in forecast.backtest.items()}
+    return forecast
 
 
 def _fit_and_forecast(fit, blob: bytes | None, label: str):
@@ -110,7 +109,7 @@ def _fit_and_forecast(fit, blob: bytes | None, label: str):
     result, warm?, note)."""
     if blob is not None:
         try:
-            previous = RNNForecaster.from_bytes(blob)
+            previous = published.load(blob)
         except Exception as exc:  # noqa: BLE001 - any unreadable blob is a reason to start afresh
             why = exception_line(exc)
             return fit(None), False, f"the {label} to continue from could not be loaded ({why}): trained cold"
@@ -130,33 +129,33 @@ def _failure(exc: BaseException) -> str:
     return exception_line(exc)
 
 
-def train_series(task: SeriesTask) -> SeriesResult:
-    """Fit one series (cold, or warm from ``task.warm_blob``) and forecast ``horizon`` steps with
-    intervals."""
-    tune_process()
-    started = time.perf_counter()
+FIT_ERRORS = (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite)
+
+
+def _fitted(task: SeriesTask | GroupTask, across: bool, label: str):
+    """(model, history, forecasts, warm?, note) of the published forecaster for ``task``."""
 
     def fit(previous):
-        model = RNNForecaster(**task.params).fit(task.values, warm_start=previous)
-        return (
-            model,
-            _history(model),
-            _forecast(
-                model.backtest_, model.predict(task.horizon), model.predict_interval(task.horizon, level=task.level)
-            ),
-        )
+        model = published.fit(published.forecaster(task.params, task.members), task.values, previous, across)
+        return model, _history(model), [_checked(f) for f in published.forecasts(model, task.horizon, task.levels)]
 
+    (model, history, forecasts), warm, note = _fit_and_forecast(fit, task.warm_blob, label)
+    return model, history, forecasts, warm, note
+
+
+def train_series(task: SeriesTask) -> SeriesResult:
+    """Fit one series (cold, or warm from ``task.warm_blob``) and forecast ``horizon`` steps with
+    intervals, the published combination and each of its models."""
+    tune_process()
+    started = time.perf_counter()
     try:
-        (model, history, forecast), warm, note = _fit_and_forecast(fit, task.warm_blob, "model")
-    except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
+        model, history, (forecast,), warm, note = _fitted(task, False, "model")
+    except FIT_ERRORS as exc:
         return SeriesResult(
-            task.key,
-            task.series_id,
-            FitStatus.FAILED,
-            error=_failure(exc),
-            seconds=time.perf_counter() - started,
+            task.key, task.series_id, FitStatus.FAILED, error=_failure(exc), seconds=time.perf_counter() - started,
             params=task.params,
-        )
+        )  # fmt: skip
+    epochs, best, transform = published.epochs(model)
     return SeriesResult(
         task.key,
         task.series_id,
@@ -164,9 +163,9 @@ def train_series(task: SeriesTask) -> SeriesResult:
         seconds=time.perf_counter() - started,
         blob=model.to_bytes(),
         history=history,
-        transform=model.transform_,
-        epochs=model.n_epochs_,
-        best_epoch=model.best_epoch_,
+        transform=transform,
+        epochs=epochs,
+        best_epoch=best,
         params=model.get_params(),
         warm=warm,
         note=note,
@@ -175,40 +174,27 @@ def train_series(task: SeriesTask) -> SeriesResult:
 
 
 def train_group(task: GroupTask) -> GroupResult:
-    """Fit one model across the group's series (cold, or warm from ``task.warm_blob``) and forecast
-    each of them ``horizon`` steps with intervals."""
+    """Fit the published forecaster across the group's series (its RNN one model across them; cold,
+    or warm from ``task.warm_blob``) and forecast each of them ``horizon`` steps with intervals."""
     tune_process()
     started = time.perf_counter()
-
-    def fit(previous):
-        model = RNNForecaster(**task.params).fit_many(task.values, warm_start=previous)
-        points = model.predict_many(task.horizon)
-        intervals = model.predict_interval_many(task.horizon, level=task.level)
-        return (
-            model,
-            _history(model),
-            [_forecast(bt, p, i, t) for bt, p, i, t in zip(model.backtests_, points, intervals, model.transforms_)],
-        )
-
     try:
-        (model, history, forecasts), warm, note = _fit_and_forecast(fit, task.warm_blob, "group model")
-    except (TrainingDiverged, SeriesTooShort, ValueError, FloatingPointError, _NotFinite) as exc:
+        model, history, forecasts, warm, note = _fitted(task, True, "group model")
+    except FIT_ERRORS as exc:
         return GroupResult(
-            task.group_key,
-            FitStatus.FAILED,
-            error=_failure(exc),
-            seconds=time.perf_counter() - started,
+            task.group_key, FitStatus.FAILED, error=_failure(exc), seconds=time.perf_counter() - started,
             params=task.params,
-        )
+        )  # fmt: skip
+    epochs, best, transform = published.epochs(model)
     return GroupResult(
         task.group_key,
         FitStatus.OK,
         seconds=time.perf_counter() - started,
         blob=model.to_bytes(),
         history=history,
-        transform=model.transform_,
-        epochs=model.n_epochs_,
-        best_epoch=model.best_epoch_,
+        transform=transform,
+        epochs=epochs,
+        best_epoch=best,
         params=model.get_params(),
         warm=warm,
         note=note,

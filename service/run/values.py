@@ -54,7 +54,8 @@ def _basis(model: ModelSettings, forecast: ForecastSettings, horizon: int) -> di
     # read-out, and so its training, is the same.
     return {
         "max_points": model.max_points,
-        "level": forecast.level,
+        "levels": list(forecast.levels),
+        "models": list(model.members),  # not "members": a group's payload names its series with that
         "horizon": horizon,
         "min_length": forecast.min_length,
         "format": FORMAT_VERSION,
@@ -101,7 +102,7 @@ class FitRecord:
     error: str | None = None
     frequency: str | None = None
     calendar: str | None = None  # series.calendar: the trading days of a daily series' target dates
-    level: float = 0.8
+    levels: tuple[float, ...] = (0.8,)  # the coverages of the intervals stored
     interval_adapt_rate: float = 0.0  # forecast.interval_adapt_rate (0: the model's intervals as they are)
     scope: FitScope = FitScope.SERIES
     group_key: str | None = None
@@ -109,6 +110,7 @@ class FitRecord:
     n_series: int | None = None  # a shared fit: its number of series
     note: str | None = None
     horizon: int | None = None  # the steps stored (a group's members may ask for fewer than its model forecasts)
+    backfill: bool = False  # made by tickcast backfill at a past origin
 
 
 # --- tasks and results --------------------------------------------------------------------------
@@ -121,19 +123,33 @@ class SeriesTask:
     values: np.ndarray  # (N,) oldest first, units of the series
     params: dict
     horizon: int
-    level: float
+    levels: tuple[float, ...]
+    members: tuple[str, ...]  # the models the published forecast combines
     warm_blob: bytes | None = None  # the fit to continue from (warm start), else None
+
+
+Intervals = dict[float, tuple[list[float], list[float]]]  # level -> (lower, upper), each (h,)
+
+
+@dataclass
+class ModelForecast:
+    """One model's forecast of a series: the point forecast (h,) and its intervals by level."""
+
+    point: list[float] = field(default_factory=list)
+    intervals: Intervals = field(default_factory=dict)
 
 
 @dataclass
 class Forecast:
-    """One series' part of a result: its backtest (values may be None) and forecast (h,) each."""
+    """One series' part of a result: its backtest (values may be None), the published forecast
+    (h,) with its intervals, and each combined model's own forecast (``members``, by name)."""
 
     backtest: dict = field(default_factory=dict)
     point: list[float] = field(default_factory=list)
-    lower: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
-    transform: str | None = None  # the series' scale in the model ("log" or "linear")
+    intervals: Intervals = field(default_factory=dict)
+    transform: str | None = None  # the series' scale in the RNN ("log" or "linear")
+    members: dict[str, ModelForecast] = field(default_factory=dict)
+    combination: dict | None = None  # how the models were combined: {"weights": {name: w}, "rule": ...}
 
 
 @dataclass
@@ -162,7 +178,8 @@ class GroupTask:
     values: list[np.ndarray]  # each (N_i,), oldest first
     params: dict
     horizon: int
-    level: float
+    levels: tuple[float, ...]
+    members: tuple[str, ...]
     warm_blob: bytes | None = None  # the group's shared fit to continue from
 
 

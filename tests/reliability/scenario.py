@@ -19,8 +19,10 @@ from tickcast.service.db import open_database
 
 from ..support.cli import tickcast_executable
 from ..support.small_model import small_model
+from ..support.tables import ROWS_PER_STEP
 
 HORIZON = 5
+FORECAST_ROWS = HORIZON * ROWS_PER_STEP  # a fit's forecasts: every model's, at every level
 CONFIG = """
 [service]
 workers = {workers}
@@ -158,7 +160,7 @@ def snapshot(env: dict) -> dict[str, set]:
         "forecasts": set(
             query(
                 env,
-                "SELECT s.key, x.origin_ts, x.step, x.target_ts, x.value, x.lower, x.upper, "
+                "SELECT s.key, x.origin_ts, x.model, x.step, x.target_ts, x.value, x.lower, x.upper, "
                 "x.level FROM forecasts x JOIN series s ON s.id = x.series_id",
             )
         ),
@@ -198,12 +200,12 @@ def crash_invariants(env: dict) -> list[str]:
                 "g.train_end = f.train_end AND g.id > f.id AND g.status = 'ok' WHERE f.id = ?",
                 (fit_id,),
             )[0]
-            if history[0] or forecasts != (0 if superseded else HORIZON) or not model:
+            if history[0] or forecasts != (0 if superseded else FORECAST_ROWS) or not model:
                 problems.append(
                     f"member fit {fit_id} of {key} half-written: {forecasts} forecasts, shared fit "
                     f"{shared} {'found' if model else 'missing'}"
                 )
-        elif history[0] != epochs + 1 or history[1] != 0 or forecasts != HORIZON:
+        elif history[0] != epochs + 1 or history[1] != 0 or forecasts != FORECAST_ROWS:
             problems.append(
                 f"fit {fit_id} of {key} half-written: {history[0]} epochs stored of {epochs + 1}, {forecasts} forecasts"
             )

@@ -13,6 +13,7 @@ import pytest
 
 from tickcast.service.faults import POINTS
 
+from ..support.tables import LEVELS
 from .conftest import SEED, seeded_subset
 from .scenario import (
     alive,
@@ -138,7 +139,7 @@ def test_kill_9_while_storing_a_group_then_the_next_run_repairs_it(kill_at, tmp_
         env, "SELECT DISTINCT v.series_key, f.group_fit_id FROM latest_forecasts v JOIN fits f ON f.id = v.fit_id"
     )
     assert sorted(view) == [(f"csv:m{i}", newest) for i in range(3)]
-    assert query(env, "SELECT count(*) FROM latest_forecasts")[0][0] == 3 * 5
+    assert query(env, "SELECT count(*) FROM latest_forecasts")[0][0] == 3 * 5 * len(LEVELS)  # each step, each level
     again = run_tickcast(env, "run")  # and now the group is up to date
     assert again.returncode == 0 and "3 up to date" in again.stdout + again.stderr, again.stdout + again.stderr
     ledger.record("crash: kill -9 while storing a group", survived=True, rows_lost=0)

@@ -7,18 +7,22 @@ constant, is forecast flat."""
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tickcast.models import RNNForecaster, persist
+from tickcast.models import AutoForecaster, persist
+from tickcast.models.auto_persist import MAGIC as AUTO_MAGIC
 from tickcast.service import schema
 from tickcast.service.db import write_transaction
+from tickcast.service.run import published
 from tickcast.service.run.cycle import run_cycle
 
 from ..support.small_model import small_model
+from ..support.tables import LEVELS
 
 MODEL = small_model(training="group", group_min_series=3, full_retrain_days=100)
 
@@ -31,35 +35,83 @@ def truncated(blob: bytes) -> bytes:
     return blob[: len(blob) // 2]
 
 
+# A stored model is an AutoForecaster blob: its magic, the length of its core, the core (settings,
+# combination weights, residual quantiles) and each member's own blob back to back.
+def _split(blob: bytes) -> tuple[dict, dict, dict[str, bytes]]:
+    assert blob.startswith(AUTO_MAGIC)
+    start = len(AUTO_MAGIC) + 8
+    (size,) = struct.unpack("<Q", blob[len(AUTO_MAGIC) : start])
+    meta, arrays = persist.unpack(blob[start : start + size])
+    parts, pos = {}, start + size
+    for name, length in zip(meta["names"], meta["blob_lengths"]):
+        parts[name] = blob[pos : pos + length]
+        pos += length
+    return meta, arrays, parts
+
+
+def _join(meta: dict, arrays: dict, parts: dict[str, bytes]) -> bytes:
+    meta = {**meta, "blob_lengths": [len(parts[name]) for name in meta["names"]]}
+    core = persist.pack(meta, arrays)
+    return b"".join([AUTO_MAGIC, struct.pack("<Q", len(core)), core, *(parts[name] for name in meta["names"])])
+
+
+def _rnn_changed(blob: bytes, change) -> bytes:
+    """The blob with its RNN member's blob changed by ``change(meta, arrays)`` (the combination intact)."""
+    meta, arrays, parts = _split(blob)
+    rnn_meta, rnn_arrays = persist.unpack(parts["rnn"])
+    change(rnn_meta, rnn_arrays)
+    parts["rnn"] = persist.pack(rnn_meta, rnn_arrays)
+    return _join(meta, arrays, parts)
+
+
 def nan_weights(blob: bytes) -> bytes:
-    meta, arrays = persist.unpack(blob)
-    arrays["weights"][0, 3] = math.nan
-    return persist.pack(meta, arrays)
+    def change(meta, arrays):
+        arrays["weights"][0, 3] = math.nan
+
+    return _rnn_changed(blob, change)
 
 
 def header_disagrees(blob: bytes) -> bytes:
-    meta, arrays = persist.unpack(blob)
-    meta["members"] = meta["members"] * 2  # twice the members its weights hold
-    return persist.pack(meta, arrays)
+    def change(meta, arrays):
+        meta["members"] = meta["members"] * 2  # twice the ensemble members its weights hold
+
+    return _rnn_changed(blob, change)
+
+
+def combination_disagrees(blob: bytes) -> bytes:
+    """The combination's own header: more models than it holds weights for."""
+    meta, arrays, parts = _split(blob)
+    arrays["weights"] = arrays["weights"][:, :-1]
+    return _join(meta, arrays, parts)
 
 
 def weights_cut_short(blob: bytes) -> bytes:
-    meta, arrays = persist.unpack(blob)
-    arrays["weights"] = arrays["weights"][:, :-5]  # fewer weights than its cell has
-    return persist.pack(meta, arrays)
+    def change(meta, arrays):
+        arrays["weights"] = arrays["weights"][:, :-5]  # fewer weights than its cell has
+
+    return _rnn_changed(blob, change)
 
 
 def another_architecture(blob: bytes) -> bytes:
     """A sound model, of another architecture: it loads, and its warm start fails."""
-    meta, _ = persist.unpack(blob)
+    previous = AutoForecaster.from_bytes(blob)
+    params = previous.get_params()
+    model = AutoForecaster(**{**params, "rnn": {**params["rnn"], "hidden_size": 4}})
     y = 50 + np.cumsum(np.random.default_rng(1).normal(0, 1, 80))
-    config = {**meta["config"], "hidden_size": 4}
-    if len(meta["series"]) == 1:
-        return RNNForecaster(**config).fit(y).to_bytes()
-    return RNNForecaster(**config).fit_many([y + 10 * i for i in range(len(meta["series"]))]).to_bytes()
+    if previous.n_series_ == 1:
+        return model.fit(y).to_bytes()
+    return model.fit_many([y + 10 * i for i in range(previous.n_series_)]).to_bytes()
 
 
-CORRUPTIONS = [random_bytes, truncated, nan_weights, header_disagrees, weights_cut_short, another_architecture]
+CORRUPTIONS = [
+    random_bytes,
+    truncated,
+    nan_weights,
+    header_disagrees,
+    combination_disagrees,
+    weights_cut_short,
+    another_architecture,
+]
 
 
 @pytest.fixture
@@ -118,7 +170,7 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
         assert (fit.status, fit.mode, fit.warm_started_from, fit.error) == ("ok", "cold", None, None)
         expected = (
             f"the warm start from the previous {label} failed (ValueError: warm_start model differs in "
-            "{'hidden_size': (4, 8)}"
+            "{'rnn.hidden_size': (4, 8)}"
             if corrupt is another_architecture
             else f"the {label} to continue from could not be loaded ("
         )
@@ -128,17 +180,19 @@ def test_a_model_that_cannot_be_used_is_replaced_by_a_cold_fit_with_a_note(corru
             stored = list(
                 conn.execute(
                     sa.select(schema.latest_forecasts.c.forecast)
-                    .where(schema.latest_forecasts.c.series_key == member)
+                    .where(schema.latest_forecasts.c.series_key == member, schema.latest_forecasts.c.level == LEVELS[0])
                     .order_by(schema.latest_forecasts.c.step)
                 ).scalars()
             )
-        forecasts = np.array(RNNForecaster.from_bytes(fit.weights).predict_many(len(stored)))
+        forecasts = np.array(published.load(fit.weights).predict_many(len(stored)))
         assert forecasts.shape == (1 if key else 3, len(stored)) and np.all(np.isfinite(forecasts))
         assert stored == pytest.approx(list(forecasts[0]), rel=1e-12)
     for key in ("csv:m0", "csv:m1", "csv:m2"):
         assert after[key].group_fit_id == after[None].id and after[key].note == after[None].note
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schema.latest_forecasts)).scalar() == 5 + 3 * 18
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.latest_forecasts)).scalar() == (
+            5 + 3 * 18
+        ) * len(LEVELS)
     ledger.record(f"models: stored blob {corrupt.__name__}", injected=2, survived=2)
 
 
@@ -168,7 +222,7 @@ def test_constant_series_are_forecast_flat(training, fresh_db, make_series, make
             rows = conn.execute(
                 sa.select(schema.latest_forecasts).where(schema.latest_forecasts.c.series_key == key)
             ).all()
-        assert len(rows) == 5  # a trading week: the horizon of trading-day series
+        assert len(rows) == 5 * len(LEVELS)  # a trading week (the horizon of trading-day series), each level
         for row in rows:
             assert row.lower <= row.forecast <= row.upper and row.upper - row.lower < 0.05 * level
         if key == "csv:held":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tickcast.models.config import DEFAULT_MEMBERS
 from tickcast.service import schema
+from tickcast.service.schema import PUBLISHED
 
 
 def table(engine, name):
@@ -39,3 +41,17 @@ def observations(engine, key):
 def series_row(engine, key):
     with engine.connect() as conn:
         return conn.execute(sa.select(schema.series).where(schema.series.c.key == key)).one()
+
+
+# --- forecasts: every model at every level ---------------------------------------------------------
+# A run stores, per series and step, the published forecast and each combined model's own, each at
+# every interval level (forecast.levels): the default rows per step below.
+MEMBERS = DEFAULT_MEMBERS  # model.members, the default
+LEVELS = (0.8, 0.95)  # forecast.levels, the default
+ROWS_PER_STEP = (1 + len(MEMBERS)) * len(LEVELS)
+
+
+def published(rows: list[dict], level: float = LEVELS[0]) -> list[dict]:
+    """The rows of the published forecast at one level (one per series, origin and step), from
+    ``table(engine, "forecasts")`` or the view's rows."""
+    return [r for r in rows if r.get("model", PUBLISHED) == PUBLISHED and r["level"] == level]

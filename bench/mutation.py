@@ -2,7 +2,7 @@
 
 mutmut (3.x) changes one operator, constant or call at a time in a copy of the code and runs the
 tests that cover the changed function; a mutant that no test notices "survived". Chosen over
-cosmic-ray by a measurement on this machine (``--compare``, figures in the report): mutmut forks
+cosmic-ray by a measurement on this machine (``--compare``: bench/results/mutation-tools.md): mutmut forks
 one warm pytest process per mutant and runs only the covering tests, cosmic-ray starts a fresh
 test run per mutant.
 
@@ -13,9 +13,10 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
 
     python bench/mutation.py                 # every module below
     python bench/mutation.py --only models   # the model's modules only (a few minutes)
-    python bench/mutation.py --compare       # also time cosmic-ray on models/intervals.py
+    python bench/mutation.py --compare       # mutmut against cosmic-ray on models/intervals.py
 
-Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff).
+Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
+names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
 """
 
 from __future__ import annotations
@@ -134,10 +135,14 @@ def compare_cosmic_ray(module: str, tests: list[str]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=sorted(MODULES), help="one group of modules")
-    parser.add_argument("--compare", action="store_true", help="also time cosmic-ray on models/intervals.py")
+    parser.add_argument(
+        "--compare", action="store_true", help="only time mutmut against cosmic-ray on models/intervals.py"
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
     args = parser.parse_args(argv)
+    if args.compare:
+        return compare()
     groups = [args.only] if args.only else list(MODULES)
     modules = {m: t for g in groups for m, t in MODULES[g].items()}
     mirror(modules)
@@ -152,25 +157,41 @@ def main(argv=None) -> int:
     status = results()
     equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     timings = [{"tool": "mutmut", "module": "all", "mutants": len(status), "seconds": seconds}]
-    if args.compare:
-        intervals = MODULES["models"]["models/intervals.py"]
-        mirror({"models/intervals.py": intervals})
-        t0 = time.perf_counter()
-        mutmut("run", "--max-children", "1")
-        timings.append(
-            {
-                "tool": "mutmut (1 process)",
-                "module": "models/intervals.py",
-                "mutants": len(results()),
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        timings.append(compare_cosmic_ray("models/intervals.py", intervals))
-    write(status, equivalent, timings, modules)
+    write(status, equivalent, timings, modules, args.out)
     return 0
 
 
-def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules: dict) -> None:
+def compare() -> int:
+    """Both tools on models/intervals.py, one process each, side by side: bench/results/mutation-tools.md."""
+    module = "models/intervals.py"
+    tests = MODULES["models"][module]
+    mirror({module: tests})
+    t0 = time.perf_counter()
+    mutmut("run", "--max-children", "1")
+    rows = [{"tool": "mutmut", "module": module, "mutants": len(results()), "seconds": time.perf_counter() - t0}]
+    mirror({module: tests})  # a clean copy: cosmic-ray mutates files in place
+    rows.append(compare_cosmic_ray(module, tests))
+    lines = [
+        "# Mutation testing tools side by side",
+        "",
+        f"`python bench/mutation.py --compare` on {time.strftime('%Y-%m-%d %H:%M')}: both tools on `{module}` "
+        f"with the same tests ({', '.join(tests)}), one process each, one after the other. Load average "
+        f"{tuple(round(x, 2) for x in os.getloadavg())}, {os.cpu_count()} CPUs.",
+        "",
+        "| tool | mutants | seconds | seconds per mutant |",
+        "|---|---|---|---|",
+        *(
+            f"| {r['tool']} | {r['mutants']} | {r['seconds']:.0f} | {r['seconds'] / max(r['mutants'], 1):.2f} |"
+            for r in rows
+        ),
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "mutation-tools.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules: dict, out: str) -> None:
     rows, survivors = [], []
     for module in modules:
         mine = {n: s for n, s in status.items() if module_of(n) == module}
@@ -217,7 +238,7 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
         lines += [f"Equivalent: {why}", ""] if why else []
         lines += ["```diff", diff_of(name), "```", ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mutation.md").write_text("\n".join(lines))
+    (RESULTS / f"{out}.md").write_text("\n".join(lines))
     print("\n".join(lines[: 12 + len(rows)]))
 
 

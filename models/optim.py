@@ -97,15 +97,6 @@ class SGD:
         theta -= self.lr * self.velocity
 
 
-def make_optimizer(name: str, size: int, lr: float):
-    """Optimizer by name (``"adam"`` or ``"sgd"``)."""
-    if name == "adam":
-        return Adam(size, lr)
-    if name == "sgd":
-        return SGD(size, lr)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
-
-
 def clip_rows(g: np.ndarray, clip: float | None, mode: str = "norm") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`clip_flat` for a stack of networks' gradients g (N, P), each row on its own: returns
     ``(clipped copy (N, P), norms before clipping (N,), was clipped (N,))``. One network's large

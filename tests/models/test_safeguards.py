@@ -12,7 +12,8 @@ from tickcast.models.cells import make_cell
 from tickcast.models.conformal import Conformal
 from tickcast.models.engine import train
 from tickcast.models.intervals import half_widths, residual_quantiles
-from tickcast.models.network import initial_weights, shrunk_mean_targets
+from tickcast.models.network import initial_weights, largest_target, shrunk_mean_targets
+from tickcast.models.optim import clip_flat, clip_rows
 from tickcast.models.params import allocate, flatten
 from tickcast.models.train import Data, TrainSettings
 
@@ -150,3 +151,45 @@ def test_a_level_outside_zero_to_one_is_refused(level):
     Q, counts = residual_quantiles(np.arange(1.0, 11.0)[:, None])
     with pytest.raises(ValueError, match="level must be in"):
         half_widths(Q, counts, 1, level)
+
+
+def test_a_gradient_exactly_at_the_clip_norm_is_not_counted_as_clipped():
+    g = np.array([3.0, 4.0])  # norm 5
+    out, norm, was = clip_flat(g, 5.0, "norm")
+    assert (norm, was) == (5.0, False) and out.tolist() == [3.0, 4.0]
+    out, norms, was = clip_rows(np.array([[3.0, 4.0], [6.0, 8.0]]), 5.0, "norm")
+    assert norms.tolist() == [5.0, 10.0] and was.tolist() == [False, True]
+    np.testing.assert_allclose(out, [[3.0, 4.0], [3.0, 4.0]], rtol=1e-15)
+    out, norms, was = clip_rows(np.array([[3.0, 4.0]]), None)
+    assert was.dtype == bool and was.tolist() == [False] and out.tolist() == [[3.0, 4.0]]
+    with pytest.raises(ValueError, match="clip_mode must be one of"):
+        clip_rows(np.zeros((1, 2)), 1.0, "bogus")
+
+
+class _Chunked:
+    """A window source read piecewise, as a group fit's windows are."""
+
+    def __init__(self, *chunks):
+        self._chunks = chunks
+
+    def chunks(self):
+        return [(Y, np.ones_like(Y) if M is None else M) for Y, M in self._chunks]
+
+
+def test_targets_read_in_chunks_give_the_same_bias_as_read_whole():
+    Y = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]])
+    whole = shrunk_mean_targets(Data(None, Y, np.ones_like(Y)))
+    np.testing.assert_allclose(shrunk_mean_targets(_Chunked((Y[:1], None), (Y[1:], None))), whole, rtol=1e-15)
+
+
+def test_a_step_with_one_target_starts_at_it_and_one_at_mean_one_is_kept():
+    Y = np.array([[1.0, 7.0], [1.0, 0.0]])
+    M = np.array([[1.0, 1.0], [1.0, 0.0]])  # step 2 has one target (7): no spread, nothing to shrink
+    np.testing.assert_allclose(shrunk_mean_targets(Data(None, Y, M)), [1.0, 7.0], rtol=1e-15)
+
+
+def test_the_largest_target_ignores_masked_ones():
+    Y = np.array([[0.5, -0.25], [100.0, 0.1]])
+    M = np.array([[1.0, 1.0], [0.0, 1.0]])
+    assert largest_target(Data(None, Y, M)) == 0.5
+    assert largest_target(Data(None, Y, np.zeros_like(Y))) == 0.0  # nothing seen

@@ -169,17 +169,18 @@ def test_absurd_learning_rate_is_finite_or_diverged_never_nan(make_series, cell,
 
 
 class _NaNCell:
-    """A real cell whose outputs are NaN on chosen forward calls (training batches only)."""
+    """A real cell whose outputs are NaN on chosen forward calls of batches of ``batch`` windows
+    (6: the training batches below; 8: the validation windows)."""
 
-    def __init__(self, bad_calls):
-        self.inner, self.bad_calls, self.calls = make_cell("rnn", 1, 4, 2), bad_calls, 0
+    def __init__(self, bad_calls, batch: int = 6):
+        self.inner, self.bad_calls, self.calls, self.batch = make_cell("rnn", 1, 4, 2), bad_calls, 0, batch
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def forward(self, p, X):
         out, cache = self.inner.forward(p, X)
-        if X.shape[0] == 6:  # the training batch size below
+        if X.shape[0] == self.batch:
             self.calls += 1
             if self.calls in self.bad_calls:
                 out = out * np.nan
@@ -211,7 +212,29 @@ def test_repeated_non_finite_steps_raise_training_diverged_with_weights_untouche
     flat, params, data, val, rng = _tiny_problem(cell)
     start = flat.copy()
     settings = TrainSettings(5, 6, 1e-2, "adam", 1.0, "norm", 0, 0.0, 3)
-    with pytest.raises(TrainingDiverged, match="3 learning-rate back-offs"):
+    with pytest.raises(TrainingDiverged, match="non-finite loss or gradient after 3 learning-rate back-offs"):
+        train(cell, flat, params, data, val, settings, rng)
+    np.testing.assert_array_equal(flat, start)
+
+
+def test_an_epoch_without_a_finite_step_is_recorded_with_the_restored_weights_losses():
+    cell = _NaNCell(bad_calls={1, 2, 3, 4})  # every batch of the first epoch (24 windows, 6 a batch)
+    flat, params, data, val, rng = _tiny_problem(cell)
+    settings = TrainSettings(2, 6, 1e-2, "adam", 1.0, "norm", 0, 0.0, 8)
+    history, _, _ = train(cell, flat, params, data, val, settings, rng)
+    first, backed_off = history[0], history[1]
+    assert backed_off["train_loss"] == pytest.approx(first["train_loss"], rel=1e-12)  # the weights of epoch 0
+    assert backed_off["val_loss"] == pytest.approx(first["val_loss"], rel=1e-12)
+    assert backed_off["grad_norm"] == 0.0 and backed_off["lr"] <= 1e-2 / 2**4  # a back-off per NaN step
+    assert history[2]["grad_norm"] > 0.0 and np.isfinite(history[2]["train_loss"])
+
+
+def test_a_non_finite_validation_loss_backs_off_and_says_so():
+    cell = _NaNCell(bad_calls=set(range(2, 100)), batch=8)  # every validation after epoch 0's
+    flat, params, data, val, rng = _tiny_problem(cell)
+    start = flat.copy()
+    settings = TrainSettings(5, 6, 1e-2, "adam", 1.0, "norm", 0, 0.0, 3)
+    with pytest.raises(TrainingDiverged, match="non-finite validation loss after 3 learning-rate back-offs"):
         train(cell, flat, params, data, val, settings, rng)
     np.testing.assert_array_equal(flat, start)
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tickcast.service import schema
 from tickcast.service.cli import main
+from tickcast.service.db import write_transaction
 from tickcast.service.run.cycle import run_cycle
 
 from .support.small_model import small_model
@@ -417,20 +418,44 @@ def test_daily_prices_have_no_season_and_a_series_table_may_set_one(fresh_db, ma
 
 
 def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_world, tmp_path):
-    """A group's task and (auto) its members' own tasks go to worker processes as plain data."""
+    """A group's task and (auto) its members' own tasks go to worker processes as plain data; on a
+    pool the group's fit runs in parts on every worker, combined by the driver into the very model
+    one process fits: cold, warm, and cold again after its stored model was damaged."""
     from tickcast.service.db import open_database
 
     def outcome(workers: int):
         url = f"sqlite:///{tmp_path / f'w{workers}.db'}"
-        settings = group_world(training="auto")
-        settings = replace(settings, execution=replace(settings.execution, workers=workers), db_url=url)
         engine = open_database(url)
-        assert run_cycle(engine, settings).status == "ok"
+        runs = []
+        for months, damage in ((MONTHS, False), (MONTHS + 1, False), (MONTHS + 2, True)):
+            settings = group_world(months=months, training="auto")
+            settings = replace(settings, execution=replace(settings.execution, workers=workers), db_url=url)
+            if damage:  # the group's newest shared model, cut short: the next fit starts cold, with a note
+                with write_transaction(engine) as conn:
+                    shared = conn.execute(
+                        sa.select(schema.fits.c.id, schema.fits.c.weights)
+                        .where(schema.fits.c.series_id.is_(None))
+                        .order_by(schema.fits.c.id.desc())
+                        .limit(1)
+                    ).one()
+                    conn.execute(
+                        sa.update(schema.fits).where(schema.fits.c.id == shared.id).values(weights=shared.weights[:100])
+                    )
+            summary = run_cycle(engine, settings)
+            assert summary.status == "ok"
+            runs.append(sorted((o.key, o.mode) for o in summary.outcomes))
         forecasts = sorted(
-            (f["series_id"], f["step"], f["value"], f["lower"], f["upper"]) for f in table(engine, "forecasts")
+            (f["series_id"], f["origin_ts"], f["model"], f["step"], f["level"], f["value"], f["lower"], f["upper"])
+            for f in table(engine, "forecasts")
         )
-        fits = [(f["key"], f["scope"], f["note"], f["weights"]) for f in fits_of(engine)]
+        fits = [(f["key"], f["scope"], f["mode"], f["note"], f["weights"]) for f in fits_of(engine)]
         engine.dispose()
-        return forecasts, fits
+        return runs, forecasts, fits
 
-    assert outcome(1) == outcome(2)
+    one, two = outcome(1), outcome(2)
+    assert one == two
+    runs, _, fits = two
+    assert ("csv:m0", "warm") in runs[1] and ("csv:m0", "cold") in runs[2]
+    notes = [note for key, scope, _, note, _ in fits if scope == "group" and key is None and note]
+    damaged = [note for note in notes if "could not be loaded" in note]
+    assert len(damaged) == 1 and damaged[0].endswith("trained cold"), notes

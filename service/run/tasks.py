@@ -27,7 +27,7 @@ from tickcast.models import AutoForecaster, SeriesTooShort, TrainingDiverged
 from ..errors import exception_line
 from ..status import FitStatus
 from . import published
-from .values import Forecast, GroupResult, GroupTask, SeriesResult, SeriesTask
+from .values import Forecast, GroupPart, GroupResult, GroupTask, PartResult, SeriesResult, SeriesTask
 
 _tuned = False
 
@@ -185,11 +185,57 @@ def train_group(task: GroupTask) -> GroupResult:
             task.group_key, FitStatus.FAILED, error=_failure(exc), seconds=time.perf_counter() - started,
             params=task.params,
         )  # fmt: skip
+    return _group_result(task, model, history, forecasts, warm, note, time.perf_counter() - started)
+
+
+def train_group_part(job: GroupPart) -> PartResult | GroupResult:
+    """One part of a group's fit (``AutoForecaster.fit_many_part``), cold or warm as ``train_group``
+    decides (an unloadable blob or a failed warm start: cold, with the note); a failed GroupResult
+    when the fit fails."""
+    tune_process()
+    started = time.perf_counter()
+    task = job.task
+
+    def fit(previous):
+        model = published.forecaster(task.params, task.members)
+        return model.fit_many_part(list(task.values), job.part, job.parts, warm_start=previous)
+
+    try:
+        part, warm, note = _fit_and_forecast(fit, task.warm_blob, "group model")
+    except FIT_ERRORS as exc:
+        return GroupResult(
+            task.group_key, FitStatus.FAILED, error=_failure(exc), seconds=time.perf_counter() - started,
+            params=task.params,
+        )  # fmt: skip
+    return PartResult(part, warm, note, time.perf_counter() - started)
+
+
+def combine_group(task: GroupTask, parts: list) -> GroupResult:
+    """The group's result from its parts' (in part order): the model ``fit_many`` gives, combined here.
+    A failed part fails the group, as a failed fit would; parts that decided differently on the warm
+    start (they never should) are redone as one fit."""
+    failed = [p for p in parts if isinstance(p, GroupResult)]
+    if failed:
+        return failed[0]
+    if len({(p.warm, p.note) for p in parts}) != 1:
+        return train_group(task)
+    started = time.perf_counter()
+    try:
+        model = AutoForecaster.combine([p.part for p in parts])
+        history = _history(model)
+        forecasts = [_checked(f) for f in published.forecasts(model, task.horizon, task.levels)]
+    except FIT_ERRORS as exc:
+        return GroupResult(task.group_key, FitStatus.FAILED, error=_failure(exc), params=task.params)
+    seconds = max(p.seconds for p in parts) + time.perf_counter() - started  # the parts ran at once
+    return _group_result(task, model, history, forecasts, parts[0].warm, parts[0].note, seconds)
+
+
+def _group_result(task: GroupTask, model, history, forecasts, warm, note, seconds: float) -> GroupResult:
     epochs, best, transform = published.epochs(model)
     return GroupResult(
         task.group_key,
         FitStatus.OK,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         blob=model.to_bytes(),
         history=history,
         transform=transform,
@@ -202,22 +248,27 @@ def train_group(task: GroupTask) -> GroupResult:
     )
 
 
-def failed_result(task: SeriesTask | GroupTask, error: str) -> SeriesResult | GroupResult:
+def failed_result(task: SeriesTask | GroupTask | GroupPart, error: str) -> SeriesResult | GroupResult:
+    if isinstance(task, GroupPart):
+        task = task.task
     if isinstance(task, GroupTask):
         return GroupResult(task.group_key, FitStatus.FAILED, error=error, params=task.params)
     return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=error, params=task.params)
 
 
-def run_task(task: SeriesTask | GroupTask) -> SeriesResult | GroupResult:
+def run_task(task: SeriesTask | GroupTask | GroupPart) -> SeriesResult | GroupResult | PartResult:
     """Train one task. Running out of memory, and even an unexpected exception (a bug), come back as
     a failed result. NumPy's overflow warnings are not printed: a fit that goes wrong comes back
     failed, with the reason, which is what the user reads."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if isinstance(task, GroupPart):
+                return train_group_part(task)
             return train_group(task) if isinstance(task, GroupTask) else train_series(task)
     except MemoryError:
-        size = sum(len(v) for v in task.values) if isinstance(task, GroupTask) else len(task.values)
+        values = task.task.values if isinstance(task, GroupPart) else task.values
+        size = sum(len(v) for v in values) if isinstance(task, GroupTask | GroupPart) else len(values)
         return failed_result(
             task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
         )

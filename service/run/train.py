@@ -3,9 +3,11 @@ worker processes or a Dask cluster), handed back in plan order.
 
 The unit of work is a series (a ``SeriesTask``) or a group (a ``GroupTask`` with every member's
 values and the group's previous model; under ``auto``'s comparison also each member's own
-``SeriesTask``). Every task is submitted on its own, as ``run_task(task)``: a module-level
-function of plain data that returns plain data (``run/tasks.py``), so any
-``concurrent.futures``-compatible executor can run it. A unit is handed back once all its tasks
+``SeriesTask``). On a pool a group's fit is split into parts (``GroupPart``, one per local worker),
+which run at once on different workers; the driver combines them into the model one fit gives.
+Every task is submitted on its own, as ``run_task(task)``: a module-level function of plain data
+that returns plain data (``run/tasks.py``), so any ``concurrent.futures``-compatible executor can
+run it. A unit is handed back once all its tasks
 are done, in plan order, which keeps the order of the writes fixed whatever the number of workers.
 """
 
@@ -22,8 +24,8 @@ from ..errors import TickcastError
 from ..executors import open_executor, runs_in_process
 from ..settings import ExecutorSettings
 from .plan import GroupPlan, Unit
-from .tasks import failed_result, run_task
-from .values import GroupTask, GroupTrained, SeriesTask, Trained
+from .tasks import combine_group, failed_result, run_task
+from .values import GroupPart, GroupTask, GroupTrained, SeriesTask, Trained
 
 
 def open_files_needed(workers: int) -> int:
@@ -53,14 +55,29 @@ def ensure_open_files(workers: int) -> None:
     )
 
 
-def tasks_of(unit: Unit) -> list[SeriesTask | GroupTask]:
+# A Dask cluster's size is not known when the work is planned: its group fits go in this many parts.
+DASK_GROUP_PARTS = 2
+
+
+def group_parts(execution: ExecutorSettings) -> int:
+    """How many parts a group's fit is split into on a pool: one per local worker, so that every
+    core works on it (``AutoForecaster.fit_many_part``; the driver combines them)."""
+    return execution.workers if execution.name == "local" else DASK_GROUP_PARTS
+
+
+def tasks_of(unit: Unit, parts: int = 1) -> list[SeriesTask | GroupTask | GroupPart]:
+    """The tasks of a unit: a series' one, or a group's fit (whole, or in ``parts``) followed by its
+    members' own fits (``auto``'s comparison)."""
     if isinstance(unit, GroupPlan):
-        return [unit.task] + [m.task for m in unit.members if m.task is not None]
+        group: list = [unit.task] if parts <= 1 else [GroupPart(unit.task, k, parts) for k in range(parts)]
+        return group + [m.task for m in unit.members if m.task is not None]
     return [unit.task] if unit.task is not None else []
 
 
-def _assemble(unit: Unit, results: list) -> Trained:
+def _assemble(unit: Unit, results: list, parts: int = 1) -> Trained:
     if isinstance(unit, GroupPlan):
+        if parts > 1:
+            return GroupTrained(combine_group(unit.task, results[:parts]), list(results[parts:]))
         return GroupTrained(results[0], list(results[1:]))
     return results[0]
 
@@ -86,19 +103,20 @@ def train_planned(
                 results = [run_task(task) for task in tasks_of(unit)]
             yield unit, _assemble(unit, results)
         return
-    with open_executor(execution, n_tasks) as pool:
-        yield from _in_pool(pool, todo, stop)
+    parts = group_parts(execution)
+    with open_executor(execution, sum(len(tasks_of(u, parts)) for u in todo)) as pool:
+        yield from _in_pool(pool, todo, stop, parts)
 
 
-def _in_pool(pool: Executor, todo: list[Unit], stop: threading.Event) -> Iterator[tuple[Unit, Trained]]:
-    submitted = [(unit, [(task, pool.submit(run_task, task)) for task in tasks_of(unit)]) for unit in todo]
+def _in_pool(pool: Executor, todo: list[Unit], stop: threading.Event, parts: int) -> Iterator[tuple[Unit, Trained]]:
+    submitted = [(unit, [(task, pool.submit(run_task, task)) for task in tasks_of(unit, parts)]) for unit in todo]
     try:
         for unit, futures in submitted:
             results = [_wait(task, future, submitted, stop) for task, future in futures]
             if any(result is None for result in results):
                 continue  # cancelled on a stop request
             faults.reached("train")
-            yield unit, _assemble(unit, results)
+            yield unit, _assemble(unit, results, parts)
     finally:
         for _, futures in submitted:
             for _, pending in futures:

@@ -184,6 +184,27 @@ class GroupTask:
 
 
 @dataclass
+class GroupPart:
+    """Part ``part`` of ``parts`` of a group's fit (``AutoForecaster.fit_many_part``): the parts run on
+    different workers at once, and the driver combines them into the model ``fit_many`` gives."""
+
+    task: GroupTask
+    part: int
+    parts: int
+
+
+@dataclass
+class PartResult:
+    """A part's share of a group's fit (``models.auto_parts.AutoPart``), whether it continued the
+    group's previous model, and why not (the same for every part: each decides alike)."""
+
+    part: object
+    warm: bool
+    note: str | None
+    seconds: float
+
+
+@dataclass
 class GroupResult:
     group_key: str
     status: str  # FitStatus: ok, failed

@@ -459,3 +459,59 @@ def test_a_group_gives_the_same_results_whatever_the_number_of_workers(group_wor
     notes = [note for key, scope, _, note, _ in fits if scope == "group" and key is None and note]
     damaged = [note for note in notes if "could not be loaded" in note]
     assert len(damaged) == 1 and damaged[0].endswith("trained cold"), notes
+
+
+def test_series_trained_in_batches_store_what_one_task_each_stores(group_world, tmp_path, monkeypatch):
+    """Per-series tasks of equal settings go as batches (one fit_each): the stored models, forecasts
+    and notes are those of one task per series, cold, warm, and when a stored model is damaged (that
+    series is fitted on its own, with the note)."""
+    from tickcast.service.db import open_database
+    from tickcast.service.run import tasks, train
+
+    family = monthly_family(8)
+    batches: list[int] = []
+    batched = tasks.train_batch
+
+    def counting(batch):
+        batches.append(len(batch.tasks))
+        return batched(batch)
+
+    monkeypatch.setattr(tasks, "train_batch", counting)
+
+    def outcome(batch_max: int, workers: int = 1):
+        monkeypatch.setattr(train, "BATCH_MAX", batch_max)
+        monkeypatch.setattr(train, "BATCH_SPREAD", 4 if workers == 1 else 1)  # on the pool: batches of 4
+        url = f"sqlite:///{tmp_path / f'b{batch_max}-{workers}.db'}"
+        engine = open_database(url)
+        for months, damage in ((MONTHS, False), (MONTHS + 1, False), (MONTHS + 2, True)):
+            settings = replace(group_world(k=8, months=months, training="series", family=family), db_url=url)
+            settings = replace(settings, execution=replace(settings.execution, workers=workers))
+            if damage:  # csv:m3's newest model, cut short
+                with write_transaction(engine) as conn:
+                    newest = conn.execute(
+                        sa.select(schema.fits.c.id, schema.fits.c.weights)
+                        .join(schema.series, schema.series.c.id == schema.fits.c.series_id)
+                        .where(schema.series.c.key == "csv:m3")
+                        .order_by(schema.fits.c.id.desc())
+                        .limit(1)
+                    ).one()
+                    conn.execute(
+                        sa.update(schema.fits).where(schema.fits.c.id == newest.id).values(weights=newest.weights[:100])
+                    )
+            assert run_cycle(engine, settings).status == "ok"
+        forecasts = sorted(
+            (f["series_id"], f["origin_ts"], f["model"], f["step"], f["level"], f["value"], f["lower"], f["upper"])
+            for f in table(engine, "forecasts")
+        )
+        fits = [(f["key"], f["mode"], f["note"], f["weights"]) for f in fits_of(engine)]
+        engine.dispose()
+        return forecasts, fits
+
+    alone = outcome(1)
+    assert batches == []
+    together = outcome(8)
+    assert batches and max(batches) == 2  # 9 series, one worker: batches of two keep four a worker
+    assert together == alone
+    assert outcome(8, workers=2) == alone  # batches of four in worker processes
+    notes = [note for key, _, note, _ in together[1] if note and "could not be loaded" in note]
+    assert [key for key, _, note, _ in together[1] if note in notes] == ["csv:m3"]

@@ -27,7 +27,7 @@ from tickcast.models import AutoForecaster, SeriesTooShort, TrainingDiverged
 from ..errors import exception_line
 from ..status import FitStatus
 from . import published
-from .values import Forecast, GroupPart, GroupResult, GroupTask, PartResult, SeriesResult, SeriesTask
+from .values import Forecast, GroupPart, GroupResult, GroupTask, PartResult, SeriesBatch, SeriesResult, SeriesTask
 
 _tuned = False
 
@@ -155,12 +155,16 @@ def train_series(task: SeriesTask) -> SeriesResult:
             task.key, task.series_id, FitStatus.FAILED, error=_failure(exc), seconds=time.perf_counter() - started,
             params=task.params,
         )  # fmt: skip
+    return _series_result(task, model, history, forecast, warm, note, time.perf_counter() - started)
+
+
+def _series_result(task: SeriesTask, model, history, forecast, warm, note, seconds: float) -> SeriesResult:
     epochs, best, transform = published.epochs(model)
     return SeriesResult(
         task.key,
         task.series_id,
         FitStatus.OK,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         blob=model.to_bytes(),
         history=history,
         transform=transform,
@@ -171,6 +175,42 @@ def train_series(task: SeriesTask) -> SeriesResult:
         note=note,
         forecast=forecast,
     )
+
+
+def train_batch(batch: SeriesBatch) -> list[SeriesResult]:
+    """Every series of the batch fitted as ``train_series`` fits it, the batch's fits as one
+    computation (``AutoForecaster.fit_each``). A series that needs more than a plain fit (a model to
+    continue that cannot be loaded, a fit or warm start that fails) is then fitted on its own by
+    ``train_series``, which says why. Each result's seconds: its share of the batch's time."""
+    tune_process()
+    tasks = batch.tasks
+    started = time.perf_counter()
+    previous: list = []
+    for task in tasks:
+        try:
+            previous.append(None if task.warm_blob is None else published.load(task.warm_blob))
+        except Exception:  # noqa: BLE001 - fitted on its own below, with the note saying why
+            previous.append(ValueError)
+    todo = [i for i, p in enumerate(previous) if p is not ValueError]
+    proto = published.forecaster(tasks[0].params, tasks[0].members)
+    fitted = proto.fit_each(
+        [tasks[i].values for i in todo],
+        seeds=[tasks[i].params["seed"] for i in todo],
+        warm_starts=[previous[i] for i in todo],
+        errors="return",
+    )
+    share = (time.perf_counter() - started) / max(len(todo), 1)
+    results: list[SeriesResult | None] = [None] * len(tasks)
+    for i, model in zip(todo, fitted):
+        if isinstance(model, BaseException):
+            continue
+        try:
+            history = _history(model)
+            (forecast,) = [_checked(f) for f in published.forecasts(model, tasks[i].horizon, tasks[i].levels)]
+        except FIT_ERRORS:
+            continue
+        results[i] = _series_result(tasks[i], model, history, forecast, previous[i] is not None, None, share)
+    return [r if r is not None else train_series(task) for r, task in zip(results, tasks)]
 
 
 def train_group(task: GroupTask) -> GroupResult:
@@ -248,7 +288,10 @@ def _group_result(task: GroupTask, model, history, forecasts, warm, note, second
     )
 
 
-def failed_result(task: SeriesTask | GroupTask | GroupPart, error: str) -> SeriesResult | GroupResult:
+def failed_result(task: SeriesTask | GroupTask | GroupPart | SeriesBatch, error: str):
+    """The failed result(s) of a task that could not run: a list for a batch, one per series."""
+    if isinstance(task, SeriesBatch):
+        return [failed_result(t, error) for t in task.tasks]
     if isinstance(task, GroupPart):
         task = task.task
     if isinstance(task, GroupTask):
@@ -256,19 +299,25 @@ def failed_result(task: SeriesTask | GroupTask | GroupPart, error: str) -> Serie
     return SeriesResult(task.key, task.series_id, FitStatus.FAILED, error=error, params=task.params)
 
 
-def run_task(task: SeriesTask | GroupTask | GroupPart) -> SeriesResult | GroupResult | PartResult:
+def run_task(task: SeriesTask | GroupTask | GroupPart | SeriesBatch):
     """Train one task. Running out of memory, and even an unexpected exception (a bug), come back as
     a failed result. NumPy's overflow warnings are not printed: a fit that goes wrong comes back
     failed, with the reason, which is what the user reads."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if isinstance(task, SeriesBatch):
+                return train_batch(task)
             if isinstance(task, GroupPart):
                 return train_group_part(task)
             return train_group(task) if isinstance(task, GroupTask) else train_series(task)
     except MemoryError:
-        values = task.task.values if isinstance(task, GroupPart) else task.values
-        size = sum(len(v) for v in values) if isinstance(task, GroupTask | GroupPart) else len(values)
+        if isinstance(task, SeriesBatch):
+            size = sum(len(t.values) for t in task.tasks)
+        elif isinstance(task, GroupTask | GroupPart):
+            size = sum(len(v) for v in (task.task.values if isinstance(task, GroupPart) else task.values))
+        else:
+            size = len(task.values)
         return failed_result(
             task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
         )

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass, field
 
 from .. import faults, stopping
 from ..errors import TickcastError
@@ -25,7 +26,7 @@ from ..executors import open_executor, runs_in_process
 from ..settings import ExecutorSettings
 from .plan import GroupPlan, Unit
 from .tasks import combine_group, failed_result, run_task
-from .values import GroupPart, GroupTask, GroupTrained, SeriesTask, Trained
+from .values import GroupPart, GroupTask, GroupTrained, SeriesBatch, SeriesTask, Trained
 
 
 def open_files_needed(workers: int) -> int:
@@ -82,6 +83,58 @@ def _assemble(unit: Unit, results: list, parts: int = 1) -> Trained:
     return results[0]
 
 
+# Per-series tasks whose settings differ only in the seed go as batches (SeriesBatch: fit_each, the
+# same models faster) of up to this many, when there are enough to keep BATCH_SPREAD batches per
+# worker (a small run keeps one task per series: its work still spreads over every worker).
+BATCH_MAX = 8
+BATCH_SPREAD = 4
+
+
+def batch_size(n_series: int, workers: int) -> int:
+    return max(1, min(BATCH_MAX, n_series // (BATCH_SPREAD * max(workers, 1))))
+
+
+def _batch_key(task: SeriesTask) -> str:
+    shared = {k: v for k, v in task.params.items() if k != "seed"}
+    return repr((sorted(shared.items()), task.members, task.horizon, task.levels))
+
+
+@dataclass
+class _Jobs:
+    """What goes to the executor (``jobs``: tasks and batches) and, per unit in plan order, where its
+    results come from (``slots``: the job, and the position in a batch or None)."""
+
+    jobs: list = field(default_factory=list)
+    slots: list[list[tuple[int, int | None]]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, todo: list[Unit], parts: int, workers: int) -> _Jobs:
+        out = cls()
+        size = batch_size(sum(not isinstance(u, GroupPlan) for u in todo), workers)
+        filling: dict[str, int] = {}  # batch key -> the job index of the batch being filled
+        for unit in todo:
+            slots: list[tuple[int, int | None]] = []
+            if isinstance(unit, GroupPlan) or size == 1:
+                for task in tasks_of(unit, parts):
+                    out.jobs.append(task)
+                    slots.append((len(out.jobs) - 1, None))
+            else:
+                single = unit.task
+                assert single is not None  # units without work are not in todo
+                key = _batch_key(single)
+                j = filling.get(key)
+                if j is None or len(out.jobs[j].tasks) == size:
+                    out.jobs.append(SeriesBatch([]))
+                    j = filling[key] = len(out.jobs) - 1
+                out.jobs[j].tasks.append(single)
+                slots.append((j, len(out.jobs[j].tasks) - 1))
+            out.slots.append(slots)
+        return out
+
+    def results_of(self, i: int, done: dict[int, object]) -> list:
+        return [done[j] if pos is None else done[j][pos] for j, pos in self.slots[i]]  # type: ignore[index]
+
+
 def train_planned(
     units: Sequence[Unit], execution: ExecutorSettings, stop: threading.Event
 ) -> Generator[tuple[Unit, Trained], None, None]:
@@ -95,43 +148,52 @@ def train_planned(
         return  # nothing to train: no cluster needed
     n_tasks = sum(len(tasks_of(u)) for u in todo)
     if runs_in_process(execution, n_tasks):
-        for unit in todo:
-            if stop.is_set():
-                return
+        plan = _Jobs.of(todo, 1, 1)
+        done: dict[int, object] = {}
+        for i, unit in enumerate(todo):
+            for j, _ in plan.slots[i]:
+                if j in done:
+                    continue
+                if stop.is_set():
+                    return
+                with stopping.interruptible():  # a fit never looks at the stop: a forced one interrupts it
+                    done[j] = run_task(plan.jobs[j])
             faults.reached("train")
-            with stopping.interruptible():  # a fit never looks at the stop: a forced one interrupts it
-                results = [run_task(task) for task in tasks_of(unit)]
-            yield unit, _assemble(unit, results)
+            yield unit, _assemble(unit, plan.results_of(i, done))
         return
     parts = group_parts(execution)
-    with open_executor(execution, sum(len(tasks_of(u, parts)) for u in todo)) as pool:
-        yield from _in_pool(pool, todo, stop, parts)
+    plan = _Jobs.of(todo, parts, execution.workers)
+    with open_executor(execution, len(plan.jobs)) as pool:
+        yield from _in_pool(pool, todo, plan, stop, parts)
 
 
-def _in_pool(pool: Executor, todo: list[Unit], stop: threading.Event, parts: int) -> Iterator[tuple[Unit, Trained]]:
-    submitted = [(unit, [(task, pool.submit(run_task, task)) for task in tasks_of(unit, parts)]) for unit in todo]
+def _in_pool(
+    pool: Executor, todo: list[Unit], plan: _Jobs, stop: threading.Event, parts: int
+) -> Iterator[tuple[Unit, Trained]]:
+    futures = [pool.submit(run_task, job) for job in plan.jobs]
+    done: dict[int, object] = {}
     try:
-        for unit, futures in submitted:
-            results = [_wait(task, future, submitted, stop) for task, future in futures]
-            if any(result is None for result in results):
+        for i, unit in enumerate(todo):
+            for j, _ in plan.slots[i]:
+                if j not in done:
+                    done[j] = _wait(plan.jobs[j], futures[j], futures, stop)
+            if any(done[j] is None for j, _ in plan.slots[i]):
                 continue  # cancelled on a stop request
             faults.reached("train")
-            yield unit, _assemble(unit, results, parts)
+            yield unit, _assemble(unit, plan.results_of(i, done), parts)
     finally:
-        for _, futures in submitted:
-            for _, pending in futures:
-                pending.cancel()
+        for pending in futures:
+            pending.cancel()
 
 
-def _wait(task, future: Future, submitted, stop: threading.Event):
-    """The task's result; None if it was cancelled (stop); a failed result if its worker died.
+def _wait(job, future: Future, futures: list[Future], stop: threading.Event):
+    """The job's result; None if it was cancelled (stop); failed results if its worker died.
     StopNow when the stop is forced."""
     while True:
         stopping.check_forced()
         if stop.is_set():
-            for _, futures in submitted:
-                for _, pending in futures:
-                    pending.cancel()  # a task already running cannot be cancelled: it finishes
+            for pending in futures:
+                pending.cancel()  # a task already running cannot be cancelled: it finishes
         try:
             return future.result(timeout=0.2)
         except FuturesTimeout:
@@ -141,4 +203,4 @@ def _wait(task, future: Future, submitted, stop: threading.Event):
         except Exception as exc:  # noqa: BLE001 - the worker (or the cluster) died: killed, out of memory
             if stop.is_set():  # lost to the stop (a signal sent to every process): not run, not failed
                 return None
-            return failed_result(task, f"worker failed: {type(exc).__name__}: {exc}")
+            return failed_result(job, f"worker failed: {type(exc).__name__}: {exc}")

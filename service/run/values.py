@@ -128,6 +128,14 @@ class SeriesTask:
     warm_blob: bytes | None = None  # the fit to continue from (warm start), else None
 
 
+@dataclass
+class SeriesBatch:
+    """Per-series tasks whose settings differ in the seed alone, trained as one computation
+    (``AutoForecaster.fit_each``: the same models as one task each, faster)."""
+
+    tasks: list[SeriesTask]
+
+
 Intervals = dict[float, tuple[list[float], list[float]]]  # level -> (lower, upper), each (h,)
 
 

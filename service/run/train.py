@@ -146,8 +146,8 @@ def train_planned(
     todo = [u for u in units if isinstance(u, GroupPlan) or u.task is not None]
     if not todo:
         return  # nothing to train: no cluster needed
-    n_tasks = sum(len(tasks_of(u)) for u in todo)
-    if runs_in_process(execution, n_tasks):
+    parts = group_parts(execution)
+    if runs_in_process(execution, sum(len(tasks_of(u, parts)) for u in todo)):
         plan = _Jobs.of(todo, 1, 1)
         done: dict[int, object] = {}
         for i, unit in enumerate(todo):
@@ -161,7 +161,6 @@ def train_planned(
             faults.reached("train")
             yield unit, _assemble(unit, plan.results_of(i, done))
         return
-    parts = group_parts(execution)
     plan = _Jobs.of(todo, parts, execution.workers)
     with open_executor(execution, len(plan.jobs)) as pool:
         yield from _in_pool(pool, todo, plan, stop, parts)

@@ -66,10 +66,17 @@ def group_parts(execution: ExecutorSettings) -> int:
     return execution.workers if execution.name == "local" else DASK_GROUP_PARTS
 
 
+def parts_of(unit: GroupPlan, parts: int) -> int:
+    """The parts a group's fit goes in: ``parts`` for a cold fit (its validation and final RNN fits
+    run at once), one for a warm one (a single fine-tune: starting workers would cost more)."""
+    return parts if unit.task.warm_blob is None else 1
+
+
 def tasks_of(unit: Unit, parts: int = 1) -> list[SeriesTask | GroupTask | GroupPart]:
     """The tasks of a unit: a series' one, or a group's fit (whole, or in ``parts``) followed by its
     members' own fits (``auto``'s comparison)."""
     if isinstance(unit, GroupPlan):
+        parts = parts_of(unit, parts)
         group: list = [unit.task] if parts <= 1 else [GroupPart(unit.task, k, parts) for k in range(parts)]
         return group + [m.task for m in unit.members if m.task is not None]
     return [unit.task] if unit.task is not None else []
@@ -77,6 +84,7 @@ def tasks_of(unit: Unit, parts: int = 1) -> list[SeriesTask | GroupTask | GroupP
 
 def _assemble(unit: Unit, results: list, parts: int = 1) -> Trained:
     if isinstance(unit, GroupPlan):
+        parts = parts_of(unit, parts)
         if parts > 1:
             return GroupTrained(combine_group(unit.task, results[:parts]), list(results[parts:]))
         return GroupTrained(results[0], list(results[1:]))

@@ -119,25 +119,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _run_cycle(args: argparse.Namespace, engine, settings, **options):
+    """One cycle for ``run`` or ``backfill``: progress on stderr unless --quiet, stopped by SIGTERM
+    or SIGINT as the run's stop rules say."""
     import threading
 
-    from .queries import NothingStored, forecast_columns, latest_forecasts
     from .run.cycle import run_cycle
+
+    stop = threading.Event()
+    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
+    progress = None if args.quiet else (lambda message, problem=False: _err(message))
+    return run_cycle(engine, settings, progress=progress, stop=stop, **options)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .queries import NothingStored, forecast_columns, latest_forecasts
     from .tables import render
 
     settings = _settings(args)
     engine = _open(settings)
-    stop = threading.Event()
-    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
-    summary = run_cycle(
-        engine,
-        settings,
-        trigger=Trigger.MANUAL,
-        progress=None if args.quiet else (lambda message, problem=False: _err(message)),
-        stop=stop,
-        keys=args.keys or None,
-    )
+    summary = _run_cycle(args, engine, settings, trigger=Trigger.MANUAL, keys=args.keys or None)
     failed = [o for o in summary.outcomes if o.failed]
     try:
         keys = {o.key for o in summary.outcomes}
@@ -160,11 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    import threading
     from datetime import date
 
     from .run.backfill import Backfill
-    from .run.cycle import run_cycle
 
     try:
         since = date.fromisoformat(args.since) if args.since else None
@@ -173,17 +172,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     request = Backfill(origins=args.origins, since=since)
     settings = _settings(args)
-    engine = _open(settings)
-    stop = threading.Event()
-    stop_run_on_signals(stop, lambda line: _err(f"tickcast: {line}"))
-    summary = run_cycle(
-        engine,
-        settings,
-        keys=args.keys,
-        progress=None if args.quiet else (lambda message, problem=False: _err(message)),
-        stop=stop,
-        backfill=request,
-    )
+    summary = _run_cycle(args, _open(settings), settings, keys=args.keys, backfill=request)
     failed = [o for o in summary.outcomes if o.failed]
     trained = summary.count(lambda o: o.fit == SeriesFit.TRAINED)
     print(

@@ -272,13 +272,13 @@ def world(tmp_path, names: list[str], extra: str = "") -> dict:
     return {"TICKCAST_CONFIG": str(tmp_path / "tickcast.toml"), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
 
 
-def slow_world(tmp_path):
+def slow_world(tmp_path, epochs: int = 60):
     """The crash world with more epochs, so a run lasts long enough to overlap with others."""
     env = make_world(tmp_path)
     cfg = tmp_path / "tickcast.toml"
     cfg.write_text(
         cfg.read_text()
-        .replace("epochs = 4", "epochs = 60\npatience = 100")
+        .replace("epochs = 4", f"epochs = {epochs}\npatience = 100")
         .replace("max_points = 400", "max_points = 1500")
         .replace('sample = ["sp500", "core-cpi"]', 'sample = ["sp500", "nasdaq", "wti", "core-cpi"]')
     )

@@ -32,12 +32,17 @@ class Daemon:
             tickcast_executable() + args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full_env
         )
         self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.out: list[str] = []
+        # Both pipes drained: a process whose stdout fills the pipe (a web server's access log)
+        # blocks on its next write, and then on SIGTERM.
+        self.reader = threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True)
         self.reader.start()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True).start()
 
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(pipe, lines: list[str]):
+        for line in pipe:
+            lines.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, timeout: float = 120) -> str:
         deadline = time.time() + timeout

@@ -21,6 +21,7 @@ from tickcast.models.config import LIMITS, MEMBERS, ForecasterConfig
 
 from .checks import check_type, file_name, positive, unknown_setting
 from .clock import utcnow
+from .cron import cron_trigger
 from .errors import ConfigError, first_line
 from .executors import EXECUTORS
 from .settings import (
@@ -184,9 +185,10 @@ def _validate(
         raise ConfigError(
             f"setting 'schedule.timezone' must be an IANA time zone such as America/New_York, got {schedule.timezone!r}"
         ) from None
-    if len(schedule.cron.split()) != 5:
+    if len(schedule.cron.split()) not in (5, 6):
         raise ConfigError(
-            f"setting 'schedule.cron' must have five fields (minute hour day month weekday), got {schedule.cron!r}"
+            "setting 'schedule.cron' must have five fields (minute hour day month weekday), "
+            f"or six with the second first, got {schedule.cron!r}"
         )
     _check_cron(schedule)
     positive("schedule.misfire_grace_hours", schedule.misfire_grace_hours, most=24 * 31)
@@ -236,10 +238,8 @@ def _one_level(table: Any) -> Any:
 
 def _check_cron(schedule: ScheduleSettings) -> None:
     """The scheduler's own parser, so that what loads here is what `tickcast serve` runs."""
-    from apscheduler.triggers.cron import CronTrigger  # a few hundredths of a second: not for --help
-
     try:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+        trigger = cron_trigger(schedule.cron, schedule.timezone)
     except ValueError as exc:
         reason = first_line(exc, "invalid")
         raise ConfigError(

@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from .clock import as_utc, utcnow
+from .cron import cron_trigger as parse_cron
 from .errors import TickcastError, exception_line
 from .lease import RunInProgress
 from .queries import completed_run_since
@@ -52,7 +53,7 @@ class ScheduleError(TickcastError):
 
 
 def cron_trigger(settings: Settings) -> CronTrigger:
-    return CronTrigger.from_crontab(settings.schedule.cron, timezone=settings.schedule.timezone)
+    return parse_cron(settings.schedule.cron, settings.schedule.timezone)
 
 
 def last_fire_time(trigger: CronTrigger, now: datetime, lookback: timedelta = LOOKBACK) -> datetime | None:

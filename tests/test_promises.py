@@ -26,26 +26,29 @@ def write_walk(path, n: int, start: str = "2021-01-04") -> None:
 
 
 def test_a_running_serve_fires_its_cron_job_by_itself(tmp_path):
-    """No hand call: the schedule names the next minute (UTC) and the daemon runs then."""
-    now = datetime.now(UTC)
-    fire = (now + timedelta(seconds=75 if now.second > 40 else 60)).replace(second=0, microsecond=0)
+    """No hand call: the schedule names a second a few seconds ahead (the six-field form, second
+    first) on today's date only, so nothing is missed and there is no catch-up; the daemon runs then."""
+    fire = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
     write_walk(tmp_path / "walk.csv", 120)
     cfg = tmp_path / "tickcast.toml"
+    cron = f"{fire.second} {fire.minute} {fire.hour} {fire.day} {fire.month} *"
     cfg.write_text(
-        f'[service]\nworkers = 1\n[schedule]\ncron = "{fire.minute} {fire.hour} * * *"\ntimezone = "UTC"\n'
+        f'[service]\nworkers = 1\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n'
         '[watchlist]\nsample = []\n[[series]]\nkey = "csv:walk"\npath = "walk.csv"\n' + FAST_MODEL
     )
     env = {"TICKCAST_CONFIG": str(cfg), "TICKCAST_DATA_DIR": str(tmp_path / "data")}
     daemon = Daemon(["serve"], env)
     try:
-        daemon.wait_for("finished", timeout=300)  # the catch-up of yesterday's missed time comes first
-        daemon.wait_for("run 2 finished", timeout=300)
+        announced = daemon.wait_for("tickcast serve: schedule ", timeout=120)
+        assert datetime.now(UTC) < fire, "serve took too long to start: the scheduled second had passed"
+        assert announced.endswith(fire.isoformat()), announced
+        daemon.wait_for("run 1 finished", timeout=300)
     finally:
         assert daemon.terminate() == 0
     runs = db_rows(tmp_path, "SELECT id, trigger, status, started_at FROM runs ORDER BY id")
-    assert [(r[1], r[2]) for r in runs] == [("catch-up", "ok"), ("schedule", "ok")]
-    started = datetime.fromisoformat(str(runs[1][3])).replace(tzinfo=UTC)
-    assert fire <= started < fire + timedelta(seconds=60)  # at the scheduled minute, not before
+    assert [(r[1], r[2]) for r in runs] == [("schedule", "ok")]
+    started = datetime.fromisoformat(str(runs[0][3])).replace(tzinfo=UTC)
+    assert fire <= started < fire + timedelta(seconds=30)  # at the scheduled second, not before
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from apscheduler.triggers.cron import CronTrigger
 
+from tickcast.service.cron import cron_trigger
 from tickcast.service.scheduler import last_fire_time
 
 from ..support.daemon import Daemon
@@ -80,7 +80,7 @@ CASES = [
 
 @pytest.mark.parametrize("zone,cron,now,expected", CASES)
 def test_last_fire_time_across_both_clock_changes(zone, cron, now, expected, ledger):
-    trigger = CronTrigger.from_crontab(cron, timezone=zone)
+    trigger = cron_trigger(cron, zone)
     with deadline(5):
         found = last_fire_time(trigger, now)
     assert found is not None and found.astimezone(UTC) == expected
@@ -98,7 +98,7 @@ def test_last_fire_time_across_both_clock_changes(zone, cron, now, expected, led
 )
 def test_the_search_is_bounded_for_any_schedule(cron, now, expected):
     with deadline(5):
-        found = last_fire_time(CronTrigger.from_crontab(cron, timezone="America/New_York"), now)
+        found = last_fire_time(cron_trigger(cron, "America/New_York"), now)
     assert (found.astimezone(UTC) if found else None) == expected
 
 

@@ -31,9 +31,10 @@ from .support.tables import LEVELS, ROWS_PER_STEP
 distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev extra
 
 N_SERIES, POINTS = 8, 500
-# Where a worker is killed mid-task, a fit takes about a second (60 epochs): long enough to be
-# caught mid-task. Where runs are only compared, a quarter of that.
-LONG, SHORT = 60, 15
+# Where a worker is killed mid-task, a fit takes about half a second (30 epochs): long enough to be
+# caught mid-task (each worker holds two tasks, so one killed at once still loses one). Where runs
+# are only compared, half that.
+LONG, SHORT = 30, 15
 CONFIG = """
 [watchlist]
 sample = []

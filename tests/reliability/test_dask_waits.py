@@ -38,7 +38,7 @@ def test_an_address_that_is_not_a_dask_scheduler_fails_the_run_in_one_line(tmp_p
     port = server.port if isinstance(server, SilentListener) else server.httpd.server_address[1]
     address = f"tcp://127.0.0.1:{port}"
     try:
-        env = on_dask(make_world(tmp_path), address)
+        env = on_dask(make_world(tmp_path), address, connect=1)  # 1 s + the handshake's 5 s
         run = Daemon(["run", "-q"], env)
         try:
             code = run.proc.wait(timeout=300)  # it used to wait for ever

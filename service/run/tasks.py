@@ -312,14 +312,19 @@ def run_task(task: SeriesTask | GroupTask | GroupPart | SeriesBatch):
                 return train_group_part(task)
             return train_group(task) if isinstance(task, GroupTask) else train_series(task)
     except MemoryError:
-        if isinstance(task, SeriesBatch):
-            size = sum(len(t.values) for t in task.tasks)
-        elif isinstance(task, GroupTask | GroupPart):
-            size = sum(len(v) for v in (task.task.values if isinstance(task, GroupPart) else task.values))
-        else:
-            size = len(task.values)
-        return failed_result(
-            task, f"out of memory while training on {size} observations (lower model.max_points or service.workers)"
-        )
+        if not isinstance(task, SeriesBatch):
+            if isinstance(task, GroupTask | GroupPart):
+                size = sum(len(v) for v in (task.task.values if isinstance(task, GroupPart) else task.values))
+            else:
+                size = len(task.values)
+            return failed_result(
+                task,
+                f"out of memory while training on {size} observations (lower model.max_points or service.workers)",
+            )
     except Exception as exc:  # noqa: BLE001 - one series' (or group's) bug must not end the run
         return failed_result(task, f"internal error: {type(exc).__name__}: {exc}")
+    # A batch whose arrays together did not fit in memory (out of the except block, so that the
+    # failed attempt's arrays are freed): each of its series on its own, so that only a series too
+    # large for memory fails.
+    assert isinstance(task, SeriesBatch)
+    return [run_task(single) for single in task.tasks]

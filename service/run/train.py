@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from .. import faults, stopping
 from ..errors import TickcastError
 from ..executors import open_executor, runs_in_process
+from ..executors.kind import WorkerLost
 from ..settings import ExecutorSettings
 from .plan import GroupPlan, Unit
 from .tasks import combine_group, failed_result, run_task
@@ -183,7 +184,7 @@ def _in_pool(
         for i, unit in enumerate(todo):
             for j, _ in plan.slots[i]:
                 if j not in done:
-                    done[j] = _wait(plan.jobs[j], futures[j], futures, stop)
+                    done[j] = _wait(plan.jobs[j], futures[j], futures, stop, pool)
             if any(done[j] is None for j, _ in plan.slots[i]):
                 continue  # cancelled on a stop request
             faults.reached("train")
@@ -193,9 +194,10 @@ def _in_pool(
             pending.cancel()
 
 
-def _wait(job, future: Future, futures: list[Future], stop: threading.Event):
-    """The job's result; None if it was cancelled (stop); failed results if its worker died.
-    StopNow when the stop is forced."""
+def _wait(job, future: Future, futures: list[Future], stop: threading.Event, pool: Executor):
+    """The job's result; None if it was cancelled (stop); failed results if its worker died, except
+    for a batch of series: sent again one series per task, so that a series that kills its worker
+    (the out-of-memory killer) fails alone. StopNow when the stop is forced."""
     while True:
         stopping.check_forced()
         if stop.is_set():
@@ -210,4 +212,20 @@ def _wait(job, future: Future, futures: list[Future], stop: threading.Event):
         except Exception as exc:  # noqa: BLE001 - the worker (or the cluster) died: killed, out of memory
             if stop.is_set():  # lost to the stop (a signal sent to every process): not run, not failed
                 return None
+            # A worker's death (WorkerLost itself; not its subclasses, such as a lost Dask scheduler,
+            # which no retry would reach).
+            if type(exc) is WorkerLost and isinstance(job, SeriesBatch) and len(job.tasks) > 1:
+                return _one_by_one(job, futures, stop, pool)
             return failed_result(job, f"worker failed: {type(exc).__name__}: {exc}")
+
+
+def _one_by_one(batch: SeriesBatch, futures: list[Future], stop: threading.Event, pool: Executor):
+    singles = [pool.submit(run_task, task) for task in batch.tasks]
+    futures.extend(singles)  # cancelled with the others on a stop
+    results = []
+    for task, single in zip(batch.tasks, singles):
+        result = _wait(task, single, futures, stop, pool)
+        if result is None:
+            return None
+        results.append(result)
+    return results

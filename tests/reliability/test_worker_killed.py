@@ -20,7 +20,9 @@ from .stops import pool_workers
 N_SERIES = 6
 
 
-def slow_world(root: Path, workers: int = 2, epochs: int = 400, n: int = N_SERIES, points: int = 400) -> dict:
+def slow_world(
+    root: Path, workers: int = 2, epochs: int = 400, n: int = N_SERIES, points: int = 400, model: str = ""
+) -> dict:
     """``n`` CSV series whose fits take a second or more each (epochs, no early stop)."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(21)
@@ -34,6 +36,7 @@ def slow_world(root: Path, workers: int = 2, epochs: int = 400, n: int = N_SERIE
         f"[service]\nworkers = {workers}\n[watchlist]\nsample = []\n"
         + "".join(entries)
         + f"[model]\nhidden_size = 16\nepochs = {epochs}\npatience = 1000\nensemble = 1\nmax_points = {points}\n"
+        + model
     )
     return {"TICKCAST_CONFIG": str(root / "tickcast.toml"), "TICKCAST_DATA_DIR": str(root / "data")}
 
@@ -82,3 +85,28 @@ def test_a_worker_killed_by_the_oom_killer_fails_only_its_series_and_the_run_goe
     assert crash_invariants(env) == []
     assert not [pid for pid in workers if alive(pid)]  # no worker left behind
     ledger.record("workers: one local worker killed with SIGKILL mid-run")
+
+
+def test_a_batch_whose_worker_is_killed_is_trained_again_one_series_per_task(tmp_path, ledger):
+    """Enough series for batches (16 series on 2 workers: batches of 2, trained together): the batch
+    on the killed worker is not failed whole but sent again one series per task, so only a series
+    that kills its worker again would fail. Killed once, every series ends trained and stored."""
+    n = 16
+    env = slow_world(tmp_path, n=n, epochs=300, model='training = "series"\n')
+    run = Daemon(["run"], env)
+    try:
+        run.wait_for(f"[train 1/{n}]", timeout=600)  # the first batch is back; the next ones are running
+        workers = pool_workers(run.proc.pid)
+        assert len(workers) == 2, workers
+        os.kill(busiest(workers), signal.SIGKILL)
+        code = run.proc.wait(timeout=300)
+        run.reader.join(timeout=10)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    assert code == 0, "\n".join(run.lines)
+    assert query(env, "SELECT status, count(*) FROM fits GROUP BY status") == [("ok", n)]
+    assert query(env, "SELECT status, series_ok, series_failed FROM runs") == [("ok", n, 0)]
+    crash_invariants(env)
+    ledger.record("workers: a batch's worker killed with SIGKILL mid-run")

@@ -46,8 +46,16 @@ MODULES = {
             "tests/models/test_stacked_fits.py",
         ],
         "models/network.py": ["tests/models/test_safeguards.py", "tests/models/test_training.py"],
-        "models/intervals.py": ["tests/models/test_safeguards.py", "tests/models/test_forecasting.py"],
-        "models/conformal.py": ["tests/models/test_safeguards.py", "tests/models/test_challengers.py"],
+        "models/intervals.py": [
+            "tests/models/test_safeguards.py",
+            "tests/models/test_forecasting.py",
+            "tests/models/test_conformal_exact.py",
+        ],
+        "models/conformal.py": [
+            "tests/models/test_safeguards.py",
+            "tests/models/test_challengers.py",
+            "tests/models/test_conformal_exact.py",
+        ],
     },
     "service": {
         "service/lease.py": ["tests/test_pipeline.py"],

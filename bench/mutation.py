@@ -14,6 +14,7 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py                 # every module below
     python bench/mutation.py --only models   # the model's modules only (a few minutes)
     python bench/mutation.py --compare       # mutmut against cosmic-ray on models/intervals.py
+    python bench/mutation.py --only service --report   # the results of a run stopped early
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -151,11 +152,20 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only write the results of the last run in build/mutation (one stopped before the end included)",
+    )
     args = parser.parse_args(argv)
     if args.compare:
         return compare()
     groups = [args.only] if args.only else list(MODULES)
     modules = {m: t for g in groups for m, t in MODULES[g].items()}
+    if args.report:
+        equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+        write(results(), equivalent, [], modules, args.out)
+        return 0
     mirror(modules)
     print(f"mutation testing {len(modules)} modules in {WORK.relative_to(ROOT)} ...", flush=True)
     started = time.perf_counter()
@@ -204,6 +214,8 @@ def compare() -> int:
 
 def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules: dict, out: str) -> None:
     rows, survivors = [], []
+    unchecked = {n for n, s in status.items() if s == "not checked"}  # a run stopped before them
+    status = {n: s for n, s in status.items() if n not in unchecked}
     for module in modules:
         mine = {n: s for n, s in status.items() if module_of(n) == module}
         killed = sum(s == "killed" or s == "timeout" for s in mine.values())
@@ -225,6 +237,15 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
         "A mutant is killed when a test fails (or times out); the score leaves out the survivors "
         "explained as equivalent in `bench/mutation_equivalent.toml`.",
         "",
+        *(
+            [
+                f"**A partial run**: {len(unchecked)} mutants were not checked (the run was stopped; "
+                "`--report` wrote what it had). The table counts the checked ones only.",
+                "",
+            ]
+            if unchecked
+            else []
+        ),
         "| module | mutants | killed | equivalent | survived | score |",
         "|---|---|---|---|---|---|",
         *rows,

@@ -59,7 +59,7 @@ MODULES = {
         ],
     },
     "service": {
-        "service/lease.py": ["tests/test_pipeline.py"],
+        "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
         "service/run/ingest.py": ["tests/test_ingest.py"],
         "service/run/rebase.py": ["tests/test_rebase.py"],

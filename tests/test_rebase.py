@@ -15,7 +15,7 @@ from tickcast.service import schema
 from tickcast.service.cli import main
 from tickcast.service.run.cycle import run_cycle
 from tickcast.service.run.ingest import ingest
-from tickcast.service.run.rebase import Rebase, confirm_rebase, detect_rebase
+from tickcast.service.run.rebase import Rebase, confirm_rebase, detect_rebase, keep_unsent
 
 from .support.fake_yahoo import bars_from_closes
 from .support.httpserver import Reply
@@ -317,3 +317,21 @@ def test_a_crash_while_replacing_leaves_the_old_history_whole(fresh_db, make_set
     done = run_cli("--db", db_url, "--config", str(config), "ingest", "--full", "csv:walk")
     assert done.returncode == 0, done.stderr
     assert "factor of 0.5;" in series_row(engine, "csv:walk").last_note
+
+
+def test_stored_dates_a_rolling_source_no_longer_sends_are_kept_on_the_new_basis():
+    """A source that sends only its last N days after a split: the older stored dates are added
+    back, those up to the re-basing's last old-basis date times its factor, later ones as stored,
+    the result sorted by date and the count of dates added back returned."""
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2024-01-05", "2024-01-03"]), "value": [50.0, 52.0]})
+    stored = pd.Series(
+        [100.0, 102.0, 104.0, 108.0, 110.0],
+        index=[date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)],
+    )
+    merged, added = keep_unsent(frame, stored, Rebase(factor=0.5, through=date(2024, 1, 2)))
+    assert added == 3  # 1st, 2nd (old basis) and 4th (after the split: as stored)
+    assert [d.date() for d in merged["ts"]] == [date(2024, 1, d) for d in (1, 2, 3, 4, 5)]
+    assert merged["value"].tolist() == [50.0, 51.0, 52.0, 108.0, 50.0]
+    assert list(merged.columns) == ["ts", "value"] and merged.index.tolist() == [0, 1, 2, 3, 4]
+    same, none = keep_unsent(frame, stored.iloc[[2, 4]], Rebase(factor=0.5, through=date(2024, 1, 2)))
+    assert none == 0 and same is frame  # nothing unsent: the frame as fetched

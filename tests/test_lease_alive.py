@@ -68,6 +68,8 @@ def test_a_process_that_exited_holds_nothing_even_before_expiry(gone, start):
 def test_a_live_process_without_a_recorded_start_holds_it_until_expiry(child):
     assert holder_alive(row(child.pid, LATER, process_start=None), NOW) is True
     assert holder_alive(row(child.pid, EARLIER, process_start=None), NOW) is False
+    with pytest.raises(subprocess.TimeoutExpired):  # asking sent it no signal: it is still running
+        child.wait(timeout=0.3)
 
 
 def test_this_process_holds_only_the_leases_it_took(monkeypatch):
@@ -84,3 +86,4 @@ def test_elsewhere_only_the_expiry_tells(gone, where):
     not running here may well be running there."""
     assert holder_alive(row(gone, LATER, process_start=None, **where), NOW) is True
     assert holder_alive(row(gone, EARLIER, process_start=None, **where), NOW) is False
+    assert holder_alive(row(gone, NOW, process_start=None, **where), NOW) is False  # expired at its moment

@@ -92,7 +92,7 @@ def test_a_batch_whose_worker_is_killed_is_trained_again_one_series_per_task(tmp
     on the killed worker is not failed whole but sent again one series per task, so only a series
     that kills its worker again would fail. Killed once, every series ends trained and stored."""
     n = 16
-    env = slow_world(tmp_path, n=n, epochs=300, model='training = "series"\n')
+    env = slow_world(tmp_path, n=n, epochs=150, model='training = "series"\n')
     run = Daemon(["run"], env)
     try:
         run.wait_for(f"[train 1/{n}]", timeout=600)  # the first batch is back; the next ones are running

@@ -53,11 +53,13 @@ def busiest(pids: list[int]) -> int:
     return max(pids, key=lambda pid: cpu_ticks(pid) - before[pid])
 
 
-def test_a_worker_killed_by_the_oom_killer_fails_only_its_series_and_the_run_goes_on(tmp_path, ledger):
-    env = slow_world(tmp_path)
-    run = Daemon(["run"], env)  # `tickcast run`, its stderr read line by line
+def run_killing_a_busy_worker(env: dict, n: int) -> tuple[Daemon, list[int], int, int]:
+    """`tickcast run` (its stderr read line by line); once the first of its ``n`` series is back
+    (the pool is up, more fits are running), SIGKILL to the worker that is computing. Returns the
+    run, its worker pids, the killed one and the run's exit code."""
+    run = Daemon(["run"], env)
     try:
-        run.wait_for(f"[train 1/{N_SERIES}]", timeout=600)  # the pool is up; more fits are running
+        run.wait_for(f"[train 1/{n}]", timeout=600)
         workers = pool_workers(run.proc.pid)
         assert len(workers) == 2, workers
         victim = busiest(workers)
@@ -68,6 +70,12 @@ def test_a_worker_killed_by_the_oom_killer_fails_only_its_series_and_the_run_goe
         if run.proc.poll() is None:
             run.proc.kill()
             run.proc.wait()
+    return run, workers, victim, code
+
+
+def test_a_worker_killed_by_the_oom_killer_fails_only_its_series_and_the_run_goes_on(tmp_path, ledger):
+    env = slow_world(tmp_path)
+    run, workers, victim, code = run_killing_a_busy_worker(env, N_SERIES)
     assert code == 3, "\n".join(run.lines)
     failed = query(
         env, "SELECT s.key, f.error FROM fits f JOIN series s ON s.id = f.series_id WHERE f.status = 'failed'"
@@ -93,18 +101,7 @@ def test_a_batch_whose_worker_is_killed_is_trained_again_one_series_per_task(tmp
     that kills its worker again would fail. Killed once, every series ends trained and stored."""
     n = 16
     env = slow_world(tmp_path, n=n, epochs=150, model='training = "series"\n')
-    run = Daemon(["run"], env)
-    try:
-        run.wait_for(f"[train 1/{n}]", timeout=600)  # the first batch is back; the next ones are running
-        workers = pool_workers(run.proc.pid)
-        assert len(workers) == 2, workers
-        os.kill(busiest(workers), signal.SIGKILL)
-        code = run.proc.wait(timeout=300)
-        run.reader.join(timeout=10)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
+    run, _, _, code = run_killing_a_busy_worker(env, n)
     assert code == 0, "\n".join(run.lines)
     assert query(env, "SELECT status, count(*) FROM fits GROUP BY status") == [("ok", n)]
     assert query(env, "SELECT status, series_ok, series_failed FROM runs") == [("ok", n, 0)]

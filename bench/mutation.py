@@ -40,8 +40,13 @@ EQUIVALENT = ROOT / "bench" / "mutation_equivalent.toml"
 # module -> the fast tests that cover it (mutmut runs, per mutant, those of them that reach its function)
 MODULES = {
     "models": {
-        "models/optim.py": ["tests/models/test_optim_clipping.py", "tests/models/test_safeguards.py"],
+        "models/optim.py": [
+            "tests/models/test_optim_clipping.py",
+            "tests/models/test_safeguards.py",
+            "tests/models/test_engine_reference.py",
+        ],
         "models/engine.py": [
+            "tests/models/test_engine_reference.py",
             "tests/models/test_safeguards.py",
             "tests/models/test_training.py",
             "tests/models/test_stacked_fits.py",

@@ -5,12 +5,20 @@ the log and the linear scale, its floor, and the fall-back when exp overflows.""
 from __future__ import annotations
 
 import math
+import warnings
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 
-from tickcast.models.conformal import MIN_RELATIVE_HALF_WIDTH, Conformal, spread_path
+from tickcast.models.conformal import (
+    MIN_RELATIVE_HALF_WIDTH,
+    Conformal,
+    levels_of,
+    random_walk_residuals,
+    residuals,
+    spread_path,
+)
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -91,3 +99,113 @@ def test_the_local_size_of_changes_is_an_exponentially_weighted_mean():
         expected.append(s)
     np.testing.assert_allclose(spread_path(x), expected, rtol=1e-15)
     assert spread_path(np.array([3.0])).tolist() == pytest.approx([3e-8, 3e-8])  # no change: a floor
+
+
+def test_a_positive_series_below_one_is_on_the_log_scale_and_one_with_a_zero_is_not():
+    y = 0.5 ** np.arange(1.0, 21.0)  # positive, under 1: every change is log 2 on the log scale
+    point = np.array([0.5**21, 0.5**22])
+    lower, upper = _steady(1.0).interval(y, point, 0.8)
+    half = np.log(2.0) * np.array([1.0, math.sqrt(2.0)])
+    np.testing.assert_allclose(lower, point * np.exp(-half), rtol=1e-12)
+    np.testing.assert_allclose(upper, point * np.exp(half), rtol=1e-12)
+    y = np.r_[0.0, np.arange(1.0, 20.0)]  # a zero: the linear scale, changes of 1
+    lower, upper = _steady(2.0).interval(y, np.array([20.0]), 0.8)
+    np.testing.assert_allclose([lower[0], upper[0]], [18.0, 22.0], rtol=1e-12)
+
+
+def test_the_half_width_scales_with_the_spread_at_the_end_of_the_series():
+    y = np.r_[np.arange(0.0, 40.0, 1.0), 40.0 + np.arange(1.0, 21.0) * 3.0]  # changes of 1, then of 3
+    end = spread_path(y)[-1]
+    assert 1.0 < end < 3.0 and end != spread_path(y)[-2]
+    lower, upper = _steady(2.0).interval(y, np.array([0.0]), 0.8)  # a zero point: the linear scale
+    np.testing.assert_allclose([lower[0], upper[0]], [-2.0 * end, 2.0 * end], rtol=1e-12)
+
+
+def test_a_linear_series_that_never_moved_gets_a_floor_relative_to_its_level_even_below_one():
+    lower, upper = _steady(0.0).interval(np.full(20, -0.25), np.full(2, -0.25), 0.8)
+    half = MIN_RELATIVE_HALF_WIDTH * 0.25 * np.sqrt([1.0, 2.0])
+    np.testing.assert_allclose(lower, -0.25 - half, rtol=1e-12)
+    np.testing.assert_allclose(upper, -0.25 + half, rtol=1e-12)
+
+
+def test_an_overflowing_interval_raises_no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lower, upper = _steady(1e6).interval(2.0 ** np.arange(1.0, 21.0), np.array([100.0]), 0.8)
+    assert np.isfinite(lower[0]) and np.isfinite(upper[0])
+
+
+def test_residuals_by_hand_nan_past_the_end():
+    y = np.array([1.0, 2.0, 4.0, 4.0, 8.0, 9.0])  # linear: a zero-free but tested here on the linear scale
+    spread = spread_path(y)
+    F = np.array([[5.0, 3.0, -1.0], [3.0, 10.0, 7.0], [0.5, 2.0, 2.0]])  # from origins 3, 4, 5
+    r = residuals(y, F, 3, log=False)
+    expected = np.array(
+        [
+            [abs(4.0 - 5.0) / spread[3], abs(8.0 - 3.0) / spread[3], abs(9.0 + 1.0) / spread[3]],
+            [abs(8.0 - 3.0) / spread[4], abs(9.0 - 10.0) / spread[4], np.nan],
+            [abs(9.0 - 0.5) / spread[5], np.nan, np.nan],
+        ]
+    )
+    np.testing.assert_allclose(r, expected, rtol=1e-15)  # NaN where it is expected, and only there
+
+
+def test_residuals_on_the_log_scale_take_a_forecast_at_or_below_zero_as_the_tiniest_positive():
+    y = np.array([1.0, 2.0, 4.0, 8.0])
+    x = np.log(y)
+    spread = spread_path(x)
+    r = residuals(y, np.array([[0.5, -3.0], [16.0, 1.0]]), 2, log=True)
+    tiny = np.log(1e-300)
+    expected = [
+        [abs(x[2] - np.log(0.5)) / spread[2], abs(x[3] - tiny) / spread[2]],
+        [abs(x[3] - np.log(16.0)) / spread[3], np.nan],
+    ]
+    np.testing.assert_allclose(r, expected, rtol=1e-15)
+
+
+def test_random_walk_residuals_are_the_scaled_one_step_changes():
+    y = np.array([1.0, 2.0, 8.0])
+    x = np.log(y)
+    spread = spread_path(x)
+    r = random_walk_residuals(y, 2, log=True)
+    expected = [[abs(x[1] - x[0]) / spread[1], np.nan], [abs(x[2] - x[1]) / spread[2], np.nan]]
+    np.testing.assert_allclose(r, expected, rtol=1e-15)
+    two = random_walk_residuals(np.array([3.0, 5.0]), 1, log=False)
+    np.testing.assert_allclose(two, [[1.0]], rtol=1e-15)  # |5 - 3| over the spread 2
+    assert random_walk_residuals(np.array([3.0]), 2, log=False).shape == (0, 2)
+
+
+def test_the_spread_of_nothing_is_the_floor():
+    np.testing.assert_array_equal(spread_path(np.array([])), [1e-12])
+
+
+def test_a_last_step_with_too_few_residuals_uses_its_own_count():
+    e = np.full((30, 2), 1.0)
+    e[3:, 1] = np.nan  # step 2 has 3 residuals: too few for 90 %, the Gaussian width with its allowance
+    c = Conformal.from_residuals([e], 2)
+    z = NormalDist().inv_cdf(0.95)
+    q = c.half_widths(3, 0.9)
+    assert q[0] == pytest.approx(1.0)
+    rms2 = math.sqrt(np.mean(c.Q[1] ** 2))
+    assert q[1] == pytest.approx(z * rms2 * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
+    assert q[2] == pytest.approx(z * rms2 * math.sqrt(3 / 2) * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
+
+
+def test_steps_beyond_the_residuals_grow_from_the_last_step_s_rms_with_two_residuals():
+    e = np.array([[1.0, 2.0, 5.0], [3.0, 4.0, 7.0]])  # three steps, two residuals each
+    c = Conformal.from_residuals([e], 3)
+    z = NormalDist().inv_cdf(0.9)
+    rms = np.sqrt(np.mean(c.Q**2, axis=1))
+    assert len(set(np.round(rms, 9))) == 3
+    allowance = 1 + (z * z + 1) / 4  # n - 1 = 1
+    q = c.half_widths(5, 0.8)
+    expected = z * allowance * np.r_[rms, rms[-1] * np.sqrt([4 / 3, 5 / 3])]
+    np.testing.assert_allclose(q, np.maximum(expected, q), rtol=1e-12)
+    np.testing.assert_allclose(q[3:], expected[3:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
+def test_a_level_outside_zero_to_one_is_refused_with_its_value(level):
+    with pytest.raises(ValueError, match=rf"^level must be in \(0, 1\), got {level}$"):
+        levels_of([0.5, level])
+    assert levels_of(0.8) == ([0.8], True) and levels_of([0.8, 0.95]) == ([0.8, 0.95], False)

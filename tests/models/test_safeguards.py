@@ -12,9 +12,9 @@ from tickcast.models.cells import make_cell
 from tickcast.models.conformal import Conformal
 from tickcast.models.engine import train
 from tickcast.models.intervals import half_widths, residual_quantiles
-from tickcast.models.network import initial_weights, largest_target, shrunk_mean_targets
-from tickcast.models.optim import clip_flat, clip_rows
-from tickcast.models.params import allocate, flatten
+from tickcast.models.network import Member, initial_weights, largest_target, shrunk_mean_targets
+from tickcast.models.optim import SGD, Adam, clip_flat, clip_grads, clip_rows
+from tickcast.models.params import allocate, flatten, unflatten
 from tickcast.models.train import Data, TrainSettings
 
 LR = 0.01
@@ -193,3 +193,40 @@ def test_the_largest_target_ignores_masked_ones():
     M = np.array([[1.0, 1.0], [0.0, 1.0]])
     assert largest_target(Data(None, Y, M)) == 0.5
     assert largest_target(Data(None, Y, np.zeros_like(Y))) == 0.0  # nothing seen
+
+
+def test_a_step_whose_targets_average_exactly_zero_starts_at_zero():
+    Y = np.array([[1.0, 2.0], [-1.0, 2.5]])  # step 1 averages 0: no drift, not NaN
+    np.testing.assert_array_equal(shrunk_mean_targets(Data(None, Y, np.ones_like(Y)))[0], 0.0)
+
+
+def test_a_source_without_any_chunk_has_no_largest_target():
+    assert largest_target(_Chunked()) == 0.0
+
+
+def test_a_member_forecasts_what_its_cell_computes_and_refuses_weights_of_another_shape():
+    cell = make_cell("rnn", 1, 4, 3)
+    flat = flatten(cell.init_params(np.random.default_rng(5), 0.5), cell.shapes)
+    member = Member("rnn", 4, 3, 6, seed=5, flat=flat)
+    X = np.random.default_rng(6).standard_normal((7, 6, 1))
+    want, _ = cell.forward(unflatten(flat, cell.shapes), X)
+    np.testing.assert_allclose(member.predict(X), want, rtol=1e-12)
+    assert member.predict(X).shape == (7, 3)
+    with pytest.raises(ValueError, match=r"^member weights have shape \(5,\), the configuration needs \(\d+,\)$"):
+        Member("rnn", 4, 3, 6, seed=5, flat=np.zeros(5))
+
+
+def test_the_optimizers_defaults_are_the_usual_ones():
+    adam, sgd = Adam(3), SGD(3)
+    assert (adam.lr, adam.beta1, adam.beta2, adam.eps) == (1e-3, 0.9, 0.999, 1e-8)
+    assert (sgd.lr, sgd.momentum) == (1e-2, 0.9)
+
+
+def test_clip_grads_rescales_the_whole_dict_by_its_global_norm_by_default():
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}  # global norm 5
+    clipped, norm, was = clip_grads(grads, 1.0)
+    assert norm == 5.0 and was
+    np.testing.assert_allclose(clipped["a"], [0.6, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(clipped["b"], [[0.8]], rtol=1e-15)
+    clipped, _, was = clip_grads(grads, 1.0, "value")
+    assert was and clipped["b"][0, 0] == 1.0 and clipped["a"][0] == 1.0

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta
+from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, theta_models
 from tickcast.models.conformal import spread_path
 from tickcast.models.ets import EtsParams, filter_forecasts, fit_ets
 from tickcast.models.theta_models import fit_theta
@@ -131,6 +131,44 @@ def test_dotm_fit_is_a_local_optimum_of_the_hand_written_objective():
         a = min(max(p["alpha"] + da, 0.1), 0.99)
         t = max(p["theta"] + dt, 1.0)
         assert dotm_sse_by_hand(x, a, t, p["l0"] + dl) >= best - 1e-9
+
+
+@pytest.mark.parametrize("model", ["dotm", "otm", "stm"])
+def test_the_theta_objective_of_many_series_and_alphas_equals_the_hand_written_one(model):
+    """_sse (vectorised over series and alphas) at the fitted l0 and theta equals the recursion
+    written out, for series of different lengths in one padded batch."""
+    rng = np.random.default_rng(8)
+    xs = [seasonal_series(40, 1, 5), 5.0 + np.cumsum(rng.normal(0.1, 1.0, 23)), 3.0 + rng.normal(0, 1, 61)]
+    T = max(x.size for x in xs)
+    x = np.array([np.pad(v, (0, T - v.size), mode="edge") for v in xs])
+    n = np.array([v.size for v in xs], dtype=np.float64)
+    alphas = np.array([[0.1, 0.5, 0.6], [0.2, 0.3, 0.7], [0.15, 0.6, 0.45]])  # l0 well determined
+    dynamic, optimise = model == "dotm", model != "stm"
+    sse, l0, kappa = theta_models._sse(x, n, alphas, dynamic, optimise)
+    for s, v in enumerate(xs):
+        for a in range(3):
+            theta = 1.0 / (1.0 - kappa[s, a])
+            if dynamic:
+                want = dotm_sse_by_hand(v, alphas[s, a], theta, l0[s, a])
+            else:
+                want = static_theta_sse_by_hand(v, alphas[s, a], theta, l0[s, a])
+            assert sse[s, a] == pytest.approx(want, rel=1e-9), (s, a)
+    if not optimise:
+        assert np.all(kappa == 0.5)
+
+
+def static_theta_sse_by_hand(x, alpha, theta, l0):
+    """The static models: the least-squares line of the whole series at every step."""
+    t = np.arange(1, x.size + 1, dtype=np.float64)
+    slope = np.polyfit(t, x, 1)[0]
+    intercept = x.mean() - (x.size + 1) * slope / 2.0
+    level, sse = alpha * x[0] + (1 - alpha) * l0, 0.0
+    for i in range(1, x.size):
+        mu = level + (1 - 1 / theta) * (intercept * (1 - alpha) ** i + slope * (1 - (1 - alpha) ** (i + 1)) / alpha)
+        if i >= 3:
+            sse += (x[i] - mu) ** 2
+        level = alpha * x[i] + (1 - alpha) * level
+    return sse
 
 
 def test_theta_follows_a_clean_trend():

@@ -50,10 +50,27 @@ def spread_path(x: np.ndarray) -> np.ndarray:
     lam = 1.0 - math.pow(0.5, 1.0 / HALFLIFE)
     s = float(np.mean(d[: min(d.size, 5)]))
     out[:2] = s
-    for i, v in enumerate(d):  # change i happens between points i and i+1: known after i+2
+    path = []
+    for v in d.tolist():  # change i happens between points i and i+1: known after i+2 (Python floats: fast)
         s = (1 - lam) * s + lam * v
-        out[i + 2] = s
+        path.append(s)
+    out[2:] = path
     return np.maximum(out, floor)
+
+
+def spread_at_end(x: np.ndarray) -> float:
+    """``spread_path(x)[-1]`` as one dot product instead of a loop over the series (what an
+    interval needs, several times per fit): the weight of change i in the final mean is
+    lam (1 - lam)^(changes after it), the starting value's (1 - lam)^(number of changes)."""
+    n = x.size
+    d = np.abs(np.diff(x))
+    floor = max(1e-8 * float(np.mean(np.abs(x))) if n else 0.0, 1e-12)
+    if d.size == 0:
+        return floor
+    lam = 1.0 - math.pow(0.5, 1.0 / HALFLIFE)
+    s0 = float(np.mean(d[: min(d.size, 5)]))
+    decay = (1.0 - lam) ** np.arange(d.size - 1, -1, -1, dtype=np.float64)  # old changes underflow to 0
+    return max((1.0 - lam) ** d.size * s0 + lam * float(decay @ d), floor)
 
 
 def residuals(y: np.ndarray, forecasts: np.ndarray, split: int, log: bool) -> np.ndarray:
@@ -113,7 +130,7 @@ class Conformal:
         h = point.size
         log = on_log_scale(y) and bool(np.all(point > 0))
         x = to_x(y, log)
-        q = self.half_widths(h, float(level)) * spread_path(x)[-1]  # (h,) x units
+        q = self.half_widths(h, float(level)) * spread_at_end(x)  # (h,) x units
         steps = np.sqrt(np.arange(1, h + 1))
         if log:
             q = np.maximum(q, MIN_RELATIVE_HALF_WIDTH * steps)
@@ -140,4 +157,4 @@ def levels_of(level) -> tuple[list[float], bool]:
     return out, single
 
 
-__all__ = ["Conformal", "residuals", "random_walk_residuals", "spread_path", "on_log_scale", "levels_of"]
+__all__ = ["Conformal", "residuals", "random_walk_residuals", "spread_path", "spread_at_end", "on_log_scale", "levels_of"]

@@ -17,6 +17,7 @@ from tickcast.models.conformal import (
     levels_of,
     random_walk_residuals,
     residuals,
+    spread_at_end,
     spread_path,
 )
 
@@ -209,3 +210,13 @@ def test_a_level_outside_zero_to_one_is_refused_with_its_value(level):
     with pytest.raises(ValueError, match=rf"^level must be in \(0, 1\), got {level}$"):
         levels_of([0.5, level])
     assert levels_of(0.8) == ([0.8], True) and levels_of([0.8, 0.95]) == ([0.8, 0.95], False)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 6, 7, 40, 2500, 30000])
+def test_the_spread_at_the_end_is_the_last_point_of_the_path(n):
+    """What an interval uses (one dot product) against the path's loop, across lengths and scales."""
+    rng = np.random.default_rng(n)
+    for scale in (1e-6, 1.0, 1e6):
+        x = np.cumsum(rng.normal(0.0, 1.0, n)) * scale
+        assert spread_at_end(x) == pytest.approx(spread_path(x)[-1], rel=1e-13)
+    assert spread_at_end(np.full(n, 3.0)) == pytest.approx(spread_path(np.full(n, 3.0))[-1], rel=1e-13)

@@ -157,4 +157,12 @@ def levels_of(level) -> tuple[list[float], bool]:
     return out, single
 
 
-__all__ = ["Conformal", "residuals", "random_walk_residuals", "spread_path", "spread_at_end", "on_log_scale", "levels_of"]
+__all__ = [
+    "Conformal",
+    "residuals",
+    "random_walk_residuals",
+    "spread_path",
+    "spread_at_end",
+    "on_log_scale",
+    "levels_of",
+]

@@ -17,7 +17,7 @@ from tickcast.service.accuracy import SCORES, accuracy
 from tickcast.service.cli import main
 from tickcast.service.db import write_transaction
 from tickcast.service.queries import NothingStored
-from tickcast.service.run.adaptive import adaptive_interval_factor, scale_interval
+from tickcast.service.run.adaptive import adaptive_interval_factor, adaptive_interval_factors, scale_interval
 from tickcast.service.run.cycle import run_cycle
 
 from .support.small_model import FAST_MODEL
@@ -291,6 +291,35 @@ def test_the_adaptive_factor_follows_realised_coverage(fresh_db, origin, factors
         # each model and level learns from its own forecasts only: none stored for these
         assert adaptive_interval_factor(conn, sid, origin, rate, "rnn", 0.8) == 1.0
         assert adaptive_interval_factor(conn, sid, origin, rate, "published", 0.95) == 1.0
+
+
+def test_the_factors_of_several_models_and_levels_each_look_back_from_their_own_previous_origin(fresh_db):
+    engine = fresh_db()
+    sid = build(engine, factors={D3: 1.5})  # "published" at 0.8, stored from D0 to D4
+    extra = [
+        ("rnn", 0.8, o, s, t, v, lo, hi, 1.2 if o == D1 else 1.0) for o, s, t, v, lo, hi in FORECASTS if o in (D0, D1)
+    ] + [("published", 0.95, D2, 1, D3, 100.0, 90.0, 110.0, 2.0)]
+    with write_transaction(engine) as conn:
+        fit = conn.execute(sa.select(schema.fits.c.id)).scalar_one()
+        conn.execute(
+            sa.insert(schema.forecasts),
+            [
+                dict(series_id=sid, fit_id=fit, model=m, level=lv, origin_ts=o, step=s, target_ts=t, value=v,
+                     lower=lo, upper=hi, interval_factor=f, created_at=NOW)
+                for m, lv, o, s, t, v, lo, hi, f in extra
+            ],
+        )  # fmt: skip
+    keys = [("published", 0.8), ("rnn", 0.8), ("published", 0.95), ("ets", 0.8)]
+    with engine.connect() as conn:
+        got = adaptive_interval_factors(conn, sid, D4, 0.05, keys)
+        assert got == {key: adaptive_interval_factor(conn, sid, D4, 0.05, *key) for key in keys}
+    assert got[("published", 0.8)] == pytest.approx(1.5 * math.exp(0.05 * 0.8), rel=1e-12)  # from D3: one miss
+    # the RNN's newest origin before D4 is D1: targets in (D1, D4] are D2 (two misses) and D3 (a hit)
+    assert got[("rnn", 0.8)] == pytest.approx(1.2 * math.exp(0.05 * (0.8 + 0.8 - 0.2)), rel=1e-12)
+    assert got[("published", 0.95)] == pytest.approx(2.0 * math.exp(0.05 * -0.05), rel=1e-12)  # one hit at 95 %
+    assert got[("ets", 0.8)] == 1.0  # never stored
+    with engine.connect() as conn:
+        assert adaptive_interval_factors(conn, sid, D4, 0.0, keys) == dict.fromkeys(keys, 1.0)
 
 
 def test_scale_interval_scales_each_side_around_the_point():

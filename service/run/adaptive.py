@@ -39,33 +39,60 @@ def adaptive_interval_factor(
     """The factor for the ``level`` interval of ``model``'s forecasts of ``series_id`` from ``origin``
     (1 with ``rate`` 0 or no earlier such forecasts): each model's intervals at each level learn
     from their own misses."""
-    if rate == 0:
-        return 1.0
-    forecasts, errors = schema.forecasts.c, schema.forecast_errors.c
-    previous = conn.execute(
-        sa.select(forecasts.origin_ts, forecasts.interval_factor)
-        .where(
-            forecasts.series_id == series_id,
-            forecasts.origin_ts < origin,
-            forecasts.model == model,
-            forecasts.level == level,
+    return adaptive_interval_factors(conn, series_id, origin, rate, [(model, level)])[(model, level)]
+
+
+def adaptive_interval_factors(
+    conn: Connection, series_id: int, origin: date, rate: float, keys: list[tuple[str, float]]
+) -> dict[tuple[str, float], float]:
+    """:func:`adaptive_interval_factor` for several (model, level) pairs of one series and origin in
+    three queries, whatever their number (a series stores four models at two levels: eight factors)."""
+    out = {key: 1.0 for key in keys}
+    if rate == 0 or not keys:
+        return out
+    f, errors = schema.forecasts.c, schema.forecast_errors.c
+    newest = sa.func.max(f.origin_ts)
+    previous = {
+        (row.model, row.level): row.origin
+        for row in conn.execute(
+            sa.select(f.model, f.level, newest.label("origin"))
+            .where(f.series_id == series_id, f.origin_ts < origin)
+            .group_by(f.model, f.level)
         )
-        .order_by(forecasts.origin_ts.desc())
-        .limit(1)
-    ).first()
-    if previous is None:
-        return 1.0
-    excess = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(errors.level - errors.inside), 0.0)).where(
-            errors.series_id == series_id,
-            errors.model == model,
-            errors.level == level,
-            errors.target_ts > previous.origin_ts,
-            errors.target_ts <= origin,
+        if (row.model, row.level) in out
+    }
+    if not previous:
+        return out
+    factors = {
+        (row.model, row.level, row.origin_ts): row.factor
+        for row in conn.execute(
+            sa.select(f.model, f.level, f.origin_ts, sa.func.max(f.interval_factor).label("factor"))
+            .where(f.series_id == series_id, f.origin_ts.in_(sorted(set(previous.values()))))
+            .group_by(f.model, f.level, f.origin_ts)
         )
-    ).scalar_one()
-    factor = previous.interval_factor * math.exp(rate * float(excess))
-    return float(min(max(factor, FACTOR_BOUNDS[0]), FACTOR_BOUNDS[1]))
+    }
+    by_origin: dict[date, list[tuple[str, float]]] = {}
+    for key, since in previous.items():
+        by_origin.setdefault(since, []).append(key)
+    for since, group in by_origin.items():  # usually one: every model was stored at the same origins
+        excess = {
+            (row.model, row.level): float(row.excess)
+            for row in conn.execute(
+                sa.select(errors.model, errors.level, sa.func.sum(errors.level - errors.inside).label("excess"))
+                .where(
+                    errors.series_id == series_id,
+                    errors.model.in_(sorted({m for m, _ in group})),
+                    errors.level.in_(sorted({lv for _, lv in group})),
+                    errors.target_ts > since,
+                    errors.target_ts <= origin,
+                )
+                .group_by(errors.model, errors.level)
+            )
+        }
+        for key in group:
+            factor = factors[(*key, since)] * math.exp(rate * excess.get(key, 0.0))
+            out[key] = float(min(max(factor, FACTOR_BOUNDS[0]), FACTOR_BOUNDS[1]))
+    return out
 
 
 def scale_interval(

@@ -17,7 +17,7 @@ from ..clock import utcnow
 from ..db import write_transaction
 from ..frequencies import next_dates
 from ..status import FitStatus
-from .adaptive import adaptive_interval_factor, nest_interval, scale_interval
+from .adaptive import adaptive_interval_factors, nest_interval, scale_interval
 from .values import FitRecord, Forecast, GroupResult, ModelForecast, SeriesResult
 
 
@@ -124,15 +124,21 @@ def _store_forecasts(conn, record: FitRecord, fit_id: int, forecast: Forecast, n
     steps = min(record.horizon or len(forecast.point), len(forecast.point))  # a group may forecast further
     targets = next_dates(record.train_end, record.frequency, steps, record.calendar)
     models = {schema.PUBLISHED: ModelForecast(forecast.point, forecast.intervals), **forecast.members}
+    levels = sorted(record.levels)
+    factors = adaptive_interval_factors(
+        conn,
+        record.series_id,
+        record.train_end,
+        record.interval_adapt_rate,
+        [(name, level) for name in models for level in levels],
+    )
     rows = []
     for name, made in models.items():
         point = np.asarray(made.point[:steps])
         inner: tuple[np.ndarray, np.ndarray] | None = None
-        for level in sorted(record.levels):
+        for level in levels:
             lo, hi = made.intervals[level]
-            factor = adaptive_interval_factor(
-                conn, record.series_id, record.train_end, record.interval_adapt_rate, name, level
-            )
+            factor = factors[(name, level)]
             lower, upper = scale_interval(point, np.asarray(lo[:steps]), np.asarray(hi[:steps]), factor)
             if inner is not None:  # each level's factor learns alone: keep a wider level around a narrower
                 lower, upper = nest_interval(lower, upper, *inner)

@@ -152,7 +152,7 @@ class StackTrainer:
         if any(getattr(s, k) != getattr(st[0], k) for s in st for k in shared):
             raise ValueError(f"networks trained as one stack share their {', '.join(shared)}")
         self.opt = make_stacked_optimizer(st[0].optimizer, len(jobs), self.W.shape[1], [s.lr for s in st])
-        self.base_lr = np.array([s.lr for s in st])
+        self.base_lr = np.array([s.lr for s in st], dtype=np.float64)  # an integer lr still halves
         self.backoffs = np.zeros(len(jobs), dtype=np.int64)
         self.alive = np.ones(len(jobs), dtype=bool)
         self.buffers = _Buffers(stack, len(jobs), self.W.shape[1], dtype)

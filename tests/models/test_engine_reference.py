@@ -279,3 +279,52 @@ def test_masked_loss_by_hand(kind):
         assert loss[0] == pytest.approx((1.0 + 4.0 + 0.25) / 3)
         np.testing.assert_allclose(dout[0], [[2 / 3, -4 / 3], [-1 / 3, 0.0]], rtol=1e-15)
     assert loss[1] == 0.0 and np.all(dout[1] == 0.0)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_learning_rates_given_as_whole_numbers_are_halved_by_a_back_off_not_truncated(optimizer):
+    """RNNForecaster(lr=1) trains every member with lr 1 (an int): a stack of only such networks."""
+    cell = make_cell("rnn", 1, 4, 2)
+    rng = np.random.default_rng(12)
+    st = _settings("mae", optimizer, 0.5, "norm", epochs=3, batch_size=5, lr=1, max_backoffs=10)
+    cases = [(_data(rng, 15, 5, 2, inf_rows=[2]), _data(rng, 5, 5, 2)) for _ in range(2)]
+    jobs = [Job(_initial(cell, k), d, v, st, np.random.default_rng(k)) for k, (d, v) in enumerate(cases)]
+    run(stack_of(cell), jobs)
+    for k, ((data, val), job) in enumerate(zip(cases, jobs)):
+        history, *_ = reference_train(cell, _initial(cell, k), data, val, st, np.random.default_rng(k))
+        _assert_same_history(job.history, history, f"job {k}")
+        assert job.history[-1]["lr"] > 0.0 and len(job.history) == 4
+
+
+def test_a_network_that_cannot_improve_stops_at_its_patience_with_its_first_weights():
+    """A read-out of zeros forecasts its bias (0) exactly, the targets are 0: the loss is 0 from the
+    start and every gradient is 0. An equal loss is not an improvement: patience ends the run."""
+    cell = make_cell("rnn", 1, 4, 2)
+    flat = flatten(cell.init_params(np.random.default_rng(0), 0.0), cell.shapes)
+    X = np.random.default_rng(1).standard_normal((12, 5, 1))
+    data = Data(X, np.zeros((12, 2)), np.ones((12, 2)))
+    st = _settings("mae", "adam", 1.0, "norm", epochs=10, patience=2, batch_size=4)
+    job = Job(flat.copy(), data, None, st, np.random.default_rng(2))
+    run(stack_of(cell), [job])
+    assert [h["train_loss"] for h in job.history] == [0.0, 0.0, 0.0]
+    assert (job.best_epoch, job.n_epochs) == (0, 2)
+    np.testing.assert_array_equal(job.flat, flat)
+
+
+def test_significance_is_judged_over_blocks_of_k_windows():
+    """A validation gain must exceed z standard errors of sums over blocks of K (= outputs)
+    neighbouring windows, which share targets. This case is one where the block size decides:
+    judged window by window, epoch 1's gain would not count (checked when this test was written by
+    running the engine with blocks of one window)."""
+    cell = make_cell("rnn", 1, 5, 2)
+    rng = np.random.default_rng(4)
+    data, val = _data(rng, 40, 7, 2), _data(rng, 16, 7, 2)
+    st = _settings("mae", "adam", 0.5, "norm", epochs=8, significance=1.0, lr=0.05)
+    job = Job(_initial(cell, 4), data, val, st, np.random.default_rng(4))
+    run(stack_of(cell), [job])
+    history, best_epoch, n_epochs, weights, _ = reference_train(
+        cell, _initial(cell, 4), data, val, st, np.random.default_rng(4)
+    )
+    _assert_same_history(job.history, history, "significance")
+    assert (job.best_epoch, job.n_epochs) == (best_epoch, n_epochs) == (1, 8)
+    np.testing.assert_allclose(job.flat, weights, rtol=RTOL)

@@ -4,6 +4,8 @@ starts at the shrunk mean target, and intervals use the finite-sample conformal 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from tickcast.models.conformal import Conformal
 from tickcast.models.engine import train
 from tickcast.models.intervals import half_widths, residual_quantiles
 from tickcast.models.network import Member, initial_weights, largest_target, shrunk_mean_targets
-from tickcast.models.optim import SGD, Adam, clip_flat, clip_grads, clip_rows
+from tickcast.models.optim import SGD, Adam, clip_flat, clip_grads, clip_rows, make_stacked_optimizer
 from tickcast.models.params import allocate, flatten, unflatten
 from tickcast.models.train import Data, TrainSettings
 
@@ -142,8 +144,26 @@ def test_too_few_residuals_anywhere_fall_back_to_the_one_step_ones_scaled_like_a
     e = np.array([[1.0, np.nan], [3.0, np.nan], [2.0, 9.0]])  # three one-step residuals, one two-step
     Q, counts = residual_quantiles(e)
     assert counts.tolist() == [3, 1]
-    assert Q[0, -1] == 3.0 and Q[0, 0] == 1.0
+    # the empirical quantile function of {1, 2, 3} (no interpolation): 1 up to p = 1/3, 2 up to 2/3, then 3
+    grid = np.linspace(0.0, 1.0, 201)
+    np.testing.assert_array_equal(Q[0], np.where(grid <= 1 / 3, 1.0, np.where(grid <= 2 / 3, 2.0, 3.0)))
     np.testing.assert_allclose(Q[1], Q[0] * np.sqrt(2))
+
+
+def test_a_single_residual_row_is_still_used():
+    Q, counts = residual_quantiles(np.array([[4.0, 5.0, np.nan]]))
+    assert counts.tolist() == [1, 1, 0]
+    np.testing.assert_allclose(Q, 4.0 * np.sqrt([[1.0], [2.0], [3.0]]) * np.ones((1, 201)))
+
+
+def test_steps_after_a_well_estimated_first_step_grow_from_it():
+    e = np.full((6, 3), np.nan)
+    e[:, 0] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # only the one-step residuals are enough
+    e[:2, 1] = [40.0, 50.0]
+    Q, counts = residual_quantiles(e)
+    assert counts.tolist() == [6, 2, 0]
+    np.testing.assert_allclose(Q[1], Q[0] * np.sqrt(2))
+    np.testing.assert_allclose(Q[2], Q[0] * np.sqrt(3))
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.1, 1.5])
@@ -196,8 +216,16 @@ def test_the_largest_target_ignores_masked_ones():
 
 
 def test_a_step_whose_targets_average_exactly_zero_starts_at_zero():
-    Y = np.array([[1.0, 2.0], [-1.0, 2.5]])  # step 1 averages 0: no drift, not NaN
-    np.testing.assert_array_equal(shrunk_mean_targets(Data(None, Y, np.ones_like(Y)))[0], 0.0)
+    Y = np.array([[1.0, 2.0, 0.0], [-1.0, 2.5, 0.0]])  # step 1 averages 0, step 3 is all 0: no drift, not NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0 on the way
+        by = shrunk_mean_targets(Data(None, Y, np.ones_like(Y)))
+    assert by[0] == 0.0 and by[2] == 0.0 and 0.0 < by[1] < 2.25
+
+
+def test_an_unknown_optimizer_is_refused_by_name():
+    with pytest.raises(ValueError, match="^optimizer must be 'adam' or 'sgd', got 'rmsprop'$"):
+        make_stacked_optimizer("rmsprop", 2, 3, 0.1)
 
 
 def test_a_source_without_any_chunk_has_no_largest_target():

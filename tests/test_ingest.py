@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from tickcast.service.errors import UnknownSeries
+from tickcast.service.errors import MESSAGE_LIMIT, ConfigError, UnknownSeries
 from tickcast.service.frequencies import infer_frequency
 from tickcast.service.run.ingest import ingest
 
@@ -115,6 +115,48 @@ def test_one_failing_series_does_not_stop_the_others_and_loses_nothing(fresh_db,
     make_series("a", [1.0, 2.0, 3.0, 4.0])  # the source recovers: the error is cleared
     assert by_key(ingest(engine, settings))["csv:a"].new_rows == 1
     assert series_row(engine, "csv:a").last_error is None
+
+
+class _Raising:
+    """A source that fails before it has anything: its cache cannot be made, or memory runs out."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def fetch(self, spec, since):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    "exc, expected",
+    [
+        (ConfigError("cannot create the cache directory /nope: " + "x" * 2000), None),
+        (
+            MemoryError(),
+            "csv:a: out of memory while fetching, checking or storing it (a source too large for the "
+            "memory available); nothing stored",
+        ),
+    ],
+    ids=["config-error", "memory-error"],
+)
+def test_a_source_that_fails_before_fetching_fails_only_its_series_with_one_line(
+    fresh_db, csv_settings, make_series, exc, expected
+):
+    make_series("a", [1.0, 2.0, 3.0])
+    make_series("b", [5.0, 6.0])
+    settings = csv_settings("a", "b")
+    engine = fresh_db()
+    ingest(engine, settings)
+    stored = observations(engine, "csv:a")
+    results = by_key(ingest(engine, settings, keys=["csv:a"], sources={"csv": _Raising(exc)}))
+    if expected is None:  # what the source said, cut to the stored limit
+        expected = str(exc)[: MESSAGE_LIMIT - 1] + "…"
+    assert list(results) == ["csv:a"]
+    assert (results["csv:a"].key, results["csv:a"].status, results["csv:a"].error) == ("csv:a", "failed", expected)
+    row = series_row(engine, "csv:a")
+    assert row.last_error == expected and row.last_fetch_at is not None and row.last_success_at < row.last_fetch_at
+    assert observations(engine, "csv:a") == stored  # nothing lost
+    assert series_row(engine, "csv:b").last_error is None
 
 
 def test_unknown_key_is_refused_before_anything_happens(fresh_db, csv_settings, make_series):

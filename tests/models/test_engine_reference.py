@@ -328,3 +328,40 @@ def test_significance_is_judged_over_blocks_of_k_windows():
     _assert_same_history(job.history, history, "significance")
     assert (job.best_epoch, job.n_epochs) == (best_epoch, n_epochs) == (1, 8)
     np.testing.assert_allclose(job.flat, weights, rtol=RTOL)
+
+
+class _DtypeSpy:
+    """A real stack that notes the dtype of everything its forward and backward passes are given."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, set()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forward(self, p, X, lengths):
+        self.seen |= {("forward X", X.dtype)} | {(f"forward {k}", v.dtype) for k, v in p.items()}
+        return self.inner.forward(p, X, lengths)
+
+    def backward(self, p, dout, cache, grads):
+        self.seen |= {("backward dout", dout.dtype)} | {(f"gradient {k}", v.dtype) for k, v in grads.items()}
+        return self.inner.backward(p, dout, cache, grads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_passes_run_in_the_precision_asked_for(dtype):
+    """precision="float32" promises forward and backward passes in float32 (weights, optimizer and
+    losses stay float64): every array the passes get, in training and in evaluation, after networks
+    leave the stack too (a job with a shorter budget finishes first)."""
+    cell = make_cell("rnn", 1, 4, 2)
+    rng = np.random.default_rng(7)
+    jobs = [
+        Job(_initial(cell, k), _data(rng, 20, 5, 2), _data(rng, 6, 5, 2),
+            _settings("mae", "adam", 1.0, "norm", epochs=epochs, batch_size=6), np.random.default_rng(k))
+        for k, epochs in enumerate((1, 3, 3))
+    ]  # fmt: skip
+    spy = _DtypeSpy(stack_of(cell))
+    run(spy, jobs, dtype=dtype)
+    assert {kind.split()[0] for kind, _ in spy.seen} == {"forward", "backward", "gradient"}
+    assert {d for _, d in spy.seen} == {np.dtype(dtype)}, sorted(spy.seen)
+    assert all(job.flat.dtype == np.float64 and job.n_epochs == job.settings.epochs for job in jobs)

@@ -360,8 +360,13 @@ def test_the_passes_run_in_the_precision_asked_for(dtype):
             _settings("mae", "adam", 1.0, "norm", epochs=epochs, batch_size=6), np.random.default_rng(k))
         for k, epochs in enumerate((1, 3, 3))
     ]  # fmt: skip
+    # and the losses recomputed after a back-off at the end of an epoch (no finite step at all)
+    jobs.append(Job(_initial(cell, 3), _data(rng, 8, 5, 2, inf_rows=range(8)), _data(rng, 4, 5, 2),
+                    _settings("mae", "adam", 1.0, "norm", epochs=2, batch_size=4, max_backoffs=20),
+                    np.random.default_rng(3)))  # fmt: skip
     spy = _DtypeSpy(stack_of(cell))
     run(spy, jobs, dtype=dtype)
     assert {kind.split()[0] for kind, _ in spy.seen} == {"forward", "backward", "gradient"}
     assert {d for _, d in spy.seen} == {np.dtype(dtype)}, sorted(spy.seen)
     assert all(job.flat.dtype == np.float64 and job.n_epochs == job.settings.epochs for job in jobs)
+    assert jobs[-1].history[-1]["grad_norm"] == 0.0 and jobs[-1].history[-1]["lr"] < 0.02 / 8  # it backed off

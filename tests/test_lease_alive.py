@@ -50,6 +50,9 @@ def gone():
 @pytest.mark.parametrize("expires_at", [LATER, EARLIER])
 def test_a_live_process_that_started_when_the_lease_says_holds_it_expired_or_not(child, expires_at):
     assert holder_alive(row(child.pid, expires_at), NOW) is True
+    # asking never disturbs the holder (signal 0 checks; any other signal would end this child)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(timeout=0.5)
 
 
 @pytest.mark.parametrize("expires_at", [LATER, EARLIER])

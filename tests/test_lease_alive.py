@@ -34,7 +34,20 @@ def row(pid: int, expires_at: datetime, **changes) -> SimpleNamespace:
 
 @pytest.fixture
 def child():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # every signal at its default action, whatever this process ignores (nohup ignores SIGHUP): a
+    # signal sent to the child ends it
+    script = (
+        "import signal, time\n"
+        "for s in signal.valid_signals():\n"
+        "    try:\n"
+        "        signal.signal(s, signal.SIG_DFL)\n"
+        "    except (OSError, ValueError):\n"
+        "        pass\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # its handlers are in place
     yield proc
     proc.kill()
     proc.wait()

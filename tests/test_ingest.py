@@ -96,13 +96,18 @@ def test_non_price_series_keep_negative_values(fresh_db, csv_settings, make_seri
     assert by_key(ingest(engine, csv_settings("t")))["csv:t"].total_rows == 3
 
 
-def test_one_failing_series_does_not_stop_the_others_and_loses_nothing(fresh_db, csv_settings, make_series, tmp_path):
+def _two_series_ingested(fresh_db, csv_settings, make_series):
+    """csv:a (3 rows) and csv:b (2 rows) ingested once: (engine, settings, csv:a's stored rows)."""
     make_series("a", [1.0, 2.0, 3.0])
     make_series("b", [5.0, 6.0])
     settings = csv_settings("a", "b")
     engine = fresh_db()
     ingest(engine, settings)
-    stored = observations(engine, "csv:a")
+    return engine, settings, observations(engine, "csv:a")
+
+
+def test_one_failing_series_does_not_stop_the_others_and_loses_nothing(fresh_db, csv_settings, make_series, tmp_path):
+    engine, settings, stored = _two_series_ingested(fresh_db, csv_settings, make_series)
     (tmp_path / "a.csv").write_text("this is not,the csv\nyou,expected\n")
     make_series("b", [5.0, 6.0, 7.0])
     results = by_key(ingest(engine, settings))
@@ -142,12 +147,7 @@ class _Raising:
 def test_a_source_that_fails_before_fetching_fails_only_its_series_with_one_line(
     fresh_db, csv_settings, make_series, exc, expected
 ):
-    make_series("a", [1.0, 2.0, 3.0])
-    make_series("b", [5.0, 6.0])
-    settings = csv_settings("a", "b")
-    engine = fresh_db()
-    ingest(engine, settings)
-    stored = observations(engine, "csv:a")
+    engine, settings, stored = _two_series_ingested(fresh_db, csv_settings, make_series)
     results = by_key(ingest(engine, settings, keys=["csv:a"], sources={"csv": _Raising(exc)}))
     if expected is None:  # what the source said, cut to the stored limit
         expected = str(exc)[: MESSAGE_LIMIT - 1] + "…"

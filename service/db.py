@@ -264,12 +264,12 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
     On SQLite the migration runs inside ``BEGIN IMMEDIATE``, so two processes upgrading a new
     database at once serialise instead of both creating tables."""
-    from alembic import command
-
     before = current_revision(engine)
     head = head_revision()
     if before == head and revision == "head":
-        return before, head
+        return before, head  # the common case, without importing Alembic (a tenth of a second)
+    from alembic import command
+
     with engine.execution_options(**{_WRITE: True}).connect() as conn:
         command.upgrade(alembic_config(conn), revision)
         conn.commit()

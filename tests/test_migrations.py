@@ -41,6 +41,21 @@ def test_upgrade_twice_is_a_no_op(fresh_db):
     assert db.upgrade(engine) == (db.head_revision(), db.head_revision())
 
 
+def test_opening_a_database_at_head_does_not_import_alembic(tmp_path):
+    """What every command does first: a database already at head is opened without Alembic (a
+    tenth of a second of each command's start-up); one that is not is upgraded with it."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'tickcast.db'}"
+    script = (
+        "import sys; from tickcast.service.db import open_database; "
+        f"open_database({url!r}).dispose(); print('alembic' in sys.modules)"
+    )
+    opened = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True) for _ in range(2)]
+    assert [done.stdout.strip() for done in opened] == ["True", "False"], [done.stderr for done in opened]
+
+
 def test_downgrade_to_base_removes_everything(fresh_db):
     engine = fresh_db()
     db.downgrade(engine, "base")

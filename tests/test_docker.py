@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tickcast import __version__
 from tickcast.service.frequencies import horizon
 
 from .support import report
@@ -250,6 +251,9 @@ def test_the_image_carries_the_environment_once_and_runs_as_a_user(engine, stack
     # holds wheels (or anything else) that a later layer deletes.
     assert environment * 0.98 < added < environment + 25e6, (added, environment)
     assert engine.docker(*run, "id", "-u").stdout.strip() == "10001"
+    # tickcast itself is installed (its own layer, over the dependencies'), not its build's sources
+    assert engine.docker(*run, "tickcast", "--version").stdout.split() == ["tickcast", __version__]
+    assert engine.docker(*run, "test", "-e", "/src", check=False).returncode == 1
     config = json.loads(engine.docker("image", "inspect", IMAGE).stdout)[0]["Config"]
     assert not config.get("ExposedPorts") and config["User"] == "tickcast"
     assert config["Cmd"] == ["tickcast", "serve"]

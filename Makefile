@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 # One BLAS thread: tickcast's matrices are small, and OpenBLAS's spinning threads slow them down
 # several-fold on a busy machine (the service sets this itself; this covers tests and benchmarks).
 export OPENBLAS_NUM_THREADS ?= 1
+# Byte code is written and reused, whatever the calling environment says: the suite starts some 250
+# Python processes (each `tickcast` command, each worker), and with PYTHONDONTWRITEBYTECODE set each
+# of them compiles tickcast again and every pytest process rewrites the test modules again (5 s).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-reliability lint bench mutation install clean tools lock
 

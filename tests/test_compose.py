@@ -365,18 +365,23 @@ def test_dockerfile_matches_the_package_metadata():
         assert f"COPY {package} ./{package}" in dockerfile
     # the official base by default, replaceable with a build argument (compose passes it through)
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.12-slim$", dockerfile, re.M)
-    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${PYTHON_IMAGE}", "deps", "${PYTHON_IMAGE}"]
     assert re.search(r"^USER tickcast$", dockerfile, re.M) and 'VOLUME ["/data"]' in dockerfile
     assert "TICKCAST_DATA_DIR=/data" in dockerfile
     assert not re.search(r"^EXPOSE", dockerfile, re.M)  # only the browse service listens (compose: expose)
     # Classic-builder syntax only: docker-compose 1.29 builds without BuildKit.
     instructions = [line for line in dockerfile.splitlines() if not line.startswith("#")]
     assert not any("--mount" in line for line in instructions) and not dockerfile.startswith("# syntax")
-    build_stage, final_stage = dockerfile.split("\nFROM ")[1:]
-    assert "--require-hashes -r /tmp/requirements.lock" in build_stage and "COPY requirements.lock" in build_stage
+    deps_stage, build_stage, final_stage = dockerfile.split("\nFROM ")[1:]
+    assert "--require-hashes -r /tmp/requirements.lock" in deps_stage and "COPY requirements.lock" in deps_stage
     assert "--no-index" in build_stage  # tickcast itself adds nothing to what the lock installed
-    # The final stage copies the installed environment once; no wheels or sources reach it.
-    assert re.findall(r"^COPY .*", final_stage, re.M) == ["COPY --from=build /opt/tickcast /opt/tickcast"]
+    # The final stage copies the locked environment, then tickcast's own files (gathered under
+    # /stage from its install's RECORD); no wheels or sources reach it.
+    assert re.findall(r"^COPY .*", final_stage, re.M) == [
+        "COPY --from=deps /opt/tickcast /opt/tickcast",
+        "COPY --from=build /stage/ /",
+    ]
+    assert "distribution('tickcast').files" in build_stage
     assert "gcc" not in final_stage and "build-essential" not in final_stage
     # every subcommand the images and compose run exists
     for command in re.findall(r'"tickcast", "([a-z]+)"', dockerfile + COMPOSE.read_text()):

@@ -186,6 +186,23 @@ def assert_combination_stored(engine, fit_id: int, model: AutoForecaster, i: int
     assert combination == {"weights": model.weights_[i], "rule": model.chosen_[i]}
 
 
+def assert_window_stored(engine, fit) -> None:
+    """The fit's training window is ``n_obs`` consecutive stored observations ending on a stored
+    date: its first and last dates, as dates, on either backend (later runs may have added more)."""
+    end = _as_date(fit.train_end)
+    dates = [
+        _as_date(ts)
+        for (ts,) in rows(
+            engine,
+            "SELECT ts FROM observations WHERE series_id = :s AND ts <= :e ORDER BY ts DESC",
+            s=fit.series_id,
+            e=end,
+        )
+    ]
+    assert 0 < fit.n_obs <= len(dates)
+    assert (_as_date(fit.train_start), end) == (dates[fit.n_obs - 1], dates[0]), fit.id
+
+
 def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
     """Every ok fit of ``run_id``, loaded back and compared; returns how many forecast steps were
     checked (each at every model and level). Each fit is checked over the steps stored for it (its
@@ -193,7 +210,8 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
     checked = 0
     fits = rows(
         engine,
-        "SELECT id, series_id, scope, weights, train_end, mode FROM fits WHERE run_id = :r AND status = 'ok' "
+        "SELECT id, series_id, scope, weights, train_start, train_end, n_obs, mode FROM fits WHERE run_id = :r "
+        "AND status = 'ok' "
         "AND weights IS NOT NULL ORDER BY id",
         r=run_id,
     )
@@ -203,6 +221,7 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
         assert isinstance(model, AutoForecaster)
         assert_history_stored(engine, fit.id, model)
         if fit.series_id is not None:  # a series' own fit
+            assert_window_stored(engine, fit)
             horizon = stored_steps(engine, fit.id)
             for name in (PUBLISHED, *MEMBERS):
                 for level in LEVELS:

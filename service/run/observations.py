@@ -96,10 +96,22 @@ def stored_values(conn: Connection, series_id: int, since: date | None = None) -
     return pd.Series([r.value for r in rows], index=[r.ts for r in rows], dtype="float64")
 
 
-def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[list[date], np.ndarray]:
-    """The newest ``max_points`` observations: (dates, values (N,)), oldest first."""
+def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[date | None, date | None, np.ndarray]:
+    """The newest ``max_points`` observations: (first date, last date, values (N,) oldest first).
+
+    The dates come back as the driver gives them (no per-row conversion: a plan reads thousands of
+    rows per series) and only the two ends are converted: SQLite hands over ISO text, PostgreSQL
+    dates."""
     obs = schema.observations.c
+    raw_ts = sa.type_coerce(obs.ts, sa.types.NullType())
     rows = conn.execute(
-        sa.select(obs.ts, obs.value).where(obs.series_id == series_id).order_by(obs.ts.desc()).limit(max_points)
-    ).all()[::-1]
-    return [r.ts for r in rows], np.array([r.value for r in rows], dtype=np.float64)
+        sa.select(raw_ts, obs.value).where(obs.series_id == series_id).order_by(obs.ts.desc()).limit(max_points)
+    ).all()
+    values = np.fromiter((row[1] for row in reversed(rows)), dtype=np.float64, count=len(rows))
+    if not rows:
+        return None, None, values
+    return _as_date(rows[-1][0]), _as_date(rows[0][0]), values
+
+
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value

@@ -147,15 +147,15 @@ class Planner:
 
     def _candidate(self, spec: SeriesSpec, row: sa.Row, states: dict, in_run: bool) -> Candidate:
         with self.engine.connect() as conn:  # a short read per series: no snapshot held across the stage
-            dates, values = recent_values(conn, row.id, self.model.max_points)
+            first, last, values = recent_values(conn, row.id, self.model.max_points)
         record = FitRecord(
             run_id=self.run_id,
             series_id=row.id,
             status=FitStatus.OK,
             settings_hash="",
             cell=self.model.forecaster.cell,
-            train_start=dates[0] if dates else None,
-            train_end=dates[-1] if dates else None,
+            train_start=first,
+            train_end=last,
             n_obs=len(values),
             frequency=row.frequency,
             calendar=row.calendar,

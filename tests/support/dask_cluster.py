@@ -14,7 +14,10 @@ def local_cluster():
     import dask
     from distributed import Client, LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # No statistical profiler in the workers (a sample every 10 ms, idle or not: a third of an idle
+    # worker's CPU, which the other tests running beside it would otherwise pay for).
+    quiet = {"distributed.scheduler.allowed-failures": 0, "distributed.worker.profile.enabled": False}
+    with dask.config.set(quiet):
         local = LocalCluster(
             processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
         )

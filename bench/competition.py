@@ -5,6 +5,7 @@ the challengers, tickcast's RNN and the published AutoForecaster, side by side i
     OPENBLAS_NUM_THREADS=1 python bench/competition.py --statsforecast   # all 3,003 series
     python bench/competition.py --paths auto-stat --every 10              # a quick look
     python bench/competition.py --data other.csv.gz --paths auto-global   # any file of that shape
+    python bench/competition.py --carry bench/results/competition.csv    # keep the last run's sf-* rows
 
 Data: a long CSV (optionally gzipped) with columns series, category, horizon, part (train or
 test), t (1-based within the part), value: ../shared/data/m3.csv.gz by default. The seasonal
@@ -18,7 +19,9 @@ category, with its members' own forecasts from the same fit as ``rnn-global``, `
 ``dotm``), ``auto-local`` (``AutoForecaster(season_length=m).fit(y)`` per series, its RNN as
 ``rnn-local``), ``auto-stat`` (the combination without the RNN), ``rnn-local``/``rnn-global``
 (the RNN alone); with ``--statsforecast`` (when it is installed) statsforecast's AutoETS, AutoCES,
-DynamicOptimizedTheta and AutoARIMA and the median of their forecasts.
+DynamicOptimizedTheta and AutoARIMA and the median of their forecasts (statsforecast pins pandas
+below tickcast's: installed beside tickcast it changes the environment being measured, so
+``--carry`` keeps an earlier run's rows of the methods not run now, and says so in the report).
 Scores: sMAPE (percent, the M3 formula 200|y - f| / (|y| + |f|)) averaged over all series x
 horizon points (the M3 paper's "official" average, where monthly series carry 69 % of the weight)
 and over series (mean over the horizon, then over series); MASE (scaled by the in-sample seasonal
@@ -346,6 +349,13 @@ def main(argv=None) -> int:
         help="fit each category of auto-global in one process (default: spread over the workers in parts)",
     )
     parser.add_argument("--out", default="competition", help="result file stem in bench/results/")
+    parser.add_argument(
+        "--carry",
+        type=Path,
+        default=None,
+        help="an earlier result CSV: the rows of methods not run now (e.g. statsforecast's, whose pins "
+        "conflict with tickcast's environment) are carried over from it, and the report says so",
+    )
     args = parser.parse_args(argv)
     if not args.data.exists():
         raise SystemExit(f"data file not found: {args.data}")
@@ -386,7 +396,8 @@ def main(argv=None) -> int:
         forecasts.update(sf)
         timing.update(sf_timing)
     rows = score(series, forecasts, timing)
-    write(rows, args, len(series), paths)
+    carried = carry(rows, args.carry) if args.carry is not None else []
+    write(rows + carried, args, len(series), paths, sorted({r["method"] for r in carried}))
     for r in rows:
         if r["category"] == "all":
             print(
@@ -433,11 +444,33 @@ def score(series: list[dict], forecasts: dict, timing: dict) -> list[dict]:
     return rows
 
 
+def carry(rows: list[dict], path: Path) -> list[dict]:
+    """The rows of ``path`` (a result CSV) for methods not in ``rows``, typed as score() types them."""
+    if not path.exists():
+        raise SystemExit(f"--carry: file not found: {path}")
+    have = {r["method"] for r in rows}
+    out = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["method"] in have:
+                continue
+            typed: dict = {}
+            for k, v in r.items():
+                if k in ("method", "category"):
+                    typed[k] = v
+                elif k == "series":
+                    typed[k] = int(v)
+                else:
+                    typed[k] = float(v) if v != "" else None
+            out.append(typed)
+    return out
+
+
 def _fmt_seconds(v: float) -> str:
     return "" if not np.isfinite(v) else f"{v:.0f}"
 
 
-def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
+def write(rows: list[dict], args, n: int, paths: list[str], carried: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -464,7 +497,8 @@ def write(rows: list[dict], args, n: int, paths: list[str]) -> None:
         f"path's); auto-global spreads each category's fit over the workers (`fit_many_part`, `combine`)"
         f"{' (here: one process per category)' if args.one_process else ''}. AutoForecaster settings: "
         f"{args.auto}. Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
-        f"{platform.python_version()}, load average {tuple(round(x, 2) for x in os.getloadavg())} at the end.",
+        f"{platform.python_version()}, load average {tuple(round(x, 2) for x in os.getloadavg())} at the end."
+        + (f" Carried over from `{args.carry.name}` as it was, not run now: {', '.join(carried)}." if carried else ""),
         "",
         "## sMAPE over all series x horizon points (the M3 paper's official average)",
         "",

@@ -19,11 +19,10 @@ wider.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 
 import numpy as np
 
-from .intervals import half_widths, residual_quantiles
+from .intervals import floored_half_widths, residual_quantiles
 
 HALFLIFE = 20.0  # points, of the local size of changes
 MIN_RELATIVE_HALF_WIDTH = 1e-4  # a series that never moved still gets an interval, not a point
@@ -113,17 +112,7 @@ class Conformal:
 
     def half_widths(self, h: int, level: float) -> np.ndarray:
         """(h,) half-widths on the residual scale: conformal, or Gaussian where too few residuals."""
-        q = half_widths(self.Q, self.counts, h, level)
-        K = self.Q.shape[0]
-        n = np.array([self.counts[min(k, K - 1)] for k in range(h)], dtype=np.float64)
-        short = np.ceil((n + 1) * level) > n
-        if short.any():
-            z = NormalDist().inv_cdf(0.5 + level / 2)
-            rms = np.sqrt(np.mean(self.Q**2, axis=1))  # (K,) from the quantile functions
-            rms = np.array([rms[k] if k < K else rms[-1] * math.sqrt((k + 1) / K) for k in range(h)])
-            allowance = 1.0 + (z * z + 1.0) / (4.0 * np.maximum(n - 1.0, 1.0))  # ~ t / z quantile ratio
-            q = np.where(short, np.maximum(q, z * rms * allowance), q)
-        return q
+        return floored_half_widths(self.Q, self.counts, h, level)
 
     def interval(self, y: np.ndarray, point: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) around point (h,), forecasts made at the end of y."""

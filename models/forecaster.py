@@ -26,7 +26,7 @@ from . import persist
 from .config import ForecasterConfig
 from .ensemble import OUT_MAX_FACTOR, Unit, fit_units, score
 from .errors import SeriesTooShort
-from .intervals import half_widths
+from .intervals import floored_half_widths
 from .network import Member
 from .passes import chunk_size
 from .seasonality import Seasonality
@@ -359,7 +359,8 @@ class RNNForecaster:
         return np.where(np.isfinite(out), out, last[:, None])
 
     def _intervals(self, preps, spreads, h: int, level: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        q = half_widths(self._Q, self._counts, h, float(level))  # (h,) own units
+        # (h,) own units; where too few residuals support the level, at least the Gaussian width
+        q = floored_half_widths(self._Q, self._counts, h, float(level))
         x_hat = self._forecast_x(preps, h)
         growth = np.sqrt(np.arange(1, h + 1))
         result = []

@@ -6,11 +6,17 @@ level-L interval at step k uses the finite-sample conformal quantile: the
 ceil((n_k + 1) L)-th smallest of the n_k residuals. Steps with fewer than MIN_RESIDUALS
 residuals, and steps beyond K, grow from the last well-estimated step like a random walk
 (sqrt of the step ratio).
+
+Where a step has too few residuals for the level (fewer than ``1 / (1 - level) - 1``: 19 for 95 %,
+4 for 80 %), the conformal quantile is the largest residual whatever the level, so an 80 % and a
+95 % interval would be the same; ``floored_half_widths`` then takes the Gaussian half-width,
+``z * RMS`` of the residuals with a small-sample allowance, where that is wider.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -56,3 +62,19 @@ def half_widths(Q: np.ndarray, counts: np.ndarray, h: int, level: float) -> np.n
     for k in range(K, h):
         out[k] = out[K - 1] * math.sqrt((k + 1) / K)
     return out
+
+
+def floored_half_widths(Q: np.ndarray, counts: np.ndarray, h: int, level: float) -> np.ndarray:
+    """``half_widths``, and at least the Gaussian half-width where a step has too few residuals
+    for the level (its conformal quantile would be the largest residual)."""
+    q = half_widths(Q, counts, h, level)
+    K = Q.shape[0]
+    n = np.array([counts[min(k, K - 1)] for k in range(h)], dtype=np.float64)
+    short = np.ceil((n + 1) * level) > n
+    if short.any():
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        rms = np.sqrt(np.mean(Q**2, axis=1))  # (K,) from the quantile functions
+        rms = np.array([rms[k] if k < K else rms[-1] * math.sqrt((k + 1) / K) for k in range(h)])
+        allowance = 1.0 + (z * z + 1.0) / (4.0 * np.maximum(n - 1.0, 1.0))  # ~ t / z quantile ratio
+        q = np.where(short, np.maximum(q, z * rms * allowance), q)
+    return q

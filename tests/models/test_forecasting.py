@@ -65,6 +65,25 @@ def test_intervals_bracket_the_forecast_and_widen_with_level(make_series):
         m.predict_interval(3, level=1.5)
 
 
+def test_a_short_series_gets_wider_intervals_at_a_higher_level_at_every_step(make_series):
+    """A short series holds few validation residuals per step (fewer than the 19 a conformal 95 %
+    quantile needs): the 95 % interval is the Gaussian one there, wider than the 80 % one at every
+    step, not the largest residual for both."""
+    from tickcast.models.intervals import floored_half_widths, half_widths
+
+    y = make_series("walk", 40, seed=3)
+    m = RNNForecaster(season_length=1).fit(y)
+    h = 6
+    assert m._counts[0] < 19  # the case: too few residuals for a conformal 95 % quantile
+    lo80, up80 = m.predict_interval(h, level=0.8)
+    lo95, up95 = m.predict_interval(h, level=0.95)
+    assert np.all(up95 - lo95 > up80 - lo80)
+    # the widths come from the floored half-widths (equal to the conformal ones where enough residuals)
+    plain = half_widths(m._Q, m._counts, h, 0.95)
+    floored = floored_half_widths(m._Q, m._counts, h, 0.95)
+    assert np.all(floored >= plain) and np.any(floored > plain)
+
+
 def test_backtest_scores_the_validation_part_against_naive(make_series):
     y = make_series("sine", 300, seed=9)
     m = RNNForecaster().fit(y)

@@ -7,6 +7,8 @@ Alembic's autogenerate whether the two have drifted apart. Timestamps are UTC; d
 
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -73,9 +75,16 @@ runs = sa.Table(
     sa.Index(None, "status"),
 )
 
+
 # Training across series (migration 0004): the column comments, also stated in the README.
 # Which model made a forecast: PUBLISHED is the forecast tickcast publishes (its models combined); the
 # others are the names of the models combined (migration 0006).
+def stored_date(value: date | str) -> date:
+    """A date column's value as a date: PostgreSQL's driver gives dates, SQLite the stored ISO text
+    (where SQLAlchemy's conversion is bypassed: raw reads, max() over a CASE)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
 PUBLISHED = "published"
 MODEL_COMMENTS = {
     ("forecasts", "model"): "the model that made the forecast: published (the forecast tickcast publishes, "

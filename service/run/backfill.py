@@ -74,7 +74,7 @@ def _series_plans(engine: Engine, settings: Settings, spec: SeriesSpec, row, run
                 .distinct()
             ).scalars()
         )
-    dates = [r.ts if isinstance(r.ts, date) else date.fromisoformat(str(r.ts)[:10]) for r in observed]
+    dates = [schema.stored_date(r.ts) for r in observed]
     values = [float(r.value) for r in observed]
     h = horizon(row.frequency, spec.horizon, settings.forecast.horizon)
     minimum = max(settings.forecast.min_length, MIN_LENGTH)
@@ -86,7 +86,7 @@ def _series_plans(engine: Engine, settings: Settings, spec: SeriesSpec, row, run
         origins.append(i)
         if request.origins is not None and len(origins) == request.origins:
             break
-    done_dates = {d if isinstance(d, date) else date.fromisoformat(str(d)[:10]) for d in done}
+    done_dates = {schema.stored_date(d) for d in done}
     season = season_length(row.frequency, spec.season_length)
     params = forecaster_params(settings.model, spec.key, season, h)
     fingerprint = series_hash(params, settings.model, settings.forecast, h)

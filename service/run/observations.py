@@ -110,8 +110,4 @@ def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[da
     values = np.fromiter((row[1] for row in reversed(rows)), dtype=np.float64, count=len(rows))
     if not rows:
         return None, None, values
-    return _as_date(rows[-1][0]), _as_date(rows[0][0]), values
-
-
-def _as_date(value: date | str) -> date:
-    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    return schema.stored_date(rows[-1][0]), schema.stored_date(rows[0][0]), values

@@ -67,7 +67,7 @@ def fit_states(conn: Connection) -> dict[int | None, FitState]:
     ):
         base.setdefault(row.series_id, {})[row.settings_hash] = row.base_id
         if row.last_cold is not None:
-            cold.setdefault(row.series_id, {})[row.settings_hash] = _as_date(row.last_cold)
+            cold.setdefault(row.series_id, {})[row.settings_hash] = schema.stored_date(row.last_cold)
     states = {}
     for series_id in set(latest) | set(base):
         newest_fit = latest.get(series_id)
@@ -82,11 +82,6 @@ def fit_states(conn: Connection) -> dict[int | None, FitState]:
             last_cold=cold.get(series_id, {}),
         )
     return states
-
-
-def _as_date(value) -> date:
-    # SQLite hands max() over a CASE back as the stored ISO text
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def read_weights(engine: Engine, fit_id: int) -> bytes | None:

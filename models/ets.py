@@ -42,8 +42,10 @@ from .seasonality import centred_moving_average
 # Seasonal states are kept for m up to this; longer seasons use fixed indices only (statsforecast
 # does the same above 24: a season of 52 or 168 states is too many to estimate).
 MAX_STATE_SEASON = 24
-# Series fitted together in one vectorised recursion (memory ~ CHUNK * C * R * T * 8 bytes).
+# Series fitted together in one vectorised recursion: at most CHUNK, and fewer when their
+# (T, S, C) arrays would pass CHUNK_ELEMENTS (C: the largest model's candidates).
 CHUNK = 24
+CHUNK_ELEMENTS = 2**22  # 32 MB per float64 array: within the training processes' malloc reuse (MMAP_THRESHOLD)
 
 ALPHAS = np.array([0.02, 0.05, 0.1, 0.16, 0.23, 0.32, 0.42, 0.55, 0.7, 0.85, 0.97])
 BETA_RATIOS = np.array([0.005, 0.03, 0.1, 0.25])  # beta = ratio * alpha (0 < beta < alpha)
@@ -116,51 +118,74 @@ def _refine(p: EtsParams) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- recursions
-def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int) -> np.ndarray:
-    """One-step forecasts MU (S, C, R, T) of the data z (S, T) (channel 0, zero initial states,
-    seasonal states s0 (S, m) if given) and the responses to a unit initial level (channel 1) and
-    trend (channel 2), for candidates cand (S or 1, C, 4)."""
+# Arrays are time-major, (T, S, C): the recursion writes one contiguous (S, C) slice per step and
+# every sum over time is one pass (``np.einsum``) over arrays that are never copied. A likelihood
+# pass allocates two such arrays and reuses them; it never builds the dozen temporaries of the
+# same size that the formulas suggest, and chunks are sized so that those two stay small
+# (``CHUNK_ELEMENTS``): on 2,500-point series that halved the fit's time (bench/results/ets.md).
+def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int, trend: bool):
+    """One-step forecasts MU (T, S, C) of the data z (S, T) from zero initial level and trend
+    (and seasonal states s0 (S, m) if given), and the responses RESP (2, T, S', C) of the same
+    recursion to a unit initial level (RESP[0]) and a unit initial trend (RESP[1]) with no data;
+    S' = 1 when the candidates (S or 1, C, 4) are shared by every series. ``trend``: False when
+    every candidate has beta = 0 and phi = 1 (then the trend stays 0 and its updates are skipped,
+    with the same results)."""
     S, T = z.shape
-    alpha, beta, phi, gamma = (cand[..., i][..., None] for i in range(4))  # (S|1, C, 1)
-    C = cand.shape[1]
-    lv = np.zeros((S, C, 3))
-    b = np.zeros((S, C, 3))
-    lv[..., 1] = 1.0
-    b[..., 2] = 1.0
-    MU = np.empty((S, C, 3, T))
-    yin = np.zeros((S, C, 3))
-    if s0 is None:
-        for t in range(T):
-            yin[..., 0] = z[:, t, None]
-            mu = lv + phi * b  # (S, C, R)
-            e = yin - mu
-            lv = mu + alpha * e
-            b = phi * b + beta * e
-            MU[..., t] = mu
-        return MU
-    H = np.zeros((S, C, 3, T + m))  # seasonal ring: read H[t], write H[t + m]
-    H[:, :, 0, :m] = s0[:, None, :]
+    zt = np.ascontiguousarray(z.T)[:, :, None]  # (T, S, 1)
+    MU = _recursion(zt, cand, s0, m, trend, np.zeros((S, cand.shape[1])), np.zeros((S, cand.shape[1])))
+    Sr = cand.shape[0]
+    lv = np.zeros((2, Sr, cand.shape[1]))
+    b = np.zeros((2, Sr, cand.shape[1]))
+    lv[0], b[1] = 1.0, 1.0
+    R = _recursion(None, cand[None], None if s0 is None else np.zeros((2, Sr, m)), m, trend, lv, b, T)
+    return MU, np.ascontiguousarray(R.transpose(1, 0, 2, 3))  # (2, T, S', C)
+
+
+def _recursion(zt, cand, s0, m, trend, lv, b, T=None):
+    """The error-correction recursion for states of shape (..., C): one-step forecasts (T, ..., C)
+    of the data zt (T, ..., 1), or of no data (zt None: T steps of zero input)."""
+    T = zt.shape[0] if zt is not None else T
+    alpha, beta, phi, gamma = (cand[..., i] for i in range(4))  # (..., C)
+    MU = np.empty((T, *lv.shape))
+    e = np.empty(lv.shape)
+    tmp = np.empty(lv.shape)
+    pb = np.zeros(lv.shape)
+    if s0 is not None:
+        H = np.zeros((T + m, *lv.shape))  # seasonal ring: read H[t], write H[t + m]
+        H[:m] = np.moveaxis(s0, -1, 0)[..., None]
     for t in range(T):
-        yin[..., 0] = z[:, t, None]
-        s = H[..., t]
-        base = lv + phi * b
-        mu = base + s
-        e = yin - mu
-        lv = base + alpha * e
-        b = phi * b + beta * e
-        H[..., t + m] = s + gamma * e
-        MU[..., t] = mu
+        mu = MU[t]
+        if trend:
+            np.multiply(phi, b, out=pb)
+        base = tmp if s0 is not None else mu  # the level and damped trend
+        np.add(lv, pb, out=base)
+        if s0 is not None:
+            np.add(base, H[t], out=mu)
+        if zt is None:
+            np.negative(mu, out=e)
+        else:
+            np.subtract(zt[t], mu, out=e)
+        np.multiply(alpha, e, out=lv)
+        lv += base
+        if trend:
+            np.multiply(beta, e, out=b)
+            b += pb
+        if s0 is not None:
+            np.multiply(gamma, e, out=H[t + m])
+            H[t + m] += H[t]
     return MU
 
 
 def _solve_initial(r, a, c, w, has_trend):
-    """Weighted least squares for (l0, b0): minimise sum w (r - l0 a - b0 c)^2 over T.
-    All (S, C, T); has_trend (C,) bool. Returns l0, b0 (S, C)."""
-    saa = np.einsum("sct,sct,sct->sc", w, a, a)
-    sac = np.einsum("sct,sct,sct->sc", w, a, c)
-    scc = np.einsum("sct,sct,sct->sc", w, c, c)
-    sra = np.einsum("sct,sct,sct->sc", w, r, a)
-    src = np.einsum("sct,sct,sct->sc", w, r, c)
+    """Weighted least squares for (l0, b0): minimise sum_t w (r - l0 a - b0 c)^2. r (T, S, C),
+    a and c (T, S or 1, C), w (T, S, C or 1); has_trend (C,) bool. Returns l0, b0 (S, C)."""
+    saa = np.einsum("tsc,tsc,tsc->sc", w, a, a)
+    sra = np.einsum("tsc,tsc,tsc->sc", w, r, a)
+    if not has_trend.any():
+        return sra / (saa + 1e-10 * (saa + 1.0)), np.zeros_like(sra)
+    sac = np.einsum("tsc,tsc,tsc->sc", w, a, c)
+    scc = np.einsum("tsc,tsc,tsc->sc", w, c, c)
+    src = np.einsum("tsc,tsc,tsc->sc", w, r, c)
     ridge = 1e-10 * (saa + scc + 1.0)
     det = (saa + ridge) * (scc + ridge) - sac**2
     l0_t = np.divide(sra * (scc + ridge) - src * sac, det, out=np.zeros_like(det), where=det > 0)
@@ -169,42 +194,72 @@ def _solve_initial(r, a, c, w, has_trend):
     return np.where(has_trend, l0_t, l0_n), np.where(has_trend, b0_t, 0.0)
 
 
-def _likelihoods(MU, z, mask, scale, offset, positive, has_trend, n):
-    """For one pass: A- and M-error likelihoods (S, C) and their initial states.
+def _subtract_states(resid, l0, a, b0, c, tmp):
+    """resid -= l0 a + b0 c, in place (tmp: scratch of resid's shape)."""
+    np.multiply(a, l0, out=tmp)
+    resid -= tmp
+    if np.any(b0):
+        np.multiply(c, b0, out=tmp)
+        resid -= tmp
+
+
+def _likelihoods(MU, RESP, z, mask, scale, offset, positive, has_trend, n):
+    """For one pass: A- and M-error likelihoods (S, C) and their initial states. MU (T, S, C) is
+    used as scratch (its values are lost).
 
     z (S, T) data the recursion saw; the series in its own (normalised) units is
     ``y = z * scale + offset`` and so are forecasts (fixed multiplicative indices: scale; fixed
     additive: offset; otherwise scale 1, offset 0)."""
-    r = z[:, None, :] - MU[:, :, 0]  # (S, C, T)
-    a, c = MU[:, :, 1], MU[:, :, 2]
-    wA = (mask * scale**2)[:, None, :]
-    l0, b0 = _solve_initial(r, a, c, np.broadcast_to(wA, r.shape), has_trend)
-    resid = r - l0[..., None] * a - b0[..., None] * c  # (S, C, T) on the recursion's scale
-    e_y = resid * scale[:, None, :]
-    sse = np.sum(mask[:, None, :] * e_y**2, axis=-1)
+    zt = np.ascontiguousarray(z.T)[:, :, None]  # (T, S, 1)
+    plain = not (np.any(scale != 1.0) or np.any(offset != 0.0))
+    full = bool(np.all(mask > 0))
+    a, c = RESP[0], RESP[1]
+    resid = np.subtract(zt, MU, out=MU)  # r: the data less the forecasts from zero initial states
+    wA = np.ascontiguousarray((mask * scale**2).T)[:, :, None]  # (T, S, 1)
+    l0, b0 = _solve_initial(resid, a, c, wA, has_trend)
+    tmp = np.empty_like(resid)
+    _subtract_states(resid, l0, a, b0, c, tmp)  # the residuals on the recursion's scale
+    sse = np.einsum("tsc,tsc,tsc->sc", wA, resid, resid)
     likA = n[:, None] * np.log(np.maximum(sse, 1e-300))
     out = {"A": (likA, l0, b0)}
-    if positive.any():
-        return {**out, "M": _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid)}
-    return out
+    if not positive.any():
+        return out
+    # M error: the initial states reweighted by 1 / mu^2 (the fitted forecasts, in the series'
+    # units), then the likelihood; inf where a forecast is not positive.
+    maskt = None if full else np.ascontiguousarray(mask.T)[:, :, None]
+    st = None if plain else np.ascontiguousarray(scale.T)[:, :, None]
+    ot = None if plain else np.ascontiguousarray(offset.T)[:, :, None]
 
+    def forecasts_into(out):  # mu_y = (z - resid) * scale + offset
+        np.subtract(zt, resid, out=out)
+        if not plain:
+            out *= st
+            out += ot
+        return out
 
-def _likelihood_m(r, a, c, z, mask, scale, offset, positive, has_trend, n, resid):
-    """M-error likelihood (S, C) with initial states reweighted by 1/mu^2 (inf where a forecast is
-    not positive), and those states."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        mu_y = (z[:, None, :] - resid) * scale[:, None, :] + offset[:, None, :]
-        w = np.where(mask[:, None, :] > 0, 1.0 / np.maximum(mu_y, 1e-12) ** 2, 0.0)
-        l0m, b0m = _solve_initial(r, a, c, w * (scale**2)[:, None, :], has_trend)
-        resid_m = r - l0m[..., None] * a - b0m[..., None] * c
-        mu_m = (z[:, None, :] - resid_m) * scale[:, None, :] + offset[:, None, :]
-        ok = np.all((mu_m > 0) | (mask[:, None, :] == 0), axis=-1) & positive[:, None]
-        safe = np.where(mask[:, None, :] > 0, np.maximum(mu_m, 1e-300), 1.0)
-        eps = resid_m * scale[:, None, :] / safe
-        likM = n[:, None] * np.log(np.maximum(np.sum(mask[:, None, :] * eps**2, axis=-1), 1e-300))
-        likM = likM + 2.0 * np.sum(mask[:, None, :] * np.log(safe), axis=-1)
+        w = forecasts_into(tmp)
+        np.maximum(w, 1e-12, out=w)
+        np.square(w, out=w)
+        np.reciprocal(w, out=w)
+        w *= wA  # zero outside the mask; scale^2 when the recursion ran on z
+        dl, db = _solve_initial(resid, a, c, w, has_trend)  # resid = r - l0 a - b0 c, so these are
+        l0m, b0m = l0 + dl, b0 + db  #                         the corrections to (l0, b0)
+        _subtract_states(resid, dl, a, db, c, tmp)
+        mu = forecasts_into(tmp)
+        if not full:
+            np.copyto(mu, 1.0, where=maskt == 0)
+        ok = (mu.min(axis=0) > 0) & positive[:, None]
+        np.maximum(mu, 1e-300, out=mu)  # safe
+        if not plain:
+            resid *= st
+        resid /= mu  # eps, the relative errors
+        sq = np.einsum("tsc,tsc->sc", resid, resid) if full else np.einsum("tsc,tsc,tsc->sc", maskt, resid, resid)
+        np.log(mu, out=mu)
+        logs = mu.sum(axis=0)  # zero outside the mask (mu set to 1 there)
+        likM = n[:, None] * np.log(np.maximum(sq, 1e-300)) + 2.0 * logs
         likM = np.where(ok & np.isfinite(likM), likM, np.inf)
-    return likM, l0m, b0m
+    return {**out, "M": (likM, l0m, b0m)}
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -254,22 +309,19 @@ class _Chunk:
 
 def _passes(ch: _Chunk, cand: dict) -> dict:
     """Likelihoods of every candidate of every model: {(trend, season): (cand (C, 4), lik dict)}."""
-    out = {}
-    for (trend, season), grid in cand.items():
-        has_trend = np.full(grid.shape[0], trend != "N")
-        g = grid[None]
-        if season == "N":
-            MU = _responses(ch.x, g, None, ch.m)
-            lik = _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
-        elif season == "F":
-            z = (ch.x - ch.fix_offset) / ch.fix_scale
-            MU = _responses(z, g, None, ch.m)
-            lik = _likelihoods(MU, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
-        else:
-            MU = _responses(ch.x, g, ch.s_add, ch.m)
-            lik = _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
-        out[(trend, season)] = (grid, lik)
-    return out
+    return {ms: (grid, _pass(ch, ms, grid[None])) for ms, grid in cand.items()}
+
+
+def _pass(ch: _Chunk, ms: tuple[str, str], grid: np.ndarray) -> dict:
+    """Likelihoods of the candidates ``grid`` (1 or S, C, 4) of one model for every series."""
+    trend, season = ms
+    has_trend = np.full(grid.shape[1], trend != "N")
+    if season == "F":
+        z = (ch.x - ch.fix_offset) / ch.fix_scale
+        MU, RESP = _responses(z, grid, None, ch.m, trend != "N")
+        return _likelihoods(MU, RESP, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
+    MU, RESP = _responses(ch.x, grid, ch.s_add if season == "A" else None, ch.m, trend != "N")
+    return _likelihoods(MU, RESP, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
 
 
 def _models(m: int) -> list[tuple[str, str]]:
@@ -282,13 +334,25 @@ def fit_ets(ys: list[np.ndarray], m: int, restrict: tuple[str, ...] | None = Non
 
     ys: 1-D series (any lengths >= 1); m: season length (1: none). Seasonal models need three
     full seasons. ``restrict``: model names to consider, e.g. ("AAdN", "MNN"), default all."""
-    order = np.argsort([y.size for y in ys], kind="stable")
     out: list[EtsParams | None] = [None] * len(ys)
-    for start in range(0, len(ys), CHUNK):
-        idx = order[start : start + CHUNK]
+    for idx in _chunks([y.size for y in ys], m):
         for i, p in zip(idx, _fit_chunk([ys[i] for i in idx], m, restrict)):
             out[i] = p
     return out  # type: ignore[return-value]
+
+
+def _chunks(sizes: list[int], m: int) -> list[list[int]]:
+    """The series' indices in chunks fitted together: shortest first, each chunk at most CHUNK
+    series and, beyond its first, at most CHUNK_ELEMENTS for its (T, S, C) arrays."""
+    C = max(_grid(t, s == "A").shape[0] for t, s in _models(m))
+    out: list[list[int]] = []
+    for i in np.argsort(sizes, kind="stable"):
+        chunk = out[-1] if out else None
+        if chunk is None or len(chunk) >= CHUNK or (len(chunk) + 1) * C * sizes[i] > CHUNK_ELEMENTS:
+            out.append([int(i)])
+        else:
+            chunk.append(int(i))
+    return out
 
 
 def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
@@ -310,7 +374,7 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
         grids = [_refine(fits[i]) for i in members]
         C = max(g.shape[0] for g in grids)
         grid = np.array([np.concatenate([g, np.repeat(g[-1:], C - g.shape[0], axis=0)]) for g in grids])
-        res = _passes_per_series(sub, ms, grid)
+        res = _pass(sub, ms, grid)
         for j, i in enumerate(members):
             err = fits[i].error
             lik, l0, b0 = res[err]
@@ -320,20 +384,6 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
             if aicc < fits[i].aicc:
                 fits[i] = _make(fits[i].error, ms, grid[j, c], l0[j, c], b0[j, c], fits[i].s0, fits[i], aicc)
     return fits
-
-
-def _passes_per_series(ch: _Chunk, ms: tuple[str, str], grid: np.ndarray) -> dict:
-    trend, season = ms
-    has_trend = np.full(grid.shape[1], trend != "N")
-    if season == "N":
-        MU = _responses(ch.x, grid, None, ch.m)
-        return _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
-    if season == "F":
-        z = (ch.x - ch.fix_offset) / ch.fix_scale
-        MU = _responses(z, grid, None, ch.m)
-        return _likelihoods(MU, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
-    MU = _responses(ch.x, grid, ch.s_add, ch.m)
-    return _likelihoods(MU, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
 
 
 def _select(ch: _Chunk, res: dict, restrict) -> list[tuple]:

@@ -234,7 +234,7 @@ class AutoForecaster(CombinedForecasts):
             assert val is not None
             y = plan.ys[i]
             origins = np.arange(plan.splits[i], y.size)
-            F = np.array([val.predict(plan.H, y=y[:t]) for t in origins])
+            F = val.predict_histories(plan.H, [y[:t] for t in origins])
             out[i] = finite_or_naive(F, y, origins)
         return out
 

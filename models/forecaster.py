@@ -257,6 +257,13 @@ class RNNForecaster:
         prep = self._prep_for(y)
         return self._forecast([prep], self._steps(h))[0]
 
+    def predict_histories(self, h: int, ys) -> np.ndarray:
+        """``predict(h, y)`` for every history ``y`` in ys (each as ``predict`` takes it), as one
+        computation: (len(ys), h). E.g. the forecasts from every origin of a validation part."""
+        preps = [self._prep_for(y) for y in ys]
+        steps = self._steps(h)
+        return self._forecast(preps, steps) if preps else np.empty((0, steps))
+
     def predict_interval(self, h: int, level: float = 0.8, y=None) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)``, each (h,), around ``predict(h, y)``: split-conformal intervals from
         the k-step validation residuals (relative for log-scale series), units of y."""

@@ -31,6 +31,7 @@ ALPHA_RANGE = (0.1, 0.99)  # statsforecast's bounds
 KAPPA_MAX = 1.0 - 1e-6  # theta >= 1 and finite
 SKIP = 3  # the first one-step errors are not scored (the line is still unsettled)
 _COARSE = np.linspace(*ALPHA_RANGE, 30)
+CHUNK, CHUNK_ELEMENTS = 256, 2**20  # series fitted at once: at most CHUNK, and (T, S, alphas) within this
 
 
 def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,23 +59,28 @@ def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
-    """For alphas (S, A): SSE (S, A) of the one-step errors with the best (l0, kappa), and them."""
+    """For alphas (S, A): SSE (S, A) of the one-step errors with the best (l0, kappa), and them.
+
+    Only the level path (with l0 = 0) is a recursion; the weights of l0 and kappa in each one-step
+    forecast have closed forms, so the sums over time are one pass each over (T, S, A) arrays."""
     S, T = x.shape
     _, A_, B_ = _lines(x, dynamic, n)
     decay = 1.0 - alphas  # (S, A)
-    P = np.zeros_like(alphas)  # level path with l0 = 0
-    i = np.arange(T, dtype=np.float64)
-    w = ((i[None, :] >= SKIP) & (i[None, :] < n[:, None])).astype(np.float64)  # (S, T) scored errors
-    s_rr, s_rc, s_rd, s_cc, s_cd, s_dd = (np.zeros_like(alphas) for _ in range(6))
-    for t in range(T):
-        if t >= 1:
-            c = decay**t  # (S, A) weight of l0 in l_{t-1}
-            d = A_[:, t - 1, None] * decay**t + B_[:, t - 1, None] * (1.0 - decay ** (t + 1)) / alphas
-            r = x[:, t, None] - P
-            wt = w[:, t, None]
-            s_rr, s_rc, s_rd = s_rr + wt * r * r, s_rc + wt * r * c, s_rd + wt * r * d
-            s_cc, s_cd, s_dd = s_cc + wt * c * c, s_cd + wt * c * d, s_dd + wt * d * d
-        P = alphas * x[:, t, None] + decay * P
+    xt = np.ascontiguousarray(x.T)  # (T, S)
+    P = np.empty((T, *alphas.shape))  # P[t]: the level path with l0 = 0 before point t
+    P[0] = 0.0
+    for t in range(1, T):
+        np.multiply(decay, P[t - 1], out=P[t])
+        P[t] += alphas * xt[t - 1, :, None]
+    # c (T-1, S, A): decay^t, the weight of l0 in l_{t-1} (a running product: powers cost 2x more)
+    c = np.cumprod(np.broadcast_to(decay, (T - 1, *decay.shape)), axis=0)
+    d = A_.T[:-1, :, None] * c + B_.T[:-1, :, None] * (1.0 - c * decay) / alphas
+    r = xt[1:, :, None] - P[1:]
+    i = np.arange(1, T, dtype=np.float64)
+    w = ((i[:, None] >= SKIP) & (i[:, None] < n[None, :])).astype(np.float64)[:, :, None]  # (T-1, S, 1) scored
+    wr, wc, wd = w * r, w * c, w * d
+    s_rr, s_rc, s_rd = (np.einsum("tsa,tsa->sa", wr, v) for v in (r, c, d))
+    s_cc, s_cd, s_dd = np.einsum("tsa,tsa->sa", wc, c), np.einsum("tsa,tsa->sa", wc, d), np.einsum("tsa,tsa->sa", wd, d)
     s_cc = s_cc + 1e-12
     if optimise_theta:
         det = s_cc * s_dd - s_cd**2
@@ -96,8 +102,13 @@ def fit_theta(xs: list[np.ndarray], model: str = "dotm") -> list[dict]:
     dynamic, optimise = model in ("dotm", "dstm"), model in ("dotm", "otm")
     out: list[dict] = [{} for _ in xs]
     order = np.argsort([x.size for x in xs], kind="stable")
-    for start in range(0, len(xs), 256):
-        idx = order[start : start + 256]
+    chunks: list[list[int]] = []
+    for i in order:  # shortest first; a chunk's (T, S, alphas) arrays within CHUNK_ELEMENTS
+        size = (len(chunks[-1]) + 1) * xs[i].size * _COARSE.size if chunks else 0
+        if not chunks or len(chunks[-1]) >= CHUNK or size > CHUNK_ELEMENTS:
+            chunks.append([])
+        chunks[-1].append(int(i))
+    for idx in chunks:
         n = np.array([xs[i].size for i in idx], dtype=np.float64)
         T = int(n.max())
         x = np.array([np.pad(xs[i], (0, T - xs[i].size), mode="edge") for i in idx])

@@ -131,3 +131,18 @@ def test_warm_start_must_match_the_architecture(make_series):
         RNNForecaster().fit(y, warm_start=RNNForecaster())
     with pytest.raises(ValueError, match="1 series, not 2"):
         RNNForecaster(hidden_size=16).fit_many([y, y], warm_start=prev)
+
+
+@pytest.mark.parametrize("across", [False, True])
+def test_predict_histories_is_predict_after_each_history(make_series, across):
+    """The validation forecasts from every origin come from one batched computation: each row is
+    ``predict(h, y)`` for its history, per-series and across-series models alike, in order."""
+    y = make_series("sine", 260, seed=3)
+    fast = {"epochs": 2, "hidden_size": 8, "ensemble": 2, "seed": 4}
+    m = RNNForecaster(**fast).fit_many([y, 1.5 * y[::-1] + 10]) if across else RNNForecaster(**fast).fit(y)
+    histories = [y[:t] for t in (200, 259, 230, 260)]
+    rows = m.predict_histories(4, histories)
+    assert rows.shape == (4, 4)
+    np.testing.assert_array_equal(rows, np.array([m.predict(4, y=h) for h in histories]))
+    assert not np.array_equal(rows[0], rows[1])
+    assert m.predict_histories(3, []).shape == (0, 3)

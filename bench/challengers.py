@@ -33,10 +33,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tickcast.models as new_models  # noqa: E402
 from competition import DEFAULT_DATA, load  # noqa: E402
 from daily_run import make_frames  # noqa: E402
 from oldcode import load_old  # noqa: E402
-import tickcast.models as new_models  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

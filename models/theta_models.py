@@ -144,7 +144,7 @@ def _run(x: np.ndarray, p: dict, anchor: dict | None) -> tuple[int, np.ndarray]:
     else:
         a, lv, my = int(anchor["position"]), float(anchor["level"]), float(anchor["mean"])
         A, B = float(anchor["intercept"]), float(anchor["slope"])
-    out = np.empty((len(x), 4))
+    out = []  # Python floats and a list: NumPy's arithmetic, several times faster per step
     for i, v in enumerate(x.tolist()):
         j = a + i  # position of this point
         if j == 0:
@@ -158,8 +158,8 @@ def _run(x: np.ndarray, p: dict, anchor: dict | None) -> tuple[int, np.ndarray]:
                 A = new_mean - B * (j + 2) / 2.0
             my = new_mean
         lv = alpha * v + decay * lv
-        out[i] = lv, my, A, B
-    return a, out
+        out.append((lv, my, A, B))
+    return a, np.array(out, dtype=np.float64).reshape(len(out), 4)
 
 
 def advance(x: np.ndarray, p: dict, anchor: dict | None, k: int) -> dict:

@@ -70,6 +70,51 @@ def test_ets_likelihood_matches_a_hand_written_recursion(m):
         assert p.aicc == pytest.approx(aicc_by_hand(y, p, m), rel=1e-9, abs=1e-6)
 
 
+ETS_FAMILY = [e + t + s for e in "AM" for t in ("N", "A", "Ad") for s in "NAF"]
+
+
+def ets_test_series() -> list[np.ndarray]:
+    """Positive series of different lengths (fitted as one padded chunk): additive and growing
+    seasons, a random walk, an exponential trend with a multiplicative season."""
+    rng = np.random.default_rng(5)
+    return [
+        seasonal_series(60, 12, 1),
+        seasonal_series(45, 12, 2, level=30) * np.linspace(1, 1.6, 45),
+        50 + rng.normal(0, 1, 50).cumsum(),
+        np.exp(np.linspace(0, 1, 40)) * (1 + 0.2 * np.sin(np.arange(40) * np.pi / 6)),
+    ]
+
+
+def test_every_ets_model_alone_matches_the_hand_written_likelihood_and_the_best_is_chosen():
+    """Each of the 18 models (errors A and M, trends N, A and Ad, seasons none, states and fixed
+    indices) fitted alone reports the AICc the scalar recursion gives for its parameters; fitted
+    together, each series gets the model with the lowest AICc, with that model's own fit."""
+    ys = ets_test_series()
+    chosen = fit_ets(ys, 12, tuple(ETS_FAMILY))
+    alone = {name: fit_ets(ys, 12, (name,)) for name in ETS_FAMILY}
+    for i, y in enumerate(ys):
+        for name in ETS_FAMILY:
+            p = alone[name][i]
+            assert p.error + p.trend + p.season == name
+            if np.isfinite(p.aicc):
+                assert p.aicc == pytest.approx(aicc_by_hand(y, p, 12), rel=1e-9, abs=1e-6), (i, name)
+        best = min(ETS_FAMILY, key=lambda name: alone[name][i].aicc)
+        c = chosen[i]
+        assert c.error + c.trend + c.season == best
+        assert c == alone[best][i]
+
+
+def test_an_ets_fit_does_not_depend_on_the_series_fitted_with_it():
+    ys = ets_test_series()
+    together = fit_ets(ys, 12)
+    for y, p in zip(ys, together):
+        (q,) = fit_ets([y], 12)
+        assert (q.error, q.trend, q.season, q.alpha, q.beta, q.phi, q.gamma) == (
+            p.error, p.trend, p.season, p.alpha, p.beta, p.phi, p.gamma
+        )  # fmt: skip
+        np.testing.assert_allclose([q.l0, q.b0, q.aicc], [p.l0, p.b0, p.aicc], rtol=1e-9, atol=1e-12)
+
+
 def test_ets_initial_states_are_the_least_squares_optimum():
     y = seasonal_series(40, 4, 3)
     (p,) = fit_ets([y], 4, restrict=("AAdN", "AAdA", "ANN"))

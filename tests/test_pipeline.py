@@ -46,6 +46,26 @@ def samples_settings(make_settings, db_url):
     return make
 
 
+@pytest.mark.parametrize("members", [["ets", "theta"], ["naive"]])
+def test_a_combination_without_the_rnn_stores_its_forecasts_and_no_loss_history(fresh_db, samples_settings, members):
+    """``model.members`` may leave the RNN out: such fits have no loss history to store (an empty
+    insert must not be attempted: it failed the whole run), and the run is as complete as the RNN's."""
+    settings = samples_settings(f"members = {members!r}\n".replace("'", '"'))
+    engine = fresh_db()
+    summary = run_cycle(engine, settings)
+    assert summary.status == "ok", [o.error for o in summary.outcomes]
+    fits = fits_by_key(engine)
+    for key in ("sample:sp500", "sample:core-cpi"):
+        fit = fits[key][0]
+        assert fit.status == "ok" and fit.mode == "cold" and fit.weights and fit.epochs is None
+        assert fit.hyperparams["members"] == members and set(fit.combination["weights"]) <= set(members)
+    assert table(engine, "loss_history") == []
+    stored = table(engine, "forecasts")
+    assert len(stored) == (5 + 18) * len(LEVELS) * (1 + len(members))
+    assert {f["model"] for f in stored} == {"published", *members}
+    assert_all_finite(engine)
+
+
 def test_a_run_writes_fits_histories_and_forecasts_for_every_sample(fresh_db, samples_settings):
     settings = samples_settings()
     engine = fresh_db()

@@ -90,7 +90,7 @@ def store_fit(
     with write_transaction(engine) as conn:
         fit_id = conn.execute(sa.insert(schema.fits).values(**values).returning(schema.fits.c.id)).scalar_one()
         faults.reached("store-fit")
-        if ok and model is not None:
+        if ok and model is not None and model.history:  # none without an RNN among the models
             conn.execute(
                 sa.insert(schema.loss_history),
                 [

@@ -162,8 +162,14 @@ def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:
             for j in u.members:
                 prev = u.warm[j]
                 # No validation: the previous weights saw all of yesterday's data, so a held-out
-                # part would not be held out. A few gentle epochs on the newest windows.
-                st = settings(cfg, n_epochs, len(windows), cfg.lr * cfg.warm_lr_scale, 0, S, strict=False)
+                # part would not be held out. A few gentle epochs on the newest windows, except for
+                # a member whose read-out was never trained (its cold fit's validation found no
+                # epoch better than the untrained network: a random walk, say): fine-tuned without
+                # validation it would learn the newest windows' noise, so it is carried over as is
+                # (epoch 0 only) unless ``epochs`` asks for training.
+                untrained = u.epochs is None and not np.any(prev.params["Why"])
+                epochs_j = 0 if untrained else n_epochs
+                st = settings(cfg, epochs_j, len(windows), cfg.lr * cfg.warm_lr_scale, 0, S, strict=False)
                 rng = np.random.default_rng([u.seed, prev.seed, 2])
                 first.append((k, j, engine.Job(prev.flat.copy(), windows.with_length(prev.L), None, st, rng)))
             continue

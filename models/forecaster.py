@@ -75,9 +75,11 @@ class RNNForecaster:
 
         ``warm_start``: a fitted model with the same architecture; its members' weights are
         fine-tuned on the newest ``warm_windows`` windows of y for ``epochs`` (default
-        ``warm_epochs``) at ``lr * warm_lr_scale``. Its scale is kept (the weights were learnt
-        in those units) and its intervals and backtest are carried over; refit from scratch now
-        and then to refresh them. ``epochs`` overrides the configured number for either kind.
+        ``warm_epochs``) at ``lr * warm_lr_scale``, except that by default a member whose read-out
+        was never trained (its cold fit found no training better than the untrained network, which
+        forecasts its read-out bias) is carried over as it is. Its scale is kept (the weights were
+        learnt in those units) and its intervals and backtest are carried over; refit from scratch
+        now and then to refresh them. ``epochs`` overrides the configured number for either kind.
         """
         return self._fit_one([as_series(y)], warm_start, epochs, None)
 

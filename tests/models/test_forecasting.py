@@ -118,6 +118,23 @@ def test_warm_start_fine_tunes_from_the_previous_weights(make_series):
     np.testing.assert_array_equal(same.predict(3, y=y[:-1]), prev.predict(3))
 
 
+def test_a_warm_start_keeps_a_member_whose_read_out_was_never_trained(make_series):
+    """On a random walk the cold fit's validation finds no epoch better than the untrained network
+    (its read-out forecasts the drift): fine-tuned without validation on the newest windows it
+    would fit their noise, so a warm start carries it over unchanged; ``epochs`` still trains it."""
+    rng = np.random.default_rng(3)
+    y = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 1200)))
+    prev = RNNForecaster(seed=1).fit(y[:1000])
+    assert all(not np.any(m.params["Why"]) for m in prev._members)  # the untrained read-out, kept
+    warm = RNNForecaster(seed=1).fit(y[:1001], warm_start=prev)
+    assert warm.warm_started_ and warm.n_epochs_ == 0 and [r["epoch"] for r in warm.history_] == [0]
+    for before, after in zip(prev._members, warm._members):
+        np.testing.assert_array_equal(after.flat, before.flat)
+    np.testing.assert_array_equal(warm.predict(5), prev.predict(5, y=y[:1001]))
+    asked = RNNForecaster(seed=1).fit(y[:1001], warm_start=prev, epochs=2)
+    assert asked.n_epochs_ == 2 and len(asked.history_) == 3
+
+
 def test_warm_start_must_match_the_architecture(make_series):
     y = make_series("walk", 400, seed=11)
     prev = RNNForecaster(hidden_size=16).fit(y)

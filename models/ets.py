@@ -122,7 +122,7 @@ def _refine(p: EtsParams) -> np.ndarray:
 # every sum over time is one pass (``np.einsum``) over arrays that are never copied. A likelihood
 # pass allocates two such arrays and reuses them; it never builds the dozen temporaries of the
 # same size that the formulas suggest, and chunks are sized so that those two stay small
-# (``CHUNK_ELEMENTS``): 3.5-5x faster fits on long series (bench/results/challengers.md).
+# (``CHUNK_ELEMENTS``): 3-5x faster fits (bench/results/challengers.md).
 def _responses(z: np.ndarray, cand: np.ndarray, s0: np.ndarray | None, m: int, trend: bool):
     """One-step forecasts MU (T, S, C) of the data z (S, T) from zero initial level and trend
     (and seasonal states s0 (S, m) if given), and the responses RESP (2, T, S', C) of the same

@@ -202,6 +202,22 @@ def test_the_theta_objective_of_many_series_and_alphas_equals_the_hand_written_o
         assert np.all(kappa == 0.5)
 
 
+@pytest.mark.parametrize("model", ["dotm", "otm"])
+def test_a_theta_fit_does_not_depend_on_the_series_fitted_with_it(model, monkeypatch):
+    """Series of different lengths fitted together (one padded chunk, or several when the chunk's
+    arrays reach their budget) get the parameters each gets alone."""
+    rng = np.random.default_rng(9)
+    xs = [seasonal_series(40, 1, 5), 5.0 + np.cumsum(rng.normal(0.1, 1.0, 23)), 3.0 + rng.normal(0, 1, 61)]
+    alone = [theta_models.fit_theta([x], model)[0] for x in xs]
+    for budget in (theta_models.CHUNK_ELEMENTS, 61 * 30):  # one chunk; one series per chunk
+        monkeypatch.setattr(theta_models, "CHUNK_ELEMENTS", budget)
+        together = theta_models.fit_theta(xs, model)
+        for p, q in zip(together, alone):
+            assert p["alpha"] == q["alpha"] and p["model"] == q["model"]
+            for key in ("theta", "l0", "intercept", "slope"):
+                assert p[key] == pytest.approx(q[key], rel=1e-9, abs=1e-12), key
+
+
 def static_theta_sse_by_hand(x, alpha, theta, l0):
     """The static models: the least-squares line of the whole series at every step."""
     t = np.arange(1, x.size + 1, dtype=np.float64)

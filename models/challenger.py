@@ -40,6 +40,20 @@ def as_series(y, what: str = "y", min_length: int = 1) -> np.ndarray:
     return arr
 
 
+def size_chunks(sizes, width: int, most: int, budget: int) -> list[list[int]]:
+    """Indices of series of lengths ``sizes`` in chunks fitted together, shortest first: each chunk
+    at most ``most`` series and, beyond its first, at most ``budget`` elements for its (T, S,
+    width) arrays (T: its longest series; ``width``: candidates per series)."""
+    out: list[list[int]] = []
+    for i in np.argsort(sizes, kind="stable"):
+        chunk = out[-1] if out else None
+        if chunk is None or len(chunk) >= most or (len(chunk) + 1) * width * sizes[i] > budget:
+            out.append([int(i)])
+        else:
+            chunk.append(int(i))
+    return out
+
+
 def check_steps(h) -> int:
     if isinstance(h, bool) or not isinstance(h, int | np.integer) or h < 1:
         raise ValueError(f"h must be a positive integer, got {h!r}")

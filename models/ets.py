@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .challenger import Challenger
+from .challenger import Challenger, size_chunks
 from .seasonality import centred_moving_average
 
 # Seasonal states are kept for m up to this; longer seasons use fixed indices only (statsforecast
@@ -342,17 +342,9 @@ def fit_ets(ys: list[np.ndarray], m: int, restrict: tuple[str, ...] | None = Non
 
 
 def _chunks(sizes: list[int], m: int) -> list[list[int]]:
-    """The series' indices in chunks fitted together: shortest first, each chunk at most CHUNK
-    series and, beyond its first, at most CHUNK_ELEMENTS for its (T, S, C) arrays."""
+    """The series' indices in chunks fitted together (C: the largest model's candidates)."""
     C = max(_grid(t, s == "A").shape[0] for t, s in _models(m))
-    out: list[list[int]] = []
-    for i in np.argsort(sizes, kind="stable"):
-        chunk = out[-1] if out else None
-        if chunk is None or len(chunk) >= CHUNK or (len(chunk) + 1) * C * sizes[i] > CHUNK_ELEMENTS:
-            out.append([int(i)])
-        else:
-            chunk.append(int(i))
-    return out
+    return size_chunks(sizes, C, CHUNK, CHUNK_ELEMENTS)
 
 
 def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:

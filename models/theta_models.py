@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .challenger import Challenger
+from .challenger import Challenger, size_chunks
 from .seasonality import Seasonality
 
 MODELS = ("dotm", "otm", "dstm", "stm")
@@ -101,14 +101,7 @@ def fit_theta(xs: list[np.ndarray], model: str = "dotm") -> list[dict]:
         raise ValueError(f"theta model must be one of {MODELS}, got {model!r}")
     dynamic, optimise = model in ("dotm", "dstm"), model in ("dotm", "otm")
     out: list[dict] = [{} for _ in xs]
-    order = np.argsort([x.size for x in xs], kind="stable")
-    chunks: list[list[int]] = []
-    for i in order:  # shortest first; a chunk's (T, S, alphas) arrays within CHUNK_ELEMENTS
-        size = (len(chunks[-1]) + 1) * xs[i].size * _COARSE.size if chunks else 0
-        if not chunks or len(chunks[-1]) >= CHUNK or size > CHUNK_ELEMENTS:
-            chunks.append([])
-        chunks[-1].append(int(i))
-    for idx in chunks:
+    for idx in size_chunks([x.size for x in xs], _COARSE.size, CHUNK, CHUNK_ELEMENTS):
         n = np.array([xs[i].size for i in idx], dtype=np.float64)
         T = int(n.max())
         x = np.array([np.pad(xs[i], (0, T - xs[i].size), mode="edge") for i in idx])

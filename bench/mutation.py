@@ -63,6 +63,28 @@ MODULES = {
             "tests/models/test_conformal_exact.py",
         ],
     },
+    # the published forecast's statistical challengers and how it combines them
+    "challengers": {
+        "models/ets.py": ["tests/models/test_challengers.py", "tests/models/test_auto.py"],
+        "models/theta_models.py": [
+            "tests/models/test_theta_reference.py",
+            "tests/models/test_challengers.py",
+            "tests/models/test_auto.py",
+        ],
+        "models/challenger.py": [
+            "tests/models/test_challengers.py",
+            "tests/models/test_auto.py",
+            "tests/models/test_auto_many.py",
+            "tests/models/test_auto_warm.py",
+        ],
+        "models/combine.py": [
+            "tests/models/test_combine.py",
+            "tests/models/test_auto.py",
+            "tests/models/test_auto_many.py",
+            "tests/models/test_auto_warm.py",
+        ],
+        "models/validation.py": ["tests/models/test_challengers.py", "tests/models/test_auto.py"],
+    },
     "service": {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],

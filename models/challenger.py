@@ -385,7 +385,10 @@ class Challenger:
         blob = bytes(blob)
         if not blob.startswith(MAGIC):
             raise ValueError("not a tickcast challenger blob (bad magic bytes)")
-        meta, arrays = persist.unpack(blob[len(MAGIC) :])
+        try:
+            meta, arrays = persist.unpack(blob[len(MAGIC) :])
+        except ValueError as exc:
+            raise ValueError(f"corrupt challenger blob: {exc}") from None
         try:
             if meta["class"] != cls.__name__:
                 raise ValueError(f"the blob holds a {meta['class']}, not a {cls.__name__}")

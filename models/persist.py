@@ -46,19 +46,19 @@ def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     """Inverse of :func:`pack`; ValueError for anything that is not a blob of this format."""
     blob = bytes(blob)
     if not blob.startswith(MAGIC):
-        raise ValueError("not a tickcast RNN model blob (bad magic bytes)")
+        raise ValueError("not a tickcast model blob (bad magic bytes)")
     start = len(MAGIC) + 4
     if len(blob) < start:
-        raise ValueError("truncated tickcast RNN model blob")
+        raise ValueError("truncated tickcast model blob")
     (hlen,) = struct.unpack("<I", blob[len(MAGIC) : start])
     if start + hlen > len(blob):
-        raise ValueError(f"corrupt tickcast RNN model blob: a header of {hlen} bytes in {len(blob)}")
+        raise ValueError(f"corrupt tickcast model blob: a header of {hlen} bytes in {len(blob)}")
     try:
         header = json.loads(blob[start : start + hlen].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"corrupt tickcast RNN model header: {exc}") from None
+        raise ValueError(f"corrupt tickcast model header: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), dict) or "meta" not in header:
-        raise ValueError("corrupt tickcast RNN model header: not a header of this format")
+        raise ValueError("corrupt tickcast model header: not a header of this format")
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(f"model blob has format_version {version}; this code reads {FORMAT_VERSION}")
@@ -77,7 +77,7 @@ def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:
-            raise ValueError(f"corrupt tickcast RNN model blob (array {name!r})")
+            raise ValueError(f"corrupt tickcast model blob (array {name!r})")
         raw = data[spec["offset"] : spec["offset"] + spec["nbytes"]]
         arrays[name] = np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy()
     return header["meta"], arrays

@@ -1,0 +1,131 @@
+"""The four theta models (Fiorucci et al. 2016) against a reference written from their definition
+alone: the lines are least-squares fits (np.polyfit), the one-step forecasts are computed step by
+step, and for each alpha the best (l0, theta) is the least-squares solution of the one-step errors,
+found from the forecasts themselves (they are affine in l0 and kappa = 1 - 1/theta), with theta's
+bound. The fit must reach that optimum at its alpha, and no alpha of its grid may do better; its
+multi-step forecasts feed each forecast back as the next observation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickcast.models.theta_models import ALPHA_RANGE, KAPPA_MAX, MODELS, SKIP, filter_forecasts, fit_theta
+
+DYNAMIC = {"dotm": True, "dstm": True, "otm": False, "stm": False}
+OPTIMISED = {"dotm": True, "otm": True, "dstm": False, "stm": False}
+
+
+def line(x):
+    """Intercept and slope of the least-squares line through x at abscissas 1..n."""
+    if x.size == 1:
+        return float(x[0]), 0.0
+    slope, at_zero = np.polyfit(np.arange(1, x.size + 1, dtype=np.float64), x, 1)
+    return float(at_zero), float(slope)
+
+
+def one_step(x, model, alpha, l0, kappa):
+    """mu_t, t = 1..n-1: the forecast of x_t from x_0..x_{t-1}."""
+    whole = line(x)
+    level, out = alpha * x[0] + (1 - alpha) * l0, []
+    for t in range(1, x.size):
+        A, B = line(x[:t]) if DYNAMIC[model] else whole
+        out.append(level + kappa * (A * (1 - alpha) ** t + B * (1 - (1 - alpha) ** (t + 1)) / alpha))
+        level = alpha * x[t] + (1 - alpha) * level
+    return np.array(out)
+
+
+def sse(x, model, alpha, l0, kappa):
+    e = x[1:] - one_step(x, model, alpha, l0, kappa)
+    return float(np.sum(e[SKIP - 1 :] ** 2))  # errors from the fourth point on
+
+
+def best_given_alpha(x, model, alpha):
+    """(sse, l0, kappa) minimising the scored squared errors; kappa in [0, KAPPA_MAX] (0.5, theta = 2,
+    for the models that do not optimise it)."""
+    base = one_step(x, model, alpha, 0.0, 0.0)
+    c = one_step(x, model, alpha, 1.0, 0.0) - base  # the weight of l0 in each forecast
+    d = one_step(x, model, alpha, 0.0, 1.0) - base  # and of kappa
+    r = (x[1:] - base)[SKIP - 1 :]
+    c, d = c[SKIP - 1 :], d[SKIP - 1 :]
+    if OPTIMISED[model]:
+        (l0, kappa), *_ = np.linalg.lstsq(np.stack([c, d], axis=1), r, rcond=None)
+        if not 0.0 <= kappa <= KAPPA_MAX:  # on the bound, l0 is the best for that kappa
+            kappa = min(max(kappa, 0.0), KAPPA_MAX)
+            l0 = float(c @ (r - kappa * d) / (c @ c))
+    else:
+        kappa = 0.5
+        l0 = float(c @ (r - kappa * d) / (c @ c))
+    return sse(x, model, alpha, l0, kappa), float(l0), float(kappa)
+
+
+def series():
+    rng = np.random.default_rng(12)
+    t = np.arange(60, dtype=np.float64)
+    # (no random walks: their alpha is near 1, where l0 barely matters and is not determined)
+    return [
+        50 + 0.8 * t[:31] + rng.normal(0, 2, 31),  # a trend
+        100 - 0.5 * t + 0.02 * t**2 + rng.normal(0, 1.5, 60),  # a bend the dynamic lines follow
+        10 + rng.normal(0, 1, 17),  # short and flat
+        100 + 20 * (1 - np.exp(-t[:50] / 15)) + rng.normal(0, 1, 50),  # a trend dying out: theta inside its range
+        np.r_[np.full(20, 10.0), np.full(25, 14.0)] + rng.normal(0, 1, 45),  # a level shift
+    ]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_theta_fits_reach_the_reference_optimum(model):
+    xs = series()
+    fits = fit_theta(xs, model)  # different lengths in one padded chunk
+    coarse = np.linspace(*ALPHA_RANGE, 30)
+    bounds = []
+    for x, p in zip(xs, fits):
+        assert p["model"] == model and ALPHA_RANGE[0] <= p["alpha"] <= ALPHA_RANGE[1]
+        got = sse(x, model, p["alpha"], p["l0"], 1 - 1 / p["theta"])
+        want, l0, kappa = best_given_alpha(x, model, p["alpha"])
+        assert got == pytest.approx(want, rel=1e-6)  # (the fit adds a tiny ridge for l0)
+        # l0 as far as it matters to the scored forecasts (where alpha is near 1 its weight dies out
+        # within a few points)
+        fitted = one_step(x, model, p["alpha"], p["l0"], 1 - 1 / p["theta"])
+        best = one_step(x, model, p["alpha"], l0, kappa)
+        np.testing.assert_allclose(fitted[SKIP - 1 :], best[SKIP - 1 :], rtol=1e-4)
+        assert 1 - 1 / p["theta"] == pytest.approx(kappa, abs=1e-7)
+        assert got <= min(best_given_alpha(x, model, a)[0] for a in coarse) * (1 + 1e-9)
+        # a little finer than the fit's grid finds almost nothing more
+        dense = np.clip(p["alpha"] + np.linspace(-0.05, 0.05, 21), *ALPHA_RANGE)
+        assert got <= min(best_given_alpha(x, model, a)[0] for a in dense) * 1.02
+        A, B = line(x)
+        assert p["intercept"] == pytest.approx(A, rel=1e-9, abs=1e-9) and p["slope"] == pytest.approx(B, abs=1e-9)
+        bounds.append(kappa in (0.0, KAPPA_MAX))
+    if OPTIMISED[model]:
+        assert fits[0]["theta"] > 1.2  # the trend is followed
+        assert not all(bounds)
+    else:
+        assert all(p["theta"] == pytest.approx(2.0) for p in fits)
+
+
+def reference_forecasts(x, p, origin, h):
+    """Forecasts of x from x[:origin]: each forecast joins the history as its next value (the
+    dynamic lines are refitted on it; the static models keep the line they were fitted with)."""
+    model, alpha, kappa = p["model"], p["alpha"], 1 - 1 / p["theta"]
+    hist = list(x[:origin])
+    level = p["l0"]
+    for v in hist:
+        level = alpha * v + (1 - alpha) * level
+    out = []
+    for _ in range(h):
+        t = len(hist)
+        A, B = line(np.array(hist)) if DYNAMIC[model] else (p["intercept"], p["slope"])
+        mu = level + kappa * (A * (1 - alpha) ** t + B * (1 - (1 - alpha) ** (t + 1)) / alpha)
+        out.append(mu)
+        hist.append(mu)
+        level = alpha * mu + (1 - alpha) * level
+    return np.array(out)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_theta_forecasts_feed_each_forecast_back(model):
+    for x, p in zip(series(), fit_theta(series(), model)):
+        origins = np.array([5, x.size - 3, x.size])
+        F = filter_forecasts(x, p, origins, 6)
+        for row, origin in zip(F, origins):
+            np.testing.assert_allclose(row, reference_forecasts(x, p, origin, 6), rtol=1e-9)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import auto_each, auto_parts, auto_persist
-from .auto_each import fit_rnn_on
+from .auto_each import final_epochs, fit_rnn_on
 from .auto_forecasts import CombinedForecasts
 from .challenger import as_series, backtest, finite_or_naive
 from .combine import COMBINATIONS, combine_forecasts, member_errors, member_weights
@@ -167,7 +167,9 @@ class AutoForecaster(CombinedForecasts):
         (``RNNForecaster.fit(warm_start=)``, ``epochs`` of them), the challengers keep their
         parameters and run their state recursions over the new points, and the combination
         weights, backtests and interval residuals are carried over. A mismatched warm start is a
-        ValueError saying why. ``epochs``: the RNN's, for a cold or a warm fit."""
+        ValueError saying why. ``epochs``: the RNN's, for a cold or a warm fit. A cold fit's final
+        RNN does not train a member whose training never helped its validation model on a long
+        series (``auto_each.final_epochs``)."""
         return self._fit_all([as_series(y)], False, warm_start, epochs)
 
     def fit_many(self, ys, warm_start: AutoForecaster | None = None, epochs: int | None = None):
@@ -220,7 +222,8 @@ class AutoForecaster(CombinedForecasts):
             val = None
             if plan.held:
                 val = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.validation_series(), plan.across, epochs)
-            final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), plan.across, epochs)
+            last = epochs if plan.across else final_epochs(val, epochs)  # per series: see final_epochs
+            final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), plan.across, last)
         except TrainingDiverged:
             return None, None
         return val, final

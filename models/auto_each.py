@@ -1,11 +1,12 @@
 """Many AutoForecasters at once: ``AutoForecaster.fit_each`` (one model per series), and the RNN
 fits the AutoForecaster paths share.
 
-``fit_each`` plans every series as ``fit`` would, then runs the RNN fits of all of them (the
-validation and final fits of the cold ones, the fine-tuning of the warm ones) as one list of
-jobs, and the challengers' cold fits vectorised over the series of one validation horizon
-(``Challenger.split`` hands each series its own model, with its own interval residuals), then
-assembles each series' model as ``fit`` does.
+``fit_each`` plans every series as ``fit`` would, then runs the RNN fits of all of them in two
+lists of jobs (the validation fits of the cold ones and the fine-tuning of the warm ones, then
+the final fits, each following its validation fit: ``final_epochs``), and the challengers' cold
+fits vectorised over the series of one validation horizon (``Challenger.split`` hands each
+series its own model, with its own interval residuals), then assembles each series' model as
+``fit`` does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .challenger import Challenger, as_series
 from .errors import TrainingDiverged
 from .forecaster import RNNForecaster
 from .members import CHALLENGERS
+from .windows import split_point
 
 # What a series' failed fit can raise (with errors="return" it is returned in its place).
 FIT_ERRORS = (ValueError, ArithmeticError, RuntimeError)
@@ -31,6 +33,40 @@ def fit_rnn_on(model: RNNForecaster, ys: list[np.ndarray], across: bool, epochs,
     return model.fit(ys[0], warm_start=warm, epochs=epochs)
 
 
+# Independent stretches of K steps the validation fit's held-out part must hold before "training
+# never helped" counts as evidence that there is nothing to learn (the usual large-sample rule).
+MIN_EVIDENCE_BLOCKS = 30
+
+
+def final_epochs(val: RNNForecaster | None, epochs: int | None):
+    """The epochs of a per-series final RNN fit after its validation fit ``val``: as asked, except
+    for a member whose training never lowered the validation fit's held-out loss at all, on at
+    least MIN_EVIDENCE_BLOCKS independent stretches of K steps (its untrained network, which
+    forecasts the average change, did better after every epoch: on long price series, usually).
+    It is not trained on the whole series either: the final fit's own early stopping would judge it
+    on one newer stretch of the same series, where a gain is more likely that stretch's luck than
+    a pattern (warm starts carry such a member over unchanged too). On short series (M3's) the
+    held-out part is too small for such evidence, and every member trains as asked."""
+    if val is None or len(val._preps) != 1:
+        return epochs
+    n = val._preps[0].n
+    if (n - split_point(n, val.config.val_fraction)) / val.horizon_ < MIN_EVIDENCE_BLOCKS:
+        return epochs
+    useless = [_never_helped(h) for h in val.histories_]
+    if not any(useless):
+        return epochs
+    asked = val.config.epochs if epochs is None else int(epochs)
+    return tuple(0 if u else asked for u in useless)
+
+
+def _never_helped(history: list[dict]) -> bool:
+    """Whether no epoch of a validated fit reached the untrained network's validation loss."""
+    losses = [row["val_loss"] for row in history]
+    if len(losses) < 2 or any(v is None for v in losses):
+        return False
+    return min(losses[1:]) >= losses[0]
+
+
 @dataclass
 class RnnJob:
     """One per-series RNN fit: ``key`` (series, kind: "validation", "final" or "warm"), the
@@ -40,6 +76,7 @@ class RnnJob:
     params: dict
     y: np.ndarray
     warm: RNNForecaster | None = None
+    epochs: Any = None  # None: the epochs every job was given; else this job's (final_epochs)
 
 
 def fit_rnn_jobs(jobs: list[RnnJob], epochs) -> dict[tuple[int, str], Any]:
@@ -48,7 +85,7 @@ def fit_rnn_jobs(jobs: list[RnnJob], epochs) -> dict[tuple[int, str], Any]:
     batches: dict[str, list[RnnJob]] = {}  # jobs whose settings differ only in the seed train as one
     for job in jobs:
         shared = {k: v for k, v in job.params.items() if k != "seed"}
-        batches.setdefault(repr(sorted(shared.items())), []).append(job)
+        batches.setdefault(repr((sorted(shared.items()), job.epochs)), []).append(job)
     for batch in batches.values():
         shared = {k: v for k, v in batch[0].params.items() if k != "seed"}
         try:
@@ -56,7 +93,7 @@ def fit_rnn_jobs(jobs: list[RnnJob], epochs) -> dict[tuple[int, str], Any]:
                 [job.y for job in batch],
                 seeds=[job.params["seed"] for job in batch],
                 warm_starts=[job.warm for job in batch],
-                epochs=epochs,
+                epochs=epochs if batch[0].epochs is None else batch[0].epochs,
                 errors="return",
             )
         except FIT_ERRORS as exc:  # settings no series can train with: every job of the batch fails
@@ -71,7 +108,8 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
     out: list = [None] * len(ys)
     todo: dict[int, tuple[Any, np.ndarray]] = {}  # series -> (its AutoForecaster, y)
     plans: dict[int, Any] = {}
-    jobs: list[RnnJob] = []
+    jobs: list[RnnJob] = []  # the validation fits and the warm starts, then the final fits
+    finals: list[RnnJob] = []
     for i, (y, seed, prev) in enumerate(zip(ys, seeds, warm_starts)):
         try:
             y = as_series(y, what=f"series {i}")
@@ -82,7 +120,7 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
                     params = model._rnn_model(plan.rnn_period).get_params()
                     if plan.held:
                         jobs.append(RnnJob((i, "validation"), params, plan.validation_series()[0]))
-                    jobs.append(RnnJob((i, "final"), params, y))
+                    finals.append(RnnJob((i, "final"), params, y))
             else:
                 model._check_warm(prev, [y], False)
                 if "rnn" in prev.members_:
@@ -94,6 +132,11 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
                 raise
             out[i] = exc
     rnns = fit_rnn_jobs(jobs, epochs)
+    for job in finals:  # each after its validation fit, whose members it follows (final_epochs)
+        val = rnns.get((job.key[0], "validation"))
+        job.epochs = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else None
+        job.epochs = None if job.epochs == epochs else job.epochs
+    rnns.update(fit_rnn_jobs(finals, epochs))
     challengers = _cold_challengers(proto, {i: plans[i] for i in todo if i in plans})
     for i, (model, y) in todo.items():
         try:
@@ -139,4 +182,4 @@ def _cold_challengers(proto, plans: dict[int, Any]) -> dict[int, dict[str, Chall
     return out
 
 
-__all__ = ["fit_each", "fit_rnn_on", "fit_rnn_jobs", "RnnJob", "FIT_ERRORS"]
+__all__ = ["fit_each", "fit_rnn_on", "final_epochs", "fit_rnn_jobs", "RnnJob", "FIT_ERRORS"]

@@ -51,7 +51,7 @@ class Unit:
     members: list[int]
     ensemble: int
     warm: list[Member] | None = None
-    epochs: int | None = None
+    epochs: int | tuple[int, ...] | None = None  # None: the configured number; a tuple: per member
     fitted: dict[int, Member] = field(default_factory=dict)
     preds: dict[int, np.ndarray] = field(default_factory=dict)
     largest: float = 0.0
@@ -59,6 +59,12 @@ class Unit:
     Q: np.ndarray | None = None
     counts: np.ndarray | None = None
     error: BaseException | None = None
+
+    def epochs_of(self, j: int, default: int) -> int:
+        """Member j's number of epochs (an upper bound where early stopping runs)."""
+        if self.epochs is None:
+            return int(default)
+        return int(self.epochs[j]) if isinstance(self.epochs, tuple) else int(self.epochs)
 
     @property
     def partial(self) -> bool:
@@ -158,7 +164,6 @@ def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:
         S, longest = len(u.preps), max(p.n for p in u.preps)
         if u.warm is not None:
             windows = plan.windows(k, plan.ranges(k, "warm"), 1)
-            n_epochs = cfg.warm_epochs if u.epochs is None else int(u.epochs)
             for j in u.members:
                 prev = u.warm[j]
                 # No validation: the previous weights saw all of yesterday's data, so a held-out
@@ -168,7 +173,7 @@ def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:
                 # validation it would learn the newest windows' noise, so it is carried over as is
                 # (epoch 0 only) unless ``epochs`` asks for training.
                 untrained = u.epochs is None and not np.any(prev.params["Why"])
-                epochs_j = 0 if untrained else n_epochs
+                epochs_j = 0 if untrained else u.epochs_of(j, cfg.warm_epochs)
                 st = settings(cfg, epochs_j, len(windows), cfg.lr * cfg.warm_lr_scale, 0, S, strict=False)
                 rng = np.random.default_rng([u.seed, prev.seed, 2])
                 first.append((k, j, engine.Job(prev.flat.copy(), windows.with_length(prev.L), None, st, rng)))
@@ -177,11 +182,10 @@ def _fit_group(cfg: ForecasterConfig, units: list[Unit], stack, dtype) -> None:
         val = plan.windows(k, plan.ranges(k, "val"), 1) if plan.has_val(k) else None
         by = shrunk_mean_targets(train)
         u.largest = largest_target(train)
-        n_epochs = cfg.epochs if u.epochs is None else int(u.epochs)
         for j in u.members:
             L = window_length(cfg, j, u.K, longest)
             flat = initial_weights(stack, u.seed + j, None, cfg.out_scale, by)
-            st = settings(cfg, n_epochs, len(train), cfg.lr, cfg.patience, S)
+            st = settings(cfg, u.epochs_of(j, cfg.epochs), len(train), cfg.lr, cfg.patience, S)
             val_j = val.with_length(L) if val is not None else None
             job = engine.Job(flat, train.with_length(L), val_j, st, np.random.default_rng([u.seed, j]))
             first.append((k, j, job))

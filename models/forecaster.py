@@ -18,6 +18,7 @@ newest points shape the weights too.
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -70,7 +71,7 @@ class RNNForecaster:
         return {**self.__dict__, "_stack": None}  # buffers are not worth sending to another process
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, y, warm_start: RNNForecaster | None = None, epochs: int | None = None):
+    def fit(self, y, warm_start: RNNForecaster | None = None, epochs: int | Sequence[int] | None = None):
         """Fit on one series y (1-D, oldest first, finite, at least MIN_LENGTH points); returns self.
 
         ``warm_start``: a fitted model with the same architecture; its members' weights are
@@ -79,11 +80,14 @@ class RNNForecaster:
         was never trained (its cold fit found no training better than the untrained network, which
         forecasts its read-out bias) is carried over as it is. Its scale is kept (the weights were
         learnt in those units) and its intervals and backtest are carried over; refit from scratch
-        now and then to refresh them. ``epochs`` overrides the configured number for either kind.
+        now and then to refresh them. ``epochs`` overrides the configured number for either kind;
+        a list gives each ensemble member its own (a cold fit's early stopping may end sooner).
         """
         return self._fit_one([as_series(y)], warm_start, epochs, None)
 
-    def fit_many(self, ys, warm_start: RNNForecaster | None = None, epochs: int | None = None, members=None):
+    def fit_many(
+        self, ys, warm_start: RNNForecaster | None = None, epochs: int | Sequence[int] | None = None, members=None
+    ):
         """Fit one network (ensemble) across many series of one frequency; returns self.
         ``ys``: a sequence of 1-D series, any lengths. Forecast them with :meth:`predict_many`.
 
@@ -95,7 +99,9 @@ class RNNForecaster:
             raise ValueError("fit_many needs at least one series")
         return self._fit_one(ys, warm_start, epochs, members)
 
-    def fit_each(self, ys, seeds=None, warm_starts=None, epochs: int | None = None, errors: str = "raise") -> list:
+    def fit_each(
+        self, ys, seeds=None, warm_starts=None, epochs: int | Sequence[int] | None = None, errors: str = "raise"
+    ) -> list:
         """One model per series, all trained as one computation; returns a list of fitted
         RNNForecaster, element i equal (up to floating-point reassociation) to
         ``RNNForecaster(**self.get_params(), seed=seeds[i]).fit(ys[i], warm_start=warm_starts[i],
@@ -173,8 +179,7 @@ class RNNForecaster:
 
     def _unit(self, ys: list[np.ndarray], warm: RNNForecaster | None, epochs, members) -> Unit:
         cfg = self.config
-        if epochs is not None and (int(epochs) != epochs or epochs < 0):
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        epochs = member_epochs(epochs, cfg.ensemble)
         if members is None:
             members = list(range(cfg.ensemble))
         members = sorted(int(j) for j in members)
@@ -424,3 +429,20 @@ def _share_log_scale(preps: list[Prepared]) -> list[Prepared]:
 
 
 __all__ = ["RNNForecaster", "SeriesTooShort"]
+
+
+def member_epochs(epochs, ensemble: int) -> int | tuple[int, ...] | None:
+    """``epochs`` as a fit takes it: None (the configured number), a non-negative integer, or a
+    list of them, one per ensemble member; anything else is a ValueError."""
+    if epochs is None:
+        return None
+    many = isinstance(epochs, list | tuple | np.ndarray)
+    values = list(epochs) if many else [epochs]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or int(v) != v or v < 0:
+            raise ValueError(f"epochs must be a non-negative integer or a list of them, got {epochs!r}")
+    if not many:
+        return int(values[0])
+    if len(values) != ensemble:
+        raise ValueError(f"epochs: one per ensemble member ({ensemble}), got {len(values)}")
+    return tuple(int(v) for v in values)

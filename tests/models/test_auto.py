@@ -8,6 +8,7 @@ import pytest
 from tickcast.models import AutoForecaster, RNNForecaster
 from tickcast.models.auto import choose_period
 from tickcast.models.combine import combine_forecasts, member_errors, member_weights, pooled_prior
+from tickcast.models.config import ForecasterConfig
 
 FAST_RNN = {"ensemble": 1, "epochs": 2, "hidden_size": 8}
 
@@ -126,3 +127,42 @@ def test_member_errors_use_known_targets_only():
     e = member_errors(y, 8, [F, None])
     assert e[0] == pytest.approx((0 + 0 + 1) / 3)  # targets 8, 9 from origin 8 (exact); 9 from 9 (off by 1)
     assert np.isnan(e[1])
+
+
+def test_per_series_a_member_training_never_helped_on_a_long_series_is_not_trained_again():
+    t = np.arange(2000)
+    walks = [100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.01, t.size))) for seed in (0, 4)]
+    pattern = 100 + 10 * np.sin(2 * np.pi * t / 5) + np.random.default_rng(5).normal(0, 1, t.size)  # learnt
+    cases = {"walk": walks[0], "walk 4": walks[1], "pattern": pattern, "short walk": walks[0][:400]}
+    trained = {}
+    for name, y in cases.items():
+        a = AutoForecaster(season_length=1).fit(y)
+        val = RNNForecaster(season_length=1).fit(y[: a._splits[0]])  # the validation fit, as fit makes it
+        never = [min(r["val_loss"] for r in h[1:]) >= h[0]["val_loss"] for h in val.histories_]
+        long_enough = name != "short walk"  # 1,600 held-out windows of 8 steps; 400 points hold 10 stretches
+        caps = [0 if n and long_enough else ForecasterConfig().epochs for n in never]
+        expected = RNNForecaster(season_length=1).fit(y, epochs=caps)
+        rnn = a.members_["rnn"]
+        np.testing.assert_array_equal(rnn.predict(5), expected.predict(5))
+        for got, want in zip(rnn.histories_, expected.histories_):
+            assert got == want
+        trained[name] = ([len(h) - 1 for h in rnn.histories_], never)
+    assert trained["walk"] == ([0, 0, 0], [True] * 3)  # not one epoch on the whole series
+    epochs, never = trained["walk 4"]
+    assert never == [True, True, False] and epochs[:2] == [0, 0] and epochs[2] > 0  # member by member
+    assert min(trained["pattern"][0]) > 0 and not any(trained["pattern"][1])
+    assert min(trained["short walk"][0]) > 0 and any(trained["short walk"][1])  # too little evidence to skip
+
+
+def test_epochs_per_member():
+    y = series(120, 12, 3)
+    m = RNNForecaster(season_length=12, ensemble=3, hidden_size=8, epochs=4).fit(y, epochs=[0, 2, 5])
+    assert [len(h) for h in m.histories_][0] == 1
+    assert len(m.histories_[1]) <= 3 and len(m.histories_[2]) <= 6
+    same = RNNForecaster(season_length=12, ensemble=3, hidden_size=8).fit(y, epochs=(2, 2, 2))
+    np.testing.assert_array_equal(
+        same.predict(6), RNNForecaster(season_length=12, ensemble=3, hidden_size=8).fit(y, epochs=2).predict(6)
+    )
+    for bad in ([1, 2], [1, -1, 2], [1, 1.5, 2], [True, 1, 1], "3"):
+        with pytest.raises(ValueError, match="epochs"):
+            RNNForecaster(season_length=12, ensemble=3, hidden_size=8).fit(y, epochs=bad)

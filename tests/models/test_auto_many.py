@@ -50,12 +50,15 @@ def group():
 
 
 def test_fit_each_equals_fit_series_by_series():
-    ys = [series(40 + 13 * s, 12, s) for s in range(4)] + [np.array([2.0, 3.0]), series(200, 4, 5)]
-    seeds = [0, 1, 2, 3, 4, 5]
+    walks = [100 * np.exp(np.cumsum(np.random.default_rng(s).normal(0, 0.01, 3000))) for s in (6, 7)]
+    ys = [series(40 + 13 * s, 12, s) for s in range(4)] + [np.array([2.0, 3.0]), series(200, 4, 5), *walks]
+    seeds = list(range(len(ys)))
     each = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_each(ys, seeds=seeds)
     for y, seed, got in zip(ys, seeds, each):
         assert_same_model(got, AutoForecaster(season_length=12, rnn=FAST_RNN, seed=seed).fit(y))
         assert got.seed == seed and not got.across_
+    epochs = [len(h) - 1 for got in each if "rnn" in got.members_ for h in got.members_["rnn"].histories_]
+    assert 0 in epochs and max(epochs) > 0  # final fits with members left untrained and trained, side by side
 
 
 def test_fit_each_warm_and_cold_mixed_equals_fit():

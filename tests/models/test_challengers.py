@@ -335,6 +335,9 @@ def test_validation_protocol():
     assert default_horizon(1) == 8 and default_horizon(12) == 18 and default_horizon(168) == 48
     assert split_point(14, 1, 8) == 6 and split_point(126, 12, 18) == 101
     assert split_point(3, 1, 8) == 3  # too short: nothing held out
+    assert split_point(50, 12, 18) == 36  # three seasons to fit on, where the series has them
+    assert split_point(30, 12, 18) == 26  # else all but four origins
+    assert split_point(40, 4, 8) == 32 and split_point(400, 1, 8) == 320 and split_point(2000, 1, 8) == 1850
     A = actuals(np.arange(10.0), 8, 3)
     np.testing.assert_array_equal(A[0, :2], [8.0, 9.0])
     assert np.isnan(A[0, 2]) and np.isnan(A[1, 1:]).all()

@@ -1,0 +1,103 @@
+"""AutoETS on series whose right model is known: damping, the trend's smoothing, additive and
+multiplicative seasons (as states and as fixed indices) are found and forecast; the default
+family leaves out the undamped trend; bytes keep what the likelihood needs; bad settings say
+which. (tests/models/test_challengers.py checks the likelihood itself against a hand-written one.)"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tickcast.models import AutoETS
+from tickcast.models.ets import DEFAULT_TRENDS, PHIS, EtsParams, fit_ets
+
+
+def fitted(y, m=1, **settings):
+    model = AutoETS(season_length=m, **settings).fit(y)
+    return model, model.params_[0]
+
+
+def test_a_trend_that_dies_out_is_fitted_by_a_damped_trend():
+    t = np.arange(60)
+    rng = np.random.default_rng(1)
+    y = 100 + 40 * (1 - 0.9**t) + rng.normal(0, 0.3, t.size)  # slope 4 fading by 10 % a step
+    model, p = fitted(y)
+    assert p["trend"] == "Ad" and PHIS[0] <= p["phi"] < 0.98 and p["beta"] > 0
+    f = model.predict(10)
+    assert np.all(f < 141) and np.all(f > y[-1] - 1)  # levels off near the asymptote, not a straight line
+
+
+def test_a_trend_that_changes_is_followed_with_a_smoothed_slope():
+    t = np.arange(80)
+    rng = np.random.default_rng(2)
+    slope = np.where(t < 40, 1.0, 3.0)  # the slope triples halfway
+    y = 50 + np.cumsum(slope) + rng.normal(0, 0.2, t.size)
+    model, p = fitted(y, trends=("A",))
+    assert p["trend"] == "A" and p["beta"] > 0 and p["phi"] == 1.0
+    np.testing.assert_allclose(np.diff(model.predict(5)), 3.0, atol=0.3)  # the new slope, not the average
+
+
+def test_the_default_family_never_uses_the_undamped_trend():
+    assert DEFAULT_TRENDS == ("N", "Ad")
+    y = 10 + 2.0 * np.arange(40) + np.random.default_rng(3).normal(0, 0.1, 40)  # a straight line
+    _, p = fitted(y)
+    assert p["trend"] == "Ad"
+    _, q = fitted(y, trends=("N", "A", "Ad"))
+    assert q["trend"] in ("A", "Ad")
+
+
+@pytest.mark.parametrize("level", [-200.0, 200.0])  # negative: additive only; positive: either
+def test_seasonal_series_are_fitted_with_their_season(level):
+    m = 4
+    t = np.arange(48)
+    pattern = np.array([6.0, -2.0, -7.0, 3.0])
+    rng = np.random.default_rng(4)
+    y = level + pattern[t % m] + rng.normal(0, 0.3, t.size)
+    model, p = fitted(y, m)
+    assert p["season"] in ("A", "F")
+    if level < 0:
+        assert p["error"] == "A" and not p["multiplicative"]
+    truth = level + pattern[np.arange(48, 56) % m]
+    np.testing.assert_allclose(model.predict(8), truth, atol=1.5)
+
+
+def test_long_seasons_use_fixed_indices_additive_or_multiplicative():
+    m = 52
+    t = np.arange(52 * 4)
+    shape = 10 * np.sin(2 * np.pi * t / m)
+    rng = np.random.default_rng(5)
+    for level, multiplicative in ((-500.0, False), (500.0, True)):
+        y = level + (shape * (abs(level) / 100) if multiplicative else shape) + rng.normal(0, 0.5, t.size)
+        model, p = fitted(y, m)
+        assert p["season"] == "F" and p["multiplicative"] == multiplicative
+        s0 = np.array(p["s0"])
+        if multiplicative:
+            assert s0.mean() == pytest.approx(1.0) and s0.max() > 1.05
+        else:
+            assert s0.mean() == pytest.approx(0.0, abs=1e-9) and s0.max() * p["c"] > 5  # in units of y / c
+        ahead = np.arange(t.size, t.size + 10)
+        truth = level + (10 * np.sin(2 * np.pi * ahead / m)) * ((abs(level) / 100) if multiplicative else 1)
+        np.testing.assert_allclose(model.predict(10), truth, rtol=0.02, atol=2.0)
+
+
+def test_params_survive_json_including_an_infinite_aicc():
+    (p,) = fit_ets([np.array([1.0, 2.0, 3.0, 2.5, 4.0, 3.5, 5.0, 4.5])], 1)
+    back = EtsParams.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert back == p and np.isfinite(back.aicc)
+    inf = EtsParams.from_dict({**p.to_dict(), "aicc": None})
+    assert inf.aicc == np.inf and json.loads(json.dumps(inf.to_dict()))["aicc"] is None
+
+
+def test_bad_settings_say_which():
+    with pytest.raises(ValueError, match=r"AutoETS has no setting\(s\) \['colour'\]"):
+        AutoETS(colour="red")
+    with pytest.raises(ValueError, match="trends must be a non-empty subset"):
+        AutoETS(trends=("B",))
+    with pytest.raises(ValueError, match="trends must be a non-empty subset"):
+        AutoETS(trends=())
+    with pytest.raises(ValueError, match=r"errors must be a non-empty subset of \('A', 'M'\)"):
+        AutoETS(errors=("X",))
+    with pytest.raises(ValueError, match="errors must be a non-empty subset"):
+        AutoETS(errors=())

@@ -65,13 +65,20 @@ MODULES = {
     },
     # the published forecast's statistical challengers and how it combines them
     "challengers": {
-        "models/ets.py": ["tests/models/test_challengers.py", "tests/models/test_auto.py"],
+        "models/ets.py": [
+            "tests/models/test_challengers.py",
+            "tests/models/test_ets_behaviour.py",
+            "tests/models/test_challenger_contract.py",
+            "tests/models/test_auto.py",
+        ],
         "models/theta_models.py": [
             "tests/models/test_theta_reference.py",
             "tests/models/test_challengers.py",
+            "tests/models/test_challenger_contract.py",
             "tests/models/test_auto.py",
         ],
         "models/challenger.py": [
+            "tests/models/test_challenger_contract.py",
             "tests/models/test_challengers.py",
             "tests/models/test_auto.py",
             "tests/models/test_auto_many.py",
@@ -83,7 +90,11 @@ MODULES = {
             "tests/models/test_auto_many.py",
             "tests/models/test_auto_warm.py",
         ],
-        "models/validation.py": ["tests/models/test_challengers.py", "tests/models/test_auto.py"],
+        "models/validation.py": [
+            "tests/models/test_challengers.py",
+            "tests/models/test_challenger_contract.py",
+            "tests/models/test_auto.py",
+        ],
     },
     "service": {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tickcast.models.theta_models import ALPHA_RANGE, KAPPA_MAX, MODELS, SKIP, filter_forecasts, fit_theta
+from tickcast.models import Theta
+from tickcast.models.theta_models import ALPHA_RANGE, KAPPA_MAX, MODELS, SKIP, advance, filter_forecasts, fit_theta
 
 DYNAMIC = {"dotm": True, "dstm": True, "otm": False, "stm": False}
 OPTIMISED = {"dotm": True, "otm": True, "dstm": False, "stm": False}
@@ -125,7 +126,38 @@ def reference_forecasts(x, p, origin, h):
 @pytest.mark.parametrize("model", MODELS)
 def test_theta_forecasts_feed_each_forecast_back(model):
     for x, p in zip(series(), fit_theta(series(), model)):
-        origins = np.array([5, x.size - 3, x.size])
+        origins = np.array([1, 5, x.size - 3, x.size])  # from one point on: its line is that point, flat
         F = filter_forecasts(x, p, origins, 6)
         for row, origin in zip(F, origins):
             np.testing.assert_allclose(row, reference_forecasts(x, p, origin, 6), rtol=1e-9)
+
+
+def test_theta_settings_and_the_model_fitted():
+    y = series()[3]
+    for model in MODELS:
+        assert Theta(season_length=1, model=model).fit(y).params_[0]["model"] == model
+    with pytest.raises(ValueError, match=r"model must be one of \('dotm', 'otm', 'dstm', 'stm'\), got 'nope'"):
+        Theta(model="nope")
+    with pytest.raises(ValueError, match=r"Theta has no setting\(s\) \['colour'\]"):
+        Theta(colour="red")
+
+
+def test_advancing_by_no_points_keeps_the_start_state():
+    x = series()[0]
+    (p,) = fit_theta([x], "dotm")
+    start = advance(x, p, None, 0)
+    assert start == {"position": 0, "level": p["l0"], "mean": 0.0, "intercept": p["intercept"], "slope": p["slope"]}
+    later = advance(x, p, None, 7)
+    assert advance(x[7:], p, later, 0) == later and advance(x[7:], p, later, 0) is not later
+    np.testing.assert_allclose(
+        filter_forecasts(x[7:], p, np.array([x.size - 7]), 4, later), filter_forecasts(x, p, np.array([x.size]), 4)
+    )
+
+
+@pytest.mark.parametrize("level", [-200.0, 200.0])  # negative: an additive season; positive: multiplicative
+def test_theta_forecasts_carry_the_season(level):
+    t = np.arange(48)
+    pattern = np.array([6.0, -2.0, -7.0, 3.0])
+    y = level + pattern[t % 4] + np.random.default_rng(6).normal(0, 0.3, t.size)
+    f = Theta(season_length=4).fit(y).predict(8)
+    np.testing.assert_allclose(f, level + pattern[np.arange(48, 56) % 4], atol=1.5)

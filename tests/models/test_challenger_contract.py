@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta
+from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, persist
 from tickcast.models.challenger import HEAD_MATCH, MAGIC, continuation
 from tickcast.models.validation import default_horizon, split_point
 
@@ -82,11 +82,19 @@ def test_split_and_concat_give_the_models_of_their_own_fits(cls):
         cls(season_length=4, horizon=H).fit_many(ys[a:b], warm_start=prev.subset(a, b)) for a, b in ((0, 3), (3, 5))
     ]
     assert_same(cls.concat(warm), cls(season_length=4, horizon=H).fit_many(ys, warm_start=prev))
-    with pytest.raises(ValueError, match="split cold fits"):
+    with pytest.raises(
+        ValueError, match="^split: a warm-started model's residuals are its previous model's; split cold fits$"
+    ):
         cls.concat(warm).split()
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match="^concat: the parts were fitted with different settings$"):
         cls.concat([parts[0], cls(season_length=4, horizon=H + 1).fit_many(ys[2:3])])
-    with pytest.raises(ValueError, match="warm-started and some are not"):
+    monthly = 100 + 20 * np.sin(2 * np.pi * np.arange(96) / 12)  # detected: period 12, horizon 18
+    auto = [cls().fit_many(ys[:1]), cls().fit_many([monthly])]
+    assert auto[0].get_params() == auto[1].get_params() and auto[0].horizon_ != auto[1].horizon_
+    with pytest.raises(ValueError, match="^concat: the parts were fitted with different settings$"):
+        cls.concat(auto)
+    assert together.subset(0, 2).warm_started_ is False and cls.concat(warm).subset(1, 2).warm_started_ is True
+    with pytest.raises(ValueError, match="^concat: some parts are warm-started and some are not$"):
         cls.concat([parts[0], warm[1]])
     with pytest.raises(ValueError, match="needs fitted"):
         cls.concat([parts[0], cls(season_length=4)])
@@ -106,10 +114,22 @@ def test_bytes_keep_every_fitted_attribute(cls):
     other = Naive if cls is not Naive else SeasonalNaive
     with pytest.raises(ValueError, match=f"holds a {cls.__name__}, not a {other.__name__}"):
         other.from_bytes(cold.to_bytes())
-    with pytest.raises(ValueError, match="bad magic"):
+    with pytest.raises(ValueError, match=r"^not a tickcast challenger blob \(bad magic bytes\)$"):
         cls.from_bytes(b"nonsense" + cold.to_bytes())
     with pytest.raises(ValueError, match="corrupt challenger blob"):
         cls.from_bytes(MAGIC + b"\x00" * 40)
+    meta, arrays = persist.unpack(cold.to_bytes()[len(MAGIC) :])
+
+    def blob(meta, arrays):
+        return MAGIC + persist.pack(meta, arrays)
+
+    for bad in ({**arrays, "lengths": arrays["lengths"] + 1}, {**arrays, "lengths": arrays["lengths"][:2]}):
+        with pytest.raises(ValueError, match="^corrupt challenger blob: its arrays disagree with its header$"):
+            cls.from_bytes(blob(meta, bad))
+    with pytest.raises(ValueError, match="^corrupt challenger blob: KeyError: 'periods'$"):
+        cls.from_bytes(blob({k: v for k, v in meta.items() if k != "periods"}, arrays))
+    older = cls.from_bytes(blob({k: v for k, v in meta.items() if k != "warm_started"}, arrays))
+    assert older.warm_started_ is False  # blobs from before warm starts were recorded
 
 
 def test_continuation_finds_where_a_series_picks_up_again():
@@ -127,6 +147,12 @@ def test_continuation_finds_where_a_series_picks_up_again():
     assert continuation(np.arange(40.0), late) is None
     repeated = np.r_[1.0, 2.0, 1.0, 2.0, 3.0]
     assert continuation(repeated, np.array([1.0, 2.0, 3.0])) == 2  # the first place it fully continues
+    assert continuation(np.r_[1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0], np.r_[1.0, 2.0, 3.0, 4.0, 5.0]) == 3  # and goes on
+    assert continuation(np.array([5.0]), np.array([5.0, 6.0])) == 0
+    assert continuation(np.array([5.0, 6.0, 7.0]), np.array([6.0, 9.0])) == 1  # revised: its first point matches
+    shared = np.arange(2.0, 22.0)  # 20 points in common: the first 10 must match
+    shared[8] += 0.5
+    assert continuation(np.arange(22.0), shared) is None
 
 
 def test_warm_starts_refuse_what_they_cannot_continue():
@@ -138,7 +164,7 @@ def test_warm_starts_refuse_what_they_cannot_continue():
         Theta(season_length=4).fit_many(ys, season_lengths=[4, 2], warm_start=prev)
     with pytest.raises(ValueError, match="fitted on 2 series, not 1"):
         Theta(season_length=4).fit_many(ys[:1], warm_start=prev)
-    with pytest.raises(ValueError, match="series 1 does not continue.*fit it cold"):
+    with pytest.raises(ValueError, match=r"series 1 does not continue .*: fit it cold$"):
         Theta(season_length=4).fit_many([ys[0], ys[1] + 100.0], warm_start=prev)
     with pytest.raises(ValueError, match="must be a fitted Theta"):
         Theta(season_length=4).fit_many(ys, warm_start=Naive(season_length=4).fit_many(ys))
@@ -153,6 +179,8 @@ def test_a_warm_start_that_lost_points_at_its_start_runs_its_states_over_them():
         rolled = cls(season_length=4).fit(y[5:55], warm_start=prev)  # 5 dropped, 5 new
         whole = cls(season_length=4).fit(y[:55], warm_start=prev)
         np.testing.assert_allclose(rolled.predict(6), whole.predict(6), rtol=1e-9)
+        again = cls(season_length=4).fit(y[9:60], warm_start=rolled)  # a second roll starts where the first ended
+        np.testing.assert_allclose(again.predict(6), cls(season_length=4).fit(y, warm_start=prev).predict(6), rtol=1e-9)
 
 
 def test_seasonal_naive_repeats_the_last_season_written_out():
@@ -161,6 +189,8 @@ def test_seasonal_naive_repeats_the_last_season_written_out():
     np.testing.assert_array_equal(model.predict(9), [y[10], y[11], y[12], y[13]] * 2 + [y[10]])
     F = model._forecasts(y, {}, 4, np.array([2, 4, 5]), 3)  # less than a season of history: naive
     np.testing.assert_array_equal(F, [[y[1]] * 3, [y[0], y[1], y[2]], [y[1], y[2], y[3]]])
+    two = SeasonalNaive(season_length=2).fit(y)
+    np.testing.assert_array_equal(two.predict(3), [y[12], y[13], y[12]])
     one = SeasonalNaive(season_length=1).fit(y)
     np.testing.assert_array_equal(one.predict(3), [y[-1]] * 3)
     np.testing.assert_array_equal(Naive().fit(y).predict(2), [y[-1]] * 2)
@@ -189,3 +219,30 @@ def test_misuse_gets_one_clear_error(cls):
             model.predict_many(h)
     assert [f.shape for f in model.predict_many(1)] == [(1,), (1,)]
     assert model.predict_interval_many(np.int64(2), 0.8)[0][0].shape == (2,)
+
+
+class Broken(Naive):
+    """A model whose recursion blows up: its forecasts are NaN."""
+
+    def _forecasts(self, y, state, m, origins, h):
+        return np.full((len(origins), h), np.nan)
+
+
+def test_a_forecast_that_is_not_finite_falls_back_to_naive():
+    y = seasonal(30, 4, 8)
+    model = Broken(season_length=4).fit(y)
+    np.testing.assert_array_equal(model.predict(3), [y[-1]] * 3)
+    split, F = model.validation_[0]
+    np.testing.assert_array_equal(F[:, 0], y[split - 1 : -1])  # validation forecasts too
+    lo, hi = model.predict_interval(3)
+    assert np.all(np.isfinite(lo) & np.isfinite(hi))
+
+
+@pytest.mark.parametrize("cls", CHALLENGERS)
+def test_the_default_interval_level_is_80_percent(cls):
+    ys = [seasonal(30, 4, 1), seasonal(36, 4, 2)]
+    model = cls(season_length=4).fit_many(ys)
+    for got, want in zip(model.predict_interval_many(5), model.predict_interval_many(5, 0.8)):
+        np.testing.assert_array_equal(got, want)
+    one = cls(season_length=4).fit(ys[0])
+    np.testing.assert_array_equal(one.predict_interval(5), one.predict_interval(5, 0.8))

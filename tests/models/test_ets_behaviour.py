@@ -118,3 +118,45 @@ def test_a_season_that_changes_is_followed_by_its_states():
     model, p = fitted(y, 4)
     assert p["season"] == "A" and p["gamma"] > 0
     np.testing.assert_allclose(model.predict(4), -300 + 2.5 * pattern[np.arange(80, 84) % 4], atol=2.0)
+
+
+def test_a_series_too_short_for_any_likelihood_gets_simple_smoothing():
+    model, p = fitted(np.array([5.0, 6.0, 7.0]))  # no model has an AICc on three points
+    assert (p["error"], p["trend"], p["season"]) == ("A", "N", "N") and p["aicc"] is None
+    assert (p["alpha"], p["beta"], p["phi"], p["gamma"], p["l0"], p["b0"]) == (0.99, 0.0, 1.0, 0.0, 0.0, 0.0)
+    level = 0.0
+    for v in (5.0, 6.0, 7.0):
+        level = 0.99 * v + 0.01 * level
+    np.testing.assert_allclose(model.predict(2), [level, level], rtol=1e-12)
+
+
+def test_seasonal_models_need_three_full_seasons():
+    t = np.arange(12)
+    y = 100 + 10 * np.array([1.0, -1.0, 2.0, -2.0])[t % 4]
+    assert fitted(y, 4)[1]["season"] != "N"  # exactly three seasons
+    assert fitted(y[:11], 4)[1]["season"] == "N"
+
+
+def m_error_likelihood(y, p):
+    """-2 log L (up to a constant) of an ETS(M, trend, N) fit, its recursion written out."""
+    level, slope, errors, mus = p.l0, p.b0, [], []
+    for z in y / p.c:
+        mu = level + p.phi * slope
+        e = z - mu
+        level, slope = mu + p.alpha * e, p.phi * slope + p.beta * e
+        errors.append(e / mu)
+        mus.append(mu)
+    return len(y) * np.log(np.sum(np.square(errors))) + 2 * np.sum(np.log(mus))
+
+
+def test_m_error_initial_states_are_a_local_optimum_of_their_likelihood():
+    t = np.arange(40)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = (50 + 0.3 * t + 6 * np.sin(np.pi * t / 2) + rng.normal(0, 1, t.size)) * np.linspace(1, 1.5, t.size)
+        (p,) = fit_ets([y], 1, restrict=("MAdN",))
+        base = m_error_likelihood(y, p)
+        for dl in np.linspace(-0.02, 0.02, 9):
+            for db in np.linspace(-0.005, 0.005, 5):
+                q = EtsParams(**{**p.__dict__, "l0": p.l0 + dl, "b0": p.b0 + db})
+                assert m_error_likelihood(y, q) >= base - 1e-4

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, persist
+from tickcast.models import AutoETS, AutoForecaster, Naive, SeasonalNaive, Theta, persist
 from tickcast.models.challenger import HEAD_MATCH, MAGIC, continuation
 from tickcast.models.validation import default_horizon, split_point
 
@@ -246,3 +246,42 @@ def test_the_default_interval_level_is_80_percent(cls):
         np.testing.assert_array_equal(got, want)
     one = cls(season_length=4).fit(ys[0])
     np.testing.assert_array_equal(one.predict_interval(5), one.predict_interval(5, 0.8))
+
+
+def test_backtests_of_small_numbers_and_of_series_without_a_validation_part():
+    y = seasonal(40, 4, 1) / 1000  # naive errors well below 1
+    bt = Naive(season_length=4).fit(y).backtest_
+    assert 0 < bt["mase_scale"] < 1 and bt["mase"] == pytest.approx(bt["mae"] / bt["mase_scale"])
+    assert 0 < bt["naive_mae"] < 1 and bt["relative_mae"] == pytest.approx(1.0)
+    keys = set(bt)
+    for short, scale in ((np.array([3.0]), 0.0), (np.array([3.0, 5.0]), 2.0), (np.array([3.0, 5.0, 4.0]), 1.5)):
+        b = Naive(season_length=1).fit(short).backtest_
+        assert set(b) == keys and b["n"] == 0 and b["mase_scale"] == pytest.approx(scale)
+    early = Naive(season_length=1).fit_many([y], splits=[2]).backtest_  # the earliest origin allowed
+    assert early["n"] == y.size - 2 and early["mase_scale"] == pytest.approx(abs(y[1] - y[0]))
+
+
+def test_bad_series_and_settings_are_named():
+    with pytest.raises(ValueError, match=r"^y must be one-dimensional, got shape \(2, 2\)$"):
+        AutoForecaster().fit(np.ones((2, 2)))  # one series is "y"
+    with pytest.raises(ValueError, match=r"^y has 0 point\(s\); at least 1 needed$"):
+        AutoForecaster().fit([])
+    with pytest.raises(ValueError, match=r"^series 0 must be one-dimensional, got shape \(2, 2\)$"):
+        Naive().fit(np.ones((2, 2)))
+    np.testing.assert_array_equal(Naive().fit([[1.0], [2.0], [4.0]]).predict(1), [4.0])  # a column is a series
+    np.testing.assert_array_equal(Naive().fit([7.0]).predict(2), [7.0, 7.0])  # one point is enough
+    with pytest.raises(ValueError, match=r"^series 1 must be one-dimensional"):
+        Naive().fit_many([np.ones(5), np.ones((2, 3))])
+    with pytest.raises(ValueError, match="^fit_many needs at least one series$"):
+        Naive().fit_many([])
+    y = seasonal(20, 4, 2)
+    for bad in ([4, 0], [4]):
+        with pytest.raises(ValueError, match="^season_lengths must give a period >= 1 for every series$"):
+            Naive().fit_many([y, y], season_lengths=bad)
+    for ok in (2, y.size):
+        assert Naive().fit_many([y], splits=[ok]).validation_[0][0] == ok
+    for bad in (1, y.size + 1):
+        with pytest.raises(
+            ValueError, match="^splits must give each series a first validation origin in 2..its length$"
+        ):
+            Naive().fit_many([y], splits=[bad])

@@ -134,8 +134,8 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
     rnns = fit_rnn_jobs(jobs, epochs)
     for job in finals:  # each after its validation fit, whose members it follows (final_epochs)
         val = rnns.get((job.key[0], "validation"))
-        job.epochs = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else None
-        job.epochs = None if job.epochs == epochs else job.epochs
+        caps = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else epochs
+        job.epochs = None if caps == epochs else caps  # unchanged jobs keep training with the rest
     rnns.update(fit_rnn_jobs(finals, epochs))
     challengers = _cold_challengers(proto, {i: plans[i] for i in todo if i in plans})
     for i, (model, y) in todo.items():

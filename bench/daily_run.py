@@ -13,6 +13,11 @@ across all of them), to show what that choice costs at this size.
 
     python bench/daily_run.py [--series 500] [--points 2500] [--workers 0] [--group]
 
+``--peer TREE`` (a ``git worktree`` of an earlier commit) also times the default cold and warm runs
+with that checkout's code, this checkout's and the peer's in turn (``--rounds`` each, every run in
+a fresh process), so that a change is measured against its predecessor at the same machine speed:
+this machine's speed varies by 2x from hour to hour, and the targets are absolute seconds.
+
 Writes bench/results/daily_run.md and bench/results/daily_run.json.
 """
 
@@ -22,6 +27,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +89,44 @@ def timed_run(engine, settings, frames, label):
     }
 
 
+def peer_path(tree: Path, farm: Path) -> Path:
+    """A directory to put first on PYTHONPATH so that ``tickcast`` is the checkout ``tree``'s
+    code (the installed package maps ``tickcast`` to this checkout; a path entry is found first):
+    its package files, and its models/, service/ and migrations/ as the subpackages."""
+    pkg = farm / "tickcast"
+    pkg.mkdir(parents=True)
+    for name in ("__init__.py", "__main__.py"):
+        shutil.copy(tree / "service" / "_tickcast" / name, pkg / name)
+    for sub in ("models", "service", "migrations"):
+        (pkg / sub).symlink_to((tree / sub).resolve(), target_is_directory=True)
+    return farm
+
+
+def commit_of(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "an unknown commit"
+
+
+def side_by_side(args, tree: Path) -> dict:
+    """The default cold and warm runs, this checkout's and ``tree``'s code in turn, each in a
+    fresh process; every round's figures."""
+    rounds: dict[str, list] = {"this": [], "peer": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        farm = peer_path(tree, Path(tmp) / "farm")
+        for r in range(args.rounds):
+            for who in ("this", "peer"):
+                env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                if who == "peer":
+                    env["PYTHONPATH"] = str(farm)
+                out = Path(tmp) / f"{who}{r}.json"
+                cmd = [sys.executable, __file__, "--series", str(args.series), "--points", str(args.points)]
+                cmd += ["--workers", str(args.workers), "--emit", str(out)]
+                subprocess.run(cmd, env=env, check=True)
+                rounds[who].append(json.loads(out.read_text()))
+                print(f"round {r + 1} {who}: cold {rounds[who][-1]['cold']['seconds']} s", file=sys.stderr)
+    return rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=500)
@@ -89,6 +134,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="0: one per core")
     parser.add_argument("--group", action="store_true", help='also time training = "group"')
     parser.add_argument("--no-pattern", action="store_true", help="skip the runs on series with a learnt pattern")
+    parser.add_argument("--peer", type=Path, help="a checkout (git worktree) of an earlier commit to time beside")
+    parser.add_argument("--rounds", type=int, default=2, help="with --peer: runs of each, in turn")
+    parser.add_argument("--emit", type=Path, help=argparse.SUPPRESS)  # one default cold and warm run, to this file
     args = parser.parse_args()
 
     def cold_then_warm(model: dict, label: str, cycle: float = 0.002):
@@ -112,6 +160,14 @@ def main() -> None:
             engine.dispose()
         return settings, cold, warm, db_mb
 
+    if args.emit:
+        import tickcast.models
+
+        _, cold, warm, _ = cold_then_warm({}, "default")
+        code = str(Path(tickcast.models.__file__).resolve().parent.parent)
+        args.emit.write_text(json.dumps({"code": code, "cold": cold, "warm": warm}))
+        return
+    peer = side_by_side(args, args.peer) if args.peer else None
     settings, cold, warm, db_mb = cold_then_warm({}, "default")
     figures = {
         "series": args.series,
@@ -128,6 +184,8 @@ def main() -> None:
         "numpy": np.__version__,
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
     }
+    if peer is not None:
+        figures["side_by_side"] = {"peer": str(args.peer), "rounds": peer}
     if not args.no_pattern:  # where the RNN learns something, its warm starts fine-tune every member
         _, pattern_cold, pattern_warm, _ = cold_then_warm({}, "pattern", cycle=0.01)
         figures["pattern"] = {"cycle": 0.01, "cold": pattern_cold, "warm": pattern_warm}
@@ -159,6 +217,27 @@ def main() -> None:
             + row('training = "group": warm', group["warm"], "-")
             + "\n"
         )
+    peer_section = ""
+    if peer is not None:
+        lines = [
+            f"\n## Side by side with {args.peer} at {commit_of(args.peer)} (`--peer`)\n\n"
+            "The default cold and warm runs, this checkout's code and the peer's in turn, each in a fresh process "
+            "(seconds; `code`: where each imported tickcast.models from).\n\n"
+            "| round | code | cold s | cold mean fit s | warm s |\n|---|---|---:|---:|---:|"
+        ]
+        for r in range(args.rounds):
+            for who in ("this", "peer"):
+                f = peer[who][r]
+                lines.append(
+                    f"| {r + 1} | {who}: {f['code']} | {f['cold']['seconds']:.1f} | "
+                    f"{f['cold']['mean_fit_seconds']} | {f['warm']['seconds']:.1f} |"
+                )
+        best = {who: min(f["cold"]["seconds"] for f in peer[who]) for who in peer}
+        lines.append(
+            f"\nBest cold run: this {best['this']:.1f} s, peer {best['peer']:.1f} s "
+            f"(ratio {best['this'] / best['peer']:.2f}).\n"
+        )
+        peer_section = "\n".join(lines)
     how = (
         "a group of series this long trains per series"
         if args.points > settings.model.group_max_median_length
@@ -183,7 +262,7 @@ def main() -> None:
         "as the noise (`make_frames(cycle=0.01)`), where the RNN learns it and every warm start fine-tunes.\n\n"
         f"Database after the default runs: {db_mb:.0f} MB. Python {platform.python_version()}, NumPy "
         f"{np.__version__}. Load average at the end: {figures['load_average_at_end']} (the machine is shared: "
-        "other jobs' load inflates these times).\n"
+        "other jobs' load inflates these times).\n" + peer_section
     )
     print(json.dumps(figures, indent=2))
 

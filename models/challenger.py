@@ -157,6 +157,12 @@ class Challenger:
         """JSON-able fitted parameters of each series (period ms[i])."""
         return [{} for _ in ys]
 
+    def _final_states(self, ys: list[np.ndarray], ms: list[int], val_states: dict[int, tuple[int, dict]]) -> list[dict]:
+        """Every series' final fit, on all of it; ``val_states``: (split, state) of the series that
+        have a validation fit (on ``y[:split]``), by series index. By default a fit from scratch
+        (:meth:`_fit_states`)."""
+        return self._fit_states(ys, ms)
+
     def _forecasts(self, y: np.ndarray, state: dict, m: int, origins: np.ndarray, h: int) -> np.ndarray:
         """(O, h) forecasts from the histories y[:t], t in origins, parameters fixed."""
         raise NotImplementedError
@@ -213,7 +219,7 @@ class Challenger:
             origins = np.arange(splits[i], ys[i].size)
             F = finite_or_naive(self._forecasts(ys[i], st, ms[i], origins, H), ys[i], origins)
             validation[i] = (splits[i], F)
-        states = self._fit_states(ys, ms)
+        states = self._final_states(ys, ms, {i: (splits[i], st) for i, st in zip(held, val_states)})
         backtests = [backtest(y, s, F) for y, (s, F) in zip(ys, validation)]
         rows = _residual_rows(ys, validation, H)
         return self._adopt(ys, ms, H, states, validation, backtests, Conformal.from_residuals(rows, H), False)

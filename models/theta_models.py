@@ -39,14 +39,20 @@ def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.
     least-squares line of each series' first n points (its length) at every t."""
     S, T = x.shape
     meany, A, B = np.empty((S, T)), np.empty((S, T)), np.empty((S, T))
-    if dynamic:
-        meany[:, 0], A[:, 0], B[:, 0] = x[:, 0], x[:, 0], 0.0
-        for i in range(1, T):
-            meany[:, i] = (i * meany[:, i - 1] + x[:, i]) / (i + 1)
-            B[:, i] = ((i - 1) * B[:, i - 1] + 6.0 * (x[:, i] - meany[:, i - 1]) / (i + 1)) / (i + 2)
-            A[:, i] = meany[:, i] - B[:, i] * (i + 2) / 2.0
-        return meany, A, B
     t = np.arange(1, T + 1, dtype=np.float64)
+    if dynamic:
+        # The recursive updates (``_run``, one point at a time) give the least-squares line of
+        # x_0..x_i at every i: here from running sums, on x less its first value (the same line,
+        # shifted: the sums stay small, and so their rounding).
+        x0 = x[:, :1]
+        d = x - x0
+        mean_d = np.cumsum(d, axis=1) / t
+        wavg = np.cumsum(d * t, axis=1) / t
+        B[:, 0] = 0.0
+        B[:, 1:] = 6.0 * (2.0 * wavg[:, 1:] - (t[1:] + 1.0) * mean_d[:, 1:]) / (t[1:] * t[1:] - 1.0)
+        meany[:] = mean_d + x0
+        A[:] = meany - B * (t + 1.0) / 2.0
+        return meany, A, B
     mask = t[None, :] <= n[:, None]
     mean = np.sum(np.where(mask, x, 0.0), axis=1) / n
     wavg = np.sum(np.where(mask, x * t, 0.0), axis=1) / n

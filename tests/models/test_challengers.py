@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, theta_models
+from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, ets, theta_models
 from tickcast.models.conformal import spread_path
-from tickcast.models.ets import EtsParams, filter_forecasts, fit_ets
+from tickcast.models.ets import EtsParams, filter_forecasts, fit_ets, refit_ets
 from tickcast.models.theta_models import fit_theta
 from tickcast.models.validation import actuals, default_horizon, split_point
 
@@ -113,6 +113,73 @@ def test_an_ets_fit_does_not_depend_on_the_series_fitted_with_it():
             p.error, p.trend, p.season, p.alpha, p.beta, p.phi, p.gamma
         )  # fmt: skip
         np.testing.assert_allclose([q.l0, q.b0, q.aicc], [p.l0, p.b0, p.aicc], rtol=1e-9, atol=1e-12)
+
+
+def best_initial_states_by_hand(y, p: EtsParams):
+    """(l0, b0) minimising the A-error SSE of p's smoothing parameters, from the hand-written
+    recursion: the errors are affine in the initial states, so three runs and a least-squares solve."""
+    base = one_step_errors(y, EtsParams(**{**p.__dict__, "l0": 0.0, "b0": 0.0}))[0]
+    cols = [base - one_step_errors(y, EtsParams(**{**p.__dict__, "l0": 1.0, "b0": 0.0}))[0]]
+    if p.trend != "N":
+        cols.append(base - one_step_errors(y, EtsParams(**{**p.__dict__, "l0": 0.0, "b0": 1.0}))[0])
+    coef = np.linalg.lstsq(np.array(cols).T, base, rcond=None)[0]
+    return float(coef[0]), float(coef[1]) if p.trend != "N" else 0.0
+
+
+@pytest.mark.parametrize("m", [1, 4])
+def test_a_refit_keeps_the_start_model_and_takes_the_best_candidate_around_it(m):
+    """refit_ets: each series keeps its start's error, trend and season; its smoothing parameters
+    are the candidate of the finer grid around the start's whose AICc (initial states at their
+    least-squares optimum, by hand) is lowest, and the AICc it reports is the hand-written one."""
+    rng = np.random.default_rng(11)
+    ys = [
+        seasonal_series(80, 4, 7),
+        40 + rng.normal(0, 1, 90).cumsum(),
+        seasonal_series(70, 4, 8) * np.linspace(1, 2, 70),
+    ]
+    starts = fit_ets([y[:-12] for y in ys], m, ("ANN", "AAdN", "AAdA", "ANA", "AAdF", "ANF"))
+    refits = refit_ets(ys, m, starts)
+    for y, start, p in zip(ys, starts, refits):
+        assert (p.error, p.trend, p.season) == (start.error, start.trend, start.season)
+        rows = ets._refine(start)
+        assert any(np.allclose([p.alpha, p.beta, p.phi, p.gamma], r, rtol=0, atol=1e-12) for r in rows)
+        assert p.aicc == pytest.approx(aicc_by_hand(y, p, m), rel=1e-9, abs=1e-6)
+        by_hand = []
+        for a, b, phi, g in rows:
+            q = EtsParams(**{**p.__dict__, "alpha": a, "beta": b, "phi": phi, "gamma": g})
+            l0, b0 = best_initial_states_by_hand(y, q)
+            by_hand.append(aicc_by_hand(y, EtsParams(**{**q.__dict__, "l0": l0, "b0": b0}), m))
+        assert p.aicc == pytest.approx(min(by_hand), rel=1e-7, abs=1e-6)
+
+
+def test_a_refit_whose_model_has_no_likelihood_any_more_gets_the_whole_search():
+    y = 20 + np.sin(np.arange(60)) + np.linspace(0, 3, 60)
+    (start,) = fit_ets([y[:50]], 1, ("MNN",))
+    y[55] = -1.0  # no longer positive: no M-error likelihood
+    (p,) = refit_ets([y], 1, [start])
+    assert p == fit_ets([y], 1)[0] and p.error == "A"
+
+
+def test_autoets_final_fit_keeps_the_validated_model_on_long_series_only():
+    """A series whose validation fit saw at least REFIT_SHARE of it (a long one: the validation part
+    is capped) is refitted in the model that fit chose (refit_ets); a shorter one is searched again
+    from scratch. The long series is one where the two differ, so the test tells them apart."""
+    family = tuple(e + t + s for e in "AM" for t in ets.DEFAULT_TRENDS for s in "NAF")
+    rng = np.random.default_rng(8)
+    long_y = 100 + np.cumsum(rng.normal(0, 0.3, 1600)) + rng.normal(0, 1, 1600)  # a local level in noise
+    short_y = seasonal_series(60, 4, 9)
+    for y, m in ((long_y, 1), (short_y, 4)):
+        model = AutoETS(season_length=m).fit(y)
+        split = model.validation_[0][0]
+        (val,) = fit_ets([y[:split]], m, family)
+        (whole,) = fit_ets([y], m, family)
+        (refit,) = refit_ets([y], m, [val])
+        assert whole != refit  # the two rules give different fits here
+        expected = refit if split >= ets.REFIT_SHARE * y.size else whole
+        assert model.params_[0] == expected.to_dict()
+        assert y is short_y or split >= ets.REFIT_SHARE * y.size
+        F = filter_forecasts(y, val, np.arange(split, y.size), model.horizon_)
+        np.testing.assert_allclose(model.validation_[0][1], F, rtol=1e-12)  # the validation fit's forecasts
 
 
 def test_ets_initial_states_are_the_least_squares_optimum():

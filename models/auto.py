@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import auto_each, auto_parts, auto_persist
-from .auto_each import final_epochs, fit_rnn_on
+from .auto_each import final_continues, final_epochs, fit_rnn_on
 from .auto_forecasts import CombinedForecasts
 from .challenger import as_series, backtest, finite_or_naive
 from .combine import COMBINATIONS, combine_forecasts, member_errors, member_weights
@@ -169,7 +169,9 @@ class AutoForecaster(CombinedForecasts):
         weights, backtests and interval residuals are carried over. A mismatched warm start is a
         ValueError saying why. ``epochs``: the RNN's, for a cold or a warm fit. A cold fit's final
         RNN does not train a member whose training never helped its validation model on a long
-        series (``auto_each.final_epochs``)."""
+        series (``auto_each.final_epochs``); on a series so long that its validation fit saw at
+        least nine tenths of it, the final RNN is that validation model fine-tuned on the whole
+        series, as a warm start is (``auto_each.final_continues``)."""
         return self._fit_all([as_series(y)], False, warm_start, epochs)
 
     def fit_many(self, ys, warm_start: AutoForecaster | None = None, epochs: int | None = None):
@@ -222,8 +224,11 @@ class AutoForecaster(CombinedForecasts):
             val = None
             if plan.held:
                 val = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.validation_series(), plan.across, epochs)
-            last = epochs if plan.across else final_epochs(val, epochs)  # per series: see final_epochs
-            final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), plan.across, last)
+            if final_continues(plan, val):  # a long series: the final fit fine-tunes its validation model
+                final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), False, epochs, val)
+            else:
+                last = epochs if plan.across else final_epochs(val, epochs)  # per series: see final_epochs
+                final = fit_rnn_on(self._rnn_model(plan.rnn_period), plan.rnn_series(), plan.across, last)
         except TrainingDiverged:
             return None, None
         return val, final

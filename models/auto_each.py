@@ -20,6 +20,7 @@ from .challenger import Challenger, as_series
 from .errors import TrainingDiverged
 from .forecaster import RNNForecaster
 from .members import CHALLENGERS
+from .validation import continues_validation
 from .windows import split_point
 
 # What a series' failed fit can raise (with errors="return" it is returned in its place).
@@ -57,6 +58,19 @@ def final_epochs(val: RNNForecaster | None, epochs: int | None):
         return epochs
     asked = val.config.epochs if epochs is None else int(epochs)
     return tuple(0 if u else asked for u in useless)
+
+
+def final_continues(plan, val: RNNForecaster | None) -> bool:
+    """Whether a per-series final RNN fit is its validation model ``val`` fine-tuned on the whole
+    series (``RNNForecaster.fit(warm_start=val)``: ``warm_epochs`` on the newest windows, members
+    whose training never helped carried over as they are) instead of a training from scratch:
+    when the validation fit saw at least REFIT_SHARE of the series (``continues_validation``).
+    Its early stopping has already judged every member on nearly the same data; a second
+    training from scratch would mostly repeat it. This is how the service's daily warm starts
+    follow a fit too, and the RNN's intervals and backtest are the validation model's."""
+    if val is None or plan.across or len(plan.ys) != 1:
+        return False
+    return continues_validation(plan.splits[0], plan.ys[0].size)
 
 
 def _never_helped(history: list[dict]) -> bool:
@@ -132,8 +146,11 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
                 raise
             out[i] = exc
     rnns = fit_rnn_jobs(jobs, epochs)
-    for job in finals:  # each after its validation fit, whose members it follows (final_epochs)
+    for job in finals:  # each after its validation fit: continuing it, or following its members
         val = rnns.get((job.key[0], "validation"))
+        if isinstance(val, RNNForecaster) and final_continues(plans[job.key[0]], val):
+            job.warm = val
+            continue
         caps = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else epochs
         job.epochs = None if caps == epochs else caps  # unchanged jobs keep training with the rest
     rnns.update(fit_rnn_jobs(finals, epochs))
@@ -182,4 +199,4 @@ def _cold_challengers(proto, plans: dict[int, Any]) -> dict[int, dict[str, Chall
     return out
 
 
-__all__ = ["fit_each", "fit_rnn_on", "final_epochs", "fit_rnn_jobs", "RnnJob", "FIT_ERRORS"]
+__all__ = ["fit_each", "fit_rnn_on", "final_epochs", "final_continues", "fit_rnn_jobs", "RnnJob", "FIT_ERRORS"]

@@ -38,6 +38,7 @@ import numpy as np
 
 from .challenger import Challenger, size_chunks
 from .seasonality import centred_moving_average
+from .validation import continues_validation
 
 # Seasonal states are kept for m up to this; longer seasons use fixed indices only (statsforecast
 # does the same above 24: a season of 52 or 168 states is too many to estimate).
@@ -56,9 +57,6 @@ MAX_BETA_RATIO = 0.3
 PHIS = np.array([0.8, 0.88, 0.94, 0.98])
 GAMMA_RATIOS = np.array([0.005, 0.05, 0.25])  # gamma = ratio * (1 - alpha)
 PHI_RANGE = (0.8, 0.98)
-# A final fit keeps the model of a validation fit that saw at least this share of the series
-# (AutoETS._final_states): series longer than 1,500 points, whose validation part is capped.
-REFIT_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -574,13 +572,13 @@ class AutoETS(Challenger):
         return out
 
     def _final_states(self, ys, ms, val_states):
-        # A series whose validation fit saw nearly all of it (at least REFIT_SHARE of its points:
-        # long series, whose validation part is capped) keeps the model that fit chose, its
-        # parameters refined on all of y (refit_ets); the others get the whole search again. On
-        # M3 (validation parts of a fifth) keeping the validation fit's choice costs 0.1-0.2
-        # sMAPE: the model chosen on more points is the better one (models/README.md).
+        # A series whose validation fit saw nearly all of it (``continues_validation``: long
+        # series, whose validation part is capped) keeps the model that fit chose, its parameters
+        # refined on all of y (refit_ets); the others get the whole search again. On M3
+        # (validation parts of a fifth) keeping the validation fit's choice costs 0.1-0.2 sMAPE:
+        # the model chosen on more points is the better one (models/README.md).
         out: list[dict] = [{} for _ in ys]
-        val_states = {i: st for i, (split, st) in val_states.items() if split >= REFIT_SHARE * ys[i].size}
+        val_states = {i: st for i, (split, st) in val_states.items() if continues_validation(split, ys[i].size)}
         rest = [i for i in range(len(ys)) if i not in val_states]
         for i, st in zip(rest, self._fit_states([ys[i] for i in rest], [ms[i] for i in rest]) if rest else []):
             out[i] = st

@@ -18,6 +18,20 @@ MAX_ORIGINS = 150
 MIN_TRAIN = 6
 
 
+# A final fit continues the validation fit instead of starting again when that fit saw at least
+# this share of the series (series longer than 1,500 points, whose validation part is capped at
+# MAX_ORIGINS): on so nearly the same data a second search, or a second training from scratch, is
+# mostly spent finding the same thing. Shorter series are fitted again from scratch: on M3
+# (validation parts of a fifth) the statistical models chosen on all of each series are better.
+REFIT_SHARE = 0.9
+
+
+def continues_validation(split: int, n: int) -> bool:
+    """Whether the final fit of a series of n points whose validation fit saw ``split`` of them
+    continues that fit (see REFIT_SHARE)."""
+    return split < n and split >= REFIT_SHARE * n
+
+
 def default_horizon(season_length: int) -> int:
     """How far ahead validation forecasts reach: a season and a half, at least 8, at most 48
     (the RNN's read-out length K uses the same rule)."""
@@ -40,4 +54,7 @@ def actuals(y: np.ndarray, split: int, horizon: int) -> np.ndarray:
     return np.where(idx < n, y[np.minimum(idx, n - 1)], np.nan)
 
 
-__all__ = ["default_horizon", "split_point", "actuals", "VAL_FRACTION", "MIN_TRAIN", "MAX_ORIGINS"]
+__all__ = [
+    "default_horizon", "split_point", "actuals", "continues_validation",
+    "VAL_FRACTION", "MIN_TRAIN", "MAX_ORIGINS", "REFIT_SHARE",
+]  # fmt: skip

@@ -9,6 +9,7 @@ from tickcast.models import AutoForecaster, RNNForecaster
 from tickcast.models.auto import choose_period
 from tickcast.models.combine import combine_forecasts, member_errors, member_weights, pooled_prior
 from tickcast.models.config import ForecasterConfig
+from tickcast.models.validation import continues_validation
 
 FAST_RNN = {"ensemble": 1, "epochs": 2, "hidden_size": 8}
 
@@ -130,28 +131,59 @@ def test_member_errors_use_known_targets_only():
 
 
 def test_per_series_a_member_training_never_helped_on_a_long_series_is_not_trained_again():
-    t = np.arange(2000)
-    walks = [100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.01, t.size))) for seed in (0, 4)]
+    """Series of 1,450 points: long enough for the evidence (the validation model's held-out part
+    holds 260 windows, 32 stretches of 8 steps), short enough that the final fit starts again."""
+    t = np.arange(1450)
+    walks = [100 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.01, t.size))) for seed in (4, 1)]
     pattern = 100 + 10 * np.sin(2 * np.pi * t / 5) + np.random.default_rng(5).normal(0, 1, t.size)  # learnt
-    cases = {"walk": walks[0], "walk 4": walks[1], "pattern": pattern, "short walk": walks[0][:400]}
+    short = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 400)))
+    cases = {"walk": walks[0], "walk 1": walks[1], "pattern": pattern, "short walk": short}
     trained = {}
     for name, y in cases.items():
         a = AutoForecaster(season_length=1).fit(y)
+        assert not continues_validation(a._splits[0], y.size)
         val = RNNForecaster(season_length=1).fit(y[: a._splits[0]])  # the validation fit, as fit makes it
         never = [min(r["val_loss"] for r in h[1:]) >= h[0]["val_loss"] for h in val.histories_]
         long_enough = name != "short walk"  # 1,600 held-out windows of 8 steps; 400 points hold 10 stretches
         caps = [0 if n and long_enough else ForecasterConfig().epochs for n in never]
         expected = RNNForecaster(season_length=1).fit(y, epochs=caps)
         rnn = a.members_["rnn"]
+        assert not rnn.warm_started_
         np.testing.assert_array_equal(rnn.predict(5), expected.predict(5))
         for got, want in zip(rnn.histories_, expected.histories_):
             assert got == want
         trained[name] = ([len(h) - 1 for h in rnn.histories_], never)
     assert trained["walk"] == ([0, 0, 0], [True] * 3)  # not one epoch on the whole series
-    epochs, never = trained["walk 4"]
-    assert never == [True, True, False] and epochs[:2] == [0, 0] and epochs[2] > 0  # member by member
+    epochs, never = trained["walk 1"]
+    assert never == [False, True, True] and epochs[1:] == [0, 0] and epochs[0] > 0  # member by member
     assert min(trained["pattern"][0]) > 0 and not any(trained["pattern"][1])
     assert min(trained["short walk"][0]) > 0 and any(trained["short walk"][1])  # too little evidence to skip
+
+
+def test_per_series_the_final_rnn_continues_the_validation_model_when_that_saw_nine_tenths():
+    """On 2,000 points the validation fit sees 1,850: the final RNN is that model fine-tuned on the
+    whole series (a warm start: members whose training never helped carried over as they are),
+    with or without an epochs setting; AutoForecaster.fit_each does the same."""
+    t = np.arange(2000)
+    walk = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, t.size)))
+    pattern = 100 + 10 * np.sin(2 * np.pi * t / 5) + np.random.default_rng(5).normal(0, 1, t.size)
+    for y, epochs in ((walk, None), (pattern, None), (pattern, 2)):
+        a = AutoForecaster(season_length=1).fit(y, epochs=epochs)
+        split = a._splits[0]
+        assert continues_validation(split, y.size) and split == 1850
+        val = RNNForecaster(season_length=1).fit(y[:split], epochs=epochs)
+        expected = RNNForecaster(season_length=1).fit(y, warm_start=val, epochs=epochs)
+        rnn = a.members_["rnn"]
+        assert rnn.warm_started_
+        np.testing.assert_array_equal(rnn.predict(5), expected.predict(5))
+        assert rnn.histories_ == expected.histories_
+        fine_tuned = [len(h) - 1 for h in rnn.histories_]
+        if y is walk:  # every member's training found nothing: carried over untrained
+            assert fine_tuned == [0, 0, 0]
+        else:
+            assert min(fine_tuned) > 0 and max(fine_tuned) <= (epochs or ForecasterConfig().warm_epochs)
+    (each,) = AutoForecaster(season_length=1).fit_each([pattern], seeds=[0])
+    np.testing.assert_array_equal(each.predict(5), AutoForecaster(season_length=1).fit(pattern).predict(5))
 
 
 def test_epochs_per_member():

@@ -12,7 +12,7 @@ from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, ets, theta_mod
 from tickcast.models.conformal import spread_path
 from tickcast.models.ets import EtsParams, filter_forecasts, fit_ets, refit_ets
 from tickcast.models.theta_models import fit_theta
-from tickcast.models.validation import actuals, default_horizon, split_point
+from tickcast.models.validation import REFIT_SHARE, actuals, default_horizon, split_point
 
 CHALLENGERS = [AutoETS, Theta, Naive, SeasonalNaive]
 
@@ -175,9 +175,9 @@ def test_autoets_final_fit_keeps_the_validated_model_on_long_series_only():
         (whole,) = fit_ets([y], m, family)
         (refit,) = refit_ets([y], m, [val])
         assert whole != refit  # the two rules give different fits here
-        expected = refit if split >= ets.REFIT_SHARE * y.size else whole
+        expected = refit if split >= REFIT_SHARE * y.size else whole
         assert model.params_[0] == expected.to_dict()
-        assert y is short_y or split >= ets.REFIT_SHARE * y.size
+        assert y is short_y or split >= REFIT_SHARE * y.size
         F = filter_forecasts(y, val, np.arange(split, y.size), model.horizon_)
         np.testing.assert_allclose(model.validation_[0][1], F, rtol=1e-12)  # the validation fit's forecasts
 

@@ -27,7 +27,7 @@ class CombinedForecasts:
     _W: np.ndarray
     _avail: np.ndarray
     _rnn_index: list[int]
-    _conformal: Conformal
+    _conformal: list[Conformal]  # one per series
     _cache: dict
     members_: dict
     backtests_: list[dict]
@@ -133,8 +133,8 @@ class CombinedForecasts:
         levels, single = levels_of(level)
         points = self._combined(h)
         out = []
-        for y, f in zip(self._ys, points):
-            ivs = [self._conformal.interval(y, f, lv) for lv in levels]
+        for y, f, conformal in zip(self._ys, points, self._conformal):
+            ivs = [conformal.interval(y, f, lv) for lv in levels]
             out.append(ivs[0] if single else ivs)
         return out
 

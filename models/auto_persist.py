@@ -3,7 +3,8 @@
 member's own blob back to back. No pickle.
 
 The core's header says ``warm_started``; blobs written before warm starts existed (without it)
-load as cold fits.
+load as cold fits. Residual quantiles are each series' own (S, K, grid); a blob written when they
+were pooled over the series (K, grid) loads with that one for every series.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def dump(a) -> bytes:
         "lengths": np.array([y.size for y in a._ys], dtype=np.int64),
         "weights": a._W,
         "available": a._avail.astype(np.int64),
-        "residual_quantiles": a._conformal.Q,
-        "residual_counts": a._conformal.counts,
+        "residual_quantiles": np.stack([c.Q for c in a._conformal]),  # (S, K, grid): each series' own
+        "residual_counts": np.stack([c.counts for c in a._conformal]),
     }
     core = persist.pack(meta, arrays)
     return b"".join([MAGIC, struct.pack("<Q", len(core)), core, *blobs])
@@ -76,7 +77,13 @@ def load(cls, blob: bytes, kinds: dict):
         a._splits, a._rnn_index = [int(s) for s in meta["splits"]], [int(i) for i in meta["rnn_index"]]
         a.chosen_, a.backtests_ = meta["chosen"], meta["backtests"]
         a.warm_started_ = bool(meta.get("warm_started", False))
-        a._conformal = Conformal(arrays["residual_quantiles"], arrays["residual_counts"])
+        Q, counts = arrays["residual_quantiles"], arrays["residual_counts"]
+        if Q.ndim == 2:  # written before each series had its own: one pooled for all
+            a._conformal = [Conformal(Q, counts)] * len(a._ys)
+        elif Q.shape[0] == counts.shape[0] == len(a._ys):
+            a._conformal = [Conformal(q, c) for q, c in zip(Q, counts)]
+        else:
+            raise ValueError("corrupt tickcast AutoForecaster blob: its residual quantiles disagree with its series")
     except (KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"corrupt tickcast AutoForecaster blob: {type(exc).__name__}: {exc}") from None
     a._cache = {}

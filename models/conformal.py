@@ -2,18 +2,15 @@
 
 A forecast from origin t is judged on the model's scale x (log y for a positive series, else y):
 its absolute error at step k, divided by the local size of one-step changes at t (an exponentially
-weighted mean of |x_t - x_{t-1}| over about 20 points), is a residual; the finite-sample conformal
-quantile of step k's residuals (``models.intervals``) times the local size of changes at the end
-gives the half-width, on the log scale for positive series (relative, asymmetric in y). After
-``fit_many`` the residuals of all series are pooled: one scale-free distribution per step learnt
-from thousands of errors instead of a dozen, which is what calibrates short series.
+weighted mean of |x_t - x_{t-1}| over about 20 points), is a residual; a quantile of step k's
+residuals (``intervals.conformal_half_widths``: the smoothed conformal quantile, or a Laplace
+predictive quantile where a step has too few residuals for the level) times the local size of
+changes at the end gives the half-width, on the log scale for positive series (relative,
+asymmetric in y). The combination takes each series' own residuals (``AutoForecaster``, after
+``fit_many`` too); a challenger's ``fit_many`` pools its series' residuals.
 
 Without a validation part (a series too short to hold anything out) the residuals are the
-series' one-step changes, grown like a random walk (sqrt of the step). Where a step has too few
-residuals for the level (fewer than ``1 / (1 - level) - 1``: 19 for 95 %, so a single series'
-validation part often), the conformal quantile would be the largest residual; the half-width is
-then the Gaussian one, ``z * RMS`` of the residuals with a small-sample allowance, whichever is
-wider.
+series' one-step changes, grown like a random walk (sqrt of the step).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import math
 
 import numpy as np
 
-from .intervals import floored_half_widths, residual_quantiles
+from .intervals import conformal_half_widths, residual_quantiles
 
 HALFLIFE = 20.0  # points, of the local size of changes
 MIN_RELATIVE_HALF_WIDTH = 1e-4  # a series that never moved still gets an interval, not a point
@@ -111,8 +108,9 @@ class Conformal:
         return cls(Q, counts)
 
     def half_widths(self, h: int, level: float) -> np.ndarray:
-        """(h,) half-widths on the residual scale: conformal, or Gaussian where too few residuals."""
-        return floored_half_widths(self.Q, self.counts, h, level)
+        """(h,) half-widths on the residual scale: the smoothed conformal quantile, or a Laplace
+        predictive quantile where too few residuals (``intervals.conformal_half_widths``)."""
+        return conformal_half_widths(self.Q, self.counts, h, level)
 
     def interval(self, y: np.ndarray, point: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) around point (h,), forecasts made at the end of y."""

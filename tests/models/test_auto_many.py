@@ -12,6 +12,7 @@ import pytest
 
 from tickcast.models import AutoForecaster, RNNForecaster
 from tickcast.models.auto_parts import assign, slices
+from tickcast.models.conformal import Conformal, on_log_scale, residuals
 
 FAST_RNN = {"ensemble": 2, "epochs": 3, "hidden_size": 8}
 DATA = Path(__file__).resolve().parent / "data"
@@ -162,9 +163,48 @@ def test_round_trip_of_a_warm_model_and_an_old_blob(group):
     assert not old.warm_started_ and old.weights_ == expected["weights"]
     for f, e in zip(old.predict_many(20), expected["predict_20"]):
         np.testing.assert_allclose(f, e, rtol=1e-12)
-    for ivs, e in zip(old.predict_interval_many(20, [0.8, 0.95]), expected["intervals_20"]):
-        np.testing.assert_allclose(np.array(ivs), np.array(e), rtol=1e-12)
+    # Its residual quantiles were pooled over its series: every series uses them, with today's
+    # quantile rule (for 80 % the smoothed conformal quantile: never wider than the ceil rule the
+    # stored intervals were computed with; where too few residuals were left for 95 % the Laplace
+    # rule replaced the Gaussian one, so those may be wider).
+    (pooled,) = {id(c): c for c in old._conformal}.values()
+    assert pooled.Q.ndim == 2 and len(old._conformal) == len(expected["ys"])
+    points = old.predict_many(20)
+    for y, f, ivs, e in zip(old._ys, points, old.predict_interval_many(20, [0.8, 0.95]), expected["intervals_20"]):
+        for (lo, hi), level in zip(ivs, (0.8, 0.95)):
+            want = pooled.interval(y, f, level)
+            np.testing.assert_allclose(lo, want[0], rtol=1e-12)
+            np.testing.assert_allclose(hi, want[1], rtol=1e-12)
+        (lo, hi), (lo_then, hi_then) = ivs[0], e[0]
+        assert np.all(lo >= np.array(lo_then) - 1e-9) and np.all(hi <= np.array(hi_then) + 1e-9)
+        np.testing.assert_allclose(hi - lo, np.array(hi_then) - np.array(lo_then), rtol=0.2)
     longer = [np.r_[y, y[-1]] for y in expected["ys"]]
     step = AutoForecaster(**old.get_params()).fit_many(longer, warm_start=old, epochs=1)
     assert all(np.all(np.isfinite(f)) for f in step.predict_many(5))
     assert isinstance(step.members_["rnn"], RNNForecaster)
+
+
+def test_across_series_each_series_intervals_come_from_its_own_validation_errors():
+    """One member (AutoETS), so the combination's validation forecasts are its own: each series'
+    interval is the conformal interval of that series' residuals alone, not of all series' pooled
+    (a calm series keeps a narrow interval beside a wild one)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(96)
+    calm = 50 + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.2, t.size)
+    wild = 50 + np.cumsum(rng.standard_t(2, t.size))  # jumps its own spread does not foresee
+    ys = [calm, wild, calm[::-1].copy()]
+    a = AutoForecaster(season_length=12, members=("ets",)).fit_many(ys)
+    ets = a.members_["ets"]
+    points = a.predict_many(6)
+    widths = []
+    for y, f, (s, F), (lo, hi) in zip(ys, points, ets.validation_, a.predict_interval_many(6, 0.8)):
+        own = Conformal.from_residuals([residuals(y, F, s, on_log_scale(y))], a.horizon_)
+        want = own.interval(y, f, 0.8)
+        np.testing.assert_allclose(lo, want[0], rtol=1e-12)
+        np.testing.assert_allclose(hi, want[1], rtol=1e-12)
+        widths.append(np.mean((hi - lo) / f))
+    assert widths[0] < widths[1] and widths[2] < widths[1]
+    pooled = Conformal.from_residuals(
+        [residuals(y, F, s, on_log_scale(y)) for y, (s, F) in zip(ys, ets.validation_)], a.horizon_
+    )
+    assert not np.allclose(pooled.half_widths(6, 0.8), a._conformal[0].half_widths(6, 0.8))

@@ -1,5 +1,6 @@
 """The challengers' and the combination's intervals (models/conformal.py) against values computed by
-hand: the Gaussian half-width where a step has too few residuals for its level, the interval on
+hand: the smoothed conformal quantile, the Laplace half-width where a step has too few residuals
+for its level, the interval on
 the log and the linear scale, its floor, and the fall-back when exp overflows."""
 
 from __future__ import annotations
@@ -24,19 +25,58 @@ from tickcast.models.conformal import (
 Z95 = NormalDist().inv_cdf(0.975)
 
 
-def test_too_few_residuals_for_the_level_give_the_gaussian_half_width():
+def laplace_quantile(n: int, mean: float, level: float) -> float:
+    """The level quantile of a new |e| when |e| is exponential and its mean is estimated from n
+    draws: P(|e| > q) = (1 + q / (n mean))^(-n)."""
+    return n * mean * ((1 - level) ** (-1 / n) - 1)
+
+
+def test_too_few_residuals_for_the_level_give_the_laplace_predictive_half_width():
     e = np.column_stack([np.arange(1.0, 6.0), 2.0 * np.arange(1.0, 6.0)])  # five residuals, two steps
     c = Conformal.from_residuals([e], 2)
     # The quantile function of 1..5 on the 201-point grid: 1 at p = 0 and on (0, 0.2] (41 points),
-    # then 2, 3, 4, 5 on 40 points each: mean of squares (41 + 40 * (4 + 9 + 16 + 25)) / 201.
-    rms1 = math.sqrt((41 + 40 * (4 + 9 + 16 + 25)) / 201)
-    allowance = 1 + (Z95**2 + 1) / (4 * (5 - 1))  # about the t / z quantile ratio for 5 residuals
-    # ceil(6 * 0.95) = 6 > 5 residuals: the conformal quantile would be the largest (5), narrower
-    expected = Z95 * rms1 * allowance * np.array([1.0, 2.0, 2.0 * math.sqrt(3 / 2)])  # step 3: beyond K
+    # then 2, 3, 4, 5 on 40 points each: its mean (41 + 40 * (2 + 3 + 4 + 5)) / 201.
+    mean1 = (41 + 40 * (2 + 3 + 4 + 5)) / 201
+    # rank 6 * 0.95 = 5.7 > 5 residuals: no conformal quantile; the Laplace one, wider than the largest
+    expected = laplace_quantile(5, mean1, 0.95) * np.array([1.0, 2.0, 2.0 * math.sqrt(3 / 2)])  # step 3: beyond K
     assert expected[0] > 5.0
     np.testing.assert_allclose(c.half_widths(3, 0.95), expected, rtol=1e-12)
-    # at 80 %: ceil(6 * 0.8) = 5 <= 5 residuals, the conformal quantile: the 5th smallest
-    np.testing.assert_allclose(c.half_widths(3, 0.8), [5.0, 10.0, 10.0 * math.sqrt(3 / 2)], rtol=1e-12)
+    # at 80 %: rank 6 * 0.8 = 4.8 < 5, between the 4th and 5th smallest: 0.2 * 4 + 0.8 * 5
+    np.testing.assert_allclose(c.half_widths(3, 0.8), [4.8, 9.6, 9.6 * math.sqrt(3 / 2)], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "level"), [(8, 0.8), (30, 0.8), (12, 0.5), (40, 0.95)])
+def test_the_smoothed_conformal_quantile_covers_its_level_on_exchangeable_residuals(n, level):
+    """A new residual drawn like the n behind the interval falls inside it with probability level
+    (up to the simulation's noise), where the conservative ceil rule covers ceil(level (n+1)) / (n+1)
+    (8 / 9 for n = 8 at 80 %)."""
+    rng = np.random.default_rng(n)
+    trials = 4000
+    draws = np.abs(rng.standard_t(4, size=(trials, n + 1)))  # heavy-tailed errors; any law will do
+    inside = 0
+    for row in draws:
+        q = Conformal.from_residuals([row[:n, None]], 1).half_widths(1, level)[0]
+        inside += row[n] <= q
+    se = math.sqrt(level * (1 - level) / trials)
+    assert abs(inside / trials - level) < 4 * se
+    if n == 8:  # the ceil rule: the 8th smallest of 8, covering 8 / 9
+        assert inside / trials < math.ceil(level * (n + 1)) / (n + 1) - 4 * se
+
+
+@pytest.mark.parametrize("n", [3, 8, 15])
+def test_with_too_few_residuals_laplace_errors_are_covered_at_95(n):
+    """The small-sample rule is exact for Laplace errors: |e| exponential, its mean unknown."""
+    rng = np.random.default_rng(100 + n)
+    trials = 4000
+    draws = rng.exponential(2.5, size=(trials, n + 1))
+    inside = 0
+    for row in draws:
+        c = Conformal.from_residuals([row[:n, None]], 1)
+        q = c.half_widths(1, 0.95)[0]
+        assert q == pytest.approx(max(laplace_quantile(n, float(np.mean(c.Q[0])), 0.95), float(row[:n].max())))
+        inside += row[n] <= q
+    # the grid's mean of the quantile function is the sample mean up to a little: within 1 point
+    assert abs(inside / trials - 0.95) < 0.01
 
 
 def _steady(residual: float, n: int = 20) -> Conformal:
@@ -180,29 +220,28 @@ def test_the_spread_of_nothing_is_the_floor():
     np.testing.assert_array_equal(spread_path(np.array([])), [1e-12])
 
 
-def test_a_last_step_with_too_few_residuals_uses_its_own_count():
+def test_a_step_with_too_few_residuals_of_its_own_uses_the_count_its_quantiles_came_from():
     e = np.full((30, 2), 1.0)
-    e[3:, 1] = np.nan  # step 2 has 3 residuals: too few for 90 %, the Gaussian width with its allowance
+    e[:, 0] = np.arange(1.0, 31.0) / 10
+    e[3:, 1] = np.nan  # step 2 has 3 residuals: its quantile function is grown from step 1's 30
     c = Conformal.from_residuals([e], 2)
-    z = NormalDist().inv_cdf(0.95)
-    q = c.half_widths(3, 0.9)
-    assert q[0] == pytest.approx(1.0)
-    rms2 = math.sqrt(np.mean(c.Q[1] ** 2))
-    assert q[1] == pytest.approx(z * rms2 * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
-    assert q[2] == pytest.approx(z * rms2 * math.sqrt(3 / 2) * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
+    q = c.half_widths(3, 0.95)
+    assert q[0] == pytest.approx(0.95 * 31 / 10)  # rank 29.45 of 1..30, over 10
+    grown = c.Q[0] * math.sqrt(2)
+    np.testing.assert_allclose(c.Q[1], grown)
+    want = max(float(grown[-1]), laplace_quantile(30, float(np.mean(grown)), 0.95))
+    assert q[1] == pytest.approx(want, rel=1e-12)
+    assert q[2] == pytest.approx(want * math.sqrt(3 / 2), rel=1e-12)
 
 
-def test_steps_beyond_the_residuals_grow_from_the_last_step_s_rms_with_two_residuals():
+def test_steps_beyond_the_residuals_grow_from_the_last_step_with_two_residuals():
     e = np.array([[1.0, 2.0, 5.0], [3.0, 4.0, 7.0]])  # three steps, two residuals each
     c = Conformal.from_residuals([e], 3)
-    z = NormalDist().inv_cdf(0.9)
-    rms = np.sqrt(np.mean(c.Q**2, axis=1))
-    assert len(set(np.round(rms, 9))) == 3
-    allowance = 1 + (z * z + 1) / 4  # n - 1 = 1
+    # no step has MIN_RESIDUALS: the one-step residuals (two) grown like a random walk
+    np.testing.assert_allclose(c.Q, c.Q[0][None, :] * np.sqrt([1.0, 2.0, 3.0])[:, None])
     q = c.half_widths(5, 0.8)
-    expected = z * allowance * np.r_[rms, rms[-1] * np.sqrt([4 / 3, 5 / 3])]
-    np.testing.assert_allclose(q, np.maximum(expected, q), rtol=1e-12)
-    np.testing.assert_allclose(q[3:], expected[3:], rtol=1e-12)
+    base = max(float(c.Q[0, -1]), laplace_quantile(2, float(np.mean(c.Q[0])), 0.8))
+    np.testing.assert_allclose(q, base * np.sqrt([1.0, 2.0, 3.0, 4.0, 5.0]), rtol=1e-12)
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])

@@ -119,8 +119,18 @@ def test_intervals_use_the_finite_sample_conformal_quantile(n, level, expected, 
     assert counts.tolist() == [n]
     assert half_widths(Q, counts, 1, level)[0] == expected
     assert np.quantile(residuals, level, method="inverted_cdf") == without_correction
-    # the published combination's intervals take the same quantile
-    assert Conformal.from_residuals([shuffled], 1).half_widths(1, level)[0] == expected
+    # The combination's and the challengers' intervals interpolate the order statistics around
+    # rank level (n + 1) (the smoothed conformal quantile: coverage level, not ceil(rank) / (n + 1));
+    # for 1..n the k-th smallest is k, so the half-width is the rank itself. Without room for it
+    # (19 residuals at 95 %: rank 19 of 19), the Laplace predictive quantile.
+    rank = level * (n + 1)
+    got = Conformal.from_residuals([shuffled], 1).half_widths(1, level)[0]
+    if rank < n:
+        assert got == pytest.approx(rank, rel=1e-12)
+    else:
+        mean = float(np.mean(Q[0]))  # of the quantile function on its grid: about (n + 1) / 2
+        assert mean == pytest.approx((n + 1) / 2, rel=0.02)
+        assert got == pytest.approx(n * mean * ((1 - level) ** (-1 / n) - 1), rel=1e-12) and got > n
 
 
 def test_steps_beyond_the_residuals_grow_like_a_random_walk():

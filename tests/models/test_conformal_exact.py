@@ -244,6 +244,54 @@ def test_steps_beyond_the_residuals_grow_from_the_last_step_with_two_residuals()
     np.testing.assert_allclose(q, base * np.sqrt([1.0, 2.0, 3.0, 4.0, 5.0]), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("level", "expected"), [(0.05, 0.5), (0.15, 1.5), (0.5, 5.0)])
+def test_the_smoothed_quantile_interpolates_from_zero_below_the_smallest(level, expected):
+    """Residuals 1..9: rank level * 10 between the order statistics (the 0th is 0)."""
+    c = Conformal.from_residuals([np.arange(1.0, 10.0)[:, None]], 1)
+    assert c.half_widths(1, level)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_step_with_few_residuals_takes_its_count_from_the_step_its_quantiles_grew_from():
+    e = np.full((10, 3), np.nan)
+    e[:, 0] = np.arange(1.0, 11.0)  # ten one-step residuals
+    e[:5, 1] = np.arange(1.0, 6.0)  # five two-step ones: exactly enough to be well estimated
+    e[:3, 2] = 1.0  # three three-step ones: grown from step 2
+    c = Conformal.from_residuals([e], 3)
+    np.testing.assert_allclose(c.Q[2], c.Q[1] * math.sqrt(3 / 2))
+    q = c.half_widths(3, 0.95)
+    assert q[1] == pytest.approx(max(5.0, laplace_quantile(5, float(np.mean(c.Q[1])), 0.95)), rel=1e-12)
+    assert q[2] == pytest.approx(max(float(c.Q[2, -1]), laplace_quantile(5, float(np.mean(c.Q[2])), 0.95)))
+
+
+def test_with_no_step_well_estimated_the_count_is_the_first_step_s():
+    e = np.full((4, 2), np.nan)
+    e[:, 0] = [1.0, 2.0, 3.0, 4.0]  # four one-step residuals, two two-step ones: none has five
+    e[:2, 1] = [1.0, 1.0]
+    c = Conformal.from_residuals([e], 2)
+    q = c.half_widths(2, 0.8)
+    for k in range(2):
+        assert q[k] == pytest.approx(max(float(c.Q[k, -1]), laplace_quantile(4, float(np.mean(c.Q[k])), 0.8)))
+
+
+def test_a_single_residual_gives_the_laplace_quantile_of_one_draw():
+    c = Conformal.from_residuals([np.array([[2.0]])], 1)
+    assert c.half_widths(1, 0.95)[0] == pytest.approx(2.0 * (1 / 0.05 - 1))  # 38: n = 1, mean 2
+
+
+def test_the_largest_residual_bounds_the_laplace_quantile_from_below():
+    e = np.ones((300, 1))
+    e[0, 0] = 1000.0  # one outlier among 300: the Laplace quantile (about 30) is far below it
+    c = Conformal.from_residuals([e], 1)
+    assert laplace_quantile(300, float(np.mean(c.Q[0])), 0.999) < 100
+    assert c.half_widths(1, 0.999)[0] == 1000.0
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5])
+def test_the_half_widths_refuse_a_level_outside_zero_to_one(level):
+    with pytest.raises(ValueError, match=rf"^level must be in \(0, 1\), got {level}$"):
+        _steady(1.0).half_widths(2, level)
+
+
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
 def test_a_level_outside_zero_to_one_is_refused_with_its_value(level):
     with pytest.raises(ValueError, match=rf"^level must be in \(0, 1\), got {level}$"):

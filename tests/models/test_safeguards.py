@@ -4,7 +4,9 @@ starts at the shrunk mean target, and intervals use the finite-sample conformal 
 
 from __future__ import annotations
 
+import math
 import warnings
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from tickcast.models import RNNForecaster
 from tickcast.models.cells import make_cell
 from tickcast.models.conformal import Conformal
 from tickcast.models.engine import train
-from tickcast.models.intervals import half_widths, residual_quantiles
+from tickcast.models.intervals import floored_half_widths, half_widths, residual_quantiles
 from tickcast.models.network import Member, initial_weights, largest_target, shrunk_mean_targets
 from tickcast.models.optim import SGD, Adam, clip_flat, clip_grads, clip_rows, make_stacked_optimizer
 from tickcast.models.params import allocate, flatten, unflatten
@@ -268,3 +270,50 @@ def test_clip_grads_rescales_the_whole_dict_by_its_global_norm_by_default():
     np.testing.assert_allclose(clipped["b"], [[0.8]], rtol=1e-15)
     clipped, _, was = clip_grads(grads, 1.0, "value")
     assert was and clipped["b"][0, 0] == 1.0 and clipped["a"][0] == 1.0
+
+
+# The RNN's own intervals (forecaster.py) keep the conservative quantile with a Gaussian floor:
+# ``floored_half_widths`` against values computed by hand.
+Z95 = NormalDist().inv_cdf(0.975)
+
+
+def test_the_rnn_rule_gives_the_gaussian_half_width_where_too_few_residuals_for_the_level():
+    e = np.column_stack([np.arange(1.0, 6.0), 2.0 * np.arange(1.0, 6.0)])  # five residuals, two steps
+    Q, counts = residual_quantiles(e)
+    # The quantile function of 1..5 on the 201-point grid: 1 at p = 0 and on (0, 0.2] (41 points),
+    # then 2, 3, 4, 5 on 40 points each: mean of squares (41 + 40 * (4 + 9 + 16 + 25)) / 201.
+    rms1 = math.sqrt((41 + 40 * (4 + 9 + 16 + 25)) / 201)
+    allowance = 1 + (Z95**2 + 1) / (4 * (5 - 1))  # about the t / z quantile ratio for 5 residuals
+    # ceil(6 * 0.95) = 6 > 5 residuals: the conformal quantile would be the largest (5), narrower
+    expected = Z95 * rms1 * allowance * np.array([1.0, 2.0, 2.0 * math.sqrt(3 / 2)])  # step 3: beyond K
+    assert expected[0] > 5.0
+    np.testing.assert_allclose(floored_half_widths(Q, counts, 3, 0.95), expected, rtol=1e-12)
+    # at 80 %: ceil(6 * 0.8) = 5 <= 5 residuals, the conformal quantile: the 5th smallest
+    np.testing.assert_allclose(floored_half_widths(Q, counts, 3, 0.8), [5.0, 10.0, 10.0 * math.sqrt(3 / 2)])
+
+
+def test_the_rnn_rule_takes_a_last_step_s_own_count():
+    e = np.full((30, 3), 1.0)
+    e[:, 1] = 2.0
+    e[3:, 2] = np.nan  # step 3 has 3 residuals: too few for 90 %, the Gaussian width with its allowance
+    Q, counts = residual_quantiles(e)
+    z = NormalDist().inv_cdf(0.95)
+    q = floored_half_widths(Q, counts, 4, 0.9)
+    assert q[0] == pytest.approx(1.0) and q[1] == pytest.approx(2.0)
+    rms3 = math.sqrt(np.mean(Q[2] ** 2))
+    assert rms3 == pytest.approx(2.0 * math.sqrt(3 / 2))  # grown from step 2's
+    assert q[2] == pytest.approx(z * rms3 * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
+    assert q[3] == pytest.approx(z * rms3 * math.sqrt(4 / 3) * (1 + (z * z + 1) / (4 * 2)), rel=1e-12)
+
+
+def test_the_rnn_rule_grows_steps_beyond_the_residuals_from_the_last_step_s_rms():
+    e = np.array([[1.0, 2.0, 5.0], [3.0, 4.0, 7.0]])  # three steps, two residuals each
+    Q, counts = residual_quantiles(e)
+    z = NormalDist().inv_cdf(0.9)
+    rms = np.sqrt(np.mean(Q**2, axis=1))
+    assert len(set(np.round(rms, 9))) == 3
+    allowance = 1 + (z * z + 1) / 4  # n - 1 = 1
+    q = floored_half_widths(Q, counts, 5, 0.8)
+    expected = z * allowance * np.r_[rms, rms[-1] * np.sqrt([4 / 3, 5 / 3])]
+    np.testing.assert_allclose(q, np.maximum(expected, q), rtol=1e-12)
+    np.testing.assert_allclose(q[3:], expected[3:], rtol=1e-12)

@@ -41,21 +41,33 @@ class Bank:
     def __len__(self) -> int:
         return self.n.size
 
+    def _rows(self, width: int) -> np.ndarray:
+        """(len(buf) - width + 1, width): row i is buf[i : i + width] (a view, no copy; kept)."""
+        views = self.__dict__.setdefault("_views", {})
+        if width not in views:
+            views[width] = np.lib.stride_tricks.sliding_window_view(self.buf, width)
+        return views[width]
+
     def cut(self, s, cut, end, X, Y, M) -> None:
         """Windows of series ``s`` at cut points ``cut`` (any shape ...), targets seen before ``end``:
         inputs into X (..., T) (the last T points before the cut; None: not needed), targets into
         Y (..., K) (0 where masked) and the mask into M (..., K), normalised to x[t-1] and the
-        series' scale."""
+        series' scale. Windows are whole rows of a sliding view of the buffer, gathered at once."""
         pos = self.offset[s] + cut  # (...) index of x[t]
         last = self.buf[pos - 1][..., None]  # (..., 1) x[t-1]
         scale = self.scale[s][..., None]  # (..., 1)
+        # (in float64, then stored in X's and Y's precision)
         if X is not None:
-            x = self.buf[pos[..., None] + np.arange(-X.shape[-1], 0)]  # (..., T) = x[t-T:t]
-            X[...] = (x - last) / scale
+            T = X.shape[-1]
+            x = self._rows(T)[pos - T]  # (..., T) x[t-T:t], a copy
+            x -= last
+            np.divide(x, scale, out=X, casting="same_kind")
         K = Y.shape[-1]
-        y = self.buf[pos[..., None] + np.arange(K)]  # (..., K) = x[t:t+K]
+        y = self._rows(K)[pos]  # (..., K) x[t:t+K]
+        y -= last
+        np.divide(y, scale, out=Y, casting="same_kind")
         mask = cut[..., None] + np.arange(K) < end[..., None]  # (..., K)
-        Y[...] = np.where(mask, (y - last) / scale, 0.0)
+        Y[~mask] = 0.0
         M[...] = mask
 
 

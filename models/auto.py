@@ -139,6 +139,9 @@ class AutoForecaster(CombinedForecasts):
         self.rnn = dict(rnn or {})
         RNNForecaster(season_length=max(self._periods), seed=self.seed, **self.rnn)  # checks the settings
         self._ys: list[np.ndarray] = []
+        # A cold per-series fit whose final RNN continued its validation model: that model's
+        # training record (history, epochs run, best epoch), what ``history_`` and the epochs report.
+        self._rnn_record: dict | None = None
 
     def get_params(self) -> dict:
         """The settings as a JSON-able dict (``AutoForecaster(**a.get_params())`` clones them)."""
@@ -193,7 +196,16 @@ class AutoForecaster(CombinedForecasts):
             for name in self.members
             if name != "rnn"
         }
-        return self._assemble(plan, final, self._rnn_validation(plan, val) if final is not None else None, challengers)
+        self._assemble(plan, final, self._rnn_validation(plan, val) if final is not None else None, challengers)
+        return self._keep_record(plan, val, final)
+
+    def _keep_record(self, plan: Plan, val: RNNForecaster | None, final: RNNForecaster | None):
+        """Keep the validation model's training record when the final RNN continued it (the
+        fine-tune alone would say little of how the cold fit trained); returns self."""
+        if final is not None and final_continues(plan, val):
+            assert val is not None
+            self._rnn_record = {"history": list(val.history_), "n_epochs": val.n_epochs_, "best_epoch": val.best_epoch_}
+        return self
 
     def _plan(self, ys: list[np.ndarray], across: bool) -> Plan:
         if len(self._periods) > 1:
@@ -270,6 +282,7 @@ class AutoForecaster(CombinedForecasts):
         self._names = [n for n in self.members if n in self.members_]
         self._learn_weights(plan.ys, plan.splits, validation)
         self.warm_started_ = False
+        self._rnn_record = None
         self._cache: dict = {}
         return self
 

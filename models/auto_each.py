@@ -173,7 +173,7 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
             if failed:  # as fit: a diverged RNN leaves the forecast to the challengers
                 val = final = None
             validation = model._rnn_validation(plan, val) if final is not None else None
-            out[i] = model._assemble(plan, final, validation, challengers[i])
+            out[i] = model._assemble(plan, final, validation, challengers[i])._keep_record(plan, val, final)
         except FIT_ERRORS as exc:
             if errors == "raise":
                 raise

@@ -170,18 +170,27 @@ class CombinedForecasts:
         rnn = self.members_.get("rnn")
         return getattr(rnn, name) if rnn is not None else default
 
+    def _trained(self, key: str, name: str, default=None):
+        record = getattr(self, "_rnn_record", None)
+        if record is not None:
+            self._check_fitted()
+            return record[key]
+        return self._rnn_attr(name, default)
+
     @property
     def history_(self) -> list[dict]:
-        """The RNN member's loss history (its first ensemble member's; [] without an RNN member)."""
-        return self._rnn_attr("history_", [])
+        """The RNN member's loss history (its first ensemble member's; [] without an RNN member).
+        A cold fit whose final RNN continued its validation model (a long series): that model's,
+        the training from scratch; the fine-tune that followed is in ``members_["rnn"].history_``."""
+        return self._trained("history", "history_", [])
 
     @property
     def best_epoch_(self) -> int | None:
-        return self._rnn_attr("best_epoch_")
+        return self._trained("best_epoch", "best_epoch_")
 
     @property
     def n_epochs_(self) -> int | None:
-        return self._rnn_attr("n_epochs_")
+        return self._trained("n_epochs", "n_epochs_")
 
     @property
     def transform_(self) -> str | None:

@@ -34,6 +34,7 @@ def dump(a) -> bytes:
         "splits": a._splits,
         "rnn_index": a._rnn_index,
         "warm_started": a.warm_started_,
+        "rnn_record": a._rnn_record,
     }
     arrays = {
         "series": np.concatenate(a._ys),
@@ -77,6 +78,7 @@ def load(cls, blob: bytes, kinds: dict):
         a._splits, a._rnn_index = [int(s) for s in meta["splits"]], [int(i) for i in meta["rnn_index"]]
         a.chosen_, a.backtests_ = meta["chosen"], meta["backtests"]
         a.warm_started_ = bool(meta.get("warm_started", False))
+        a._rnn_record = meta.get("rnn_record")  # absent before final fits continued validation fits
         Q, counts = arrays["residual_quantiles"], arrays["residual_counts"]
         if Q.ndim == 2:  # written before each series had its own: one pooled for all
             a._conformal = [Conformal(Q, counts)] * len(a._ys)

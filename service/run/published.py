@@ -44,15 +44,14 @@ def rnn_of(model: AutoForecaster) -> RNNForecaster | None:
 
 
 def history(model: AutoForecaster) -> list[dict]:
-    """The RNN's loss history (epoch 0 = before the first update); none without an RNN member."""
-    rnn = rnn_of(model)
-    return [] if rnn is None else list(rnn.history_)
+    """The RNN's loss history (epoch 0 = before the first update; a long series' cold fit: its
+    validation model's training, which its final model continued); none without an RNN member."""
+    return [] if rnn_of(model) is None else list(model.history_)
 
 
 def epochs(model: AutoForecaster) -> tuple[int | None, int | None, str | None]:
-    """(epochs run, best epoch, the first series' scale) of the RNN member."""
-    rnn = rnn_of(model)
-    return (None, None, None) if rnn is None else (rnn.n_epochs_, rnn.best_epoch_, rnn.transform_)
+    """(epochs run, best epoch, the first series' scale) of the RNN member (as ``history``)."""
+    return (None, None, None) if rnn_of(model) is None else (model.n_epochs_, model.best_epoch_, model.transform_)
 
 
 def forecasts(model: AutoForecaster, horizon: int, levels: tuple[float, ...]) -> list[Forecast]:

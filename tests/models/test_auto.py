@@ -148,7 +148,7 @@ def test_per_series_a_member_training_never_helped_on_a_long_series_is_not_train
         caps = [0 if n and long_enough else ForecasterConfig().epochs for n in never]
         expected = RNNForecaster(season_length=1).fit(y, epochs=caps)
         rnn = a.members_["rnn"]
-        assert not rnn.warm_started_
+        assert not rnn.warm_started_ and a.history_ == rnn.history_ and a.n_epochs_ == rnn.n_epochs_
         np.testing.assert_array_equal(rnn.predict(5), expected.predict(5))
         for got, want in zip(rnn.histories_, expected.histories_):
             assert got == want
@@ -177,6 +177,13 @@ def test_per_series_the_final_rnn_continues_the_validation_model_when_that_saw_n
         assert rnn.warm_started_
         np.testing.assert_array_equal(rnn.predict(5), expected.predict(5))
         assert rnn.histories_ == expected.histories_
+        # what the fit reports (and the service stores) is the training from scratch: the
+        # validation model's record, kept through bytes; a warm start reports its own fine-tune
+        assert a.history_ == val.history_ and (a.n_epochs_, a.best_epoch_) == (val.n_epochs_, val.best_epoch_)
+        again = AutoForecaster.from_bytes(a.to_bytes())
+        assert again.history_ == val.history_ and again.n_epochs_ == val.n_epochs_
+        warm = AutoForecaster(season_length=1).fit(np.r_[y, y[-1]], warm_start=again)
+        assert warm.history_ == warm.members_["rnn"].history_ != val.history_
         fine_tuned = [len(h) - 1 for h in rnn.histories_]
         if y is walk:  # every member's training found nothing: carried over untrained
             assert fine_tuned == [0, 0, 0]

@@ -205,3 +205,8 @@ def test_epochs_per_member():
     for bad in ([1, 2], [1, -1, 2], [1, 1.5, 2], [True, 1, 1], "3"):
         with pytest.raises(ValueError, match="epochs"):
             RNNForecaster(season_length=12, ensemble=3, hidden_size=8).fit(y, epochs=bad)
+
+
+def test_which_final_fits_continue_the_validation_fit():
+    assert continues_validation(900, 1000) and continues_validation(1350, 1500)  # nine tenths: continues
+    assert not continues_validation(899, 1000) and not continues_validation(1000, 1000)  # none held out

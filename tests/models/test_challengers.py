@@ -421,3 +421,51 @@ def test_naive_intervals_are_calibrated_on_random_walks():
     model = Naive(season_length=1).fit_many([y[:-8] for y in ys])
     inside = [(lo <= y[-8:]) & (y[-8:] <= up) for y, (lo, up) in zip(ys, model.predict_interval_many(8, 0.8))]
     assert 0.74 <= np.mean(inside) <= 0.86
+
+
+def test_a_refit_normalises_by_the_whole_series_and_keeps_going_past_a_lost_series():
+    y_lost = 20 + np.sin(np.arange(60)) + np.linspace(0, 3, 60)
+    y_kept = 30 + np.cos(np.arange(70)) + np.linspace(0, 2, 70)
+    starts = fit_ets([y_lost[:50], y_kept[:60]], 1, ("MNN",))
+    y_lost = y_lost.copy()
+    y_lost[55] = -1.0  # the first series loses its M-error likelihood; the second must still be refitted
+    got = refit_ets([y_lost, y_kept], 1, starts)
+    assert got[0] == fit_ets([y_lost], 1)[0]
+    assert got[1] == refit_ets([y_kept], 1, [starts[1]])[0] and got[1].error == "M"
+    assert got[1].c == pytest.approx(np.mean(np.abs(y_kept)), rel=1e-15)  # units of the whole series
+    zeros = np.zeros(30)
+    (flat,) = refit_ets([zeros], 1, fit_ets([zeros[:25]], 1))
+    assert flat.c == 1.0
+
+
+def test_dynamic_and_static_theta_lines_by_hand():
+    """_lines: the least-squares line of x_0..x_i at every i (dynamic: slope 0 at i = 0), and of
+    each whole series (static; padded series count only their own points)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 7)).cumsum(axis=1)
+    n = np.array([1.0, 2.0, 7.0])
+    meany, A, B = theta_models._lines(x, True, np.full(3, 7.0))
+    for s in range(3):
+        assert B[s, 0] == 0.0 and A[s, 0] == pytest.approx(x[s, 0])
+        for i in range(1, 7):
+            slope, intercept = np.polyfit(np.arange(1.0, i + 2), x[s, : i + 1], 1)
+            assert B[s, i] == pytest.approx(slope, abs=1e-12) and A[s, i] == pytest.approx(intercept, abs=1e-12)
+            assert meany[s, i] == pytest.approx(np.mean(x[s, : i + 1]))
+    _, A, B = theta_models._lines(x, False, n)
+    for s, k in enumerate(n.astype(int)):
+        slope, intercept = np.polyfit(np.arange(1.0, k + 1), x[s, :k], 1) if k > 1 else (0.0, x[s, 0])
+        np.testing.assert_allclose(B[s], slope, atol=1e-12)
+        np.testing.assert_allclose(A[s], intercept, atol=1e-12)
+
+
+def test_a_refit_chunk_without_positive_series_still_refits_its_additive_error_series():
+    t = np.arange(60)
+    y_m = 10 + np.sin(t[:50] / 3)  # positive at first: an M-error start
+    (s_m,) = fit_ets([y_m[:45]], 1, ("MNN",))
+    y_m = y_m.copy()
+    y_m[47] = -2.0
+    y_a = np.sin(t / 4) + 0.05 * t - 1.0  # crosses zero: additive errors only
+    (s_a,) = fit_ets([y_a[:50]], 1, ("ANN",))
+    got = refit_ets([y_m, y_a], 1, [s_m, s_a])  # one chunk, the M-error series first (shorter)
+    assert got[0] == fit_ets([y_m], 1)[0]
+    assert got[1] == refit_ets([y_a], 1, [s_a])[0] != fit_ets([y_a], 1)[0]

@@ -364,9 +364,7 @@ def _refit_chunk(ys: list[np.ndarray], m: int, starts: list[EtsParams]) -> list[
     cs = [float(np.mean(np.abs(y))) or 1.0 for y in ys]
     ch = _Chunk([y / c for y, c in zip(ys, cs)], m, [True] * len(ys))
     ms = (starts[0].trend, starts[0].season)
-    grids = [_refine(p) for p in starts]
-    C = max(g.shape[0] for g in grids)
-    grid = np.array([np.concatenate([g, np.repeat(g[-1:], C - g.shape[0], axis=0)]) for g in grids])
+    grid = np.array([_refine(p) for p in starts])  # (S, C, 4): one model, so one grid size
     res = _pass(ch, ms, grid)
     k = _n_params(ms[0], ms[1], m)
     out: list[EtsParams | None] = []

@@ -32,7 +32,7 @@ from . import auto_each, auto_parts, auto_persist
 from .auto_each import final_continues, final_epochs, fit_rnn_on
 from .auto_forecasts import CombinedForecasts
 from .challenger import as_series, backtest, finite_or_naive
-from .combine import COMBINATIONS, combine_forecasts, member_errors, member_weights
+from .combine import COMBINATIONS, combine_forecasts, member_errors, screened_weights
 from .conformal import Conformal, on_log_scale, random_walk_residuals, residuals
 from .errors import TrainingDiverged
 from .forecaster import RNNForecaster
@@ -59,13 +59,28 @@ def _settings_differences(theirs: dict, ours: dict) -> dict:
     return diff
 
 
+LONGER_PERIOD_GAIN = 0.8
+
+
 def choose_period(y: np.ndarray, periods: tuple[int, ...]) -> int:
-    """The longest of the candidate periods (e.g. hourly data: 24 and 168) that the series has
-    three full seasons of; 1 when it has not even that of the shortest. A week of hourly
-    indices holds the daily cycle too (each weekday its own), so the longest period that can be
-    estimated is the one seasonal adjustment uses."""
-    fits = [m for m in periods if y.size >= 3 * m]
-    return max(fits) if fits else 1
+    """One of the candidate periods (e.g. hourly data: 24 and 168) that the series has three
+    full seasons of (1 when it has not even that of the shortest): the shortest, unless a longer
+    one repeats the series clearly better. A longer period is taken when the series' changes over
+    it are smaller by a fifth (``LONGER_PERIOD_GAIN``) than over the period chosen so far (mean
+    absolute ``y[t] - y[t - m]`` on the same points; near a tie, the longer period's indices, each
+    estimated from a few seasons, cost more than they explain). A week of hourly indices holds
+    the daily cycle too, each weekday its own, and is worth estimating where weekdays differ, as
+    in electricity demand or traffic; where they do not, as in the weather, a week ago is further
+    off than yesterday and the daily period is kept (a week's indices there made an hourly
+    temperature forecast 40 % worse: models/README.md)."""
+    fits = sorted(m for m in periods if y.size >= 3 * m)
+    if not fits:
+        return 1
+    chosen = fits[0]
+    for m in fits[1:]:
+        if np.mean(np.abs(y[m:] - y[:-m])) < LONGER_PERIOD_GAIN * np.mean(np.abs(y[m:] - y[m - chosen : -chosen])):
+            chosen = m
+    return chosen
 
 
 @dataclass
@@ -93,9 +108,12 @@ class Plan:
 
 class AutoForecaster(CombinedForecasts):
     """``season_length``: the period (0: detect per series, 1: none), or several (e.g. (24, 168)
-    for hourly data: each series uses the longest it has three seasons of); ``seed``: the RNN's;
+    for hourly data: each series uses the shortest it has three seasons of, or a longer one that
+    repeats it clearly better: ``choose_period``); ``seed``: the RNN's;
     ``horizon``: how far validation forecasts reach (0: a season and a half, 8 to 48);
-    ``members``: model names from MEMBERS; ``combination``: a rule from ``models.combine``;
+    ``members``: model names from MEMBERS (the benchmarks among them, naive and seasonal naive,
+    take part in a series' combination only where they beat the others on its validation part);
+    ``combination``: a rule from ``models.combine``;
     ``shrinkage``: how far learnt weights are pulled to the prior (equal weights, or after
     ``fit_many`` the weights that the pooled errors of all series give); ``rnn``: settings for
     the RNN member (``RNNForecaster(**rnn)``).
@@ -294,13 +312,15 @@ class AutoForecaster(CombinedForecasts):
         Fs = [[validation[nm][i] for nm in names] for i in range(S)]
         errors = np.array([member_errors(y, s, F) for y, s, F in zip(ys, splits, Fs)])  # (S, M)
         errors[~avail] = np.nan
-        W, chosen = member_weights(errors, avail, self.combination, self.shrinkage, pooled=self.across_)
+        W, chosen = screened_weights(
+            ys, splits, Fs, errors, avail, names, self.combination, self.shrinkage, pooled=self.across_
+        )
         self._W, self._avail = W, avail
         self.chosen_ = chosen
         rows, self.backtests_ = [], []
         for i, (y, s) in enumerate(zip(ys, splits)):
             log = on_log_scale(y)
-            live = [j for j in range(len(names)) if avail[i, j] and Fs[i][j] is not None]
+            live = [j for j in range(len(names)) if avail[i, j] and W[i, j] > 0 and Fs[i][j] is not None]
             if s < y.size and live:
                 C = combine_forecasts(np.array([Fs[i][j] for j in live]), W[i, live], self.combination)
                 rows.append(residuals(y, C, s, log))

@@ -70,7 +70,7 @@ class CombinedForecasts:
         P = self._members_points(h)
         out = np.empty((len(self._ys), h))
         for i, y in enumerate(self._ys):
-            live = self._live(P, i)
+            live = [j for j in self._live(P, i) if self._W[i, j] > 0]
             f = combine_forecasts(P[i, live], self._W[i, live], self.combination) if live else np.full(h, y[-1])
             out[i] = np.where(np.isfinite(f), f, y[-1])
         return out

@@ -14,6 +14,14 @@ Rules (``COMBINATIONS``):
 
 A member's validation error on a series is the mean absolute error of its forecasts from every
 validation origin at every step whose target is known.
+
+The benchmarks (``BENCHMARKS``: naive, seasonal naive) are screened, per series: one joins the
+combination of a series only where its validation error is below that of the combination of the
+other members (by the same rule), and has weight 0 elsewhere (the forecast pooling of
+Kourentzes, Barrow and Petropoulos, 2019: average the models that validation does not rule out).
+Where the seasonal pattern repeats exactly (hourly data, where the seasonal naive forecast is the
+one to beat) it joins; on most M3 series it is far behind and stays out. Where one joins, the
+weights are the rule's over the members that take part, with equal weights as the prior.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 COMBINATIONS = ("median", "mean", "inverse", "select")
+BENCHMARKS = ("naive", "seasonal_naive")
 MIN_POOLED_SERIES = 10  # fewer series than this: the prior is equal weights
 
 
@@ -85,10 +94,56 @@ def member_weights(
 
 
 def combine_forecasts(F: np.ndarray, w: np.ndarray, rule: str) -> np.ndarray:
-    """Combine member forecasts F (M, ...) with weights w (M,)."""
+    """Combine member forecasts F (M, ...) with weights w (M,); members of weight 0 take no part
+    (the median's too)."""
+    part = w > 0
+    if not part.any():
+        raise ValueError("combine_forecasts: no member has a positive weight")
     if rule == "median":
-        return np.median(F, axis=0)
-    return np.tensordot(w / w.sum(), F, axes=1)
+        return np.median(F[part], axis=0)
+    return np.tensordot(w[part] / w[part].sum(), F[part], axes=1)
 
 
-__all__ = ["COMBINATIONS", "member_errors", "member_weights", "combine_forecasts", "pooled_prior"]
+def screened_weights(
+    ys: list,
+    splits: list,
+    Fs: list,
+    errors: np.ndarray,
+    avail: np.ndarray,
+    names: list,
+    rule: str,
+    shrinkage: float,
+    pooled: bool,
+) -> tuple[np.ndarray, list[str]]:
+    """Weights (S, M) and what was done per series, with the benchmarks among ``names`` screened
+    (module docstring): ``Fs[i][j]`` member j's validation forecasts on series i (None: none)."""
+    bench = np.array([n in BENCHMARKS for n in names], dtype=bool)
+    if bench.all() or not bench.any():
+        return member_weights(errors, avail, rule, shrinkage, pooled)
+    base = np.flatnonzero(~bench)
+    Wb, chosen = member_weights(errors[:, base], avail[:, base], rule, shrinkage, pooled)
+    W = np.zeros(errors.shape)
+    W[:, base] = Wb
+    for i, (y, s) in enumerate(zip(ys, splits)):
+        live = [k for k, j in enumerate(base) if Wb[i, k] > 0 and Fs[i][j] is not None]
+        if not live or s >= y.size:
+            continue
+        C = combine_forecasts(np.array([Fs[i][base[k]] for k in live]), Wb[i, live], rule)
+        e_base = member_errors(y, s, [C])[0]
+        joined = [j for j in np.flatnonzero(bench) if avail[i, j] and errors[i, j] < e_base]
+        if joined:
+            take = avail[i] & (~bench | np.isin(np.arange(bench.size), joined))
+            W[i] = member_weights(errors[i : i + 1], take[None, :], rule, shrinkage, False)[0][0]
+            chosen[i] = f"{chosen[i]} with {', '.join(names[j] for j in joined)}"
+    return W, chosen
+
+
+__all__ = [
+    "BENCHMARKS",
+    "COMBINATIONS",
+    "member_errors",
+    "member_weights",
+    "combine_forecasts",
+    "pooled_prior",
+    "screened_weights",
+]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 BUILTIN_CELLS = ("gru", "rnn")
 # The models AutoForecaster can combine (models/auto.py), and the ones it combines by default.
 MEMBERS = ("rnn", "ets", "theta", "naive", "seasonal_naive")
-DEFAULT_MEMBERS = ("rnn", "ets", "theta")
+DEFAULT_MEMBERS = ("rnn", "ets", "theta", "seasonal_naive")
 CLIP_MODES = ("norm", "value")
 LOSSES = ("mae", "mse")
 PRECISIONS = ("float64", "float32")

@@ -7,7 +7,7 @@ import pytest
 
 from tickcast.models import AutoForecaster, RNNForecaster
 from tickcast.models.auto import choose_period
-from tickcast.models.combine import combine_forecasts, member_errors, member_weights, pooled_prior
+from tickcast.models.combine import combine_forecasts, member_errors, member_weights, pooled_prior, screened_weights
 from tickcast.models.config import ForecasterConfig
 from tickcast.models.validation import continues_validation
 
@@ -28,11 +28,15 @@ def fitted_many():
 
 def test_published_forecast_is_the_mean_of_its_members(fitted_many):
     ys, a = fitted_many
-    for f, members, w in zip(a.predict_many(10), a.predict_members_many(10), a.weights_):
+    for f, members, w, chosen in zip(a.predict_many(10), a.predict_members_many(10), a.weights_, a.chosen_):
         assert set(members) == set(w)
-        np.testing.assert_allclose(f, np.mean(list(members.values()), axis=0), rtol=1e-12)
+        taking = [k for k in members if w[k] > 0]
+        # the seasonal naive benchmark takes part only where it beat the others on validation
+        assert ("seasonal_naive" in taking) == chosen.endswith("with seasonal_naive")
+        assert all(w[k] == pytest.approx(1 / len(taking)) for k in taking)
+        np.testing.assert_allclose(f, np.mean([members[k] for k in taking], axis=0), rtol=1e-12)
         assert sum(w.values()) == pytest.approx(1.0)
-    assert a.chosen_[0] == "mean" and a.across_
+    assert a.chosen_[0].startswith("mean") and a.across_
 
 
 def test_a_series_too_short_for_the_rnn_is_forecast_by_the_others(fitted_many):
@@ -92,13 +96,27 @@ def test_bad_input_and_settings():
         AutoForecaster().predict(3)
 
 
-def test_several_seasonalities_use_the_longest_one_the_series_supports():
-    assert choose_period(np.zeros(24 * 30), (24, 168)) == 168
-    assert choose_period(np.zeros(24 * 10), (24, 168)) == 24
-    assert choose_period(np.zeros(30), (24, 168)) == 1
+def test_several_seasonalities_a_longer_one_where_it_repeats_the_series_clearly_better():
     t = np.arange(24 * 7 * 4)
     rng = np.random.default_rng(3)
-    y = 100 + 10 * np.sin(2 * np.pi * t / 24) + 5 * (t // 24 % 7 >= 5) + rng.normal(0, 1, t.size)
+    daily = 100 + 10 * np.sin(2 * np.pi * t / 24)
+    weekend = 5.0 * (t // 24 % 7 >= 5)
+    # weather-like: a daily cycle on a wandering level, the same on every weekday
+    wandering = daily + np.cumsum(rng.normal(0, 0.1, t.size))
+    assert choose_period(wandering, (24, 168)) == 24
+    assert choose_period(wandering + weekend, (24, 168)) == 168  # weekends differ: a week repeats it
+    assert choose_period((wandering + weekend)[: 24 * 20], (24, 168)) == 24  # fewer than 3 weeks
+    assert choose_period(np.zeros(30), (24, 168)) == 1
+    assert choose_period(np.zeros(24 * 30), (24, 168)) == 24  # a tie keeps the shorter
+    # the gain needed is a fifth: by hand, the weekly changes against the daily ones on the same points
+    ratios = []
+    for c in np.linspace(0.0, 15.0, 151):
+        y = wandering + c * weekend / 5
+        r = np.mean(np.abs(y[168:] - y[:-168])) / np.mean(np.abs(y[168:] - y[144:-24]))
+        ratios.append(r)
+        assert choose_period(y, (24, 168)) == (168 if r < 0.8 else 24), r
+    assert min(ratios) < 0.75 and max(ratios) > 0.85 and any(0.8 <= r < 0.85 for r in ratios)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 24) + weekend + rng.normal(0, 1, t.size)
     a = AutoForecaster(season_length=(24, 168), members=("ets", "theta", "seasonal_naive")).fit(y[:-48])
     assert a.season_length_ == 168
     f = a.predict(48)
@@ -210,3 +228,55 @@ def test_epochs_per_member():
 def test_which_final_fits_continue_the_validation_fit():
     assert continues_validation(900, 1000) and continues_validation(1350, 1500)  # nine tenths: continues
     assert not continues_validation(899, 1000) and not continues_validation(1000, 1000)  # none held out
+
+
+def test_benchmarks_join_a_series_combination_only_where_they_beat_it_on_validation():
+    y = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])  # validation part: origins 3, 4, 5
+    split, names = 3, ["ets", "theta", "seasonal_naive", "naive"]
+
+    def const(v):
+        return np.full((3, 1), v)  # one-step forecasts from the 3 origins
+
+    # the combination of ets and theta (mean 9.0) errs by 1.0; seasonal naive by 0.9, naive by 1.0 (a tie)
+    Fs = [[const(8.0), const(10.0), const(9.1), const(9.0)]]
+    errors = np.array([member_errors(y, split, F) for F in Fs])
+    np.testing.assert_allclose(errors[0], [2.0, 0.0, 0.9, 1.0])
+    avail = np.ones((1, 4), dtype=bool)
+    W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "mean", 0.5, pooled=False)
+    np.testing.assert_allclose(W[0], [1 / 3, 1 / 3, 1 / 3, 0.0])  # the tie stays out
+    assert chosen == ["mean with seasonal_naive"]
+    # the median of the members taking part: the naive forecast of weight 0 is not among them
+    F = np.array([[1.0], [2.0], [100.0], [-50.0]])
+    assert combine_forecasts(F, W[0], "median")[0] == 2.0
+    assert combine_forecasts(F, W[0], "mean")[0] == pytest.approx(103 / 3)
+    # worse than the combination: out, weight 0; the rule's weights of the others unchanged
+    Fs = [[const(8.0), const(11.0), const(5.0), const(9.0)]]
+    errors = np.array([member_errors(y, split, F) for F in Fs])
+    W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "inverse", 0.0, pooled=False)
+    np.testing.assert_allclose(W[0], [1 / 3, 2 / 3, 0.0, 0.0])  # inverse of (2, 1): their combination is exact
+    assert chosen == ["inverse"]
+    # a series without a validation part: the members without the benchmarks
+    W, chosen = screened_weights([y], [6], Fs, np.full((1, 4), np.nan), avail, names, "mean", 0.5, pooled=False)
+    np.testing.assert_allclose(W[0], [0.5, 0.5, 0.0, 0.0])
+    # only benchmarks: nothing to screen them against
+    W, _ = screened_weights([y], [split], [Fs[0][2:]], errors[:, 2:], avail[:, 2:], names[2:], "mean", 0.5, False)
+    np.testing.assert_allclose(W[0], [0.5, 0.5])
+    with pytest.raises(ValueError, match="no member"):
+        combine_forecasts(F, np.zeros(4), "mean")
+
+
+def test_the_seasonal_naive_member_joins_where_the_pattern_repeats_and_stays_out_where_it_does_not():
+    t = np.arange(24 * 7 * 5)
+    rng = np.random.default_rng(5)
+    shape = rng.uniform(50, 150, 24)
+    repeating = shape[t % 24] * (1 + 0.002 * rng.normal(size=t.size))  # each day the same: yesterday is best
+    trending = 100 + 0.5 * t + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, t.size)
+    a = AutoForecaster(season_length=24, rnn=FAST_RNN).fit_many([repeating, trending])
+    w_rep, w_trend = a.weights_
+    assert a.chosen_ == ["mean with seasonal_naive", "mean"]
+    assert w_rep == pytest.approx({"rnn": 0.25, "ets": 0.25, "theta": 0.25, "seasonal_naive": 0.25})
+    assert w_trend["seasonal_naive"] == 0.0 and w_trend["rnn"] == pytest.approx(1 / 3)
+    members = a.predict_members_many(24)
+    for f, m, w in zip(a.predict_many(24), members, a.weights_):
+        np.testing.assert_allclose(f, sum(w[k] * m[k] for k in w), rtol=1e-12)
+    np.testing.assert_array_equal(members[1]["seasonal_naive"], trending[-24:])  # still forecast, for the ledger

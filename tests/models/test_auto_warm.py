@@ -170,7 +170,7 @@ def test_warm_auto_fine_tunes_the_rnn_and_updates_the_challengers(cold_and_warm)
     assert warm.warm_started_ and not cold.warm_started_ and warm.n_series_ == 5
     members = warm.predict_members_many(10)
     for f, m, w in zip(warm.predict_many(10), members, warm.weights_):
-        np.testing.assert_allclose(f, np.mean([m[k] for k in w], axis=0), rtol=1e-12)
+        np.testing.assert_allclose(f, sum(w[k] * m[k] for k in w), rtol=1e-12)
     for f, (lo, hi) in zip(warm.predict_many(10), warm.predict_interval_many(10, 0.9)):
         assert np.all(np.isfinite(lo)) and np.all(lo <= f) and np.all(f <= hi)
 

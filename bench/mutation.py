@@ -15,6 +15,7 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py --only models   # the model's modules only (a few minutes)
     python bench/mutation.py --compare       # mutmut against cosmic-ray on models/intervals.py
     python bench/mutation.py --only service --report   # the results of a run stopped early
+    python bench/mutation.py --module models/combine.py --out mutation-combine   # one module
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--compare", action="store_true", help="only time mutmut against cosmic-ray on models/intervals.py"
     )
+    parser.add_argument("--module", help="only this module of the groups (e.g. models/combine.py)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
     parser.add_argument(
@@ -199,7 +201,9 @@ def main(argv=None) -> int:
     if args.compare:
         return compare()
     groups = [args.only] if args.only else list(MODULES)
-    modules = {m: t for g in groups for m, t in MODULES[g].items()}
+    modules = {m: t for g in groups for m, t in MODULES[g].items() if args.module in (None, m)}
+    if not modules:
+        parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")
     if args.report:
         equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
         write(results(), equivalent, [], modules, args.out)

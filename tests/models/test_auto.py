@@ -261,7 +261,7 @@ def test_benchmarks_join_a_series_combination_only_where_they_beat_it_on_validat
     # only benchmarks: nothing to screen them against
     W, _ = screened_weights([y], [split], [Fs[0][2:]], errors[:, 2:], avail[:, 2:], names[2:], "mean", 0.5, False)
     np.testing.assert_allclose(W[0], [0.5, 0.5])
-    with pytest.raises(ValueError, match="no member"):
+    with pytest.raises(ValueError, match="^combine_forecasts: no member has a positive weight$"):
         combine_forecasts(F, np.zeros(4), "mean")
 
 

@@ -153,3 +153,86 @@ def test_combine_forecasts():
     np.testing.assert_allclose(combine_forecasts(F, np.array([5.0, 5.0, 5.0]), "median"), [3.0, 4.0, 3.0])
     np.testing.assert_allclose(combine_forecasts(F, np.array([2.0, 1.0, 1.0]), "mean"), [3.75, 4.5, 5.25])
     np.testing.assert_allclose(combine_forecasts(F, np.array([0.0, 0.0, 4.0]), "inverse"), F[2])
+
+
+# ------------------------------------------------------------ the benchmarks, screened
+
+
+def _const(v, origins=3):
+    return np.full((origins, 1), float(v))  # one-step forecasts from every validation origin
+
+
+Y = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])  # validation part: origins 3, 4, 5 (targets 10)
+
+
+def test_screening_passes_the_rule_shrinkage_and_pooling_through(monkeypatch):
+    """Without benchmarks, and for the others' weights with them, the rule's own weights: the
+    inverse rule with its shrinkage, and with the pooled prior over enough series."""
+    from tickcast.models.combine import screened_weights
+
+    rng = np.random.default_rng(4)
+    S = MIN_POOLED_SERIES + 2
+    errors = rng.uniform(0.5, 2.0, (S, 2))
+    avail = np.ones((S, 2), dtype=bool)
+    Fs = [[_const(10 + e) for e in row] for row in errors]
+    for shrinkage, pooled in ((0.3, True), (0.3, False), (0.8, True)):
+        want, _ = member_weights(errors, avail, "inverse", shrinkage, pooled)
+        got, _ = screened_weights([Y] * S, [3] * S, Fs, errors, avail, ["ets", "theta"], "inverse", shrinkage, pooled)
+        np.testing.assert_allclose(got, want)
+        # a seasonal naive member far behind on every series: the others' weights are the same
+        with_bench = np.c_[errors, np.full(S, 50.0)]
+        Fb = [row + [_const(60.0)] for row in Fs]
+        names = ["ets", "theta", "seasonal_naive"]
+        got, chosen = screened_weights(
+            [Y] * S, [3] * S, Fb, with_bench, np.ones((S, 3), dtype=bool), names, "inverse", shrinkage, pooled
+        )
+        np.testing.assert_allclose(got[:, :2], want)
+        assert np.all(got[:, 2] == 0) and chosen == ["inverse"] * S
+
+
+def test_screening_where_a_benchmark_joins_under_the_inverse_rule_and_two_join():
+    from tickcast.models.combine import screened_weights
+
+    names = ["ets", "theta", "naive", "seasonal_naive"]
+    # ets forecasts 8 (errs 2), theta 7 (errs 3): inverse weights shrunk half way to equal, 0.55 and
+    # 0.45, make a combination of 7.55, erring 2.45; naive errs 1, seasonal naive 2.4: both join
+    Fs = [[_const(8), _const(7), _const(9), _const(12.4)]]
+    errors = np.array([member_errors(Y, 3, F) for F in Fs])
+    avail = np.ones((1, 4), dtype=bool)
+    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "inverse", 0.5, False)
+    own = np.array([1 / 2, 1 / 3, 1 / 1, 1 / 2.4])
+    np.testing.assert_allclose(W[0], 0.5 * own / own.sum() + 0.5 / 4)
+    assert chosen == ["inverse with naive, seasonal_naive"]
+
+
+def test_screening_a_base_member_without_validation_forecasts_and_series_without_any():
+    from tickcast.models.combine import screened_weights
+
+    names = ["rnn", "theta", "seasonal_naive"]
+    avail = np.ones((3, 3), dtype=bool)
+    Fs = [
+        [None, _const(12), _const(10.5)],  # the RNN has none here: theta's 2.0 against seasonal naive's 0.5
+        [None, None, _const(10)],  # no base member has any: nothing to screen against
+        [_const(12), _const(12), _const(10)],  # after those, still screened: seasonal naive joins
+    ]
+    errors = np.array([member_errors(Y, 3, F) for F in Fs])
+    W, chosen = screened_weights([Y] * 3, [3] * 3, Fs, errors, avail, names, "mean", 0.5, False)
+    assert chosen[0] == "mean with seasonal_naive" and W[0, 2] > 0
+    np.testing.assert_allclose(W[1], [0.5, 0.5, 0.0])  # the prior over the base, the benchmark out
+    np.testing.assert_allclose(W[2], [1 / 3, 1 / 3, 1 / 3])
+    assert chosen[2] == "mean with seasonal_naive"
+
+
+def test_screening_measures_the_combination_by_its_own_rule():
+    """Under the median rule the combination the benchmark must beat is the median of the others."""
+    from tickcast.models.combine import screened_weights
+
+    names = ["rnn", "ets", "theta", "seasonal_naive"]
+    # others forecast 9, 10.2 and 30: their median errs 0.2, their mean 6.4; seasonal naive errs 1.0
+    Fs = [[_const(9), _const(10.2), _const(30), _const(11)]]
+    errors = np.array([member_errors(Y, 3, F) for F in Fs])
+    avail = np.ones((1, 4), dtype=bool)
+    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "median", 0.5, False)
+    assert chosen == ["median"] and W[0, 3] == 0
+    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "mean", 0.5, False)
+    assert chosen == ["mean with seasonal_naive"] and W[0, 3] == pytest.approx(0.25)

@@ -16,6 +16,7 @@ from tickcast.models.combine import (
     member_errors,
     member_weights,
     pooled_prior,
+    screened_weights,
 )
 
 
@@ -165,11 +166,16 @@ def _const(v, origins=3):
 Y = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])  # validation part: origins 3, 4, 5 (targets 10)
 
 
-def test_screening_passes_the_rule_shrinkage_and_pooling_through(monkeypatch):
+def _screen(Fs, names, rule, shrinkage=0.5):
+    """screened_weights on copies of Y (one per row of Fs), every member available, unpooled."""
+    errors = np.array([member_errors(Y, 3, F) for F in Fs])
+    avail = np.ones(errors.shape, dtype=bool)
+    return screened_weights([Y] * len(Fs), [3] * len(Fs), Fs, errors, avail, names, rule, shrinkage, False)
+
+
+def test_screening_passes_the_rule_shrinkage_and_pooling_through():
     """Without benchmarks, and for the others' weights with them, the rule's own weights: the
     inverse rule with its shrinkage, and with the pooled prior over enough series."""
-    from tickcast.models.combine import screened_weights
-
     rng = np.random.default_rng(4)
     S = MIN_POOLED_SERIES + 2
     errors = rng.uniform(0.5, 2.0, (S, 2))
@@ -191,32 +197,23 @@ def test_screening_passes_the_rule_shrinkage_and_pooling_through(monkeypatch):
 
 
 def test_screening_where_a_benchmark_joins_under_the_inverse_rule_and_two_join():
-    from tickcast.models.combine import screened_weights
-
     names = ["ets", "theta", "naive", "seasonal_naive"]
     # ets forecasts 8 (errs 2), theta 7 (errs 3): inverse weights shrunk half way to equal, 0.55 and
     # 0.45, make a combination of 7.55, erring 2.45; naive errs 1, seasonal naive 2.4: both join
-    Fs = [[_const(8), _const(7), _const(9), _const(12.4)]]
-    errors = np.array([member_errors(Y, 3, F) for F in Fs])
-    avail = np.ones((1, 4), dtype=bool)
-    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "inverse", 0.5, False)
+    W, chosen = _screen([[_const(8), _const(7), _const(9), _const(12.4)]], names, "inverse")
     own = np.array([1 / 2, 1 / 3, 1 / 1, 1 / 2.4])
     np.testing.assert_allclose(W[0], 0.5 * own / own.sum() + 0.5 / 4)
     assert chosen == ["inverse with naive, seasonal_naive"]
 
 
 def test_screening_a_base_member_without_validation_forecasts_and_series_without_any():
-    from tickcast.models.combine import screened_weights
-
     names = ["rnn", "theta", "seasonal_naive"]
-    avail = np.ones((3, 3), dtype=bool)
     Fs = [
         [None, _const(12), _const(10.5)],  # the RNN has none here: theta's 2.0 against seasonal naive's 0.5
         [None, None, _const(10)],  # no base member has any: nothing to screen against
         [_const(12), _const(12), _const(10)],  # after those, still screened: seasonal naive joins
     ]
-    errors = np.array([member_errors(Y, 3, F) for F in Fs])
-    W, chosen = screened_weights([Y] * 3, [3] * 3, Fs, errors, avail, names, "mean", 0.5, False)
+    W, chosen = _screen(Fs, names, "mean")
     assert chosen[0] == "mean with seasonal_naive" and W[0, 2] > 0
     np.testing.assert_allclose(W[1], [0.5, 0.5, 0.0])  # the prior over the base, the benchmark out
     np.testing.assert_allclose(W[2], [1 / 3, 1 / 3, 1 / 3])
@@ -225,14 +222,10 @@ def test_screening_a_base_member_without_validation_forecasts_and_series_without
 
 def test_screening_measures_the_combination_by_its_own_rule():
     """Under the median rule the combination the benchmark must beat is the median of the others."""
-    from tickcast.models.combine import screened_weights
-
     names = ["rnn", "ets", "theta", "seasonal_naive"]
     # others forecast 9, 10.2 and 30: their median errs 0.2, their mean 6.4; seasonal naive errs 1.0
     Fs = [[_const(9), _const(10.2), _const(30), _const(11)]]
-    errors = np.array([member_errors(Y, 3, F) for F in Fs])
-    avail = np.ones((1, 4), dtype=bool)
-    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "median", 0.5, False)
+    W, chosen = _screen(Fs, names, "median")
     assert chosen == ["median"] and W[0, 3] == 0
-    W, chosen = screened_weights([Y], [3], Fs, errors, avail, names, "mean", 0.5, False)
+    W, chosen = _screen(Fs, names, "mean")
     assert chosen == ["mean with seasonal_naive"] and W[0, 3] == pytest.approx(0.25)

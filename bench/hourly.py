@@ -122,7 +122,8 @@ def run_set(windows, local: bool) -> dict:
     for name in members[0]:
         row[f"its {name}"] = score(windows, [m[name] for m in members])
     row["weekly period"] = int(sum(m == 168 for m in model.season_lengths_))
-    row["seasonal naive joined"] = int(sum(c.endswith("seasonal_naive") for c in model.chosen_))
+    row["seasonal naive joined"] = int(sum(w.get("seasonal_naive", 0) > 0 for w in model.weights_))
+    row["members ruled out"] = int(sum(" without " in c for c in model.chosen_))
     if local:
         start = time.process_time()
         row["published per series"] = score(
@@ -154,7 +155,8 @@ def main(argv=None) -> int:
         "`AutoForecaster(season_length=(24, 168))` across the windows of a set and per window; the "
         "baselines with period 24; `its ...`: the members' own forecasts from the across-series fit; "
         "`weekly period`: windows that took period 168; `seasonal naive joined`: windows whose "
-        f"combination the seasonal naive forecast joined. Machine: {platform.machine()}, "
+        "combination the seasonal naive forecast takes part in; `members ruled out`: windows where "
+        f"validation ruled out a member (models/combine.py). Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs, NumPy {np.__version__}, Python {platform.python_version()}.",
         "",
         "| set | " + " | ".join(columns) + " |",

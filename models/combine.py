@@ -22,6 +22,21 @@ Kourentzes, Barrow and Petropoulos, 2019: average the models that validation doe
 Where the seasonal pattern repeats exactly (hourly data, where the seasonal naive forecast is the
 one to beat) it joins; on most M3 series it is far behind and stays out. Where one joins, the
 weights are the rule's over the members that take part, with equal weights as the prior.
+
+Then, of the members that take part, validation rules out any that is clearly worse than the best
+of them (the pooling's other half: average only the models the evidence does not rule out). A
+member is ruled out when its validation MAE is more than ``WORSE_RATIO`` times the best member's
+and the difference is significant: at least ``MIN_BLOCKS`` validation origins whose forecasts do
+not overlap (one every H steps) and a mean paired difference of ``WORSE_SE`` standard errors or
+more over them. Its weight goes to the others in proportion to theirs. Why a quarter: the mean of
+two forecasts whose errors correlate as forecasts' errors do (rho 0.7-0.9) is worse than the
+better one alone once the other's error is 1.05-1.17 times as large (equal weights beat the better
+forecast when r^2 + 2 rho r < 3 for the ratio r of their error scales), so a member a quarter
+worse costs the combination more than its diversity brings. The evidence bar keeps it from acting
+on a short validation part: no M3 series has enough non-overlapping origins to be judged, so M3's
+combinations are unchanged, while on a long hourly series where yesterday repeats today (normal
+temperatures), the smoothing models, a quarter worse than the seasonal naive forecast on every
+origin, are ruled out (models/README.md).
 """
 
 from __future__ import annotations
@@ -31,6 +46,9 @@ import numpy as np
 COMBINATIONS = ("median", "mean", "inverse", "select")
 BENCHMARKS = ("naive", "seasonal_naive")
 MIN_POOLED_SERIES = 10  # fewer series than this: the prior is equal weights
+WORSE_RATIO = 1.25  # a member whose validation MAE is this many times the best's ...
+WORSE_SE = 2.0  # ... by this many standard errors of the paired difference ...
+MIN_BLOCKS = 3  # ... over at least this many non-overlapping validation origins is ruled out
 
 
 def member_errors(y: np.ndarray, split: int, forecasts: list) -> np.ndarray:
@@ -46,6 +64,36 @@ def member_errors(y: np.ndarray, split: int, forecasts: list) -> np.ndarray:
         idx = np.arange(split, n)[:, None] + np.arange(F.shape[1])[None, :]
         known = idx < n
         out[j] = float(np.mean(np.abs(y[idx[known]] - F[known])))
+    return out
+
+
+def block_errors(y: np.ndarray, split: int, F: np.ndarray) -> np.ndarray:
+    """(b,) MAE of the forecasts (v, H) from the validation origins split, split + H, ... of y
+    (whose targets do not overlap), each over its steps whose target is known."""
+    n, H = y.size, F.shape[1]
+    rows = np.arange(0, n - split, H)
+    idx = (split + rows)[:, None] + np.arange(H)[None, :]
+    known = idx < n
+    err = np.where(known, np.abs(y[np.minimum(idx, n - 1)] - F[rows]), 0.0)
+    return err.sum(axis=1) / known.sum(axis=1)
+
+
+def ruled_out(y: np.ndarray, split: int, Fs: list, live: list[int]) -> list[int]:
+    """The members among ``live`` (indices into Fs, each with validation forecasts) that
+    validation rules out against the best of them (module docstring)."""
+    if len(live) < 2 or split >= y.size:
+        return []
+    blocks = np.array([block_errors(y, split, Fs[j]) for j in live])  # (L, b)
+    if blocks.shape[1] < MIN_BLOCKS:
+        return []
+    total = member_errors(y, split, [Fs[j] for j in live])
+    best = int(np.argmin(total))
+    out = []
+    for k, j in enumerate(live):
+        d = blocks[k] - blocks[best]
+        se = d.std(ddof=1) / np.sqrt(d.size)
+        if total[k] > WORSE_RATIO * total[best] and d.mean() > WORSE_SE * se:
+            out.append(j)
     return out
 
 
@@ -116,10 +164,25 @@ def screened_weights(
     pooled: bool,
 ) -> tuple[np.ndarray, list[str]]:
     """Weights (S, M) and what was done per series, with the benchmarks among ``names`` screened
-    (module docstring): ``Fs[i][j]`` member j's validation forecasts on series i (None: none)."""
+    and the members validation rules out dropped (module docstring): ``Fs[i][j]`` member j's
+    validation forecasts on series i (None: none)."""
+    W, chosen = _screened(ys, splits, Fs, errors, avail, names, rule, shrinkage, pooled)
+    for i, (y, s) in enumerate(zip(ys, splits)):
+        live = [j for j in range(len(names)) if W[i, j] > 0 and Fs[i][j] is not None]
+        out = ruled_out(y, s, Fs[i], live)
+        if out:
+            W[i, out] = 0.0
+            W[i] /= W[i].sum()
+            chosen[i] = f"{chosen[i]} without {', '.join(names[j] for j in out)}"
+    return W, chosen
+
+
+def _screened(ys, splits, Fs, errors, avail, names, rule, shrinkage, pooled) -> tuple[np.ndarray, list[str]]:
+    """``screened_weights`` before members are ruled out: the benchmarks screened."""
     bench = np.array([n in BENCHMARKS for n in names], dtype=bool)
     if bench.all() or not bench.any():
-        return member_weights(errors, avail, rule, shrinkage, pooled)
+        W, chosen = member_weights(errors, avail, rule, shrinkage, pooled)
+        return np.array(W, dtype=float), chosen
     base = np.flatnonzero(~bench)
     Wb, chosen = member_weights(errors[:, base], avail[:, base], rule, shrinkage, pooled)
     W = np.zeros(errors.shape)
@@ -141,6 +204,11 @@ def screened_weights(
 __all__ = [
     "BENCHMARKS",
     "COMBINATIONS",
+    "MIN_BLOCKS",
+    "WORSE_RATIO",
+    "WORSE_SE",
+    "block_errors",
+    "ruled_out",
     "member_errors",
     "member_weights",
     "combine_forecasts",

@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 
 from tickcast.models.combine import (
+    MIN_BLOCKS,
     MIN_POOLED_SERIES,
+    WORSE_RATIO,
+    WORSE_SE,
+    block_errors,
     combine_forecasts,
     member_errors,
     member_weights,
     pooled_prior,
+    ruled_out,
     screened_weights,
 )
 
@@ -159,18 +164,21 @@ def test_combine_forecasts():
 # ------------------------------------------------------------ the benchmarks, screened
 
 
-def _const(v, origins=3):
+def _const(v, origins=2):
     return np.full((origins, 1), float(v))  # one-step forecasts from every validation origin
 
 
-Y = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])  # validation part: origins 3, 4, 5 (targets 10)
+# Validation part: origins 4 and 5 (targets 10), fewer than MIN_BLOCKS: no member can be ruled out,
+# so the screening is seen alone (ruling out: the tests after these).
+Y = np.array([0.0, 0.0, 0.0, 0.0, 10.0, 10.0])
+SPLIT = 4
 
 
 def _screen(Fs, names, rule, shrinkage=0.5):
     """screened_weights on copies of Y (one per row of Fs), every member available, unpooled."""
-    errors = np.array([member_errors(Y, 3, F) for F in Fs])
+    errors = np.array([member_errors(Y, SPLIT, F) for F in Fs])
     avail = np.ones(errors.shape, dtype=bool)
-    return screened_weights([Y] * len(Fs), [3] * len(Fs), Fs, errors, avail, names, rule, shrinkage, False)
+    return screened_weights([Y] * len(Fs), [SPLIT] * len(Fs), Fs, errors, avail, names, rule, shrinkage, False)
 
 
 def test_screening_passes_the_rule_shrinkage_and_pooling_through():
@@ -183,14 +191,16 @@ def test_screening_passes_the_rule_shrinkage_and_pooling_through():
     Fs = [[_const(10 + e) for e in row] for row in errors]
     for shrinkage, pooled in ((0.3, True), (0.3, False), (0.8, True)):
         want, _ = member_weights(errors, avail, "inverse", shrinkage, pooled)
-        got, _ = screened_weights([Y] * S, [3] * S, Fs, errors, avail, ["ets", "theta"], "inverse", shrinkage, pooled)
+        got, _ = screened_weights(
+            [Y] * S, [SPLIT] * S, Fs, errors, avail, ["ets", "theta"], "inverse", shrinkage, pooled
+        )
         np.testing.assert_allclose(got, want)
         # a seasonal naive member far behind on every series: the others' weights are the same
         with_bench = np.c_[errors, np.full(S, 50.0)]
         Fb = [row + [_const(60.0)] for row in Fs]
         names = ["ets", "theta", "seasonal_naive"]
         got, chosen = screened_weights(
-            [Y] * S, [3] * S, Fb, with_bench, np.ones((S, 3), dtype=bool), names, "inverse", shrinkage, pooled
+            [Y] * S, [SPLIT] * S, Fb, with_bench, np.ones((S, 3), dtype=bool), names, "inverse", shrinkage, pooled
         )
         np.testing.assert_allclose(got[:, :2], want)
         assert np.all(got[:, 2] == 0) and chosen == ["inverse"] * S
@@ -229,3 +239,121 @@ def test_screening_measures_the_combination_by_its_own_rule():
     assert chosen == ["median"] and W[0, 3] == 0
     W, chosen = _screen(Fs, names, "mean")
     assert chosen == ["mean with seasonal_naive"] and W[0, 3] == pytest.approx(0.25)
+
+
+# ------------------------------------------------------------ members ruled out by validation
+
+
+def ref_block_errors(y, split, F):
+    """MAE of the forecasts from origins split, split + H, ... over their known targets."""
+    H, out = len(F[0]), []
+    for i in range(0, len(y) - split, H):
+        diffs = [abs(y[split + i + k] - F[i][k]) for k in range(H) if split + i + k < len(y)]
+        out.append(sum(diffs) / len(diffs))
+    return out
+
+
+def ref_ruled_out(y, split, Fs, live):
+    if len(live) < 2 or split >= len(y):
+        return []
+    blocks = {j: ref_block_errors(y, split, Fs[j]) for j in live}
+    if len(blocks[live[0]]) < MIN_BLOCKS:
+        return []
+    total = {j: ref_errors(y, split, [Fs[j]])[0] for j in live}
+    best = min(live, key=lambda j: (total[j], live.index(j)))
+    out = []
+    for j in live:
+        d = [a - b for a, b in zip(blocks[j], blocks[best])]
+        mean = sum(d) / len(d)
+        se = math.sqrt(sum((v - mean) ** 2 for v in d) / (len(d) - 1) / len(d))
+        if total[j] > WORSE_RATIO * total[best] and mean > WORSE_SE * se:
+            out.append(j)
+    return out
+
+
+def test_block_errors_take_the_origins_whose_targets_do_not_overlap():
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        n, H = int(rng.integers(4, 40)), int(rng.integers(1, 7))
+        split = int(rng.integers(1, n))
+        y, F = rng.normal(0, 1, n), rng.normal(0, 1, (n - split, H))
+        np.testing.assert_allclose(block_errors(y, split, F), ref_block_errors(y.tolist(), split, F), rtol=1e-12)
+    y = np.arange(10.0)
+    F = np.zeros((4, 3))  # origins 6, 7, 8, 9: blocks from 6 (targets 6, 7, 8) and 9 (target 9 only)
+    np.testing.assert_allclose(block_errors(y, 6, F), [7.0, 9.0])
+
+
+def test_ruled_out_follows_its_documented_rule_on_random_members():
+    rng = np.random.default_rng(9)
+    hits = 0
+    for case in range(300):
+        H = int(rng.integers(1, 5))
+        blocks = int(rng.integers(1, 7))
+        split = int(rng.integers(2, 10))
+        n = split + blocks * H - int(rng.integers(0, H))  # the last block may be cut short
+        y = rng.normal(10, 1, n)
+        M = int(rng.integers(1, 5))
+        scale = rng.uniform(0.2, 3.0, M)  # some members much worse than others
+        Fs = [
+            y[np.minimum(np.arange(split, n)[:, None] + np.arange(H), n - 1)] + rng.normal(0, s, (n - split, H))
+            for s in scale
+        ]
+        live = sorted(rng.choice(M, int(rng.integers(1, M + 1)), replace=False).tolist())
+        got = ruled_out(y, split, Fs, live)
+        assert got == ref_ruled_out(y.tolist(), split, [F.tolist() for F in Fs], live), f"case {case}"
+        hits += bool(got)
+    assert 20 < hits < 280  # the random cases reach both outcomes
+
+
+def _member_erring(errs):
+    """(y, split, F): one-step forecasts from len(errs) origins that err by errs (their blocks)."""
+    y = np.r_[np.zeros(2), np.full(len(errs), 10.0)]
+    return y, 2, (10.0 + np.asarray(errs, dtype=float))[:, None]
+
+
+def test_a_member_is_ruled_out_only_when_it_is_a_quarter_worse_and_significantly_so():
+    y, split, exact = _member_erring([0.0] * 4)
+    best = np.ones(4)
+    pattern = np.array([-1.0, -1.0, 1.0, 1.0])  # paired differences' standard error: k / sqrt(3) for k * pattern
+    ratio = WORSE_RATIO
+    for factor, out in ((ratio * (1 + 1e-9), True), (ratio, False), (ratio * (1 - 1e-9), False)):
+        Fs = [_member_erring(best)[2], _member_erring(best * factor)[2]]
+        assert ruled_out(y, split, Fs, [0, 1]) == ([1] if out else []), factor  # constant differences: significant
+    k = 0.5
+    for z, out in ((WORSE_SE * (1 + 1e-6), True), (WORSE_SE * (1 - 1e-6), False)):
+        errs = z * k / np.sqrt(3) + k * pattern  # mean difference from the exact member: z standard errors
+        Fs = [exact, _member_erring(errs)[2]]
+        assert ruled_out(y, split, Fs, [0, 1]) == ([1] if out else []), z
+    # the best member is the one measured against, wherever it is; too few blocks: nobody is judged
+    Fs = [_member_erring(best * 3)[2], exact, _member_erring(best * 2)[2]]
+    assert ruled_out(y, split, Fs, [0, 1, 2]) == [0, 2]
+    assert ruled_out(y, split, Fs, [0, 2]) == [0]
+    assert ruled_out(y, split, Fs, [0]) == []
+    short = [F[: MIN_BLOCKS - 1] for F in Fs]
+    assert ruled_out(y[: split + MIN_BLOCKS - 1], split, short, [0, 1, 2]) == []
+    assert ruled_out(y, y.size, [np.zeros((0, 1))] * 3, [0, 1, 2]) == []
+
+
+def test_screening_then_ruling_out_gives_the_weight_to_the_others_in_proportion():
+    names = ["rnn", "ets", "theta", "seasonal_naive"]
+    y, split, _ = _member_erring([0.0] * 5)
+    # seasonal naive errs 0.1 at every origin, the rnn 0.12, ets 0.3 and theta 1.0: the mean of the
+    # three errs 0.473, so seasonal naive joins; ets and theta are then more than a quarter worse
+    # than it at every origin, and are ruled out
+    errs = [0.12, 0.3, 1.0, 0.1]
+    Fs = [[_member_erring([e] * 5)[2] for e in errs]]
+    errors = np.array([member_errors(y, split, F) for F in Fs])
+    avail = np.ones((1, 4), dtype=bool)
+    W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "mean", 0.5, False)
+    np.testing.assert_allclose(W[0], [0.5, 0.0, 0.0, 0.5])
+    assert chosen == ["mean with seasonal_naive without ets, theta"]
+    W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "inverse", 0.0, False)
+    own = 1 / np.array([0.12, 0.1])
+    np.testing.assert_allclose(W[0], [own[0] / own.sum(), 0.0, 0.0, own[1] / own.sum()])
+    assert chosen == ["inverse with seasonal_naive without ets, theta"]
+    # without benchmarks among the members, the same rule
+    W, chosen = screened_weights(
+        [y], [split], [Fs[0][:3]], errors[:, :3], avail[:, :3], names[:3], "median", 0.5, False
+    )
+    np.testing.assert_allclose(W[0], [1.0, 0.0, 0.0])
+    assert chosen == ["median without ets, theta"]

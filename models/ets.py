@@ -420,9 +420,13 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
 
 
 def _select(ch: _Chunk, res: dict, restrict) -> list[tuple]:
-    """Per series: (aicc, error, (trend, season), candidate row, l0, b0) of the AICc winner."""
+    """Per series: (aicc, error, (trend, season), candidate row, l0, b0) of the AICc winner.
+    A series too short for any model's AICc (fewer points than parameters plus two) keeps the
+    fallback: simple exponential smoothing at alpha 0.99 from its first value (nearly the naive
+    forecast; its level once started at 0, and a one-point series' forecast was 1 % low)."""
     S = ch.x.shape[0]
-    best: list[tuple] = [(np.inf, "A", ("N", "N"), np.array([0.99, 0.0, 1.0, 0.0]), 0.0, 0.0)] * S
+    fallback = np.array([0.99, 0.0, 1.0, 0.0])
+    best: list[tuple] = [(np.inf, "A", ("N", "N"), fallback, float(ch.x[i, 0]), 0.0) for i in range(S)]
     for (trend, season), (grid, lik) in res.items():
         k = _n_params(trend, season, ch.m)
         for err, (L, l0, b0) in lik.items():

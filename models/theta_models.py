@@ -30,6 +30,10 @@ MODELS = ("dotm", "otm", "dstm", "stm")
 ALPHA_RANGE = (0.1, 0.99)  # statsforecast's bounds
 KAPPA_MAX = 1.0 - 1e-6  # theta >= 1 and finite
 SKIP = 3  # the first one-step errors are not scored (the line is still unsettled)
+# SHORT: a series of at most SKIP points has no scored error, so nothing to fit l0 and theta on
+# (they came out 0 and 2, and the forecast of 100, 101 fell to 60, 35, 20): it gets theta = 1 (no
+# line), the largest alpha and l0 = its first value, i.e. simple exponential smoothing that
+# follows the last value, almost the naive forecast.
 _COARSE = np.linspace(*ALPHA_RANGE, 30)
 CHUNK, CHUNK_ELEMENTS = 256, 2**20  # series fitted at once: at most CHUNK, and (T, S, alphas) within this
 
@@ -128,6 +132,8 @@ def fit_theta(xs: list[np.ndarray], model: str = "dotm") -> list[dict]:
                 "intercept": float(A_[r, 0]),
                 "slope": float(B_[r, 0]),
             }
+            if n[r] <= SKIP:  # no one-step error to fit on: see SHORT
+                out[i].update(alpha=ALPHA_RANGE[1], theta=1.0, l0=float(xs[i][0]))
     return out
 
 

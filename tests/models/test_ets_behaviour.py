@@ -123,11 +123,16 @@ def test_a_season_that_changes_is_followed_by_its_states():
 def test_a_series_too_short_for_any_likelihood_gets_simple_smoothing():
     model, p = fitted(np.array([5.0, 6.0, 7.0]))  # no model has an AICc on three points
     assert (p["error"], p["trend"], p["season"]) == ("A", "N", "N") and p["aicc"] is None
-    assert (p["alpha"], p["beta"], p["phi"], p["gamma"], p["l0"], p["b0"]) == (0.99, 0.0, 1.0, 0.0, 0.0, 0.0)
-    level = 0.0
+    assert (p["alpha"], p["beta"], p["phi"], p["gamma"], p["b0"]) == (0.99, 0.0, 1.0, 0.0, 0.0)
+    assert p["l0"] * p["c"] == pytest.approx(5.0)  # the level starts at the first value
+    level = 5.0
     for v in (5.0, 6.0, 7.0):
         level = 0.99 * v + 0.01 * level
     np.testing.assert_allclose(model.predict(2), [level, level], rtol=1e-12)
+    for y in ([100.0], [-3.0, -4.0]):  # one point: its value; a negative series stays negative
+        model, p = fitted(np.array(y))
+        assert p["aicc"] is None
+        np.testing.assert_allclose(model.predict(3), 0.99 * y[-1] + 0.01 * y[0], rtol=1e-12)
 
 
 def test_seasonal_models_need_three_full_seasons():

@@ -161,3 +161,22 @@ def test_theta_forecasts_carry_the_season(level):
     y = level + pattern[t % 4] + np.random.default_rng(6).normal(0, 0.3, t.size)
     f = Theta(season_length=4).fit(y).predict(8)
     np.testing.assert_allclose(f, level + pattern[np.arange(48, 56) % 4], atol=1.5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_series_too_short_to_score_follows_its_last_value(model):
+    """At most SKIP points: no one-step error is scored, so there is nothing to fit l0 and theta
+    on. The model is simple exponential smoothing from the first value at the largest alpha
+    (theta 1: no line): the forecast stays by the last value (it once fell from 100, 101 to 60, 35)."""
+    for y in ([100.0], [100.0, 101.0], [100.0, 101.0, 102.0], [6.0, 5.0], [-3.0, -4.0, -2.0]):
+        x = np.array(y)
+        (p,) = fit_theta([x], model)
+        assert (p["alpha"], p["theta"], p["l0"]) == (ALPHA_RANGE[1], 1.0, y[0])
+        level = y[0]
+        for v in y:
+            level = ALPHA_RANGE[1] * v + (1 - ALPHA_RANGE[1]) * level
+        f = Theta(season_length=1, model=model).fit(x).predict(4)
+        np.testing.assert_allclose(f, level, rtol=1e-12)
+        assert abs(f[0] - y[-1]) < 0.02 * max(abs(v) for v in y)
+    (p,) = fit_theta([np.array([100.0, 101.0, 102.0, 103.0])], model)  # one scored error: fitted
+    assert p["theta"] != 1.0 or p["l0"] != 100.0

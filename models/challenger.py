@@ -178,7 +178,7 @@ class Challenger:
         fitted before on this series (fewer points at its end, possibly more at its start): its
         parameters are kept and its states run over the new points (no parameter search, no
         validation: its backtest and interval residuals are kept too)."""
-        return self.fit_many([y], warm_start=warm_start)
+        return self.fit_many([as_series(y)], warm_start=warm_start)
 
     def fit_many(self, ys, season_lengths=None, warm_start: Challenger | None = None, splits=None):
         """Fit every series (each its own parameters; interval residuals pooled); returns self.

@@ -266,8 +266,11 @@ def test_bad_series_and_settings_are_named():
         AutoForecaster().fit(np.ones((2, 2)))  # one series is "y"
     with pytest.raises(ValueError, match=r"^y has 0 point\(s\); at least 1 needed$"):
         AutoForecaster().fit([])
-    with pytest.raises(ValueError, match=r"^series 0 must be one-dimensional, got shape \(2, 2\)$"):
-        Naive().fit(np.ones((2, 2)))
+    for model in (Naive(), AutoETS(), Theta()):  # fit's one series is "y" too
+        with pytest.raises(ValueError, match=r"^y must be one-dimensional, got shape \(2, 2\)$"):
+            model.fit(np.ones((2, 2)))
+        with pytest.raises(ValueError, match=r"^y contains NaN or infinite values; drop or fill them first$"):
+            model.fit([1.0, np.nan])
     np.testing.assert_array_equal(Naive().fit([[1.0], [2.0], [4.0]]).predict(1), [4.0])  # a column is a series
     np.testing.assert_array_equal(Naive().fit([7.0]).predict(2), [7.0, 7.0])  # one point is enough
     with pytest.raises(ValueError, match=r"^series 1 must be one-dimensional"):

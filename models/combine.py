@@ -81,9 +81,9 @@ def block_errors(y: np.ndarray, split: int, F: np.ndarray) -> np.ndarray:
 def ruled_out(y: np.ndarray, split: int, Fs: list, live: list[int]) -> list[int]:
     """The members among ``live`` (indices into Fs, each with validation forecasts) that
     validation rules out against the best of them (module docstring)."""
-    if len(live) < 2 or split >= y.size:
+    if len(live) < 2:
         return []
-    blocks = np.array([block_errors(y, split, Fs[j]) for j in live])  # (L, b)
+    blocks = np.array([block_errors(y, split, Fs[j]) for j in live])  # (L, b): none without a validation part
     if blocks.shape[1] < MIN_BLOCKS:
         return []
     total = member_errors(y, split, [Fs[j] for j in live])
@@ -181,8 +181,7 @@ def _screened(ys, splits, Fs, errors, avail, names, rule, shrinkage, pooled) -> 
     """``screened_weights`` before members are ruled out: the benchmarks screened."""
     bench = np.array([n in BENCHMARKS for n in names], dtype=bool)
     if bench.all() or not bench.any():
-        W, chosen = member_weights(errors, avail, rule, shrinkage, pooled)
-        return np.array(W, dtype=float), chosen
+        return member_weights(errors, avail, rule, shrinkage, pooled)
     base = np.flatnonzero(~bench)
     Wb, chosen = member_weights(errors[:, base], avail[:, base], rule, shrinkage, pooled)
     W = np.zeros(errors.shape)

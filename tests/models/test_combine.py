@@ -324,6 +324,9 @@ def test_a_member_is_ruled_out_only_when_it_is_a_quarter_worse_and_significantly
         errs = z * k / np.sqrt(3) + k * pattern  # mean difference from the exact member: z standard errors
         Fs = [exact, _member_erring(errs)[2]]
         assert ruled_out(y, split, Fs, [0, 1]) == ([1] if out else []), z
+    # exactly 2 standard errors is not more than 2: differences 1, 1, 1, 5 have mean 2, sd 2, se 1
+    assert ruled_out(y, split, [exact, _member_erring([1.0, 1.0, 1.0, 5.0])[2]], [0, 1]) == []
+    assert ruled_out(y, split, [exact, _member_erring([1.01, 1.01, 1.01, 5.0])[2]], [0, 1]) == [1]
     # the best member is the one measured against, wherever it is; too few blocks: nobody is judged
     Fs = [_member_erring(best * 3)[2], exact, _member_erring(best * 2)[2]]
     assert ruled_out(y, split, Fs, [0, 1, 2]) == [0, 2]

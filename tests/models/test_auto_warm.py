@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from theta_reference import reference_forecasts  # tests/models/theta_reference.py
 
 from tickcast.models import AutoETS, AutoForecaster, Naive, RNNForecaster, SeasonalNaive, Theta
 from tickcast.models.challenger import continuation
@@ -43,25 +44,6 @@ def ets_forecast_by_hand(y, p: EtsParams, h: int) -> np.ndarray:
         elif p.season == "F":
             f = f * p.s0[pos] if p.multiplicative else f + p.s0[pos]
         out.append(f * p.c)
-    return np.array(out)
-
-
-def theta_forecast_by_hand(x, p: dict, h: int) -> np.ndarray:
-    """DOTM from the paper's definitions: A_t, B_t the least-squares line through x_0..x_t (times
-    1..t+1, by np.polyfit, not a recursion), the forecast fed back as the next observation."""
-    alpha, kappa = p["alpha"], 1 - 1 / p["theta"]
-    x = list(np.asarray(x, float))
-    level = p["l0"]
-    for v in x:
-        level = alpha * v + (1 - alpha) * level
-    out = []
-    for _ in range(h):
-        t = len(x)
-        B, A = np.polyfit(np.arange(1, t + 1), np.array(x), 1)
-        mu = level + kappa * (A * (1 - alpha) ** t + B * (1 - (1 - alpha) ** (t + 1)) / alpha)
-        out.append(mu)
-        x.append(mu)
-        level = alpha * mu + (1 - alpha) * level
     return np.array(out)
 
 
@@ -103,7 +85,7 @@ def test_warm_theta_equals_the_theta_method_written_out(model):
     p, season = cold.params_[0], Seasonality.from_dict(cold._states[0]["season"])
     x = season.remove(y[:118])
     if model == "dotm":
-        expected = theta_forecast_by_hand(x, p, 15)
+        expected = reference_forecasts(x, p, x.size, 15)
     else:  # the static model keeps the line fitted on the cold series
         from_cold = Theta(season_length=12, horizon=18, model=model)._adopt(
             [y[:118]], [12], 18, cold._states, cold.validation_, cold.backtests_, cold._conformal, False

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from theta_reference import DYNAMIC, line, reference_forecasts  # tests/models/theta_reference.py
 
 from tickcast.models import Theta
 from tickcast.models.theta_models import ALPHA_RANGE, KAPPA_MAX, MODELS, SKIP, advance, filter_forecasts, fit_theta
 
-DYNAMIC = {"dotm": True, "dstm": True, "otm": False, "stm": False}
 OPTIMISED = {"dotm": True, "otm": True, "dstm": False, "stm": False}
-
-
-def line(x):
-    """Intercept and slope of the least-squares line through x at abscissas 1..n."""
-    if x.size == 1:
-        return float(x[0]), 0.0
-    slope, at_zero = np.polyfit(np.arange(1, x.size + 1, dtype=np.float64), x, 1)
-    return float(at_zero), float(slope)
 
 
 def one_step(x, model, alpha, l0, kappa):
@@ -102,25 +94,6 @@ def test_theta_fits_reach_the_reference_optimum(model):
         assert not all(bounds)
     else:
         assert all(p["theta"] == pytest.approx(2.0) for p in fits)
-
-
-def reference_forecasts(x, p, origin, h):
-    """Forecasts of x from x[:origin]: each forecast joins the history as its next value (the
-    dynamic lines are refitted on it; the static models keep the line they were fitted with)."""
-    model, alpha, kappa = p["model"], p["alpha"], 1 - 1 / p["theta"]
-    hist = list(x[:origin])
-    level = p["l0"]
-    for v in hist:
-        level = alpha * v + (1 - alpha) * level
-    out = []
-    for _ in range(h):
-        t = len(hist)
-        A, B = line(np.array(hist)) if DYNAMIC[model] else (p["intercept"], p["slope"])
-        mu = level + kappa * (A * (1 - alpha) ** t + B * (1 - (1 - alpha) ** (t + 1)) / alpha)
-        out.append(mu)
-        hist.append(mu)
-        level = alpha * mu + (1 - alpha) * level
-    return np.array(out)
 
 
 @pytest.mark.parametrize("model", MODELS)

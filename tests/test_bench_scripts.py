@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -73,3 +74,19 @@ def test_the_hourly_bench_reads_its_series_out_of_the_wheels(tmp_path):
     empty.mkdir()
     with pytest.raises(SystemExit, match="no pmdarima wheel"):
         hourly.hourly_sets(empty)
+
+
+def test_the_weekly_bench_cuts_each_series_and_forecasts_the_13_weeks_after_it():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import weekly
+        import weekly_accuracy
+    finally:
+        sys.path.remove(str(BENCH))
+    pairs = weekly_accuracy.weekly_set(7, 300, n=5)
+    full = weekly.weekly_series(5, 300, seed=7)
+    assert len(pairs) == 5
+    for (train, test), y in zip(pairs, full):
+        assert 80 <= train.size <= 300 - 13 and test.size == 13
+        np.testing.assert_array_equal(np.r_[train, test], y[: train.size + 13])
+    assert len({train.size for train, _ in pairs}) > 1  # cut at random lengths

@@ -231,36 +231,44 @@ def test_which_final_fits_continue_the_validation_fit():
 
 
 def test_benchmarks_join_a_series_combination_only_where_they_beat_it_on_validation():
-    # validation part: origins 4 and 5, too few to rule any member out (the screening alone)
-    y = np.array([0.0, 0.0, 0.0, 0.0, 10.0, 10.0])
-    split, names = 4, ["ets", "theta", "seasonal_naive", "naive"]
+    # validation part: origins 3, 4 and 5, enough to judge a benchmark on (MIN_BLOCKS); the members
+    # taking part stay within a quarter of the best, so none is ruled out (the screening alone)
+    y = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.0])
+    split, names = 3, ["ets", "theta", "seasonal_naive", "naive"]
 
     def const(v):
-        return np.full((2, 1), v)  # one-step forecasts from the 2 origins
+        return np.full((3, 1), v)  # one-step forecasts from the 3 origins
 
     # the combination of ets and theta (mean 9.0) errs by 1.0; seasonal naive by 0.9, naive by 1.0 (a tie)
-    Fs = [[const(8.0), const(10.0), const(9.1), const(9.0)]]
+    Fs = [[const(8.9), const(9.1), const(10.9), const(9.0)]]
     errors = np.array([member_errors(y, split, F) for F in Fs])
-    np.testing.assert_allclose(errors[0], [2.0, 0.0, 0.9, 1.0])
+    np.testing.assert_allclose(errors[0], [1.1, 0.9, 0.9, 1.0])
     avail = np.ones((1, 4), dtype=bool)
     W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "mean", 0.5, pooled=False)
     np.testing.assert_allclose(W[0], [1 / 3, 1 / 3, 1 / 3, 0.0])  # the tie stays out
     assert chosen == ["mean with seasonal_naive"]
+    # the same from two validation origins: too few to judge a benchmark on, so none joins
+    short = [[F[:2] for F in Fs[0]]]
+    W_short, chosen_short = screened_weights([y[:5]], [split], short, errors, avail, names, "mean", 0.5, False)
+    np.testing.assert_allclose(W_short[0], [0.5, 0.5, 0.0, 0.0])
+    assert chosen_short == ["mean"]
     # the median of the members taking part: the naive forecast of weight 0 is not among them
     F = np.array([[1.0], [2.0], [100.0], [-50.0]])
     assert combine_forecasts(F, W[0], "median")[0] == 2.0
     assert combine_forecasts(F, W[0], "mean")[0] == pytest.approx(103 / 3)
     # worse than the combination: out, weight 0; the rule's weights of the others unchanged
-    Fs = [[const(8.0), const(11.0), const(5.0), const(9.0)]]
+    Fs = [[const(8.8), const(11.0), const(5.0), const(9.0)]]
     errors = np.array([member_errors(y, split, F) for F in Fs])
     W, chosen = screened_weights([y], [split], Fs, errors, avail, names, "inverse", 0.0, pooled=False)
-    np.testing.assert_allclose(W[0], [1 / 3, 2 / 3, 0.0, 0.0])  # inverse of (2, 1): their combination is exact
+    np.testing.assert_allclose(W[0], [5 / 11, 6 / 11, 0.0, 0.0])  # inverse of (1.2, 1): their combination is exact
     assert chosen == ["inverse"]
     # a series without a validation part: the members without the benchmarks
     W, chosen = screened_weights([y], [6], Fs, np.full((1, 4), np.nan), avail, names, "mean", 0.5, pooled=False)
     np.testing.assert_allclose(W[0], [0.5, 0.5, 0.0, 0.0])
-    # only benchmarks: nothing to screen them against
-    W, _ = screened_weights([y], [split], [Fs[0][2:]], errors[:, 2:], avail[:, 2:], names[2:], "mean", 0.5, False)
+    # only benchmarks: nothing to screen them against (and neither is a quarter behind the other)
+    Fb = [[const(10.9), const(9.0)]]
+    eb = np.array([member_errors(y, split, F) for F in Fb])
+    W, _ = screened_weights([y], [split], Fb, eb, avail[:, 2:], names[2:], "mean", 0.5, False)
     np.testing.assert_allclose(W[0], [0.5, 0.5])
     with pytest.raises(ValueError, match="^combine_forecasts: no member has a positive weight$"):
         combine_forecasts(F, np.zeros(4), "mean")

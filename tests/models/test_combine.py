@@ -368,3 +368,25 @@ def test_screening_then_ruling_out_gives_the_weight_to_the_others_in_proportion(
     )
     np.testing.assert_allclose(W[0], [1.0, 0.0, 0.0])
     assert chosen == ["median without ets, theta"]
+
+
+def test_a_benchmark_is_judged_only_on_a_validation_part_of_min_blocks_origins():
+    """Series by series: from MIN_BLOCKS - 1 non-overlapping origins a benchmark that beat the
+    others stays out, from MIN_BLOCKS it joins (whatever the series before it had)."""
+    names = ["ets", "theta", "seasonal_naive"]
+    short = np.r_[np.zeros(3), np.full(MIN_BLOCKS - 1, 10.0)]
+    ys, splits = [short, Y, short, Y], [3, SPLIT, 3, SPLIT]
+    Fs = [[_const(v, y.size - s) for v in (8.9, 9.1, 10.9)] for y, s in zip(ys, splits)]
+    errors = np.array([member_errors(y, s, F) for y, s, F in zip(ys, splits, Fs)])
+    np.testing.assert_allclose(errors, [[1.1, 0.9, 0.9]] * 4)  # seasonal naive beats their mean (1.0)
+    W, chosen = screened_weights(ys, splits, Fs, errors, np.ones((4, 3), dtype=bool), names, "mean", 0.5, False)
+    assert chosen == ["mean", "mean with seasonal_naive"] * 2
+    np.testing.assert_allclose(W, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]] * 2)
+    # with H steps ahead, origins one every H steps count: (MIN_BLOCKS - 1) H + 1 origins hold MIN_BLOCKS
+    H = 4
+    for v, joins in (((MIN_BLOCKS - 1) * H, False), ((MIN_BLOCKS - 1) * H + 1, True)):
+        y = np.r_[np.zeros(3), np.full(v, 10.0)]
+        F = [np.full((v, H), f) for f in (8.9, 9.1, 10.9)]
+        e = member_errors(y, 3, F)[None, :]
+        _, chosen = screened_weights([y], [3], [F], e, np.ones((1, 3), dtype=bool), names, "mean", 0.5, False)
+        assert chosen == ["mean with seasonal_naive" if joins else "mean"]

@@ -133,6 +133,24 @@ def run_set(windows, local: bool) -> dict:
     return row
 
 
+def write_sets(rows: dict, stem: str, title: str, about: str) -> None:
+    """bench/results/<stem>.json (the rows) and .md: the title, what was run (``about``) and the
+    machine, then one table row per set."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    columns = list(dict.fromkeys(k for r in rows.values() for k in r))
+    machine = (
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
+        f"Python {platform.python_version()}."
+    )
+    lines = [f"# {title}", "", f"{about} {machine}", "", "| set | " + " | ".join(columns) + " |"]
+    lines.append("|---|" + "---:|" * len(columns))
+    for name, r in rows.items():
+        cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheels", type=Path, required=True, help="directory with the three wheels")
@@ -144,28 +162,16 @@ def main(argv=None) -> int:
     for name, windows in sets.items():
         rows[name] = run_set(windows, not args.no_local)
         print(name, {k: round(v, 2) for k, v in rows[name].items()}, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1) + "\n")
-    columns = list(dict.fromkeys(k for r in rows.values() for k in r))
-    lines = [
-        "# The published forecast on real hourly series (sMAPE, lower is better)",
-        "",
+    about = (
         f"{sum(r['series'] for r in rows.values())} windows of {N} hourly points, each forecast {H} steps "
         "(M4's hourly lengths and horizon); `bench/hourly.py` says where the data come from. Published: "
         "`AutoForecaster(season_length=(24, 168))` across the windows of a set and per window; the "
         "baselines with period 24; `its ...`: the members' own forecasts from the across-series fit; "
         "`weekly period`: windows that took period 168; `seasonal naive joined`: windows whose "
         "combination the seasonal naive forecast takes part in; `members ruled out`: windows where "
-        f"validation ruled out a member (models/combine.py). Machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, NumPy {np.__version__}, Python {platform.python_version()}.",
-        "",
-        "| set | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for name, r in rows.items():
-        cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+        "validation ruled out a member (models/combine.py)."
+    )
+    write_sets(rows, args.out, "The published forecast on real hourly series (sMAPE, lower is better)", about)
     return 0
 
 

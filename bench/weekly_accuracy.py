@@ -15,9 +15,6 @@ weeks ahead the seasonal naive forecast is far behind: models/README.md).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from hourly import smape, write_sets  # noqa: E402
 from tickcast.models import AutoForecaster  # noqa: E402
 from tickcast.models.baselines import naive2, seasonal_naive, theta  # noqa: E402
 from weekly import weekly_series  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 H, M = 13, 52
 SETS = {"set 1": (3, 700), "set 2": (4, 700), "set 3": (5, 1200)}  # seed, longest series + H
 
@@ -43,10 +40,6 @@ def weekly_set(seed: int, points: int, n: int = 60) -> list[tuple[np.ndarray, np
         cut = int(rng.integers(80, points - H))
         out.append((y[:cut], y[cut : cut + H]))
     return out
-
-
-def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float(np.mean(200.0 * np.abs(actual - forecast) / (np.abs(actual) + np.abs(forecast))))
 
 
 def score(pairs, forecasts) -> float:
@@ -81,25 +74,15 @@ def main(argv=None) -> int:
     for name, (seed, points) in SETS.items():
         rows[name] = run_set(weekly_set(seed, points))
         print(name, {k: round(v, 2) for k, v in rows[name].items()}, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1) + "\n")
-    columns = list(next(iter(rows.values())))
-    lines = [
-        "# The published forecast on weekly series (sMAPE, 13 weeks ahead, lower is better)",
-        "",
+    about = (
         "Three sets of 60 synthetic weekly series (`bench/weekly_accuracy.py` says what they are), "
         "`AutoForecaster(season_length=52).fit_many` on each; the baselines with period 52; `its ...`: "
         "the members' own forecasts; `seasonal naive joined`: series whose combination it takes part in; "
-        f"`members ruled out`: series where validation ruled one out. Machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, NumPy {np.__version__}, Python {platform.python_version()}.",
-        "",
-        "| set | " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for name, r in rows.items():
-        cells = [f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+        "`members ruled out`: series where validation ruled one out."
+    )
+    write_sets(
+        rows, args.out, "The published forecast on weekly series (sMAPE, 13 weeks ahead, lower is better)", about
+    )
     return 0
 
 

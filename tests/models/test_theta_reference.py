@@ -153,3 +153,11 @@ def test_a_series_too_short_to_score_follows_its_last_value(model):
         assert abs(f[0] - y[-1]) < 0.02 * max(abs(v) for v in y)
     (p,) = fit_theta([np.array([100.0, 101.0, 102.0, 103.0])], model)  # one scored error: fitted
     assert p["theta"] != 1.0 or p["l0"] != 100.0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_series_of_zeros_is_forecast_zero(model):
+    """Its line is 0, so theta has nothing to weigh (no information on kappa): a finite fit, 0 ahead."""
+    (p,) = fit_theta([np.zeros(12)], model)
+    assert all(np.isfinite(v) for v in (p["alpha"], p["theta"], p["l0"]))
+    np.testing.assert_array_equal(Theta(season_length=1, model=model).fit(np.zeros(12)).predict(3), 0.0)

@@ -155,6 +155,9 @@ class AutoForecaster(CombinedForecasts):
         self.seed, self.horizon = int(seed), int(horizon)
         self.members, self.combination, self.shrinkage = members, combination, float(shrinkage)
         self.rnn = dict(rnn or {})
+        own = sorted({"season_length", "seed"} & set(self.rnn))
+        if own:
+            raise ValueError(f"rnn settings may not include {', '.join(own)}: the AutoForecaster's own apply")
         RNNForecaster(season_length=max(self._periods), seed=self.seed, **self.rnn)  # checks the settings
         self._ys: list[np.ndarray] = []
         # A cold per-series fit whose final RNN continued its validation model: that model's
@@ -176,9 +179,9 @@ class AutoForecaster(CombinedForecasts):
     def __repr__(self) -> str:
         return f"AutoForecaster({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
-    def _clone(self, seed: int | None = None) -> AutoForecaster:
-        params = self.get_params()
-        return type(self)(**{**params, "seed": params["seed"] if seed is None else _seed(seed)})
+    def _clone(self, seed) -> AutoForecaster:
+        """The same settings with another seed (an integer >= 0, else ValueError)."""
+        return type(self)(**{**self.get_params(), "seed": _seed(seed)})
 
     # ---------------------------------------------------------------- fitting
     def fit(self, y, warm_start: AutoForecaster | None = None, epochs: int | None = None):
@@ -242,8 +245,8 @@ class AutoForecaster(CombinedForecasts):
         held = [i for i in use if RNN_MIN_LENGTH <= splits[i] < ys[i].size]
         return Plan(ys, ms, H, splits, across, period, use, held)
 
-    def _rnn_model(self, period: int, seed: int | None = None) -> RNNForecaster:
-        return RNNForecaster(season_length=period, seed=self.seed if seed is None else seed, **self.rnn)
+    def _rnn_model(self, period: int) -> RNNForecaster:
+        return RNNForecaster(season_length=period, seed=self.seed, **self.rnn)
 
     def _fit_rnn(self, plan: Plan, epochs) -> tuple[RNNForecaster | None, RNNForecaster | None]:
         """The RNN's validation model (fitted on the held series before their splits; None
@@ -361,7 +364,7 @@ class AutoForecaster(CombinedForecasts):
             if name != "rnn":
                 old = prev.members_[name]
                 old = old if (lo, hi) == (0, len(prev._ys)) else old.subset(lo, hi)
-                out[name] = type(old)(**old.get_params()).fit_many(ys, season_lengths=old._ms, warm_start=old)
+                out[name] = type(old)(**old.get_params()).fit_many(ys, warm_start=old)  # its periods with it
         return out
 
     def _core(self) -> dict:

@@ -97,6 +97,7 @@ MODULES = {
             "tests/models/test_auto.py",
         ],
         "models/auto.py": [
+            "tests/models/test_auto_contract.py",
             "tests/models/test_auto.py",
             "tests/models/test_auto_many.py",
             "tests/models/test_auto_warm.py",

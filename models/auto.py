@@ -268,11 +268,11 @@ class AutoForecaster(CombinedForecasts):
         return val, final
 
     @staticmethod
-    def _rnn_validation(plan: Plan, val: RNNForecaster | None, held: list[int] | None = None) -> list:
+    def _rnn_validation(plan: Plan, val: RNNForecaster | None) -> list:
         """The RNN validation model's forecasts (v, H) of each held series from every origin of its
         validation part (None for the other series)."""
         out: list = [None] * len(plan.ys)
-        for i in plan.held if held is None else held:
+        for i in plan.held:
             assert val is not None
             y = plan.ys[i]
             origins = np.arange(plan.splits[i], y.size)
@@ -294,8 +294,9 @@ class AutoForecaster(CombinedForecasts):
         for name in self.members:
             if name == "rnn":
                 if rnn is not None:
+                    assert rnn_validation is not None  # every caller passes one with a fitted RNN
                     self.members_[name] = rnn
-                    validation[name] = rnn_validation or [None] * len(plan.ys)
+                    validation[name] = rnn_validation
                 continue
             self.members_[name] = challengers[name]
             validation[name] = [F for _, F in challengers[name].validation_]

@@ -190,6 +190,7 @@ def test_bad_settings_say_what_is_wrong():
         "members must be distinct names from ('rnn', 'ets', 'theta', 'naive', 'seasonal_naive'), "
         "got ('ets', 'ets')": dict(members=("ets", "ets")),
         "combination must be one of ('median', 'mean', 'inverse', 'select'), got 'vote'": dict(combination="vote"),
+        "season_length must be at most 400": dict(season_length=(24, 401)),  # the RNN's limit
         "shrinkage must be in [0, 1], got 1.5": dict(shrinkage=1.5),
         "shrinkage must be in [0, 1], got -0.1": dict(shrinkage=-0.1),
         "shrinkage must be in [0, 1], got True": dict(shrinkage=True),
@@ -256,3 +257,50 @@ def test_the_rnn_period_is_the_one_most_series_use_or_its_own_detection():
     assert b.members_["rnn"].season_length_ == 4
     tiny = AutoForecaster(rnn=FAST_RNN).fit(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert tiny.season_length_ == 1
+
+
+def test_the_rnn_validation_forecasts_are_those_of_a_model_fitted_before_each_split():
+    """The RNN's validation forecasts (what the weights and the intervals learn from) are those of
+    one RNN fitted across the series that have a validation part, on their points before it,
+    forecasting from every origin of it; series without one (here of 5 points) take no part."""
+    ys = [series(60, 12, s) for s in range(3)] + [np.array([4.0, 5.0, 4.5, 5.5, 5.0]), np.array([3.0, 4.0])]
+    a = Seen(season_length=12, rnn=FAST_RNN).fit_many(ys)
+    splits = [a.members_["ets"].validation_[i][0] for i in range(len(ys))]
+    held = [i for i, y in enumerate(ys) if splits[i] < y.size]
+    assert held == [0, 1, 2]
+    val = RNNForecaster(season_length=12, seed=0, **FAST_RNN).fit_many([ys[i][: splits[i]] for i in held])
+    for i in held:
+        want = val.predict_histories(a.horizon_, [ys[i][:t] for t in range(splits[i], ys[i].size)])
+        np.testing.assert_array_equal(a.seen["rnn"][i], want)
+    assert a.seen["rnn"][3] is None and a.seen["rnn"][4] is None
+
+
+def test_a_series_without_a_validation_part_gets_intervals_from_its_own_changes_on_the_log_scale():
+    from tickcast.models.conformal import Conformal, random_walk_residuals
+
+    y = np.array([1.0, 10.0, 100.0, 50.0])  # 4 points: nothing held out; positive: relative changes
+    a = AutoForecaster(season_length=1, rnn=FAST_RNN).fit(y)
+    assert a.backtest_["n"] == 0
+    f = a.predict(3)
+    conformal = Conformal.from_residuals([random_walk_residuals(y, a.horizon_, True)], a.horizon_)
+    for level in (0.8, 0.95):
+        for got, want in zip(a.predict_interval(3, level), conformal.interval(y, f, level)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    linear = Conformal.from_residuals([random_walk_residuals(y, a.horizon_, False)], a.horizon_)
+    assert not np.allclose(linear.interval(y, f, 0.8)[1], a.predict_interval(3, 0.8)[1])
+
+
+def test_a_diverged_rnn_leaves_the_forecast_to_the_challengers(monkeypatch):
+    import tickcast.models.auto as auto
+    from tickcast.models import TrainingDiverged
+
+    def diverges(*args, **kwargs):
+        raise TrainingDiverged("the loss stayed non-finite after 6 back-offs")
+
+    monkeypatch.setattr(auto, "fit_rnn_on", diverges)
+    ys = [series(60, 12, s) for s in range(3)]
+    a = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(ys)
+    b = AutoForecaster(season_length=12, members=("ets", "theta", "seasonal_naive")).fit_many(ys)
+    assert "rnn" not in a.members_ and a.history_ == [] and a.transforms_ == [None] * 3
+    for x, z in zip(a.predict_many(6), b.predict_many(6)):
+        np.testing.assert_array_equal(x, z)

@@ -304,3 +304,24 @@ def test_a_diverged_rnn_leaves_the_forecast_to_the_challengers(monkeypatch):
     assert "rnn" not in a.members_ and a.history_ == [] and a.transforms_ == [None] * 3
     for x, z in zip(a.predict_many(6), b.predict_many(6)):
         np.testing.assert_array_equal(x, z)
+
+
+def test_a_non_finite_rnn_validation_forecast_is_replaced_by_the_naive_one(monkeypatch):
+    """A safeguard: a validation forecast of the RNN that is not finite (from an origin whose
+    history overflowed, say) never reaches the weights or the residuals; its row is the naive
+    forecast from that origin."""
+    real = RNNForecaster.predict_histories
+
+    def first_row_nan(self, h, ys):
+        out = np.array(real(self, h, ys), dtype=np.float64)
+        out[0, 1] = np.nan
+        return out
+
+    monkeypatch.setattr(RNNForecaster, "predict_histories", first_row_nan)
+    ys = [series(60, 12, s) for s in range(2)]
+    a = Seen(season_length=12, rnn=FAST_RNN).fit_many(ys)
+    for i, y in enumerate(ys):
+        split = a.members_["ets"].validation_[i][0]
+        F = a.seen["rnn"][i]
+        assert np.all(np.isfinite(F)) and np.all(F[0] == y[split - 1])
+        assert np.all(np.isfinite(a.predict_interval_many(6)[i][0]))

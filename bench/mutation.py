@@ -96,6 +96,12 @@ MODULES = {
             "tests/models/test_challenger_contract.py",
             "tests/models/test_auto.py",
         ],
+        "models/auto_forecasts.py": [
+            "tests/models/test_auto_contract.py",
+            "tests/models/test_auto.py",
+            "tests/models/test_auto_many.py",
+            "tests/models/test_auto_warm.py",
+        ],
         "models/auto.py": [
             "tests/models/test_auto_contract.py",
             "tests/models/test_auto.py",

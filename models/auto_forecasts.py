@@ -52,11 +52,8 @@ class CombinedForecasts:
         P = np.full((S, len(self._names), h), np.nan)
         for j, name in enumerate(self._names):
             model = self.members_[name]
-            if name == "rnn":
-                if not self._rnn_index:
-                    continue
-                fs = model.predict_many(h) if len(self._rnn_index) > 1 else [model.predict(h)]
-                for i, f in zip(self._rnn_index, fs):
+            if name == "rnn":  # a fitted RNN member forecasts the series _rnn_index names, in order
+                for i, f in zip(self._rnn_index, model.predict_many(h)):
                     P[i, j] = f
             else:
                 P[:, j] = np.array(model.predict_many(h))

@@ -208,8 +208,10 @@ def test_bad_settings_say_what_is_wrong():
     assert AutoForecaster(season_length=(1, 24)).season_length == (1, 24)
     for shrinkage in (0.0, 1.0):
         assert AutoForecaster(shrinkage=shrinkage).shrinkage == shrinkage
-    with pytest.raises(RuntimeError, match="AutoForecaster is not fitted"):
-        AutoForecaster().predict(3)
+    for call in (lambda a: a.predict(3), lambda a: a.predict_many(3), lambda a: a.predict_interval(3)):
+        with pytest.raises(RuntimeError) as e:
+            call(AutoForecaster())
+        assert str(e.value) == "AutoForecaster is not fitted; call fit(y) or fit_many(ys) first"
 
 
 def test_epochs_zero_is_allowed_and_others_are_not():
@@ -325,3 +327,46 @@ def test_a_non_finite_rnn_validation_forecast_is_replaced_by_the_naive_one(monke
         F = a.seen["rnn"][i]
         assert np.all(np.isfinite(F)) and np.all(F[0] == y[split - 1])
         assert np.all(np.isfinite(a.predict_interval_many(6)[i][0]))
+
+
+def test_single_series_calls_their_default_level_and_a_model_of_many_series():
+    y = series(60, 12, 4)
+    a = AutoForecaster(season_length=12, rnn=FAST_RNN).fit(y)
+    many = a.predict_interval_many(6, 0.8)[0]
+    for got, want in zip(a.predict_interval(6), many):  # the default level is 0.8
+        np.testing.assert_array_equal(got, want)
+    members = a.predict_members_interval(6)
+    assert set(members) == set(a.predict_members(6))
+    for name, (lo, up) in members.items():
+        want_lo, want_up = a.predict_members_interval_many(6)[0][name]
+        np.testing.assert_array_equal(lo, want_lo)
+        np.testing.assert_array_equal(up, want_up)
+        assert np.all(lo <= up)
+    levels = a.predict_members_interval(6, [0.8, 0.95])
+    for name, ((lo80, up80), (lo95, up95)) in levels.items():
+        np.testing.assert_array_equal(lo80, members[name][0])
+        assert np.all(lo95 <= lo80) and np.all(up80 <= up95)
+    b = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many([y, series(60, 12, 5)])
+    for call in (b.predict, b.predict_interval, b.predict_members, b.predict_members_interval):
+        with pytest.raises(ValueError) as e:
+            call(6)
+        assert str(e.value) == "the model was fitted on 2 series: use predict_many(h)"
+
+
+def test_the_published_median_is_the_median_of_the_members_that_take_part():
+    ys = [series(60, 12, s) for s in range(3)]
+    a = AutoForecaster(season_length=12, combination="median", rnn=FAST_RNN).fit_many(ys)
+    for f, members, w in zip(a.predict_many(8), a.predict_members_many(8), a.weights_):
+        taking = [name for name in members if w[name] > 0]
+        assert len(taking) == 3
+        np.testing.assert_array_equal(f, np.median([members[name] for name in taking], axis=0))
+
+
+def test_where_no_member_has_a_finite_forecast_the_published_one_is_the_last_value(monkeypatch):
+    ys = [series(60, 12, s) for s in range(2)]
+    a = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(ys)
+    for model in a.members_.values():
+        monkeypatch.setattr(model, "predict_many", lambda h: [np.full(h, np.nan)] * len(ys))
+    for y, f in zip(ys, a.predict_many(5)):
+        np.testing.assert_array_equal(f, np.full(5, y[-1]))
+    assert a.predict_members_many(5) == [{}, {}]

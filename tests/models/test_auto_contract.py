@@ -365,8 +365,10 @@ def test_the_published_median_is_the_median_of_the_members_that_take_part():
 def test_where_no_member_has_a_finite_forecast_the_published_one_is_the_last_value(monkeypatch):
     ys = [series(60, 12, s) for s in range(2)]
     a = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(ys)
-    for model in a.members_.values():
-        monkeypatch.setattr(model, "predict_many", lambda h: [np.full(h, np.nan)] * len(ys))
+    assert [w["seasonal_naive"] for w in a.weights_] == [0.0, 0.0]  # screened out: not in the combination
+    for name, model in a.members_.items():
+        if name != "seasonal_naive":
+            monkeypatch.setattr(model, "predict_many", lambda h: [np.full(h, np.nan)] * len(ys))
     for y, f in zip(ys, a.predict_many(5)):
-        np.testing.assert_array_equal(f, np.full(5, y[-1]))
-    assert a.predict_members_many(5) == [{}, {}]
+        np.testing.assert_array_equal(f, np.full(5, y[-1]))  # not the benchmark the combination left out
+    assert [set(m) for m in a.predict_members_many(5)] == [{"seasonal_naive"}] * 2

@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tickcast.models import AutoForecaster, RNNForecaster
+import tickcast.models.auto as auto
+from tickcast.models import AutoForecaster, RNNForecaster, TrainingDiverged
 from tickcast.models.auto import choose_period
 from tickcast.models.challenger import backtest
 from tickcast.models.combine import member_errors, member_weights
+from tickcast.models.conformal import Conformal, random_walk_residuals
 
 FAST_RNN = {"ensemble": 1, "epochs": 2, "hidden_size": 8}
 
@@ -228,7 +230,6 @@ def test_the_rnn_forecasts_series_of_three_points_and_more_and_is_not_trained_wh
     ys = [series(60, 12, 0), np.array([4.0, 5.0, 4.5]), np.array([4.0, 5.0])]
     a = AutoForecaster(season_length=12, rnn=FAST_RNN).fit_many(ys)
     assert ["rnn" in w for w in a.weights_] == [True, True, False]
-    import tickcast.models.auto as auto
 
     def no_rnn(*args, **kwargs):
         raise AssertionError("an RNN was trained for a model without the RNN member")
@@ -278,8 +279,6 @@ def test_the_rnn_validation_forecasts_are_those_of_a_model_fitted_before_each_sp
 
 
 def test_a_series_without_a_validation_part_gets_intervals_from_its_own_changes_on_the_log_scale():
-    from tickcast.models.conformal import Conformal, random_walk_residuals
-
     y = np.array([1.0, 10.0, 100.0, 50.0])  # 4 points: nothing held out; positive: relative changes
     a = AutoForecaster(season_length=1, rnn=FAST_RNN).fit(y)
     assert a.backtest_["n"] == 0
@@ -293,9 +292,6 @@ def test_a_series_without_a_validation_part_gets_intervals_from_its_own_changes_
 
 
 def test_a_diverged_rnn_leaves_the_forecast_to_the_challengers(monkeypatch):
-    import tickcast.models.auto as auto
-    from tickcast.models import TrainingDiverged
-
     def diverges(*args, **kwargs):
         raise TrainingDiverged("the loss stayed non-finite after 6 back-offs")
 

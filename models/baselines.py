@@ -45,9 +45,10 @@ def drift(y, h: int) -> np.ndarray:
 
 def naive2(y, h: int, m: int = 1) -> np.ndarray:
     """Naive on the seasonally adjusted series (classical multiplicative decomposition, used only
-    when the 90 % autocorrelation test at lag m finds seasonality), reseasonalised."""
+    when the 90 % autocorrelation test at lag m finds seasonality: the M4 rule, on the levels
+    alone), reseasonalised."""
     arr = _history(y)
-    season = Seasonality.fit(arr, m)
+    season = Seasonality.fit(arr, m, m4_test=True)
     return season.restore(naive(season.remove(arr), h))
 
 
@@ -89,7 +90,7 @@ def theta(y, h: int, m: int = 1) -> np.ndarray:
     Billah, 2003): on the seasonally adjusted series, SES plus a drift of half the slope of the
     linear trend, ``b/2 * (k - 1 + (1 - (1 - alpha)^n) / alpha)`` at step k; reseasonalised."""
     arr = _history(y)
-    season = Seasonality.fit(arr, m)
+    season = Seasonality.fit(arr, m, m4_test=True)
     x = season.remove(arr)
     n = x.size
     if n < 3:

@@ -8,6 +8,13 @@ normalised to average 1. Dividing by the indices deseasonalises; multiplying res
 A series with values <= 0 gets additive indices instead (differences from the moving average,
 mean 0), subtracted and added back.
 
+Periods longer than 24 (a year of weeks, a week of hours) must pass the same test a second
+time, on the series detrended by its centred moving average: on hundreds of points the
+autocorrelation of the levels at a long lag is mostly trend (weekly prices passed at lag 52 in
+16 of 119 windows: bench/results/weekly-accuracy.md), and indices estimated on noise cost a
+forecast what they never explain. The M4 benchmarks (Naive2, Theta) keep the test on the
+levels alone (``m4_test``).
+
 When the period is not known, :func:`detect_period` tries the usual ones (4, 5, 7, 12, 24, 52)
 with the same test on the differenced series (so that a trend or a random walk does not pass
 for seasonality) and returns the strongest that passes.
@@ -40,13 +47,28 @@ def _acf_test(y: np.ndarray, m: int, z: float) -> float | None:
     return float(r[-1]) if abs(r[-1]) > limit else None
 
 
-def is_seasonal(y: np.ndarray, m: int) -> bool:
+# Periods above this are also tested on the detrended series (the ones ETS keeps no seasonal
+# states for: models/ets.py's MAX_STATE_SEASON).
+DETRENDED_TEST_ABOVE = 24
+
+
+def is_seasonal(y: np.ndarray, m: int, m4_test: bool = False) -> bool:
     """The 90 % autocorrelation test at lag ``m``; False for m <= 1 and for fewer than three
-    full seasons (too little to estimate indices from)."""
+    full seasons (too little to estimate indices from). A period above ``DETRENDED_TEST_ABOVE``
+    must also pass it on the series detrended by its centred moving average (log ratios to it,
+    or differences from it for a series with values <= 0), unless ``m4_test`` (the M4
+    benchmarks' rule: the levels alone)."""
     y = np.asarray(y, dtype=np.float64)
     if m <= 1 or y.size < 3 * m or np.ptp(y) == 0:
         return False
-    return _acf_test(y, m, Z90) is not None
+    if _acf_test(y, m, Z90) is None:
+        return False
+    if m4_test or m <= DETRENDED_TEST_ABOVE:
+        return True
+    cma = centred_moving_average(y, m)
+    inside = ~np.isnan(cma)
+    detrended = np.log(y[inside] / cma[inside]) if np.all(y > 0) else y[inside] - cma[inside]
+    return np.ptp(detrended) > 0 and _acf_test(detrended, m, Z90) is not None
 
 
 def detect_period(y: np.ndarray) -> int:
@@ -78,13 +100,13 @@ def centred_moving_average(y: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool = True) -> np.ndarray:
+def seasonal_indices(y: np.ndarray, m: int, multiplicative: bool = True, m4_test: bool = False) -> np.ndarray:
     """Indices (m,), position i for the points y[i::m]: ratios to the centred moving average
     (mean 1) or, additive, differences from it (mean 0). Neutral (ones or zeros) when the series
-    fails the seasonality test."""
+    fails the seasonality test (``is_seasonal``, with its ``m4_test``)."""
     y = np.asarray(y, dtype=np.float64)
     neutral = np.ones(max(int(m), 1)) if multiplicative else np.zeros(max(int(m), 1))
-    if not is_seasonal(y, m):
+    if not is_seasonal(y, m, m4_test):
         return neutral
     cma = centred_moving_average(y, m)  # NaN at both ends
     if multiplicative:
@@ -106,11 +128,12 @@ class Seasonality:
         self.multiplicative = bool(multiplicative)
 
     @classmethod
-    def fit(cls, y: np.ndarray, m: int) -> Seasonality:
-        """Multiplicative indices for a positive series, additive otherwise."""
+    def fit(cls, y: np.ndarray, m: int, m4_test: bool = False) -> Seasonality:
+        """Multiplicative indices for a positive series, additive otherwise (``m4_test``: the
+        M4 benchmarks' seasonality test, see ``is_seasonal``)."""
         y = np.asarray(y, dtype=np.float64)
         multiplicative = bool(np.all(y > 0))
-        return cls(seasonal_indices(y, m, multiplicative), y.size, multiplicative)
+        return cls(seasonal_indices(y, m, multiplicative, m4_test), y.size, multiplicative)
 
     @property
     def m(self) -> int:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tickcast.models import naive2, ses, theta
+from tickcast.models import RNNForecaster, Theta, naive2, ses, theta
 from tickcast.models.seasonality import Seasonality, detect_period, is_seasonal, seasonal_indices
 
 SEASON = np.array([0.8, 0.85, 0.95, 1.0, 1.1, 1.2, 1.25, 1.15, 1.05, 0.95, 0.9, 0.8])
@@ -82,3 +82,69 @@ def test_theta_on_a_seasonal_series_keeps_the_season():
     adjusted = f / season.indices[np.arange(96, 108) % 12]
     assert np.all(np.diff(adjusted) > 0)  # the trend continues on the adjusted scale
     assert np.corrcoef(f, y[-12:])[0, 1] > 0.95  # and the season is put back
+
+
+WEEKS = np.arange(600)
+
+
+def _weekly_walk(seed=0, season=0.0):
+    """600 weeks of a log random walk with a drift of 0.2 % a week (a price, or a macro series),
+    times a yearly cycle of amplitude ``season`` (log scale)."""
+    rng = np.random.default_rng(seed)
+    return 100.0 * np.exp(np.cumsum(0.002 + rng.normal(0, 0.02, WEEKS.size)) + season * np.sin(2 * np.pi * WEEKS / 52))
+
+
+def test_a_long_period_must_show_beyond_the_trend():
+    walk = _weekly_walk()
+    # the levels' autocorrelation at lag 52 is the trend's: the M4 test alone finds a season ...
+    assert is_seasonal(walk, 52, m4_test=True)
+    # ... that the series detrended by its centred moving average does not have
+    assert not is_seasonal(walk, 52)
+    assert not Seasonality.fit(walk, 52).active
+    assert np.all(seasonal_indices(walk, 52) == 1.0)
+    # the M4 benchmarks keep their definition: Naive2 and Theta adjust the walk by the M4 test
+    m4 = Seasonality.fit(walk, 52, m4_test=True)
+    assert m4.active
+    np.testing.assert_allclose(naive2(walk, 13, 52), m4.restore(np.full(13, m4.remove(walk)[-1])), rtol=1e-12)
+    assert not np.allclose(theta(walk, 13, 52), theta(walk, 13, 1))
+
+
+def test_a_real_long_season_passes_both_tests():
+    y = _weekly_walk(season=0.15)
+    assert is_seasonal(y, 52) and is_seasonal(y, 52, m4_test=True)
+    season = Seasonality.fit(y, 52)
+    assert season.multiplicative and season.active
+    cycle = 0.15 * np.sin(2 * np.pi * np.arange(52) / 52)
+    np.testing.assert_allclose(np.log(season.indices), cycle - cycle.mean(), atol=0.05)
+
+
+def test_the_detrended_test_of_a_series_with_values_at_or_below_zero_is_on_differences():
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(0.2 + rng.normal(0, 4, WEEKS.size)) - 60  # crosses zero: additive indices
+    assert walk.min() < 0 < walk.max()
+    assert is_seasonal(walk, 52, m4_test=True) and not is_seasonal(walk, 52)
+    seasonal = walk + 15 * np.sin(2 * np.pi * WEEKS / 52)
+    assert is_seasonal(seasonal, 52)
+    season = Seasonality.fit(seasonal, 52)
+    assert not season.multiplicative and season.active
+    assert np.corrcoef(season.indices, np.sin(2 * np.pi * np.arange(52) / 52))[0, 1] > 0.9
+
+
+def test_periods_up_to_24_keep_the_m4_test():
+    # the same kind of walk passes at lag 24 on its levels and fails detrended; at 24 and below
+    # (monthly, quarterly, a day of hours) the M4 test alone decides, as M3 measured best
+    walk = _weekly_walk()[:300]
+    assert is_seasonal(walk, 24) and is_seasonal(walk, 24, m4_test=True)
+    assert Seasonality.fit(walk, 24).active
+
+
+def test_the_models_leave_a_walk_unadjusted_and_keep_a_real_season():
+    walk, seasonal = _weekly_walk(), _weekly_walk(season=0.15)
+    assert RNNForecaster(season_length=52, epochs=2, ensemble=1).fit(walk).season_length_ == 1
+    assert RNNForecaster(season_length=52, epochs=2, ensemble=1).fit(seasonal).season_length_ == 52
+    np.testing.assert_allclose(
+        Theta(season_length=52).fit(walk).predict(13), Theta(season_length=1).fit(walk).predict(13), rtol=1e-12
+    )
+    assert not np.allclose(
+        Theta(season_length=52).fit(seasonal).predict(13), Theta(season_length=1).fit(seasonal).predict(13)
+    )

@@ -102,6 +102,11 @@ MODULES = {
             "tests/models/test_auto_many.py",
             "tests/models/test_auto_warm.py",
         ],
+        "models/seasonality.py": [
+            "tests/models/test_seasonality_exact.py",
+            "tests/models/test_seasonality_baselines.py",
+            "tests/models/test_theta_reference.py",
+        ],
         "models/auto.py": [
             "tests/models/test_auto_contract.py",
             "tests/models/test_auto.py",

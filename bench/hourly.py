@@ -106,6 +106,27 @@ def score(windows, forecasts) -> float:
     return float(np.mean([smape(t, f[: t.size]) for (_, t), f in zip(windows, forecasts)]))
 
 
+def published_across(windows, h: int, season_length, label: str = "published across") -> tuple[dict, AutoForecaster]:
+    """``AutoForecaster(season_length=...).fit_many`` on the windows of a set: its score and CPU
+    seconds (``label``, ``CPU s ...``) and each member's own score; and the fitted model."""
+    start = time.process_time()
+    model = AutoForecaster(season_length=season_length).fit_many([y for y, _ in windows])
+    row = {label: score(windows, model.predict_many(h))}
+    row["CPU s" + label.removeprefix("published")] = time.process_time() - start
+    members = model.predict_members_many(h)
+    for name in members[0]:
+        row[f"its {name}"] = score(windows, [m[name] for m in members])
+    return row, model
+
+
+def screening(model: AutoForecaster) -> dict:
+    """How many series the seasonal naive forecast joined, and how many had a member ruled out."""
+    return {
+        "seasonal naive joined": int(sum(w.get("seasonal_naive", 0) > 0 for w in model.weights_)),
+        "members ruled out": int(sum(" without " in c for c in model.chosen_)),
+    }
+
+
 def run_set(windows, local: bool) -> dict:
     ys = [y for y, _ in windows]
     row = {
@@ -114,16 +135,10 @@ def run_set(windows, local: bool) -> dict:
         "naive2": score(windows, [naive2(y, H, 24) for y in ys]),
         "theta": score(windows, [theta(y, H, 24) for y in ys]),
     }
-    start = time.process_time()
-    model = AutoForecaster(season_length=(24, 168)).fit_many(ys)
-    members = model.predict_members_many(H)
-    row["published across"] = score(windows, model.predict_many(H))
-    row["CPU s across"] = time.process_time() - start
-    for name in members[0]:
-        row[f"its {name}"] = score(windows, [m[name] for m in members])
+    across, model = published_across(windows, H, (24, 168))
+    row.update(across)
     row["weekly period"] = int(sum(m == 168 for m in model.season_lengths_))
-    row["seasonal naive joined"] = int(sum(w.get("seasonal_naive", 0) > 0 for w in model.weights_))
-    row["members ruled out"] = int(sum(" without " in c for c in model.chosen_))
+    row.update(screening(model))
     if local:
         start = time.process_time()
         row["published per series"] = score(

@@ -34,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hourly import _text, _wheel, smape, write_sets  # noqa: E402
+from hourly import _text, _wheel, published_across, score, screening, write_sets  # noqa: E402
 from tickcast.models import AutoForecaster  # noqa: E402
 from tickcast.models.baselines import naive, naive2, seasonal_naive, theta  # noqa: E402
 
@@ -67,10 +67,6 @@ def m4_sets(wheels: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     return sets
 
 
-def score(windows, forecasts) -> float:
-    return float(np.mean([smape(t, f[: t.size]) for (_, t), f in zip(windows, forecasts)]))
-
-
 def run_set(name: str, windows) -> dict:
     h, m4_period, period, _, _ = SETS[name]
     ys = [y for y, _ in windows]
@@ -82,15 +78,9 @@ def run_set(name: str, windows) -> dict:
         "theta": score(windows, [theta(y, h, m4_period) for y in ys]),
         "seasonal naive": score(windows, [seasonal_naive(y, h, first) if y.size >= first else naive(y, h) for y in ys]),
     }
-    start = time.process_time()
-    model = AutoForecaster(season_length=period).fit_many(ys)
-    row["published across"] = score(windows, model.predict_many(h))
-    row["CPU s across"] = time.process_time() - start
-    members = model.predict_members_many(h)
-    for member in members[0]:
-        row[f"its {member}"] = score(windows, [m[member] for m in members])
-    row["seasonal naive joined"] = int(sum(w.get("seasonal_naive", 0) > 0 for w in model.weights_))
-    row["members ruled out"] = int(sum(" without " in c for c in model.chosen_))
+    across, model = published_across(windows, h, period)
+    row.update(across)
+    row.update(screening(model))
     start = time.process_time()
     row["published per series"] = score(windows, [AutoForecaster(season_length=period).fit(y).predict(h) for y in ys])
     row["CPU s per series"] = time.process_time() - start

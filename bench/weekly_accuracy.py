@@ -33,7 +33,6 @@ import argparse
 import csv
 import io
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tickcast.models.seasonality as seasonality  # noqa: E402
-from hourly import _text, _wheel, smape, write_sets  # noqa: E402
+from hourly import _text, _wheel, published_across, score, screening, write_sets  # noqa: E402
 from tickcast.models import AutoForecaster  # noqa: E402
 from tickcast.models.baselines import naive2, seasonal_naive, theta  # noqa: E402
 from weekly import weekly_series  # noqa: E402
@@ -59,10 +58,6 @@ def weekly_set(seed: int, points: int, n: int = 60) -> list[tuple[np.ndarray, np
         cut = int(rng.integers(80, points - H))
         out.append((y[:cut], y[cut : cut + H]))
     return out
-
-
-def score(pairs, forecasts) -> float:
-    return float(np.mean([smape(t, f[: t.size]) for (_, t), f in zip(pairs, forecasts)]))
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -120,15 +115,9 @@ def run_set(pairs) -> dict:
         "theta": score(pairs, [theta(y, H, M) for y in ys]),
         "seasonal naive": score(pairs, [seasonal_naive(y, H, min(M, y.size)) for y in ys]),
     }
-    start = time.process_time()
-    model = AutoForecaster(season_length=M).fit_many(ys)
-    row["published"] = score(pairs, model.predict_many(H))
-    row["CPU s"] = time.process_time() - start
-    members = model.predict_members_many(H)
-    for name in members[0]:
-        row[f"its {name}"] = score(pairs, [m[name] for m in members])
-    row["seasonal naive joined"] = int(sum(w.get("seasonal_naive", 0) > 0 for w in model.weights_))
-    row["members ruled out"] = int(sum(" without " in c for c in model.chosen_))
+    across, model = published_across(pairs, H, M, label="published")
+    row.update(across)
+    row.update(screening(model))
     row["seasonal"] = int(sum(seasonality.is_seasonal(y, M) for y in ys))
     row["seasonal (M4 test)"] = int(sum(seasonality.is_seasonal(y, M, m4_test=True) for y in ys))
     rule = seasonality.DETRENDED_TEST_PERIODS

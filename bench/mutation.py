@@ -102,6 +102,17 @@ MODULES = {
             "tests/models/test_auto_many.py",
             "tests/models/test_auto_warm.py",
         ],
+        "models/auto_each.py": [
+            "tests/models/test_auto_contract.py",
+            "tests/models/test_auto.py",
+            "tests/models/test_auto_many.py",
+            "tests/models/test_safeguards.py",
+        ],
+        "models/auto_parts.py": [
+            "tests/models/test_auto_parts_contract.py",
+            "tests/models/test_auto_contract.py",
+            "tests/models/test_auto_many.py",
+        ],
         "models/seasonality.py": [
             "tests/models/test_seasonality_exact.py",
             "tests/models/test_seasonality_baselines.py",

@@ -74,7 +74,7 @@ def slices(lengths: list[int], parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def _jobs(ys: list[np.ndarray], plan, warm) -> list[tuple[str, float]]:
+def _jobs(plan, warm) -> list[tuple[str, float]]:
     """The RNN fits of the whole fit_many and their costs (the points each trains on)."""
     if warm is not None:
         return [("warm", 1.0)] if "rnn" in warm.members_ else []
@@ -98,7 +98,7 @@ def fit_part(proto, ys: list[np.ndarray], part: int, parts: int, warm, epochs) -
         proto._check_warm(warm, ys, True)
     lo, hi = slices([y.size for y in ys], parts)[part]
     out = AutoPart(proto.get_params(), int(part), int(parts), digest(ys), ys, warm is not None, lo, hi)
-    jobs = _jobs(ys, plan, warm)
+    jobs = _jobs(plan, warm)
     for (kind, _), owner in zip(jobs, assign([c for _, c in jobs], parts)):
         if owner != part:
             continue

@@ -90,7 +90,8 @@ class RnnJob:
     params: dict
     y: np.ndarray
     warm: RNNForecaster | None = None
-    epochs: Any = None  # None: the epochs every job was given; else this job's (final_epochs)
+    epochs: Any = None  # None: the epochs every job was given; else this job's (final_epochs);
+    #                     jobs of equal settings and epochs train as one batch
 
 
 def fit_rnn_jobs(jobs: list[RnnJob], epochs) -> dict[tuple[int, str], Any]:
@@ -101,9 +102,8 @@ def fit_rnn_jobs(jobs: list[RnnJob], epochs) -> dict[tuple[int, str], Any]:
         shared = {k: v for k, v in job.params.items() if k != "seed"}
         batches.setdefault(repr((sorted(shared.items()), job.epochs)), []).append(job)
     for batch in batches.values():
-        shared = {k: v for k, v in batch[0].params.items() if k != "seed"}
-        try:
-            fitted = RNNForecaster(**shared).fit_each(
+        try:  # each job's seed is passed as its own: the first job's settings stand for all
+            fitted = RNNForecaster(**batch[0].params).fit_each(
                 [job.y for job in batch],
                 seeds=[job.params["seed"] for job in batch],
                 warm_starts=[job.warm for job in batch],
@@ -151,8 +151,7 @@ def fit_each(proto, ys: list, seeds: list, warm_starts: list, epochs, errors: st
         if isinstance(val, RNNForecaster) and final_continues(plans[job.key[0]], val):
             job.warm = val
             continue
-        caps = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else epochs
-        job.epochs = None if caps == epochs else caps  # unchanged jobs keep training with the rest
+        job.epochs = final_epochs(val, epochs) if isinstance(val, RNNForecaster) else epochs
     rnns.update(fit_rnn_jobs(finals, epochs))
     challengers = _cold_challengers(proto, {i: plans[i] for i in todo if i in plans})
     for i, (model, y) in todo.items():

@@ -103,6 +103,7 @@ MODULES = {
             "tests/models/test_auto_warm.py",
         ],
         "models/auto_each.py": [
+            "tests/models/test_auto_each_contract.py",
             "tests/models/test_auto_contract.py",
             "tests/models/test_auto.py",
             "tests/models/test_auto_many.py",
@@ -124,6 +125,28 @@ MODULES = {
             "tests/models/test_auto_many.py",
             "tests/models/test_auto_warm.py",
             "tests/models/test_challenger_contract.py",
+        ],
+    },
+    # what the stored scores and the benchmarks rest on: the metrics, the baseline forecasts and
+    # the RNN's windows
+    "core": {
+        "models/metrics.py": [
+            "tests/models/test_baselines_metrics.py",
+            "tests/models/test_forecasting.py",
+            "tests/test_stored_equals_computed.py",
+        ],
+        "models/baselines.py": [
+            "tests/models/test_baselines_metrics.py",
+            "tests/models/test_theta_reference.py",
+            "tests/models/test_seasonality_baselines.py",
+            "tests/models/test_challengers.py",
+        ],
+        "models/windows.py": [
+            "tests/models/test_training.py",
+            "tests/models/test_global.py",
+            "tests/models/test_series_and_persistence.py",
+            "tests/models/test_transform_choice.py",
+            "tests/models/test_stacked_fits.py",
         ],
     },
     "service": {

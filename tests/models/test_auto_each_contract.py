@@ -188,13 +188,16 @@ def test_fit_each_leaves_the_same_members_untrained_as_fit_on_long_series():
             assert max(max(t) for t in trained) <= epochs
 
 
-def test_fit_each_keeps_the_validation_record_where_the_final_fit_continued_it():
+@pytest.mark.parametrize("epochs", [None, 1])
+def test_fit_each_keeps_the_validation_record_where_the_final_fit_continued_it(epochs):
     t = np.arange(2000)
     pattern = 100 + 10 * np.sin(2 * np.pi * t / 5) + np.random.default_rng(5).normal(0, 1, t.size)
-    small = {"hidden_size": 8, "ensemble": 2, "epochs": 3}
-    (each,) = AutoForecaster(season_length=1, rnn=small).fit_each([pattern])
-    want = AutoForecaster(season_length=1, rnn=small).fit(pattern)
+    small = {"hidden_size": 8, "ensemble": 2, "epochs": 3, "warm_epochs": 2}
+    (each,) = AutoForecaster(season_length=1, rnn=small).fit_each([pattern], epochs=epochs)
+    want = AutoForecaster(season_length=1, rnn=small).fit(pattern, epochs=epochs)
     assert each.members_["rnn"].warm_started_
+    assert_same_rnn(each.members_["rnn"], want.members_["rnn"])
+    assert max(len(h) - 1 for h in each.members_["rnn"].histories_) == (epochs or 2)  # the fine-tune's epochs
     assert each.history_ == want.history_ != each.members_["rnn"].history_
     assert (each.n_epochs_, each.best_epoch_) == (want.n_epochs_, want.best_epoch_)
     np.testing.assert_array_equal(each.predict(5), want.predict(5))

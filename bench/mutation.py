@@ -136,12 +136,15 @@ MODULES = {
             "tests/test_stored_equals_computed.py",
         ],
         "models/baselines.py": [
+            "tests/models/test_baselines_exact.py",
             "tests/models/test_baselines_metrics.py",
             "tests/models/test_theta_reference.py",
             "tests/models/test_seasonality_baselines.py",
             "tests/models/test_challengers.py",
         ],
         "models/windows.py": [
+            "tests/models/test_windows_exact.py",
+            "tests/models/test_conformal_exact.py",
             "tests/models/test_training.py",
             "tests/models/test_global.py",
             "tests/models/test_series_and_persistence.py",

@@ -150,7 +150,9 @@ def resolve_transform(y: np.ndarray, requested: str) -> bool:
 def series_scale(x: np.ndarray) -> float:
     """Mean absolute one-step change of x (the naive forecast's in-sample error): one unit of
     network input/output. 1.0 for a constant series, so that scaling stays finite."""
-    s = float(np.mean(np.abs(np.diff(x)))) if x.size > 1 else 0.0
+    if x.size < 2:
+        return 1.0
+    s = float(np.mean(np.abs(np.diff(x))))
     return s if np.isfinite(s) and s > 1e-12 * max(1.0, float(np.max(np.abs(x)))) else 1.0
 
 
@@ -162,9 +164,11 @@ SPREAD_SPAN = 30
 def spread_path(x: np.ndarray) -> np.ndarray:
     """(n + 1,): element t is the exponentially weighted mean absolute change of x[:t] (span
     SPREAD_SPAN, weights normalised so early values are not biased), the local size of one-step
-    changes at cut t. Before two points: the whole series' scale."""
+    changes at cut t. Before two points: the whole series' scale; never below a thousandth of it
+    (which is positive: ``series_scale``)."""
     n = x.size
-    out = np.full(n + 1, series_scale(x))
+    scale = series_scale(x)
+    out = np.full(n + 1, scale)
     if n < 3:
         return out
     a = 2.0 / (SPREAD_SPAN + 1.0)
@@ -175,8 +179,7 @@ def spread_path(x: np.ndarray) -> np.ndarray:
         den = (1.0 - a) * den + 1.0
         path.append(num / den)
     out[2:] = path
-    floor = 1e-3 * out[0]
-    return np.maximum(out, floor if floor > 0 else 1e-12)
+    return np.maximum(out, 1e-3 * scale)
 
 
 def prepare(y: np.ndarray, season_length: int, transform: str = "auto") -> Prepared:

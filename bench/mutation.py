@@ -157,8 +157,9 @@ MODULES = {
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
         "service/run/ingest.py": ["tests/test_ingest.py"],
         "service/run/rebase.py": ["tests/test_rebase.py"],
-        "service/accuracy.py": ["tests/test_accuracy.py", "tests/test_cli.py"],
+        "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
         "service/run/published.py": [
+            "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",
             "tests/test_pipeline.py",
             "tests/test_groups.py",

@@ -214,7 +214,8 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
     checked = 0
     fits = rows(
         engine,
-        "SELECT id, series_id, scope, weights, train_start, train_end, n_obs, mode FROM fits WHERE run_id = :r "
+        "SELECT id, series_id, scope, weights, train_start, train_end, n_obs, mode, transform, epochs, best_epoch "
+        "FROM fits WHERE run_id = :r "
         "AND status = 'ok' "
         "AND weights IS NOT NULL ORDER BY id",
         r=run_id,
@@ -224,6 +225,7 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
         model = published.load(bytes(fit.weights))
         assert isinstance(model, AutoForecaster)
         assert_history_stored(engine, fit.id, model)
+        assert (fit.transform, fit.epochs, fit.best_epoch) == (model.transform_, model.n_epochs_, model.best_epoch_)
         if fit.series_id is not None:  # a series' own fit
             assert_window_stored(engine, fit)
             horizon = stored_steps(engine, fit.id)
@@ -246,6 +248,8 @@ def check_run(engine, run_id: int, rescaled: dict | None = None) -> int:
             continue
         members = rows(engine, "SELECT id FROM fits WHERE group_fit_id = :f ORDER BY id", f=fit.id)
         assert len(members) == model.n_series_
+        scales = rows(engine, "SELECT transform FROM fits WHERE group_fit_id = :f ORDER BY id", f=fit.id)
+        assert [t for (t,) in scales] == model.transforms_  # each member's own scale in the RNN
         horizon = max(stored_steps(engine, member_id) for (member_id,) in members)
         for i, ((member_id,), backtest) in enumerate(zip(members, model.backtests_)):
             steps = stored_steps(engine, member_id)
@@ -311,9 +315,14 @@ def test_per_series_fits_cold_then_warm_store_what_they_computed(tmp_path, make_
 def test_a_group_fit_stores_what_its_model_computed_for_each_member(tmp_path, make_settings, fresh_db, executor):
     model = small_model(training="group", group_min_series=3, full_retrain_days=365)
     frames = {f"m{i}": walk(48, 10 + i, "2016-01-01", "MS", level=20 + 10 * i) for i in range(3)}
+    line = frames["m2"].copy()  # steady steps, rising from 20 to about 160: the RNN's linear scale
+    line["value"] = 20.0 + 3.0 * np.arange(48) + np.random.default_rng(3).normal(0, 0.3, 48)
+    frames["m3"] = line
     toml = write_world(tmp_path, frames, model, executor).replace('sample = ["sp500"]', "sample = []")
     engine = fresh_db()
     summary = run_cycle(engine, make_settings(toml))
+    scales = rows(engine, "SELECT transform FROM fits WHERE run_id = :r AND group_fit_id IS NOT NULL", r=summary.run_id)
+    assert sorted(t for (t,) in scales) == ["linear", "log", "log", "log"]  # stored per member: compared below
     assert summary.status == "ok"
     shared = rows(
         engine,
@@ -321,7 +330,7 @@ def test_a_group_fit_stores_what_its_model_computed_for_each_member(tmp_path, ma
         r=summary.run_id,
     )
     assert shared == [(1,)]
-    assert check_run(engine, summary.run_id) == 3 * 18
+    assert check_run(engine, summary.run_id) == 4 * 18
 
 
 def test_forecasts_rescaled_by_a_rebasing_are_the_model_times_the_factor(tmp_path, make_settings, fresh_db):

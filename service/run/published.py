@@ -39,19 +39,16 @@ def fit(model: AutoForecaster, values, previous: AutoForecaster | None, across: 
     return method(values, warm_start=previous)
 
 
-def rnn_of(model: AutoForecaster) -> RNNForecaster | None:
-    return model.members_.get("rnn")
-
-
 def history(model: AutoForecaster) -> list[dict]:
     """The RNN's loss history (epoch 0 = before the first update; a long series' cold fit: its
     validation model's training, which its final model continued); none without an RNN member."""
-    return [] if rnn_of(model) is None else list(model.history_)
+    return list(model.history_)
 
 
 def epochs(model: AutoForecaster) -> tuple[int | None, int | None, str | None]:
-    """(epochs run, best epoch, the first series' scale) of the RNN member (as ``history``)."""
-    return (None, None, None) if rnn_of(model) is None else (model.n_epochs_, model.best_epoch_, model.transform_)
+    """(epochs run, best epoch, the first series' scale) of the RNN member (as ``history``; all
+    None without one)."""
+    return model.n_epochs_, model.best_epoch_, model.transform_
 
 
 def forecasts(model: AutoForecaster, horizon: int, levels: tuple[float, ...]) -> list[Forecast]:
@@ -59,14 +56,8 @@ def forecasts(model: AutoForecaster, horizon: int, levels: tuple[float, ...]) ->
     points = model.predict_many(horizon)
     intervals = model.predict_interval_many(horizon, level=list(levels))
     members = model.predict_members_many(horizon)
-    member_intervals = (
-        model.predict_members_interval_many(horizon, level=list(levels))
-        if hasattr(model, "predict_members_interval_many")
-        else _member_intervals(model, horizon, levels)
-    )
-    rnn = rnn_of(model)
-    transforms = list(rnn.transforms_) if rnn is not None else []
-    rnn_series = getattr(model, "_rnn_index", list(range(len(points))))
+    member_intervals = model.predict_members_interval_many(horizon, level=list(levels))
+    transforms = model.transforms_  # each series' scale in the RNN (None where it does not forecast it)
     out = []
     for i, point in enumerate(points):
         own = {
@@ -74,29 +65,16 @@ def forecasts(model: AutoForecaster, horizon: int, levels: tuple[float, ...]) ->
             for name, p in members[i].items()
             if name in member_intervals[i]
         }
-        transform = transforms[rnn_series.index(i)] if i in rnn_series and transforms else None
         out.append(
             Forecast(
                 backtest=dict(model.backtests_[i]),
                 point=_floats(point),
                 intervals=_intervals(levels, intervals[i]),
-                transform=transform,
+                transform=transforms[i],
                 members=own,
                 combination={"weights": model.weights_[i], "rule": model.chosen_[i]},
             )
         )
-    return out
-
-
-def _member_intervals(model: AutoForecaster, horizon: int, levels: tuple[float, ...]) -> list[dict]:
-    """Per series, {member: [(lower, upper) per level]}: each combined model's own intervals, from
-    the fitted members (the RNN may have been fitted on fewer series: those long enough)."""
-    out: list[dict] = [{} for _ in model.backtests_]
-    for name, member in model.members_.items():
-        index = getattr(model, "_rnn_index", list(range(len(out)))) if name == "rnn" else list(range(len(out)))
-        by_level = [member.predict_interval_many(horizon, level=lv) for lv in levels]
-        for j, i in enumerate(index):
-            out[i][name] = [ivs[j] for ivs in by_level]
     return out
 
 

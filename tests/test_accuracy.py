@@ -21,7 +21,7 @@ from tickcast.service.run.adaptive import adaptive_interval_factor, adaptive_int
 from tickcast.service.run.cycle import run_cycle
 
 from .support.small_model import FAST_MODEL
-from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, table
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, add_series, table
 
 NOW = datetime(2024, 2, 6, tzinfo=UTC)
 D0, D1, D2, D3, D4, D5 = (
@@ -49,14 +49,7 @@ FORECASTS = [
 def build(engine, key: str = "csv:x", factors: dict | None = None) -> int:
     """One series with the observations and forecasts above; returns its id."""
     with write_transaction(engine) as conn:
-        sid = conn.execute(
-            sa.insert(schema.series)
-            .values(key=key, source="csv", symbol=key[4:], created_at=NOW)
-            .returning(schema.series.c.id)
-        ).scalar_one()
-        fit = conn.execute(
-            sa.insert(schema.fits).values(series_id=sid, created_at=NOW, status="ok").returning(schema.fits.c.id)
-        ).scalar_one()
+        sid, fit = add_series(conn, key, NOW)
         conn.execute(sa.insert(schema.observations), [dict(series_id=sid, ts=ts, value=v) for ts, v in ACTUALS.items()])
         conn.execute(
             sa.insert(schema.forecasts),

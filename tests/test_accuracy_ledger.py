@@ -16,6 +16,8 @@ from tickcast.service import schema
 from tickcast.service.accuracy import accuracy, scored_forecasts
 from tickcast.service.db import write_transaction
 
+from .support.tables import add_series
+
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 DAYS = [date(2024, 1, 25) + timedelta(days=i) for i in range(14)]  # January into February
 MODELS = {"published": 0.0, "rnn": 0.6, "ets": -1.7}  # each model's bias on top of a common error
@@ -35,14 +37,8 @@ def build(engine) -> dict[str, int]:
             ("csv:a", [20.0] * len(DAYS)),
             ("csv:c", [30.0 + 0.4 * (i % 2) for i in range(len(DAYS))]),
         ):
-            sid = ids[key] = conn.execute(
-                sa.insert(schema.series)
-                .values(key=key, source="csv", symbol=key[4:], created_at=NOW)
-                .returning(schema.series.c.id)
-            ).scalar_one()
-            fit = conn.execute(
-                sa.insert(schema.fits).values(series_id=sid, created_at=NOW, status="ok").returning(schema.fits.c.id)
-            ).scalar_one()
+            sid, fit = add_series(conn, key, NOW)
+            ids[key] = sid
             known = len(DAYS) - 3  # the last three days are not observed yet
             conn.execute(
                 sa.insert(schema.observations),
@@ -173,14 +169,7 @@ def test_the_scored_forecasts_are_the_newest_five_hundred_by_default(fresh_db):
     engine = fresh_db()
     days = [date(2022, 1, 1) + timedelta(days=i) for i in range(520)]
     with write_transaction(engine) as conn:
-        sid = conn.execute(
-            sa.insert(schema.series)
-            .values(key="csv:long", source="csv", symbol="long", created_at=NOW)
-            .returning(schema.series.c.id)
-        ).scalar_one()
-        fit = conn.execute(
-            sa.insert(schema.fits).values(series_id=sid, created_at=NOW, status="ok").returning(schema.fits.c.id)
-        ).scalar_one()
+        sid, fit = add_series(conn, "csv:long", NOW)
         conn.execute(
             sa.insert(schema.observations), [dict(series_id=sid, ts=d, value=100.0 + i) for i, d in enumerate(days)]
         )

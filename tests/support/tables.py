@@ -55,3 +55,17 @@ def published(rows: list[dict], level: float = LEVELS[0]) -> list[dict]:
     """The rows of the published forecast at one level (one per series, origin and step), from
     ``table(engine, "forecasts")`` or the view's rows."""
     return [r for r in rows if r.get("model", PUBLISHED) == PUBLISHED and r["level"] == level]
+
+
+def add_series(conn, key: str, created_at) -> tuple[int, int]:
+    """A CSV series and one ok fit of it, written by hand for a ledger built by construction;
+    returns (series id, fit id)."""
+    sid = conn.execute(
+        sa.insert(schema.series)
+        .values(key=key, source="csv", symbol=key[4:], created_at=created_at)
+        .returning(schema.series.c.id)
+    ).scalar_one()
+    fit = conn.execute(
+        sa.insert(schema.fits).values(series_id=sid, created_at=created_at, status="ok").returning(schema.fits.c.id)
+    ).scalar_one()
+    return sid, fit

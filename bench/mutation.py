@@ -127,8 +127,8 @@ MODULES = {
             "tests/models/test_challenger_contract.py",
         ],
     },
-    # what the stored scores and the benchmarks rest on: the metrics, the baseline forecasts and
-    # the RNN's windows
+    # what the stored scores and the benchmarks rest on: the metrics, the baseline forecasts, the
+    # RNN's windows and its bytes
     "core": {
         "models/metrics.py": [
             "tests/models/test_baselines_metrics.py",
@@ -141,6 +141,13 @@ MODULES = {
             "tests/models/test_theta_reference.py",
             "tests/models/test_seasonality_baselines.py",
             "tests/models/test_challengers.py",
+        ],
+        "models/persist.py": [
+            "tests/models/test_persist_exact.py",
+            "tests/models/test_series_and_persistence.py",
+            "tests/models/test_safeguards.py",
+            "tests/models/test_training.py",
+            "tests/reliability/test_model_faults.py",
         ],
         "models/windows.py": [
             "tests/models/test_windows_exact.py",

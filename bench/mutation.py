@@ -38,6 +38,19 @@ WORK = ROOT / "build" / "mutation"
 RESULTS = ROOT / "bench" / "results"
 EQUIVALENT = ROOT / "bench" / "mutation_equivalent.toml"
 
+RNN_TESTS = [
+    "tests/models/test_forecaster_exact.py",
+    "tests/models/test_persist_exact.py",
+    "tests/models/test_cells_gradcheck.py",
+    "tests/models/test_engine_reference.py",
+    "tests/models/test_stacked_fits.py",
+    "tests/models/test_training.py",
+    "tests/models/test_safeguards.py",
+    "tests/models/test_forecasting.py",
+    "tests/models/test_series_and_persistence.py",
+    "tests/models/test_global.py",
+]
+
 # module -> the fast tests that cover it (mutmut runs, per mutant, those of them that reach its function)
 MODULES = {
     "models": {
@@ -158,6 +171,17 @@ MODULES = {
             "tests/models/test_transform_choice.py",
             "tests/models/test_stacked_fits.py",
         ],
+    },
+    # the RNN itself: RNNForecaster, its ensembles fitted as one stack, the cells, the window bank,
+    # the forward passes and the training settings
+    "rnn": {
+        "models/forecaster.py": RNN_TESTS,
+        "models/ensemble.py": RNN_TESTS,
+        "models/stack.py": RNN_TESTS,
+        "models/cells.py": RNN_TESTS,
+        "models/bank.py": RNN_TESTS,
+        "models/passes.py": RNN_TESTS,
+        "models/train.py": RNN_TESTS,
     },
     "service": {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],

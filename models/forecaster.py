@@ -137,7 +137,7 @@ class RNNForecaster:
     @classmethod
     def combine(cls, parts) -> RNNForecaster:
         """The model ``fit_many`` would have fitted, from parts fitted with ``members=`` (every
-        member exactly once, same settings, same series): the validation scores and interval
+        member exactly once, same settings, same series, same warm start): the validation scores and interval
         residuals come from the median over all members, as they would have."""
         parts = list(parts)
         if not parts or not all(isinstance(p, RNNForecaster) and p._part is not None for p in parts):
@@ -149,8 +149,8 @@ class RNNForecaster:
             assert u is not None
             if p.config != cfg or u.K != first.K or len(u.ys) != len(first.ys):
                 raise ValueError("combine: the parts were fitted with different settings or series")
-            if (u.warm is None) != (first.warm is None) or not all(
-                np.array_equal(a, b) for a, b in zip(u.ys, first.ys)
+            if not _same_arrays(u.ys, first.ys) or not _same_arrays(
+                [m.flat for m in u.warm or []], [m.flat for m in first.warm or []]
             ):
                 raise ValueError("combine: the parts were fitted on different series or warm starts")
         members = sorted(j for p in parts for j in p.members_)
@@ -309,9 +309,9 @@ class RNNForecaster:
             return self._preps[0]
         y = as_series(y, min_length=1)
         if len(self._preps) > 1:  # a global model forecasts any series: prepare it like its own
-            own = self._preps[0]
             p = prepare(y, self.config.season_length, self.config.transform)
-            return Prepared(p.x, p.season, p.log, own.scale if (p.log and own.log) else p.scale)
+            shared = [q.scale for q in self._preps if q.log]  # log-scale series share one unit
+            return Prepared(p.x, p.season, p.log, shared[0] if (p.log and shared) else p.scale)
         p = self._preps[0]
         if p.log and np.any(y <= 0):
             raise ValueError("the model uses a log scale but y has values <= 0")
@@ -367,7 +367,8 @@ class RNNForecaster:
 
     def _forecast(self, preps: list[Prepared], h: int) -> np.ndarray:
         x_hat = self._forecast_x(preps, h)
-        out = np.array([p.to_y(row) for p, row in zip(preps, x_hat)])
+        with np.errstate(over="ignore"):
+            out = np.array([p.to_y(row) for p, row in zip(preps, x_hat)])
         last = np.array([p.to_y(p.x[-1:], start=p.n - 1)[0] for p in preps])
         # Cannot happen with clipped outputs and finite weights; keeps the promise anyway.
         return np.where(np.isfinite(out), out, last[:, None])
@@ -406,6 +407,10 @@ class RNNForecaster:
             return persist.restore(cls(**{"precision": "float64", **meta["config"]}), meta, arrays)
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"corrupt tickcast model blob: {type(exc).__name__}: {exc}") from None
+
+
+def _same_arrays(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def _trained_steps(preps: list[Prepared], K: int, cap: int) -> int:

@@ -1,0 +1,432 @@
+"""RNNForecaster's forecasts and intervals restated from its members' weights, cell by cell (not
+the stacked passes the model uses): the series as each fit prepares it, the shared log scale
+across series, the steps used per pass, the clipped median of the members, the fallbacks where a
+value does not fit a float, the interval floor, warm starts, and the checks of fit_each,
+combine and predict with their exact errors."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from tickcast.models import RNNForecaster, TrainingDiverged
+from tickcast.models.cells import CELLS, ElmanRNN
+from tickcast.models.intervals import floored_half_widths
+from tickcast.models.seasonality import Seasonality
+from tickcast.models.windows import Prepared, last_window, prepare, spread_path
+
+SMALL = dict(hidden_size=8, epochs=3, precision="float64", significance=0.0, min_delta=0.0)
+
+
+# ---------------------------------------------------------------- the restatement
+def steps_per_pass(ns, K, cap):
+    """The outputs used per pass: the steps that at least half as many windows (and at least
+    two) had a target for as step 1."""
+    counts = [sum(max(0, min(n - k, cap)) for n in ns) for k in range(1, K + 1)]
+    for k, count in enumerate(counts):
+        if count < max(2.0, counts[0] / 2.0):
+            return k
+    return K
+
+
+def member_outputs(model, xs, scales):
+    """(M, S, K): each member's output for the window after the end of each x, its cell's own
+    forward pass."""
+    out = []
+    for member in model._members:
+        X = np.stack([last_window(x, member.L, s) for x, s in zip(xs, scales)])
+        out.append(np.array(member.cell.forward(member.params, X)[0]))
+    return np.array(out)
+
+
+def forecast_x(model, preps, h, steps, out_max):
+    xs, scales = [p.x.copy() for p in preps], [p.scale for p in preps]
+    rows = [np.empty(0) for _ in preps]
+    while rows[0].size < h:
+        median = np.clip(np.nan_to_num(np.median(member_outputs(model, xs, scales), axis=0)), -out_max, out_max)
+        take = min(steps, h - rows[0].size)
+        for i in range(len(preps)):
+            new = xs[i][-1] + median[i, :take] * scales[i]
+            rows[i], xs[i] = np.concatenate([rows[i], new]), np.concatenate([xs[i], new])
+    return np.array(rows)
+
+
+def forecasts(model, preps, h, steps):
+    return np.array([p.to_y(row) for p, row in zip(preps, forecast_x(model, preps, h, steps, model._out_max))])
+
+
+def intervals(model, preps, spreads, h, level, steps):
+    q = floored_half_widths(model._Q, model._counts, h, level)
+    growth = np.sqrt(np.arange(1, h + 1))
+    out = []
+    for p, spread, row in zip(preps, spreads, forecast_x(model, preps, h, steps, model._out_max)):
+        level_x = 1.0 if p.log else max(abs(p.x[-1]), np.mean(np.abs(p.x)), 1e-12)
+        half = np.maximum(q * spread, 1e-4 * level_x * growth)
+        out.append((p.to_y(row - half), p.to_y(row + half)))
+    return out
+
+
+def prepared(ys, season_length, transform="auto"):
+    """The series as a cold fit prepares them: log-scale ones share the median of their scales."""
+    preps = [prepare(np.asarray(y, dtype=float), season_length, transform) for y in ys]
+    logs = [p.scale for p in preps if p.log]
+    if len(preps) > 1 and logs:
+        preps = [Prepared(p.x, p.season, p.log, float(np.median(logs))) if p.log else p for p in preps]
+    return preps
+
+
+def assert_restated(model, preps, steps, h, level=0.8, spreads=None):
+    got = model.predict_many(h)
+    np.testing.assert_allclose(np.array(got), forecasts(model, preps, h, steps), rtol=1e-10)
+    spreads = [spread_path(p.x)[-1] for p in preps] if spreads is None else spreads
+    for (lo, hi), (elo, ehi) in zip(
+        model.predict_interval_many(h, level), intervals(model, preps, spreads, h, level, steps)
+    ):
+        np.testing.assert_allclose(lo, elo, rtol=1e-10)
+        np.testing.assert_allclose(hi, ehi, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- series
+def rising(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return 5.0 + np.cumsum(np.abs(rng.normal(1.0, 0.5, n)))
+
+
+def seasonal(n=64, level=100.0, seed=1, m=4):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return level * (1 + 0.3 * np.sin(2 * np.pi * t / m + 0.4)) * np.exp(np.cumsum(rng.normal(0.01, 0.03, n)))
+
+
+def prices(n=50, seed=3, level=100.0):
+    """A wandering positive series: the log scale."""
+    return level * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.02, n)))
+
+
+def walk(n=50, seed=2, start=0.0):
+    return start + np.cumsum(np.random.default_rng(seed).normal(0, 1, n))
+
+
+# ---------------------------------------------------------------- forecasts
+@pytest.mark.parametrize(
+    "case",
+    ["short", "seasonal-log", "linear-seasonal", "long-linear", "many-short", "mixed-scales"],
+)
+def test_forecasts_and_intervals_are_the_clipped_member_median_pass_after_pass(case):
+    if case == "short":  # 10 points, K = 8: 5 steps a pass
+        ys, kw = [rising(10)], dict(season_length=1)
+    elif case == "seasonal-log":
+        ys, kw = [seasonal(64, level=0.4)], dict(season_length=4)
+    elif case == "linear-seasonal":  # values below zero: an additive season on the linear scale
+        ys, kw = [seasonal(64, level=10.0) - 12.0], dict(season_length=4)
+    elif case == "long-linear":
+        ys, kw = [walk(300)], dict(season_length=1, transform="linear")
+    elif case == "many-short":  # six series of 3 points: 2 steps a pass
+        ys, kw = [rising(3, seed=s) for s in range(6)], dict(season_length=1)
+    else:  # log series at three levels share one unit; the linear one keeps its own
+        ys, kw = [prices(40, 0, 1.0), prices(30, 1, 30.0), prices(50, 2, 900.0), walk(40)], dict(season_length=1)
+    fit = RNNForecaster(**SMALL, **kw)
+    model = fit.fit(ys[0]) if len(ys) == 1 else fit.fit_many(ys)
+    preps = prepared(ys, kw["season_length"], kw.get("transform", "auto"))
+    assert [p.log for p in preps] == [t == "log" for t in model.transforms_]
+    if case == "mixed-scales":
+        assert model.transforms_ == ["log", "log", "log", "linear"]
+        assert len({p.scale for p in preps}) == 2 and len({prepare(y, 1).scale for y in ys}) == 4
+    steps = steps_per_pass([p.n for p in preps], model.horizon_, model.config.max_windows)
+    assert steps == {"short": 5, "many-short": 2}.get(case, model.horizon_)
+    assert_restated(model, preps, steps, 2 * model.horizon_ + 3)
+    assert_restated(model, preps, steps, 3, level=0.95)
+
+
+def test_a_float32_model_forecasts_in_float32():
+    model = RNNForecaster(hidden_size=8, epochs=2, season_length=1).fit(walk(80, start=100.0))
+    xs, scale = [p.x for p in model._preps], np.array([p.scale for p in model._preps])
+    out = model._member_outputs(xs, scale)
+    assert model.config.precision == "float32"
+    np.testing.assert_array_equal(out, out.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(out, member_outputs(model, xs, scale), rtol=1e-4, atol=1e-5)
+
+
+def test_many_histories_in_chunks_are_each_history_alone():
+    y = walk(700, start=50.0)
+    model = RNNForecaster(**SMALL, season_length=1).fit(y)
+    histories = [y[:n] for n in range(100, 700)]  # more than one chunk of 512
+    together = model.predict_histories(4, histories)
+    np.testing.assert_allclose(
+        together[[0, 300, 511, 512, 599]],
+        [model.predict(4, y=histories[i]) for i in (0, 300, 511, 512, 599)],
+        rtol=1e-12,
+    )
+
+
+def constant_members(model, bias):
+    for member in model._members:
+        member.params["Why"][:] = 0.0
+        member.params["by"][:] = bias
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_outputs_beyond_the_largest_change_seen_are_clipped(sign):
+    y = seasonal(64, level=20.0)
+    model = RNNForecaster(**SMALL, season_length=4).fit(y)
+    constant_members(model, sign * 1e6)
+    p = model._preps[0]
+    h = 2 * model.horizon_
+    expected = p.to_y(np.array([p.x[-1] + sign * model._out_max * p.scale]))
+    np.testing.assert_allclose(model.predict(1), expected, rtol=1e-12)
+    assert 0 < model._out_max < 1e3
+    assert_restated(model, [p], model._steps_per_pass, h)
+
+
+def test_members_that_output_nan_forecast_no_change():
+    y = seasonal(64, level=20.0)
+    model = RNNForecaster(**SMALL, season_length=4).fit(y)
+    constant_members(model, np.nan)
+    p = model._preps[0]
+    f = model.predict(9)
+    np.testing.assert_allclose(f, p.to_y(np.full(9, p.x[-1])), rtol=1e-12)  # the adjusted level, re-seasoned
+    assert len(set(np.round(f, 9))) > 1  # the season is back on it
+
+
+def test_forecasts_that_overflow_a_float_are_the_last_value_without_a_warning():
+    y = seasonal(64, level=20.0)
+    model = RNNForecaster(**SMALL, season_length=4).fit(y)
+    assert model.transform_ == "log" and model.season_length_ == 4
+    constant_members(model, 1e6)
+    model._out_max = np.inf  # weights that say more than a float holds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = model.predict(10)
+        lo, hi = model.predict_interval(10)
+    np.testing.assert_allclose(f, np.full(10, y[-1]), rtol=1e-12)
+    np.testing.assert_allclose(lo, np.full(10, y[-1]), rtol=1e-12)
+    np.testing.assert_array_equal(hi, np.full(10, np.finfo(np.float64).max))
+
+
+@pytest.mark.parametrize(
+    "y, transform",
+    [
+        (rising(30), "linear"),  # the last value is the largest
+        (rising(30)[::-1].copy(), "linear"),  # the mean of |x| is the largest
+        (rising(30) * 1e-3, "linear"),  # below one: 1e-4 of the level, not of 1
+        (np.zeros(30), "auto"),  # never moved: still an interval, not a point
+        (seasonal(48, level=3.0), "log"),
+    ],
+)
+def test_the_interval_floor_follows_the_level(y, transform):
+    model = RNNForecaster(**SMALL, season_length=1, transform=transform).fit(y)
+    model._Q = np.zeros_like(model._Q)  # no validation error at all: only the floor is left
+    p = model._preps[0]
+    assert_restated(model, [p], model._steps_per_pass, 12)
+    lo, hi = model.predict_interval(12)
+    f = model.predict(12)
+    assert np.all(lo < f) and np.all(f < hi)
+
+
+def test_an_interval_from_another_history_uses_that_history_s_spread():
+    y = walk(120, start=200.0)
+    model = RNNForecaster(**SMALL, season_length=1).fit(y)
+    other = np.concatenate([y, y[-1] + np.cumsum(np.random.default_rng(5).normal(0, 6, 30))])  # wilder now
+    own = model._preps[0]
+    prep = Prepared(own.to_x(other), Seasonality(own.season.indices, other.size), own.log, own.scale)
+    h = model._steps_per_pass + 2
+    ((elo, ehi),) = intervals(model, [prep], [spread_path(prep.x)[-1]], h, 0.8, model._steps_per_pass)
+    lo, hi = model.predict_interval(h, y=other)
+    np.testing.assert_allclose(lo, elo, rtol=1e-10)
+    np.testing.assert_allclose(hi, ehi, rtol=1e-10)
+    assert np.all(hi - lo > (model.predict_interval(h)[1] - model.predict_interval(h)[0]))
+
+
+# ---------------------------------------------------------------- other histories
+def test_a_single_series_model_forecasts_a_longer_history_with_its_own_season_and_unit():
+    y = seasonal(80, level=50.0)
+    model = RNNForecaster(**SMALL, season_length=4).fit(y[:70])
+    own = model._preps[0]
+    assert own.season.active
+    for history in (y, y[:1]):
+        prep = Prepared(own.to_x(history), Seasonality(own.season.indices, history.size), own.log, own.scale)
+        np.testing.assert_allclose(
+            model.predict(11, y=history), forecasts(model, [prep], 11, model._steps_per_pass)[0], rtol=1e-10
+        )
+
+
+def test_a_log_scale_model_refuses_histories_with_values_at_or_below_zero():
+    y = seasonal(48, level=0.5)  # below one: fine on a log scale
+    model = RNNForecaster(**SMALL, season_length=1).fit(y)
+    assert model.transform_ == "log"
+    assert np.all(np.isfinite(model.predict(3, y=y[:40])))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"^the model uses a log scale but y has values <= 0$"):
+            model.predict(3, y=np.r_[y[:40], bad])
+
+
+@pytest.mark.parametrize("transform", ["auto", "linear"])
+def test_a_global_model_prepares_a_new_series_as_it_prepared_its_own(transform):
+    ys = [walk(40, seed=3), prices(40, 1, 20.0), prices(50, 2, 300.0)]  # the first one is on a linear scale
+    model = RNNForecaster(**SMALL, season_length=1, transform=transform).fit_many(ys)
+    shared = [p.scale for p in model._preps if p.log]
+    assert model.transforms_ == (["linear", "log", "log"] if transform == "auto" else ["linear"] * 3)
+    for new in (prices(30, 4, 7.0), walk(30, seed=5), np.array([4.0])):
+        p = prepare(new, 1, transform)
+        prep = Prepared(p.x, p.season, p.log, shared[0] if p.log else p.scale)
+        np.testing.assert_allclose(
+            model.predict(10, y=new), forecasts(model, [prep], 10, model._steps_per_pass)[0], rtol=1e-10
+        )
+    assert (transform == "auto") == bool(shared)
+
+
+def test_a_global_model_of_two_series_is_a_global_model():
+    ys = [seasonal(60, level=10.0, m=4), seasonal(60, level=30.0, seed=2, m=4)]
+    model = RNNForecaster(**SMALL, season_length=4).fit_many(ys)
+    new = seasonal(60, level=70.0, seed=3, m=4)
+    p = prepare(new, 4)
+    prep = Prepared(p.x, p.season, p.log, model._preps[0].scale)
+    np.testing.assert_allclose(
+        model.predict(6, y=new), forecasts(model, [prep], 6, model._steps_per_pass)[0], rtol=1e-10
+    )
+
+
+# ---------------------------------------------------------------- warm starts
+@pytest.mark.parametrize("level", [0.4, 40.0, -60.0])
+def test_a_warm_start_refits_the_season_and_keeps_the_unit(level):
+    y = seasonal(90, level=abs(level), m=4) * np.sign(level) + (0 if level > 0 else 10.0)
+    cold = RNNForecaster(**SMALL, season_length=4).fit(y[:80])
+    warm = RNNForecaster(**SMALL, season_length=4).fit(y, warm_start=cold)
+    old = cold._preps[0]
+    season = Seasonality.fit(y, 4)
+    assert season.active and old.log == (level > 0)
+    sa = season.remove(y)
+    prep = Prepared(np.log(sa) if old.log else sa, season, old.log, old.scale)
+    assert_restated(warm, [prep], cold._steps_per_pass, 10)
+    again = RNNForecaster(**SMALL, season_length=4)
+    if old.log:
+        with pytest.raises(ValueError, match=r"^warm start: the model uses a log scale but y has values <= 0$"):
+            again.fit(np.r_[y, 0.0], warm_start=cold)
+    else:  # the linear scale takes any value
+        assert np.all(np.isfinite(again.fit(np.r_[y, 0.0], warm_start=cold).predict(3)))
+
+
+def test_a_warm_start_whose_season_would_reach_log_zero_drops_the_season(monkeypatch):
+    y = seasonal(60, level=20.0, m=4)
+    cold = RNNForecaster(**SMALL, season_length=4).fit(y[:50])
+    broken = Seasonality(np.array([1.0, np.inf, 1.0, 1.0]), y.size)
+    monkeypatch.setattr(Seasonality, "fit", classmethod(lambda cls, y, m, m4_test=False: broken))
+    warm = RNNForecaster(**SMALL, season_length=4).fit(y, warm_start=cold)
+    p = warm._preps[0]
+    assert p.log and not p.season.active and p.season.n == y.size and p.season.m == 1
+    np.testing.assert_array_equal(p.x, np.log(y))
+    prep = Prepared(np.log(y), Seasonality(np.ones(1), y.size), True, cold._preps[0].scale)
+    np.testing.assert_allclose(warm.predict(5), forecasts(warm, [prep], 5, cold._steps_per_pass)[0], rtol=1e-10)
+
+
+def test_warm_fits_train_the_epochs_asked_for():
+    ys = [rising(40, s) for s in range(3)]
+    cold = RNNForecaster(**SMALL, season_length=1).fit_many(ys)
+    warm = RNNForecaster(**SMALL, season_length=1).fit_many(ys, warm_start=cold, epochs=5)
+    assert warm.n_epochs_ == 5 and all(len(h) == 6 for h in warm.histories_)
+    one = RNNForecaster(**SMALL, season_length=1).fit(
+        ys[0], warm_start=RNNForecaster(**SMALL, season_length=1).fit(ys[0]), epochs=[1, 2, 4]
+    )
+    assert [len(h) for h in one.histories_] == [2, 3, 5]
+
+
+def test_a_warm_start_must_be_a_fitted_forecaster():
+    for bad in (RNNForecaster(), "model"):
+        with pytest.raises(ValueError, match=r"^warm_start must be a fitted RNNForecaster$"):
+            RNNForecaster().fit(rising(20), warm_start=bad)
+
+
+# ---------------------------------------------------------------- fit_each
+class _ShortWindowsDiverge(ElmanRNN):
+    """The Elman cell, except that windows shorter than 8 steps come out NaN: every network of a
+    short series diverges, the others train as usual."""
+
+    name = "test-short-windows-diverge"
+
+    def forward(self, p, X):
+        out, cache = super().forward(p, X)
+        return (out * np.nan if X.shape[1] < 8 else out), cache
+
+
+def test_fit_each_returns_or_raises_a_series_that_diverged(monkeypatch):
+    monkeypatch.setitem(CELLS, _ShortWindowsDiverge.name, _ShortWindowsDiverge)
+    ys = [walk(60, start=30.0), rising(6)]  # windows of 12-24 steps; of 5
+    kw = dict(SMALL, cell="test-short-windows-diverge", season_length=1, max_backoffs=1)
+    out = RNNForecaster(**kw).fit_each(ys, errors="return")
+    assert isinstance(out[0], RNNForecaster) and isinstance(out[1], TrainingDiverged)
+    np.testing.assert_allclose(out[0].predict(3), RNNForecaster(**kw).fit(ys[0]).predict(3), rtol=1e-9)
+    with pytest.raises(TrainingDiverged):
+        RNNForecaster(**kw).fit_each(ys)
+
+
+def test_fit_each_names_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^errors must be 'raise' or 'return', got 'ignore'$"):
+        RNNForecaster().fit_each([rising(10)], errors="ignore")
+    with pytest.raises(ValueError, match=r"^series 1 contains 1 NaN"):
+        RNNForecaster().fit_each([rising(10), np.r_[rising(10), np.nan]])
+    out = RNNForecaster(**SMALL).fit_each([rising(10), np.r_[rising(10), np.nan]], errors="return")
+    assert str(out[1]).startswith("series 1 contains 1 NaN")
+
+
+# ---------------------------------------------------------------- combine
+def parts_of(ys, members, **kw):
+    return [RNNForecaster(**SMALL, season_length=1, **kw).fit_many(ys, members=[j]) for j in members]
+
+
+def test_combine_refuses_parts_of_other_settings_horizons_or_series():
+    ys = [rising(30, s) for s in range(3)]
+    a, _b, _c = parts_of(ys, [0, 1, 2])
+    other_lr = RNNForecaster(**{**SMALL, "lr": 0.01}, season_length=1).fit_many(ys, members=[1])
+    other_k = RNNForecaster(**SMALL, season_length=1, horizon=5).fit_many(ys, members=[1])
+    assert other_k.config != a.config  # the horizon is a setting: a different K is a different config
+    fewer = parts_of(ys[:2], [1])[0]
+    prefix = parts_of(ys + [rising(30, 9)], [1])[0]
+    for bad in (other_lr, other_k, fewer, prefix):
+        with pytest.raises(ValueError, match=r"^combine: the parts were fitted with different settings or series$"):
+            RNNForecaster.combine([a, bad])
+    shifted = parts_of([ys[0] + 1.0, *ys[1:]], [1])[0]
+    with pytest.raises(ValueError, match=r"^combine: the parts were fitted on different series or warm starts$"):
+        RNNForecaster.combine([a, shifted])
+    with pytest.raises(
+        ValueError, match=r"^combine needs parts: models fitted with fit_many\(\.\.\., members=\[\.\.\.\]\)$"
+    ):
+        RNNForecaster.combine([a, RNNForecaster(**SMALL).fit_many(ys)])
+
+
+def test_combine_refuses_parts_that_continue_different_models():
+    ys = [rising(30, s) for s in range(3)]
+    first = RNNForecaster(**SMALL, season_length=1).fit_many(ys)
+    second = RNNForecaster(**SMALL, season_length=1, seed=1).fit_many(ys)
+    same = [RNNForecaster(**SMALL, season_length=1).fit_many(ys, warm_start=first, members=[j]) for j in range(3)]
+    combined = RNNForecaster.combine(same)
+    whole = RNNForecaster(**SMALL, season_length=1).fit_many(ys, warm_start=first)
+    np.testing.assert_allclose(np.array(combined.predict_many(4)), np.array(whole.predict_many(4)), rtol=1e-12)
+    mixed = [same[0], RNNForecaster(**SMALL, season_length=1).fit_many(ys, warm_start=second, members=[1]), same[2]]
+    with pytest.raises(ValueError, match=r"^combine: the parts were fitted on different series or warm starts$"):
+        RNNForecaster.combine(mixed)
+    cold = parts_of(ys, [1])[0]
+    with pytest.raises(ValueError, match="different series or warm starts"):
+        RNNForecaster.combine([same[0], cold, same[2]])
+
+
+# ---------------------------------------------------------------- the rest of the contract
+def test_a_pickled_model_leaves_its_buffers_behind():
+    model = RNNForecaster(**SMALL, season_length=1).fit(walk(200, start=100.0))
+    before = len(pickle.dumps(model))
+    f = model.predict_histories(3, [walk(200, start=100.0)[:n] for n in range(150, 200)])
+    assert len(pickle.dumps(model)) == before
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(model)).predict_histories(3, [walk(200, start=100.0)[:150]]), f[:1]
+    )
+
+
+def test_an_unfitted_model_or_a_part_says_what_to_do():
+    with pytest.raises(RuntimeError, match=r"^RNNForecaster is not fitted; call fit\(y\) or fit_many\(ys\) first$"):
+        RNNForecaster().predict(3)
+    part = parts_of([rising(20, s) for s in range(2)], [1])[0]
+    with pytest.raises(
+        RuntimeError,
+        match=r"^this is a part of a fit \(members \[1\]\): assemble the parts with RNNForecaster.combine$",
+    ):
+        part.predict_many(3)

@@ -5,6 +5,7 @@ value does not fit a float, the interval floor, warm starts, and the checks of f
 combine and predict with their exact errors."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -279,9 +280,12 @@ def test_a_global_model_prepares_a_new_series_as_it_prepared_its_own(transform):
 def test_a_global_model_of_two_series_is_a_global_model():
     ys = [seasonal(60, level=10.0, m=4), seasonal(60, level=30.0, seed=2, m=4)]
     model = RNNForecaster(**SMALL, season_length=4).fit_many(ys)
+    preps = prepared(ys, 4)  # two log-scale series: one unit, the mean of their two
+    assert preps[0].scale == preps[1].scale != prepare(ys[0], 4).scale
+    assert_restated(model, preps, model.horizon_, 7)
     new = seasonal(60, level=70.0, seed=3, m=4)
     p = prepare(new, 4)
-    prep = Prepared(p.x, p.season, p.log, model._preps[0].scale)
+    prep = Prepared(p.x, p.season, p.log, preps[0].scale)
     np.testing.assert_allclose(
         model.predict(6, y=new), forecasts(model, [prep], 6, model._steps_per_pass)[0], rtol=1e-10
     )
@@ -430,3 +434,62 @@ def test_an_unfitted_model_or_a_part_says_what_to_do():
         match=r"^this is a part of a fit \(members \[1\]\): assemble the parts with RNNForecaster.combine$",
     ):
         part.predict_many(3)
+    assert part.backtests_ == [] and part.backtest_ is None
+
+
+@pytest.mark.parametrize(
+    "epochs, message",
+    [
+        (-1, "epochs must be a non-negative integer or a list of them, got -1"),
+        (1.5, "epochs must be a non-negative integer or a list of them, got 1.5"),
+        (True, "epochs must be a non-negative integer or a list of them, got True"),
+        ("three", "epochs must be a non-negative integer or a list of them, got 'three'"),
+        ([1, None, 2], "epochs must be a non-negative integer or a list of them, got [1, None, 2]"),
+        ([1, 2], "epochs: one per ensemble member (3), got 2"),
+    ],
+)
+def test_epochs_that_are_not_a_count_per_member_are_refused(epochs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        RNNForecaster(**SMALL).fit(rising(20), epochs=epochs)
+
+
+def test_a_cold_fit_trains_each_member_at_most_its_epochs():
+    model = RNNForecaster(**SMALL, season_length=1, patience=10).fit(walk(80, start=50.0), epochs=[0, 1, 2])
+    assert [len(h) for h in model.histories_] == [1, 2, 3]
+    assert model.n_epochs_ == 0
+    many = RNNForecaster(**SMALL, season_length=1, patience=10).fit_many([walk(80), walk(60, 4)], epochs=2)
+    assert [len(h) for h in many.histories_] == [3, 3, 3]
+
+
+@pytest.mark.parametrize("members", [[], [0, 0], [3], [-1]])
+def test_members_of_a_part_are_distinct_indices_of_the_ensemble(members):
+    message = f"members must be distinct indices in 0..2, got {sorted(members)}"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        RNNForecaster(**SMALL).fit_many([rising(20)], members=members)
+
+
+@pytest.mark.parametrize("kind, m, expected", [("seasonal", 4, 4), ("walk", 4, 1), ("walk", 1, 1)])
+def test_the_season_length_is_the_one_found(kind, m, expected):
+    y = seasonal(60, level=20.0, m=4) if kind == "seasonal" else walk(60, start=100.0)
+    model = RNNForecaster(**SMALL, season_length=m).fit(y)
+    assert model.season_length_ == expected
+    assert model._preps[0].season.active == (expected > 1)
+
+
+def test_a_series_that_never_moved_forecasts_no_move_whatever_its_weights():
+    y = np.full(30, 5.0)
+    model = RNNForecaster(**SMALL, season_length=1).fit(y)
+    constant_members(model, 1e6)  # the largest change seen is none: outputs clip to 1.5e-12
+    np.testing.assert_allclose(model.predict(4), np.full(4, 5.0), rtol=1e-9)
+
+
+def test_a_warm_start_keeps_the_steps_per_pass_and_forgets_the_model_it_continued():
+    cold = RNNForecaster(**SMALL, season_length=1).fit(rising(10))  # 5 steps a pass
+    y = rising(30)
+    warm = RNNForecaster(**SMALL, season_length=1).fit(y, warm_start=cold)
+    old = cold._preps[0]
+    prep = Prepared(old.to_x(y) if not old.log else np.log(y), Seasonality(np.ones(1), y.size), old.log, old.scale)
+    np.testing.assert_allclose(warm.predict(12), forecasts(warm, [prep], 12, 5)[0], rtol=1e-10)
+    assert warm._steps_per_pass == 5 and steps_per_pass([30], warm.horizon_, 4096) == warm.horizon_
+    held = vars(pickle.loads(pickle.dumps(warm))).values()  # what travels to another process
+    assert not any(isinstance(v, RNNForecaster) for v in held)

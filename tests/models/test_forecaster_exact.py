@@ -7,15 +7,18 @@ combine and predict with their exact errors."""
 import pickle
 import re
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from tickcast.models import RNNForecaster, TrainingDiverged
 from tickcast.models.cells import CELLS, ElmanRNN
-from tickcast.models.intervals import floored_half_widths
+from tickcast.models.intervals import floored_half_widths, residual_quantiles
+from tickcast.models.metrics import mae, naive_scale, rmse, smape
+from tickcast.models.network import shrunk_mean_targets
 from tickcast.models.seasonality import Seasonality
-from tickcast.models.windows import Prepared, last_window, prepare, spread_path
+from tickcast.models.windows import Prepared, cut_windows, last_window, prepare, split_point, spread_path
 
 SMALL = dict(hidden_size=8, epochs=3, precision="float64", significance=0.0, min_delta=0.0)
 
@@ -493,3 +496,105 @@ def test_a_warm_start_keeps_the_steps_per_pass_and_forgets_the_model_it_continue
     assert warm._steps_per_pass == 5 and steps_per_pass([30], warm.horizon_, 4096) == warm.horizon_
     held = vars(pickle.loads(pickle.dumps(warm))).values()  # what travels to another process
     assert not any(isinstance(v, RNNForecaster) for v in held)
+
+
+# ---------------------------------------------------------------- validation: backtests, residuals
+def scored(model, ys, preps):
+    """The backtests and residual quantiles of a fit without refit, restated: the members' clipped
+    median forecasts every validation cut t (of the newest 50 cuts where there is no validation
+    part), one step for the backtest against the naive forecast, K steps for the residuals."""
+    cfg, K = model.config, model.horizon_
+    has_val = cfg.val_fraction > 0
+    backtests, resid = [], []
+    for y, p in zip(ys, preps):
+        s = split_point(p.n, cfg.val_fraction) if has_val else max(1, p.n - 50)
+        ts = np.arange(s, p.n)
+        outs = np.median(member_outputs(model, [p.x[:t] for t in ts], [p.scale] * ts.size), axis=0)  # (N, K)
+        outs = np.clip(np.nan_to_num(outs), -model._out_max, model._out_max)
+        path = spread_path(p.x)
+        for t, row in zip(ts, outs):
+            target = np.full(K, np.nan)
+            ahead = p.x[t : t + K]
+            target[: ahead.size] = (ahead - p.x[t - 1]) / p.scale
+            resid.append(np.abs(target - row) * p.scale / path[t])
+        if not has_val:
+            backtests.append({"n": 0, "mae": None, "mase_scale": 0.0})
+            continue
+        y_hat = p.values_at(p.x[ts - 1] + outs[:, 0] * p.scale, ts)
+        actual, naive = y[ts], y[ts - 1]
+        scale = naive_scale(y[:s]) if s > 1 else 0.0
+        bt = {"n": int(ts.size), "mase_scale": scale}
+        for prefix, f in (("", y_hat), ("naive_", naive)):
+            bt[prefix + "mae"] = mae(actual, f)
+            bt[prefix + "rmse"] = rmse(actual, f)
+            bt[prefix + "smape"] = smape(actual, f)
+            bt[prefix + "mase"] = bt[prefix + "mae"] / scale if scale > 0 else None
+        bt["relative_mae"] = bt["mae"] / bt["naive_mae"] if bt["naive_mae"] > 0 else None
+        backtests.append(bt)
+    Q, counts = residual_quantiles(np.array(resid).astype(np.float32))
+    return backtests, Q, counts
+
+
+@pytest.mark.parametrize("case", ["seasonal", "many", "no-validation", "flat-start"])
+def test_backtests_and_interval_residuals_are_the_members_median_on_the_validation_part(case):
+    kw = dict(SMALL, refit=False)
+    if case == "seasonal":
+        ys, kw = [seasonal(70, level=30.0)], dict(kw, season_length=4)
+    elif case == "many":  # different lengths, scales and validation parts; one on a linear scale
+        ys, kw = [prices(60, 1, 5.0), prices(25, 2, 80.0), walk(40, seed=6), rising(3)], dict(kw, season_length=1)
+    elif case == "no-validation":  # intervals from the newest 50 cuts, no backtest
+        ys, kw = [walk(90, start=20.0)], dict(kw, season_length=1, val_fraction=0.0)
+    else:  # a naive forecast without error before the validation part: no MASE
+        ys, kw = [np.r_[np.full(25, 7.0), walk(5, seed=8, start=7.0)]], dict(kw, season_length=1, transform="linear")
+    fit = RNNForecaster(**kw)
+    model = fit.fit(ys[0]) if len(ys) == 1 else fit.fit_many(ys)
+    preps = prepared(ys, kw["season_length"], kw.get("transform", "auto"))
+    backtests, Q, counts = scored(model, ys, preps)
+    assert len(model.backtests_) == len(ys)
+    for got, expected in zip(model.backtests_, backtests):
+        assert set(got) >= set(expected)
+        for key, value in expected.items():
+            if value is None:
+                assert got[key] is None, key
+            else:
+                assert got[key] == pytest.approx(value, rel=1e-9), key
+    if case == "no-validation":
+        assert all(v is None for k, v in model.backtest_.items() if k not in ("n", "mase_scale"))
+    if case == "flat-start":
+        assert model.backtest_["mase_scale"] == 0.0 and model.backtest_["mase"] is None
+    np.testing.assert_array_equal(model._counts, counts)
+    np.testing.assert_allclose(model._Q, Q, rtol=1e-5, atol=1e-6)
+
+
+def largest_change(p, K, end):
+    """The largest |x[t + k] - x[t - 1]| / scale over the windows' targets before ``end``."""
+    return max(abs(p.x[t + k] - p.x[t - 1]) / p.scale for t in range(1, end) for k in range(K) if t + k < end)
+
+
+@pytest.mark.parametrize("season_length, jump", [(1, 1.0), (4, 1.0), (4, 1.8)])
+def test_a_refit_trains_again_on_everything_and_keeps_the_validation_scores(season_length, jump):
+    y = seasonal(70, level=30.0) * np.r_[np.ones(64), np.full(6, jump)]  # a jump in the validation part
+    kept = RNNForecaster(**SMALL, season_length=season_length, refit=False).fit(y)
+    refit = RNNForecaster(**SMALL, season_length=season_length).fit(y)
+    assert refit.backtests_ == kept.backtests_
+    np.testing.assert_array_equal(refit._Q, kept._Q)
+    p, K = refit._preps[0], refit.horizon_
+    split = split_point(p.n, 0.2)
+    assert kept._out_max == pytest.approx(1.5 * largest_change(p, K, split), rel=1e-12)
+    assert refit._out_max == pytest.approx(1.5 * largest_change(p, K, p.n), rel=1e-12)
+    assert (refit._out_max > kept._out_max) == (jump > 1)  # the newest part moved more than anything before
+    # the read-out bias starts at the (shrunk) mean change over all the windows now
+    _, Y, M = cut_windows(p.x, 1, K, p.scale, np.arange(1, p.n))
+    by = shrunk_mean_targets(SimpleNamespace(Y=Y, M=M))
+    trained = [m.best_epoch > 0 for m in kept._members]
+    assert all(trained) == (season_length == 1) and any(trained) == all(trained)
+    for a, b, was_trained in zip(kept._members, refit._members, trained):
+        assert a.best_epoch == b.best_epoch and a.history == b.history
+        if was_trained:  # trained again from the same start on everything
+            assert not np.allclose(a.params["Why"], b.params["Why"])
+        else:  # left at the start, with the bias of everything
+            np.testing.assert_allclose(b.params["by"], by, rtol=1e-12)
+            assert not np.allclose(a.params["by"], by)
+            for key in a.params:
+                if key != "by":
+                    np.testing.assert_array_equal(a.params[key], b.params[key])

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tickcast.models import RNNForecaster, TrainingDiverged
+from tickcast.models import RNNForecaster, TrainingDiverged, persist
 from tickcast.models.cells import CELLS, ElmanRNN
 from tickcast.models.intervals import floored_half_widths, residual_quantiles
 from tickcast.models.metrics import mae, naive_scale, rmse, smape
@@ -598,3 +598,31 @@ def test_a_refit_trains_again_on_everything_and_keeps_the_validation_scores(seas
             for key in a.params:
                 if key != "by":
                     np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+def test_the_repr_shows_the_settings_that_differ_from_the_defaults():
+    assert repr(RNNForecaster()) == "RNNForecaster()"
+    assert repr(RNNForecaster(lr=0.01, hidden_size=8, seed=0)) == "RNNForecaster(hidden_size=8, lr=0.01)"
+
+
+def test_fit_many_needs_a_series():
+    with pytest.raises(ValueError, match=r"^fit_many needs at least one series$"):
+        RNNForecaster().fit_many([])
+
+
+def test_combine_leaves_its_parts_as_they_were():
+    ys = [rising(30, s) for s in range(3)]
+    parts = parts_of(ys, [2, 0, 1])
+    before = [pickle.dumps(p) for p in parts]
+    combined = RNNForecaster.combine(parts)
+    assert [pickle.dumps(p) for p in parts] == before
+    assert combined.members_ == [0, 1, 2] and [p.members_ for p in parts] == [[2], [0], [1]]
+
+
+@pytest.mark.parametrize("key, error", [("horizon", "KeyError: 'horizon'"), ("members", "KeyError: 'members'")])
+def test_a_blob_without_what_a_model_needs_names_what_is_missing(key, error):
+    model = RNNForecaster(**SMALL, season_length=1).fit(rising(20))
+    meta, arrays = persist.unpack(model.to_bytes())
+    del meta[key]
+    with pytest.raises(ValueError, match="^" + re.escape(f"corrupt tickcast model blob: {error}") + "$"):
+        RNNForecaster.from_bytes(persist.pack(meta, arrays))

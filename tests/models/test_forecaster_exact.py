@@ -12,12 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tickcast.models import RNNForecaster, TrainingDiverged, persist
+from tickcast.models import RNNForecaster, TrainingDiverged, ensemble, persist
 from tickcast.models.cells import CELLS, ElmanRNN
 from tickcast.models.intervals import floored_half_widths, residual_quantiles
 from tickcast.models.metrics import mae, naive_scale, rmse, smape
 from tickcast.models.network import shrunk_mean_targets
 from tickcast.models.seasonality import Seasonality
+from tickcast.models.train import auto_batch_size
 from tickcast.models.windows import Prepared, cut_windows, last_window, prepare, split_point, spread_path
 
 SMALL = dict(hidden_size=8, epochs=3, precision="float64", significance=0.0, min_delta=0.0)
@@ -626,3 +627,63 @@ def test_a_blob_without_what_a_model_needs_names_what_is_missing(key, error):
     del meta[key]
     with pytest.raises(ValueError, match="^" + re.escape(f"corrupt tickcast model blob: {error}") + "$"):
         RNNForecaster.from_bytes(persist.pack(meta, arrays))
+
+
+# ---------------------------------------------------------------- what each network is trained with
+@pytest.fixture
+def runs(monkeypatch):
+    """The jobs of every engine.run a fit makes (the real run, watched)."""
+    seen: list[list] = []
+    real = ensemble.engine.run
+
+    def watched(stack, jobs, dtype):
+        seen.append(list(jobs))
+        return real(stack, jobs, dtype)
+
+    monkeypatch.setattr(ensemble.engine, "run", watched)
+    return seen
+
+
+def test_each_phase_trains_its_networks_with_its_own_settings(runs):
+    ys = [seasonal(60, level=40.0, seed=s) for s in range(3)] + [seasonal(30, level=40.0, seed=9)]
+    kw = dict(SMALL, season_length=1, transform="linear", min_delta=0.04, significance=1.0, patience=4, max_windows=40)
+    kw["lookbacks"], kw["ensemble"], kw["max_window"] = [0.1, 1.5, 100.0], 4, 30
+    cold = RNNForecaster(**kw).fit_many(ys)
+    K, S = cold.horizon_, len(ys)
+    L = [min(max(2, round(b * K)), 30, 59) for b in (0.1, 1.5, 100.0, 0.1)]
+    assert [m.L for m in cold._members] == L == [2, 12, 30, 2]
+    splits = [split_point(y.size, 0.2) for y in ys]
+    train = sum(s - max(1, s - 40) for s in splits)
+    val = sum(y.size - s for y, s in zip(ys, splits))
+    everything = sum(y.size - max(1, y.size - 40) for y in ys)
+    first, refit = runs
+    for j, job in enumerate(first):
+        st = job.settings
+        assert (len(job.train), len(job.val), job.train.L, job.val.L) == (train, val, L[j], L[j])
+        assert (st.epochs, st.batch_size, st.lr, st.patience, st.max_backoffs) == (
+            3,
+            auto_batch_size(train),
+            3e-3,
+            4,
+            6,
+        )
+        assert (st.optimizer, st.clip, st.clip_mode, st.loss) == ("adam", 1.0, "norm", "mae")
+        assert st.min_delta == pytest.approx(0.04 / np.sqrt(S)) and st.significance == pytest.approx(1.0 / np.sqrt(S))
+        assert job.record
+    for j, job in enumerate(refit):
+        st = job.settings
+        assert (len(job.train), job.val, job.train.L, job.record) == (everything, None, L[j], False)
+        assert (st.epochs, st.batch_size, st.patience) == (cold._members[j].best_epoch, auto_batch_size(everything), 0)
+        assert st.min_delta == pytest.approx(0.04 / np.sqrt(S)) and st.lr == 3e-3
+    assert all(m.best_epoch > 0 for m in cold._members)
+    cold._members[3].params["Why"][:] = 0.0  # as if validation had kept none of its training
+    runs.clear()
+    RNNForecaster(**{**kw, "warm_windows": 7, "batch_size": 5}).fit_many(ys, warm_start=cold)
+    warm, nothing = runs  # no refit after a warm start
+    assert nothing == []
+    for j, job in enumerate(warm):
+        st = job.settings
+        untrained = j == 3
+        assert (len(job.train), job.val, job.train.L) == (7 * S, None, L[j])
+        assert (st.epochs, st.batch_size, st.lr, st.patience) == (0 if untrained else 3, 5, 3e-3 * 0.3, 0)
+        assert st.min_delta == 0.0 and st.significance == 0.0

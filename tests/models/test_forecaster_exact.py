@@ -145,7 +145,8 @@ def test_forecasts_and_intervals_are_the_clipped_member_median_pass_after_pass(c
 
 
 def test_a_float32_model_forecasts_in_float32():
-    model = RNNForecaster(hidden_size=8, epochs=2, season_length=1).fit(walk(80, start=100.0))
+    model = RNNForecaster(hidden_size=8, epochs=3, season_length=1).fit(seasonal(70, level=30.0))
+    assert all(np.any(m.params["Why"]) for m in model._members)  # trained: the recurrence runs
     xs, scale = [p.x for p in model._preps], np.array([p.scale for p in model._preps])
     out = model._member_outputs(xs, scale)
     assert model.config.precision == "float32"

@@ -301,16 +301,13 @@ class _Scorer:
             return
         u.backtests = []
         for i, (y, p) in enumerate(zip(u.ys, u.preps)):
+            # Every series has a validation part here, after at least 2 points (split_point leaves
+            # one to any series of MIN_LENGTH points or more when the unit has one).
             rows = self.owner == i
-            if not rows.any():
-                u.backtests.append(_scores(None, None, None, metrics.naive_scale(y) if y.size > 1 else 0.0))
-                continue
             t = self.cut[rows]  # forecast y[t] from y[:t]
             x_hat = p.x[t - 1] + self.one_step[rows] * p.scale
             y_hat = p.values_at(x_hat, t)
-            split = int(t.min())
-            mase_scale = metrics.naive_scale(y[:split]) if split > 1 else 0.0
-            u.backtests.append(_scores(y[t], y_hat, y[t - 1], mase_scale))
+            u.backtests.append(_scores(y[t], y_hat, y[t - 1], metrics.naive_scale(y[: int(t.min())])))
 
 
 def score(cfg: ForecasterConfig, u: Unit) -> None:

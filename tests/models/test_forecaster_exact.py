@@ -501,6 +501,9 @@ def test_a_warm_start_keeps_the_steps_per_pass_and_forgets_the_model_it_continue
 
 
 # ---------------------------------------------------------------- validation: backtests, residuals
+BACKTEST_KEYS = ("mae", "rmse", "smape", "mase", "naive_mae", "naive_rmse", "naive_smape", "naive_mase", "relative_mae")
+
+
 def scored(model, ys, preps):
     """The backtests and residual quantiles of a fit without refit, restated: the members' clipped
     median forecasts every validation cut t (of the newest 50 cuts where there is no validation
@@ -520,7 +523,7 @@ def scored(model, ys, preps):
             target[: ahead.size] = (ahead - p.x[t - 1]) / p.scale
             resid.append(np.abs(target - row) * p.scale / path[t])
         if not has_val:
-            backtests.append({"n": 0, "mae": None, "mase_scale": 0.0})
+            backtests.append({"n": 0, **dict.fromkeys(BACKTEST_KEYS), "mase_scale": 0.0})
             continue
         y_hat = p.values_at(p.x[ts - 1] + outs[:, 0] * p.scale, ts)
         actual, naive = y[ts], y[ts - 1]
@@ -561,7 +564,7 @@ def test_backtests_and_interval_residuals_are_the_members_median_on_the_validati
             else:
                 assert got[key] == pytest.approx(value, rel=1e-9), key
     if case == "no-validation":
-        assert all(v is None for k, v in model.backtest_.items() if k not in ("n", "mase_scale"))
+        assert model.backtests_ == backtests  # every score there, None
     if case == "flat-start":
         assert model.backtest_["mase_scale"] == 0.0 and model.backtest_["mase"] is None
     np.testing.assert_array_equal(model._counts, counts)
@@ -732,3 +735,9 @@ def test_parts_with_more_than_a_chunk_of_validation_windows_score_as_the_whole_f
     assert combined.backtests_ == whole.backtests_
     np.testing.assert_array_equal(combined._counts, whole._counts)
     np.testing.assert_allclose(combined._Q, whole._Q, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n, lengths", [(3, [2, 2, 2]), (10, [9, 9, 9]), (15, [12, 14, 14]), (40, [12, 16, 24])])
+def test_a_member_s_window_is_at_most_the_series_less_one_point(n, lengths):
+    model = RNNForecaster(**SMALL, season_length=1).fit(rising(n))
+    assert model.horizon_ == 8 and [m.L for m in model._members] == lengths

@@ -540,7 +540,7 @@ def scored(model, ys, preps):
     return backtests, Q, counts
 
 
-@pytest.mark.parametrize("case", ["seasonal", "many", "no-validation", "flat-start"])
+@pytest.mark.parametrize("case", ["seasonal", "many", "no-validation", "no-validation-short", "flat-start"])
 def test_backtests_and_interval_residuals_are_the_members_median_on_the_validation_part(case):
     kw = dict(SMALL, refit=False)
     if case == "seasonal":
@@ -549,6 +549,8 @@ def test_backtests_and_interval_residuals_are_the_members_median_on_the_validati
         ys, kw = [prices(60, 1, 5.0), prices(25, 2, 80.0), walk(40, seed=6), rising(3)], dict(kw, season_length=1)
     elif case == "no-validation":  # intervals from the newest 50 cuts, no backtest
         ys, kw = [walk(90, start=20.0)], dict(kw, season_length=1, val_fraction=0.0)
+    elif case == "no-validation-short":  # fewer than 50 cuts: all of them, from the first
+        ys, kw = [walk(30, start=20.0)], dict(kw, season_length=1, val_fraction=0.0)
     else:  # a naive forecast without error before the validation part: no MASE
         ys, kw = [np.r_[np.full(25, 7.0), walk(5, seed=8, start=7.0)]], dict(kw, season_length=1, transform="linear")
     fit = RNNForecaster(**kw)
@@ -563,7 +565,7 @@ def test_backtests_and_interval_residuals_are_the_members_median_on_the_validati
                 assert got[key] is None, key
             else:
                 assert got[key] == pytest.approx(value, rel=1e-9), key
-    if case == "no-validation":
+    if case.startswith("no-validation"):
         assert model.backtests_ == backtests  # every score there, None
     if case == "flat-start":
         assert model.backtest_["mase_scale"] == 0.0 and model.backtest_["mase"] is None
@@ -693,6 +695,9 @@ def test_each_phase_trains_its_networks_with_its_own_settings(runs):
         assert (len(job.train), job.val, job.train.L) == (7 * S, None, L[j])
         assert (st.epochs, st.batch_size, st.lr, st.patience) == (0 if untrained else 3, 5, 3e-3 * 0.3, 0)
         assert st.min_delta == 0.0 and st.significance == 0.0
+    runs.clear()
+    RNNForecaster(**{**kw, "warm_windows": 60}).fit_many(ys, warm_start=cold)  # more than a series has
+    assert [len(job.train) for job in runs[0]] == [sum(y.size - 1 for y in ys)] * 4
 
 
 class _Loud(ElmanRNN):

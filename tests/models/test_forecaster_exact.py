@@ -746,3 +746,15 @@ def test_parts_with_more_than_a_chunk_of_validation_windows_score_as_the_whole_f
 def test_a_member_s_window_is_at_most_the_series_less_one_point(n, lengths):
     model = RNNForecaster(**SMALL, season_length=1).fit(rising(n))
     assert model.horizon_ == 8 and [m.L for m in model._members] == lengths
+
+
+def test_units_fit_in_stacks_of_any_size_give_the_same_models(monkeypatch):
+    ys = [walk(40 + 10 * s, seed=s, start=60.0) for s in range(4)] + [seasonal(50, level=9.0)]
+    together = RNNForecaster(**SMALL, season_length=1).fit_each(ys)
+    monkeypatch.setattr(ensemble, "STACK_BYTES", 1)  # every unit in a stack of its own
+    alone = RNNForecaster(**SMALL, season_length=1).fit_each(ys)
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.predict(5), b.predict(5), rtol=1e-9)
+        assert a.backtest_ == pytest.approx(b.backtest_, rel=1e-9)
+        for ha, hb in zip(a.histories_, b.histories_):
+            assert [e["val_loss"] for e in ha] == pytest.approx([e["val_loss"] for e in hb], rel=1e-9)

@@ -758,3 +758,50 @@ def test_units_fit_in_stacks_of_any_size_give_the_same_models(monkeypatch):
         assert a.backtest_ == pytest.approx(b.backtest_, rel=1e-9)
         for ha, hb in zip(a.histories_, b.histories_):
             assert [e["val_loss"] for e in ha] == pytest.approx([e["val_loss"] for e in hb], rel=1e-9)
+
+
+def test_a_warm_fit_s_members_keep_the_seeds_they_were_born_with():
+    y = seasonal(60, level=20.0)
+    cold = RNNForecaster(**SMALL, season_length=1, seed=5).fit(y)
+    warm = RNNForecaster(**SMALL, season_length=1).fit(y, warm_start=cold)
+    assert [m.seed for m in cold._members] == [m.seed for m in warm._members] == [5, 6, 7]
+
+
+def test_a_float32_fit_trains_and_scores_in_float32(monkeypatch):
+    seen = []
+    run, chunks = ensemble.engine.run, ensemble.passes.forward_chunks
+
+    def watched_run(stack, jobs, dtype):
+        seen.append(("run", np.dtype(dtype)))
+        return run(stack, jobs, dtype)
+
+    def watched_chunks(stack, W, sources, dtype=np.float64):
+        seen.append(("chunks", np.dtype(dtype)))
+        return chunks(stack, W, sources, dtype)
+
+    monkeypatch.setattr(ensemble.engine, "run", watched_run)
+    monkeypatch.setattr(ensemble.passes, "forward_chunks", watched_chunks)
+    RNNForecaster(**{**SMALL, "precision": "float32"}, season_length=1).fit(seasonal(60, level=20.0))
+    assert [kind for kind, _ in seen].count("run") == 2 and "chunks" in [
+        kind for kind, _ in seen
+    ]  # fit, refit; scoring
+    assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}
+
+
+def test_a_refit_that_diverges_fails_the_fit(monkeypatch):
+    run = ensemble.engine.run
+
+    def refit_diverges(stack, jobs, dtype):
+        out = run(stack, jobs, dtype)
+        for job in jobs:
+            if not job.record:  # the refit's jobs (nobody reads their history)
+                job.error = TrainingDiverged("the refit diverged")
+        return out
+
+    monkeypatch.setattr(ensemble.engine, "run", refit_diverges)
+    y = seasonal(60, level=20.0)
+    with pytest.raises(TrainingDiverged, match="^the refit diverged$"):
+        RNNForecaster(**SMALL, season_length=1).fit(y)
+    out = RNNForecaster(**SMALL, season_length=1).fit_each([y, y[:40]], errors="return")
+    assert [str(e) for e in out] == ["the refit diverged"] * 2
+    assert isinstance(RNNForecaster(**SMALL, season_length=1, refit=False).fit(y), RNNForecaster)

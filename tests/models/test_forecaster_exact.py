@@ -782,10 +782,13 @@ def test_a_float32_fit_trains_and_scores_in_float32(monkeypatch):
     monkeypatch.setattr(ensemble.engine, "run", watched_run)
     monkeypatch.setattr(ensemble.passes, "forward_chunks", watched_chunks)
     RNNForecaster(**{**SMALL, "precision": "float32"}, season_length=1).fit(seasonal(60, level=20.0))
-    assert [kind for kind, _ in seen].count("run") == 2 and "chunks" in [
-        kind for kind, _ in seen
-    ]  # fit, refit; scoring
+    kinds = [kind for kind, _ in seen]
+    assert kinds.count("run") == 2 and "chunks" in kinds  # fit and refit; scoring
     assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}
+    seen.clear()
+    monkeypatch.setattr(ensemble, "STACK_BYTES", 1)  # two stacks
+    RNNForecaster(**{**SMALL, "precision": "float32"}, season_length=1).fit_each([seasonal(60), seasonal(50, seed=4)])
+    assert [kind for kind, _ in seen].count("run") == 4 and {dtype for _, dtype in seen} == {np.dtype(np.float32)}
 
 
 def test_a_refit_that_diverges_fails_the_fit(monkeypatch):
@@ -805,3 +808,13 @@ def test_a_refit_that_diverges_fails_the_fit(monkeypatch):
     out = RNNForecaster(**SMALL, season_length=1).fit_each([y, y[:40]], errors="return")
     assert [str(e) for e in out] == ["the refit diverged"] * 2
     assert isinstance(RNNForecaster(**SMALL, season_length=1, refit=False).fit(y), RNNForecaster)
+
+
+def test_a_series_scored_beside_a_shorter_one_scores_as_alone():
+    """The validation windows of fit_each's units go through the networks in chunks of at most 512
+    a network: the long series' last chunk holds none of the short one's windows."""
+    ys = [walk(40, seed=1, start=50.0), walk(3000, seed=2, start=50.0)]
+    _, long = RNNForecaster(**SMALL, season_length=1).fit_each(ys)
+    alone = RNNForecaster(**SMALL, season_length=1).fit(ys[1])
+    assert long.backtest_["n"] == 600 and long.backtest_ == pytest.approx(alone.backtest_, rel=1e-9)
+    np.testing.assert_allclose(long._Q, alone._Q, rtol=1e-6)

@@ -137,9 +137,8 @@ class Gather:
         self.series = np.concatenate([w.series for w in sources])
         self.lo = np.concatenate([w.lo for w in sources])
         self.end = np.concatenate([w.end for w in sources])
-        # A set without windows adds nothing to look up, but must not shadow the next one.
-        keep = np.concatenate([w.first[1:] > w.first[:-1] for w in sources])
-        self.first, self.series, self.lo, self.end = self.first[keep], self.series[keep], self.lo[keep], self.end[keep]
+        # A series or set without windows starts where the next one does: the lookup's
+        # searchsorted(side="right") takes the last of equal starts, never the empty one.
 
     @staticmethod
     def usable(sources: Sequence) -> TypeGuard[Sequence[Windows]]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tickcast.models import RNNForecaster, TrainingDiverged, ensemble, persist
+from tickcast.models.bank import Bank, Gather, Windows
 from tickcast.models.cells import CELLS, ElmanRNN
 from tickcast.models.intervals import floored_half_widths, residual_quantiles
 from tickcast.models.metrics import mae, naive_scale, rmse, smape
@@ -818,3 +819,44 @@ def test_a_series_scored_beside_a_shorter_one_scores_as_alone():
     alone = RNNForecaster(**SMALL, season_length=1).fit(ys[1])
     assert long.backtest_["n"] == 600 and long.backtest_ == pytest.approx(alone.backtest_, rel=1e-9)
     np.testing.assert_allclose(long._Q, alone._Q, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- the window bank
+def test_a_window_set_refuses_windows_longer_than_the_bank_pads_and_counts_empty_ranges_as_none():
+    preps = [prepare(walk(n, seed=n, start=30.0), 1) for n in (12, 20)]
+    bank = Bank(preps, before=5, after=3)
+    ok = Windows(bank, [0, 1], [4, 3], [4, 9], [12, 20], 5, 3)  # the first range is empty
+    assert len(ok) == 6 and ok.owners()[0].tolist() == [1] * 6
+    assert len(Windows(bank, [0, 1], [7, 3], [4, 9], [12, 20], 5, 3)) == 6  # hi below lo: none either
+    for L, K in ((6, 3), (5, 4), (6, 4)):
+        with pytest.raises(
+            ValueError, match=re.escape(f"windows of L={L}, K={K} do not fit the bank (L <= 5, K <= 3)")
+        ):
+            Windows(bank, [0], [1], [9], [12], L, K)
+    with pytest.raises(ValueError, match=r"^windows of L=6 do not fit the bank \(L <= 5\)$"):
+        ok.with_length(6)
+
+
+def test_a_batch_over_several_window_sets_skips_the_empty_ones():
+    preps = [prepare(walk(n, seed=n, start=30.0), 1) for n in (12, 20, 15)]
+    bank = Bank(preps, before=6, after=3)
+    empty = Windows(bank, [0], [5], [5], [12], 4, 3)
+    a = Windows(bank, [0, 1], [1, 10], [6, 20], [12, 20], 4, 3)
+    b = Windows(bank, [2], [2], [15], [15], 6, 3)
+    assert len(empty) == 0
+    assert (
+        Gather.usable([a, empty, b])
+        and not Gather.usable([])
+        and not Gather.usable([a, Windows(Bank(preps, 6, 3), [0], [1], [5], [12], 4, 3)])
+    )
+    gather = Gather([a, empty, b])
+    ids = np.array([[0, 7, 14, 3], [1, 12, 5, 0]])
+    X, Y, M = np.zeros((2, 4, 6, 1)), np.zeros((2, 4, 3)), np.zeros((2, 4, 3))
+    gather.fill(np.array([0, 2]), ids, np.array([4, 3]), X, Y, M)
+    for row, (w, n) in enumerate(((a, 4), (b, 3))):
+        Xe, Ye, Me = np.zeros((n, 6, 1)), np.zeros((n, 3)), np.zeros((n, 3))
+        w.fill(ids[row, :n], Xe, Ye, Me)
+        np.testing.assert_array_equal(X[row, :n, 6 - w.L :], Xe[:, 6 - w.L :])
+        np.testing.assert_array_equal(Y[row, :n], Ye)
+        np.testing.assert_array_equal(M[row, :n], Me)
+    np.testing.assert_array_equal(M[1, 3:], 0.0)

@@ -34,6 +34,8 @@ class Cell(Protocol):
     with the keys and shapes of ``shapes``. ``forward(p, X (B, T, D)) -> (out (B, O), cache)``;
     ``backward(p, dout (B, O), cache, grads=None) -> grads`` (filled in place when given) and
     must be called before the next ``forward`` of the same shape. ``release()`` drops buffers.
+    The read-out is ``out = h_T @ Why + by``, with those names: the bias starts at the mean
+    target, and a network whose ``Why`` is all zeros forecasts ``by`` without running the cell.
     A new cell class registered with :func:`register_cell` is gradient-checked by the tests
     without editing them.
     """

@@ -66,7 +66,7 @@ def forward_chunks(
     # A read-out whose weights are all zero (every member before its first update, and after
     # training that validation did not keep) forecasts its bias whatever the window: exactly
     # h_T @ 0 + by. Such networks skip the recurrence.
-    constant = ~np.any(p["Why"].reshape(len(sources), -1) != 0, axis=1) if "Why" in p and "by" in p else None
+    constant = ~np.any(p["Why"].reshape(len(sources), -1) != 0, axis=1)
     cast = W.astype(dtype)
     gather = Gather(sources) if Gather.usable(sources) else None
     out = np.zeros((len(sources), C, K))
@@ -81,7 +81,7 @@ def forward_chunks(
             for i, (r, b) in enumerate(zip(rows, counts)):
                 sources[r].fill(np.arange(start, start + b), X[i, :b], Y[i, :b], M[i, :b])
                 M[i, b:] = 0.0
-        run = np.ones(a, dtype=bool) if constant is None else ~constant[rows]
+        run = ~constant[rows]
         if not run.all():
             out[:a][~run] = p["by"][rows[~run]][:, None, :]
         if run.any():

@@ -12,14 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tickcast.models import RNNForecaster, TrainingDiverged, ensemble, persist
+from tickcast.models import RNNForecaster, TrainingDiverged, ensemble, passes, persist
 from tickcast.models.bank import Bank, Gather, Windows
 from tickcast.models.cells import CELLS, ElmanRNN
 from tickcast.models.intervals import floored_half_widths, residual_quantiles
 from tickcast.models.metrics import mae, naive_scale, rmse, smape
 from tickcast.models.network import shrunk_mean_targets
+from tickcast.models.params import allocate, flatten
 from tickcast.models.seasonality import Seasonality
-from tickcast.models.train import auto_batch_size
+from tickcast.models.stack import make_stack, stacked_forward
+from tickcast.models.train import Data, auto_batch_size
 from tickcast.models.windows import Prepared, cut_windows, last_window, prepare, split_point, spread_path
 
 SMALL = dict(hidden_size=8, epochs=3, precision="float64", significance=0.0, min_delta=0.0)
@@ -860,3 +862,31 @@ def test_a_batch_over_several_window_sets_skips_the_empty_ones():
         np.testing.assert_array_equal(Y[row, :n], Ye)
         np.testing.assert_array_equal(M[row, :n], Me)
     np.testing.assert_array_equal(M[1, 3:], 0.0)
+
+
+# ---------------------------------------------------------------- forward passes over window sets
+def test_evaluating_window_sets_in_chunks_is_each_window_through_its_network():
+    """Window sets that are not cut from one bank (arrays of windows, as the engine's reference
+    tests give it) go through their networks set by set, more than one chunk of 512 each."""
+    rng = np.random.default_rng(4)
+    stack = make_stack("rnn", 1, 5, 3)
+    sets = []
+    for n, L, masked in ((700, 6, False), (40, 9, False), (30, 4, True)):
+        M = np.zeros((n, 3)) if masked else (rng.random((n, 3)) > 0.3).astype(float)
+        sets.append(Data(rng.standard_normal((n, L, 1)), rng.standard_normal((n, 3)), M))
+    flats = []
+    for s in range(3):
+        flat, params = allocate(stack.shapes)
+        flat[:] = flatten(stack.init_params(np.random.default_rng(s), 0.5), stack.shapes)
+        if s == 2:
+            params["Why"][:] = 0.0  # a read-out of zeros: its bias is all it forecasts
+        flats.append(flat)
+    W = np.stack(flats)
+    losses, per_window, weight = passes.evaluate(stack, W, sets, "mae")
+    for i, data in enumerate(sets):
+        out = stacked_forward(stack, W[i : i + 1], data.X[None], np.array([data.L]))[0]
+        expected = np.sum(np.abs(out - data.Y) * data.M, axis=1)
+        np.testing.assert_allclose(per_window[i], expected, rtol=1e-12, atol=1e-15)
+        assert weight[i] == data.M.sum()
+        assert losses[i] == (None if data.M.sum() == 0 else pytest.approx(expected.sum() / data.M.sum(), rel=1e-12))
+    assert list(passes.forward_chunks(stack, W[:0], [])) == []

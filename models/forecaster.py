@@ -137,8 +137,8 @@ class RNNForecaster:
     @classmethod
     def combine(cls, parts) -> RNNForecaster:
         """The model ``fit_many`` would have fitted, from parts fitted with ``members=`` (every
-        member exactly once, same settings, same series, same warm start): the validation scores and interval
-        residuals come from the median over all members, as they would have."""
+        member exactly once, same settings, same series, same warm start): the validation scores
+        and interval residuals come from the median over all members, as they would have."""
         parts = list(parts)
         if not parts or not all(isinstance(p, RNNForecaster) and p._part is not None for p in parts):
             raise ValueError("combine needs parts: models fitted with fit_many(..., members=[...])")

@@ -1,6 +1,7 @@
-"""Training many networks as one computation: the loop of :mod:`models.train` run for N networks
-at once, each a :class:`Job` with its own weights, windows, settings, seeded generator and
-early-stopping state, their mini-batch steps stacked into batched matmuls (:mod:`models.stack`).
+"""Training many networks as one computation: one network's training loop (its settings in
+:mod:`models.train`) run for N networks at once, each a :class:`Job` with its own weights,
+windows, settings, seeded generator and early-stopping state, their mini-batch steps stacked
+into batched matmuls (:mod:`models.stack`).
 
 Every network goes through exactly the steps it would alone: its own permutation of its own
 windows each epoch, its own batch size, learning-rate schedule, global-norm clipping, Adam

@@ -1,10 +1,9 @@
-"""What training is made of, for one network: its settings, windows held in arrays, the masked
-loss, the evaluation and the test of a validation gain. The loop itself, for one network or
-many at once, is :mod:`models.engine`.
+"""What training is made of: its settings, windows held in arrays, the batch size by default and
+the test of a validation gain. The loop, for many networks at once, is :mod:`models.engine`; the
+masked loss and the forward passes are :mod:`models.passes`.
 
 Shapes: X (N, T, D) windows, Y (N, K) targets, M (N, K) target weights (0 masks a target out:
-past the end of a series or inside the validation part). Loss per batch, with d = out - Y:
-``mae``: sum(M |d|) / sum(M), ``mse``: sum(M d^2) / sum(M).
+past the end of a series or inside the validation part).
 """
 
 from __future__ import annotations
@@ -13,10 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from .config import LOSSES  # noqa: F401 (re-exported)
-
-EVAL_CHUNK = 512  # windows per forward pass when only evaluating: bounds the buffers' size
 
 
 @dataclass(frozen=True)
@@ -72,39 +67,7 @@ def auto_batch_size(n_windows: int) -> int:
     return int(min(max(n_windows, 1), max(32, min(256, 2 ** round(math.log2(max(n_windows / 32, 1)))))))
 
 
-def predict_scaled(cell, params, X: np.ndarray) -> np.ndarray:
-    """Network output for windows X (N, T, D) -> (N, K), in chunks of EVAL_CHUNK."""
-    out = np.empty((X.shape[0], cell.O))
-    for start in range(0, X.shape[0], EVAL_CHUNK):
-        o, _ = cell.forward(params, X[start : start + EVAL_CHUNK])  # (b, T, D) -> (b, K)
-        out[start : start + EVAL_CHUNK] = o
-    return out
-
-
-def loss_and_grad(out: np.ndarray, Y: np.ndarray, M: np.ndarray, kind: str) -> tuple[float, np.ndarray]:
-    """Masked loss of out (B, K) against Y (B, K) and its gradient dL/dout (B, K)."""
-    weight = float(M.sum())
-    if weight <= 0:
-        return 0.0, np.zeros_like(out)
-    d = out - Y
-    if kind == "mae":
-        return float(np.sum(np.abs(d) * M)) / weight, np.sign(d) * M / weight
-    return float(np.sum(d * d * M)) / weight, 2.0 * d * M / weight
-
-
-def evaluate(cell, params, data: Data | None, kind: str) -> float | None:
-    if data is None or len(data) == 0 or data.M.sum() <= 0:
-        return None
-    return loss_and_grad(predict_scaled(cell, params, data.X), data.Y, data.M, kind)[0]
-
-
-def window_losses(cell, params, data: Data, kind: str) -> np.ndarray:
-    """Per-window summed loss (N,): the validation loss is their sum over sum(M)."""
-    d = predict_scaled(cell, params, data.X) - data.Y
-    return np.sum((np.abs(d) if kind == "mae" else d * d) * data.M, axis=1)
-
-
-def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_delta: float, block: int = 1) -> bool:
+def significant(new: np.ndarray, old: np.ndarray, weight: float, z: float, min_delta: float, block: int) -> bool:
     """Is the loss with per-window losses ``new`` (N,) better than with ``old`` by at least
     ``min_delta`` (relative) and by ``z`` standard errors of the paired difference?
 

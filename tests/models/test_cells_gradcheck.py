@@ -3,11 +3,11 @@ network (models.cells) and for stacks of networks (models.stack)."""
 
 import numpy as np
 import pytest
+from tests.support.single_network import loss_and_grad
 
 from tickcast.models.cells import CELLS, GRU, Cell, ElmanRNN, make_cell, register_cell
 from tickcast.models.params import allocate_stack, flatten
 from tickcast.models.stack import LoopStack, make_stack
-from tickcast.models.train import loss_and_grad
 
 # float64, eps 1e-6: truncation error ~1e-12 relative; 1e-7 leaves room for rounding but
 # catches any wrong term (a missing factor shows up at 1e-2 .. 1).

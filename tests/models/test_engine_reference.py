@@ -1,8 +1,9 @@
 """The stacked training loop (models.engine) against a reference written independently here, one
 network at a time, from the promises in ``models.engine.train``'s docstring: a plain loop over
-the single-network cell (models.cells), ``models.train``'s masked loss and evaluation, the
-single-network optimizers and ``clip_flat``. Nothing of the stack's machinery (padding, batched
-matmuls, row bookkeeping, back-off and stopping state per row) is shared with the reference.
+the single-network cell (models.cells), the masked loss and evaluation of
+tests/support/single_network.py, the single-network optimizers and ``clip_flat``. Nothing of the
+stack's machinery (padding, batched matmuls, row bookkeeping, back-off and stopping state per
+row) is shared with the reference.
 
 Every job of a mixed stack (window lengths, batch sizes, budgets, patience, validation or none,
 non-finite targets that force back-offs, a job that fails at initialisation and one that fails
@@ -16,6 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
+from tests.support.single_network import loss_and_grad, window_losses
 
 from tickcast.models.cells import make_cell
 from tickcast.models.engine import Job, masked_loss, run
@@ -23,7 +25,7 @@ from tickcast.models.errors import TrainingDiverged
 from tickcast.models.optim import SGD, Adam, clip_flat
 from tickcast.models.params import flatten, unflatten
 from tickcast.models.stack import stack_of
-from tickcast.models.train import Data, TrainSettings, loss_and_grad, significant, window_losses
+from tickcast.models.train import Data, TrainSettings, significant
 
 RTOL = 1e-9  # batched matmuls sum in another order than the single cell's: identical up to that
 

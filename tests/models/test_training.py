@@ -1,14 +1,17 @@
 """Training behaviour: initialisation, overfitting, early stopping, back-off and divergence."""
 
+import math
+
 import numpy as np
 import pytest
+from tests.support.single_network import evaluate, loss_and_grad
 
 from tickcast.models import RNNForecaster, TrainingDiverged
 from tickcast.models.cells import make_cell
 from tickcast.models.engine import train
 from tickcast.models.network import shrunk_mean_targets
 from tickcast.models.params import allocate, flatten
-from tickcast.models.train import Data, TrainSettings, evaluate, loss_and_grad, significant
+from tickcast.models.train import Data, TrainSettings, auto_batch_size, significant
 from tickcast.models.windows import assemble, prepare, split_point
 
 
@@ -116,6 +119,92 @@ def test_early_stopping_restores_the_best_weights(make_series):
     member = m._members[0]
     val = evaluate(member.cell, member.params, Data(X, Y, M), m.config.loss)
     assert val == pytest.approx(m.history_[m.best_epoch_]["val_loss"], rel=1e-12)
+
+
+def _gain_is_significant(new, old, weight, z, min_delta, block) -> bool:
+    """significant()'s docstring, restated with plain loops: the mean change must beat min_delta
+    (relative to the old loss) and, when z > 0 and there are at least two blocks of ``block``
+    windows, lie z standard errors below zero, the error taken over the blocks' estimates."""
+    diff = [float(a) - float(b) for a, b in zip(new, old, strict=True)]
+    change = sum(diff) / weight
+    if not math.isfinite(change) or not change < -min_delta * (sum(float(b) for b in old) / weight):
+        return False
+    if z <= 0:
+        return True
+    k = len(diff) // max(block, 1)
+    if k < 2:
+        return True
+    size = len(diff) // k
+    estimates = [sum(diff[b * size : (b + 1) * size]) * k / weight for b in range(k)]
+    mean = sum(estimates) / k
+    se = math.sqrt(sum((e - mean) ** 2 for e in estimates) / (k - 1)) / math.sqrt(k)
+    return change < -z * se
+
+
+def test_the_gain_test_matches_its_definition_on_many_cases():
+    """Sizes from one window to 40, blocks of 0 to 7, z from 0 to 3, min_delta 0 to 0.2, gains
+    steady and noisy, and a weight that is not the window count: every answer as restated."""
+    rng = np.random.default_rng(7)
+    answers = []
+    for _ in range(3000):
+        n = int(rng.integers(1, 41))
+        old = rng.uniform(0.5, 2.0, n)
+        new = old + rng.normal(float(rng.choice([-0.3, -0.05, 0.0, 0.1])), float(rng.choice([0.0, 0.05, 0.5])), n)
+        weight = float(n * rng.choice([1, 2, 3]))
+        z, min_delta, block = (
+            float(rng.choice([0.0, 0.5, 1.0, 2.0, 3.0])),
+            float(rng.choice([0.0, 0.01, 0.2])),
+            int(rng.integers(0, 8)),
+        )
+        got = significant(new, old, weight, z, min_delta, block)
+        assert got is _gain_is_significant(new, old, weight, z, min_delta, block), (n, z, min_delta, block)
+        answers.append(got)
+    assert 0.2 < np.mean(answers) < 0.8  # both answers are exercised
+
+
+def test_the_gain_test_at_its_edges():
+    """The boundaries: a gain of exactly min_delta is not one; exactly z standard errors is not
+    either; two blocks are enough to test the noise; 0 < z <= 1 still tests it."""
+    ones = np.ones(4)
+    assert not significant(0.5 * ones, ones, 4.0, z=0.0, min_delta=0.5, block=1)  # exactly min_delta
+    assert significant(0.49 * ones, ones, 4.0, z=0.0, min_delta=0.5, block=1)
+    # two windows, block 1: change -4, standard error 2 (estimates -6 and -2): at z = 2 a tie
+    old, new = np.array([4.0, 4.0]), np.array([1.0, 3.0])
+    assert not significant(new, old, 1.0, z=2.0, min_delta=0.0, block=1)
+    assert significant(new, old, 1.0, z=1.999, min_delta=0.0, block=1)
+    # four windows: change -1, standard error sqrt(16 / 3) / 2 = 1.155: passes at z = 0.5, not at 1
+    old, new = np.full(4, 4.0), np.array([1.0, 5.0, 1.0, 5.0])
+    assert significant(new, old, 4.0, z=0.5, min_delta=0.0, block=1)
+    assert not significant(new, old, 4.0, z=1.0, min_delta=0.0, block=1)
+    assert significant(new, old, 4.0, z=1.0, min_delta=0.0, block=4)  # one block: min_delta decides
+    assert not significant(new, old, 4.0, z=1.0, min_delta=0.0, block=0)  # as block 1
+    assert not significant(np.array([np.nan, 1.0]), old[:2], 2.0, z=0.0, min_delta=0.0, block=1)
+
+
+@pytest.mark.parametrize(
+    ("n_windows", "batch"),
+    [
+        (0, 1),
+        (1, 1),
+        (2, 2),
+        (31, 31),
+        (32, 32),
+        (33, 32),
+        (1000, 32),
+        (1400, 32),
+        (1450, 64),
+        (2000, 64),
+        (3000, 128),
+        (8192, 256),
+        (20000, 256),
+        (10**6, 256),
+    ],
+)
+def test_the_batch_size_by_default(n_windows, batch):
+    """About 32 steps an epoch: n / 32 rounded to a power of two on the log scale, within [32, 256],
+    all the windows when there are fewer than 32 (at least one)."""
+    assert auto_batch_size(n_windows) == batch
+    assert isinstance(auto_batch_size(n_windows), int)
 
 
 def test_noise_is_not_an_improvement():

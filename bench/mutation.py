@@ -189,6 +189,13 @@ MODULES = {
         "service/run/ingest.py": ["tests/test_ingest.py"],
         "service/run/rebase.py": ["tests/test_rebase.py"],
         "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
+        "service/queries.py": [
+            "tests/test_cli.py",
+            "tests/test_pipeline.py",
+            "tests/test_groups.py",
+            "tests/reliability/test_health.py",
+            "tests/reliability/test_dates_and_history.py",
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -40,9 +40,6 @@ class Data:
     def __len__(self) -> int:
         return self.X.shape[0]
 
-    def take(self, idx) -> Data:
-        return Data(self.X[idx], self.Y[idx], self.M[idx])
-
     @property
     def L(self) -> int:
         return self.X.shape[1]

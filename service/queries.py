@@ -13,6 +13,7 @@ from . import schema
 from .clock import as_utc, utcnow
 from .errors import TickcastError
 from .keys import parse_key
+from .lease import holder_alive
 from .settings import Settings
 from .status import COMPLETED_RUNS, FitStatus, RunStatus, Trigger
 
@@ -287,8 +288,6 @@ def _short(error: str | None, key: str, limit: int = 80) -> str:
 def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
     """One phrase per run marked running: in progress (its process holds the run lease) or
     abandoned (its process died: crashed, killed, or the machine went down)."""
-    from .lease import holder_alive
-
     runs, lease = schema.runs, schema.run_lease
     with engine.connect() as conn:
         rows = conn.execute(

@@ -190,6 +190,7 @@ MODULES = {
         "service/run/rebase.py": ["tests/test_rebase.py"],
         "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
         "service/queries.py": [
+            "tests/test_queries.py",
             "tests/test_cli.py",
             "tests/test_pipeline.py",
             "tests/test_groups.py",

@@ -57,8 +57,9 @@ def why_nothing_yet(engine: Engine, series: sa.Row) -> str:
 
 
 def level_name(level: float) -> str:
-    """80 for 0.8: how an interval's level is named in columns (lower_80, upper_80)."""
-    return f"{round(level * 100, 6):g}"
+    """80 for 0.8: how an interval's level is named in columns (lower_80, upper_80). Six significant
+    digits, so that 0.57 * 100 = 56.99999999999999 is 57."""
+    return f"{level * 100:g}"
 
 
 def latest_forecasts(engine: Engine, key: str | None = None) -> list[dict]:
@@ -268,7 +269,7 @@ def which_failed(engine: Engine, run: sa.Row) -> str:
         ).all()
         fitted = conn.execute(
             sa.select(series.key, fits.error)
-            .join(schema.fits, fits.series_id == series.id)
+            .join(schema.fits)  # on its foreign key, fits.series_id
             .where(fits.run_id == run.id, fits.status == FitStatus.FAILED)
             .order_by(series.key)
         ).all()
@@ -295,7 +296,7 @@ def unfinished_runs(engine: Engine, now: datetime) -> list[str]:
             .where(runs.c.status == RunStatus.RUNNING)
             .order_by(runs.c.id)
         ).all()
-        holder = conn.execute(sa.select(lease).where(lease.c.name == "run")).first() if rows else None
+        holder = conn.execute(sa.select(lease).where(lease.c.name == "run")).first()
     phrases = []
     for row in rows:
         since = f"started {as_utc(row.started_at):%Y-%m-%d %H:%M} UTC by pid {row.pid} on {row.host}"

@@ -189,6 +189,14 @@ MODULES = {
         "service/run/ingest.py": ["tests/test_ingest.py"],
         "service/run/rebase.py": ["tests/test_rebase.py"],
         "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
+        "service/run/plan.py": [
+            "tests/test_plan.py",
+            "tests/test_pipeline.py",
+            "tests/test_groups.py",
+            "tests/test_stored_equals_computed.py",
+            "tests/test_backfill.py",
+            "tests/test_rebase.py",
+        ],
         "service/queries.py": [
             "tests/test_queries.py",
             "tests/test_cli.py",

@@ -1,0 +1,149 @@
+"""The plan stage of a group (service/run/plan.py) on a real database: what the run is about to write
+for a group's shared fit and its members, cold, warm, up to date and cold again, read from
+``Planner.plan`` against the observations and fits stored by real runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from tickcast.service import schema
+from tickcast.service.run.cycle import run_cycle
+from tickcast.service.run.ingest import ingest
+from tickcast.service.run.plan import GroupPlan, Plan, Planner
+from tickcast.service.status import FitMode, FitScope, FitStatus, SeriesFit
+
+from .support.small_model import small_model
+
+LENGTHS = (40, 44, 48)  # months: the members end on different dates
+
+
+def _world(
+    make_series,
+    make_settings,
+    db_url,
+    extra_months: int = 0,
+    model: dict | None = None,
+    training: str = "group",
+    first: str = "",
+):
+    """Three monthly series of one group; ``first``: more of csv:g0's [[series]] table."""
+    rng = np.random.default_rng(3)
+    tables = ""
+    for i, n in enumerate(LENGTHS):
+        t = np.arange(n + extra_months)
+        values = 50 + 10 * i + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.5, t.size)
+        make_series(f"g{i}", values, start=f"201{i}-01-01", freq="MS")
+        tables += f'[[series]]\nkey = "csv:g{i}"\npath = "g{i}.csv"\n' + (first if i == 0 else "")
+    return make_settings(
+        "[watchlist]\n" + tables + small_model(**{"group_min_series": 3, "full_retrain_days": 400, **(model or {})})
+        + f'training = "{training}"\n',
+        db_url=db_url,
+    )  # fmt: skip
+
+
+def _plan(engine, settings, run_id: int = 99) -> list:
+    ingest(engine, settings)
+    planner = Planner(engine, settings.model, settings.forecast, tuple(settings.series), run_id)
+    return planner.plan(list(settings.series))
+
+
+def _stored(engine) -> dict[str, dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                schema.series.c.key,
+                schema.series.c.id,
+                sa.func.min(schema.observations.c.ts).label("first"),
+                sa.func.max(schema.observations.c.ts).label("last"),
+                sa.func.count().label("n"),
+            )
+            .join(schema.observations, schema.observations.c.series_id == schema.series.c.id)
+            .group_by(schema.series.c.key, schema.series.c.id)
+        ).all()
+    return {r.key: r._asdict() for r in rows}
+
+
+def _shared_fits(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(schema.fits).where(schema.fits.c.series_id.is_(None)).order_by(schema.fits.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+def test_a_group_s_first_plan_is_one_cold_shared_fit_over_every_member(fresh_db, make_series, make_settings, db_url):
+    engine = fresh_db()
+    settings = _world(make_series, make_settings, db_url)
+    (unit,) = _plan(engine, settings, run_id=7)
+    stored = _stored(engine)
+    keys = [f"csv:g{i}" for i in range(len(LENGTHS))]
+    assert isinstance(unit, GroupPlan) and unit.key == "M/12" and not unit.compare
+    record = unit.record
+    assert (record.run_id, record.series_id, record.status, record.mode, record.warm_started_from) == (
+        7, None, FitStatus.OK, FitMode.COLD, None
+    )  # fmt: skip
+    assert (record.scope, record.group_key, record.n_series, record.cell) == (
+        FitScope.GROUP, "M/12", 3, settings.model.forecaster.cell
+    )  # fmt: skip
+    assert pd.Timestamp(record.train_start) == min(pd.Timestamp(stored[k]["first"]) for k in keys)
+    assert pd.Timestamp(record.train_end) == max(pd.Timestamp(stored[k]["last"]) for k in keys)
+    assert record.n_obs == sum(LENGTHS)
+    task = unit.task
+    assert (task.group_key, task.keys, task.series_ids) == ("M/12", keys, [stored[k]["id"] for k in keys])
+    assert task.params["season_length"] == 12 and task.warm_blob is None
+    assert [len(v) for v in task.values] == list(LENGTHS)
+    for plan, key in zip(unit.members, keys, strict=True):
+        assert isinstance(plan, Plan) and plan.spec.key == key and plan.series_id == stored[key]["id"]
+        assert (plan.action, plan.task) == (SeriesFit.TRAINED, None)  # the group's task trains it
+        assert (plan.record.group_key, plan.record.mode, plan.record.series_id) == (
+            "M/12",
+            FitMode.COLD,
+            stored[key]["id"],
+        )
+    # auto on a group's cold fit trains it both ways: each member has its own task too
+    auto = _world(make_series, make_settings, db_url, training="auto")
+    (both,) = _plan(engine, auto)
+    assert both.compare and [m.task.key for m in both.members] == keys
+
+
+def test_a_group_plan_goes_warm_then_up_to_date_then_cold_again(fresh_db, make_series, make_settings, db_url):
+    engine = fresh_db()
+    assert run_cycle(engine, _world(make_series, make_settings, db_url)).status == "ok"
+    # nothing new since the last run: every member is up to date, with its own row
+    ups = _plan(engine, _world(make_series, make_settings, db_url))
+    stored = _stored(engine)
+    assert [(p.spec.key, p.action, p.series_id, p.record.series_id) for p in ups] == [
+        (f"csv:g{i}", SeriesFit.UP_TO_DATE, stored[f"csv:g{i}"]["id"], stored[f"csv:g{i}"]["id"]) for i in range(3)
+    ]
+
+    (first,) = _shared_fits(engine)
+    (warm,) = _plan(engine, _world(make_series, make_settings, db_url, extra_months=1))
+    assert warm.record.mode == FitMode.WARM and warm.record.warm_started_from == first["id"]
+    assert warm.task.warm_blob == first["weights"] and warm.task.warm_blob
+    assert {m.record.mode for m in warm.members} == {FitMode.WARM}
+
+    # past full_retrain_days a new month trains the group cold, though its last fit could be continued
+    later = _world(make_series, make_settings, db_url, extra_months=1, model={"full_retrain_days": 20})
+    (cold,) = _plan(engine, later)
+    assert (cold.record.mode, cold.record.warm_started_from, cold.task.warm_blob) == (FitMode.COLD, None, None)
+
+    # a shared fit whose weights are gone cannot be continued: cold
+    with engine.begin() as conn:
+        conn.execute(sa.update(schema.fits).where(schema.fits.c.id == first["id"]).values(weights=None))
+    (gone,) = _plan(engine, _world(make_series, make_settings, db_url, extra_months=1))
+    assert (gone.record.mode, gone.record.warm_started_from, gone.task.warm_blob) == (FitMode.COLD, None, None)
+    assert {m.record.mode for m in gone.members} == {FitMode.COLD}
+
+
+def test_a_group_s_fingerprint_follows_its_model_and_its_steps(fresh_db, make_series, make_settings, db_url):
+    """After a run, a change of the network or of one member's horizon makes the group a new one:
+    cold, not up to date."""
+    engine = fresh_db()
+    settings = _world(make_series, make_settings, db_url)
+    assert run_cycle(engine, settings).status == "ok"
+    (same,) = {u.action for u in _plan(engine, settings)}
+    assert same == SeriesFit.UP_TO_DATE
+    (bigger,) = _plan(engine, _world(make_series, make_settings, db_url, model={"hidden_size": 9}))
+    assert isinstance(bigger, GroupPlan) and bigger.record.mode == FitMode.COLD
+    (unit,) = _plan(engine, _world(make_series, make_settings, db_url, first="horizon = 20\n"))
+    assert isinstance(unit, GroupPlan) and unit.record.mode == FitMode.COLD and unit.task.horizon == 20

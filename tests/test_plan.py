@@ -27,8 +27,10 @@ def _world(
     model: dict | None = None,
     training: str = "group",
     first: str = "",
+    extra: str = "",
 ):
-    """Three monthly series of one group; ``first``: more of csv:g0's [[series]] table."""
+    """Three monthly series of one group; ``first``: more of csv:g0's [[series]] table; ``extra``:
+    more tables."""
     rng = np.random.default_rng(3)
     tables = ""
     for i, n in enumerate(LENGTHS):
@@ -38,7 +40,7 @@ def _world(
         tables += f'[[series]]\nkey = "csv:g{i}"\npath = "g{i}.csv"\n' + (first if i == 0 else "")
     return make_settings(
         "[watchlist]\n" + tables + small_model(**{"group_min_series": 3, "full_retrain_days": 400, **(model or {})})
-        + f'training = "{training}"\n',
+        + f'training = "{training}"\n' + extra,
         db_url=db_url,
     )  # fmt: skip
 
@@ -145,5 +147,9 @@ def test_a_group_s_fingerprint_follows_its_model_and_its_steps(fresh_db, make_se
     assert same == SeriesFit.UP_TO_DATE
     (bigger,) = _plan(engine, _world(make_series, make_settings, db_url, model={"hidden_size": 9}))
     assert isinstance(bigger, GroupPlan) and bigger.record.mode == FitMode.COLD
+    # fewer steps stored (6 for 18): the network's read-out stays the one of a monthly season
+    (fewer,) = _plan(engine, _world(make_series, make_settings, db_url, extra="[forecast]\nhorizon = 6\n"))
+    assert isinstance(fewer, GroupPlan) and fewer.record.mode == FitMode.COLD and fewer.task.horizon == 6
+    assert fewer.task.params["horizon"] == 0  # the model's own read-out length
     (unit,) = _plan(engine, _world(make_series, make_settings, db_url, first="horizon = 20\n"))
     assert isinstance(unit, GroupPlan) and unit.record.mode == FitMode.COLD and unit.task.horizon == 20

@@ -310,8 +310,7 @@ class Planner:
             scope=FitScope.GROUP,
             group_key=key,
             n_series=len(members),
-            horizon=max(m.horizon for m in members),
-        )
+        )  # no horizon: each member's row stores its own steps
         task = GroupTask(
             group_key=key,
             keys=[m.spec.key for m in members],

@@ -279,6 +279,12 @@ def test_auto_trains_both_ways_keeps_the_better_and_keeps_its_choice_on_warm_run
     newest = [f for f in fits_of(engine) if f["key"] != "sample:sp500"][len(fits) :]
     assert {f["scope"] for f in newest} == {scope} and {f["mode"] for f in newest} == {"warm"}
     assert len(newest) == len(fits)  # the same way, without training the other one again
+    assert {f["group_key"] for f in newest} == {"M/12"}  # per-series fits too name the group auto decided for
+    if kept == "series":  # training = "group" from now on: the group's model, cold, whatever auto had kept
+        grouped = run_cycle(engine, group_world(training="group", months=months + 2, family=family))
+        assert {(o.fit, o.mode) for o in grouped.outcomes if o.key != "sample:sp500"} == {("trained", "cold")}
+        (shared,) = [f for f in fits_of(engine) if f["series_id"] is None]
+        assert (shared["scope"], shared["n_series"], shared["mode"]) == ("group", 4, "cold")
 
 
 def test_auto_does_not_train_a_group_of_long_series(fresh_db, group_world):

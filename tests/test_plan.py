@@ -153,3 +153,47 @@ def test_a_group_s_fingerprint_follows_its_model_and_its_steps(fresh_db, make_se
     assert fewer.task.params["horizon"] == 0  # the model's own read-out length
     (unit,) = _plan(engine, _world(make_series, make_settings, db_url, first="horizon = 20\n"))
     assert isinstance(unit, GroupPlan) and unit.record.mode == FitMode.COLD and unit.task.horizon == 20
+
+
+def test_a_group_whose_members_have_no_row_from_its_newest_shared_fit_is_trained(
+    fresh_db, make_series, make_settings, db_url
+):
+    """A shared fit stored without its members' rows (a crash between the two) leaves the group not
+    up to date, though every member's newest row has its fingerprint and its newest observation."""
+    engine = fresh_db()
+    settings = _world(make_series, make_settings, db_url)
+    assert run_cycle(engine, settings).status == "ok"
+    (first,) = _shared_fits(engine)
+    with engine.begin() as conn:
+        again = sa.insert(schema.fits).values({k: v for k, v in first.items() if k != "id"})
+        newest = conn.execute(again.returning(schema.fits.c.id)).scalar_one()
+    (unit,) = _plan(engine, settings)
+    assert isinstance(unit, GroupPlan) and unit.record.mode == FitMode.WARM
+    assert unit.record.warm_started_from == newest > first["id"]
+
+
+def test_auto_decides_again_when_every_member_s_own_fit_failed(fresh_db, make_series, make_settings, db_url):
+    """auto kept per-series models but none of them trained (no cold fit to continue): the next run
+    trains the group both ways again."""
+    engine = fresh_db()
+    settings = _world(make_series, make_settings, db_url, training="auto")
+    (unit,) = _plan(engine, settings)
+    assert unit.compare
+    with engine.begin() as conn:
+        for m in unit.members:  # what settle writes when auto keeps per-series models that failed
+            conn.execute(
+                sa.insert(schema.fits).values(
+                    series_id=m.series_id,
+                    run_id=None,
+                    created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                    status=FitStatus.FAILED,
+                    error="diverged",
+                    mode=FitMode.COLD,
+                    settings_hash=m.record.settings_hash,
+                    group_key="M/12",
+                    train_start=m.record.train_start,
+                    train_end=m.record.train_end,
+                )  # fmt: skip
+            )
+    (again,) = _plan(engine, settings)
+    assert isinstance(again, GroupPlan) and again.compare and again.record.mode == FitMode.COLD

@@ -210,31 +210,22 @@ class Rows:
     def __init__(self, url: str):
         self.engine = open_database(url)
 
+    def _insert(self, table: sa.Table, **values) -> int:
+        with write_transaction(self.engine) as conn:
+            return conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one()
+
     def series(self, key: str, **values) -> int:
         source, symbol = key.split(":", 1)
-        with write_transaction(self.engine) as conn:
-            return conn.execute(
-                sa.insert(schema.series)
-                .values(key=key, source=source, symbol=symbol, created_at=NOW - timedelta(days=30), **values)
-                .returning(schema.series.c.id)
-            ).scalar_one()
+        return self._insert(
+            schema.series, key=key, source=source, symbol=symbol, created_at=NOW - timedelta(days=30), **values
+        )
 
     def run(self, status: str, started: datetime, finished: datetime | None = None, **values) -> int:
         values = {"trigger": "manual", **values}
-        with write_transaction(self.engine) as conn:
-            return conn.execute(
-                sa.insert(schema.runs)
-                .values(status=status, started_at=started, finished_at=finished, **values)
-                .returning(schema.runs.c.id)
-            ).scalar_one()
+        return self._insert(schema.runs, status=status, started_at=started, finished_at=finished, **values)
 
     def fit(self, series_id: int, status: str, **values) -> int:
-        with write_transaction(self.engine) as conn:
-            return conn.execute(
-                sa.insert(schema.fits)
-                .values(series_id=series_id, status=status, created_at=NOW, **values)
-                .returning(schema.fits.c.id)
-            ).scalar_one()
+        return self._insert(schema.fits, series_id=series_id, status=status, created_at=NOW, **values)
 
     def forecast(self, series_id: int, fit_id: int, step: int, level: float, value: float) -> None:
         with write_transaction(self.engine) as conn:

@@ -197,6 +197,19 @@ MODULES = {
             "tests/test_backfill.py",
             "tests/test_rebase.py",
         ],
+        "service/run/settle.py": [
+            "tests/test_settle.py",
+            "tests/test_groups.py",
+            "tests/test_plan.py",
+            "tests/test_pipeline.py",
+        ],
+        "service/run/values.py": [
+            "tests/test_fingerprints.py",
+            "tests/test_groups.py",
+            "tests/test_plan.py",
+            "tests/test_pipeline.py",
+            "tests/test_stored_equals_computed.py",
+        ],
         "service/queries.py": [
             "tests/test_queries.py",
             "tests/test_cli.py",

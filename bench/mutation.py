@@ -187,6 +187,12 @@ MODULES = {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
         "service/run/ingest.py": ["tests/test_ingest.py"],
+        "service/run/validate.py": [
+            "tests/test_ingest.py",
+            "tests/reliability/test_data_limits.py",
+            "tests/reliability/test_source_faults.py",
+            "tests/reliability/test_bad_input.py",
+        ],
         "service/run/rebase.py": ["tests/test_rebase.py"],
         "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
         "service/run/plan.py": [
@@ -196,6 +202,11 @@ MODULES = {
             "tests/test_stored_equals_computed.py",
             "tests/test_backfill.py",
             "tests/test_rebase.py",
+        ],
+        "service/run/adaptive.py": [
+            "tests/test_stored_equals_computed.py",
+            "tests/test_accuracy.py",
+            "tests/test_pipeline.py",
         ],
         "service/run/settle.py": [
             "tests/test_settle.py",

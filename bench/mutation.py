@@ -204,6 +204,7 @@ MODULES = {
             "tests/test_rebase.py",
         ],
         "service/run/adaptive.py": [
+            "tests/test_adaptive.py",
             "tests/test_stored_equals_computed.py",
             "tests/test_accuracy.py",
             "tests/test_pipeline.py",

@@ -187,6 +187,12 @@ MODULES = {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
         "service/run/ingest.py": ["tests/test_ingest.py"],
+        "service/run/observations.py": [
+            "tests/test_ingest.py",
+            "tests/test_rebase.py",
+            "tests/test_plan.py",
+            "tests/test_stored_equals_computed.py",
+        ],
         "service/run/validate.py": [
             "tests/test_ingest.py",
             "tests/reliability/test_data_limits.py",

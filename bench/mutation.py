@@ -16,6 +16,7 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py --compare       # mutmut against cosmic-ray on models/intervals.py
     python bench/mutation.py --only service --report   # the results of a run stopped early
     python bench/mutation.py --module models/combine.py --out mutation-combine   # one module
+    python bench/mutation.py --module service/sources --out mutation-sources   # one folder
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -49,6 +50,16 @@ RNN_TESTS = [
     "tests/models/test_forecasting.py",
     "tests/models/test_series_and_persistence.py",
     "tests/models/test_global.py",
+]
+# where series come from: CSV files and URLs, FRED, Yahoo through the real yfinance, the samples
+SOURCE_TESTS = [
+    "tests/test_sources.py",
+    "tests/test_http_fetch.py",
+    "tests/test_ingest.py",
+    "tests/reliability/test_source_faults.py",
+    "tests/reliability/test_bad_input.py",
+    "tests/reliability/test_data_limits.py",
+    "tests/reliability/test_dates_and_history.py",
 ]
 
 # module -> the fast tests that cover it (mutmut runs, per mutant, those of them that reach its function)
@@ -236,6 +247,13 @@ MODULES = {
             "tests/reliability/test_health.py",
             "tests/reliability/test_dates_and_history.py",
         ],
+        "service/sources/csvfile.py": SOURCE_TESTS,
+        "service/sources/http.py": SOURCE_TESTS,
+        "service/sources/frames.py": SOURCE_TESTS,
+        "service/sources/fred.py": SOURCE_TESTS,
+        "service/sources/yahoo.py": SOURCE_TESTS,
+        "service/sources/kind.py": SOURCE_TESTS,
+        "service/sources/sample.py": SOURCE_TESTS,
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",
@@ -330,7 +348,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--compare", action="store_true", help="only time mutmut against cosmic-ray on models/intervals.py"
     )
-    parser.add_argument("--module", help="only this module of the groups (e.g. models/combine.py)")
+    parser.add_argument(
+        "--module", help="only this module of the groups (e.g. models/combine.py), or a folder's (service/sources)"
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
     parser.add_argument(
@@ -342,7 +362,13 @@ def main(argv=None) -> int:
     if args.compare:
         return compare()
     groups = [args.only] if args.only else list(MODULES)
-    modules = {m: t for g in groups for m, t in MODULES[g].items() if args.module in (None, m)}
+    wanted = args.module.rstrip("/") if args.module else None
+    modules = {
+        m: t
+        for g in groups
+        for m, t in MODULES[g].items()
+        if wanted is None or m == wanted or m.startswith(wanted + "/")
+    }
     if not modules:
         parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")
     if args.report:

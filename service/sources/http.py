@@ -11,10 +11,12 @@ in a URL must not land in ``series.last_error``, which Datasette serves).
 
 from __future__ import annotations
 
+import codecs
 import re
 import socket
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from .. import stopping
 from ..errors import SourceError, cut, mask_url
@@ -56,12 +58,10 @@ def _attempt(url: str, shown: str, settings: SourceSettings, what: str, params: 
                 url, params=params, timeout=settings.http_timeout, headers={"User-Agent": USER_AGENT}, stream=True
             )
         except requests.Timeout:
-            raise _Retry(f"timed out after {settings.http_timeout:g} s") from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise _Retry("the response was cut off (truncated transfer)") from None
+            raise _Retry(timed_out(settings.http_timeout)) from None
         except requests.ConnectionError as exc:
-            if "IncompleteRead" in str(exc) or "Connection broken" in str(exc):
-                raise _Retry("the response was cut off (truncated transfer)") from None
+            if "Connection aborted" in str(exc):  # connected, then dropped before an answer: may heal
+                raise _Retry("the server closed the connection without answering") from None
             # Refused connections and unknown hosts do not heal in seconds: fail fast.
             raise SourceError(f"{what}: cannot connect to {shown} ({root_cause(exc)})") from None
         except requests.RequestException as exc:
@@ -73,21 +73,25 @@ def _attempt(url: str, shown: str, settings: SourceSettings, what: str, params: 
                 raise _Retry(f"HTTP {response.status_code}{limited}")
             if response.status_code >= 400:
                 raise SourceError(f"{what}: HTTP {response.status_code} from {mask_url(response.url)}")
-            return _read_body(response, what, shown)
-
-    def give_up() -> str:
-        return f"timed out after {settings.http_timeout:g} s (sources.http_timeout, for the whole response)"
+            return _read_body(response, what, shown, settings.http_timeout)
 
     return stopping.bounded_call(
         get,
         settings.http_timeout,
-        lambda: _Retry(give_up()),
+        lambda: _Retry(timed_out(settings.http_timeout)),
         f"fetching {what}",
         abandon=lambda: _shut(box.get("response"), session),
     )
 
 
-def _read_body(response: requests.Response, what: str, shown: str) -> str:
+def timed_out(seconds: float) -> str:
+    """Why an attempt was given up on. One reason whichever clock ran out: requests' own timeout
+    bounds each socket read, and can end a read at the same moment as the wall-clock deadline."""
+    return f"timed out after {seconds:g} s (sources.http_timeout, for the whole response)"
+
+
+def _read_body(response: requests.Response, what: str, shown: str, timeout: float) -> str:
+    """The body, decoded: refused past ``MAX_RESPONSE_BYTES`` without reading the rest."""
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(CHUNK_BYTES):
@@ -98,12 +102,26 @@ def _read_body(response: requests.Response, what: str, shown: str) -> str:
                     "tickcast reads from one URL: refused"
                 )
             chunks.append(chunk)
-    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError):
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        if isinstance(exc.args[0] if exc.args else None, ReadTimeoutError):  # requests' name for a stall
+            raise _Retry(timed_out(timeout)) from None
         raise _Retry("the response was cut off (truncated transfer)") from None
-    except requests.Timeout:
-        raise _Retry(f"the response stalled (no data for {response.elapsed.total_seconds():.0f} s)") from None
-    encoding = response.encoding if response.encoding and response.encoding.lower() not in ("utf-8", "utf8") else None
-    return b"".join(chunks).decode(encoding or "utf-8-sig", errors="replace")
+    return b"".join(chunks).decode(charset(response.headers.get("Content-Type", "")), errors="replace")
+
+
+def charset(content_type: str) -> str:
+    """The codec of a body: the charset its Content-Type declares, else UTF-8 (a byte order mark
+    dropped). Not requests' guess, ISO-8859-1 for any text/* type without a charset: that reads a
+    UTF-8 file's byte order mark as three letters of its first column's name."""
+    declared = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
+    if declared:
+        try:
+            name = codecs.lookup(declared.group(1)).name
+        except LookupError:  # a charset Python does not know: read it as UTF-8
+            name = "utf-8"
+        if name != "utf-8":
+            return name
+    return "utf-8-sig"
 
 
 def _shut(response: requests.Response | None, session: requests.Session) -> None:

@@ -29,6 +29,7 @@ class FixtureServer:
         self.routes: dict[str, list[Reply] | Handler] = {}
         self.fallback: Handler | None = None  # for paths with no route
         self.requests: list[tuple[str, dict]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, in the order of requests
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -36,6 +37,7 @@ class FixtureServer:
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
                 server.requests.append((parts.path, query))
+                server.headers.append(dict(self.headers.items()))
                 reply = server._reply(parts.path, query)
                 if reply.delay:
                     time.sleep(reply.delay)

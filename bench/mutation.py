@@ -55,6 +55,8 @@ RNN_TESTS = [
 SOURCE_TESTS = [
     "tests/test_sources.py",
     "tests/test_http_fetch.py",
+    "tests/test_csv_reading.py",
+    "tests/test_config.py",
     "tests/test_ingest.py",
     "tests/reliability/test_source_faults.py",
     "tests/reliability/test_bad_input.py",

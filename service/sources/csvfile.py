@@ -65,9 +65,10 @@ def parse_csv(text: str, spec: SeriesSpec, since: pd.Timestamp | None) -> pd.Dat
 def column_list(columns) -> str:
     """The columns a file has, for an error. The first line of a file that is not the CSV expected
     (``path = "/etc/shadow"``) is whatever that file holds, secrets included: a name longer than any
-    column's is not quoted, only its length, and the list is cut short."""
+    column's is not quoted, only its length, and the list is cut short. (pandas reads no file without
+    a column: an empty one is a parser failure.)"""
     names = [str(c) if len(str(c)) <= 30 else f"<{len(str(c))} characters>" for c in columns]
-    return cut(", ".join(names), 80) or "none"
+    return cut(", ".join(names), 80)
 
 
 def parser_failure(exc: Exception) -> str:

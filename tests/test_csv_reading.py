@@ -63,6 +63,28 @@ def test_spaces_after_commas_and_around_names_are_ignored():
     assert days(frame) == ["2024-01-02", "2024-01-03"] and values(frame) == [1.5, 2.0]
 
 
+def test_a_quoted_cell_after_a_space_is_one_cell():
+    frame = parse_csv('value, date\n1.5, "Jan 2, 2024"\n2.5, "Jan 3, 2024"\n', spec(), None)
+    assert days(frame) == ["2024-01-02", "2024-01-03"] and values(frame) == [1.5, 2.5]
+
+
+def test_rows_before_since_are_left_out(tmp_path, make_settings):
+    text = "date,value\n2024-01-02,1\n2024-01-03,2\n2024-01-04,3\n"
+    frame = parse_csv(text, spec(), pd.Timestamp("2024-01-03"))
+    assert days(frame) == ["2024-01-03", "2024-01-04"] and values(frame) == [2.0, 3.0]
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    frame = CsvSource(make_settings().sources).fetch(replace(spec(), path=str(path)), pd.Timestamp("2024-01-04"))
+    assert days(frame) == ["2024-01-04"]
+
+
+def test_a_csv_url_that_fails_names_the_series(http_server, make_settings):
+    url = http_server.base_url + "/gone.csv"
+    with pytest.raises(SourceError) as failure:
+        CsvSource(make_settings().sources).fetch(replace(spec(), path=None, url=url), None)
+    assert str(failure.value) == f"csv:x: HTTP 404 from {url}"
+
+
 def test_only_the_service_s_own_markers_are_missing_values():
     """pandas' own list ("#NA", "1.#IND", "-nan", ...) is not used: only the markers tickcast names
     are missing; other text is a value that is not a number, which validation reports."""
@@ -122,6 +144,15 @@ def test_a_last_line_without_its_value_or_date_is_a_truncated_file():
     )
     assert refused("date,value\n2024-01-02,1\n2024-01-0") == (
         "csv:x: truncated CSV: the last line is incomplete ('2024-01-0')"
+    )
+
+
+def test_the_incomplete_line_quoted_is_the_last_whatever_ends_lines():
+    assert refused("date,value\r2024-01-02,1\r2024-01-03,") == (
+        "csv:x: truncated CSV: the last line is incomplete ('2024-01-03,')"
+    )
+    assert refused("date,value\r\n2024-01-02 09:00,1\r\n2024-01-03 10:00,") == (
+        "csv:x: truncated CSV: the last line is incomplete ('2024-01-03 10:00,')"
     )
 
 
@@ -323,3 +354,13 @@ def test_a_sample_field_it_does_not_have_names_the_fields_it_has():
     columns = ", ".join(load_sample("sp500").columns[1:])
     assert str(failure.value) == f"sample:sp500: no column 'Dividends' (columns: {columns})"
     assert "Date" not in columns.split(", ")
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_the_bundled_files_hold_dates_decimals_and_fred_s_missing_marks_only(name):
+    """What the samples are read with rests on it: their text is read as is (no pandas markers of
+    missing values, no type guessing), and any other cell would be a value that is not a number."""
+    table = load_sample(name)
+    assert table["Date"].str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").all()
+    for column in table.columns[1:]:
+        assert table[column].str.fullmatch(r"(-?\d+(\.\d+)?|\.)?").all(), column  # "." is FRED's (wti)

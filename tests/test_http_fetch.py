@@ -15,7 +15,7 @@ from tickcast.service.errors import SourceError
 from tickcast.service.settings import SeriesSpec
 from tickcast.service.sources import http
 from tickcast.service.sources.csvfile import CsvSource
-from tickcast.service.sources.http import USER_AGENT, http_get
+from tickcast.service.sources.http import USER_AGENT, http_get, root_cause
 
 from .reliability.servers import SilentListener, TricklingServer
 from .support.httpserver import Reply
@@ -147,8 +147,8 @@ BOM = b"\xef\xbb\xbf"
         # a declared charset that is not UTF-8 is used
         ("text/csv; charset=iso-8859-1", "café\n".encode("latin-1"), "café\n"),
         ("text/csv; Charset=Windows-1252", "€5\n".encode("cp1252"), "€5\n"),
-        # a charset Python does not know: UTF-8
-        ("text/csv; charset=x-unknown-42", "café\n".encode(), "café\n"),
+        # a charset Python does not know: UTF-8, its byte order mark dropped
+        ("text/csv; charset=x-unknown-42", BOM + "café\n".encode(), "café\n"),
         # bytes that are not UTF-8 are replaced, not an error
         ("text/csv", b"caf\xe9\n", "caf\ufffd\n"),
     ],
@@ -299,3 +299,53 @@ def test_a_stop_request_ends_a_fetch_in_progress_with_what_it_was_doing(make_set
         assert time.monotonic() - started < 5
         assert str(stopped.value) == "stopped by SIGTERM while fetching csv:slow"
         assert wait_until(lambda: not fetch_threads("csv:slow"), 2.0)
+
+
+# --- what a failure quotes ----------------------------------------------------------------------
+
+
+def test_a_url_requests_cannot_use_is_quoted_without_its_secrets(make_settings):
+    settings = make_settings(retries=0).sources
+    with pytest.raises(SourceError) as failure:
+        http_get("http://alice:s3cret@127.0.0.1:99999/x.csv?token=abc", settings, "csv:x")
+    assert str(failure.value) == (
+        "csv:x: request to http://***@127.0.0.1:99999/x.csv?*** failed: Failed to parse: "
+        "http://***@127.0.0.1:99999/x.csv?***"
+    )
+    long = "http://127.0.0.1:99999/" + "a" * 120 + ".csv"
+    with pytest.raises(SourceError) as failure:
+        http_get(long, settings, "csv:x")
+    reason = str(failure.value).split(" failed: ", 1)[1]
+    assert reason == ("Failed to parse: " + long)[:119] + "…"
+
+
+def chain(*messages: str) -> BaseException:
+    """An exception raised while handling each of ``messages`` in turn (the first the deepest)."""
+    exc: BaseException | None = None
+    for message in messages:
+        try:
+            try:
+                if exc is not None:
+                    raise exc
+            finally:
+                raise OSError(message)
+        except OSError as raised:
+            exc = raised
+    assert exc is not None
+    return exc
+
+
+def test_the_root_cause_is_the_deepest_exception_named_in_a_few_words():
+    assert root_cause(chain("[Errno 111] Connection refused", "Max retries exceeded (Caused by ...)")) == (
+        "connection refused"
+    )
+    assert root_cause(chain("[Errno -2] Name or service not known", "outer")) == "name or service not known"
+    # no known marker: the deepest exception's text after its first ": ", secrets masked, cut to 120
+    deep = chain("Errno 99: Cannot assign requested address to http://bob:pw@h/x?key=1 (port 0)", "outer: x")
+    assert root_cause(deep) == "Cannot assign requested address to http://***@h/x?*** (port 0)"
+    assert root_cause(OSError("a: " + "b" * 200)) == "b" * 119 + "…"
+    cause = OSError("inner: the cause")
+    outer = OSError("outer: the effect")
+    outer.__cause__ = cause
+    outer.__context__ = OSError("context: ignored")  # an explicit cause comes first
+    assert root_cause(outer) == "the cause"

@@ -278,3 +278,24 @@ def test_yahoo_unreachable_fails_fast(make_settings):
     settings = make_settings(yahoo_base_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(SourceError, match="cannot reach Yahoo"):
         YahooSource(settings.sources, settings.data_dir).fetch(spec("yahoo:ZZZ"), None)
+
+
+def test_a_new_kind_of_source_gets_the_registry_s_defaults(monkeypatch):
+    """Adding a kind is one module and one line in the registry: what it leaves out defaults to its
+    symbol as given (case kept), a series named after the symbol, and weekdays (no calendar)."""
+    import re
+
+    from tickcast.service.keys import parse_key
+    from tickcast.service.run.ingest import series_calendar
+    from tickcast.service.sources import SOURCES, SourceKind
+
+    kind = SourceKind(
+        name="ecb", symbol=re.compile(r"[A-Za-z]{3}"), expected="a currency code", build=lambda s, d: None
+    )
+    monkeypatch.setitem(SOURCES, "ecb", kind)
+    assert parse_key("ecb: usd ") == ("ecb", "usd")
+    series = with_source_defaults(SeriesSpec(key="ecb:usd", source="ecb", symbol="usd"))
+    assert (series.name, series.field, series.frequency, series.price) == ("usd", None, None, False)
+    assert series_calendar(series) is None
+    assert series_calendar(series, reported="XLON") == "XLON"
+    assert kind.series_settings == () and kind.complete is None and kind.in_watchlist and kind.base_url_setting is None

@@ -78,7 +78,7 @@ def check_complete(text: str, table: pd.DataFrame, date_column: str, value_colum
         return
     last_date, last_value = str(table[date_column].iloc[-1]), str(table[value_column].iloc[-1])
     if pd.isna(pd.to_datetime(last_date, errors="coerce", format="mixed")) or not last_value.strip():
-        tail = text.rsplit("\n", 1)[-1]
+        tail = text.splitlines()[-1]  # "\n", "\r\n" or an old Mac's "\r"
         raise SourceError(f"{what}: truncated CSV: the last line is incomplete ({quoted(tail)})")
 
 

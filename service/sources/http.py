@@ -65,7 +65,7 @@ def _attempt(url: str, shown: str, settings: SourceSettings, what: str, params: 
             # Refused connections and unknown hosts do not heal in seconds: fail fast.
             raise SourceError(f"{what}: cannot connect to {shown} ({root_cause(exc)})") from None
         except requests.RequestException as exc:
-            raise SourceError(f"{what}: request to {shown} failed: {cut(str(exc), 120)}") from None
+            raise SourceError(f"{what}: request to {shown} failed: {cut(scrub(str(exc)), 120)}") from None
         box["response"] = response
         with response:
             if response.status_code in RETRY_STATUS:
@@ -150,5 +150,11 @@ def root_cause(exc: BaseException) -> str:
     ):
         if marker in text:
             return marker.lower()
-    # requests names the URL it tried (with its query string): never quote a token
-    return cut(re.sub(r"\?[^\s)]*", "?***", text.split(": ", 1)[-1]), 120)
+    return cut(scrub(text.split(": ", 1)[-1]), 120)
+
+
+def scrub(text: str) -> str:
+    """An exception's text fit to store: requests quotes the URL it tried, and a user name, password
+    or token in it must not land in ``series.last_error``."""
+    text = re.sub(r"//[^/\s@'\"]+@", "//***@", text)
+    return re.sub(r"\?[^\s)'\"]*", "?***", text)

@@ -256,6 +256,17 @@ MODULES = {
         "service/sources/yahoo.py": SOURCE_TESTS,
         "service/sources/kind.py": SOURCE_TESTS,
         "service/sources/sample.py": SOURCE_TESTS,
+        "service/frequencies.py": [
+            "tests/test_frequencies.py",
+            "tests/test_calendars.py",
+            "tests/test_ingest.py",
+            "tests/test_config.py",
+        ],
+        "service/calendars.py": [
+            "tests/test_calendars.py",
+            "tests/test_frequencies.py",
+            "tests/test_config.py",
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",
@@ -351,7 +362,9 @@ def main(argv=None) -> int:
         "--compare", action="store_true", help="only time mutmut against cosmic-ray on models/intervals.py"
     )
     parser.add_argument(
-        "--module", help="only this module of the groups (e.g. models/combine.py), or a folder's (service/sources)"
+        "--module",
+        help="only this module of the groups (e.g. models/combine.py), a folder's (service/sources), or several "
+        "separated by commas",
     )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
@@ -364,12 +377,12 @@ def main(argv=None) -> int:
     if args.compare:
         return compare()
     groups = [args.only] if args.only else list(MODULES)
-    wanted = args.module.rstrip("/") if args.module else None
+    wanted = [w.strip().rstrip("/") for w in args.module.split(",")] if args.module else None
     modules = {
         m: t
         for g in groups
         for m, t in MODULES[g].items()
-        if wanted is None or m == wanted or m.startswith(wanted + "/")
+        if wanted is None or any(m == w or m.startswith(w + "/") for w in wanted)
     }
     if not modules:
         parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")

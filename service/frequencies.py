@@ -102,7 +102,7 @@ def infer_frequency(dates: Sequence[date]) -> str | None:
     gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
     for f in FREQUENCY_TABLE:
         if gap <= f.max_gap_days:
-            if f.code in ("B", "D"):
+            if f.code == "B":  # daily spacing (D's is the same, and comes after)
                 return "D" if (recent.day_of_week >= 5).any() else "B"
             return f.code
     return None  # unreachable: the last row takes any spacing

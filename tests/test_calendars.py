@@ -4,6 +4,8 @@ config loads, without importing exchange_calendars."""
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import subprocess
 import sys
 from datetime import date
@@ -15,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tickcast.service import schema
-from tickcast.service.calendars import calendar_names, next_trading_days
+from tickcast.service.calendars import _dict_keys, _exchange_calendar_names, calendar_names, next_trading_days
 from tickcast.service.cli import main
 from tickcast.service.errors import ConfigError
 from tickcast.service.frequencies import next_dates
@@ -91,7 +93,51 @@ def test_next_dates_uses_the_calendar_for_trading_day_series_only():
 
 
 def test_the_names_read_without_importing_are_the_packages():
+    calendar_names.cache_clear()  # computed afresh, not by an earlier test
     assert calendar_names() == set(xc.get_calendar_names(include_aliases=True)) | {"us-federal"}
+
+
+def found_as(monkeypatch, spec) -> None:
+    """importlib finds exchange_calendars as ``spec`` (without importing it)."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: spec if name == "exchange_calendars" else find_spec(name, *a)
+    )
+
+
+def test_the_names_come_from_the_package_s_source_without_importing_it(monkeypatch):
+    expected = set(xc.get_calendar_names(include_aliases=True))
+    found_as(monkeypatch, importlib.util.find_spec("exchange_calendars"))
+    monkeypatch.setitem(sys.modules, "exchange_calendars", None)  # "import exchange_calendars" now fails
+    assert _exchange_calendar_names() == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [None, "def broken(:\n", "_default_calendar_factories = make()\n"],
+    ids=["no calendar_utils.py", "not Python", "no dict literal"],
+)
+def test_a_layout_not_recognised_asks_the_package_itself(monkeypatch, tmp_path, source):
+    if source is not None:
+        (tmp_path / "calendar_utils.py").write_text(source)
+    spec = importlib.machinery.ModuleSpec("exchange_calendars", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    found_as(monkeypatch, spec)
+    assert _exchange_calendar_names() == set(xc.get_calendar_names(include_aliases=True))
+
+
+def test_the_names_are_the_string_keys_of_the_two_dicts_assigned_once():
+    text = (
+        "_default_calendar_factories = {'XNYS': a, 'XLON': b, 3: c}\n"
+        "_default_calendar_aliases: dict[str, str] = {'NYSE': 'XNYS', **more}\n"
+        "other = {'NOPE': 1}\n"
+        "_default_calendar_factories = _default_calendar_aliases = {'TWICE': 1}\n"
+        "_default_calendar_aliases = ['LIST']\n"
+        "def f():\n    _default_calendar_factories = {'INSIDE': 1}\n"
+    )
+    assert _dict_keys(text, ("_default_calendar_factories", "_default_calendar_aliases")) == {"XNYS", "XLON", "NYSE"}
+    assert _dict_keys(text, ("other",)) == {"NOPE"}
+    assert _dict_keys("", ("other",)) == set()
 
 
 @pytest.mark.parametrize("value,hint", [("XNYZ", ""), ("xlon", "did you mean 'XLON'?"), ("", "")])

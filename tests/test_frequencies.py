@@ -119,6 +119,15 @@ def test_the_spacing_is_the_median_of_the_latest_120_dates_in_time_order():
     assert infer_frequency(monthly[:5] + monthly[7:12] + monthly[15:]) == "M"
 
 
+def test_exactly_the_latest_120_dates_count():
+    """Daily dates, then 60 steps of 12 days: the latest 120 dates have 59 gaps of a day and 60 of
+    12 days (median 12: monthly); one date more would make it 60 and 60 (median 6.5: weekly)."""
+    daily = list(pd.date_range("2000-01-01", periods=200).date)
+    dates = daily + [daily[-1] + timedelta(days=12 * k) for k in range(1, 61)]
+    assert infer_frequency(dates) == "M"
+    assert infer_frequency(dates[-121:]) == "M" and infer_frequency(dates[-120:]) == "M"
+
+
 def test_fewer_than_three_dates_say_nothing():
     assert infer_frequency([]) is None
     assert infer_frequency([date(2024, 1, 1), date(2024, 2, 1)]) is None

@@ -267,6 +267,7 @@ MODULES = {
             "tests/test_frequencies.py",
             "tests/test_config.py",
         ],
+        "service/stopping.py": ["tests/test_stopping.py", "tests/test_http_fetch.py"],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -126,6 +126,11 @@ def test_a_layout_not_recognised_asks_the_package_itself(monkeypatch, tmp_path, 
     assert _exchange_calendar_names() == set(xc.get_calendar_names(include_aliases=True))
 
 
+def test_a_package_installed_as_one_module_asks_the_package_itself(monkeypatch):
+    found_as(monkeypatch, importlib.machinery.ModuleSpec("exchange_calendars", None))  # no folder to read
+    assert _exchange_calendar_names() == set(xc.get_calendar_names(include_aliases=True))
+
+
 def test_the_names_are_the_string_keys_of_the_two_dicts_assigned_once():
     text = (
         "_default_calendar_factories = {'XNYS': a, 'XLON': b, 3: c}\n"

@@ -267,6 +267,7 @@ MODULES = {
             "tests/test_frequencies.py",
             "tests/test_config.py",
         ],
+        "service/config.py": ["tests/test_config.py", "tests/reliability/test_bad_input.py", "tests/test_csv_reading.py"],
         "service/stopping.py": ["tests/test_stopping.py", "tests/test_http_fetch.py"],
         "service/run/published.py": [
             "tests/test_published_readout.py",

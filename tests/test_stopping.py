@@ -263,3 +263,69 @@ def test_start_up_s_handlers_unwind_start_up():
             time.sleep(5)  # the signal arrives before this ends
         assert str(stopped.value) == name
     assert locks._stop_deadline is not None  # a wait for the database lock ends too
+
+
+def test_a_stop_requested_before_a_wait_of_nothing_still_ends_it():
+    stopping.request_stop(signal.SIGTERM, grace=30)
+    with pytest.raises(StopNow, match=r"^stopped by SIGTERM while retrying$"):
+        stopping.pause(0, "retrying")
+
+
+def test_the_grace_timer_never_keeps_the_process_alive():
+    stopping.request_stop(signal.SIGTERM, grace=30)
+    assert stopping._timer is not None and stopping._timer.daemon
+
+
+def test_a_call_that_ended_as_its_deadline_passed_is_not_hurried():
+    release, abandoned = threading.Event(), []
+
+    def late():  # the deadline is reached; by the time it is reported, the call has ended
+        release.set()
+        for thread in threading.enumerate():
+            if thread.name == "tickcast-wait: ending":
+                thread.join(5)
+        return TimeoutError("late")
+
+    with pytest.raises(TimeoutError):
+        stopping.bounded_call(lambda: release.wait(30), 0.1, late, "ending", abandon=lambda: abandoned.append(1))
+    assert abandoned == []
+
+
+def test_an_interrupted_region_is_not_stopped_by_its_own_except_exception():
+    """StopNow is a BaseException: the `except Exception` of the work inside (a failed job recorded,
+    and the next one started) does not swallow it."""
+    swallowed = []
+    threading.Timer(0.2, stopping.force, args=("forced",)).start()
+    started = time.monotonic()
+    with pytest.raises(StopNow):
+        with stopping.interruptible():
+            try:
+                spin(started + 10)
+            except Exception as exc:  # noqa: BLE001 - what the work inside does
+                swallowed.append(exc)
+    assert swallowed == [] and time.monotonic() - started < 5
+
+
+def test_force_marks_each_region_and_interrupts_it_once(monkeypatch):
+    sent = []
+    real = stopping._raise_in_thread
+    monkeypatch.setattr(stopping, "_raise_in_thread", lambda tid, exc: (sent.append((tid, exc)), real(tid, exc)))
+    outcome = {}
+
+    def work():
+        try:
+            with stopping.interruptible():
+                spin(time.monotonic() + 10)
+        except StopNow as exc:
+            outcome["stop"] = str(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert eventually(lambda: len(stopping._regions) == 1)
+    (token,) = stopping._regions.values()
+    with stopping._lock:  # both before the thread can leave its region
+        stopping.force("first")
+        stopping.force("second")
+    thread.join(5)
+    assert token == {"fired": True} and outcome == {"stop": "first"}
+    assert sent == [(thread.ident, StopNow)]

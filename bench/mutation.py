@@ -267,7 +267,11 @@ MODULES = {
             "tests/test_frequencies.py",
             "tests/test_config.py",
         ],
-        "service/config.py": ["tests/test_config.py", "tests/reliability/test_bad_input.py", "tests/test_csv_reading.py"],
+        "service/config.py": [
+            "tests/test_config.py",
+            "tests/reliability/test_bad_input.py",
+            "tests/test_csv_reading.py",
+        ],
         "service/stopping.py": ["tests/test_stopping.py", "tests/test_http_fetch.py"],
         "service/run/published.py": [
             "tests/test_published_readout.py",
@@ -313,6 +317,11 @@ def mutmut(*args: str, timeout: float | None = None) -> subprocess.CompletedProc
     return subprocess.run(
         [str(exe), *args], cwd=WORK, capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+# A mutant the tests catch: they fail, run past their time, or crash the test process (a segfault:
+# ctypes handed a wrong argument), which fails a suite as surely.
+CAUGHT = ("killed", "timeout", "segfault")
 
 
 def results() -> dict[str, str]:
@@ -444,8 +453,8 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
     status = {n: s for n, s in status.items() if n not in unchecked}
     for module in modules:
         mine = {n: s for n, s in status.items() if module_of(n) == module}
-        killed = sum(s == "killed" or s == "timeout" for s in mine.values())
-        alive = [n for n, s in mine.items() if s not in ("killed", "timeout")]
+        killed = sum(s in CAUGHT for s in mine.values())
+        alive = [n for n, s in mine.items() if s not in CAUGHT]
         explained = [n for n in alive if n in equivalent.get(module, {})]
         counted = len(mine) - len(explained)
         score = killed / counted if counted else float("nan")
@@ -453,15 +462,15 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
         rows.append(f"| `{module}` | {len(mine)} | {killed} | {len(explained)} | {survived} | {score:.0%} |")
         survivors += [(module, n, mine[n], equivalent.get(module, {}).get(n)) for n in alive]
     total = len(status)
-    killed = sum(s in ("killed", "timeout") for s in status.values())
+    killed = sum(s in CAUGHT for s in status.values())
     explained = sum(1 for *_, why in survivors if why)
     lines = [
         "# Mutation testing: the modules that carry the promises",
         "",
         f"`make mutation` (bench/mutation.py, mutmut) on {time.strftime('%Y-%m-%d %H:%M')}, "
         f"{os.cpu_count()} CPUs, load average {tuple(round(x, 2) for x in os.getloadavg())}. "
-        "A mutant is killed when a test fails (or times out); the score leaves out the survivors "
-        "explained as equivalent in `bench/mutation_equivalent.toml`.",
+        "A mutant is killed when a test fails (or times out, or the test process crashes); the score leaves "
+        "out the survivors explained as equivalent in `bench/mutation_equivalent.toml`.",
         "",
         *(
             [

@@ -269,6 +269,7 @@ MODULES = {
         ],
         "service/config.py": [
             "tests/test_config.py",
+            "tests/test_config_limits.py",
             "tests/reliability/test_bad_input.py",
             "tests/test_csv_reading.py",
         ],

@@ -178,6 +178,123 @@ def test_each_wrong_value_has_its_own_line(raw, reason):
     assert refused(raw) == reason
 
 
+@pytest.mark.parametrize(
+    "raw, env, reason",
+    [
+        (
+            {"service": {"executor": "dask"}},
+            {"TICKCAST_DASK_ADDRESS": "nope"},
+            "TICKCAST_DASK_ADDRESS must be a Dask scheduler address such as tcp://scheduler:8786, got 'nope'",
+        ),
+        (
+            {"service": {"executor": "dask", "dask_address": "nope"}},
+            {},
+            "setting 'service.dask_address' must be a Dask scheduler address such as tcp://scheduler:8786, got 'nope'",
+        ),
+        ({"sources": 3}, {}, "setting 'sources' must be a table ([sources])"),
+        (
+            {"sources": {"retrys": 3}},
+            {},
+            "unknown setting 'sources.retrys' (known: backoff_seconds, fred_base_url, history_start, http_timeout, "
+            "overlap_days, retries, yahoo_base_url); did you mean 'retries'?",
+        ),
+        ({"model": 3}, {}, "setting 'model' must be a table ([model])"),
+        ({"model": {"lookbacks": ["a"]}}, {}, "setting 'model.lookbacks' must be a number, got 'a'"),
+        ({"model": {"lookbacks": 2}}, {}, "setting 'model.lookbacks' must be a list, got 2"),
+        (
+            {"x": {}},
+            {},
+            "unknown setting 'x' in <dict> (known sections: forecast, model, schedule, series, service, sources, "
+            "watchlist)",
+        ),
+        ({"forecast": {"level": "x"}}, {}, "setting 'forecast.level' must be a number, got 'x'"),
+        ({"forecast": {"level": 1}}, {}, "setting 'forecast.level' must be between 0 and 1, got 1.0"),
+        ({"forecast": {"level": 0}}, {}, "setting 'forecast.level' must be between 0 and 1, got 0.0"),
+        (
+            {"forecast": {"level": 0.8, "levels": [0.8]}},
+            {},
+            "set either 'forecast.levels' (a list) or 'forecast.level' (one level), not both",
+        ),
+        ({"service": {"workers": "2"}}, {}, "setting 'service.workers' must be an integer, got '2'"),
+        ({"service": {"data_dir": 3}}, {}, "setting 'service.data_dir' must be a string, got 3"),
+        ({"service": {"db_url": 3}}, {}, "setting 'service.db_url' must be a string, got 3"),
+        (
+            {"service": {"db_url": "sqlite:///x\x00"}},
+            {},
+            "setting 'service.db_url' must not contain a NUL character, got 'sqlite:///x\\x00'",
+        ),
+        (
+            {"service": {"data_dir": "x\x00"}},
+            {},
+            "setting 'service.data_dir' must not contain a NUL character, got 'x\\x00'",
+        ),
+        ({}, {"TICKCAST_WORKERS": "x"}, "TICKCAST_WORKERS must be an integer, got 'x'"),
+        ({}, {"TICKCAST_WORKERS": "-1"}, "setting 'service.workers' must be >= 0 (0: one per core), got -1"),
+        # the file's values are checked even where the environment overrides them
+        (
+            {"service": {"data_dir": 3}},
+            {"TICKCAST_DATA_DIR": "/tmp"},
+            "setting 'service.data_dir' must be a string, got 3",
+        ),
+        (
+            {"service": {"workers": "2"}},
+            {"TICKCAST_WORKERS": "1"},
+            "setting 'service.workers' must be an integer, got '2'",
+        ),
+    ],
+)
+def test_each_wrong_service_or_section_value_has_its_own_line(raw, env, reason):
+    assert refused(raw, env) == reason
+
+
+def test_the_model_s_unknown_keys_point_to_its_readme():
+    message = refused({"model": {"forecaster": 3}})
+    assert message.startswith("unknown setting 'model.forecaster' (known: batch_size, cell, clip, ")
+    assert message.endswith("warm_epochs, warm_lr_scale, warm_windows; see models/README.md)")
+
+
+def test_one_level_is_a_list_of_one_and_keeps_the_section_s_other_keys():
+    forecast = settings_from_dict({"forecast": {"level": 0.9, "horizon": 3}}, env={}).forecast
+    assert forecast.levels == (0.9,) and forecast.horizon == 3
+    assert settings_from_dict({"forecast": {"level": 0.001}}, env={}).forecast.levels == (0.001,)
+
+
+def test_where_the_data_and_the_database_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = settings_from_dict({}, env={})
+    assert settings.data_dir == str(tmp_path) and settings.db_url == f"sqlite:///{tmp_path / 'tickcast.db'}"
+    # a relative data_dir is relative to the config file; an absolute one is itself
+    base = tmp_path / "conf"
+    settings = settings_from_dict({"service": {"data_dir": "data"}}, base_dir=base, env={})
+    assert settings.data_dir == str(base / "data")
+    assert settings_from_dict({"service": {"data_dir": "/srv/x"}}, base_dir=base, env={}).data_dir == "/srv/x"
+    assert settings_from_dict({}, base_dir=base, env={}).data_dir == str(tmp_path)  # not set: the working dir
+    # the environment's is taken as given (relative to the working dir)
+    env = {"TICKCAST_DATA_DIR": "elsewhere"}
+    settings = settings_from_dict({"service": {"data_dir": "data"}}, base_dir=base, env=env)
+    assert settings.data_dir == str(tmp_path / "elsewhere")
+    # the database: --db, else the environment, else the file, else tickcast.db in the data dir
+    raw = {"service": {"db_url": "sqlite:////file.db"}}
+    assert settings_from_dict(raw, env={}).db_url == "sqlite:////file.db"
+    assert settings_from_dict(raw, env={"TICKCAST_DB_URL": "sqlite:////env.db"}).db_url == "sqlite:////env.db"
+    assert settings_from_dict(raw, db_url="sqlite:////arg.db", env={"TICKCAST_DB_URL": "x"}).db_url == (
+        "sqlite:////arg.db"
+    )
+
+
+def test_workers_come_from_the_environment_else_the_file_else_the_cores(monkeypatch):
+    import os
+
+    assert settings_from_dict({}, env={}).execution.workers == (os.cpu_count() or 1)
+    assert settings_from_dict({"service": {"workers": 3}}, env={}).execution.workers == 3
+    assert settings_from_dict({"service": {"workers": 3}}, env={"TICKCAST_WORKERS": "2"}).execution.workers == 2
+    monkeypatch.setenv("TICKCAST_WORKERS", "5")  # without env=..., the process's environment
+    assert settings_from_dict({}).execution.workers == 5
+    monkeypatch.setenv("TICKCAST_CONFIG", "/nowhere.toml")
+    with pytest.raises(ConfigError, match="config file not found: /nowhere.toml"):
+        load_settings()
+
+
 def test_the_levels_edges_load():
     assert settings_from_dict({"forecast": {"levels": [0.01, 0.99]}}, env={}).forecast.levels == (0.01, 0.99)
 

@@ -207,6 +207,13 @@ def test_each_wrong_value_has_its_own_line(raw, reason):
             "unknown setting 'x' in <dict> (known sections: forecast, model, schedule, series, service, sources, "
             "watchlist)",
         ),
+        (
+            {"schedul": {}},
+            {},
+            "unknown setting 'schedul' in <dict> (known sections: forecast, model, schedule, series, service, sources, "
+            "watchlist); did you mean 'schedule'?",
+        ),
+        ({"service": 3}, {}, "setting 'service' must be a table ([service])"),
         ({"forecast": {"level": "x"}}, {}, "setting 'forecast.level' must be a number, got 'x'"),
         ({"forecast": {"level": 1}}, {}, "setting 'forecast.level' must be between 0 and 1, got 1.0"),
         ({"forecast": {"level": 0}}, {}, "setting 'forecast.level' must be between 0 and 1, got 0.0"),

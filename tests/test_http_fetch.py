@@ -5,6 +5,7 @@ its connection instead of leaving a thread reading it."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -19,6 +20,7 @@ from tickcast.service.sources.http import USER_AGENT, http_get, root_cause
 
 from .reliability.servers import SilentListener, TricklingServer
 from .support.httpserver import Reply
+from .support.waiting import eventually
 
 CSV = "date,value\n2024-01-02,1.5\n2024-01-03,2.5\n"
 
@@ -26,15 +28,6 @@ CSV = "date,value\n2024-01-02,1.5\n2024-01-03,2.5\n"
 def fetch_threads(what: str) -> list[threading.Thread]:
     """The helper threads of attempts at fetching ``what`` that are still alive."""
     return [t for t in threading.enumerate() if t.name == f"tickcast-wait: fetching {what}"[:60] and t.is_alive()]
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 class Dropper(SilentListener):
@@ -45,21 +38,13 @@ class Dropper(SilentListener):
         self.drops, self.served = drops, 0
         super().__init__()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(65536)
-            if self.served < self.drops:
-                conn.close()
-            else:
-                body = CSV.encode()
-                head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
-                conn.sendall(head + body)
-                conn.close()
-            self.served += 1
+    def _handle(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        if self.served >= self.drops:
+            body = CSV.encode()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        conn.close()
+        self.served += 1
 
 
 class Firehose(SilentListener):
@@ -264,7 +249,7 @@ def test_a_trickling_server_is_given_up_at_the_deadline_and_its_connection_shut(
         )
         assert server.lines_sent > 2  # it did trickle
         # the attempt's socket is shut: its thread ends now, not when the server stops talking
-        assert wait_until(lambda: not fetch_threads("csv:slow"), 2.0), "the abandoned attempt is still reading"
+        assert eventually(lambda: not fetch_threads("csv:slow"), 2.0), "the abandoned attempt is still reading"
 
 
 def test_a_server_that_never_answers_leaves_no_thread_behind(make_settings):
@@ -274,7 +259,7 @@ def test_a_server_that_never_answers_leaves_no_thread_behind(make_settings):
         with pytest.raises(SourceError, match=r"timed out after 0.3 s \(sources.http_timeout"):
             http_get(f"http://127.0.0.1:{server.port}/f.csv", make_settings(retries=0, http_timeout=0.3).sources,
                      "csv:mute")  # fmt: skip
-        assert wait_until(lambda: not fetch_threads("csv:mute"), 2.0), "the attempt's thread still waits"
+        assert eventually(lambda: not fetch_threads("csv:mute"), 2.0), "the attempt's thread still waits"
 
 
 def test_a_stall_read_by_requests_is_reported_as_the_timeout(make_settings):
@@ -299,7 +284,7 @@ def test_a_stop_request_ends_a_fetch_in_progress_with_what_it_was_doing(make_set
             http_get(f"http://127.0.0.1:{server.port}/f.csv", make_settings(http_timeout=30).sources, "csv:slow")
         assert time.monotonic() - started < 5
         assert str(stopped.value) == "stopped by SIGTERM while fetching csv:slow"
-        assert wait_until(lambda: not fetch_threads("csv:slow"), 2.0)
+        assert eventually(lambda: not fetch_threads("csv:slow"), 2.0)
 
 
 # --- what a failure quotes ----------------------------------------------------------------------

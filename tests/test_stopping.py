@@ -15,6 +15,8 @@ import pytest
 from tickcast.service import locks, stopping
 from tickcast.service.stopping import StopDuringStartup, StopNow
 
+from .support.waiting import eventually
+
 
 @pytest.fixture(autouse=True)
 def fresh_state(monkeypatch):
@@ -28,15 +30,6 @@ def fresh_state(monkeypatch):
         stopping._timer.cancel()
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
-
-
-def eventually(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 # --- requesting and forcing ---------------------------------------------------------------------

@@ -34,7 +34,11 @@ class SilentListener:
             except OSError:
                 return
             self.connections.append(conn)
-            self.connected.set()
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        """What is done with each connection accepted (here: nothing, ever)."""
+        self.connected.set()
 
     def close(self) -> None:
         self._closed = True
@@ -58,14 +62,8 @@ class TricklingServer(SilentListener):
         self.lines_sent = 0
         super().__init__()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections.append(conn)
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+    def _handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
 
     def _trickle(self, conn: socket.socket) -> None:
         try:

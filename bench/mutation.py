@@ -63,6 +63,16 @@ SOURCE_TESTS = [
     "tests/reliability/test_data_limits.py",
     "tests/reliability/test_dates_and_history.py",
 ]
+# the training stage: what a task computes, how tasks are scheduled and handed back
+RUN_TESTS = [
+    "tests/test_worker_process.py",
+    "tests/test_stored_equals_computed.py",
+    "tests/test_pipeline.py",
+    "tests/test_groups.py",
+    "tests/reliability/test_model_faults.py",
+    "tests/reliability/test_training_faults.py",
+    "tests/reliability/test_resources.py",
+]
 
 # module -> the fast tests that cover it (mutmut runs, per mutant, those of them that reach its function)
 MODULES = {
@@ -270,6 +280,9 @@ MODULES = {
         # (tests/reliability/test_bad_input.py's generated configs would take an hour of mutants)
         "service/config.py": ["tests/test_config.py", "tests/test_config_limits.py", "tests/test_csv_reading.py"],
         "service/stopping.py": ["tests/test_stopping.py", "tests/test_http_fetch.py"],
+        # the training stage: tasks in this process (and in a worker's), their scheduling on the executor
+        "service/run/tasks.py": RUN_TESTS,
+        "service/run/train.py": RUN_TESTS,
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -17,6 +17,7 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py --only service --report   # the results of a run stopped early
     python bench/mutation.py --module models/combine.py --out mutation-combine   # one module
     python bench/mutation.py --module service/sources --out mutation-sources   # one folder
+    python bench/mutation.py --module service/run/tasks.py --recheck --out mutation-tasks   # survivors again
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -25,6 +26,7 @@ names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "mutation"
 RESULTS = ROOT / "bench" / "results"
 EQUIVALENT = ROOT / "bench" / "mutation_equivalent.toml"
+RECHECKED = WORK / "rechecked.json"  # module -> when its survivors were run again (--recheck)
 
 RNN_TESTS = [
     "tests/models/test_forecaster_exact.py",
@@ -65,6 +68,8 @@ SOURCE_TESTS = [
 ]
 # the training stage: what a task computes, how tasks are scheduled and handed back
 RUN_TESTS = [
+    "tests/test_tasks.py",
+    "tests/test_train_stage.py",
     "tests/test_worker_process.py",
     "tests/test_stored_equals_computed.py",
     "tests/test_pipeline.py",
@@ -282,7 +287,12 @@ MODULES = {
         "service/stopping.py": ["tests/test_stopping.py", "tests/test_http_fetch.py"],
         # the training stage: tasks in this process (and in a worker's), their scheduling on the executor
         "service/run/tasks.py": RUN_TESTS,
-        "service/run/train.py": RUN_TESTS,
+        "service/run/train.py": [
+            "tests/test_train_stage.py",
+            "tests/test_groups.py",
+            "tests/test_pipeline.py",
+            "tests/reliability/test_worker_killed.py",  # (a subprocess: reached by --recheck)
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",
@@ -390,6 +400,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default="mutation")
     parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="after a run (or alone, on the last one): run every survivor again, directly, against all of its "
+        "module's tests as they are now (mutmut runs only the tests its coverage run saw reach the function)",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="only write the results of the last run in build/mutation (one stopped before the end included)",
@@ -407,7 +423,9 @@ def main(argv=None) -> int:
     }
     if not modules:
         parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")
-    if args.report:
+    if args.report or (args.recheck and WORK.exists()):
+        if args.recheck:
+            recheck(modules)
         equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
         write(results(), equivalent, [], modules, args.out)
         return 0
@@ -420,11 +438,61 @@ def main(argv=None) -> int:
         print(run.stdout[-3000:], run.stderr[-3000:], sep="\n", file=sys.stderr)
         print("mutation: mutmut failed (output above)", file=sys.stderr)
         return 1
+    if args.recheck:
+        recheck(modules)
     status = results()
     equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     timings = [{"tool": "mutmut", "module": "all", "mutants": len(status), "seconds": seconds}]
     write(status, equivalent, timings, modules, args.out)
     return 0
+
+
+# mutmut's exit codes in its .meta files: 0 the tests passed (survived), 33 no test reached the function
+SURVIVED, NO_TESTS = 0, 33
+
+
+def recheck(modules: dict[str, list[str]]) -> None:
+    """Run each survivor (and each mutant no test reached in mutmut's coverage run: code that tests
+    run in a subprocess or a worker process) again, against all of its module's tests, with the
+    tests as they are now; record the exit codes where mutmut reads them. mutmut picks the tests of
+    a mutant from a coverage run in its own process, which misses what a subprocess runs and any
+    test added after the run."""
+    mutants = WORK / "mutants"
+    shutil.rmtree(mutants / "tests", ignore_errors=True)
+    shutil.copytree(ROOT / "tests", mutants / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for module, tests in modules.items():
+        meta_path = mutants / "tickcast" / f"{module}.meta"
+        meta = json.loads(meta_path.read_text())
+        codes = meta["exit_code_by_key"]
+        todo = [name for name, code in codes.items() if code in (SURVIVED, NO_TESTS)]
+        print(f"{module}: {len(todo)} survivors run again against {len(tests)} test files", flush=True)
+        for name in todo:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", *PYTEST_ARGS, *tests],
+                    cwd=mutants,
+                    env=env | {"MUTANT_UNDER_TEST": name},
+                    capture_output=True,
+                    timeout=600,
+                    check=False,
+                )
+                code = done.returncode
+            except subprocess.TimeoutExpired:
+                code = 36  # mutmut's code for a timeout
+            if code == 0 and codes[name] == NO_TESTS:
+                code = SURVIVED  # a test reached it now, and passed
+            codes[name] = code
+            print(f"  {name}: {'survived' if code == SURVIVED else 'killed'}", flush=True)
+        meta_path.write_text(json.dumps(meta))
+    marks = json.loads(RECHECKED.read_text()) if RECHECKED.exists() else {}
+    RECHECKED.write_text(json.dumps(marks | {module: time.strftime("%Y-%m-%d %H:%M") for module in modules}))
+
+
+def _rechecked(modules: dict) -> str | None:
+    """When the survivors of every module of the report were run again (``recheck``), else None."""
+    marks = json.loads(RECHECKED.read_text()) if RECHECKED.exists() else {}
+    return max(marks[m] for m in modules) if modules and all(m in marks for m in modules) else None
 
 
 def compare() -> int:
@@ -482,6 +550,16 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
         "A mutant is killed when a test fails (or times out, or the test process crashes); the score leaves "
         "out the survivors explained as equivalent in `bench/mutation_equivalent.toml`.",
         "",
+        *(
+            [
+                "Every survivor (and every mutant whose function no test reached in mutmut's own process) was "
+                f"then run again, directly, against all of its module's tests as they were on {rechecked} "
+                "(`--recheck`).",
+                "",
+            ]
+            if (rechecked := _rechecked(modules))
+            else []
+        ),
         *(
             [
                 f"**A partial run**: {len(unchecked)} mutants were not checked (the run was stopped; "

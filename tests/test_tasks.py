@@ -240,6 +240,14 @@ def test_a_batch_continues_warm_series_and_fits_the_others_alone_with_their_reas
     assert_result_of(results[1], fitted(SERIES[2]))
 
 
+def test_warm_series_in_a_batch_share_its_time(ticking):
+    blobs = [run_task(series_task(i)).blob for i in range(2)]
+    results = run_task(SeriesBatch([series_task(i, warm_blob=blobs[i]) for i in range(2)]))
+    for i, result in enumerate(results):
+        assert result.warm is True and result.note is None and result.seconds == 0.5
+        assert_result_of(result, fitted(SERIES[i], published.load(blobs[i])))
+
+
 def test_a_series_that_fails_in_a_batch_fails_as_it_does_alone(ticking):
     batch = SeriesBatch([series_task(0, values=SHORT), series_task(1)])
     results = run_task(batch)
@@ -344,7 +352,9 @@ def test_warm_parts_carry_the_warm_start_and_its_note_into_the_group():
         result = combine_group(task, pieces)
         whole = run_task(task)
         assert (result.warm, result.note) == (whole.warm, whole.note) == (warm, pieces[0].note)
-        assert result.forecasts == whole.forecasts
+        continued = published.load(blob) if warm else None
+        assert_result_of(result, fitted(list(SERIES), continued, across=True), forecasts_index=None)
+        assert result.blob == whole.blob and result.history == whole.history
 
 
 def test_a_part_that_fails_fails_the_group_with_the_first_reason(ticking):
@@ -457,6 +467,20 @@ def test_numpy_warnings_of_a_fit_are_not_shown(monkeypatch):
         result = run_task(series_task())
     assert result.status == FitStatus.OK, result.error
     assert shown == []
+
+
+def test_other_warnings_of_a_fit_still_reach_the_caller(monkeypatch):
+    real = AutoForecaster.fit
+
+    def deprecated(self, *args, **kwargs):
+        warnings.warn("an option goes away", DeprecationWarning, stacklevel=1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoForecaster, "fit", deprecated)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert run_task(series_task()).status == FitStatus.OK
+    assert [(w.category, str(w.message)) for w in shown] == [(DeprecationWarning, "an option goes away")]
 
 
 # --- the process that trains ---------------------------------------------------------------------------

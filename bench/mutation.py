@@ -17,7 +17,8 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py --only service --report   # the results of a run stopped early
     python bench/mutation.py --module models/combine.py --out mutation-combine   # one module
     python bench/mutation.py --module service/sources --out mutation-sources   # one folder
-    python bench/mutation.py --module service/run/tasks.py --recheck --out mutation-tasks   # survivors again
+    python bench/mutation.py --module service/run/tasks.py --recheck --out mutation-tasks   # and survivors again
+    python bench/mutation.py --module service/run/tasks.py --report --recheck --out mutation-tasks  # the last run's
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,8 +404,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--recheck",
         action="store_true",
-        help="after a run (or alone, on the last one): run every survivor again, directly, against all of its "
-        "module's tests as they are now (mutmut runs only the tests its coverage run saw reach the function)",
+        help="after the run (with --report: on the last run) run every survivor again, directly, against all of "
+        "its module's tests as they are now (mutmut runs only the tests its coverage run saw reach the function)",
     )
     parser.add_argument(
         "--report",
@@ -423,9 +425,9 @@ def main(argv=None) -> int:
     }
     if not modules:
         parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")
-    if args.report or (args.recheck and WORK.exists()):
+    if args.report:
         if args.recheck:
-            recheck(modules)
+            recheck(modules, args.max_children)
         equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
         write(results(), equivalent, [], modules, args.out)
         return 0
@@ -439,7 +441,7 @@ def main(argv=None) -> int:
         print("mutation: mutmut failed (output above)", file=sys.stderr)
         return 1
     if args.recheck:
-        recheck(modules)
+        recheck(modules, args.max_children)
     status = results()
     equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     timings = [{"tool": "mutmut", "module": "all", "mutants": len(status), "seconds": seconds}]
@@ -451,7 +453,7 @@ def main(argv=None) -> int:
 SURVIVED, NO_TESTS = 0, 33
 
 
-def recheck(modules: dict[str, list[str]]) -> None:
+def recheck(modules: dict[str, list[str]], max_children: int) -> None:
     """Run each survivor (and each mutant no test reached in mutmut's coverage run: code that tests
     run in a subprocess or a worker process) again, against all of its module's tests, with the
     tests as they are now; record the exit codes where mutmut reads them. mutmut picks the tests of
@@ -463,11 +465,14 @@ def recheck(modules: dict[str, list[str]]) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for module, tests in modules.items():
         meta_path = mutants / "tickcast" / f"{module}.meta"
+        if not meta_path.exists():
+            raise SystemExit(f"mutation: --recheck: {module} has no run in {WORK.relative_to(ROOT)}")
         meta = json.loads(meta_path.read_text())
         codes = meta["exit_code_by_key"]
         todo = [name for name, code in codes.items() if code in (SURVIVED, NO_TESTS)]
         print(f"{module}: {len(todo)} survivors run again against {len(tests)} test files", flush=True)
-        for name in todo:
+
+        def run_again(name: str, tests: list[str] = tests) -> tuple[str, int]:
             try:
                 done = subprocess.run(
                     [sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", *PYTEST_ARGS, *tests],
@@ -477,13 +482,16 @@ def recheck(modules: dict[str, list[str]]) -> None:
                     timeout=600,
                     check=False,
                 )
-                code = done.returncode
+                return name, done.returncode
             except subprocess.TimeoutExpired:
-                code = 36  # mutmut's code for a timeout
-            if code == 0 and codes[name] == NO_TESTS:
-                code = SURVIVED  # a test reached it now, and passed
-            codes[name] = code
-            print(f"  {name}: {'survived' if code == SURVIVED else 'killed'}", flush=True)
+                return name, 36  # mutmut's code for a timeout
+
+        with ThreadPoolExecutor(max_children) as pool:  # one pytest process per mutant, side by side
+            for name, code in pool.map(run_again, todo):
+                if code == 0 and codes[name] == NO_TESTS:
+                    code = SURVIVED  # a test reached it now, and passed
+                codes[name] = code
+                print(f"  {name}: {'survived' if code == SURVIVED else 'killed'}", flush=True)
         meta_path.write_text(json.dumps(meta))
     marks = json.loads(RECHECKED.read_text()) if RECHECKED.exists() else {}
     RECHECKED.write_text(json.dumps(marks | {module: time.strftime("%Y-%m-%d %H:%M") for module in modules}))

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import resource
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 
 import numpy as np
 import pytest
 
+from tickcast.service import stopping
 from tickcast.service.errors import TickcastError
+from tickcast.service.executors import SchedulerLost, WorkerLost
 from tickcast.service.run.plan import GroupPlan, Plan
-from tickcast.service.run.tasks import run_task
+from tickcast.service.run.tasks import failed_result, run_task
 from tickcast.service.run.train import (
     BATCH_MAX,
+    _in_pool,
     _Jobs,
     batch_size,
     ensure_open_files,
@@ -37,6 +42,7 @@ from tickcast.service.run.values import (
 )
 from tickcast.service.settings import ExecutorSettings, SeriesSpec
 from tickcast.service.status import FitStatus, SeriesFit
+from tickcast.service.stopping import StopNow
 
 PARAMS = {"epochs": 1, "season_length": 1, "seed": 0}
 MEMBERS = ("rnn", "ets", "theta")
@@ -235,3 +241,125 @@ def test_the_open_files_limit_is_raised_to_what_workers_need_or_refused_in_one_l
     finally:
         monkeypatch.undo()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# --- a worker lost, a forced stop: the pool's results as any executor gives them ------------------------
+
+
+class Losing(ThreadPoolExecutor):
+    """A real executor (threads) whose ``lose`` submissions (their numbers, from 0) come back failed as the
+    pool reports a worker's death (``exc``), and whose ``never`` ones never come back (a fit that does
+    not end)."""
+
+    def __init__(self, lose: set[int] = frozenset(), exc: BaseException | None = None, never: set[int] = frozenset()):
+        super().__init__(max_workers=2)
+        self.lose, self.exc, self.never, self.submitted = lose, exc, never, []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted.append(args[0])
+        n = len(self.submitted) - 1
+        if n in self.never:
+            return Future()  # pending for ever, and cancellable
+        if n in self.lose:
+            lost = Future()
+            lost.set_exception(self.exc)
+            return lost
+        return super().submit(fn, *args, **kwargs)
+
+
+KILLED = WorkerLost("the worker died (SIGKILL: most likely out of memory)")
+
+
+def in_pool(units, pool, stop: threading.Event | None = None) -> list:
+    todo = [u for u in units if isinstance(u, GroupPlan) or u.task is not None]
+    plan = _Jobs.of(todo, 2, 1)
+    with pool:
+        return list(_in_pool(pool, todo, plan, stop or threading.Event(), 2))
+
+
+def test_a_batch_whose_worker_died_is_sent_again_one_series_per_task():
+    units = [series_plan(i) for i in range(8)]  # one worker's view: batches of 2
+    pool = Losing(lose={0}, exc=KILLED)
+    results = in_pool(units, pool)
+    assert [u for u, _ in results] == units
+    for unit, trained in results:
+        assert same(trained, expected(unit))
+    batch = pool.submitted[0]
+    assert isinstance(batch, SeriesBatch) and pool.submitted[4:] == batch.tasks  # after the 4 batches
+
+
+def test_a_series_whose_worker_died_again_fails_alone_and_its_batch_mates_are_stored():
+    units = [series_plan(i) for i in range(8)]
+    pool = Losing(lose={0, 4}, exc=KILLED)  # the first batch, then its first series sent alone
+    results = in_pool(units, pool)
+    first, second = results[0][1], results[1][1]
+    assert first == SeriesResult(
+        "csv:s0", 0, FitStatus.FAILED, error=f"worker failed: WorkerLost: {KILLED}", params=units[0].task.params
+    )
+    assert same(second, expected(units[1]))
+
+
+@pytest.mark.parametrize(
+    ("units", "job", "exc"),
+    [
+        ([series_plan(0)], 0, KILLED),  # one series alone: nothing to split
+        ([group_plan([0, 1])], 0, KILLED),  # a group's part
+        ([series_plan(i) for i in range(8)], 0, SchedulerLost("the scheduler is gone")),  # no retry reaches it
+        ([series_plan(i) for i in range(9)], 4, KILLED),  # batches of 2, the last of one series
+        ([series_plan(0)], 0, BrokenPipeError("lost the pipe")),
+    ],
+)
+def test_work_lost_with_its_worker_fails_with_the_reason_and_is_not_sent_again(units, job, exc):
+    pool = Losing(lose={job}, exc=exc)
+    results = in_pool(units, pool)
+    lost = pool.submitted[job]
+    reason = f"worker failed: {type(exc).__name__}: {exc}"
+    failed = failed_result(lost, reason)
+    first = results[2 * job][1]
+    if isinstance(lost, SeriesBatch):
+        assert len(lost.tasks) == (1 if job else 2)
+        assert [r for _, r in results[2 * job : 2 * job + len(lost.tasks)]] == failed
+    elif isinstance(lost, GroupPart):
+        assert first.group == failed
+    else:
+        assert first == failed
+    assert len(pool.submitted) == len(_Jobs.of(units, 2, 1).jobs)  # nothing sent again
+
+
+def test_work_lost_to_a_stop_is_neither_failed_nor_handed_back():
+    stop = threading.Event()
+    stop.set()  # a stop signal reaches every process: the workers die of it
+    assert in_pool([series_plan(0), series_plan(1)], Losing(lose={0, 1}, exc=KILLED), stop) == []
+
+
+def test_units_that_finished_after_one_cancelled_by_a_stop_are_still_handed_back():
+    stop = threading.Event()
+    units = [series_plan(0), series_plan(1), series_plan(2)]
+    pool = Losing(never={1})  # the second never starts: cancelled by the stop
+    todo, plan = units, _Jobs.of(units, 2, 1)
+    handed = []
+    with pool:
+        for unit, _ in _in_pool(pool, todo, plan, stop, 2):
+            handed.append(unit)
+            stop.set()
+    assert handed == [units[0], units[2]]  # the third had finished: stored, not lost
+
+
+def test_a_forced_stop_ends_the_wait_for_a_fit_that_does_not_end(monkeypatch):
+    monkeypatch.setattr(stopping, "_forced", None)
+    pool = Losing(never={0})
+    started = time.monotonic()
+    threading.Timer(0.3, stopping.force, args=("a second stop signal",)).start()
+    with pytest.raises(StopNow, match="a second stop signal"):
+        in_pool([series_plan(0)], pool)
+    assert time.monotonic() - started < 1.0  # the wait looks every 0.2 s
+
+
+def test_a_stop_while_a_lost_batch_is_sent_again_cancels_its_series_not_started():
+    stop = threading.Event()
+    units = [series_plan(i) for i in range(8)]
+    pool = Losing(lose={0}, never={4}, exc=KILLED)  # the lost batch's first series, sent alone, never starts
+    threading.Timer(0.3, stop.set).start()
+    results = in_pool(units, pool, stop)
+    assert [u for u, _ in results] == units[2:]  # the lost batch's series: not failed, left to the next run
+    assert pool.submitted[4:] == pool.submitted[0].tasks

@@ -295,6 +295,13 @@ MODULES = {
             "tests/test_pipeline.py",
             "tests/reliability/test_worker_killed.py",  # (a subprocess: reached by --recheck)
         ],
+        # one run: its row in `runs`, the stages in order, outcomes, progress lines, the lease, failed starts
+        "service/run/cycle.py": [
+            "tests/test_run_cycle.py",
+            "tests/test_pipeline.py",
+            "tests/test_backfill.py",
+            "tests/reliability/test_runs_recorded.py",  # (a subprocess: reached by --recheck)
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -7,19 +7,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from tickcast.models import AutoForecaster
 from tickcast.service import schema
 from tickcast.service.db import make_engine, write_transaction
+from tickcast.service.lease import Heartbeat
+from tickcast.service.locks import DatabaseLocked
+from tickcast.service.run import cycle
+from tickcast.service.run.backfill import Backfill
 from tickcast.service.run.cycle import run_cycle
 from tickcast.service.run.starts import PENDING_SUFFIX, FailedStart, RunNotStarted
 from tickcast.service.status import Trigger
+from tickcast.service.stopping import StopNow
 
 from .support.small_model import FAST_MODEL
 from .support.tables import table
@@ -292,3 +301,145 @@ def test_a_stop_request_leaves_the_rest_to_the_next_run(fresh_db, world):
     (run,) = runs(engine)
     assert summary.stopped and run["status"] == "failed"
     assert run["error"] == "stopped before finishing; completed series are stored, the next run does the rest"
+
+
+def test_the_given_series_only_and_an_unknown_one_named_with_the_config(fresh_db, world):
+    engine = fresh_db()
+    summary = run_cycle(engine, world, keys=["csv:b"])
+    assert [o.key for o in summary.outcomes] == ["csv:b"]
+    assert {r["key"] for r in table(engine, "series")} == {"csv:a", "csv:b", "csv:tiny", "csv:gone"}  # all known
+    assert len(table(engine, "observations")) == 40
+    with pytest.raises(Exception, match=r"unknown series 'csv:nope': not in the watchlist of test\.toml"):
+        run_cycle(engine, world, keys=["csv:nope"])
+
+
+def test_sources_given_replace_the_kinds_own(fresh_db, world):
+    class Fixed:
+        def fetch(self, spec, since):
+            return pd.DataFrame({"ts": pd.date_range("2021-01-01", periods=30, freq="D"), "value": [5.0] * 30})
+
+    engine = fresh_db()
+    summary = run_cycle(engine, world, sources={"csv": Fixed()})
+    assert {o.key: o.new_rows for o in summary.outcomes} == {"csv:a": 30, "csv:b": 30, "csv:tiny": 30, "csv:gone": 30}
+
+
+def test_a_stop_during_ingest_fetches_and_plans_nothing_more(fresh_db, world):
+    engine = fresh_db()
+    stop = threading.Event()
+
+    def stop_after_first_fetch(message: str) -> None:
+        if message.startswith("[ingest 1/"):
+            stop.set()
+
+    summary = run_cycle(engine, world, progress=Said(then=stop_after_first_fetch), stop=stop)
+    assert [(o.key, o.new_rows, o.fit) for o in summary.outcomes] == [
+        ("csv:a", 60, "pending"),
+        ("csv:b", 0, "pending"),
+        ("csv:tiny", 0, "pending"),
+        ("csv:gone", 0, "pending"),
+    ]
+    assert table(engine, "fits") == []  # not even the short series' skip row: nothing was planned
+    (run,) = runs(engine)
+    assert (run["status"], run["new_observations"], run["series_skipped"]) == ("failed", 60, 0)
+
+
+def test_the_lease_names_the_run_and_is_renewed_while_a_fit_goes_on(fresh_db, world, monkeypatch):
+    engine = fresh_db()
+    monkeypatch.setattr(cycle, "Heartbeat", lambda lease: Heartbeat(lease, interval=0.05))
+    seen = []
+
+    def look(message: str) -> None:
+        if message.startswith("[train 1/"):
+            ((run_id, first),) = [(r["run_id"], r["expires_at"]) for r in table(engine, "run_lease")]
+            time.sleep(0.5)  # a long fit: the heartbeat renews the lease meanwhile
+            ((_, second),) = [(r["run_id"], r["expires_at"]) for r in table(engine, "run_lease")]
+            seen.append((run_id, first < second))
+
+    summary = run_cycle(engine, world, progress=Said(then=look))
+    assert seen == [(summary.run_id, True)]
+
+
+def test_a_forced_stop_is_recorded_with_what_is_kept(fresh_db, world):
+    engine = fresh_db()
+
+    def forced(message: str) -> None:
+        if message.startswith("[train 1/"):
+            raise StopNow("stopped at once (a second stop signal)")
+
+    with pytest.raises(StopNow):
+        run_cycle(engine, world, progress=Said(then=forced))
+    (run,) = runs(engine)
+    assert (run["status"], run["error"]) == (
+        "failed",
+        "stopped at once (a second stop signal); completed series are stored, the next run does the rest",
+    )
+    assert table(engine, "run_lease") == []
+
+
+def test_a_run_that_fails_keeps_its_own_error_when_its_bookkeeping_fails_too(world, db_url, fresh_db):
+    fresh_db()
+    engine = make_engine(db_url, busy_timeout=0.3)
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+
+    def lock_then(fail: bool):
+        def at_the_fit(message: str) -> None:
+            if message.startswith("[train 1/"):
+                holder.execute("BEGIN IMMEDIATE")  # the database goes away for the bookkeeping
+                if fail:
+                    raise RuntimeError("the run's own failure")
+
+        return at_the_fit
+
+    try:
+        with pytest.raises(RuntimeError, match="the run's own failure"):
+            run_cycle(engine, world, keys=["csv:a"], progress=Said(then=lock_then(True)))
+        holder.rollback()
+        with write_transaction(engine) as conn:  # the lease it could not release, as if expired
+            conn.execute(sa.delete(schema.run_lease))
+        with pytest.raises(DatabaseLocked):  # a run that went well: its bookkeeping's failure is the error
+            run_cycle(engine, world, keys=["csv:b"], progress=Said(then=lock_then(False)))
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+
+
+def test_a_fit_that_fails_is_said_as_a_problem_and_counted(fresh_db, world, monkeypatch):
+    real = AutoForecaster.fit
+
+    def failing_for_b(self, y, *args, **kwargs):
+        if len(y) == 40:
+            raise FloatingPointError("overflow in the fit")
+        return real(self, y, *args, **kwargs)
+
+    monkeypatch.setattr(AutoForecaster, "fit", failing_for_b)
+    engine = fresh_db()
+    said = Said()
+    summary = run_cycle(engine, world, progress=said)
+    outcome = {o.key: o for o in summary.outcomes}["csv:b"]
+    assert (outcome.fit, outcome.error, outcome.mode) == ("failed", "FloatingPointError: overflow in the fit", "cold")
+    assert ("[train 2/2] csv:b: failed: FloatingPointError: overflow in the fit", True) in said.lines
+    (run,) = runs(engine)
+    assert (run["series_ok"], run["series_failed"]) == (1, 2)
+
+
+def test_a_backfill_says_each_past_origin_and_counts_series_with_none_left_as_ok(fresh_db, world):
+    engine = fresh_db()
+    run_cycle(engine, world)
+    said = Said()
+    summary = run_cycle(engine, world, keys=["csv:a"], backfill=Backfill(origins=2), progress=said)
+    trains = [m for m, _ in said.lines if m.startswith("[train ")]
+    assert len(trains) == 2 and all(
+        re.match(r"\[train \d/2\] csv:a at \d{4}-\d\d-\d\d: cold fit in ", m) for m in trains
+    )
+    assert summary.timings.keys() == {"plan", "train"}  # no ingest
+    again = run_cycle(engine, world, keys=["csv:a"], backfill=Backfill(origins=2))  # nothing left to fill
+    assert [o.fit for o in again.outcomes] == ["up-to-date"]
+    assert runs(engine)[-1]["series_ok"] == 1 and again.status == "ok"
+
+
+def test_a_runs_time_is_its_own(fresh_db, world):
+    engine = fresh_db()
+    started = time.perf_counter()
+    summary = run_cycle(engine, world)
+    assert 0 < summary.seconds <= time.perf_counter() - started

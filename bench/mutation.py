@@ -300,6 +300,7 @@ MODULES = {
             "tests/test_run_cycle.py",
             "tests/test_pipeline.py",
             "tests/test_backfill.py",
+            "tests/test_groups.py",
             "tests/reliability/test_runs_recorded.py",  # (a subprocess: reached by --recheck)
         ],
         "service/run/published.py": [

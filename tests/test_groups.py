@@ -254,11 +254,25 @@ def test_auto_trains_both_ways_keeps_the_better_and_keeps_its_choice_on_warm_run
     fresh_db, group_world, kept, months, family
 ):
     engine = fresh_db()
-    run_cycle(engine, group_world(training="auto", months=months, family=family))
+    said: list[tuple[str, bool]] = []
+    run_cycle(
+        engine,
+        group_world(training="auto", months=months, family=family),
+        progress=lambda message, problem=False: said.append((message, problem)),
+    )
     fits = [f for f in fits_of(engine) if f["key"] != "sample:sp500"]
     notes = {f["note"] for f in fits}
     assert len(notes) == 1
     (note,) = notes
+    (line,) = [(m, p) for m, p in said if m.startswith("[train ") and " group M/12 " in m]
+    if kept == "group":  # the shared fit's line, with the decision
+        assert re.fullmatch(r"\[train \d/2\] group M/12 \(4 series\): cold group fit in \d+\.\d s \((.+)\)", line[0])
+        assert line[0].endswith(f"({note})") and line[1] is False
+    else:  # no shared fit stored: the decision, and the time of the fits both ways
+        assert re.fullmatch(
+            rf"\[train \d/2\] group M/12 \(4 series\): {re.escape(note)}; cold fits in \d+\.\d s", line[0]
+        )
+        assert line[1] is False
     shared_score, own_score = _note_scores(note)
     members = [f for f in fits if f["series_id"] is not None]
     assert len(members) == 4 and {m["group_key"] for m in members} == {"M/12"}

@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ from tickcast.service.run.starts import PENDING_SUFFIX, FailedStart, RunNotStart
 from tickcast.service.status import Trigger
 from tickcast.service.stopping import StopNow
 
-from .support.small_model import FAST_MODEL
+from .support.small_model import FAST_MODEL, small_model
 from .support.tables import table
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -443,3 +444,60 @@ def test_a_runs_time_is_its_own(fresh_db, world):
     started = time.perf_counter()
     summary = run_cycle(engine, world)
     assert 0 < summary.seconds <= time.perf_counter() - started
+
+
+@pytest.fixture
+def group_world(make_settings, make_series, db_url):
+    """Three monthly series of one shape, trained as one group."""
+    rng = np.random.default_rng(5)
+    t = np.arange(48)
+    for i in range(3):
+        values = rng.uniform(20, 200) * (1 + 0.2 * np.sin(2 * np.pi * t / 12 + i)) * np.exp(rng.normal(0, 0.03, 48))
+        make_series(f"m{i}", values, start="2015-01-01", freq="MS")
+    entries = "".join(f'[[series]]\nkey = "csv:m{i}"\npath = "m{i}.csv"\n' for i in range(3))
+    model = small_model(group_min_series=3) + 'training = "group"\n'
+    return make_settings("[watchlist]\nsample = []\n" + entries + model, db_url=db_url)
+
+
+def test_a_groups_fit_is_one_line_naming_the_group(fresh_db, group_world):
+    engine = fresh_db()
+    said = Said()
+    summary = run_cycle(engine, group_world, progress=said)
+    trains = [line for line in said.lines if line[0].startswith("[train ")]
+    assert len(trains) == 1 and trains[0][1] is False
+    assert re.fullmatch(r"\[train 1/1\] group M/12 \(3 series\): cold group fit in \d+\.\d s", trains[0][0])
+    assert [(o.key, o.fit, o.mode) for o in summary.outcomes] == [
+        ("csv:m0", "trained", "cold"),
+        ("csv:m1", "trained", "cold"),
+        ("csv:m2", "trained", "cold"),
+    ]
+    assert all(o.fit_id is not None for o in summary.outcomes)
+
+
+def test_a_group_whose_fit_fails_is_one_problem_line_and_each_member_failed(fresh_db, group_world, monkeypatch):
+    def diverged(self, ys, *args, **kwargs):
+        raise FloatingPointError("overflow across the group")
+
+    monkeypatch.setattr(AutoForecaster, "fit_many", diverged)
+    engine = fresh_db()
+    said = Said()
+    summary = run_cycle(engine, group_world, progress=said)
+    assert (
+        "[train 1/1] group M/12 (3 series): failed: FloatingPointError: overflow across the group",
+        True,
+    ) in said.lines
+    assert {(o.fit, o.error) for o in summary.outcomes} == {("failed", "FloatingPointError: overflow across the group")}
+    assert summary.status == "failed"
+
+
+def test_a_run_that_fails_records_the_exception_in_one_line(fresh_db, world):
+    engine = fresh_db()
+
+    def broken(message: str) -> None:
+        if message.startswith("[train 1/"):
+            raise RuntimeError("progress output failed")
+
+    with pytest.raises(RuntimeError):
+        run_cycle(engine, world, progress=Said(then=broken))
+    (run,) = runs(engine)
+    assert (run["status"], run["error"]) == ("failed", "RuntimeError: progress output failed")

@@ -4,7 +4,6 @@ warm starts, skips, failures, workers and the run lease."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -21,7 +20,7 @@ from tickcast.service.run.cycle import run_cycle
 
 from .support.httpserver import Reply
 from .support.small_model import FAST_MODEL
-from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, fits_by_key, published, table
+from .support.tables import LEVELS, MEMBERS, ROWS_PER_STEP, add_dead_holders_lease, fits_by_key, published, table
 
 
 def assert_all_finite(engine):
@@ -274,17 +273,7 @@ def test_a_stale_lease_is_taken_over(fresh_db, samples_settings):
     engine = fresh_db()
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     with write_transaction(engine) as conn:  # a crashed holder: same host, a pid that no longer exists
-        conn.execute(
-            sa.insert(schema.run_lease).values(
-                name="run",
-                holder="dead",
-                host=os.uname().nodename,
-                pid=2**22 + 12345,
-                run_id=None,
-                acquired_at=now,
-                expires_at=now + timedelta(hours=1),
-            )
-        )
+        add_dead_holders_lease(conn, now)
     lease = acquire(engine)
     assert lease.taken_over and "pid 4206649" in lease.taken_over
     lease.release()

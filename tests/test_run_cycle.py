@@ -32,7 +32,7 @@ from tickcast.service.status import Trigger
 from tickcast.service.stopping import StopNow
 
 from .support.small_model import FAST_MODEL, small_model
-from .support.tables import table
+from .support.tables import add_dead_holders_lease, table
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -162,17 +162,7 @@ def test_a_stale_lease_is_taken_over_and_said(fresh_db, world):
     engine = fresh_db()
     now = datetime.now(UTC)
     with write_transaction(engine) as conn:  # a crashed holder on this host: its pid is gone
-        conn.execute(
-            sa.insert(schema.run_lease).values(
-                name="run",
-                holder="dead",
-                host=os.uname().nodename,
-                pid=2**22 + 12345,
-                run_id=None,
-                acquired_at=now,
-                expires_at=now + timedelta(hours=1),
-            )  # fmt: skip
-        )
+        add_dead_holders_lease(conn, now)
     said = Said()
     run_cycle(engine, world, progress=said)
     message, problem = said.lines[0]

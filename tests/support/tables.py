@@ -69,3 +69,24 @@ def add_series(conn, key: str, created_at) -> tuple[int, int]:
         sa.insert(schema.fits).values(series_id=sid, created_at=created_at, status="ok").returning(schema.fits.c.id)
     ).scalar_one()
     return sid, fit
+
+
+DEAD_PID = 2**22 + 12345  # above Linux's pid_max: no process has it
+
+
+def add_dead_holders_lease(conn, now) -> None:
+    """The run lease as a crashed process on this host left it: unexpired, its pid gone."""
+    import os
+    from datetime import timedelta
+
+    conn.execute(
+        sa.insert(schema.run_lease).values(
+            name="run",
+            holder="dead",
+            host=os.uname().nodename,
+            pid=DEAD_PID,
+            run_id=None,
+            acquired_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+    )

@@ -350,23 +350,6 @@ def test_the_lease_names_the_run_and_is_renewed_while_a_fit_goes_on(fresh_db, wo
     assert seen == [(summary.run_id, True)]
 
 
-def test_a_forced_stop_is_recorded_with_what_is_kept(fresh_db, world):
-    engine = fresh_db()
-
-    def forced(message: str) -> None:
-        if message.startswith("[train 1/"):
-            raise StopNow("stopped at once (a second stop signal)")
-
-    with pytest.raises(StopNow):
-        run_cycle(engine, world, progress=Said(then=forced))
-    (run,) = runs(engine)
-    assert (run["status"], run["error"]) == (
-        "failed",
-        "stopped at once (a second stop signal); completed series are stored, the next run does the rest",
-    )
-    assert table(engine, "run_lease") == []
-
-
 def test_a_run_that_fails_keeps_its_own_error_when_its_bookkeeping_fails_too(world, db_url, fresh_db):
     fresh_db()
     engine = make_engine(db_url, busy_timeout=0.3)
@@ -480,14 +463,25 @@ def test_a_group_whose_fit_fails_is_one_problem_line_and_each_member_failed(fres
     assert summary.status == "failed"
 
 
-def test_a_run_that_fails_records_the_exception_in_one_line(fresh_db, world):
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (RuntimeError("progress output failed"), "RuntimeError: progress output failed"),
+        (
+            StopNow("stopped at once (a second stop signal)"),  # a forced stop: what is kept
+            "stopped at once (a second stop signal); completed series are stored, the next run does the rest",
+        ),
+    ],
+)
+def test_a_run_that_fails_records_why_in_one_line_and_lets_the_lease_go(exc, error, fresh_db, world):
     engine = fresh_db()
 
     def broken(message: str) -> None:
         if message.startswith("[train 1/"):
-            raise RuntimeError("progress output failed")
+            raise exc
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(type(exc)):
         run_cycle(engine, world, progress=Said(then=broken))
     (run,) = runs(engine)
-    assert (run["status"], run["error"]) == ("failed", "RuntimeError: progress output failed")
+    assert (run["status"], run["error"]) == ("failed", error)
+    assert table(engine, "run_lease") == []

@@ -463,6 +463,38 @@ def test_a_group_whose_fit_fails_is_one_problem_line_and_each_member_failed(fres
     assert summary.status == "failed"
 
 
+def test_auto_keeping_per_series_models_for_a_group_of_one_says_its_decision(
+    fresh_db, make_settings, make_series, db_url, monkeypatch
+):
+    """A group of one member (group_min_series = 1) under ``auto``: its shared fit fails, so the
+    series' own model is kept, and the group's line names that decision and the time of both fits."""
+
+    def diverged(self, ys, *args, **kwargs):
+        raise FloatingPointError("overflow across the group")
+
+    monkeypatch.setattr(AutoForecaster, "fit_many", diverged)
+    t = np.arange(48)
+    make_series("m0", 50 * (1 + 0.2 * np.sin(2 * np.pi * t / 12)) + t, start="2015-01-01", freq="MS")
+    model = small_model(group_min_series=1) + 'training = "auto"\n'
+    settings = make_settings(
+        '[watchlist]\nsample = []\n[[series]]\nkey = "csv:m0"\npath = "m0.csv"\n' + model, db_url=db_url
+    )
+    engine = fresh_db()
+    said = Said()
+    summary = run_cycle(engine, settings, progress=said)
+    (fit,) = table(engine, "fits")
+    assert fit["scope"] == "series" and fit["status"] == "ok" and fit["group_key"] == "M/12"
+    assert fit["note"] == (
+        "auto: per-series models kept for group M/12: its model failed (FloatingPointError: overflow across the group)"
+    )
+    trains = [line for line in said.lines if line[0].startswith("[train ")]
+    assert len(trains) == 1 and trains[0][1] is False
+    assert re.fullmatch(
+        rf"\[train 1/1\] group M/12 \(1 series\): {re.escape(fit['note'])}; cold fits in \d+\.\d s", trains[0][0]
+    )
+    assert [(o.key, o.fit, o.mode) for o in summary.outcomes] == [("csv:m0", "trained", "cold")]
+
+
 @pytest.mark.parametrize(
     ("exc", "error"),
     [

@@ -303,6 +303,21 @@ MODULES = {
             "tests/test_groups.py",
             "tests/reliability/test_runs_recorded.py",  # (a subprocess: reached by --recheck)
         ],
+        # before the plan: runs that could not start, what the fits table says, backfill's origins
+        "service/run/starts.py": [
+            "tests/test_run_cycle.py",
+            "tests/test_pipeline.py",
+            "tests/reliability/test_runs_recorded.py",  # (a subprocess: reached by --recheck)
+            "tests/reliability/test_refused_at_start.py",  # (a subprocess: reached by --recheck)
+        ],
+        "service/run/state.py": [
+            "tests/test_plan.py",
+            "tests/test_groups.py",
+            "tests/test_pipeline.py",
+            "tests/test_run_cycle.py",
+            "tests/test_backfill.py",
+        ],
+        "service/run/backfill.py": ["tests/test_backfill.py", "tests/test_run_cycle.py"],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

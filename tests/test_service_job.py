@@ -1,0 +1,262 @@
+"""The daemon's job and stop (service/scheduler.py ``Service``) in this process, on a real SQLite file
+and APScheduler's own scheduler (started paused: the jobs it would run are read back from it): a run and
+its log lines; a run refused by another process's run, or by a database that stays locked, tried
+again ``schedule.start_retries`` times ``schedule.retry_minutes`` apart, then left to the next
+scheduled run; a retry dropped when another process completed a run meanwhile; attempts that cannot
+be recorded kept for the next run; a failed or stopped run that the daemon survives; the signals'
+lines. tests/test_serve.py and tests/reliability/test_schedule.py run ``tickcast serve`` itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tickcast.service import locks, schema, stopping
+from tickcast.service.db import make_engine, open_database, write_transaction
+from tickcast.service.run import cycle
+from tickcast.service.run.starts import PENDING_SUFFIX
+from tickcast.service.scheduler import Service
+from tickcast.service.status import Trigger
+from tickcast.service.stopping import StopNow
+
+from .support.small_model import FAST_MODEL
+from .support.tables import table
+from .support.waiting import eventually
+
+RETRIES = '[schedule]\ncron = "30 17 * * mon-fri"\ntimezone = "UTC"\nstart_retries = 2\nretry_minutes = 7\n'
+
+
+@pytest.fixture(autouse=True)
+def no_stop(monkeypatch):
+    """No stop requested before or after (Service.stop requests one process-wide)."""
+    for name, value in (("_requested", None), ("_forced", None), ("_timer", None), ("_regions", {})):
+        monkeypatch.setattr(stopping, name, value)
+    monkeypatch.setattr(locks, "_stop_deadline", None)
+    yield
+    if stopping._timer is not None:
+        stopping._timer.cancel()
+
+
+@pytest.fixture
+def service(make_settings, make_series, sqlite_url, caplog):
+    """A Service on one CSV series, a fast model and two retries 7 minutes apart; its scheduler
+    started paused in a thread (as ``serve`` starts it, but no job fires by itself)."""
+    caplog.set_level(logging.INFO, logger="tickcast.serve")
+    make_series("a", [float(10 + i % 7) for i in range(60)], start="2020-01-01", freq="MS")
+    settings = make_settings(
+        '[watchlist]\nsample = []\n[[series]]\nkey = "csv:a"\npath = "a.csv"\n' + RETRIES + FAST_MODEL,
+        db_url=sqlite_url,
+    )
+    engine = open_database(sqlite_url)
+    service = Service(engine, settings)
+    runner = threading.Thread(target=service.scheduler.start, kwargs={"paused": True})  # nothing fires
+    runner.start()
+    assert eventually(lambda: service.scheduler.running)
+    yield service
+    if service.scheduler.running:
+        service.scheduler.shutdown(wait=True)
+    runner.join(timeout=30)
+    service.engine.dispose()
+
+
+def lines(caplog, level=None) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "tickcast.serve" and (level is None or r.levelno == level)
+    ]
+
+
+def retry_job(service):
+    return service.scheduler.get_job("retry")
+
+
+def add_live_lease(engine, now) -> None:
+    """Another host's run, in progress."""
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sa.insert(schema.run_lease).values(
+                name="run",
+                holder="elsewhere:4242:abcd",
+                host="elsewhere",
+                pid=4242,
+                run_id=None,
+                acquired_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
+
+
+def test_a_job_runs_a_cycle_and_says_how_it_ended_and_when_the_next_is(service, caplog):
+    service.job(Trigger.SCHEDULE)
+    (summary,) = service.runs
+    (run,) = table(service.engine, "runs")
+    assert (run["id"], run["trigger"], run["status"]) == (summary.run_id, "schedule", "ok")
+    assert f"run {summary.run_id} finished: ok (1 series, {summary.seconds:.1f} s)" in lines(caplog)
+    next_time = service.scheduler.get_job("daily-run").next_run_time
+    assert lines(caplog)[-1] == f"next scheduled run: {next_time.isoformat()}"
+    progress = [r for r in caplog.records if r.name == "tickcast.run" or r.getMessage().startswith("[")]
+    assert any(r.getMessage().startswith("[train 1/1] csv:a: cold fit in ") for r in progress)
+    assert retry_job(service) is None and service.failed_starts == []
+
+
+def test_a_job_after_a_stop_does_nothing(service, caplog):
+    service.stop_event.set()
+    service.job(Trigger.SCHEDULE)
+    assert service.runs == [] and table(service.engine, "runs") == [] and lines(caplog) == []
+
+
+def test_a_run_refused_by_another_processs_run_is_retried_then_left_to_the_schedule(service, caplog):
+    before = datetime.now(UTC)
+    add_live_lease(service.engine, before)
+    service.job(Trigger.CATCH_UP)
+    assert service.runs == [] and table(service.engine, "runs") == []
+    job = retry_job(service)
+    assert job.args == (Trigger.CATCH_UP,) and job.kwargs["retry"] == 1
+    refused_at = job.kwargs["refused_at"]
+    assert before <= refused_at <= datetime.now(UTC)
+    assert before + timedelta(minutes=7) <= job.next_run_time <= datetime.now(UTC) + timedelta(minutes=7)
+    (warning,) = lines(caplog, logging.WARNING)
+    assert warning.startswith("another run is in progress (pid 4242 on elsewhere, run ?, since ")
+    assert warning.endswith(f"; not starting a second one; retry 1 of 2 at {job.next_run_time.isoformat()}")
+
+    caplog.clear()
+    service.job(Trigger.CATCH_UP, retry=1, refused_at=refused_at)  # the retry: refused again
+    assert retry_job(service).kwargs["retry"] == 2
+    assert lines(caplog, logging.WARNING)[0].endswith(f"retry 2 of 2 at {retry_job(service).next_run_time.isoformat()}")
+
+    caplog.clear()
+    service.job(Trigger.CATCH_UP, retry=2, refused_at=refused_at)  # the last: not retried
+    (error,) = lines(caplog, logging.ERROR)
+    assert error.startswith("another run is in progress") and error.endswith(
+        "; not retrying (2 retries, schedule.start_retries)"
+    )
+    assert retry_job(service).kwargs["retry"] == 2  # the job that ran; no new one replaced it
+    assert table(service.engine, "runs") == []
+
+
+def test_a_retry_is_dropped_when_another_process_completed_a_run_since_it_was_refused(service, caplog):
+    refused_at = datetime.now(UTC) - timedelta(minutes=7)
+    with write_transaction(service.engine) as conn:
+        conn.execute(
+            sa.insert(schema.runs).values(
+                trigger="schedule",
+                status="ok",
+                started_at=refused_at + timedelta(minutes=1),
+                finished_at=refused_at + timedelta(minutes=2),
+            )
+        )
+    service.job(Trigger.SCHEDULE, retry=1, refused_at=refused_at)
+    assert service.runs == [] and len(table(service.engine, "runs")) == 1
+    assert lines(caplog) == ["not retrying: another process completed a run since this one was refused"]
+    # one completed before the refusal does not count: the retry runs
+    service.job(Trigger.SCHEDULE, retry=1, refused_at=refused_at + timedelta(minutes=3))
+    assert len(service.runs) == 1
+
+
+def test_a_locked_database_is_retried_and_the_attempt_recorded_where_it_can_be(service, caplog, sqlite_url):
+    path = sqlite_url.removeprefix("sqlite:///")
+    service.engine.dispose()
+    service.engine = make_engine(sqlite_url, busy_timeout=0.3)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        service.job(Trigger.SCHEDULE)
+    finally:
+        holder.rollback()
+        holder.close()
+    (warning,) = [w for w in lines(caplog, logging.WARNING) if "retry" in w]
+    assert warning.startswith("run not started: ") and "locked" in warning
+    assert "not recorded in runs yet: the database is still locked (the next run records it); retry 1 of 2" in warning
+    assert service.failed_starts == []  # kept beside the database, not in memory
+    assert os.path.exists(path + PENDING_SUFFIX)
+    assert retry_job(service).kwargs == {"retry": 1, "refused_at": None}
+    service.job(Trigger.SCHEDULE, retry=1)  # the retry: the attempt is recorded, then the run
+    first, second = table(service.engine, "runs")
+    assert (first["status"], first["trigger"]) == ("failed", "schedule") and first["error"].startswith(
+        "run not started"
+    )
+    assert second["status"] == "ok" and len(service.runs) == 1
+
+
+def test_an_attempt_that_cannot_be_kept_beside_the_database_is_kept_in_memory(service, caplog, sqlite_url):
+    path = sqlite_url.removeprefix("sqlite:///")
+    os.mkdir(path + PENDING_SUFFIX)  # no file can be written there
+    service.engine.dispose()
+    service.engine = make_engine(sqlite_url, busy_timeout=0.3)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        service.job(Trigger.MANUAL)
+    finally:
+        holder.rollback()
+        holder.close()
+    (attempt,) = service.failed_starts
+    assert attempt.trigger == Trigger.MANUAL and attempt.error.startswith("run not started: ")
+    assert any("not recorded in runs: the database is still locked; retry 1 of 2" in w for w in lines(caplog))
+    service.job(Trigger.MANUAL, retry=1)
+    first, second = table(service.engine, "runs")
+    assert (first["status"], first["error"]) == ("failed", attempt.error) and second["status"] == "ok"
+    assert service.failed_starts == []  # written by the run: no longer kept
+
+
+def test_a_run_that_fails_or_is_stopped_is_said_and_the_daemon_goes_on(service, caplog, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("a bug\nwith two lines")
+
+    monkeypatch.setattr("tickcast.service.scheduler.run_cycle", broken)
+    service.job(Trigger.SCHEDULE)
+    assert lines(caplog, logging.ERROR) == ["run failed: ValueError: a bug"]
+    assert lines(caplog)[-1].startswith("next scheduled run: ")
+
+    def stopped(*args, **kwargs):
+        raise StopNow("stopped at once (a second stop signal)")
+
+    caplog.clear()
+    monkeypatch.setattr("tickcast.service.scheduler.run_cycle", stopped)
+    service.job(Trigger.SCHEDULE)
+    assert lines(caplog, logging.WARNING) == ["run stopped: stopped at once (a second stop signal)"]
+    assert retry_job(service) is None and service.runs == []
+
+
+def test_progress_lines_go_to_the_log_problems_as_warnings(service, caplog, monkeypatch):
+    def talking(engine, settings, trigger, progress, stop, failed_starts):
+        assert (trigger, stop, failed_starts) == (Trigger.CATCH_UP, service.stop_event, service.failed_starts)
+        progress("all is well")
+        progress("something is not", problem=True)
+        return cycle.run_cycle(engine, settings, trigger=trigger, stop=stop, failed_starts=failed_starts)
+
+    monkeypatch.setattr("tickcast.service.scheduler.run_cycle", talking)
+    service.job(Trigger.CATCH_UP)
+    assert "all is well" in lines(caplog, logging.INFO)
+    assert "something is not" in lines(caplog, logging.WARNING)
+
+
+def test_a_signal_stops_the_daemon_and_a_second_says_it_stops_now(service, caplog):
+    service.stop(signal.SIGTERM)
+    assert service.stop_event.is_set() and stopping.stop_requested()
+    assert lines(caplog) == [
+        "received SIGTERM: finishing the series in progress, then stopping (at most "
+        f"{stopping.STOP_GRACE_SECONDS:g} s; a second signal stops at once)"
+    ]
+    service.stop(signal.SIGINT)
+    assert lines(caplog)[-1] == "received SIGINT again: stopping now"
+    service.job(Trigger.SCHEDULE)  # a job that fires after the stop does nothing
+    assert table(service.engine, "runs") == []
+
+
+def test_a_stop_without_a_signal_says_nothing(service, caplog):
+    service.stop()
+    assert service.stop_event.is_set() and lines(caplog) == []
+
+
+def test_the_scheduler_keeps_one_job_coalesced_with_hours_of_grace(service):
+    job = service.scheduler.get_job("daily-run")
+    assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
+    assert job.args == (Trigger.SCHEDULE,) and job.name == "daily run"
+    assert str(job.trigger) == "cron[month='*', day='*', day_of_week='mon-fri', hour='17', minute='30', second='0']"

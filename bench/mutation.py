@@ -305,19 +305,29 @@ MODULES = {
         ],
         # before the plan: runs that could not start, what the fits table says, backfill's origins
         "service/run/starts.py": [
+            "tests/test_starts.py",
             "tests/test_run_cycle.py",
             "tests/test_pipeline.py",
             "tests/reliability/test_runs_recorded.py",  # (a subprocess: reached by --recheck)
             "tests/reliability/test_refused_at_start.py",  # (a subprocess: reached by --recheck)
         ],
         "service/run/state.py": [
+            "tests/test_fit_states.py",
             "tests/test_plan.py",
             "tests/test_groups.py",
             "tests/test_pipeline.py",
             "tests/test_run_cycle.py",
             "tests/test_backfill.py",
         ],
-        "service/run/backfill.py": ["tests/test_backfill.py", "tests/test_run_cycle.py"],
+        "service/run/backfill.py": [
+            "tests/test_backfill_plans.py",
+            "tests/test_backfill.py",
+            "tests/test_run_cycle.py",
+        ],
+        # the daemon and the database's file: lock waits, the scheduled job and its retries, backups
+        "service/locks.py": ["tests/test_locks.py", "tests/test_stopping.py", "tests/test_run_cycle.py"],
+        "service/scheduler.py": ["tests/test_service_job.py", "tests/test_serve.py", "tests/test_cron.py"],
+        "service/backup.py": ["tests/test_backup.py", "tests/reliability/test_backup_files.py"],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -228,6 +228,22 @@ def test_origins_already_published_are_skipped_others_series_and_models_do_not_c
     settings = settings_for(forecast="horizon = 6")
     got = plans([spec("csv:a")], Backfill(origins=3), settings)
     assert origins_of(got) == [dates[21], dates[27]]  # three origins asked, one already stored
+    with write_transaction(engine) as conn:
+        published_at(conn, a, dates[15])  # an older origin stored: the newer ones still to do
+    assert origins_of(plans([spec("csv:a")], Backfill(origins=4), settings)) == [dates[21], dates[27]]
+
+
+def test_the_season_is_the_series_own_else_its_frequencys(store):
+    engine, settings_for, plans = store
+    with write_transaction(engine) as conn:
+        add(conn, "csv:q", np.linspace(1, 2, 40), months(40), frequency="Q")
+    settings = settings_for(forecast="horizon = 4")
+    (by_frequency,) = plans([spec("csv:q")], Backfill(origins=1), settings)
+    assert by_frequency.task.params == forecaster_params(settings.model, "csv:q", 4, 4)
+    (own,) = plans([spec("csv:q", season_length=6)], Backfill(origins=1), settings)
+    assert own.task.params == forecaster_params(settings.model, "csv:q", 6, 4)
+    assert own.task.params != by_frequency.task.params
+    assert own.record.settings_hash == series_hash(own.task.params, settings.model, settings.forecast, 4)
 
 
 def test_observations_are_read_in_date_order_whatever_order_they_were_stored_in(store):

@@ -3,7 +3,8 @@ and ``tickcast.cross_validation`` on a long frame of ``unique_id``, ``ds``, ``y`
 
 A thin layer above ``tickcast.models`` (which stays NumPy-only): it turns frames into arrays and
 back, dates the forecasts (a pandas frequency, or the trading days of an exchange calendar such as
-``"XNYS"``) and trains what the service publishes, the way the service decides it: each series
+``"XNYS"``; data measured within a day, such as hourly, steps by its own spacing and has a daily
+and a weekly season) and trains what the service publishes, the way the service decides it: each series
 alone, or, for ``model.group_min_series`` or more series of one frequency that are not long, one
 model across them and one each, the better on validation kept (``model.training = "auto"``).
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tickcast.models import AutoForecaster
+from tickcast.models.config import LIMITS
 
 from .calendars import calendar_names, next_trading_days
 from .errors import TickcastError
@@ -35,11 +37,18 @@ from .settings import ModelSettings
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pandas.tseries.offsets import BaseOffset
 
 MODEL = "tickcast"  # the forecast's column, and the prefix of its interval columns
 COLUMNS = ("unique_id", "ds", "y")
 # The pandas frequencies of tickcast's frequency codes (a monthly series keeps month starts or ends).
 PANDAS_FREQ = {"B": "B", "D": "D", "W": "W", "M": "MS", "Q": "QS", "A": "YS"}
+# Data measured within a day (hourly, every 30 minutes ...): spaced by less than this, a series is
+# stepped by its own spacing, with a daily and a weekly season (the week where it is long enough:
+# AutoForecaster's choice per series), and forecast 48 steps ahead by default (M4's hourly horizon).
+SUB_DAILY_GAP_SECONDS = 18 * 3600
+SUB_DAILY_HORIZON = 48
+DAY_SECONDS = 86400
 
 
 class FrameError(TickcastError, ValueError):
@@ -52,7 +61,18 @@ class _Series:
     dates: pd.DatetimeIndex
     y: np.ndarray
     code: str | None  # tickcast's frequency code (B, D, W, M, Q, A) when known
-    offset: object  # the pandas offset the future dates step by
+    offset: BaseOffset  # the pandas offset the future dates step by
+    season: int | tuple[int, ...]  # the model's season length(s): its frequency's (0: detected per series)
+
+    @property
+    def group(self) -> str:
+        """The series trained across with it: one frequency and season (the seed of their model)."""
+        return f"{self.code or self.offset.freqstr}/{self.season}"
+
+    @property
+    def horizon(self) -> int:
+        """The steps forecast unless ``h`` is given: its frequency's horizon (48 within a day)."""
+        return SUB_DAILY_HORIZON if _sub_daily(self.offset) else default_horizon(self.code)
 
 
 def forecast(
@@ -65,7 +85,8 @@ def forecast(
     model: ModelSettings | None = None,
 ) -> pd.DataFrame:
     """Forecast every series of ``df`` ``h`` steps ahead (default: the horizon of its frequency: 5
-    trading days, 14 days, 13 weeks, 18 months, 8 quarters, 6 years) with intervals at ``level``
+    trading days, 14 days, 13 weeks, 18 months, 8 quarters, 6 years; 48 steps of data measured
+    within a day, such as hourly) with intervals at ``level``
     (percent, as Nixtla's libraries take them, or fractions).
 
     ``df``: a long frame with ``unique_id``, ``ds`` (dates) and ``y``, or a Series with a
@@ -75,7 +96,9 @@ def forecast(
     ``tickcast-lo-80``, ``tickcast-hi-80`` style columns."""
     series = _series(df, freq, calendar)
     levels = _levels(level)
-    steps = {s.uid: h or default_horizon(s.code) for s in series}
+    if h is not None:
+        _positive("h", h)
+    steps = {s.uid: h or s.horizon for s in series}
     models = _fit(series, model or ModelSettings(), seed, steps)
     return _frame(series, models, steps, levels, calendar)
 
@@ -113,7 +136,7 @@ def cross_validation(
                     f"series {s.uid!r} has {s.y.size} observations: too few for {n_windows} window(s) of {h} "
                     f"steps {step_size} apart (each cutoff needs at least 3 observations before it)"
                 )
-            cut.append(_Series(s.uid, s.dates[: s.y.size - back], s.y[: s.y.size - back], s.code, s.offset))
+            cut.append(replace(s, dates=s.dates[: s.y.size - back], y=s.y[: s.y.size - back]))
         steps = {s.uid: h for s in cut}
         models = _fit(cut, model or ModelSettings(), seed, steps)
         frame = _frame(cut, models, steps, levels, calendar)
@@ -152,7 +175,8 @@ def _series(df, freq: str | None, calendar: str | None) -> list[_Series]:
     y = pd.to_numeric(df["y"], errors="coerce")
     if y.isna().any():
         bad = df.loc[y.isna(), "y"].iloc[0]
-        raise FrameError(f"column y must hold numbers, without gaps; got {bad!r} (drop or fill missing values first)")
+        shown = "a missing value" if pd.isna(bad) else repr(bad)
+        raise FrameError(f"column y must hold numbers, without gaps; got {shown} (drop or fill missing values first)")
     frame = pd.DataFrame({"unique_id": df["unique_id"].to_numpy(), "ds": ds.to_numpy(), "y": y.to_numpy(float)})
     out = []
     for uid, group in frame.groupby("unique_id", sort=False):
@@ -168,18 +192,30 @@ def _series(df, freq: str | None, calendar: str | None) -> list[_Series]:
     return out
 
 
-def _frequency(dates: pd.DatetimeIndex, freq: str | None, calendar: str | None) -> tuple[str | None, object]:
-    """(tickcast's frequency code or None, the pandas offset of the future dates)."""
+def _frequency(
+    dates: pd.DatetimeIndex, freq: str | None, calendar: str | None
+) -> tuple[str | None, BaseOffset, int | tuple[int, ...]]:
+    """(tickcast's frequency code or None, the pandas offset of the future dates, the season)."""
+    import pandas as pd
     from pandas.tseries.frequencies import to_offset
 
     if freq is not None:
         try:
             offset = to_offset(freq)
         except ValueError:
-            raise FrameError(f"freq must be a pandas frequency such as D, B, W, MS or QS, got {freq!r}") from None
-        name = offset.name.split("-")[0].rstrip("SE") or offset.name
-        code = {"B": "B", "C": "B", "D": "D", "W": "W", "M": "M", "Q": "Q", "Y": "A", "A": "A"}.get(name)
-        return code, offset
+            raise FrameError(f"freq must be a pandas frequency such as D, B, W, MS, QS or h, got {freq!r}") from None
+        if _sub_daily(offset):
+            return None, offset, _daily_seasons(offset)
+        name = offset.rule_code.split("-")[0].rstrip("SE") or offset.rule_code
+        known = {"B": "B", "C": "B", "D": "D", "W": "W", "M": "M", "Q": "Q", "Y": "A", "A": "A"}
+        code = known.get(name) if offset.n == 1 else None  # every ten days is not daily data
+        return code, offset, _season(code)
+    if calendar is None:
+        recent = dates[-120:]
+        gap = float(np.median((recent[1:] - recent[:-1]).total_seconds()))
+        if gap < SUB_DAILY_GAP_SECONDS:  # hourly and the like: step by the spacing itself
+            offset = to_offset(pd.Timedelta(seconds=round(gap)))
+            return None, offset, _daily_seasons(offset)
     code = "B" if calendar is not None else infer_frequency(list(dates.date))
     if code is None:
         raise FrameError("cannot infer the frequency of a series from its dates: pass freq")
@@ -188,7 +224,31 @@ def _frequency(dates: pd.DatetimeIndex, freq: str | None, calendar: str | None) 
         pandas_freq = pandas_freq.replace("S", "E")
     if code == "W":
         pandas_freq = f"W-{dates[-1].day_name()[:3].upper()}"
-    return code, to_offset(pandas_freq)
+    return code, to_offset(pandas_freq), _season(code)
+
+
+def _season(code: str | None) -> int:
+    return FREQUENCIES[code].season_length if code in FREQUENCIES else 0
+
+
+def _sub_daily(offset) -> bool:
+    """A fixed step shorter than a day (an hour, 30 minutes ...)."""
+    try:
+        nanos = offset.nanos  # fixed steps only: pandas raises for months, business days ...
+    except (AttributeError, ValueError):
+        return False
+    return 0 < nanos < SUB_DAILY_GAP_SECONDS * 10**9
+
+
+def _daily_seasons(offset) -> int | tuple[int, ...]:
+    """A day and a week of steps (24 and 168 for hourly data), those the model takes (a season of at
+    most 400 steps: 15-minute data has the day only); 0 (detected per series) when a day is not a
+    whole number of steps or longer than that."""
+    per_day, rest = divmod(DAY_SECONDS * 10**9, offset.nanos)
+    periods = tuple(p for p in (int(per_day), 7 * int(per_day)) if p <= LIMITS["season_length"])
+    if rest or per_day < 2 or not periods:
+        return 0
+    return periods if len(periods) > 1 else periods[0]
 
 
 def _levels(level: Sequence[float]) -> list[float]:
@@ -253,16 +313,16 @@ def _fit(series: list[_Series], model: ModelSettings, seed: int, steps: dict) ->
     group of one frequency across series when ``model.training`` asks for it and validation agrees.
     Each is seeded as the service seeds it (from the series' id, or the group's key)."""
     model = replace(model, forecaster=replace(model.forecaster, seed=seed))
-    groups: dict[str | None, list[_Series]] = {}
+    groups: dict[str, list[_Series]] = {}
     for s in series:
-        groups.setdefault(s.code, []).append(s)
+        groups.setdefault(s.group, []).append(s)
     out: dict = {}
-    for code, members in groups.items():
-        season = FREQUENCIES[code].season_length if code in FREQUENCIES else 0
+    for group, members in groups.items():
+        season = members[0].season
         together = None
         if _group_qualifies(model, members):
             h = max(steps[s.uid] for s in members)
-            params = forecaster_params(model, f"{code}/{season}", season, h)
+            params = forecaster_params(model, group, season, h)
             together = published.forecaster(params, model.members).fit_many([s.y for s in members])
         alone = {}
         if together is None or model.training != "group":

@@ -29,14 +29,16 @@ from ..status import FitMode, FitScope, FitStatus
 # --- fingerprints -------------------------------------------------------------------------------
 
 
-def forecaster_params(model: ModelSettings, seed_key: str, season_length: int, horizon: int) -> dict:
+def forecaster_params(model: ModelSettings, seed_key: str, season_length: int | tuple[int, ...], horizon: int) -> dict:
     """Keyword arguments for ``RNNForecaster``: the configured ForecasterConfig, the season and
     horizon the service sets, and a seed derived from ``seed_key`` (a series' or a group's key), so
     each fit is reproducible on its own. The model's read-out covers ``horizon`` steps, or more when
     the model's own default for the season is longer (a season and a half, at least 8: a monthly
-    model learns from windows longer than a year even when five months are asked for)."""
+    model learns from windows longer than a year even when five months are asked for). Several
+    seasons (24 and 168 for hourly data, from the DataFrame API): the longest sets that default."""
     params = model.forecaster.to_dict()
-    own = model.forecaster.head(max(season_length, 1))
+    longest = max(season_length) if isinstance(season_length, tuple) else season_length
+    own = model.forecaster.head(max(longest, 1))
     params.update(
         seed=(model.forecaster.seed + zlib.crc32(seed_key.encode())) % (2**31),
         season_length=season_length,

@@ -3,14 +3,17 @@ leading second; the config check and `tickcast serve` read it with the same pars
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from tickcast.service import schema
 from tickcast.service.config import load_settings
 from tickcast.service.cron import cron_trigger, crontab_weekdays
+from tickcast.service.db import open_database, write_transaction
 from tickcast.service.errors import ConfigError
-from tickcast.service.scheduler import last_fire_time
+from tickcast.service.scheduler import ScheduleError, last_fire_time, needs_catch_up
 
 
 @pytest.mark.parametrize(
@@ -86,3 +89,76 @@ def test_the_config_refuses_a_malformed_schedule_in_one_line(tmp_path, cron, mes
     with pytest.raises(ConfigError, match="^setting 'schedule.cron' ") as raised:
         load_settings(str(cfg), env={})
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+# --- the last fire time, and the catch-up it decides ------------------------------------------------
+
+
+def test_a_fire_time_exactly_now_is_the_last_one():
+    trigger = cron_trigger("30 17 * * *", "America/New_York")
+    at = datetime(2026, 12, 4, 22, 30, tzinfo=UTC)  # 17:30 in New York
+    assert last_fire_time(trigger, at) == at
+    assert last_fire_time(trigger, at - timedelta(microseconds=1)) == at - timedelta(days=1)
+
+
+def test_a_cron_of_every_minute_is_found_within_its_hour():
+    now = datetime(2026, 12, 4, 10, 0, 30, tzinfo=UTC)
+    assert last_fire_time(cron_trigger("* * * * *", "UTC"), now) == datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    # a monthly cron is searched for over the windows up to the lookback
+    monthly = cron_trigger("0 6 1 * *", "UTC")
+    assert last_fire_time(monthly, now) == datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    assert last_fire_time(monthly, datetime(2026, 12, 1, 5, 0, tzinfo=UTC)) == datetime(2026, 11, 1, 6, tzinfo=UTC)
+    assert last_fire_time(monthly, now, lookback=timedelta(days=2)) is None
+
+
+def test_a_trigger_that_fires_more_often_than_once_a_minute_stops_the_search():
+    from apscheduler.triggers.cron import CronTrigger
+
+    now = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    with pytest.raises(ScheduleError) as raised:
+        last_fire_time(CronTrigger(second="*/10", timezone="UTC"), now)
+    assert str(raised.value) == (
+        f"the schedule {CronTrigger(second='*/10', timezone='UTC')} fired more than 62 times between "
+        "2026-12-04T09:00:00+00:00 and 2026-12-04T10:00:00+00:00"
+    )
+
+
+class Stuck:
+    """A trigger with a bug: its next fire time never moves."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def get_next_fire_time(self, previous, now):
+        return self.at
+
+    def __str__(self) -> str:
+        return "stuck"
+
+
+def test_a_trigger_that_does_not_advance_stops_the_search():
+    at = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    with pytest.raises(ScheduleError) as raised:
+        last_fire_time(Stuck(at), datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
+    assert str(raised.value) == "the schedule stuck did not advance past 2026-12-04T09:30:00+00:00"
+
+
+def test_the_catch_up_counts_runs_up_to_the_moment_it_is_asked_for(make_settings, sqlite_url):
+    settings = make_settings(
+        '[watchlist]\nsample = []\n[schedule]\ncron = "30 17 * * *"\ntimezone = "UTC"\n', db_url=sqlite_url
+    )
+    engine = open_database(sqlite_url)
+    try:
+        now = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+        missed = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)
+        later = now + timedelta(minutes=5)  # a run stored as started after now: a clock that was wrong
+        with write_transaction(engine) as conn:
+            conn.execute(
+                sa.insert(schema.runs).values(
+                    trigger="schedule", status="ok", started_at=later, finished_at=later + timedelta(minutes=1)
+                )
+            )
+        assert needs_catch_up(engine, settings, now) == missed
+        assert needs_catch_up(engine, settings, later) is None
+    finally:
+        engine.dispose()

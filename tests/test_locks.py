@@ -235,3 +235,87 @@ def test_no_proc_locks_no_holders(tmp_path, monkeypatch):
 
     monkeypatch.setattr("builtins.open", no_proc)
     assert write_lock_holders(path) == [] and describe_holders(path) == "another process"
+
+
+def test_a_stop_request_gives_the_wait_its_grace_from_now():
+    before = time.monotonic()
+    stop_waiting(grace=30)
+    assert before + 29 < locks._stop_deadline <= time.monotonic() + 30
+
+
+@pytest.mark.parametrize(
+    ("message", "busy"),
+    [
+        ("database is locked", True),
+        ("database table is locked", True),
+        ("database is busy", True),
+        ("disk I/O error", False),
+        ("cannot start a transaction within a transaction", False),
+    ],
+)
+def test_only_a_lock_held_by_another_is_waited_for(message, busy):
+    assert locks._is_busy(sqlite3.OperationalError(message)) is busy
+
+
+def test_the_wal_index_alone_names_its_holder_and_an_flock_is_not_sqlites(tmp_path):
+    path = str(tmp_path / "gone.db")  # the database file itself missing, its -shm there and locked
+    with open(path + "-shm", "wb") as fh:
+        fh.write(b"\0" * 64)
+    holder = lock_bytes(path + "-shm", 4)
+    flocker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, select, sys; fh = open(sys.argv[1], 'rb'); fcntl.flock(fh, fcntl.LOCK_EX);"
+            " print('holding', flush=True); select.select([sys.stdin], [], [], 120)",
+            path + "-shm",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert flocker.stdout.readline().strip() == "holding"
+        assert write_lock_holders(path) == [holder.pid]  # not the flock's holder: SQLite takes POSIX locks
+    finally:
+        for proc in (holder, flocker):
+            proc.kill()
+            proc.wait(30)
+
+
+def test_lines_of_proc_locks_that_name_no_holder_are_skipped(tmp_path, monkeypatch):
+    """/proc/locks as the kernel writes it, with the lines a holder is not read from: a waiter
+    (``->``), flock and open-file-description locks, read locks, other files, a pid that is not a
+    number, the kernel's pid 0, our own pid, a holder listed twice."""
+    path = str(tmp_path / "x.db")
+    open(path, "wb").close()
+    st = os.stat(path)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    other = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino + 1}"
+    text = "\n".join(
+        [
+            f"1: POSIX  ADVISORY  WRITE 4001 {inode} 0 EOF",
+            f"1: -> POSIX  ADVISORY  WRITE 4002 {inode} 0 EOF",
+            f"2: FLOCK  ADVISORY  WRITE 4003 {inode} 0 EOF",
+            f"3: OFDLCK ADVISORY  WRITE -1 {inode} 0 EOF",
+            f"4: POSIX  ADVISORY  READ 4004 {inode} 0 EOF",
+            f"5: POSIX  ADVISORY  WRITE 4005 {other} 0 EOF",
+            f"6: POSIX  ADVISORY  WRITE x17 {inode} 0 EOF",
+            f"7: POSIX  ADVISORY  WRITE 0 {inode} 0 EOF",
+            f"8: POSIX  ADVISORY  WRITE {os.getpid()} {inode} 0 EOF",
+            f"9: POSIX  ADVISORY  WRITE 1 {inode} 0 EOF",
+            "10: POSIX ADVISORY WRITE",
+            f"11: POSIX  ADVISORY  WRITE 4001 {inode} 1 1",
+        ]
+    )
+    real_open = open
+
+    def fake(name, *args, **kwargs):
+        if name == "/proc/locks":
+            import io
+
+            return io.StringIO(text + "\n")
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake)
+    assert write_lock_holders(path) == [4001, 1]

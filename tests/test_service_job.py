@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -260,3 +261,48 @@ def test_the_scheduler_keeps_one_job_coalesced_with_hours_of_grace(service):
     assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
     assert job.args == (Trigger.SCHEDULE,) and job.name == "daily run"
     assert str(job.trigger) == "cron[month='*', day='*', day_of_week='mon-fri', hour='17', minute='30', second='0']"
+
+
+def test_a_stop_before_the_scheduler_runs_ends_it_as_soon_as_it_starts(make_settings, sqlite_url):
+    """The stop that arrives between installing the handlers and the scheduler running."""
+    settings = make_settings("[watchlist]\nsample = []\n" + RETRIES, db_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    try:
+        service = Service(engine, settings)
+        assert str(service.scheduler.timezone) == "UTC"  # the configured zone
+        service.stop_event.set()
+        runner = threading.Thread(target=service.scheduler.start)
+        runner.start()
+        runner.join(20)
+        assert not runner.is_alive() and not service.scheduler.running
+    finally:
+        engine.dispose()
+
+
+def test_a_stop_does_not_wait_for_the_run_in_progress(service):
+    """stop() runs in a signal handler: it asks the run to stop and returns; the run closes its books
+    itself (serve waits for it afterwards)."""
+    started, release = threading.Event(), threading.Event()
+    service.scheduler.add_job(lambda: (started.set(), release.wait(30)), id="long")
+    service.scheduler.resume()
+    try:
+        assert started.wait(30)
+        began = time.monotonic()
+        service.stop(signal.SIGTERM)
+        assert time.monotonic() - began < 5 and not release.is_set()
+        assert stopping._requested == "SIGTERM"  # the signal's name, for the forced stop's message
+    finally:
+        release.set()
+
+
+def test_a_run_refused_by_a_locked_database_is_retried_with_its_trigger(service, sqlite_url):
+    service.engine.dispose()
+    service.engine = make_engine(sqlite_url, busy_timeout=0.3)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        service.job(Trigger.CATCH_UP)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert retry_job(service).args == (Trigger.CATCH_UP,)

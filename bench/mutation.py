@@ -326,9 +326,17 @@ MODULES = {
         ],
         # the daemon and the database's file: lock waits, the scheduled job and its retries, backups
         "service/locks.py": ["tests/test_locks.py", "tests/test_stopping.py", "tests/test_run_cycle.py"],
-        "service/scheduler.py": ["tests/test_service_job.py", "tests/test_serve.py", "tests/test_cron.py"],
-        "service/backup.py": ["tests/test_backup.py", "tests/reliability/test_backup_files.py"],
-        "service/drift.py": ["tests/reliability/test_schema_drift.py", "tests/test_migrations.py"],
+        "service/scheduler.py": ["tests/test_service_job.py", "tests/test_cron.py", "tests/test_serve.py"],
+        "service/backup.py": [
+            "tests/test_backup_api.py",
+            "tests/test_backup.py",  # (a subprocess: reached by --recheck)
+            "tests/reliability/test_backup_files.py",
+        ],
+        "service/drift.py": [
+            "tests/test_drift.py",
+            "tests/reliability/test_schema_drift.py",
+            "tests/test_migrations.py",
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

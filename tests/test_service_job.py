@@ -265,11 +265,13 @@ def test_the_scheduler_keeps_one_job_coalesced_with_hours_of_grace(service):
 
 def test_a_stop_before_the_scheduler_runs_ends_it_as_soon_as_it_starts(make_settings, sqlite_url):
     """The stop that arrives between installing the handlers and the scheduler running."""
-    settings = make_settings("[watchlist]\nsample = []\n" + RETRIES, db_url=sqlite_url)
+    settings = make_settings(
+        '[watchlist]\nsample = []\n[schedule]\ncron = "30 17 * * mon-fri"\ntimezone = "Asia/Tokyo"\n', db_url=sqlite_url
+    )
     engine = open_database(sqlite_url)
     try:
         service = Service(engine, settings)
-        assert str(service.scheduler.timezone) == "UTC"  # the configured zone
+        assert str(service.scheduler.timezone) == "Asia/Tokyo"  # the configured zone, not the machine's
         service.stop_event.set()
         runner = threading.Thread(target=service.scheduler.start)
         runner.start()

@@ -319,3 +319,45 @@ def test_lines_of_proc_locks_that_name_no_holder_are_skipped(tmp_path, monkeypat
 
     monkeypatch.setattr("builtins.open", fake)
     assert write_lock_holders(path) == [4001, 1]
+
+
+class Recording:
+    """A connection that records its statements (and, ``refusing``, refuses every BEGIN IMMEDIATE
+    at once, as SQLite does when it will not wait: a deadlock it foresees, a WAL recovery)."""
+
+    def __init__(self, raw, refusing: bool = False):
+        self.raw, self.refusing, self.calls = raw, refusing, []
+
+    def execute(self, sql: str):
+        self.calls.append(sql)
+        if self.refusing and sql == "BEGIN IMMEDIATE":
+            raise sqlite3.OperationalError("database is locked")
+        return self.raw.execute(sql)
+
+    def begins(self) -> int:
+        return sum(sql == "BEGIN IMMEDIATE" for sql in self.calls)
+
+
+def test_the_wait_is_spent_inside_sqlite_in_slices_of_a_second(database):
+    path, raw = database
+    recording = Recording(raw)
+    with foreign_writer(path), pytest.raises(DatabaseLocked):
+        begin_immediate(recording, path, 2.5, 45_000)
+    assert recording.calls[0] == "PRAGMA busy_timeout = 1000" and recording.calls[-1] == "PRAGMA busy_timeout = 45000"
+    assert 2 <= recording.begins() <= 4  # each attempt waited a second inside SQLite: no spinning
+
+
+def test_a_wait_shorter_than_a_second_is_one_slice_of_its_own_length(database):
+    path, raw = database
+    recording = Recording(raw)
+    with foreign_writer(path), pytest.raises(DatabaseLocked):
+        begin_immediate(recording, path, 0.3, 2000)
+    assert recording.calls[0] == "PRAGMA busy_timeout = 300" and recording.calls[-1] == "PRAGMA busy_timeout = 2000"
+
+
+def test_refusals_without_waiting_are_paced_not_spun(database):
+    path, raw = database
+    recording = Recording(raw, refusing=True)
+    with pytest.raises(DatabaseLocked):
+        begin_immediate(recording, path, 0.5, 2000)
+    assert 3 <= recording.begins() <= 12  # one every 0.05 s: neither a busy loop nor one long sleep

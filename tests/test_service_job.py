@@ -23,7 +23,7 @@ from tickcast.service import locks, schema, stopping
 from tickcast.service.db import make_engine, open_database, write_transaction
 from tickcast.service.run import cycle
 from tickcast.service.run.starts import PENDING_SUFFIX
-from tickcast.service.scheduler import Service
+from tickcast.service.scheduler import Service, serve
 from tickcast.service.status import Trigger
 from tickcast.service.stopping import StopNow
 
@@ -308,3 +308,57 @@ def test_a_run_refused_by_a_locked_database_is_retried_with_its_trigger(service,
         holder.rollback()
         holder.close()
     assert retry_job(service).args == (Trigger.CATCH_UP,)
+
+
+@pytest.fixture
+def own_signals():
+    """The signal handlers as they were, after a test that lets serve install its own."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
+    make_settings, make_series, tmp_path, own_signals, caplog
+):
+    """``serve(settings, run_now=True)``: the database at the configured URL is created, one manual
+    run goes through, and SIGTERM (sent to this process once the run is recorded) returns 0."""
+    caplog.set_level(logging.INFO, logger="tickcast.serve")
+    make_series("a", [float(10 + i % 7) for i in range(60)], start="2020-01-01", freq="MS")
+    url = f"sqlite:///{tmp_path / 'served' / 'tickcast.db'}"
+    settings = make_settings(
+        '[watchlist]\nsample = []\n[[series]]\nkey = "csv:a"\npath = "a.csv"\n'
+        "[service]\nbusy_timeout_minutes = 0.5\n" + RETRIES + FAST_MODEL,
+        db_url=url,
+    )
+
+    def sigterm_after_the_run() -> None:
+        def done() -> bool:
+            try:
+                engine = sa.create_engine(url)
+                with engine.connect() as conn:
+                    return conn.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'ok'")).scalar() == 1
+            except sa.exc.OperationalError:
+                return False
+            finally:
+                engine.dispose()
+
+        if eventually(done, seconds=120):
+            time.sleep(0.2)  # the job logs its end
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=sigterm_after_the_run)
+    killer.start()
+    assert serve(settings, run_now=True) == 0
+    killer.join(30)
+    engine = make_engine(url)
+    try:
+        (run,) = table(engine, "runs")
+        assert (run["trigger"], run["status"], run["series_total"]) == ("manual", "ok", 1)
+    finally:
+        engine.dispose()
+    said = lines(caplog)
+    assert said[0].startswith("tickcast serve: schedule '30 17 * * mon-fri' in UTC; next run ")
+    assert "received SIGTERM: finishing the series in progress, then stopping" in said[-2]
+    assert said[-1] == "stopped"

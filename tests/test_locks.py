@@ -338,13 +338,14 @@ class Recording:
         return sum(sql == "BEGIN IMMEDIATE" for sql in self.calls)
 
 
-def test_the_wait_is_spent_inside_sqlite_in_slices_of_a_second(database):
+def test_the_wait_is_spent_inside_sqlite_in_slices_of_a_second_and_said_once(database, said):
     path, raw = database
     recording = Recording(raw)
     with foreign_writer(path), pytest.raises(DatabaseLocked):
         begin_immediate(recording, path, 2.5, 45_000)
     assert recording.calls[0] == "PRAGMA busy_timeout = 1000" and recording.calls[-1] == "PRAGMA busy_timeout = 45000"
     assert 2 <= recording.begins() <= 4  # each attempt waited a second inside SQLite: no spinning
+    assert len(said.lines) == 1  # after the first slice, not after each
 
 
 def test_a_wait_shorter_than_a_second_is_one_slice_of_its_own_length(database):

@@ -21,12 +21,14 @@ import sqlalchemy as sa
 
 from tickcast.service import locks, schema, stopping
 from tickcast.service.db import make_engine, open_database, write_transaction
+from tickcast.service.locks import DatabaseLocked
 from tickcast.service.run import cycle
 from tickcast.service.run.starts import PENDING_SUFFIX
 from tickcast.service.scheduler import Service, serve
 from tickcast.service.status import Trigger
 from tickcast.service.stopping import StopNow
 
+from .support.foreign import foreign_writer
 from .support.small_model import FAST_MODEL
 from .support.tables import table
 from .support.waiting import eventually
@@ -362,3 +364,25 @@ def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
     assert said[0].startswith("tickcast serve: schedule '30 17 * * mon-fri' in UTC; next run ")
     assert "received SIGTERM: finishing the series in progress, then stopping" in said[-2]
     assert said[-1] == "stopped"
+
+
+def test_serve_waits_for_a_locked_database_as_long_as_configured(make_settings, tmp_path, own_signals):
+    """A new database whose file another process holds locked: creating the schema waits
+    ``service.busy_timeout_minutes`` (here 1.2 s), then serve fails in one line. (A SIGTERM after a
+    minute ends a serve that would wait longer, as a failure of this test.)"""
+    path = tmp_path / "locked.db"
+    settings = make_settings(
+        "[watchlist]\nsample = []\n[service]\nbusy_timeout_minutes = 0.02\n", db_url=f"sqlite:///{path}"
+    )
+    guard = threading.Timer(60, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    with foreign_writer(str(path)) as writer:
+        guard.start()
+        try:
+            with pytest.raises(DatabaseLocked) as locked:
+                serve(settings)
+        finally:
+            guard.cancel()
+    assert str(locked.value) == (
+        f"the database {path} stayed locked for 1.2 s (service.busy_timeout_minutes), "
+        f"its write lock held by pid {writer.pid}"
+    )

@@ -386,3 +386,40 @@ def test_serve_waits_for_a_locked_database_as_long_as_configured(make_settings, 
         f"the database {path} stayed locked for 1.2 s (service.busy_timeout_minutes), "
         f"its write lock held by pid {writer.pid}"
     )
+
+
+def test_a_sigterm_while_serve_starts_up_ends_it_with_0_and_one_line(make_settings, tmp_path, own_signals, caplog):
+    """SIGTERM while start-up waits for the database's lock: serve stops before serving, exit 0."""
+    caplog.set_level(logging.INFO, logger="tickcast.serve")
+    path = tmp_path / "locked.db"
+    settings = make_settings(
+        "[watchlist]\nsample = []\n[service]\nbusy_timeout_minutes = 5\n", db_url=f"sqlite:///{path}"
+    )
+    waiting = Warnings()
+    logging.getLogger("tickcast.db").addHandler(waiting)
+
+    def sigterm_once_it_waits() -> None:
+        waiting.first.wait(60)  # start-up said it waits for the lock (or a minute passed)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=sigterm_once_it_waits)
+    try:
+        with foreign_writer(str(path)):
+            killer.start()
+            assert serve(settings) == 0
+    finally:
+        killer.join(90)
+        logging.getLogger("tickcast.db").removeHandler(waiting)
+    assert waiting.lines and "is waiting for the write lock" in waiting.lines[0]
+    assert lines(caplog) == ["received SIGTERM during start-up: stopped before serving"]
+
+
+class Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+        self.first = threading.Event()
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+        self.first.set()

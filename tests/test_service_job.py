@@ -346,7 +346,7 @@ def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
             finally:
                 engine.dispose()
 
-        if eventually(done, seconds=120):
+        if eventually(done, seconds=45):
             time.sleep(0.2)  # the job logs its end
         os.kill(os.getpid(), signal.SIGTERM)
 

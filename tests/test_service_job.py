@@ -249,6 +249,7 @@ def test_a_signal_stops_the_daemon_and_a_second_says_it_stops_now(service, caplo
     ]
     service.stop(signal.SIGINT)
     assert lines(caplog)[-1] == "received SIGINT again: stopping now"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # a clean shutdown
     service.job(Trigger.SCHEDULE)  # a job that fires after the stop does nothing
     assert table(service.engine, "runs") == []
 

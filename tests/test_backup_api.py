@@ -171,6 +171,7 @@ def test_temporary_files_of_killed_backups_are_removed_and_those_in_progress_kep
     dead = partial(tmp_path, "a1.db", journal=True)
     also_dead = partial(tmp_path, "b2.db")
     busy = partial(tmp_path, "c3.db")
+    after_busy = partial(tmp_path, "d4.db")  # looked at after the one in progress
     (tmp_path / (PARTIAL_PREFIX + "notes.txt")).write_text("not a backup's")
     (tmp_path / "keep.db").write_text("someone's database")
     holder = subprocess.Popen(
@@ -182,7 +183,7 @@ def test_temporary_files_of_killed_backups_are_removed_and_those_in_progress_kep
     finally:
         holder.kill()
         holder.wait(30)
-    names = [os.path.basename(p) for p in (dead, dead + "-journal", also_dead)]
+    names = [os.path.basename(p) for p in (dead, dead + "-journal", also_dead, after_busy)]
     assert removed == names
     assert listing(tmp_path) == sorted([os.path.basename(busy), PARTIAL_PREFIX + "notes.txt", "keep.db"])
     assert remove_stale_partials(str(tmp_path)) == [os.path.basename(busy)]  # its backup is gone now
@@ -199,6 +200,7 @@ def test_a_backup_removes_the_leftovers_of_killed_backups_in_its_directory(datab
 
 def test_a_temporary_file_that_cannot_be_opened_is_left_alone(tmp_path, monkeypatch):
     unreadable = partial(tmp_path, "u.db")
+    after = partial(tmp_path, "v.db")  # the next one is still looked at
     real_open = os.open
 
     def refuse(path, *args, **kwargs):
@@ -207,7 +209,7 @@ def test_a_temporary_file_that_cannot_be_opened_is_left_alone(tmp_path, monkeypa
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(backup.os, "open", refuse)
-    assert remove_stale_partials(str(tmp_path)) == [] and os.path.exists(unreadable)
+    assert remove_stale_partials(str(tmp_path)) == [os.path.basename(after)] and os.path.exists(unreadable)
 
 
 class Stdout:
@@ -252,6 +254,8 @@ def test_the_temporary_file_is_held_while_the_copy_is_written(database, tmp_path
     real_copy = backup._copy
 
     def copy_and_look(source: str, target: str):
+        name = os.path.basename(target)  # beside the destination, named as a killed backup's would be found
+        assert os.path.dirname(target) == str(tmp_path) and name.startswith(PARTIAL_PREFIX) and name.endswith(".db")
         fd = os.open(target, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,3 +270,18 @@ def test_the_temporary_file_is_held_while_the_copy_is_written(database, tmp_path
     monkeypatch.setattr(backup, "_copy", copy_and_look)
     backup_sqlite(url, str(tmp_path / "copy.db"))
     assert seen == ["held", []] and os.path.exists(tmp_path / "copy.db")
+
+
+def test_a_copy_that_fails_half_way_leaves_neither_its_file_nor_its_journal(database, tmp_path, monkeypatch):
+    _, url = database
+
+    def fails_half_way(source: str, target: str):
+        with open(target + "-journal", "wb") as fh:
+            fh.write(b"a journal SQLite left")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(backup, "_copy", fails_half_way)
+    with pytest.raises(BackupError) as failed:
+        backup_sqlite(url, str(tmp_path / "copy.db"))
+    assert str(failed.value).endswith(": disk I/O error")
+    assert listing(tmp_path) == ["data"]

@@ -349,12 +349,17 @@ def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
 
         if eventually(done, seconds=45):
             time.sleep(0.2)  # the job logs its end
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not finished.is_set():  # (never at a pytest process that no longer serves)
+            os.kill(os.getpid(), signal.SIGTERM)
 
+    finished = threading.Event()
     killer = threading.Thread(target=sigterm_after_the_run)
     killer.start()
-    assert serve(settings, run_now=True) == 0
-    killer.join(30)
+    try:
+        assert serve(settings, run_now=True) == 0
+    finally:
+        finished.set()
+        killer.join(60)
     engine = make_engine(url)
     try:
         (run,) = table(engine, "runs")
@@ -401,13 +406,19 @@ def test_a_sigterm_while_serve_starts_up_ends_it_with_0_and_one_line(make_settin
 
     def sigterm_once_it_waits() -> None:
         waiting.first.wait(60)  # start-up said it waits for the lock (or a minute passed)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not finished.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
 
+    finished = threading.Event()
     killer = threading.Thread(target=sigterm_once_it_waits)
     try:
         with foreign_writer(str(path)):
             killer.start()
-            assert serve(settings) == 0
+            try:
+                assert serve(settings) == 0
+            finally:
+                finished.set()
+                waiting.first.set()
     finally:
         killer.join(90)
         logging.getLogger("tickcast.db").removeHandler(waiting)

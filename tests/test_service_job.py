@@ -322,17 +322,20 @@ def own_signals():
         signal.signal(signum, handler)
 
 
-def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
-    make_settings, make_series, tmp_path, own_signals, caplog
+@pytest.mark.parametrize("how", ["run now", "catch up"])
+def test_serve_in_this_process_runs_on_its_database_then_a_sigterm_ends_it(
+    how, make_settings, make_series, tmp_path, own_signals, caplog
 ):
-    """``serve(settings, run_now=True)``: the database at the configured URL is created, one manual
-    run goes through, and SIGTERM (sent to this process once the run is recorded) returns 0."""
+    """``serve(settings, run_now=True)``, or ``serve(settings)`` after a scheduled time passed with no
+    run: the database at the configured URL is created, one run goes through (manual, or the
+    catch-up), and SIGTERM (sent to this process once the run is recorded) returns 0."""
     caplog.set_level(logging.INFO, logger="tickcast.serve")
     make_series("a", [float(10 + i % 7) for i in range(60)], start="2020-01-01", freq="MS")
     url = f"sqlite:///{tmp_path / 'served' / 'tickcast.db'}"
+    cron = "30 17 * * mon-fri" if how == "run now" else "* * * * *"  # every minute: one just passed
     settings = make_settings(
         '[watchlist]\nsample = []\n[[series]]\nkey = "csv:a"\npath = "a.csv"\n'
-        "[service]\nbusy_timeout_minutes = 0.5\n" + RETRIES + FAST_MODEL,
+        f'[service]\nbusy_timeout_minutes = 0.5\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n' + FAST_MODEL,
         db_url=url,
     )
 
@@ -341,7 +344,7 @@ def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
             try:
                 engine = sa.create_engine(url)
                 with engine.connect() as conn:
-                    return conn.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'ok'")).scalar() == 1
+                    return conn.execute(sa.text("SELECT count(*) FROM runs WHERE status = 'ok'")).scalar() >= 1
             except sa.exc.OperationalError:
                 return False
             finally:
@@ -354,20 +357,27 @@ def test_serve_in_this_process_runs_now_on_its_database_then_a_sigterm_ends_it(
 
     finished = threading.Event()
     killer = threading.Thread(target=sigterm_after_the_run)
+    before = datetime.now(UTC)
     killer.start()
     try:
-        assert serve(settings, run_now=True) == 0
+        assert serve(settings, run_now=how == "run now") == 0
     finally:
         finished.set()
         killer.join(60)
     engine = make_engine(url)
     try:
-        (run,) = table(engine, "runs")
-        assert (run["trigger"], run["status"], run["series_total"]) == ("manual", "ok", 1)
+        run = table(engine, "runs")[0]
+        trigger = "manual" if how == "run now" else "catch-up"
+        assert (run["trigger"], run["status"], run["series_total"]) == (trigger, "ok", 1)
     finally:
         engine.dispose()
     said = lines(caplog)
-    assert said[0].startswith("tickcast serve: schedule '30 17 * * mon-fri' in UTC; next run ")
+    if how == "catch up":
+        missed = datetime.fromisoformat(said[0].removeprefix("catching up the run scheduled for "))
+        assert said[0].startswith("catching up the run scheduled for ") and missed.second == 0
+        assert before - timedelta(minutes=1) < missed <= datetime.now(UTC)
+        said = said[1:]
+    assert said[0].startswith(f"tickcast serve: schedule {cron!r} in UTC; next run ")
     assert "received SIGTERM: finishing the series in progress, then stopping" in said[-2]
     assert said[-1] == "stopped"
 

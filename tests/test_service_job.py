@@ -378,6 +378,8 @@ def test_serve_in_this_process_runs_on_its_database_then_a_sigterm_ends_it(
         assert before - timedelta(minutes=1) < missed <= datetime.now(UTC)
         said = said[1:]
     assert said[0].startswith(f"tickcast serve: schedule {cron!r} in UTC; next run ")
+    next_run = datetime.fromisoformat(said[0].rsplit(" ", 1)[1])
+    assert before < next_run <= datetime.now(UTC) + timedelta(days=4)  # a weekend at most away
     assert "received SIGTERM: finishing the series in progress, then stopping" in said[-2]
     assert said[-1] == "stopped"
 

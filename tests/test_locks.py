@@ -7,7 +7,6 @@ processes against the same writer."""
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import sqlite3
 import subprocess
@@ -29,6 +28,7 @@ from tickcast.service.locks import (
 )
 
 from .support.foreign import foreign_writer
+from .support.warnings_said import warnings_of
 
 
 @pytest.fixture(autouse=True)
@@ -47,26 +47,10 @@ def database(tmp_path):
     raw.close()
 
 
-class Warnings(logging.Handler):
-    """The lock wait's lines, and an event set at the first."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-        self.first = threading.Event()
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-        self.first.set()
-
-
 @pytest.fixture
 def said():
-    handler = Warnings()
-    logger = logging.getLogger("tickcast.db")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+    with warnings_of("tickcast.db") as handler:
+        yield handler
 
 
 def busy_timeout(raw) -> int:

@@ -6,7 +6,6 @@ against the same foreign session."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import pytest
@@ -19,6 +18,7 @@ from tickcast.service.pglocks import describe_sessions
 
 from .support.foreign import foreign_writer
 from .support.waiting import eventually
+from .support.warnings_said import warnings_of
 
 
 def test_sessions_are_described_by_pid_application_user_and_address():
@@ -30,22 +30,10 @@ def test_sessions_are_described_by_pid_application_user_and_address():
     )
 
 
-class Warnings(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
 def said():
-    handler = Warnings()
-    logger = logging.getLogger("tickcast.db")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+    with warnings_of("tickcast.db") as handler:
+        yield handler
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from .support.foreign import foreign_writer
 from .support.small_model import FAST_MODEL
 from .support.tables import table
 from .support.waiting import eventually
+from .support.warnings_said import Warnings
 
 RETRIES = '[schedule]\ncron = "30 17 * * mon-fri"\ntimezone = "UTC"\nstart_retries = 2\nretry_minutes = 7\n'
 
@@ -414,7 +415,8 @@ def test_a_sigterm_while_serve_starts_up_ends_it_with_0_and_one_line(make_settin
         "[watchlist]\nsample = []\n[service]\nbusy_timeout_minutes = 5\n", db_url=f"sqlite:///{path}"
     )
     waiting = Warnings()
-    logging.getLogger("tickcast.db").addHandler(waiting)
+    db_log = logging.getLogger("tickcast.db")
+    db_log.addHandler(waiting)
 
     def sigterm_once_it_waits() -> None:
         waiting.first.wait(60)  # start-up said it waits for the lock (or a minute passed)
@@ -433,17 +435,6 @@ def test_a_sigterm_while_serve_starts_up_ends_it_with_0_and_one_line(make_settin
                 waiting.first.set()
     finally:
         killer.join(90)
-        logging.getLogger("tickcast.db").removeHandler(waiting)
+        db_log.removeHandler(waiting)
     assert waiting.lines and "is waiting for the write lock" in waiting.lines[0]
     assert lines(caplog) == ["received SIGTERM during start-up: stopped before serving"]
-
-
-class Warnings(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-        self.first = threading.Event()
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-        self.first.set()

@@ -48,6 +48,7 @@ RNN_TESTS = [
     "tests/models/test_forecaster_exact.py",
     "tests/models/test_persist_exact.py",
     "tests/models/test_cells_gradcheck.py",
+    "tests/models/test_stack_parts.py",
     "tests/models/test_engine_reference.py",
     "tests/models/test_stacked_fits.py",
     "tests/models/test_training.py",

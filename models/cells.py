@@ -27,7 +27,7 @@ _MAX_WORKSPACES = 8
 
 
 @runtime_checkable
-class Cell(Protocol):
+class Cell(Protocol):  # pragma: no mutate block (an interface: mutmut's trampolines would add methods no cell has)
     """What the training loop needs from a recurrent cell with a linear read-out.
 
     ``D, H, O``: inputs per step, hidden units, outputs. Parameters and gradients are dicts
@@ -277,7 +277,7 @@ class GRU(_Cell):
                 np.subtract(hs[t], nt, out=hmn[t])
                 np.multiply(e[H:], hmn[t], out=hs[t + 1])
                 hs[t + 1] += nt  # n + z (h - n)
-        return self._readout(p, hs[T].T), {"ws": ws, "B": B, "T": T}
+        return self._readout(p, hs[T].T), {"ws": ws, "T": T}
 
     def backward(self, p, dout: np.ndarray, cache, grads=None) -> dict[str, np.ndarray]:
         """dout (B, O) = dL/dout -> gradient dict (keys of ``p``)."""

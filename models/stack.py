@@ -47,7 +47,7 @@ def running(lengths: np.ndarray, T: int) -> np.ndarray:
     """(T,) how many networks run at step t: those whose window (right-aligned) has begun."""
     starts = T - np.asarray(lengths)
     if np.any(np.diff(starts) < 0) or starts.min(initial=0) < 0:
-        raise ValueError(f"window lengths must be non-increasing and at most T={T}, got {list(lengths)}")
+        raise ValueError(f"window lengths must be non-increasing and at most T={T}, got {np.asarray(lengths).tolist()}")
     return np.searchsorted(starts, np.arange(T), side="right")
 
 

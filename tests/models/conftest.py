@@ -7,7 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tickcast.models import stack
+
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stack_schedules():
+    """A stack's schedule (which networks run at each step) is cached per process: each test
+    computes its own, so what it checks never comes from an earlier test, or from the process it
+    was forked from (mutation testing forks one per mutant)."""
+    stack._cached_schedule.cache_clear()
 
 
 def data_path(name: str) -> Path:

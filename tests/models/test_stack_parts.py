@@ -1,0 +1,184 @@
+"""The parts of the recurrent cells (models.cells) and of their stacks (models.stack) that the
+gradient checks do not reach: defaults and initial scales, which networks run at each step, the
+memory bound of the weight gradients' sums, one-step windows, float32 kept float32, saturated
+units without warnings, and the errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from tickcast.models import stack as stack_module
+from tickcast.models.cells import CELLS, ElmanRNN, make_cell, register_cell
+from tickcast.models.params import allocate_stack, flatten
+from tickcast.models.stack import LoopStack, make_stack, running
+
+
+class _LoopOnly(ElmanRNN):
+    """A registered cell with no stacked version (its stacks are LoopStacks)."""
+
+    name = "loop-only-test"
+
+
+@pytest.fixture
+def loop_cell():
+    register_cell(_LoopOnly)
+    yield _LoopOnly.name
+    CELLS.pop(_LoopOnly.name)
+
+
+def _problem(name, lengths, D=2, H=3, O=2, B=4, seed=0, dtype=np.float64):  # noqa: E741
+    rng = np.random.default_rng(seed)
+    stack, cell = make_stack(name, D, H, O), make_cell(name, D, H, O)
+    flat, params = allocate_stack(len(lengths), stack.shapes)
+    for i in range(len(lengths)):
+        p = cell.init_params(rng, out_scale=1.0)
+        for v in p.values():
+            v += 0.3 * rng.standard_normal(v.shape)
+        flat[i] = flatten(p, cell.shapes)
+    X = rng.standard_normal((len(lengths), B, max(lengths), D))
+    target = rng.standard_normal((len(lengths), B, O))
+    if dtype != np.float64:
+        flat32, params32 = allocate_stack(len(lengths), stack.shapes, dtype=dtype)
+        flat32[...] = flat
+        flat, params, X, target = flat32, params32, X.astype(dtype), target.astype(dtype)
+    return stack, cell, flat, params, X, target, np.array(lengths)
+
+
+def _gradients(stack, params, X, target, lengths):
+    out, cache = stack.forward(params, X, lengths)
+    _, grads = allocate_stack(X.shape[0], stack.shapes, dtype=X.dtype)
+    stack.backward(params, out - target, cache, grads)
+    return out, grads
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_defaults_one_input_32_units_one_output_and_a_small_read_out(name):
+    cell, stack = make_cell(name), make_stack(name)
+    assert (cell.D, cell.H, cell.O) == (stack.D, stack.H, stack.O) == (1, 32, 1)
+    assert (type(cell)().D, type(cell)().H, type(cell)().O) == (1, 32, 1)
+    for made in (cell, stack):
+        default, given = made.init_params(np.random.default_rng(3)), made.init_params(np.random.default_rng(3), 0.1)
+        for k in default:
+            np.testing.assert_array_equal(default[k], given[k])
+
+
+def test_a_loop_stack_has_its_cells_defaults_and_initialisation(loop_cell):
+    stack = make_stack(loop_cell, 2, 5, 3)
+    assert isinstance(stack, LoopStack) and (stack.D, stack.H, stack.O) == (2, 5, 3)
+    assert (make_stack(loop_cell).D, make_stack(loop_cell).H, make_stack(loop_cell).O) == (1, 32, 1)
+    cell = make_cell(loop_cell, 2, 5, 3)
+    for scale in (None, 0.7):
+        args = () if scale is None else (scale,)
+        mine, theirs = (
+            stack.init_params(np.random.default_rng(1), *args),
+            cell.init_params(np.random.default_rng(1), *args),
+        )
+        for k in mine:
+            np.testing.assert_array_equal(mine[k], theirs[k])
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_initial_scales(name):
+    """Input weights with std 1/sqrt(D), orthogonal recurrent blocks, a read-out with std
+    out_scale/sqrt(H) (the first forecasts sit at the bias)."""
+    D, H, O = 64, 32, 8  # noqa: E741
+    cell = make_cell(name, D, H, O)
+    p = cell.init_params(np.random.default_rng(0), out_scale=0.5)
+    assert p["Wxh"].std() == pytest.approx(1 / np.sqrt(D), rel=0.1)
+    assert p["Why"].std() == pytest.approx(0.5 / np.sqrt(H), rel=0.15)
+    for g in range(p["Whh"].shape[1] // H):
+        block = p["Whh"][:, g * H : (g + 1) * H]
+        np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-12)
+
+
+def test_which_networks_run_at_each_step():
+    """Windows right-aligned in T steps, longest first: at step t the networks whose window has begun."""
+    assert running(np.array([6, 4, 4, 2]), 6).tolist() == [1, 1, 3, 3, 4, 4]
+    assert running(np.array([3, 3]), 3).tolist() == [2, 2, 2]  # equal lengths, as long as T
+    assert running(np.array([2, 1]), 5).tolist() == [0, 0, 0, 1, 2]  # shorter than T
+    assert running(np.array([], dtype=int), 3).tolist() == [0, 0, 0]  # no network
+    for lengths, T in (([2, 4], 4), ([7, 3], 6), ([3, 3, 4], 4)):
+        with pytest.raises(ValueError) as err:
+            running(np.array(lengths), T)
+        assert str(err.value) == f"window lengths must be non-increasing and at most T={T}, got {lengths}"
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+@pytest.mark.parametrize("lengths", [(1, 1), (5, 5, 5), (5, 3, 3, 1), (4, 2)])
+def test_a_stack_of_any_lengths_computes_each_network_alone(name, lengths):
+    """Every shape of schedule (one-step windows, all equal, mixed), forward and backward."""
+    stack, cell, _, params, X, target, lens = _problem(name, lengths, seed=sum(lengths))
+    out, grads = _gradients(stack, params, X, target, lens)
+    T = X.shape[2]
+    for n, L in enumerate(lengths):
+        one = {k: v[n] for k, v in params.items()}
+        o, c = cell.forward(one, X[n, :, T - L :])
+        g = cell.backward(one, o - target[n], c)
+        np.testing.assert_allclose(out[n], o, rtol=1e-12, atol=1e-14)
+        for k in one:
+            np.testing.assert_allclose(grads[k][n], g[k], rtol=1e-10, atol=1e-13, err_msg=f"{k} network {n}")
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+@pytest.mark.parametrize("rows", [1, 2, 3, 7])
+def test_the_memory_bound_of_the_gradient_sums_changes_no_bit(name, rows, monkeypatch):
+    """Weight gradients are summed over time through a temporary of at most _SUM_BUDGET bytes, a
+    few steps per matmul; a budget of any number of steps gives exactly the same gradients."""
+    stack, _, _, params, X, target, lengths = _problem(name, (9, 9, 6, 2), H=4)
+    _, whole = _gradients(stack, params, X, target, lengths)
+    N, H, D = 4, 4, 2
+    widest = max(N * H * 4 * H, N * 4 * H * (D + 1), N * (H + D + 1) * H) * 8  # one step's product, bytes
+    monkeypatch.setattr(stack_module, "_SUM_BUDGET", widest * (rows + 1))
+    _, parted = _gradients(stack, params, X, target, lengths)
+    for k in whole:
+        np.testing.assert_array_equal(parted[k], whole[k], err_msg=k)
+
+
+@pytest.mark.parametrize("budget_rows", [0, 1, 2, 5, 50])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 40), (2, 6, 6, 9), (5, 2, 3, 4)])
+def test_the_steps_per_sum_fill_the_budget_and_no_more(budget_rows, shape, monkeypatch):
+    N, p, r, T = shape
+    one = N * p * r * 8
+    for extra in (0, one // 2):
+        monkeypatch.setattr(stack_module, "_SUM_BUDGET", one * (budget_rows + 1) + extra)
+        rows = make_stack("rnn")._sum_rows(N, p, r, T)
+        assert rows == max(1, min(T, budget_rows)), (shape, budget_rows, extra)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_float32_stays_float32(name):
+    stack, _, _, params, X, target, lengths = _problem(name, (6, 4, 4, 2), dtype=np.float32)
+    out, grads = _gradients(stack, params, X, target, lengths)
+    stack64, _, _, params64, X64, target64, _ = _problem(name, (6, 4, 4, 2))
+    out64, grads64 = _gradients(stack64, params64, X64, target64, lengths)
+    assert out.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
+    np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_saturated_units_give_exact_limits_and_no_warning(name):
+    """Pre-activations far beyond the range of exp: tanh is exactly ±1 and no overflow is warned
+    about, in a cell and in a stack."""
+    stack, cell, _, params, X, target, lengths = _problem(name, (3, 2), seed=4)
+    for v in params.values():
+        v *= 1e4
+    X *= 1e4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = stack.forward(params, X, lengths)
+        one = {k: v[0] for k, v in params.items()}
+        single, _ = cell.forward(one, X[0])
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(single, out[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_inputs_of_the_wrong_width_are_refused(name):
+    cell = make_cell(name, 2, 3, 1)
+    p = cell.init_params(np.random.default_rng(0))
+    with pytest.raises(ValueError) as err:
+        cell.forward(p, np.zeros((4, 5, 3)))
+    assert str(err.value) == "X has 3 inputs per step, the cell expects 2"

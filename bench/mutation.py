@@ -254,6 +254,7 @@ MODULES = {
         ],
         "service/run/values.py": [
             "tests/test_fingerprints.py",
+            "tests/test_dataframes_rules.py",
             "tests/test_groups.py",
             "tests/test_plan.py",
             "tests/test_pipeline.py",

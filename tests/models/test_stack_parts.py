@@ -182,3 +182,91 @@ def test_inputs_of_the_wrong_width_are_refused(name):
     with pytest.raises(ValueError) as err:
         cell.forward(p, np.zeros((4, 5, 3)))
     assert str(err.value) == "X has 3 inputs per step, the cell expects 2"
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_a_stack_class_has_the_cells_defaults(name):
+    stack = type(make_stack(name))()
+    assert (stack.D, stack.H, stack.O) == (1, 32, 1)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_float64_gradients_are_exact_at_any_scale(name):
+    """Backward is linear in dL/dout: a loss 1e-25 times smaller gives gradients 1e-25 times smaller,
+    every step of a long window included (nothing small is flushed in float64)."""
+    stack, _, _, params, X, target, lengths = _problem(name, (20, 20, 13, 4), seed=2)
+    out, cache = stack.forward(params, X, lengths)
+    dout = out - target
+    for scale in (1.0, 1e-25):
+        _, grads = allocate_stack(4, stack.shapes)
+        out, cache = stack.forward(params, X, lengths)
+        stack.backward(params, dout * scale, cache, grads)
+        if scale == 1.0:
+            reference = {k: v.copy() for k, v in grads.items()}
+        else:
+            for k in grads:
+                np.testing.assert_allclose(grads[k], reference[k] * scale, rtol=1e-12, atol=0, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_float32_flushes_state_gradients_below_1e_20_every_eighth_step(name):
+    """float32 only (subnormals are slow): going back through a 20-step window, a state gradient
+    whose entries are all below FLUSH_BELOW is zero from step 16 down, so inputs before it get no
+    gradient; float64 keeps them."""
+    assert (stack_module.FLUSH_EVERY, stack_module.FLUSH_BELOW) == (8, 1e-20)
+    grads = {}
+    for dtype in (np.float64, np.float32):
+        stack, _, _, params, X, target, lengths = _problem(name, (20, 20), seed=6, dtype=dtype)
+        X[:, :, 16:] = 0.0  # inputs only before the flush at step 16
+        out, cache = stack.forward(params, X, lengths)
+        _, grads[dtype] = allocate_stack(2, stack.shapes, dtype=dtype)
+        stack.backward(params, (out - target) * 1e-24, cache, grads[dtype])
+    assert np.all(grads[np.float64]["Wxh"] != 0.0)
+    np.testing.assert_array_equal(grads[np.float32]["Wxh"], 0.0)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_float32_over_long_windows_stays_close_to_float64(name):
+    """Windows past the flush steps (8, 16): at ordinary scales float32 loses nothing but precision."""
+    lengths = (21, 17, 9, 3)
+    stack, _, _, params, X, target, lens = _problem(name, lengths, dtype=np.float32)
+    out, grads = _gradients(stack, params, X, target, lens)
+    stack64, _, _, params64, X64, target64, _ = _problem(name, lengths)
+    out64, grads64 = _gradients(stack64, params64, X64, target64, lens)
+    np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads64[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_a_stack_reused_with_more_networks_or_another_dtype_computes_afresh(name):
+    """Buffers are kept between calls (per batch, steps, inputs and dtype): a call with more networks
+    or in float32 after float64 gives what a new stack gives."""
+    used = make_stack(name, 2, 3, 2)
+    for lengths, dtype in (((5, 5), np.float64), ((5, 5, 4, 2), np.float64), ((5, 5, 4, 2), np.float32)):
+        fresh, _, _, params, X, target, lens = _problem(name, lengths, seed=len(lengths), dtype=dtype)
+        out, grads = _gradients(fresh, params, X, target, lens)
+        again, again_grads = _gradients(used, params, X, target, lens)
+        assert again.dtype == dtype
+        np.testing.assert_array_equal(again, out)
+        for k in grads:
+            np.testing.assert_array_equal(again_grads[k], grads[k])
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_a_cell_reused_with_another_batch_computes_afresh_and_fills_the_gradients_given(name):
+    rng = np.random.default_rng(8)
+    used = make_cell(name, 2, 3, 2)
+    p = used.init_params(rng, out_scale=1.0)
+    for B in (4, 6, 4):
+        X, dout = rng.standard_normal((B, 5, 2)), rng.standard_normal((B, 2))
+        fresh = make_cell(name, 2, 3, 2)
+        out, cache = fresh.forward(p, X)
+        expected = fresh.backward(p, dout, cache)
+        again, again_cache = used.forward(p, X)
+        given = {k: np.full_like(v, np.nan) for k, v in p.items()}
+        returned = used.backward(p, dout, again_cache, given)
+        assert returned is given
+        np.testing.assert_array_equal(again, out)
+        for k in expected:
+            np.testing.assert_array_equal(given[k], expected[k])

@@ -340,7 +340,11 @@ MODULES = {
             "tests/test_migrations.py",
         ],
         # the DataFrame API: frames in and out, frequencies, seasons, horizons, levels, groups
-        "service/dataframes.py": ["tests/test_dataframes_rules.py", "tests/test_dataframes.py"],
+        "service/dataframes.py": [
+            "tests/test_dataframes_rules.py",
+            "tests/test_dataframes_edges.py",
+            "tests/test_dataframes.py",
+        ],
         "service/run/published.py": [
             "tests/test_published_readout.py",
             "tests/test_stored_equals_computed.py",

@@ -220,7 +220,7 @@ def _frequency(
     if code is None:
         raise FrameError("cannot infer the frequency of a series from its dates: pass freq")
     pandas_freq = PANDAS_FREQ[code]
-    if code in ("M", "Q", "A") and dates[-1].is_month_end and dates[-1].day != 1:
+    if code in ("M", "Q", "A") and dates[-1].is_month_end:  # month ends stay month ends
         pandas_freq = pandas_freq.replace("S", "E")
     if code == "W":
         pandas_freq = f"W-{dates[-1].day_name()[:3].upper()}"

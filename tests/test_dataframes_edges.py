@@ -12,9 +12,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from tests.test_dataframes_rules import FAST, direct, family, frame, monthly_frame, seasonal
 
 import tickcast
+from tests.test_dataframes_rules import FAST, direct, family, frame, monthly_frame, seasonal
 from tickcast.service.run import published
 from tickcast.service.run.values import forecaster_params, relative_mae
 

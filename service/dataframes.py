@@ -204,6 +204,8 @@ def _frequency(
             offset = to_offset(freq)
         except ValueError:
             raise FrameError(f"freq must be a pandas frequency such as D, B, W, MS, QS or h, got {freq!r}") from None
+        if offset.n < 1:
+            raise FrameError(f"freq must step forward in time, got {freq!r}")
         if _sub_daily(offset):
             return None, offset, _daily_seasons(offset)
         name = offset.rule_code.split("-")[0].rstrip("SE") or offset.rule_code

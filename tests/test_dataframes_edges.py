@@ -54,6 +54,12 @@ def test_cross_validation_dates_trading_days_by_the_calendar_and_nan_where_nothi
     assert cv["y"].dtype == np.float64
     assert cv["y"].iloc[0] == y[-2] and cv["y"].iloc[1] == y[-1] and np.isnan(cv["y"].iloc[2])
     assert np.array_equal(cv["tickcast"].to_numpy(), direct(y[:57], "spx", 1, 3).predict(3))
+    # a calendar makes data with weekends trading days too (season 1, not the week's 7)
+    days = pd.date_range(end="2024-07-07", periods=80, freq="D")
+    w = seasonal(80, 7, 65, 500.0)
+    cv = tickcast.cross_validation(frame("spx", days, w), h=2, calendar="XNYS", model=FAST)
+    assert list(cv["ds"]) == [pd.Timestamp("2024-07-08"), pd.Timestamp("2024-07-09")]  # after Friday 5 July
+    assert np.array_equal(cv["tickcast"].to_numpy(), direct(w[:78], "spx", 1, 2).predict(2))
 
 
 def test_whole_numbers_are_forecast_as_numbers_and_observed_as_floats():
@@ -92,6 +98,14 @@ def test_a_series_without_dates_and_dates_that_are_not_dates_are_said_in_full():
 
 
 # --- frequencies ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("freq", ["0h", "-1D", "-2MS"])
+def test_a_frequency_that_does_not_step_forward_is_refused(freq):
+    dates = pd.date_range("2024-01-01", periods=10, freq="D")
+    with pytest.raises(tickcast.FrameError) as raised:
+        tickcast.forecast(frame("a", dates, seasonal(10, 7, 66)), freq=freq, model=FAST)
+    assert str(raised.value) == f"freq must step forward in time, got {freq!r}"
 
 
 def test_days_given_are_days_a_week_of_season_14_ahead():

@@ -339,6 +339,14 @@ MODULES = {
             "tests/reliability/test_schema_drift.py",
             "tests/test_migrations.py",
         ],
+        # the database: URLs, SQLite's engine (WAL, the busy timeout, BEGIN IMMEDIATE), migrations, repairs
+        "service/db.py": [
+            "tests/test_migrations.py",
+            "tests/test_drift.py",
+            "tests/test_locks.py",
+            "tests/reliability/test_refused_at_start.py",
+            "tests/reliability/test_locks.py",
+        ],
         # the DataFrame API: frames in and out, frequencies, seasons, horizons, levels, groups
         "service/dataframes.py": [
             "tests/test_dataframes_rules.py",

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import tickcast
-from tests.test_dataframes_rules import FAST, direct, family, frame, monthly_frame, seasonal
+from tests.support.dataframes import FAST, direct, family, frame, monthly_frame, seasonal
 from tickcast.service.run import published
 from tickcast.service.run.values import forecaster_params, relative_mae
 

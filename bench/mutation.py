@@ -341,6 +341,7 @@ MODULES = {
         ],
         # the database: URLs, SQLite's engine (WAL, the busy timeout, BEGIN IMMEDIATE), migrations, repairs
         "service/db.py": [
+            "tests/test_db.py",
             "tests/test_migrations.py",
             "tests/test_drift.py",
             "tests/test_locks.py",

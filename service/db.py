@@ -34,6 +34,8 @@ from .pglocks import backend_pid, watch_lock_waits
 from .settings import DEFAULT_BUSY_TIMEOUT_MINUTES
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from alembic.config import Config
 
 log = logging.getLogger("tickcast.db")
@@ -191,11 +193,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def _revision_parents() -> dict[str, tuple]:
+def _revision_parents(versions: Traversable | None = None) -> dict[str, tuple]:
     """Each migration's revision -> its down revisions, read from the files' ``revision`` and
-    ``down_revision`` lines without importing Alembic (a test holds the head to Alembic's own answer)."""
+    ``down_revision`` lines without importing Alembic (a test holds the head to Alembic's own answer).
+    ``versions``: the folder of migration files (default: tickcast's)."""
     parents: dict[str, tuple] = {}
-    for script in resources.files("tickcast.migrations").joinpath("versions").iterdir():
+    folder = versions if versions is not None else resources.files("tickcast.migrations").joinpath("versions")
+    for script in folder.iterdir():
         if not script.name.endswith(".py") or script.name.startswith("__"):
             continue
         assigned = {}
@@ -213,9 +217,9 @@ def _revision_parents() -> dict[str, tuple]:
     return parents
 
 
-def head_revision() -> str:
-    """The newest migration's revision."""
-    parents = _revision_parents()
+def head_revision(versions: Traversable | None = None) -> str:
+    """The newest migration's revision (``versions``: as in :func:`_revision_parents`)."""
+    parents = _revision_parents(versions)
     heads = set(parents) - {parent for downs in parents.values() for parent in downs}
     if len(heads) != 1:
         raise DatabaseError(f"the migrations have {len(heads)} heads ({', '.join(sorted(heads))}); expected one")

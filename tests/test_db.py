@@ -332,3 +332,120 @@ def test_a_sqlite_without_sqrt_gets_ours_for_the_accuracy_views():
     conn.execute("CREATE TABLE t (v REAL)")
     conn.execute("CREATE INDEX t_root ON t (sqrt(v))")  # refused for a function not deterministic
     conn.close()
+
+
+class _Recording:
+    """A real SQLite connection that records the functions registered on it."""
+
+    def __init__(self, conn):
+        self.conn, self.registered = conn, []
+
+    def execute(self, sql, *args):
+        return self.conn.execute(sql, *args)
+
+    def create_function(self, name, narg, fn, **kwargs):
+        self.registered.append((name, narg, fn, kwargs))
+        return self.conn.create_function(name, narg, fn, **kwargs)
+
+
+def test_our_sqrt_is_registered_only_where_sqlite_has_none():
+    present = _Recording(sqlite3.connect(":memory:"))
+    db._ensure_sqrt(present)
+    assert present.registered == []
+    conn = sqlite3.connect(":memory:")
+    missing = _Recording(conn)
+    missing.execute = _WithoutSqrt(conn).execute
+    db._ensure_sqrt(missing)
+    [(name, narg, fn, kwargs)] = missing.registered
+    assert (name, narg, kwargs) == ("sqrt", 1, {"deterministic": True})
+    assert (fn(16.0), fn(0.0), fn(-1e-9), fn(None)) == (4.0, 0.0, None, None)
+
+
+def test_long_urls_are_quoted_cut_to_120_characters():
+    from tickcast.service.errors import mask_url, quoted
+
+    long_port = "postgresql://host:" + "9" * 200 + "x/db"
+    said = message(lambda: db.normalize_url(long_port))
+    assert said == (
+        f"malformed database URL {quoted(long_port, 120)}: expected e.g. sqlite:///tickcast.db or "
+        "postgresql://user@host:5432/dbname"
+    )
+    assert len(quoted(long_port, 120)) < len(quoted(long_port, 121)) and quoted(long_port, 120) != quoted(long_port)
+    long_options = "sqlite:///" + "d/" * 80 + "x.db?mode=ro"
+    assert message(lambda: db.make_engine(long_options)).startswith(
+        f"the database URL {quoted(mask_url(long_options), 120)} has options (mode)"
+    )
+
+
+def _migration(folder, name, text):
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+def test_revisions_are_read_from_plain_or_annotated_lines_and_merges_have_two_parents(tmp_path):
+    _migration(tmp_path, "a.py", 'revision = "a"\ndown_revision = None\n')
+    _migration(tmp_path, "b.py", 'revision: str = "b"\ndown_revision: str | None = "a"\n')
+    _migration(tmp_path, "c.py", 'revision = "c"\ndown_revision = "a"\n')
+    _migration(tmp_path, "__init__.py", 'revision = "not a migration"\n')
+    _migration(tmp_path, "notes.txt", 'revision = "not python"\n')
+    assert db._revision_parents(tmp_path) == {"a": (None,), "b": ("a",), "c": ("a",)}
+    assert message(lambda: db.head_revision(tmp_path)) == "the migrations have 2 heads (b, c); expected one"
+    _migration(tmp_path, "d.py", "revision = 'd'\ndown_revision = ('b', 'c')  # merges b and c — ü\n")
+    assert db._revision_parents(tmp_path)["d"] == ("b", "c")
+    assert db.head_revision(tmp_path) == "d"
+
+
+def test_an_upgrade_takes_the_write_lock_first_and_never_goes_back(tmp_path):
+    from tickcast.service.locks import DatabaseLocked
+
+    path = tmp_path / "tickcast.db"
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout=0.3)
+    with engine.connect():
+        pass  # the file made, in WAL mode
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseLocked, match="stayed locked for 0.3 s"):
+            db.upgrade(engine)
+        other.execute("COMMIT")
+        assert db.upgrade(engine, "base") == (None, "")  # nothing to do
+        db.upgrade(engine)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseLocked):
+            db.downgrade(engine, "0005")
+        other.execute("COMMIT")
+        assert db.upgrade(engine, "0005") == (HEAD, HEAD)  # an upgrade never goes back
+        assert db.current_revision(engine) == HEAD
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def test_every_problem_that_cannot_be_repaired_is_said(engine):
+    db.upgrade(engine)
+    with engine.begin() as conn:
+        for view in ("latest_forecasts", "forecast_accuracy_monthly", "forecast_accuracy", "forecast_errors"):
+            conn.exec_driver_sql(f"DROP VIEW {view}")
+        conn.exec_driver_sql("ALTER TABLE series DROP COLUMN last_note")
+        conn.exec_driver_sql("ALTER TABLE fits DROP COLUMN note")
+    said = message(lambda: db.repair(engine))
+    assert said == (
+        f"the schema of {db.describe(engine)} has drifted from its migrations: column series.last_note is "
+        "missing; column fits.note is missing; tickcast cannot recreate the data these held: restore them "
+        "from a backup"
+    )
+
+
+def test_reading_waits_as_long_as_it_is_told_and_leaves_indexes_out_of_what_it_says(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tickcast.db'}"
+    engine = db.open_database(url)
+    index = sa.inspect(engine).get_indexes("fits")[0]["name"]
+    reading = db.open_existing_database(url, busy_timeout=2)
+    with reading.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2000
+    reading.dispose()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP INDEX {index}")
+        conn.exec_driver_sql("DROP VIEW latest_forecasts")
+    engine.dispose()
+    said = message(lambda: db.open_existing_database(url))
+    assert "latest_forecasts" in said and index not in said

@@ -449,3 +449,21 @@ def test_reading_waits_as_long_as_it_is_told_and_leaves_indexes_out_of_what_it_s
     engine.dispose()
     said = message(lambda: db.open_existing_database(url))
     assert "latest_forecasts" in said and index not in said
+
+
+def test_a_postgresql_engine_waits_for_locks_as_told_and_replaces_connections_the_server_dropped(pg_server):
+    import psycopg
+
+    with pg_server.database() as url:
+        engine = db.make_engine(url, busy_timeout=1.5)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "1500ms"
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            # the pooled connection is killed on the server (a restart, an idle timeout)
+            with psycopg.connect(pg_server.url().replace("+psycopg", ""), autocommit=True) as admin:
+                assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+            with engine.connect() as conn:  # pinged first, and replaced
+                assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        finally:
+            engine.dispose()

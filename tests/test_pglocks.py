@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tickcast.service import pglocks
-from tickcast.service.db import make_engine, open_database, write_transaction
+from tickcast.service.db import describe, make_engine, open_database, write_transaction
 from tickcast.service.locks import DatabaseLocked
 from tickcast.service.pglocks import describe_sessions
 
@@ -65,6 +65,7 @@ def test_a_postgresql_wait_is_said_once_and_its_timeout_names_the_holder(postgre
         )
         assert holder.endswith("held a lock tickcast needed for longer than service.busy_timeout_minutes")
         (line,) = [line for line in said.lines if "is waiting for a lock" in line]
+        assert f"is waiting for a lock on {describe(engine)}, held by " in line  # which database
         assert (
             "held by PostgreSQL session pid " in line
             and "(application foreign-writer, user postgres, from 127.0.0.1)" in line

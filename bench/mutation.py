@@ -348,6 +348,19 @@ MODULES = {
             "tests/reliability/test_refused_at_start.py",
             "tests/reliability/test_locks.py",
         ],
+        # the command line: arguments, each command's output and exit status, errors in one line
+        "service/cli.py": [
+            "tests/test_cli.py",
+            "tests/test_accuracy.py",
+            "tests/test_backfill.py",
+            "tests/test_calendars.py",
+            "tests/test_config.py",
+            "tests/test_queries.py",
+            "tests/test_rebase.py",
+            "tests/reliability/test_bad_input.py",
+            "tests/reliability/test_health.py",
+            "tests/reliability/test_schema_drift.py",
+        ],
         # the DataFrame API: frames in and out, frequencies, seasons, horizons, levels, groups
         "service/dataframes.py": [
             "tests/test_dataframes_rules.py",

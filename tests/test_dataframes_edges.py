@@ -197,13 +197,18 @@ def unlike(n: int = 24) -> list[np.ndarray]:
     ]
 
 
+def validated(ys, model):
+    """(the model across the series, those of each alone, their mean relative validation MAEs)."""
+    across = together(ys, "M/12", 12, 3, model)
+    alone = [direct(y, f"s{i}", 12, 3) for i, y in enumerate(ys)]
+    g = np.mean([relative_mae(b) for b in across.backtests_])
+    return across, alone, g, np.mean([relative_mae(m.backtests_[0]) for m in alone])
+
+
 def test_auto_keeps_the_per_series_models_when_they_validate_better_and_group_never_does():
     ys = unlike()
     auto = replace(FAST, training="auto", group_min_series=3)
-    across = together(ys, "M/12", 12, 3, auto)
-    alone = [direct(y, f"s{i}", 12, 3) for i, y in enumerate(ys)]
-    g = np.mean([relative_mae(b) for b in across.backtests_])
-    a = np.mean([relative_mae(m.backtests_[0]) for m in alone])
+    _, alone, g, a = validated(ys, auto)
     assert a < g  # the premise
     got = tickcast.forecast(monthly_frame(ys), h=3, model=auto)["tickcast"].to_numpy()
     assert np.array_equal(got, np.concatenate([m.predict(3) for m in alone]))
@@ -217,10 +222,7 @@ def test_auto_keeps_the_per_series_models_when_they_validate_better_and_group_ne
 def test_auto_groups_series_as_long_as_the_longest_median_allowed():
     ys = family(3)  # 48 observations each; across them validates better
     auto = replace(FAST, training="auto", group_min_series=3, group_max_median_length=48)
-    across = together(ys, "M/12", 12, 3, auto)
-    alone = [direct(y, f"s{i}", 12, 3) for i, y in enumerate(ys)]
-    g = np.mean([relative_mae(b) for b in across.backtests_])
-    a = np.mean([relative_mae(m.backtests_[0]) for m in alone])
+    across, _, g, a = validated(ys, auto)
     assert g < a  # the premise
     got = tickcast.forecast(monthly_frame(ys), h=3, model=auto)["tickcast"].to_numpy()
     assert np.array_equal(got, np.concatenate(across.predict_many(3)))

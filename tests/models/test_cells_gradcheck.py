@@ -4,9 +4,10 @@ network (models.cells) and for stacks of networks (models.stack)."""
 import numpy as np
 import pytest
 from tests.support.single_network import loss_and_grad
+from tests.support.stacks import stacked_problem
 
 from tickcast.models.cells import CELLS, GRU, Cell, ElmanRNN, make_cell, register_cell
-from tickcast.models.params import allocate_stack, flatten
+from tickcast.models.params import allocate_stack
 from tickcast.models.stack import LoopStack, make_stack
 
 # float64, eps 1e-6: truncation error ~1e-12 relative; 1e-7 leaves room for rounding but
@@ -150,24 +151,9 @@ def test_unknown_cell_is_a_clear_error():
 # a prefix): every parameter of every network against central differences, float64.
 
 
-def _stacked_problem(name, seed=3, D=2, H=3, O=2, lengths=(6, 4, 4, 2)):  # noqa: E741
-    rng = np.random.default_rng(seed)
-    stack = make_stack(name, D, H, O)
-    cell = make_cell(name, D, H, O)
-    flat, params = allocate_stack(len(lengths), stack.shapes)
-    for i in range(len(lengths)):
-        p = cell.init_params(rng, out_scale=1.0)
-        for v in p.values():
-            v += 0.3 * rng.standard_normal(v.shape)
-        flat[i] = flatten(p, cell.shapes)
-    X = rng.standard_normal((len(lengths), 5, max(lengths), D))  # (N, B, T, D)
-    target = rng.standard_normal((len(lengths), 5, O))  # (N, B, O)
-    return stack, cell, flat, params, X, target, np.array(lengths)
-
-
 @pytest.mark.parametrize("name", sorted(CELLS))
 def test_stacked_gradients_match_finite_differences(name):
-    stack, _, flat, params, X, target, lengths = _stacked_problem(name)
+    stack, _, flat, params, X, target, lengths = stacked_problem(name)
 
     def loss():
         out, _ = stack.forward(params, X, lengths)
@@ -191,26 +177,11 @@ def test_stacked_gradients_match_finite_differences(name):
         assert scale > 0 and rel < TOLERANCE, f"{name} network {n}: relative error {rel:.2e}"
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
-def test_a_stack_computes_what_each_network_does_alone(name):
-    """Network n of a stack = the single cell on its own window X[n, :, T - L_n:], forward and
-    backward, whatever the networks around it."""
-    stack, cell, flat, params, X, target, lengths = _stacked_problem(name, seed=5)
-    out, cache = stack.forward(params, X, lengths)
-    _, grads = allocate_stack(flat.shape[0], stack.shapes)
-    stack.backward(params, out - target, cache, grads)
-    T = X.shape[2]
-    for n, L in enumerate(lengths):
-        one = {k: v[n] for k, v in params.items()}
-        o, c = cell.forward(one, X[n, :, T - L :])
-        g = cell.backward(one, o - target[n], c)
-        np.testing.assert_allclose(out[n], o, rtol=1e-12, atol=1e-14)
-        for k in one:
-            np.testing.assert_allclose(grads[k][n], g[k], rtol=1e-10, atol=1e-13, err_msg=f"{name}.{k} network {n}")
+# A stack computes what each network does alone: tests/models/test_stack_parts.py.
 
 
 def test_stacked_windows_must_be_longest_first():
-    stack, _, _, params, X, _, _ = _stacked_problem("rnn")
+    stack, _, _, params, X, _, _ = stacked_problem("rnn")
     with pytest.raises(ValueError, match="non-increasing"):
         stack.forward(params, X, np.array([2, 4, 4, 6]))
 
@@ -226,7 +197,7 @@ def test_a_cell_without_a_stacked_version_runs_one_network_at_a_time():
     try:
         stack = make_stack(_Tanh2.name, 2, 3, 2)
         assert isinstance(stack, LoopStack)
-        _, _, flat, params, X, target, lengths = _stacked_problem("rnn", seed=9)
+        _, _, flat, params, X, target, lengths = stacked_problem("rnn", seed=9)
         reference = make_stack("rnn", 2, 3, 2)
         out, cache = stack.forward(params, X, lengths)
         ref, ref_cache = reference.forward(params, X, lengths)

@@ -7,10 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from tests.support.stacks import stacked_problem
 
 from tickcast.models import stack as stack_module
 from tickcast.models.cells import CELLS, ElmanRNN, make_cell, register_cell
-from tickcast.models.params import allocate_stack, flatten
+from tickcast.models.params import allocate_stack
 from tickcast.models.stack import LoopStack, make_stack, running
 
 
@@ -27,22 +28,7 @@ def loop_cell():
     CELLS.pop(_LoopOnly.name)
 
 
-def _problem(name, lengths, D=2, H=3, O=2, B=4, seed=0, dtype=np.float64):  # noqa: E741
-    rng = np.random.default_rng(seed)
-    stack, cell = make_stack(name, D, H, O), make_cell(name, D, H, O)
-    flat, params = allocate_stack(len(lengths), stack.shapes)
-    for i in range(len(lengths)):
-        p = cell.init_params(rng, out_scale=1.0)
-        for v in p.values():
-            v += 0.3 * rng.standard_normal(v.shape)
-        flat[i] = flatten(p, cell.shapes)
-    X = rng.standard_normal((len(lengths), B, max(lengths), D))
-    target = rng.standard_normal((len(lengths), B, O))
-    if dtype != np.float64:
-        flat32, params32 = allocate_stack(len(lengths), stack.shapes, dtype=dtype)
-        flat32[...] = flat
-        flat, params, X, target = flat32, params32, X.astype(dtype), target.astype(dtype)
-    return stack, cell, flat, params, X, target, np.array(lengths)
+_problem = stacked_problem
 
 
 def _gradients(stack, params, X, target, lengths):
@@ -105,9 +91,11 @@ def test_which_networks_run_at_each_step():
 
 
 @pytest.mark.parametrize("name", ["rnn", "gru"])
-@pytest.mark.parametrize("lengths", [(1, 1), (5, 5, 5), (5, 3, 3, 1), (4, 2)])
+@pytest.mark.parametrize("lengths", [(1, 1), (5, 5, 5), (5, 3, 3, 1), (4, 2), (6, 4, 4, 2)])
 def test_a_stack_of_any_lengths_computes_each_network_alone(name, lengths):
-    """Every shape of schedule (one-step windows, all equal, mixed), forward and backward."""
+    """Network n of a stack = the single cell on its own window X[n, :, T - L_n:], forward and
+    backward, whatever the networks around it: every shape of schedule (one-step windows, all
+    equal, mixed)."""
     stack, cell, _, params, X, target, lens = _problem(name, lengths, seed=sum(lengths))
     out, grads = _gradients(stack, params, X, target, lens)
     T = X.shape[2]

@@ -285,3 +285,41 @@ def test_a_copy_that_fails_half_way_leaves_neither_its_file_nor_its_journal(data
         backup_sqlite(url, str(tmp_path / "copy.db"))
     assert str(failed.value).endswith(": disk I/O error")
     assert listing(tmp_path) == ["data"]
+
+
+# --- `tickcast backup` in this process -----------------------------------------------------------------
+
+
+def test_tickcast_backup_says_what_it_copied_where_or_nothing_when_quiet(database, tmp_path, capsys):
+    from tickcast.service.cli import main
+
+    path, url = database
+    copy = tmp_path / "copy.db"
+    assert main(["--db", url, "backup", str(copy)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"backed up {path} to {copy} ({copy.stat().st_size / 1e6:.1f} MB, 2 run(s))\n" and err == ""
+    assert main(["-q", "--db", url, "backup", str(tmp_path / "quiet.db")]) == 0
+    assert capsys.readouterr() == ("", "") and rows(str(tmp_path / "quiet.db")) == rows(path)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    assert main(["--db", f"sqlite:///{other}", "backup", str(tmp_path / "other-copy.db")]) == 0
+    size = (tmp_path / "other-copy.db").stat().st_size
+    assert capsys.readouterr().out == f"backed up {other} to {tmp_path / 'other-copy.db'} ({size / 1e6:.1f} MB)\n"
+
+
+def test_tickcast_backup_to_standard_output_says_so_on_standard_error(database, tmp_path, monkeypatch, capsys):
+    from tickcast.service.cli import main
+
+    path, url = database
+    out = Stdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["--db", url, "backup", "-"]) == 0
+    size = len(out.buffer.getvalue())
+    assert capsys.readouterr().err == f"backed up {path} to standard output ({size / 1e6:.1f} MB, 2 run(s))\n"
+    # the summary never goes to standard output: Stdout takes bytes only (it has no write())
+    copy = tmp_path / "streamed.db"
+    copy.write_bytes(out.buffer.getvalue())
+    assert rows(str(copy)) == rows(path)

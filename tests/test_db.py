@@ -121,17 +121,12 @@ def test_a_connection_waits_the_busy_timeout_in_milliseconds_at_least_one(tmp_pa
         engine.dispose()
 
 
-def _other_writer(path):
-    other = sqlite3.connect(path, timeout=0, isolation_level=None)
-    return other
-
-
 def test_a_write_transaction_holds_the_write_lock_from_its_start_and_a_read_does_not(tmp_path):
     path = tmp_path / "x.db"
     engine = db.make_engine(f"sqlite:///{path}", busy_timeout=0.05)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
-    other = _other_writer(path)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
         with engine.begin() as conn:  # a read: BEGIN (deferred)
             conn.exec_driver_sql("SELECT count(*) FROM t").scalar()

@@ -28,9 +28,6 @@ def loop_cell():
     CELLS.pop(_LoopOnly.name)
 
 
-_problem = stacked_problem
-
-
 def _gradients(stack, params, X, target, lengths):
     out, cache = stack.forward(params, X, lengths)
     _, grads = allocate_stack(X.shape[0], stack.shapes, dtype=X.dtype)
@@ -96,7 +93,7 @@ def test_a_stack_of_any_lengths_computes_each_network_alone(name, lengths):
     """Network n of a stack = the single cell on its own window X[n, :, T - L_n:], forward and
     backward, whatever the networks around it: every shape of schedule (one-step windows, all
     equal, mixed)."""
-    stack, cell, _, params, X, target, lens = _problem(name, lengths, seed=sum(lengths))
+    stack, cell, _, params, X, target, lens = stacked_problem(name, lengths, seed=sum(lengths))
     out, grads = _gradients(stack, params, X, target, lens)
     T = X.shape[2]
     for n, L in enumerate(lengths):
@@ -113,7 +110,7 @@ def test_a_stack_of_any_lengths_computes_each_network_alone(name, lengths):
 def test_the_memory_bound_of_the_gradient_sums_changes_no_bit(name, rows, monkeypatch):
     """Weight gradients are summed over time through a temporary of at most _SUM_BUDGET bytes, a
     few steps per matmul; a budget of any number of steps gives exactly the same gradients."""
-    stack, _, _, params, X, target, lengths = _problem(name, (9, 9, 6, 2), H=4)
+    stack, _, _, params, X, target, lengths = stacked_problem(name, (9, 9, 6, 2), H=4)
     _, whole = _gradients(stack, params, X, target, lengths)
     N, H, D = 4, 4, 2
     widest = max(N * H * 4 * H, N * 4 * H * (D + 1), N * (H + D + 1) * H) * 8  # one step's product, bytes
@@ -136,9 +133,9 @@ def test_the_steps_per_sum_fill_the_budget_and_no_more(budget_rows, shape, monke
 
 @pytest.mark.parametrize("name", ["rnn", "gru"])
 def test_float32_stays_float32(name):
-    stack, _, _, params, X, target, lengths = _problem(name, (6, 4, 4, 2), dtype=np.float32)
+    stack, _, _, params, X, target, lengths = stacked_problem(name, (6, 4, 4, 2), dtype=np.float32)
     out, grads = _gradients(stack, params, X, target, lengths)
-    stack64, _, _, params64, X64, target64, _ = _problem(name, (6, 4, 4, 2))
+    stack64, _, _, params64, X64, target64, _ = stacked_problem(name, (6, 4, 4, 2))
     out64, grads64 = _gradients(stack64, params64, X64, target64, lengths)
     assert out.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
     np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
@@ -150,7 +147,7 @@ def test_float32_stays_float32(name):
 def test_saturated_units_give_exact_limits_and_no_warning(name):
     """Pre-activations far beyond the range of exp: tanh is exactly ±1 and no overflow is warned
     about, in a cell and in a stack."""
-    stack, cell, _, params, X, target, lengths = _problem(name, (3, 2), seed=4)
+    stack, cell, _, params, X, target, lengths = stacked_problem(name, (3, 2), seed=4)
     for v in params.values():
         v *= 1e4
     X *= 1e4
@@ -182,7 +179,7 @@ def test_a_stack_class_has_the_cells_defaults(name):
 def test_float64_gradients_are_exact_at_any_scale(name):
     """Backward is linear in dL/dout: a loss 1e-25 times smaller gives gradients 1e-25 times smaller,
     every step of a long window included (nothing small is flushed in float64)."""
-    stack, _, _, params, X, target, lengths = _problem(name, (20, 20, 13, 4), seed=2)
+    stack, _, _, params, X, target, lengths = stacked_problem(name, (20, 20, 13, 4), seed=2)
     out, cache = stack.forward(params, X, lengths)
     dout = out - target
     for scale in (1.0, 1e-25):
@@ -204,7 +201,7 @@ def test_float32_flushes_state_gradients_below_1e_20_every_eighth_step(name):
     assert (stack_module.FLUSH_EVERY, stack_module.FLUSH_BELOW) == (8, 1e-20)
     grads = {}
     for dtype in (np.float64, np.float32):
-        stack, _, _, params, X, target, lengths = _problem(name, (20, 20), seed=6, dtype=dtype)
+        stack, _, _, params, X, target, lengths = stacked_problem(name, (20, 20), seed=6, dtype=dtype)
         X[:, :, 16:] = 0.0  # inputs only before the flush at step 16
         out, cache = stack.forward(params, X, lengths)
         _, grads[dtype] = allocate_stack(2, stack.shapes, dtype=dtype)
@@ -217,9 +214,9 @@ def test_float32_flushes_state_gradients_below_1e_20_every_eighth_step(name):
 def test_float32_over_long_windows_stays_close_to_float64(name):
     """Windows past the flush steps (8, 16): at ordinary scales float32 loses nothing but precision."""
     lengths = (21, 17, 9, 3)
-    stack, _, _, params, X, target, lens = _problem(name, lengths, dtype=np.float32)
+    stack, _, _, params, X, target, lens = stacked_problem(name, lengths, dtype=np.float32)
     out, grads = _gradients(stack, params, X, target, lens)
-    stack64, _, _, params64, X64, target64, _ = _problem(name, lengths)
+    stack64, _, _, params64, X64, target64, _ = stacked_problem(name, lengths)
     out64, grads64 = _gradients(stack64, params64, X64, target64, lens)
     np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
     for k in grads:
@@ -232,7 +229,7 @@ def test_a_stack_reused_with_more_networks_or_another_dtype_computes_afresh(name
     or in float32 after float64 gives what a new stack gives."""
     used = make_stack(name, 2, 3, 2)
     for lengths, dtype in (((5, 5), np.float64), ((5, 5, 4, 2), np.float64), ((5, 5, 4, 2), np.float32)):
-        fresh, _, _, params, X, target, lens = _problem(name, lengths, seed=len(lengths), dtype=dtype)
+        fresh, _, _, params, X, target, lens = stacked_problem(name, lengths, seed=len(lengths), dtype=dtype)
         out, grads = _gradients(fresh, params, X, target, lens)
         again, again_grads = _gradients(used, params, X, target, lens)
         assert again.dtype == dtype

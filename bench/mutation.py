@@ -350,6 +350,8 @@ MODULES = {
         ],
         # the command line: arguments, each command's output and exit status, errors in one line
         "service/cli.py": [
+            "tests/test_cli_help.py",
+            "tests/test_cli_serve_browse.py",
             "tests/test_cli_run.py",
             "tests/test_backup_api.py",
             "tests/test_cli.py",

@@ -348,8 +348,8 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="tickcast",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Time-series forecasting service: ingest series, train a NumPy RNN per series, "
-        "store forecasts in SQL tables.",
+        description="Time-series forecasting service: ingest series, train a NumPy RNN and statistical "
+        "challengers per series or across series, store their combined forecast (and each model's) in SQL tables.",
         epilog=textwrap.dedent("""\
             examples:
               tickcast run                       ingest, train and forecast every series now
@@ -413,11 +413,11 @@ def build_parser() -> Parser:
         "accuracy",
         cmd_accuracy,
         "how past forecasts did against what happened: per series and step "
-        "(or month): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
+        "(or month, or model): MAE, RMSE, MAPE in percent, the naive forecast's MAE, skill, interval coverage, Winkler "
         "score",
         "tickcast accuracy sample:sp500 --by month --format csv    tickcast accuracy --by model",
     )
-    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("key", nargs="?", metavar="KEY", help="only this series, e.g. sample:sp500 (default: all)")
     p.add_argument(
         "--by",
         choices=("step", "month", "model"),
@@ -434,7 +434,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command("history", cmd_history, "the loss history of a series' latest fit", "tickcast history sample:sp500")
-    p.add_argument("key", metavar="KEY")
+    p.add_argument("key", metavar="KEY", help="the series, e.g. sample:sp500")
     p.add_argument("--format", choices=FORMATS, default="table", help=FORMAT_HELP)
     p = command(
         "plot",

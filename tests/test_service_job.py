@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tickcast.service import locks, schema, stopping
+from tickcast.service import schema, stopping
 from tickcast.service.db import make_engine, open_database, write_transaction
 from tickcast.service.locks import DatabaseLocked
 from tickcast.service.run import cycle
@@ -30,6 +30,7 @@ from tickcast.service.stopping import StopNow
 
 from .support.foreign import foreign_writer
 from .support.small_model import FAST_MODEL
+from .support.stop_state import cancel_grace_timer, no_stop_requested
 from .support.tables import table
 from .support.waiting import eventually
 from .support.warnings_said import Warnings
@@ -40,12 +41,9 @@ RETRIES = '[schedule]\ncron = "30 17 * * mon-fri"\ntimezone = "UTC"\nstart_retri
 @pytest.fixture(autouse=True)
 def no_stop(monkeypatch):
     """No stop requested before or after (Service.stop requests one process-wide)."""
-    for name, value in (("_requested", None), ("_forced", None), ("_timer", None), ("_regions", {})):
-        monkeypatch.setattr(stopping, name, value)
-    monkeypatch.setattr(locks, "_stop_deadline", None)
+    no_stop_requested(monkeypatch)
     yield
-    if stopping._timer is not None:
-        stopping._timer.cancel()
+    cancel_grace_timer()
 
 
 @pytest.fixture

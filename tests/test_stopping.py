@@ -15,19 +15,17 @@ import pytest
 from tickcast.service import locks, stopping
 from tickcast.service.stopping import StopDuringStartup, StopNow
 
+from .support.stop_state import cancel_grace_timer, no_stop_requested
 from .support.waiting import eventually
 
 
 @pytest.fixture(autouse=True)
 def fresh_state(monkeypatch):
     """No stop requested or forced, and the signal handlers as they were, before and after each test."""
-    for name, value in (("_requested", None), ("_forced", None), ("_timer", None), ("_regions", {})):
-        monkeypatch.setattr(stopping, name, value)
-    monkeypatch.setattr(locks, "_stop_deadline", None)
+    no_stop_requested(monkeypatch)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     yield
-    if stopping._timer is not None:
-        stopping._timer.cancel()
+    cancel_grace_timer()
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
 

@@ -255,6 +255,7 @@ def bare_root():
     def empty() -> logging.Logger:
         saved[:] = root.handlers
         root.handlers.clear()
+        logging.getLogger("tickcast").setLevel(logging.NOTSET)  # as set by no earlier command
         return root
 
     yield empty

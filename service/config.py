@@ -75,8 +75,8 @@ TRAINING_CHOICES = tuple(t.value for t in Training)
 
 # Set by the service, not in [model]: what each means, for the error message.
 SERVICE_SET_KNOBS = {
-    "season_length": "the season comes from each series' frequency (M 12, Q 4, W 52, D 7, B and A none, "
-    "unknown: detected); set season_length in a [[series]] table to override it",
+    "season_length": "the season comes from each series' frequency (H 24 and 168, M 12, Q 4, W 52, D 7, B and A "
+    "none, unknown: detected); set season_length in a [[series]] table to override it",
     "horizon": "the model's read-out covers each series' horizon (or more, for seasonal data): set "
     "forecast.horizon, or horizon in a [[series]] table",
 }

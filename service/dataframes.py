@@ -229,7 +229,7 @@ def _frequency(
     return code, to_offset(pandas_freq), _season(code)
 
 
-def _season(code: str | None) -> int:
+def _season(code: str | None) -> int | tuple[int, ...]:
     return FREQUENCIES[code].season_length if code in FREQUENCIES else 0
 
 

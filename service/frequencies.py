@@ -2,9 +2,10 @@
 how target dates step, the spacing of observations that says it (inferring a series' frequency),
 and the forecast horizon the M competitions use for it.
 
-A frequency is a one-letter code, stored in ``series.frequency``: ``B`` trading days, ``D`` every
-day, ``W`` weeks, ``M`` months, ``Q`` quarters, ``A`` years. An unknown frequency (None) gets
-season length 0 (the model looks for a season itself) and calendar-day steps.
+A frequency is a one-letter code, stored in ``series.frequency``: ``H`` hours, ``B`` trading days,
+``D`` every day, ``W`` weeks, ``M`` months, ``Q`` quarters, ``A`` years. An unknown frequency (None)
+gets season length 0 (the model looks for a season itself) and calendar-day steps. Hourly series
+keep one value per hour, every other series one per date (``service/stamps.py``).
 
 pandas is imported only where dates are computed: the config reads this table at every start-up.
 """
@@ -16,21 +17,25 @@ from dataclasses import dataclass
 from datetime import date
 
 from .calendars import next_trading_days
+from .stamps import canonical
 
 
 @dataclass(frozen=True)
 class Frequency:
     code: str
     name: str
-    season_length: int  # the model's seasonal period (1: none)
+    season_length: int | tuple[int, ...]  # the model's seasonal period(s) (1: none)
     max_gap_days: float  # the median spacing of observations up to which data is of this frequency
     default_horizon: int  # the M competitions' horizon for it (M3/M4: 6 yearly, 8 quarterly, 18 monthly ...)
     months: int = 0  # steps of whole months (M, Q, A); 0: day steps
 
 
 # In order of spacing. Trading days have no season: daily prices show no weekly cycle; their horizon
-# is a trading week (what people ask of prices), the others' the M competitions' (M3, M4).
+# is a trading week (what people ask of prices), the others' the M competitions' (M3, M4). Hours
+# have two seasons, a day and a week (the model uses the week where a series holds enough of them),
+# and M4's hourly horizon, two days.
 FREQUENCY_TABLE = (
+    Frequency("H", "hours", (24, 168), 1 / 24, 48),
     Frequency("B", "trading days", 1, 1.5, 5),
     Frequency("D", "days", 7, 1.5, 14),
     Frequency("W", "weeks", 52, 10, 13),
@@ -42,7 +47,7 @@ FREQUENCIES = {f.code: f for f in FREQUENCY_TABLE}
 CODES = tuple(FREQUENCIES)
 
 
-def season_length(frequency: str | None, configured: int | None = None) -> int:
+def season_length(frequency: str | None, configured: int | None = None) -> int | tuple[int, ...]:
     """The season length a series is trained with: ``configured``, else its frequency's (0 for an
     unknown frequency: the model detects one)."""
     if configured is not None:
@@ -66,9 +71,9 @@ def horizon(frequency: str | None, series: int | None = None, everywhere: int | 
 
 
 def next_dates(last: date, frequency: str | None, steps: int, calendar: str | None = None) -> list[date]:
-    """The ``steps`` dates after ``last``: trading days are the sessions of ``calendar`` (weekends and
+    """The ``steps`` stamps after ``last``: trading days are the sessions of ``calendar`` (weekends and
     that exchange's holidays skipped; weekdays when None), months keep the month-start or month-end
-    convention of the data."""
+    convention of the data, hours are every hour (canonical stamps: midnight is a date)."""
     import pandas as pd
 
     if frequency == "B" and calendar is not None:
@@ -76,6 +81,8 @@ def next_dates(last: date, frequency: str | None, steps: int, calendar: str | No
     last_ts = pd.Timestamp(last)
     ks = range(1, steps + 1)
     known = FREQUENCIES.get(frequency or "")
+    if frequency == "H":  # every hour of every day: the clock of the data (service/stamps.py)
+        return [canonical(last_ts.floor("h") + pd.Timedelta(hours=k)) for k in ks]
     if frequency == "B":
         offsets = [pd.offsets.BDay(k) for k in ks]
     elif frequency == "W":
@@ -91,16 +98,20 @@ def next_dates(last: date, frequency: str | None, steps: int, calendar: str | No
 
 
 def infer_frequency(dates: Sequence[date]) -> str | None:
-    """The frequency whose spacing matches the median spacing of the most recent dates (None when
-    fewer than three); daily data with weekend dates is ``D``, without ``B``."""
+    """The frequency whose spacing matches the median spacing of the most recent stamps (None when
+    fewer than three): an hour or less is ``H`` (data every 15 minutes is kept hour by hour); a few
+    bars a day count as daily, and daily data with weekend dates is ``D``, without ``B``."""
     import numpy as np
     import pandas as pd
 
     recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
     if len(recent) < 3:
         return None
-    gap = float(np.median(np.diff(recent.values).astype("timedelta64[D]").astype(float)))
-    for f in FREQUENCY_TABLE:
+    gaps = np.diff(recent.values)
+    if np.median(gaps.astype("timedelta64[s]").astype(float)) <= FREQUENCIES["H"].max_gap_days * 86400 * (1 + 1e-9):
+        return "H"  # an hour or less
+    gap = float(np.median(gaps.astype("timedelta64[D]").astype(float)))  # whole days: a few bars a day are daily
+    for f in FREQUENCY_TABLE[1:]:
         if gap <= f.max_gap_days:
             if f.code == "B":  # daily spacing (D's is the same, and comes after)
                 return "D" if (recent.day_of_week >= 5).any() else "B"

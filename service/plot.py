@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from .accuracy import not_scored_yet, scored_forecasts
 from .errors import TickcastError
 from .queries import latest_forecasts, loss_history, recent_observations, resolve_series
+from .stamps import as_datetime
 
 MISSING = "tickcast plot needs matplotlib: pip install 'tickcast[plot]'"
 
@@ -65,12 +66,16 @@ def draw_series(engine: Engine, key: str, points: int | None = None):
     import matplotlib.pyplot as plt
 
     series = resolve_series(engine, key)
-    forecasts = latest_forecasts(engine, series.key)
+    forecasts = [_on_the_clock(f) for f in latest_forecasts(engine, series.key)]
     losses = loss_history(engine, series.key)
     zoom = points or max(ZOOM_HORIZONS * len(forecasts), ZOOM_MIN_POINTS)
-    everything = recent_observations(engine, series.id, MAX_OVERVIEW_POINTS)
+    everything = [(as_datetime(ts), value) for ts, value in recent_observations(engine, series.id, MAX_OVERVIEW_POINTS)]
     observed = everything[-zoom:]
-    scored = [f for f in scored_forecasts(engine, series.id, limit=10 * zoom) if f["target_ts"] >= observed[0][0]]
+    scored = [
+        f
+        for f in map(_on_the_clock, scored_forecasts(engine, series.id, limit=10 * zoom))
+        if f["target_ts"] >= observed[0][0]
+    ]
 
     fig = plt.figure(figsize=(11, 10), constrained_layout=True)
     grid = fig.add_gridspec(3, 4, height_ratios=[3, 2, 2])
@@ -85,6 +90,12 @@ def draw_series(engine: Engine, key: str, points: int | None = None):
         realised.set_axis_off()
         realised.text(0.5, 0.5, not_scored_yet(engine, series), ha="center", va="center", wrap=True)
     return fig
+
+
+def _on_the_clock(row: dict) -> dict:
+    """A forecast row with its stamps as datetimes: an hourly series mixes dates (its midnights)
+    and datetimes, which neither Python nor matplotlib compares."""
+    return {k: as_datetime(v) if k.endswith("_ts") and v is not None else v for k, v in row.items()}
 
 
 MAX_OVERVIEW_POINTS = 20_000  # the whole history of any daily series of the last decades

@@ -3,13 +3,15 @@
 Alembic's revisions in ``migrations/`` are the only thing that creates or changes the schema; this
 module mirrors them so queries can be written against ``Table`` objects and so a test can ask
 Alembic's autogenerate whether the two have drifted apart. Timestamps are UTC; dates are ISO.
+Observation, origin and target stamps are dates, or times within a day for hourly series
+(``service/stamps.py``).
 """
 
 from __future__ import annotations
 
-from datetime import date
-
 import sqlalchemy as sa
+
+from .stamps import StampType
 
 metadata = sa.MetaData(
     naming_convention={
@@ -52,7 +54,7 @@ observations = sa.Table(
     "observations",
     metadata,
     sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("ts", sa.Date, primary_key=True),
+    sa.Column("ts", StampType(), primary_key=True),
     sa.Column("value", sa.Double, nullable=False),
 )
 
@@ -79,12 +81,6 @@ runs = sa.Table(
 # Training across series (migration 0004): the column comments, also stated in the README.
 # Which model made a forecast: PUBLISHED is the forecast tickcast publishes (its models combined); the
 # others are the names of the models combined (migration 0006).
-def stored_date(value: date | str) -> date:
-    """A date column's value as a date: PostgreSQL's driver gives dates, SQLite the stored ISO text
-    (where SQLAlchemy's conversion is bypassed: raw reads, max() over a CASE)."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 PUBLISHED = "published"
 MODEL_COMMENTS = {
     ("forecasts", "model"): "the model that made the forecast: published (the forecast tickcast publishes, "
@@ -121,8 +117,8 @@ fits = sa.Table(
     sa.Column("hyperparams", sa.JSON),
     sa.Column("settings_hash", sa.String(64)),
     sa.Column("transform", sa.String(20)),
-    sa.Column("train_start", sa.Date),
-    sa.Column("train_end", sa.Date),
+    sa.Column("train_start", StampType()),
+    sa.Column("train_end", StampType()),
     sa.Column("n_obs", sa.Integer),
     sa.Column("epochs", sa.Integer),
     sa.Column("best_epoch", sa.Integer),
@@ -181,7 +177,7 @@ forecasts = sa.Table(
     "forecasts",
     metadata,
     sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("origin_ts", sa.Date, primary_key=True),  # the last observation the forecast starts from
+    sa.Column("origin_ts", StampType(), primary_key=True),  # the last observation the forecast starts from
     sa.Column(
         "model",
         sa.String(32),
@@ -191,7 +187,7 @@ forecasts = sa.Table(
     ),
     sa.Column("step", sa.Integer, primary_key=True),
     sa.Column("fit_id", sa.Integer, sa.ForeignKey("fits.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("target_ts", sa.Date, nullable=False),
+    sa.Column("target_ts", StampType(), nullable=False),
     sa.Column("value", sa.Double, nullable=False),
     sa.Column("lower", sa.Double, nullable=False),
     sa.Column("upper", sa.Double, nullable=False),
@@ -235,9 +231,9 @@ latest_forecasts = sa.table(
     "latest_forecasts",
     sa.column("series_key", sa.String),
     sa.column("series_name", sa.String),
-    sa.column("last_ts", sa.Date),
+    sa.column("last_ts", StampType()),
     sa.column("last_value", sa.Double),
-    sa.column("target_ts", sa.Date),
+    sa.column("target_ts", StampType()),
     sa.column("step", sa.Integer),
     sa.column("forecast", sa.Double),
     sa.column("lower", sa.Double),
@@ -259,8 +255,8 @@ forecast_errors = sa.table(
     sa.column("series_id", sa.Integer),
     sa.column("fit_id", sa.Integer),
     sa.column("model", sa.String),
-    sa.column("origin_ts", sa.Date),
-    sa.column("target_ts", sa.Date),
+    sa.column("origin_ts", StampType()),
+    sa.column("target_ts", StampType()),
     sa.column("step", sa.Integer),
     sa.column("forecast", sa.Double),
     sa.column("lower", sa.Double),
@@ -290,8 +286,8 @@ forecast_accuracy = sa.table(
     sa.column("level", sa.Double),
     sa.column("n", sa.Integer),
     *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
-    sa.column("first_target_ts", sa.Date),
-    sa.column("last_target_ts", sa.Date),
+    sa.column("first_target_ts", StampType()),
+    sa.column("last_target_ts", StampType()),
 )
 forecast_accuracy_monthly = sa.table(
     "forecast_accuracy_monthly",
@@ -301,8 +297,8 @@ forecast_accuracy_monthly = sa.table(
     sa.column("level", sa.Double),
     sa.column("n", sa.Integer),
     *(sa.column(name, sa.Double) for name in _ACCURACY_SCORES[1:]),
-    sa.column("first_target_ts", sa.Date),
-    sa.column("last_target_ts", sa.Date),
+    sa.column("first_target_ts", StampType()),
+    sa.column("last_target_ts", StampType()),
 )
 
 # The views the migrations create (service/drift.py recreates them).

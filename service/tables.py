@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from .stamps import as_datetime
+
 FORMATS = ("table", "csv", "json")
 
 
@@ -65,7 +67,9 @@ def render(
     formatters: dict[str, Callable[[Any], str]] | None = None,
 ) -> str:
     """Rows as text. ``formatters`` (table format only) turn a column's values into display strings;
-    such columns are right-aligned like numbers."""
+    such columns are right-aligned like numbers. A column that holds times of day (the stamps of an
+    hourly series) shows its dates at midnight the same way (``YYYY-MM-DD 00:00``)."""
+    rows = _on_the_clock(rows, columns)
     if fmt == "json":
         return json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2)
     if fmt == "csv":
@@ -84,6 +88,15 @@ def render(
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
+
+
+def _on_the_clock(rows: Sequence[dict], columns: Sequence[str]) -> Sequence[dict]:
+    """``rows`` with the dates of the columns that also hold datetimes as datetimes (at midnight)."""
+    clock = [c for c in columns if any(isinstance(r.get(c), datetime) for r in rows)]
+    if not clock:
+        return rows
+    timed = [c for c in clock if any(type(r.get(c)) is date for r in rows)]
+    return [{**r, **{c: as_datetime(r[c]) for c in timed if type(r.get(c)) is date}} for r in rows] if timed else rows
 
 
 def _is_number(value: Any) -> bool:

@@ -82,7 +82,10 @@ def test_environment_overrides(tmp_path):
         ({"series": [{"key": "csv:x", "url": "ftp://x"}]}, "setting 'series[0].url' must be an http(s) URL"),
         ({"series": [{"key": "yahoo:SPY", "path": "x.csv"}]}, "'series[0].path' only applies to csv"),
         ({"series": [{"name": "x"}]}, "setting 'series[0].key' is required"),
-        ({"series": [{"key": "fred:X", "frequency": "hourly"}]}, "'series[0].frequency' must be one of B, D, W"),
+        (
+            {"series": [{"key": "fred:X", "frequency": "hourly"}]},
+            "'series[0].frequency' must be one of H, B, D, W, M, Q, A, got 'hourly'",
+        ),
         ({"watchlist": {"fred": ["X", "x"]}}, "series 'fred:X' is listed twice"),
         ({"schedul": {}}, "unknown setting 'schedul'"),
         ({"schedule": {"max_failed_fraction": 1.5}}, "setting 'schedule.max_failed_fraction' must be between 0 and 1"),
@@ -96,7 +99,7 @@ def test_environment_overrides(tmp_path):
         (
             {"model": {"season_length": 12}},
             "setting 'model.season_length' is set by tickcast: the season comes from "
-            "each series' frequency (M 12, Q 4, W 52, D 7, B and A none",
+            "each series' frequency (H 24 and 168, M 12, Q 4, W 52, D 7, B and A none",
         ),
         (
             {"model": {"horizon": 5}},

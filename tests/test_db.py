@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tickcast.service import db
 from tickcast.service.errors import DatabaseError, NoDatabase, SchemaError
 
-HEAD = "0006"
+HEAD = "0007"
 VIEWS = {"latest_forecasts", "forecast_errors", "forecast_accuracy", "forecast_accuracy_monthly"}
 NEEDS_TICKCAST = "run 'tickcast init' or 'tickcast run' first"
 
@@ -204,7 +204,7 @@ def test_a_revision_that_cannot_be_trusted_is_said(engine):
     _versions(engine, "0099")
     assert message(lambda: db.current_revision(engine)) == (
         f"the database {where} is at schema revision '0099', which this tickcast does not know (it knows "
-        "0001, 0002, 0003, 0004, 0005, 0006): it was upgraded by a newer tickcast, or alembic_version was "
+        "0001, 0002, 0003, 0004, 0005, 0006, 0007): it was upgraded by a newer tickcast, or alembic_version was "
         "changed by hand"
     )
     _versions(engine)

@@ -28,10 +28,18 @@ def isos(dates) -> list[str]:
 
 def test_the_table_is_the_one_the_docs_give():
     """README and DESIGN name these: a change here changes every series' model and horizon."""
-    assert CODES == ("B", "D", "W", "M", "Q", "A")
-    assert {c: season_length(c) for c in CODES} == {"B": 1, "D": 7, "W": 52, "M": 12, "Q": 4, "A": 1}
-    assert {c: horizon(c) for c in CODES} == {"B": 5, "D": 14, "W": 13, "M": 18, "Q": 8, "A": 6}
-    assert {c: FREQUENCIES[c].months for c in CODES} == {"B": 0, "D": 0, "W": 0, "M": 1, "Q": 3, "A": 12}
+    assert CODES == ("H", "B", "D", "W", "M", "Q", "A")
+    assert {c: season_length(c) for c in CODES} == {
+        "H": (24, 168),
+        "B": 1,
+        "D": 7,
+        "W": 52,
+        "M": 12,
+        "Q": 4,
+        "A": 1,
+    }
+    assert {c: horizon(c) for c in CODES} == {"H": 48, "B": 5, "D": 14, "W": 13, "M": 18, "Q": 8, "A": 6}
+    assert {c: FREQUENCIES[c].months for c in CODES} == {"H": 0, "B": 0, "D": 0, "W": 0, "M": 1, "Q": 3, "A": 12}
 
 
 def test_a_configured_season_length_wins_even_when_it_is_zero():
@@ -40,7 +48,7 @@ def test_a_configured_season_length_wins_even_when_it_is_zero():
     assert season_length(None, 24) == 24
 
 
-@pytest.mark.parametrize("frequency", [None, "", "H", "m"])
+@pytest.mark.parametrize("frequency", [None, "", "h", "m"])
 def test_an_unknown_frequency_has_no_season_and_the_default_horizon(frequency):
     assert season_length(frequency) == 0
     assert horizon(frequency) == DEFAULT_HORIZON == 8

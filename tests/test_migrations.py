@@ -456,3 +456,72 @@ def _day(value):
     from datetime import date
 
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def test_0007_lets_stamps_hold_hours_keeps_every_date_and_downgrades_only_without_hours(fresh_db, backend):
+    """0007: the stamp columns hold a time within a day (PostgreSQL: timestamp instead of date; SQLite:
+    unchanged ISO text). Every date stored before reads back as the same date, the views still join
+    on them; the downgrade refuses while an hourly stamp is stored (saying where), and restores the
+    date columns once none is."""
+    from datetime import date, datetime
+
+    engine = fresh_db(upgraded=False)
+    db.upgrade(engine, "0006")
+    now = datetime(2024, 1, 5, tzinfo=UTC)
+    d = [date(2024, 1, day) for day in (1, 2, 3)]
+    with db.write_transaction(engine) as conn:
+        conn.execute(
+            sa.text("INSERT INTO series (id, key, source, symbol, created_at, is_price, active) VALUES "
+                    "(1, 'csv:x', 'csv', 'x', :now, :f, :t), (2, 'csv:h', 'csv', 'h', :now, :f, :t)"),
+            dict(now=now, f=False, t=True),
+        )  # fmt: skip
+        conn.execute(
+            sa.text("INSERT INTO fits (id, series_id, created_at, status, train_start, train_end, backfill) "
+                    "VALUES (1, 1, :now, 'ok', :a, :b, 0)"),
+            dict(now=now, a=d[0], b=d[1]),
+        )  # fmt: skip
+        for ts, value in zip(d, (10.0, 11.0, 12.0)):
+            conn.execute(sa.text("INSERT INTO observations VALUES (1, :ts, :v)"), dict(ts=ts, v=value))
+        conn.execute(
+            sa.text("INSERT INTO forecasts (series_id, origin_ts, model, step, fit_id, target_ts, value, lower, upper, "
+                    "level, created_at) VALUES (1, :o, 'published', 1, 1, :t, 11.5, 11.0, 12.0, 0.8, :now)"),
+            dict(o=d[1], t=d[2], now=now),
+        )  # fmt: skip
+    db.upgrade(engine)
+    kinds = {
+        (c["name"]): type(c["type"]).__name__.upper()
+        for table in ("observations", "forecasts", "fits")
+        for c in sa.inspect(engine).get_columns(table)
+        if c["name"] in ("ts", "origin_ts", "target_ts", "train_start", "train_end")
+    }
+    assert set(kinds.values()) == ({"DATE"} if backend == "sqlite" else {"TIMESTAMP"}), kinds
+    obs, f, fits = schema.observations.c, schema.forecasts.c, schema.fits.c
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(obs.ts, obs.value).order_by(obs.ts)).all() == list(zip(d, (10.0, 11.0, 12.0)))
+        assert conn.execute(sa.select(fits.train_start, fits.train_end)).all() == [(d[0], d[1])]
+        assert conn.execute(sa.select(f.origin_ts, f.target_ts)).all() == [(d[1], d[2])]
+        errors = conn.execute(sa.select(schema.forecast_errors.c.target_ts, schema.forecast_errors.c.error)).all()
+        assert errors == [(d[2], 0.5)]
+        monthly = conn.execute(sa.select(schema.forecast_accuracy_monthly.c.month)).scalars().all()
+        assert monthly == ["2024-01"]
+    hours = [datetime(2024, 1, 1, 23), datetime(2024, 1, 2), datetime(2024, 1, 2, 1)]
+    with db.write_transaction(engine) as conn:
+        conn.execute(sa.insert(schema.observations), [dict(series_id=2, ts=t, value=1.0) for t in hours])
+    with pytest.raises(RuntimeError) as refused:
+        db.downgrade(engine, "0006")
+    assert str(refused.value) == (
+        "cannot downgrade below 0007: stamps within a day (hourly series) are stored (2 in observations.ts): a "
+        "date column cannot hold them; remove those series first"
+    )
+    assert db.current_revision(engine) == "0007"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.observations)).scalar() == 6
+    with db.write_transaction(engine) as conn:
+        conn.execute(sa.delete(schema.observations).where(obs.series_id == 2))
+    db.downgrade(engine, "0006")
+    with engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT ts FROM observations ORDER BY ts")).scalars().all()
+        assert [_day(v) for v in raw] == d and all(type(v) in (date, str) for v in raw)
+        assert [_day(v) for v in conn.execute(sa.text("SELECT target_ts FROM forecast_errors")).scalars()] == [d[2]]
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()

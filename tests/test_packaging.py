@@ -79,7 +79,7 @@ def test_the_wheel_installs_and_creates_a_database_anywhere(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=work)
     assert done.returncode == 0, done.stderr
-    assert "upgraded from empty to revision 0006 (head)" in done.stdout
+    assert "upgraded from empty to revision 0007 (head)" in done.stdout
     assert (work / "tickcast.db").exists()
     # `python -m tickcast` is the command, and the documented model API imports
     done = subprocess.run(

@@ -24,7 +24,8 @@ from .support.tables import ROWS_PER_STEP, fits_by_key, observations, series_row
 
 
 def values(dates, numbers) -> pd.Series:
-    return pd.Series(numbers, index=[date.fromisoformat(d) for d in dates], dtype="float64")
+    """A history as ``stored_values`` and ``as_series`` give it: indexed by its stamps."""
+    return pd.Series(numbers, index=pd.DatetimeIndex([pd.Timestamp(d) for d in dates]), dtype="float64")
 
 
 DAYS = ["2024-11-18", "2024-11-19", "2024-11-20", "2024-11-21", "2024-11-22"]
@@ -324,10 +325,7 @@ def test_stored_dates_a_rolling_source_no_longer_sends_are_kept_on_the_new_basis
     back, those up to the re-basing's last old-basis date times its factor, later ones as stored,
     the result sorted by date and the count of dates added back returned."""
     frame = pd.DataFrame({"ts": pd.to_datetime(["2024-01-05", "2024-01-03"]), "value": [50.0, 52.0]})
-    stored = pd.Series(
-        [100.0, 102.0, 104.0, 108.0, 110.0],
-        index=[date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)],
-    )
+    stored = values([f"2024-01-0{d}" for d in range(1, 6)], [100.0, 102.0, 104.0, 108.0, 110.0])
     merged, added = keep_unsent(frame, stored, Rebase(factor=0.5, through=date(2024, 1, 2)))
     assert added == 3  # 1st, 2nd (old basis) and 4th (after the split: as stored)
     assert [d.date() for d in merged["ts"]] == [date(2024, 1, d) for d in (1, 2, 3, 4, 5)]

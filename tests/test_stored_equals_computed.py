@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+from datetime import date, datetime
 
 import exchange_calendars
 import numpy as np
@@ -60,8 +60,19 @@ def walk(n: int, seed: int, start: str = "2021-01-04", freq: str = "B", level: f
     return pd.DataFrame({"date": pd.date_range(start, periods=n, freq=freq).strftime("%Y-%m-%d"), "value": values})
 
 
+def hourly(n: int, seed: int, start: str = "2024-01-01", level: float = 100.0) -> pd.DataFrame:
+    """``n`` hours with a daily cycle, a weekly one and noise, stamped ``YYYY-MM-DD HH:MM``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = level + 10 * np.sin(2 * np.pi * t / 24) + 3 * np.sin(2 * np.pi * t / 168) + rng.normal(0, 1, n)
+    return pd.DataFrame({"date": pd.date_range(start, periods=n, freq="h").strftime("%Y-%m-%d %H:%M"), "value": values})
+
+
 def expected_targets(origin: date, frequency: str, calendar: str | None, h: int) -> list[date]:
-    """Target dates computed apart from tickcast: an exchange's sessions, weekdays, or months."""
+    """Target stamps computed apart from tickcast: an exchange's sessions, weekdays, months, or
+    hours (each midnight a date, as stamps are)."""
+    if frequency == "H":
+        return [_as_date(pd.Timestamp(origin) + pd.Timedelta(hours=k)) for k in range(1, h + 1)]
     if frequency == "B" and calendar:
         sessions = exchange_calendars.get_calendar(calendar).sessions
         return [d.date() for d in sessions[sessions > pd.Timestamp(origin)][:h]]
@@ -100,13 +111,16 @@ def expected_factor(engine, series_id: int, origin: date, model: str, level: flo
         l=level,
     ):
         target = _as_date(target)
-        if _as_date(prev_origin) < target <= origin and target in actuals:  # scored, once
+        if pd.Timestamp(_as_date(prev_origin)) < pd.Timestamp(target) <= pd.Timestamp(origin) and target in actuals:
             excess += level - (1.0 if lower <= actuals[target] <= upper else 0.0)
     return min(max(prev_factor * math.exp(RATE * excess), 0.25), 4.0)
 
 
 def _as_date(value) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    """A stamp as read raw (SQLite's text, PostgreSQL's timestamp, a pandas Timestamp) the way tickcast
+    hands stamps around: a date at midnight, else a datetime."""
+    stamp = pd.Timestamp(str(value) if isinstance(value, str) else value)
+    return stamp.date() if stamp == stamp.normalize() else stamp.to_pydatetime()
 
 
 def assert_history_stored(engine, fit_id: int, model: AutoForecaster) -> None:
@@ -310,6 +324,39 @@ def test_per_series_fits_cold_then_warm_store_what_they_computed(tmp_path, make_
         r=second.run_id,
     )
     assert factors and factors[0][0] != 1.0  # scored forecasts moved it: the comparison above is not trivial
+
+
+def test_hourly_series_store_what_they_computed_hour_by_hour(tmp_path, make_settings, fresh_db, executor):
+    """An hourly series (its frequency inferred from the stamps), cold then warm, and a group of hourly
+    series: 48 steps an hour apart (M4's horizon), the model given a day and a week as seasons."""
+    model = small_model(full_retrain_days=365)
+    frames = {"load": hourly(24 * 30, 1)}
+    toml = replace_sample(write_world(tmp_path, frames, model, executor))
+    engine = fresh_db()
+    first = run_cycle(engine, make_settings(toml))
+    assert first.status == "ok"
+    assert rows(engine, "SELECT frequency FROM series WHERE key = 'csv:load'") == [("H",)]
+    assert check_run(engine, first.run_id) == 48
+    (blob,) = rows(engine, "SELECT weights FROM fits WHERE run_id = :r", r=first.run_id)[0]
+    assert published.load(bytes(blob)).season_length == (24, 168)
+    (origin,) = rows(engine, "SELECT DISTINCT origin_ts FROM forecasts")[0]
+    assert _as_date(origin) == datetime(2024, 1, 30, 23)  # the last hour stored
+    # Twelve more hours: a warm start, whose interval factor comes from the hours scored since.
+    frames["load"] = hourly(24 * 30 + 12, 1)
+    second = run_cycle(engine, make_settings(replace_sample(write_world(tmp_path, frames, model, executor))))
+    assert rows(engine, "SELECT mode FROM fits WHERE run_id = :r", r=second.run_id) == [("warm",)]
+    assert check_run(engine, second.run_id) == 48
+    scored = rows(engine, "SELECT count(*) FROM forecast_errors WHERE model = 'published' AND level = 0.8")
+    assert scored == [(12,)]  # the first run's forecasts of the twelve hours that came
+    # Three hourly series trained as one group.
+    group = small_model(training="group", group_min_series=3, full_retrain_days=365)
+    frames = {f"h{i}": hourly(24 * 20, 10 + i, level=50 + 20 * i) for i in range(3)}
+    toml = replace_sample(write_world(tmp_path, frames, group, executor))
+    summary = run_cycle(engine, make_settings(toml))
+    assert summary.status == "ok"
+    keys = rows(engine, "SELECT DISTINCT group_key FROM fits WHERE run_id = :r AND scope = 'group'", r=summary.run_id)
+    assert keys == [("H/(24, 168)",)]
+    assert check_run(engine, summary.run_id) == 3 * 48
 
 
 def test_a_group_fit_stores_what_its_model_computed_for_each_member(tmp_path, make_settings, fresh_db, executor):

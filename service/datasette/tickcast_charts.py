@@ -80,10 +80,16 @@ def path_d(points: list[tuple[float, float]]) -> str:
 
 
 def to_day(text) -> float | None:
+    """A stamp (``YYYY-MM-DD``, or with a time of day for an hourly series) as days since year 1."""
+    text = str(text).strip()
     try:
-        return float(dt.date.fromisoformat(str(text)[:10]).toordinal())
+        stamp = dt.datetime.fromisoformat(text).replace(tzinfo=None)
     except ValueError:
-        return None
+        try:
+            stamp = dt.datetime.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return stamp.toordinal() + (stamp - dt.datetime.combine(stamp.date(), dt.time())).total_seconds() / 86400
 
 
 def axes(x: Scale, y: Scale, x_ticks: list[tuple[float, str]], y_ticks: list[float], x_label: str, y_label: str):

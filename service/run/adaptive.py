@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
+from ..stamps import as_datetime
 
 FACTOR_BOUNDS = (0.25, 4.0)
 
@@ -67,7 +68,7 @@ def adaptive_interval_factors(
         (row.model, row.level, row.origin_ts): row.factor
         for row in conn.execute(
             sa.select(f.model, f.level, f.origin_ts, sa.func.max(f.interval_factor).label("factor"))
-            .where(f.series_id == series_id, f.origin_ts.in_(sorted(set(previous.values()))))
+            .where(f.series_id == series_id, f.origin_ts.in_(sorted(set(previous.values()), key=as_datetime)))
             .group_by(f.model, f.level, f.origin_ts)
         )
     }

@@ -25,6 +25,7 @@ from .. import schema
 from ..errors import TickcastError
 from ..frequencies import horizon, season_length
 from ..settings import SeriesSpec, Settings
+from ..stamps import as_datetime, canonical
 from ..status import FitMode, FitStatus, SeriesFit
 from .plan import Plan
 from .values import FitRecord, SeriesTask, forecaster_params, series_hash
@@ -74,19 +75,19 @@ def _series_plans(engine: Engine, settings: Settings, spec: SeriesSpec, row, run
                 .distinct()
             ).scalars()
         )
-    dates = [schema.stored_date(r.ts) for r in observed]
+    dates = [canonical(r.ts) for r in observed]
     values = [float(r.value) for r in observed]
     h = horizon(row.frequency, spec.horizon, settings.forecast.horizon)
     minimum = max(settings.forecast.min_length, MIN_LENGTH)
     newest = len(dates) - 1 - h  # the newest origin whose every target is observed
     origins = []
     for i in range(newest, minimum - 2, -h):
-        if request.since is not None and dates[i] < request.since:
+        if request.since is not None and as_datetime(dates[i]) < as_datetime(request.since):
             break
         origins.append(i)
         if request.origins is not None and len(origins) == request.origins:
             break
-    done_dates = {schema.stored_date(d) for d in done}
+    done_dates = {canonical(d) for d in done}
     season = season_length(row.frequency, spec.season_length)
     params = forecaster_params(settings.model, spec.key, season, h)
     fingerprint = series_hash(params, settings.model, settings.forecast, h)

@@ -30,8 +30,16 @@ from ..frequencies import infer_frequency
 from ..keys import parse_key
 from ..settings import SeriesSpec, Settings, SourceSettings
 from ..sources import SOURCES, Source, make_source
+from ..stamps import as_datetime
 from ..status import FetchStatus
-from .observations import count_rows, last_stored_date, stored_before, stored_values, upsert_observations
+from .observations import (
+    count_rows,
+    last_stored_date,
+    newest_stamps,
+    stored_before,
+    stored_values,
+    upsert_observations,
+)
 from .rebase import (
     Replacement,
     as_series,
@@ -42,7 +50,7 @@ from .rebase import (
     keep_unsent,
     replace_history,
 )
-from .validate import every_new_row_rejected, outlier_note, validate_observations
+from .validate import at_grain, every_new_row_rejected, outlier_note, validate_observations
 
 
 @dataclass
@@ -130,6 +138,15 @@ def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -
         )
 
 
+def hourly_grain(frequency: str | None, stamps: Sequence[date]) -> bool:
+    """Whether a series keeps one value per hour: its configured frequency says so, else its
+    ``stamps`` are an hour apart or less (``infer_frequency``): the newest ones stored, or those
+    fetched when fewer than three are stored (or the history is re-fetched in full)."""
+    if frequency is not None:
+        return frequency == "H"
+    return infer_frequency(stamps) == "H"
+
+
 def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
     """``overlap_days`` before the last stored date; None (all history) when that precedes year 1."""
     try:
@@ -154,19 +171,23 @@ class SeriesFetch:
         """Fetch, validate and store. Never raises for source or data problems."""
         spec, started, now = self.spec, time.perf_counter(), utcnow()
         with self.engine.connect() as conn:
-            last = last_stored_date(conn, self.series_id)
+            newest = newest_stamps(conn, self.series_id, 3)
+        last = newest[0] if newest else None
         since = None if last is None or self.full else refetch_start(last, self.fetching.overlap_days)
         if since is None and self.fetching.history_start:
             since = pd.Timestamp(self.fetching.history_start)
         try:
             faults.reached("fetch")
-            fetched = self.source.fetch(spec, since)
-            clean, notes = validate_observations(fetched, spec, now.date())
+            raw = self.source.fetch(spec, since)
+            stored = self.full or len(newest) < 3  # else what is stored says (a re-fetch in full: the source)
+            hourly = hourly_grain(spec.frequency, list(raw["ts"].dropna()) if stored else newest)
+            fetched = at_grain(raw, hourly)
+            clean, notes = validate_observations(fetched, spec, now.date(), hourly)
             if clean.empty and (last is None or self.full):
                 raise SourceError(f"{spec.key}: no valid observations" + (f" ({'; '.join(notes)})" if notes else ""))
             if every_new_row_rejected(fetched, clean, spec, last):
                 raise SourceError(f"{spec.key}: every new row was rejected ({'; '.join(notes)}); nothing stored")
-            replacement = None if last is None else self._replacement(clean, notes, last, now)
+            replacement = None if last is None else self._replacement(clean, notes, last, now, hourly)
         except SourceError as exc:
             error = cut(str(exc), MESSAGE_LIMIT)
             _record_failure(self.engine, self.series_id, error, now)
@@ -204,13 +225,15 @@ class SeriesFetch:
             recent = conn.execute(
                 sa.select(obs.ts).where(obs.series_id == self.series_id).order_by(obs.ts.desc()).limit(120)
             ).scalars()
-            values["frequency"] = infer_frequency(sorted(recent))
+            values["frequency"] = infer_frequency(sorted(recent, key=as_datetime))
         conn.execute(sa.update(schema.series).where(schema.series.c.id == self.series_id).values(**values))
         return count_rows(conn, self.series_id), last_stored_date(conn, self.series_id)
 
     # --- re-based histories (run/rebase.py) --------------------------------------------------------
 
-    def _replacement(self, clean: pd.DataFrame, notes: list[str], last: date, now: datetime) -> Replacement | None:
+    def _replacement(
+        self, clean: pd.DataFrame, notes: list[str], last: date, now: datetime, hourly: bool
+    ) -> Replacement | None:
         """The full history to store in place of the stored one: always with ``full`` (``clean`` is
         then the full history), else when the overlap shows a re-basing that the full history
         confirms. None: store ``clean`` as usual. Raises SourceError when the full history cannot be
@@ -218,16 +241,19 @@ class SeriesFetch:
         spec, full = self.spec, self.full
         window = refetch_start(last, self.fetching.overlap_days)
         with self.engine.connect() as conn:
-            stored = stored_values(conn, self.series_id, None if full or window is None else window.date())
+            stored = stored_values(conn, self.series_id, None if full or window is None else window)
         fetched = as_series(clean)
-        recent = (lambda s: s) if window is None else (lambda s: s[s.index >= window.date()])
+        recent = (lambda s: s) if window is None else (lambda s: s[s.index >= window])
         suspect = detect_rebase(recent(stored), recent(fetched))
         if suspect is None and not full:
             return None
         if not full:
             start = self.fetching.history_start
             clean, notes = validate_observations(
-                self.source.fetch(spec, pd.Timestamp(start) if start else None), spec, now.date()
+                at_grain(self.source.fetch(spec, pd.Timestamp(start) if start else None), hourly),
+                spec,
+                now.date(),
+                hourly,
             )
             if clean.empty:
                 raise SourceError(

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
+from ..stamps import canonical, stamp_text
 from .validate import OUTLIER_WINDOW
 
 
@@ -19,6 +20,14 @@ def last_stored_date(conn: Connection, series_id: int) -> date | None:
     return conn.execute(
         sa.select(sa.func.max(schema.observations.c.ts)).where(schema.observations.c.series_id == series_id)
     ).scalar()
+
+
+def newest_stamps(conn: Connection, series_id: int, n: int) -> list[date]:
+    """The ``n`` newest stored stamps of a series, newest first."""
+    obs = schema.observations.c
+    return list(
+        conn.execute(sa.select(obs.ts).where(obs.series_id == series_id).order_by(obs.ts.desc()).limit(n)).scalars()
+    )
 
 
 def count_rows(conn: Connection, series_id: int) -> int:
@@ -36,7 +45,7 @@ def stored_before(conn: Connection, series_id: int, clean: pd.DataFrame) -> np.n
     rows = (
         conn.execute(
             sa.select(obs.value)
-            .where(obs.series_id == series_id, obs.ts < clean["ts"].iloc[0].date())
+            .where(obs.series_id == series_id, obs.ts < canonical(clean["ts"].iloc[0]))
             .order_by(obs.ts.desc())
             .limit(OUTLIER_WINDOW // 2)
         )
@@ -51,18 +60,18 @@ def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -
     returns (new, revised).
 
     Existing values in the fetched span are read first, so an unchanged re-fetch writes nothing.
-    Rows go straight to the driver's executemany as ISO dates (no per-row ORM work): this is the
+    Rows go straight to the driver's executemany as ISO text (no per-row ORM work): this is the
     hot path of a first ingest."""
     if frame.empty:
         return 0, 0
-    days = frame["ts"].to_numpy().astype("datetime64[D]")
-    iso = days.astype(str).tolist()  # numpy formats datetime64[D] as YYYY-MM-DD, in C
+    iso = stamp_texts(frame["ts"].to_numpy())
     values = frame["value"].tolist()
     stored = {
-        ts.isoformat(): v
+        stamp_text(ts): v
         for ts, v in conn.execute(
             sa.select(schema.observations.c.ts, schema.observations.c.value).where(
-                schema.observations.c.series_id == series_id, schema.observations.c.ts >= days.min().item()
+                schema.observations.c.series_id == series_id,
+                schema.observations.c.ts >= frame["ts"].min().to_pydatetime(),
             )
         )
     }
@@ -77,7 +86,7 @@ def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -
         changed, revised = list(zip([series_id] * len(iso), iso, values)), 0
     if changed:
         # SQLite stores the ISO text as is (a CAST there would turn it into a number).
-        marks = "?, ?, ?" if conn.dialect.name == "sqlite" else "%s, CAST(%s AS DATE), %s"
+        marks = "?, ?, ?" if conn.dialect.name == "sqlite" else "%s, CAST(%s AS TIMESTAMP), %s"
         conn.exec_driver_sql(
             f"INSERT INTO observations (series_id, ts, value) VALUES ({marks}) "
             "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value",
@@ -86,14 +95,28 @@ def upsert_observations(conn: Connection, series_id: int, frame: pd.DataFrame) -
     return len(changed) - revised, revised
 
 
+def stamp_texts(stamps: np.ndarray) -> list[str]:
+    """datetime64 stamps as the ISO text ``stamp_text`` gives (a date at midnight, else date and
+    time), in C: numpy formats datetime64 itself."""
+    seconds = stamps.astype("datetime64[s]")
+    days = seconds.astype("datetime64[D]")
+    if (seconds == days).all():  # daily data: the common case
+        return days.astype(str).tolist()
+    times = np.char.replace(seconds.astype(str), "T", " ")
+    return np.where(seconds == days, days.astype(str), times).tolist()
+
+
 def stored_values(conn: Connection, series_id: int, since: date | None = None) -> pd.Series:
-    """The stored observations (from ``since``) as a float Series indexed by date."""
+    """The stored observations (from ``since``) as a float Series indexed by their stamps (a
+    DatetimeIndex: dates at midnight)."""
     obs = schema.observations.c
     query = sa.select(obs.ts, obs.value).where(obs.series_id == series_id)
     if since is not None:
         query = query.where(obs.ts >= since)
     rows = conn.execute(query.order_by(obs.ts)).all()
-    return pd.Series([r.value for r in rows], index=[r.ts for r in rows], dtype="float64")
+    return pd.Series(
+        [r.value for r in rows], index=pd.DatetimeIndex([pd.Timestamp(r.ts) for r in rows]), dtype="float64"
+    )
 
 
 def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[date | None, date | None, np.ndarray]:
@@ -110,4 +133,4 @@ def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[da
     values = np.fromiter((row[1] for row in reversed(rows)), dtype=np.float64, count=len(rows))
     if not rows:
         return None, None, values
-    return schema.stored_date(rows[-1][0]), schema.stored_date(rows[0][0]), values
+    return canonical(rows[-1][0]), canonical(rows[0][0]), values

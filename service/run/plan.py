@@ -44,6 +44,7 @@ from tickcast.models import MIN_LENGTH
 from .. import faults, schema
 from ..frequencies import FREQUENCIES, horizon, season_length
 from ..settings import ForecastSettings, ModelSettings, SeriesSpec
+from ..stamps import as_datetime
 from ..status import FitMode, FitScope, FitStatus, SeriesFit, Training
 from .observations import recent_values
 from .state import Candidate, FitState, fit_states, read_weights
@@ -91,7 +92,7 @@ class GroupPlan:
 Unit = Plan | GroupPlan
 
 
-def group_key(frequency: str | None, season: int) -> str | None:
+def group_key(frequency: str | None, season: int | tuple[int, ...]) -> str | None:
     """``M/12``: the group of a series of this frequency and season length; None for an unknown
     frequency (such a series trains alone)."""
     return f"{frequency}/{season}" if frequency in FREQUENCIES else None
@@ -233,7 +234,7 @@ class Planner:
 
     def _fresh(self, end, last_cold) -> bool:
         """A cold fit ending at ``last_cold`` may still be continued by a fit ending at ``end``."""
-        return (end - last_cold).days < self.model.full_retrain_days
+        return (as_datetime(end) - as_datetime(last_cold)).days < self.model.full_retrain_days
 
     def _series_task(self, c: Candidate, warm_blob: bytes | None = None) -> SeriesTask:
         return SeriesTask(
@@ -255,12 +256,12 @@ class Planner:
         params = forecaster_params(self.model, key, season, steps)
         fingerprint = group_hash(params, self.model, self.forecast, steps, [m.spec.key for m in members])
         base_id, last_cold = shared.base_id.get(fingerprint), shared.last_cold.get(fingerprint)
-        group_end = max(_end(m) for m in members)
+        group_end = max((_end(m) for m in members), key=as_datetime)
         kept = self._kept(members, fingerprint) if how == Training.AUTO else Training.GROUP
         if kept == Training.SERIES:
             colds = (m.state.last_cold.get(self._member_hash(m, fingerprint)) for m in members)
             decided = [d for d in colds if d is not None]
-            if decided and self._fresh(group_end, max(decided)):
+            if decided and self._fresh(group_end, max(decided, key=as_datetime)):
                 return [self.alone(m, fingerprint, key) for m in members if m.in_run]
             kept = None
         if kept == Training.GROUP and base_id is not None and all(m.up_to_date(fingerprint, base_id) for m in members):
@@ -304,8 +305,8 @@ class Planner:
             mode=mode,
             warm_started_from=base_id if warm_blob is not None else None,
             cell=self.model.forecaster.cell,
-            train_start=min(_start(m) for m in members),
-            train_end=max(_end(m) for m in members),
+            train_start=min((_start(m) for m in members), key=as_datetime),
+            train_end=max((_end(m) for m in members), key=as_datetime),
             n_obs=sum(m.record.n_obs or 0 for m in members),
             scope=FitScope.GROUP,
             group_key=key,

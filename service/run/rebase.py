@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import schema
+from ..stamps import canonical, stamp_text
 from .observations import upsert_observations
 
 CHANGED = 1e-6  # relative: a ratio this close to 1 is the same value (float noise, rounding)
@@ -46,7 +47,9 @@ MIN_MOVED = 2  # one moved value is a revision; two or more moved alike are a re
 @dataclass(frozen=True)
 class Rebase:
     factor: float  # new value / stored value, on the dates up to ``through``
-    through: date  # the newest stored date on the old basis: forecasts from origins up to it are rescaled
+    # the newest stored stamp (a date, or a time within a day) on the old basis: forecasts from
+    # origins up to it are rescaled
+    through: date
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,8 @@ class Replacement:
 
 
 def as_series(frame: pd.DataFrame) -> pd.Series:
-    """A clean frame (``ts``, ``value``) as a float Series indexed by date."""
-    return pd.Series(
-        frame["value"].to_numpy(dtype="float64"), index=pd.Index(frame["ts"].dt.date, dtype=object), dtype="float64"
-    )
+    """A clean frame (``ts``, ``value``) as a float Series indexed by its stamps (as ``stored_values``)."""
+    return pd.Series(frame["value"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(frame["ts"]), dtype="float64")
 
 
 def _ratios(stored: pd.Series, fetched: pd.Series) -> pd.Series:
@@ -95,13 +96,13 @@ def detect_rebase(stored: pd.Series, fetched: pd.Series) -> Rebase | None:
     if run < MIN_MOVED:
         return None
     leading = ratios.iloc[:run]
-    return Rebase(factor=float(np.median(leading.to_numpy())), through=leading.index[-1])
+    return Rebase(factor=float(np.median(leading.to_numpy())), through=canonical(leading.index[-1]))
 
 
 def confirm_rebase(stored: pd.Series, fetched: pd.Series, suspect: Rebase) -> Rebase | None:
     """``suspect`` if the full history shows it: most stored values up to ``suspect.through`` moved by
     its factor (old prices are rounded, so within 10 x AGREE); None for a revision of a few values."""
-    ratios = _ratios(stored.loc[stored.index <= suspect.through], fetched)
+    ratios = _ratios(stored.loc[stored.index <= pd.Timestamp(suspect.through)], fetched)
     if not len(ratios):
         return None
     alike = np.abs(ratios.to_numpy() / suspect.factor - 1) <= 10 * AGREE
@@ -120,12 +121,12 @@ def keep_unsent(frame: pd.DataFrame, stored: pd.Series, rebase: Rebase) -> tuple
     """``frame`` (the fetched history) with the stored dates it lacks added back: those up to
     ``rebase.through`` rescaled by its factor (they are on the old basis), later ones as stored.
     Returns the frame (sorted by date) and how many dates were added back."""
-    unsent = stored.loc[~stored.index.isin(set(frame["ts"].dt.date))]
+    unsent = stored.loc[~stored.index.isin(frame["ts"])]
     if not len(unsent):
         return frame, 0
-    old_basis = np.array([d <= rebase.through for d in unsent.index])
+    old_basis = np.asarray(unsent.index <= pd.Timestamp(rebase.through))
     values = np.where(old_basis, unsent.to_numpy() * rebase.factor, unsent.to_numpy())
-    kept = pd.DataFrame({"ts": pd.to_datetime(pd.Series(unsent.index, dtype=object)), "value": values})
+    kept = pd.DataFrame({"ts": unsent.index, "value": values})
     merged = pd.concat([frame[["ts", "value"]], kept], ignore_index=True)
     return merged.sort_values("ts").reset_index(drop=True), len(unsent)
 
@@ -166,7 +167,7 @@ def describe_replacement(replacement: Replacement, rescaled: int, full: bool) ->
     rebase = replacement.rebase
     if rebase is not None:
         head = (
-            f"history re-based by the source (a split or a dividend): values up to {rebase.through} moved "
+            f"history re-based by the source (a split or a dividend): values up to {stamp_text(rebase.through)} moved "
             f"by a factor of {rebase.factor:.6g}; replaced with the full history"
         )
     else:
@@ -178,7 +179,8 @@ def describe_replacement(replacement: Replacement, rescaled: int, full: bool) ->
     if replacement.kept:
         counts += (
             f"; kept {replacement.kept} stored value(s) the source no longer sends, those up to "
-            f"{rebase.through if rebase else '?'} rescaled by the factor (only ingest --full deletes history)"
+            f"{stamp_text(rebase.through) if rebase else '?'} rescaled by the factor (only ingest --full deletes "
+            "history)"
         )
     forecasts = f"; {rescaled} stored forecast(s) rescaled by the factor" if rescaled else ""
     return f"{head}{counts}{forecasts}; earlier fits are not continued (the next fit is cold)"

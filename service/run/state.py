@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import schema
 from ..settings import SeriesSpec
+from ..stamps import canonical
 from ..status import FitMode, FitStatus
 from .values import FitRecord
 
@@ -67,7 +68,7 @@ def fit_states(conn: Connection) -> dict[int | None, FitState]:
     ):
         base.setdefault(row.series_id, {})[row.settings_hash] = row.base_id
         if row.last_cold is not None:
-            cold.setdefault(row.series_id, {})[row.settings_hash] = schema.stored_date(row.last_cold)
+            cold.setdefault(row.series_id, {})[row.settings_hash] = canonical(row.last_cold)
     states = {}
     for series_id in set(latest) | set(base):
         newest_fit = latest.get(series_id)
@@ -96,7 +97,7 @@ class Candidate:
     spec: SeriesSpec
     series_id: int
     frequency: str | None
-    season_length: int
+    season_length: int | tuple[int, ...]
     values: np.ndarray
     state: FitState
     record: FitRecord

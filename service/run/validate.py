@@ -1,9 +1,11 @@
 """What counts as data: the checks every fetched observation passes before it is stored.
 
-Dropped, with a note in ``series.last_note``: missing values, text that is not a number, infinities,
-values beyond the accepted range, zero or negative prices and dates in the future; duplicate dates
-are collapsed. Kept, with a note: outliers. ``every_new_row_rejected`` tells a fetch whose new rows
-were all bad data (a failed fetch) from one that merely had nothing new.
+First the stamps are brought to the series' grain (``at_grain``): the hour for an hourly series,
+the date for every other. Dropped, with a note in ``series.last_note``: missing values, text that is
+not a number, infinities, values beyond the accepted range, zero or negative prices and stamps in
+the future; duplicate dates (or hours) are collapsed to their last bar. Kept, with a note:
+outliers. ``every_new_row_rejected`` tells a fetch whose new rows were all bad data (a failed fetch)
+from one that merely had nothing new.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 
 from ..errors import quoted
 from ..settings import SeriesSpec
+from ..stamps import stamp_text
 
 # The accepted range: |value| <= 1e15 (a thousand trillion). Above any price, rate or economic
 # aggregate tickcast is meant for (world GDP in dollars is about 1e14), and far below where float64
@@ -47,8 +50,21 @@ def bad_values(frame: pd.DataFrame, spec: SeriesSpec) -> dict[str, np.ndarray]:
     return bad
 
 
-def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) -> tuple[pd.DataFrame, list[str]]:
-    """Return the clean rows (sorted, one per date) and notes on what was dropped."""
+def at_grain(frame: pd.DataFrame, hourly: bool) -> pd.DataFrame:
+    """The fetched rows with their stamps at the series' grain: the hour (minutes and seconds
+    dropped) for an hourly series, the date (the time of day dropped) for every other. The rows keep
+    their time order, so the last row of an hour or a day is its last bar."""
+    stamps = frame["ts"].dt.floor("h") if hourly else frame["ts"].dt.normalize()
+    out = frame.assign(ts=stamps)
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def validate_observations(
+    frame: pd.DataFrame, spec: SeriesSpec, today: date, hourly: bool = False
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return the clean rows (sorted, one per stamp) and notes on what was dropped; ``frame`` is at
+    the series' grain (``at_grain``, hourly or not)."""
     notes = []
     if frame.attrs.get("unparseable_dates"):
         notes.append(f"dropped {frame.attrs['unparseable_dates']} row(s) with unparseable dates")
@@ -66,22 +82,23 @@ def validate_observations(frame: pd.DataFrame, spec: SeriesSpec, today: date) ->
         first = int(np.flatnonzero(bad["out_of_range"])[0])
         notes.append(
             f"refused {int(bad['out_of_range'].sum())} value(s) beyond the accepted range of "
-            f"±{MAX_MAGNITUDE:g} (e.g. {values[first]:g} on {frame['ts'].iloc[first]:%Y-%m-%d})"
+            f"±{MAX_MAGNITUDE:g} (e.g. {values[first]:g} on {stamp_text(frame['ts'].iloc[first])})"
         )
     if spec.price and bad["non_positive"].any():
         notes.append(f"dropped {int(bad['non_positive'].sum())} zero or negative price(s)")
     keep = np.isfinite(values) & ~bad["out_of_range"]
     if spec.price:
         keep &= ~bad["non_positive"]
-    # A bar dated tomorrow (UTC) can be today somewhere east of UTC; later than that is bad data.
-    future = (frame["ts"] > pd.Timestamp(today + timedelta(days=1))).to_numpy()
+    # A bar stamped tomorrow (UTC) can be today somewhere east of UTC; later than that is bad data.
+    future = (frame["ts"] >= pd.Timestamp(today + timedelta(days=2))).to_numpy()
     if future.any():
-        notes.append(f"refused {int(future.sum())} date(s) in the future")
+        notes.append(f"refused {int(future.sum())} {'stamp' if hourly else 'date'}(s) in the future")
     keep = keep & ~future
     clean = frame.loc[keep, ["ts", "value"]]
     duplicated = clean["ts"].duplicated(keep="last")
     if duplicated.any():
-        notes.append(f"collapsed {int(duplicated.sum())} duplicate date(s), keeping the last bar of each day")
+        what = "hour(s), keeping the last bar of each hour" if hourly else "date(s), keeping the last bar of each day"
+        notes.append(f"collapsed {int(duplicated.sum())} duplicate {what}")
         clean = clean[~duplicated]
     return clean.sort_values("ts").reset_index(drop=True), notes
 
@@ -114,6 +131,6 @@ def outlier_note(context: np.ndarray, clean: pd.DataFrame, last: date | None) ->
     first = int(flagged[0])
     return (
         f"kept {len(flagged)} outlier(s) more than {OUTLIER_FACTOR:g} times the size of the values around "
-        f"them (e.g. {clean['value'].iloc[first]:g} on {clean['ts'].iloc[first]:%Y-%m-%d}, "
+        f"them (e.g. {clean['value'].iloc[first]:g} on {stamp_text(clean['ts'].iloc[first])}, "
         f"{ratio[first]:.3g} times): check the source"
     )

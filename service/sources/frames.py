@@ -1,4 +1,5 @@
-"""Turning raw columns into the one shape every source returns: ``ts`` (midnight dates), ``value``.
+"""Turning raw columns into the one shape every source returns: ``ts`` (the stamps as read, times of
+day kept; validation brings them to the series' grain, a date or an hour), ``value``.
 
 Dates are read one way for the whole column, never cell by cell: ``08/05/2023`` is 8 May in a
 column that also holds ``28/06/2024``, and 5 August in one that holds ``06/28/2024``. Numeric
@@ -8,8 +9,10 @@ is ruled out (every number 12 or less, as in ``01/02/2024``), or that needs both
 error naming ``date_format``. Dates so read must keep the file's order (oldest or newest first): a
 column that jumps back and forth was misread, and is refused too. Never a silent guess.
 
-Rows are put in time order by their full timestamp before they become dates, so that the value of
-a day with several intraday bars is its last bar, whichever way the file is sorted.
+Rows are put in time order by their full timestamp, so that the value of a day (or an hour) with
+several bars is its last bar, whichever way the file is sorted. A timestamp with a UTC offset keeps
+its wall-clock time (the offset is dropped): a day is the local day, and an hourly series keeps its
+own clock, where its daily cycle lives.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def to_observations(
         ]
     frame = pd.DataFrame(
         {
-            "ts": ts.dt.normalize().to_numpy(),
+            "ts": ts.to_numpy(),
             "value": value.to_numpy(dtype="float64"),
             "text": raw.to_numpy(),
             "not_number": not_number.to_numpy(),

@@ -42,6 +42,7 @@ from tickcast.service.errors import ConfigError, SourceError
 from tickcast.service.frequencies import CODES as FREQUENCIES
 from tickcast.service.keys import parse_key
 from tickcast.service.run.ingest import ingest
+from tickcast.service.run.validate import at_grain
 from tickcast.service.settings import (
     ForecastSettings,
     ModelSettings,
@@ -757,8 +758,11 @@ def assert_observation_frame(frame: pd.DataFrame) -> None:
     assert list(frame.columns) == ["ts", "value"]
     assert pd.api.types.is_datetime64_dtype(frame["ts"]) and frame["value"].dtype == "float64"
     assert not frame["ts"].isna().any()
-    assert (frame["ts"] == frame["ts"].dt.normalize()).all()
     assert (frame["ts"] >= pd.Timestamp("0001-01-01")).all()
+    assert frame["ts"].is_monotonic_increasing  # in time order: the last row of an hour or a day is its last bar
+    for hourly in (False, True):  # the times of day kept: validation brings them to the series' grain
+        stamps = at_grain(frame, hourly)["ts"]
+        assert (stamps == (stamps.dt.floor("h") if hourly else stamps.dt.normalize())).all()
 
 
 @pytest.mark.parametrize("thorough", BUDGET)

@@ -161,14 +161,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from datetime import date
-
     from .run.backfill import Backfill
+    from .stamps import canonical
 
     try:
-        since = date.fromisoformat(args.since) if args.since else None
+        since = canonical(args.since) if args.since else None
     except ValueError:
-        _err(f"tickcast: --since must be a date YYYY-MM-DD, got {args.since!r}")
+        _err(
+            f"tickcast: --since must be a date YYYY-MM-DD (or, for hourly series, YYYY-MM-DD HH:MM), got {args.since!r}"
+        )
         return EXIT_USAGE
     request = Backfill(origins=args.origins, since=since)
     settings = _settings(args)
@@ -463,7 +464,11 @@ def build_parser() -> Parser:
     when.add_argument(
         "--origins", type=_positive_int, metavar="N", help="the newest N origins, one horizon apart, per series"
     )
-    when.add_argument("--since", metavar="DATE", help="every origin since DATE (YYYY-MM-DD), one horizon apart")
+    when.add_argument(
+        "--since",
+        metavar="DATE",
+        help="every origin since DATE (YYYY-MM-DD; YYYY-MM-DD HH:MM for hourly series), one horizon apart",
+    )
     p = command(
         "backup",
         cmd_backup,

@@ -89,7 +89,7 @@ COMMANDS: dict[str, tuple[str, str, list[str]]] = {
         [
             "KEY only these series (default: all active)",
             "--origins N the newest N origins, one horizon apart, per series",
-            "--since DATE every origin since DATE (YYYY-MM-DD), one horizon apart",
+            "--since DATE every origin since DATE (YYYY-MM-DD; YYYY-MM-DD HH:MM for hourly series), one horizon apart",
         ],
     ),
     "backup": (

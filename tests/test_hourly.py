@@ -170,3 +170,24 @@ def test_a_series_stored_day_by_day_stays_daily_until_re_read_in_full(world, cap
     assert len(rows) == 24 * 11 and rows[-1][0] == datetime(2024, 3, 11, 23)
     assert one(url, "SELECT frequency FROM series") == [("H",)]
     assert "history re-fetched in full and replaced" in capsys.readouterr().out
+
+
+def test_backfill_since_an_hour(world, capsys):
+    configure, csv, url = world
+    write_bars(csv, load(24 * 21 + 10))  # to 2024-03-22 09:00: origins 48 hours apart back from 03-20 09:00
+    argv = configure()
+    assert main([*argv, "run", "-q"]) == 0
+
+    def origins() -> list[str]:
+        return [o for (o,) in one(url, "SELECT DISTINCT origin_ts FROM forecasts WHERE backfilled = 1 ORDER BY 1")]
+
+    assert main([*argv, "backfill", "--since", "2024-03-18 09:01", "-q"]) == 0
+    assert origins() == ["2024-03-20 09:00:00"]
+    assert main([*argv, "backfill", "--since", "2024-03-18T09:00", "-q"]) == 0
+    assert origins() == ["2024-03-18 09:00:00", "2024-03-20 09:00:00"]
+    capsys.readouterr()
+    assert main([*argv, "backfill", "--since", "2024-03-18 25:00"]) == 2
+    assert capsys.readouterr().err == (
+        "tickcast: --since must be a date YYYY-MM-DD (or, for hourly series, YYYY-MM-DD HH:MM), "
+        "got '2024-03-18 25:00'\n"
+    )

@@ -92,6 +92,13 @@ def to_day(text) -> float | None:
     return stamp.toordinal() + (stamp - dt.datetime.combine(stamp.date(), dt.time())).total_seconds() / 86400
 
 
+def day_label(day: float, span: float) -> str:
+    """A tick's label: its date, and its time too when the chart spans less than three days (an
+    hourly series' recent past)."""
+    stamp = dt.datetime.fromordinal(int(day)) + dt.timedelta(days=day - int(day))
+    return stamp.strftime("%Y-%m-%d %H:%M" if span < 3 else "%Y-%m-%d")
+
+
 def axes(x: Scale, y: Scale, x_ticks: list[tuple[float, str]], y_ticks: list[float], x_label: str, y_label: str):
     parts = [
         f'<line class="axis" x1="{LEFT}" y1="{HEIGHT - BOTTOM}" x2="{WIDTH - RIGHT}" y2="{HEIGHT - BOTTOM}" '
@@ -173,7 +180,7 @@ def series_chart(rows: list[dict]) -> str | None:
     y_low, y_high = min(values), max(values)
     pad = (y_high - y_low) * 0.05
     y = Scale(y_low - pad, y_high + pad, HEIGHT - BOTTOM, TOP)
-    x_ticks = [(d, dt.date.fromordinal(int(d)).isoformat()) for d in nice_ticks(min(days), max(days), 5)]
+    x_ticks = [(d, day_label(d, max(days) - min(days))) for d in nice_ticks(min(days), max(days), 5)]
     parts = axes(x, y, x_ticks, nice_ticks(y_low - pad, y_high + pad), "date", "value")
     if band_points:
         outline = [(x(d), y(hi)) for d, _, hi in band_points] + [(x(d), y(lo)) for d, lo, _ in reversed(band_points)]

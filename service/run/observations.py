@@ -114,9 +114,8 @@ def stored_values(conn: Connection, series_id: int, since: date | None = None) -
     if since is not None:
         query = query.where(obs.ts >= since)
     rows = conn.execute(query.order_by(obs.ts)).all()
-    return pd.Series(
-        [r.value for r in rows], index=pd.DatetimeIndex([pd.Timestamp(r.ts) for r in rows]), dtype="float64"
-    )
+    index = pd.DatetimeIndex(pd.to_datetime([r.ts for r in rows])) if rows else pd.DatetimeIndex([])
+    return pd.Series([r.value for r in rows], index=index, dtype="float64")
 
 
 def recent_values(conn: Connection, series_id: int, max_points: int) -> tuple[date | None, date | None, np.ndarray]:

@@ -219,12 +219,16 @@ MODULES = {
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
         "service/run/ingest.py": ["tests/test_ingest.py"],
         "service/run/observations.py": [
+            "tests/test_stamps.py",
+            "tests/test_hourly.py",
             "tests/test_ingest.py",
             "tests/test_rebase.py",
             "tests/test_plan.py",
             "tests/test_stored_equals_computed.py",
         ],
         "service/run/validate.py": [
+            "tests/test_stamps.py",
+            "tests/test_hourly.py",
             "tests/test_ingest.py",
             "tests/reliability/test_data_limits.py",
             "tests/reliability/test_source_faults.py",
@@ -275,7 +279,22 @@ MODULES = {
         "service/sources/yahoo.py": SOURCE_TESTS,
         "service/sources/kind.py": SOURCE_TESTS,
         "service/sources/sample.py": SOURCE_TESTS,
+        # the terminal's tables: aligned text, CSV, JSON; units; stamps of hourly series
+        "service/tables.py": [
+            "tests/test_stamps.py",
+            "tests/test_queries.py",
+            "tests/test_cli_run.py",
+            "tests/test_cli.py",
+        ],
+        # stamps: a date or a time within a day, in Python, SQLite and PostgreSQL; hourly series end to end
+        "service/stamps.py": [
+            "tests/test_stamps.py",
+            "tests/test_hourly.py",
+            "tests/test_migrations.py",
+            "tests/test_stored_equals_computed.py",
+        ],
         "service/frequencies.py": [
+            "tests/test_stamps.py",
             "tests/test_frequencies.py",
             "tests/test_calendars.py",
             "tests/test_ingest.py",

@@ -97,19 +97,32 @@ def next_dates(last: date, frequency: str | None, steps: int, calendar: str | No
     return [(last_ts + off).date() for off in offsets]
 
 
+RECENT = 120  # the most recent stamps that say a series' frequency
+
+
+def hourly_spacing(gaps) -> bool:
+    """Whether gaps between stamps (a timedelta64 array, three stamps' worth or more) are an hour
+    apart or less in the median: hourly data (``infer_frequency``'s ``H``)."""
+    import numpy as np
+
+    hour = FREQUENCIES["H"].max_gap_days * 86400 * (1 + 1e-9)
+    return len(gaps) >= 2 and float(np.median(gaps.astype("timedelta64[s]").astype(float))) <= hour
+
+
 def infer_frequency(dates: Sequence[date]) -> str | None:
-    """The frequency whose spacing matches the median spacing of the most recent stamps (None when
-    fewer than three): an hour or less is ``H`` (data every 15 minutes is kept hour by hour); a few
-    bars a day count as daily, and daily data with weekend dates is ``D``, without ``B``."""
+    """The frequency whose spacing matches the median spacing of the most recent stamps (any order;
+    dates, datetimes or ISO text as SQLite stores them; None when fewer than three): an hour or less
+    is ``H`` (data every 15 minutes is kept hour by hour); a few bars a day count as daily, and
+    daily data with weekend dates is ``D``, without ``B``."""
     import numpy as np
     import pandas as pd
 
-    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-120:])).sort_values()
+    recent = pd.DatetimeIndex(pd.to_datetime(list(dates)[-RECENT:], format="ISO8601")).sort_values()
     if len(recent) < 3:
         return None
     gaps = np.diff(recent.values)
-    if np.median(gaps.astype("timedelta64[s]").astype(float)) <= FREQUENCIES["H"].max_gap_days * 86400 * (1 + 1e-9):
-        return "H"  # an hour or less
+    if hourly_spacing(gaps):
+        return "H"
     gap = float(np.median(gaps.astype("timedelta64[D]").astype(float)))  # whole days: a few bars a day are daily
     for f in FREQUENCY_TABLE[1:]:
         if gap <= f.max_gap_days:

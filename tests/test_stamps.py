@@ -150,12 +150,14 @@ def test_at_grain_keeps_the_last_bar_of_each_hour_or_day():
     stamps = ["2024-03-01 09:15", "2024-03-01 09:45", "2024-03-01 10:05", "2024-03-02 16:00"]
     raw = frame_of(stamps, [1, 2, 3, 4], unparseable_dates=1)
     spec = SeriesSpec(key="csv:x", source="csv", symbol="x")
-    hours, notes = validate_observations(at_grain(raw, True), spec, date(2024, 3, 5), hourly=True)
+    hours, notes = validate_observations(at_grain(raw.copy(), True), spec, date(2024, 3, 5), hourly=True)
     assert [stamp_text(t) for t in hours["ts"]] == ["2024-03-01 09:00:00", "2024-03-01 10:00:00", "2024-03-02 16:00:00"]
     assert hours["value"].tolist() == [2.0, 3.0, 4.0]
     assert "collapsed 1 duplicate hour(s), keeping the last bar of each hour" in notes
-    assert at_grain(raw, True).attrs == {"unparseable_dates": 1}  # what validation reads from the fetch
-    days, notes = validate_observations(at_grain(raw, False), spec, date(2024, 3, 5))
+    assert at_grain(raw.copy(), True).attrs == {"unparseable_dates": 1}  # what validation reads from the fetch
+    grained = at_grain(raw, True)
+    assert grained is raw and raw["ts"].dt.minute.eq(0).all()  # in place: the fetch is not copied
+    days, notes = validate_observations(at_grain(raw.copy(), False), spec, date(2024, 3, 5))
     assert [stamp_text(t) for t in days["ts"]] == ["2024-03-01", "2024-03-02"] and days["value"].tolist() == [3.0, 4.0]
     assert "collapsed 1 duplicate date(s), keeping the last bar of each day" not in notes
     assert "collapsed 2 duplicate date(s), keeping the last bar of each day" in notes
@@ -173,12 +175,26 @@ def test_stamps_after_tomorrow_are_refused_hours_and_dates_alike():
 
 
 def test_the_grain_is_the_frequency_when_known_else_what_the_stamps_say():
-    hours = [canonical(t) for t in pd.date_range("2024-03-01", periods=10, freq="h")]
-    days = list(pd.date_range("2024-03-01", periods=10, freq="D"))
-    assert hourly_grain(None, hours) and not hourly_grain(None, days)
-    assert hourly_grain(None, hours[::-1])  # newest first, as stored stamps are read
-    assert hourly_grain("H", days) and not hourly_grain("D", hours) and not hourly_grain("B", hours)
-    assert not hourly_grain(None, hours[:2])  # two stamps say nothing yet: a day
+    hours = pd.date_range("2024-03-01", periods=10, freq="h")
+    days = pd.date_range("2024-03-01", periods=10, freq="D")
+    fetched_hours, fetched_days = frame_of(hours, range(10)), frame_of(days, range(10))
+    stored_hours = [canonical(t) for t in hours[-3:][::-1]]  # the newest three, newest first, as read
+    stored_days = [canonical(t) for t in days[-3:][::-1]]
+    # nothing stored yet: the stamps fetched say
+    assert hourly_grain(None, [], fetched_hours) and not hourly_grain(None, [], fetched_days)
+    assert not hourly_grain(None, [], fetched_hours.iloc[:2])  # two stamps say nothing yet: a day
+    assert hourly_grain(None, [], fetched_hours.iloc[:3])
+    assert hourly_grain(None, stored_hours[:2], fetched_hours)  # fewer than three stored: the fetch
+    # stored: what is stored says, whatever the fetch brings, unless the history is re-fetched in full
+    assert hourly_grain(None, stored_hours, fetched_days) and not hourly_grain(None, stored_days, fetched_hours)
+    assert hourly_grain(None, stored_days, fetched_hours, full=True)
+    assert not hourly_grain(None, stored_hours, fetched_days, full=True)
+    # a configured frequency: always
+    assert hourly_grain("H", stored_days, fetched_days) and not hourly_grain("D", stored_hours, fetched_hours)
+    assert not hourly_grain("B", [], fetched_hours)
+    # the most recent fetched stamps decide: a history that turned hourly lately is hourly
+    turned = frame_of(list(days) + list(pd.date_range("2024-03-11", periods=200, freq="h")), range(210))
+    assert hourly_grain(None, [], turned)
 
 
 def test_a_table_column_with_times_shows_its_midnights_with_the_time_too():

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,11 +27,10 @@ from .. import faults, schema
 from ..clock import utcnow
 from ..db import write_transaction
 from ..errors import MESSAGE_LIMIT, SourceError, TickcastError, UnknownSeries, cut
-from ..frequencies import infer_frequency
+from ..frequencies import RECENT, hourly_spacing, infer_frequency
 from ..keys import parse_key
 from ..settings import SeriesSpec, Settings, SourceSettings
 from ..sources import SOURCES, Source, make_source
-from ..stamps import as_datetime
 from ..status import FetchStatus
 from .observations import (
     count_rows,
@@ -138,13 +138,17 @@ def _record_failure(engine: Engine, series_id: int, error: str, now: datetime) -
         )
 
 
-def hourly_grain(frequency: str | None, stamps: Sequence[date]) -> bool:
-    """Whether a series keeps one value per hour: its configured frequency says so, else its
-    ``stamps`` are an hour apart or less (``infer_frequency``): the newest ones stored, or those
-    fetched when fewer than three are stored (or the history is re-fetched in full)."""
+def hourly_grain(frequency: str | None, stored: Sequence[date], fetched: pd.DataFrame, full: bool = False) -> bool:
+    """Whether a series keeps one value per hour: its configured frequency says so, else its stamps
+    are an hour apart or less (as ``infer_frequency`` has it): the ``stored`` ones (the newest
+    three, any order), or the most recent ``fetched`` when fewer are stored or the history is
+    re-fetched in full (``full``)."""
     if frequency is not None:
         return frequency == "H"
-    return infer_frequency(stamps) == "H"
+    if full or len(stored) < 3:
+        stamps = fetched["ts"].to_numpy()[-RECENT:]  # in time order (sources sort them)
+        return hourly_spacing(np.diff(stamps[~np.isnat(stamps)]))
+    return infer_frequency(stored) == "H"
 
 
 def refetch_start(last: date, overlap_days: int) -> pd.Timestamp | None:
@@ -179,8 +183,7 @@ class SeriesFetch:
         try:
             faults.reached("fetch")
             raw = self.source.fetch(spec, since)
-            stored = self.full or len(newest) < 3  # else what is stored says (a re-fetch in full: the source)
-            hourly = hourly_grain(spec.frequency, list(raw["ts"].dropna()) if stored else newest)
+            hourly = hourly_grain(spec.frequency, newest, raw, self.full)
             fetched = at_grain(raw, hourly)
             clean, notes = validate_observations(fetched, spec, now.date(), hourly)
             if clean.empty and (last is None or self.full):
@@ -222,10 +225,11 @@ class SeriesFetch:
         )
         if self.spec.frequency is None and changed:
             obs = schema.observations.c
+            raw_ts = sa.type_coerce(obs.ts, sa.types.NullType())  # as stored: infer_frequency parses them at once
             recent = conn.execute(
-                sa.select(obs.ts).where(obs.series_id == self.series_id).order_by(obs.ts.desc()).limit(120)
+                sa.select(raw_ts).where(obs.series_id == self.series_id).order_by(obs.ts.desc()).limit(RECENT)
             ).scalars()
-            values["frequency"] = infer_frequency(sorted(recent, key=as_datetime))
+            values["frequency"] = infer_frequency(list(recent))
         conn.execute(sa.update(schema.series).where(schema.series.c.id == self.series_id).values(**values))
         return count_rows(conn, self.series_id), last_stored_date(conn, self.series_id)
 

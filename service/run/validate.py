@@ -51,13 +51,12 @@ def bad_values(frame: pd.DataFrame, spec: SeriesSpec) -> dict[str, np.ndarray]:
 
 
 def at_grain(frame: pd.DataFrame, hourly: bool) -> pd.DataFrame:
-    """The fetched rows with their stamps at the series' grain: the hour (minutes and seconds
-    dropped) for an hourly series, the date (the time of day dropped) for every other. The rows keep
-    their time order, so the last row of an hour or a day is its last bar."""
-    stamps = frame["ts"].dt.floor("h") if hourly else frame["ts"].dt.normalize()
-    out = frame.assign(ts=stamps)
-    out.attrs = dict(frame.attrs)
-    return out
+    """The fetched rows with their stamps at the series' grain, in place (and returned): the hour
+    (minutes and seconds dropped) for an hourly series, the date (the time of day dropped) for every
+    other. The rows keep their time order, so the last row of an hour or a day is its last bar."""
+    stamps = frame["ts"].to_numpy()
+    frame["ts"] = stamps.astype("datetime64[h]" if hourly else "datetime64[D]").astype(stamps.dtype)
+    return frame
 
 
 def validate_observations(

@@ -761,7 +761,7 @@ def assert_observation_frame(frame: pd.DataFrame) -> None:
     assert (frame["ts"] >= pd.Timestamp("0001-01-01")).all()
     assert frame["ts"].is_monotonic_increasing  # in time order: the last row of an hour or a day is its last bar
     for hourly in (False, True):  # the times of day kept: validation brings them to the series' grain
-        stamps = at_grain(frame, hourly)["ts"]
+        stamps = at_grain(frame.copy(), hourly)["ts"]
         assert (stamps == (stamps.dt.floor("h") if hourly else stamps.dt.normalize())).all()
 
 

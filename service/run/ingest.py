@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,10 +227,12 @@ class SeriesFetch:
         if self.spec.frequency is None and changed:
             obs = schema.observations.c
             raw_ts = sa.type_coerce(obs.ts, sa.types.NullType())  # as stored: infer_frequency parses them at once
-            recent = conn.execute(
-                sa.select(raw_ts).where(obs.series_id == self.series_id).order_by(obs.ts.desc()).limit(RECENT)
-            ).scalars()
-            values["frequency"] = infer_frequency(list(recent))
+            recent: list[Any] = list(
+                conn.execute(
+                    sa.select(raw_ts).where(obs.series_id == self.series_id).order_by(obs.ts.desc()).limit(RECENT)
+                ).scalars()
+            )
+            values["frequency"] = infer_frequency(recent)
         conn.execute(sa.update(schema.series).where(schema.series.c.id == self.series_id).values(**values))
         return count_rows(conn, self.series_id), last_stored_date(conn, self.series_id)
 

@@ -21,8 +21,6 @@ from datetime import date, datetime, time
 
 import sqlalchemy as sa
 
-Stamp = date  # a date, or a datetime within a day (datetime is a subclass of date)
-
 
 def canonical(value: date | datetime | str) -> date:
     """``value`` as a date when it is midnight, else as a naive datetime; ISO text is parsed."""

@@ -102,11 +102,11 @@ RECENT = 120  # the most recent stamps that say a series' frequency
 
 def hourly_spacing(gaps) -> bool:
     """Whether gaps between stamps (a timedelta64 array, three stamps' worth or more) are an hour
-    apart or less in the median: hourly data (``infer_frequency``'s ``H``)."""
+    apart or less in the median: hourly data (``infer_frequency``'s ``H``). An hour in days is
+    1/24 exactly as a float64 division gives it."""
     import numpy as np
 
-    hour = FREQUENCIES["H"].max_gap_days * 86400 * (1 + 1e-9)
-    return len(gaps) >= 2 and float(np.median(gaps.astype("timedelta64[s]").astype(float))) <= hour
+    return len(gaps) >= 2 and np.median(gaps) / np.timedelta64(1, "D") <= FREQUENCIES["H"].max_gap_days
 
 
 def infer_frequency(dates: Sequence[date]) -> str | None:

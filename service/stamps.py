@@ -69,6 +69,3 @@ class StampType(sa.types.TypeDecorator):
 
     def result_processor(self, dialect, coltype):
         return lambda value: None if value is None else canonical(value)
-
-    def literal_processor(self, dialect):
-        return lambda value: f"'{stamp_text(value)}'"

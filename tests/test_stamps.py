@@ -127,14 +127,26 @@ def test_hours_are_a_frequency_with_a_day_and_a_week_as_seasons():
 
 @pytest.mark.parametrize(
     "freq,expected",
-    [("h", "H"), ("15min", "H"), ("30min", "H"), ("90min", "B"), ("4h", "D"), ("B", "B"), ("D", "D"), ("MS", "M")],
+    [
+        ("h", "H"),  # an hour exactly
+        ("15min", "H"),
+        ("30min", "H"),
+        ("3601s", "B"),  # a second more than an hour: daily spacing (weekdays only, here)
+        ("61min", "B"),
+        ("90min", "B"),
+        ("bars", "B"),  # a trading day's bars at 09:30, 11:00 and 16:00
+        ("4h", "D"),
+        ("B", "B"),
+        ("D", "D"),
+        ("MS", "M"),
+    ],
 )
 def test_an_hour_apart_or_less_is_hourly_and_a_few_bars_a_day_are_daily(freq, expected):
-    stamps = pd.date_range("2024-01-01 09:00", periods=60, freq=freq)
-    if freq == "90min":  # a trading day's bars: 09:30 to 16:00, weekdays only
-        stamps = pd.DatetimeIndex(
-            [d + pd.Timedelta(minutes=m) for d in pd.bdate_range("2024-01-01", periods=20) for m in (570, 660, 960)]
-        )
+    if freq == "bars":
+        days = pd.bdate_range("2024-01-01", periods=20)
+        stamps = pd.DatetimeIndex([d + pd.Timedelta(minutes=m) for d in days for m in (570, 660, 960)])
+    else:
+        stamps = pd.date_range("2024-01-01 09:00", periods=60, freq=freq)
     assert infer_frequency(list(stamps)) == expected
     mixed = [canonical(t) for t in stamps]  # as stored: an hourly series' midnights are dates
     assert infer_frequency(mixed) == expected

@@ -77,10 +77,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine = make_engine(settings.db_url, busy_timeout=settings.busy_timeout)
     before, after = upgrade(engine)
     repaired = repair(engine)
-    ids = sync_series(engine, settings.series)
+    stored = sync_series(engine, settings.series)
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
     fixed = f"; schema drift repaired: {', '.join(repaired)}" if repaired else ""
-    print(f"database {describe(engine)}: {state} revision {after} (head){fixed}; {len(ids)} series configured")
+    kept = len(stored) - len(settings.series)  # series no longer configured: inactive, their data kept
+    others = f" ({kept} more no longer configured, their data kept)" if kept else ""
+    print(
+        f"database {describe(engine)}: {state} revision {after} (head){fixed}; "
+        f"{len(settings.series)} series configured{others}"
+    )
     return EXIT_OK
 
 

@@ -371,7 +371,9 @@ MODULES = {
         "service/cli.py": [
             "tests/test_cli_help.py",
             "tests/test_cli_serve_browse.py",
+            "tests/test_cli_ingest.py",
             "tests/test_cli_run.py",
+            "tests/test_hourly.py",
             "tests/test_backup_api.py",
             "tests/test_cli.py",
             "tests/test_accuracy.py",

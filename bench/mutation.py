@@ -372,6 +372,7 @@ MODULES = {
             "tests/test_cli_help.py",
             "tests/test_cli_serve_browse.py",
             "tests/test_cli_ingest.py",
+            "tests/test_cli_outputs.py",
             "tests/test_cli_run.py",
             "tests/test_hourly.py",
             "tests/test_backup_api.py",

@@ -219,3 +219,87 @@ def test_with_debug_an_internal_error_raises_for_its_traceback(monkeypatch, tmp_
     failing(monkeypatch, ValueError("boom"))
     with pytest.raises(ValueError, match="boom"):
         main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "health"])
+
+
+def test_a_write_command_waits_for_another_writer_only_as_long_as_configured(world, capsys, tmp_path):
+    """`ingest` opens the database to write with the configured busy timeout, and a read command
+    that must first upgrade an older database waits the same."""
+    from tickcast.service import db
+
+    base, url = world
+    config = tmp_path / "t.toml"
+    config.write_text(config.read_text() + "\n[service]\nbusy_timeout_minutes = 0.01\n")  # 0.6 s
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = make_engine(older)
+    db.upgrade(engine, "0006")
+    engine.dispose()
+    for argv, path in (([*base, "ingest"], url), (["--db", older, "--config", str(config), "forecasts"], older)):
+        holder = sqlite3.connect(path.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(20, holder.rollback)  # never forever, whatever the command does
+        release.start()
+        try:
+            started = time.monotonic()
+            code = main(argv)
+            waited = time.monotonic() - started
+        finally:
+            release.cancel()
+            holder.rollback()
+            holder.close()
+        err = capsys.readouterr().err
+        assert code == 1 and waited < 15 and "locked" in err, (argv, code, waited, err)
+
+
+def test_a_long_reason_is_cut_to_one_bounded_line(monkeypatch, capsys, tmp_path):
+    from tickcast.service.errors import MESSAGE_LIMIT, cut
+
+    reason = "x" * (5 * MESSAGE_LIMIT)
+    failing(monkeypatch, TickcastError(reason))
+    assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "health"]) == 1
+    err = capsys.readouterr().err
+    assert err == cut(f"tickcast: {reason}", 2 * MESSAGE_LIMIT) + "\n" and len(err) < 3 * MESSAGE_LIMIT
+
+
+def test_a_reader_that_leaves_is_not_an_error(monkeypatch, capsys, tmp_path):
+    """`tickcast forecasts | head`: the pipe closes, the command ends quietly with 0, and anything
+    it would still write goes nowhere instead of raising again at exit."""
+    import os
+    import sys
+
+    read_end, write_end = os.pipe()
+    out = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", out)
+    failing(monkeypatch, BrokenPipeError())
+    try:
+        assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "health"]) == 0
+        os.write(write_end, b"after")  # the descriptor is /dev/null now: the pipe gets nothing
+        assert os.read(read_end, 10) == b""  # and has no writer left: end of file
+    finally:
+        out.close()
+        os.close(read_end)
+    assert capsys.readouterr().err == ""
+
+
+def test_points_must_be_a_positive_integer(world, capsys):
+    base, _ = world
+    capsys.readouterr()
+    for text in ("abc", "0", "-3", "1.5"):
+        with pytest.raises(SystemExit) as exited:
+            main([*base, "plot", "csv:a", "-o", "x.png", "--points", text])
+        assert exited.value.code == 2
+        assert capsys.readouterr().err == (
+            f"tickcast: argument --points: expected a positive integer, got {text!r} (see 'tickcast --help')\n"
+        )
+
+
+def test_run_of_keys_without_forecasts_says_so_when_others_have_some(world, capsys, tmp_path):
+    base, _ = world
+    (tmp_path / "short.csv").write_text("date,value\n2023-01-02,1.0\n2023-01-03,2.0\n")
+    config = tmp_path / "t.toml"
+    config.write_text(
+        config.read_text().replace("[model]", '[[series]]\nkey = "csv:short"\npath = "short.csv"\n[model]')
+    )
+    capsys.readouterr()
+    assert main([*base, "run", "csv:short"]) in (0, 3)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "no forecasts yet"  # csv:a's forecasts are not csv:short's

@@ -255,7 +255,8 @@ def bare_root():
     def empty() -> logging.Logger:
         saved[:] = root.handlers
         root.handlers.clear()
-        logging.getLogger("tickcast").setLevel(logging.NOTSET)  # as set by no earlier command
+        for name in ("tickcast", "yfinance"):  # as set by no earlier command
+            logging.getLogger(name).setLevel(logging.NOTSET)
         return root
 
     yield empty
@@ -281,3 +282,36 @@ def test_the_command_lines_log_is_warnings_on_stderr_with_time_level_and_logger(
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING tickcast\.test: disk full", lines[0])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CRITICAL yfinance: a crash", lines[1])
     assert root.level == logging.WARNING
+
+
+def test_sigterm_during_tickcast_run_stops_it_after_the_series_in_progress(
+    world, restored, capsys, make_series, monkeypatch
+):
+    """`tickcast run` in this process, sent a real SIGTERM as soon as its handler is in place: it
+    says so, finishes what it is doing, stops, and exits 1 with the line that the next run does the
+    rest; the next run does."""
+    base, url = world
+    for name in "bcdef":
+        make_series(name, 100 + np.arange(150.0), dates=pd.bdate_range("2022-01-03", periods=150))
+    config = base[3]
+    with open(config) as f:
+        toml = f.read()
+    extra = "".join(f'[[series]]\nkey = "csv:{n}"\npath = "{n}.csv"\n' for n in "bcdef")
+    with open(config, "w") as f:
+        f.write(toml.replace("[model]", extra + "[model]"))
+    thread = sigterm_when(lambda: True, seconds=60)
+    assert main([*base, "run"]) == 1
+    thread.join()
+    out, err = capsys.readouterr()
+    assert (
+        "tickcast: SIGTERM: finishing the series in progress, then stopping (at most 10 s; a second signal stops at "
+        "once)"
+    ) in err.splitlines(), err
+    (summary,) = [line for line in out.splitlines() if line.startswith("run 1: ")]
+    assert err.rstrip().endswith(
+        "tickcast: run 1 stopped early; finished series are stored, the next run does the rest"
+    ), err
+    assert "6 trained" not in summary
+    cancel_grace_timer()
+    no_stop_requested(monkeypatch)  # that stop is over (a process runs once; this one runs twice)
+    assert main([*base, "run", "-q"]) == 0  # the next run does the rest

@@ -19,6 +19,8 @@ The copy lives in ``build/mutation/`` (the repository's folders under the one im
     python bench/mutation.py --module service/sources --out mutation-sources   # one folder
     python bench/mutation.py --module service/run/tasks.py --recheck --out mutation-tasks   # and survivors again
     python bench/mutation.py --module service/run/tasks.py --report --recheck --out mutation-tasks  # the last run's
+    python bench/mutation.py --module service/cli.py --report --recheck --tests tests/test_cli_help.py \
+        --out mutation-cli  # the survivors against the tests written since, only
 
 Writes ``bench/results/mutation.md`` (score per module, every surviving mutant's diff; ``--out``
 names another file), or with ``--compare`` ``bench/results/mutation-tools.md``.
@@ -506,6 +508,11 @@ def main(argv=None) -> int:
         "its module's tests as they are now (mutmut runs only the tests its coverage run saw reach the function)",
     )
     parser.add_argument(
+        "--tests",
+        help="with --recheck: run the survivors again against these test files only (comma-separated), e.g. the "
+        "ones written after the run; mutmut already ran the others that reach each mutant",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="only write the results of the last run in build/mutation (one stopped before the end included)",
@@ -523,9 +530,12 @@ def main(argv=None) -> int:
     }
     if not modules:
         parser.error(f"--module {args.module}: not among the modules of {', '.join(groups)}")
+    only = [t.strip() for t in args.tests.split(",")] if args.tests else None
+    if only is not None and not args.recheck:
+        parser.error("--tests goes with --recheck")
     if args.report:
         if args.recheck:
-            recheck(modules, args.max_children)
+            recheck(modules, args.max_children, only)
         equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
         write(results(), equivalent, [], modules, args.out)
         return 0
@@ -539,7 +549,7 @@ def main(argv=None) -> int:
         print("mutation: mutmut failed (output above)", file=sys.stderr)
         return 1
     if args.recheck:
-        recheck(modules, args.max_children)
+        recheck(modules, args.max_children, only)
     status = results()
     equivalent = tomllib.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     timings = [{"tool": "mutmut", "module": "all", "mutants": len(status), "seconds": seconds}]
@@ -551,7 +561,7 @@ def main(argv=None) -> int:
 SURVIVED, NO_TESTS = 0, 33
 
 
-def recheck(modules: dict[str, list[str]], max_children: int) -> None:
+def recheck(modules: dict[str, list[str]], max_children: int, only: list[str] | None = None) -> None:
     """Run each survivor (and each mutant no test reached in mutmut's coverage run: code that tests
     run in a subprocess or a worker process) again, against all of its module's tests, with the
     tests as they are now; record the exit codes where mutmut reads them. mutmut picks the tests of
@@ -562,11 +572,13 @@ def recheck(modules: dict[str, list[str]], max_children: int) -> None:
     shutil.copytree(ROOT / "tests", mutants / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for module, tests in modules.items():
+        tests = tests if only is None else only
         meta_path = mutants / "tickcast" / f"{module}.meta"
         if not meta_path.exists():
             raise SystemExit(f"mutation: --recheck: {module} has no run in {WORK.relative_to(ROOT)}")
         meta = json.loads(meta_path.read_text())
         codes = meta["exit_code_by_key"]
+        # only some tests: a mutant no test reached stays so unless they kill it (the rest never ran it)
         todo = [name for name, code in codes.items() if code in (SURVIVED, NO_TESTS)]
         print(f"{module}: {len(todo)} survivors run again against {len(tests)} test files", flush=True)
 
@@ -587,18 +599,27 @@ def recheck(modules: dict[str, list[str]], max_children: int) -> None:
         with ThreadPoolExecutor(max_children) as pool:  # one pytest process per mutant, side by side
             for name, code in pool.map(run_again, todo):
                 if code == 0 and codes[name] == NO_TESTS:
-                    code = SURVIVED  # a test reached it now, and passed
+                    code = SURVIVED if only is None else NO_TESTS  # a test reached it now, and passed
                 codes[name] = code
                 print(f"  {name}: {'survived' if code == SURVIVED else 'killed'}", flush=True)
         meta_path.write_text(json.dumps(meta))
     marks = json.loads(RECHECKED.read_text()) if RECHECKED.exists() else {}
-    RECHECKED.write_text(json.dumps(marks | {module: time.strftime("%Y-%m-%d %H:%M") for module in modules}))
+    when = time.strftime("%Y-%m-%d %H:%M") + ("" if only is None else "|" + ", ".join(only))
+    RECHECKED.write_text(json.dumps(marks | {module: when for module in modules}))
 
 
 def _rechecked(modules: dict) -> str | None:
     """When the survivors of every module of the report were run again (``recheck``), else None."""
     marks = json.loads(RECHECKED.read_text()) if RECHECKED.exists() else {}
     return max(marks[m] for m in modules) if modules and all(m in marks for m in modules) else None
+
+
+def _rechecked_against(mark: str) -> str:
+    """What a recheck ran the survivors against: every test of the module, or the ones named."""
+    when, _, only = mark.partition("|")
+    if not only:
+        return f"all of its module's tests as they were on {when}"
+    return f"{only} as they were on {when} (tests written after the run; mutmut had run the others that reach it)"
 
 
 def compare() -> int:
@@ -659,7 +680,7 @@ def write(status: dict[str, str], equivalent: dict, timings: list[dict], modules
         *(
             [
                 "Every survivor (and every mutant whose function no test reached in mutmut's own process) was "
-                f"then run again, directly, against all of its module's tests as they were on {rechecked} "
+                f"then run again, directly, against {_rechecked_against(rechecked)} "
                 "(`--recheck`).",
                 "",
             ]

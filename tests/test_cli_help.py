@@ -188,6 +188,8 @@ def test_each_command_says_what_it_does_its_options_and_an_example(command, caps
         assert text in flat(rest), text
     assert "\nexample:\n  tickcast " in out
     assert examples(out) == EXAMPLES[command]
+    if command == "backup":  # the example for a container, flags and all
+        assert "(in Docker: docker compose exec -T tickcast tickcast backup - > tickcast.db)" in out
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -233,3 +235,11 @@ def test_version(capsys):
     from tickcast import __version__
 
     assert help_of(["--version"], capsys) == f"tickcast {__version__}\n"
+
+
+def test_a_port_is_a_number(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exited:  # (a database that is not there: nothing is ever served)
+        main(["--db", f"sqlite:///{tmp_path / 'none.db'}", "browse", "--port", "web"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "tickcast: argument --port: invalid int value: 'web' (see 'tickcast --help')\n"
+    assert cli.build_parser().parse_args(["browse", "--port", "8123"]).port == 8123

@@ -190,6 +190,12 @@ def failing(monkeypatch, error: BaseException) -> None:
             1,
             "tickcast: database error: disk I/O error",
         ),
+        (sa.exc.ArgumentError("could not parse the URL"), 1, "tickcast: database error: could not parse the URL"),
+        (
+            ValueError("y" * 300),
+            70,
+            f"tickcast: internal error: {('ValueError: ' + 'y' * 300)[:200]} (set TICKCAST_DEBUG=1 for the traceback)",
+        ),
         (
             PermissionError(13, "Permission denied", "/srv/tickcast.db"),
             1,

@@ -219,7 +219,7 @@ MODULES = {
     "service": {
         "service/lease.py": ["tests/test_pipeline.py", "tests/test_lease_alive.py"],
         "service/run/store.py": ["tests/test_stored_equals_computed.py", "tests/test_pipeline.py"],
-        "service/run/ingest.py": ["tests/test_ingest.py"],
+        "service/run/ingest.py": ["tests/test_ingest.py", "tests/test_hourly.py", "tests/test_stamps.py"],
         "service/run/observations.py": [
             "tests/test_stamps.py",
             "tests/test_hourly.py",
@@ -236,7 +236,7 @@ MODULES = {
             "tests/reliability/test_source_faults.py",
             "tests/reliability/test_bad_input.py",
         ],
-        "service/run/rebase.py": ["tests/test_rebase.py"],
+        "service/run/rebase.py": ["tests/test_rebase.py", "tests/test_hourly.py"],
         "service/accuracy.py": ["tests/test_accuracy_ledger.py", "tests/test_accuracy.py", "tests/test_cli.py"],
         "service/run/plan.py": [
             "tests/test_plan.py",

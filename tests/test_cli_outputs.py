@@ -135,22 +135,29 @@ def test_plot_zooms_on_the_points_asked_for_and_says_where_it_wrote(world, capsy
     assert pngs[0] != pngs[1]  # another zoom: another picture
 
 
-def test_init_waits_for_another_writer_only_as_long_as_configured(world, capsys, tmp_path):
-    base, url = world
-    config = tmp_path / "t.toml"
-    config.write_text(config.read_text() + "\n[service]\nbusy_timeout_minutes = 0.01\n")  # 0.6 s
+def while_locked(url: str, argv: list[str]) -> tuple[int, float]:
+    """``main(argv)`` while another connection holds the SQLite file's write lock (released after
+    20 s whatever the command does, so a command that waits too long fails its test, never hangs);
+    its exit code and the seconds it took."""
     holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
-    release = threading.Timer(20, holder.rollback)  # never forever, whatever init does
+    release = threading.Timer(20, holder.rollback)
     release.start()
     try:
         started = time.monotonic()
-        code = main([*base, "init"])
-        waited = time.monotonic() - started
+        code = main(argv)
+        return code, time.monotonic() - started
     finally:
         release.cancel()
         holder.rollback()
         holder.close()
+
+
+def test_init_waits_for_another_writer_only_as_long_as_configured(world, capsys, tmp_path):
+    base, url = world
+    config = tmp_path / "t.toml"
+    config.write_text(config.read_text() + "\n[service]\nbusy_timeout_minutes = 0.01\n")  # 0.6 s
+    code, waited = while_locked(url, [*base, "init"])
     err = capsys.readouterr().err
     assert code == 1 and waited < 15, (code, waited, err)
     assert err.startswith("tickcast: ") and "locked" in err and err.count("\n") == 1
@@ -240,18 +247,7 @@ def test_a_write_command_waits_for_another_writer_only_as_long_as_configured(wor
     db.upgrade(engine, "0006")
     engine.dispose()
     for argv, path in (([*base, "ingest"], url), (["--db", older, "--config", str(config), "forecasts"], older)):
-        holder = sqlite3.connect(path.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")
-        release = threading.Timer(20, holder.rollback)  # never forever, whatever the command does
-        release.start()
-        try:
-            started = time.monotonic()
-            code = main(argv)
-            waited = time.monotonic() - started
-        finally:
-            release.cancel()
-            holder.rollback()
-            holder.close()
+        code, waited = while_locked(path, argv)
         err = capsys.readouterr().err
         assert code == 1 and waited < 15 and "locked" in err, (argv, code, waited, err)
 

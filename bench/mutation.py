@@ -283,6 +283,7 @@ MODULES = {
         "service/sources/sample.py": SOURCE_TESTS,
         # the terminal's tables: aligned text, CSV, JSON; units; stamps of hourly series
         "service/tables.py": [
+            "tests/test_tables.py",
             "tests/test_stamps.py",
             "tests/test_queries.py",
             "tests/test_cli_run.py",

@@ -69,6 +69,8 @@ def render(
     """Rows as text. ``formatters`` (table format only) turn a column's values into display strings;
     such columns are right-aligned like numbers. A column that holds times of day (the stamps of an
     hourly series) shows its dates at midnight the same way (``YYYY-MM-DD 00:00``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     rows = _on_the_clock(rows, columns)
     if fmt == "json":
         return json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2)

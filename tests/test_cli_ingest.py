@@ -133,3 +133,49 @@ def test_backfill_says_how_many_series_it_filled_had_nothing_left_or_failed(worl
     out, err = capsys.readouterr()
     assert summary.fullmatch(out.strip()).groups() == ("3", "ok", "0", "1", "0")
     assert err.splitlines()[0].startswith("run 3 (backfill)")  # its progress, unless -q
+
+
+def test_a_backfill_in_which_a_fit_fails_counts_it_names_it_and_exits_partial(world, capsys, monkeypatch):
+    from tickcast.models import AutoForecaster
+
+    configure, _ = world
+    argv = configure("good", "noted", "third")
+    rng = np.random.default_rng(5)
+    dates = pd.bdate_range("2023-01-02", periods=120)
+    config_dir = os.path.dirname(argv[3])
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "value": 70 + np.cumsum(rng.normal(0, 1, 120))}).to_csv(
+        os.path.join(config_dir, "third.csv"), index=False
+    )
+    with open(argv[3], "a") as config:  # fits in this process, where the fault below is planted
+        config.write("\n[service]\nworkers = 1\n")
+    assert main([*argv, "run", "-q"]) == 0
+    assert main([*argv, "backfill", "--origins", "1", "-q", "csv:third"]) == 0  # third: nothing left to fill
+    capsys.readouterr()
+    real_fit, real_each = AutoForecaster.fit, AutoForecaster.fit_each
+
+    def noted(y) -> bool:  # csv:noted's values are whole numbers, the others' are not
+        return bool(np.all(np.mod(np.asarray(y, dtype=float), 1.0) == 0.0))
+
+    def fit(self, y, *args, **kwargs):
+        if noted(y):
+            raise FloatingPointError("overflow in the fit")
+        return real_fit(self, y, *args, **kwargs)
+
+    def fit_each(self, ys, *args, **kwargs):  # a batch's failure is fitted again alone, by fit
+        models = real_each(self, ys, *args, **kwargs)
+        return [FloatingPointError("overflow") if noted(y) else m for y, m in zip(ys, models)]
+
+    monkeypatch.setattr(AutoForecaster, "fit", fit)
+    monkeypatch.setattr(AutoForecaster, "fit_each", fit_each)
+    assert main([*argv, "backfill", "--origins", "1", "-q"]) == 3  # some failed: partial
+    out, err = capsys.readouterr()
+    assert re.fullmatch(
+        r"backfill run \d+: partial \(1 series backfilled, 1 had nothing left to fill, 1 failed\) "
+        r"in \d+\.\d s; see `tickcast accuracy`",
+        out.strip(),
+    ), out
+    assert err.splitlines() == ["tickcast: FloatingPointError: overflow in the fit"]
+    assert main([*argv, "backfill", "--origins", "1", "-q", "csv:noted"]) == 1  # every series failed
+    out, err = capsys.readouterr()
+    assert re.match(r"backfill run \d+: failed \(0 series backfilled, 0 had nothing left to fill, 1 failed\)", out)
+    assert err.splitlines() == ["tickcast: FloatingPointError: overflow in the fit"]

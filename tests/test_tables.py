@@ -61,3 +61,22 @@ def test_csv_and_json_keep_the_stored_numbers():
         {"k": "a", "x": 1.23456789, "bad": None, "d": "2024-03-01", "none": None}
     ]
     assert render(rows, columns, "json").startswith('[\n  {\n    "k"')  # indented for people too
+
+
+def test_the_default_format_is_the_aligned_table():
+    rows = [{"k": "a", "n": 1.0}]
+    assert render(rows, ["k", "n"]) == render(rows, ["k", "n"], "table") == "k     n\n-  ----\na  1.00"
+    with pytest.raises(ValueError, match="unknown format 'jsno' \\(known: table, csv, json\\)"):
+        render(rows, ["k", "n"], "jsno")
+
+
+def test_a_table_keeps_the_alignment_at_the_start_of_a_line_and_no_trailing_spaces():
+    rows = [{"n": 1.0, "k": "a"}, {"n": 100.0, "k": "bbbb"}]
+    assert render(rows, ["n", "k"]).split("\n") == ["     n  k", "------  ----", "  1.00  a", "100.00  bbbb"]
+
+
+@pytest.mark.parametrize("last", ["ends in a space ", "ends in X", "plain"])
+def test_csv_is_unix_lines_ending_exactly_with_the_last_value(last):
+    rows = [{"k": "a", "note": "first"}, {"k": "b", "note": last}]
+    text = render(rows, ["k", "note"], "csv")
+    assert text == f"k,note\na,first\nb,{last}"  # no \r, no newline after the last row, the value whole

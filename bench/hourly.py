@@ -148,9 +148,9 @@ def run_set(windows, local: bool) -> dict:
     return row
 
 
-def write_sets(rows: dict, stem: str, title: str, about: str) -> None:
+def write_sets(rows: dict, stem: str, title: str, about: str, digits: int = 2) -> None:
     """bench/results/<stem>.json (the rows) and .md: the title, what was run (``about``) and the
-    machine, then one table row per set."""
+    machine, then one table row per set (floats to ``digits`` decimals)."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n")
     columns = list(dict.fromkeys(k for r in rows.values() for k in r))
@@ -161,7 +161,7 @@ def write_sets(rows: dict, stem: str, title: str, about: str) -> None:
     lines = [f"# {title}", "", f"{about} {machine}", "", "| set | " + " | ".join(columns) + " |"]
     lines.append("|---|" + "---:|" * len(columns))
     for name, r in rows.items():
-        cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
+        cells = [f"{r[c]:.{digits}f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 

@@ -11,10 +11,11 @@ from .errors import ConfigError
 
 
 def unknown_setting(dotted: str, known, note: str = "") -> ConfigError:
-    """The error for a key no section has: the known keys, ``note``, and the likeliest one meant."""
-    key = dotted.rpartition(".")[2] if not dotted.endswith("]") else dotted
+    """The error for a key no section has: the known keys, ``note``, and the likeliest one meant
+    (``dotted`` is ``section.key``, and the key is compared whole: a quoted TOML key may hold dots)."""
+    key = dotted.partition(".")[2]
     names = sorted(known)
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown setting {dotted!r} (known: {', '.join(names)}{note}){hint}")
 

@@ -51,14 +51,14 @@ def crontab_weekdays(field: str) -> str:
         return field
     days: set[int] = set()
     for part in field.split(","):
-        span, _, step_text = part.partition("/")
-        step = _number(step_text, "step", 1, 7) if step_text else 1
+        span, slash, step_text = part.partition("/")
+        step = _number(step_text, "step", 1, 7) if slash else 1
         if span == "*":
             first, last = 0, 6
         else:
             low, dash, high = span.partition("-")
             first = _day(low)
-            last = _day(high) if dash else (6 if step_text else first)
+            last = _day(high) if dash else (6 if slash else first)
             if dash and last < first:
                 if last == 0:  # ``5-7`` or ``fri-sun``: 7 (Sunday) ends the week
                     last = 7

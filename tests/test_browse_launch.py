@@ -6,6 +6,12 @@ the databases it refuses to serve. tests/test_cli_serve_browse.py follows the co
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
+import sqlite3
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,7 @@ import pytest
 from tickcast.service import browse
 from tickcast.service.cli import main
 from tickcast.service.config import settings_from_dict
-from tickcast.service.errors import NoDatabase, TickcastError
+from tickcast.service.errors import DatabaseError, NoDatabase, TickcastError
 
 REFUSED = "browse serves a SQLite database file with Datasette; for PostgreSQL use psql or another client"
 
@@ -115,3 +121,52 @@ def test_without_datasette_it_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(TickcastError) as info:
         browse.datasette_launch(settings(f"sqlite:///{tmp_path}/t.db"), "127.0.0.1", 8001)
     assert str(info.value) == f"Datasette is not installed: {browse.install_hint()}"
+
+
+def test_the_metadata_is_the_packaged_one_under_the_name_datasette_serves():
+    packaged = json.loads((Path(browse.plugins_dir()) / "metadata.json").read_text())
+    served = browse.metadata_for("tc")
+    assert served["databases"] == {"tc": packaged["databases"]["tickcast"]}
+    assert {k: v for k, v in served.items() if k != "databases"} == {
+        k: v for k, v in packaged.items() if k != "databases"
+    }
+
+
+def test_the_install_hint_is_a_command_for_this_checkout_or_for_the_package(tmp_path, monkeypatch):
+    pip = str(Path(sys.executable).parent / "pip")
+    checkout = tmp_path / "my checkout"  # a space: the hint quotes it
+    (checkout / "service").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    (checkout / "service" / "browse.py").write_text("")
+    monkeypatch.setattr(browse, "__file__", str(checkout / "service" / "browse.py"))
+    command, _, note = browse.install_hint().partition(" (")
+    assert shlex.split(command) == [pip, "install", "-e", f"{checkout}[browse]"]
+    assert note == f"make run in {checkout} installs it too)"
+    (checkout / "pyproject.toml").unlink()  # an installed package: not a checkout
+    assert shlex.split(browse.install_hint()) == [pip, "install", "tickcast[browse]"]
+    (checkout / "pyproject.toml").write_text("")
+    (checkout / "service" / "browse.py").unlink()  # some other project's folder
+    assert shlex.split(browse.install_hint()) == [pip, "install", "tickcast[browse]"]
+
+
+def test_an_older_database_is_upgraded_waiting_for_a_writer_only_as_long_as_configured(tmp_path):
+    from tickcast.service import db
+
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine, "0006")
+    engine.dispose()
+    configured = settings_from_dict({"service": {"busy_timeout_minutes": 0.01}}, env={"TICKCAST_DB_URL": url})
+    holder = sqlite3.connect(tmp_path / "older.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    release = threading.Timer(20, holder.rollback)  # a launch that waits too long fails, never hangs
+    release.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match="locked"):
+            browse.datasette_launch(configured, "127.0.0.1", 8001)
+        assert time.monotonic() - started < 15
+    finally:
+        release.cancel()
+        holder.rollback()
+        holder.close()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-PLUGIN = Path(__file__).resolve().parent.parent / "service" / "datasette" / "tickcast_charts.py"
+from tickcast.service.browse import plugins_dir
+
+PLUGIN = Path(plugins_dir()) / "tickcast_charts.py"  # the file `tickcast browse` hands Datasette
 
 
 @pytest.fixture(scope="module")

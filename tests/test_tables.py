@@ -43,7 +43,7 @@ def test_unit_formatters_show_the_stored_number_in_its_unit():
     shown = render([row], list(row), formatters=UNIT_FORMATS).splitlines()[2].split()
     assert shown == ["+1.50", "2.00", "+0.050", "0.800", "0.95"]
     assert fixed(2)(None) == "" and fixed(2)(math.nan) == "" and fixed(1, signed=True)(-2.0) == "-2.0"
-    assert fixed(3)(1.0) == "1.000"
+    assert fixed(3)(1.0) == "1.000" and fixed(2, signed=True)(1.5) == "+1.50" and fixed(2)(1.5) == "1.50"
 
 
 def test_numbers_align_right_and_text_left():

@@ -1,0 +1,188 @@
+"""`tickcast plot`'s figure checked against the database: its size, where each panel sits, that the
+forecast, the history and the earlier forecasts drawn are this series' (with another series
+stored beside it), the early-stopping note word for word, and the realised-errors panel drawn from
+rows given to it. tests/test_cli.py and tests/test_accuracy.py check the labels and the ledger's
+figures; tests/test_hourly.py an hourly series."""
+
+from __future__ import annotations
+
+import struct
+from datetime import datetime
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+pytest.importorskip("matplotlib")
+
+from tickcast.service.accuracy import scored_forecasts  # noqa: E402
+from tickcast.service.db import open_database  # noqa: E402
+from tickcast.service.errors import TickcastError  # noqa: E402
+from tickcast.service.plot import draw_realised, draw_series, early_stopping_note, plot_series  # noqa: E402
+from tickcast.service.queries import latest_forecasts, resolve_series  # noqa: E402
+from tickcast.service.run.cycle import run_cycle  # noqa: E402
+from tickcast.service.stamps import as_datetime  # noqa: E402
+
+from .support.small_model import FAST_MODEL  # noqa: E402
+
+
+@pytest.fixture
+def world(make_series, make_settings, sqlite_url):
+    """csv:a and csv:b (a random walk each), run, three more days of both, run again: csv:a's first
+    forecasts are scored at steps 1-3."""
+    rng = np.random.default_rng(8)
+    dates = pd.bdate_range("2023-01-02", periods=123)
+    a, b = 100 + np.cumsum(rng.normal(0, 1, 123)), 500 + np.cumsum(rng.normal(0, 5, 123))
+    settings = make_settings(
+        '[[series]]\nkey = "csv:a"\npath = "a.csv"\n[[series]]\nkey = "csv:b"\npath = "b.csv"\n' + FAST_MODEL,
+        db_url=sqlite_url,
+    )
+    engine = open_database(sqlite_url)
+    for n in (120, 123):
+        make_series("a", a[:n], dates=dates[:n])
+        make_series("b", b[:n], dates=dates[:n])
+        run_cycle(engine, settings)
+    yield engine, dates
+    engine.dispose()
+
+
+def lines(ax, label: str) -> list:
+    return [line for line in ax.get_lines() if line.get_label() == label]
+
+
+def observations(engine, key: str) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.ts, o.value FROM observations o JOIN series s ON s.id = o.series_id "
+                "WHERE s.key = :k ORDER BY o.ts"
+            ),
+            {"k": key},
+        ).all()
+    return [(datetime.fromisoformat(ts), v) for ts, v in rows]  # SQLite's text, read on its own
+
+
+def test_the_png_is_1100_by_1000_pixels_and_bad_paths_are_refused_in_one_line(world, tmp_path):
+    engine, _ = world
+    out = plot_series(engine, "csv:a", str(tmp_path / "a.png"))
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1100, 1000)
+    with pytest.raises(TickcastError) as info:
+        plot_series(engine, "csv:a", str(tmp_path / "a.jpg"))
+    assert str(info.value) == f"plot output must be a .png file, got {str(tmp_path / 'a.jpg')!r}"
+    with pytest.raises(TickcastError) as info:
+        plot_series(engine, "csv:a", str(tmp_path / "no" / "a.png"))
+    assert str(info.value) == f"no directory {str(tmp_path / 'no')!r} for the plot: create it first"
+
+
+def test_the_panels_sit_recent_and_whole_history_above_losses_above_realised_errors(world):
+    engine, _ = world
+    fig = draw_series(engine, "csv:a")
+    top, overview, losses, realised, _coverage = fig.axes
+    assert fig.get_size_inches().tolist() == [11.0, 10.0]
+    places = {}
+    for name, ax in (("top", top), ("overview", overview), ("losses", losses), ("realised", realised)):
+        spec = ax.get_subplotspec()
+        places[name] = (spec.rowspan, spec.colspan)
+    assert places == {
+        "top": (range(0, 1), range(0, 3)),
+        "overview": (range(0, 1), range(3, 4)),
+        "losses": (range(1, 2), range(0, 4)),
+        "realised": (range(2, 3), range(0, 4)),
+    }
+    ratios = top.get_subplotspec().get_gridspec().get_height_ratios()
+    assert list(ratios) == [3, 2, 2]
+    fig.clf()
+
+
+def test_what_is_drawn_is_this_series_own(world):
+    engine, _ = world
+    fig = draw_series(engine, "csv:a")
+    top, overview, *_ = fig.axes
+    stored = latest_forecasts(engine, "csv:a")
+    history = observations(engine, "csv:a")
+    (forecast,) = lines(top, "forecast")
+    assert list(forecast.get_xdata()) == [history[-1][0]] + [as_datetime(f["target_ts"]) for f in stored]
+    assert list(forecast.get_ydata()) == [history[-1][1]] + [f["forecast"] for f in stored]
+    whole, ahead = overview.get_lines()
+    assert list(whole.get_xdata()) == [t for t, _ in history] and list(whole.get_ydata()) == [v for _, v in history]
+    assert list(ahead.get_ydata()) == [f["forecast"] for f in stored]
+    assert overview.get_title() == f"whole history ({len(history):,} points)"
+    (observed,) = lines(top, "observed")
+    assert list(observed.get_xdata()) == [t for t, _ in history[-30:]]  # four horizons of 5, at least 30
+    fig.clf()
+
+
+def test_earlier_forecasts_are_those_whose_target_is_on_the_chart(world):
+    engine, dates = world
+    sid = resolve_series(engine, "csv:a").id
+    scored = scored_forecasts(engine, sid)
+    assert [as_datetime(f["target_ts"]) for f in scored] == [d.to_pydatetime() for d in dates[120:123]]
+    for points, shown in ((3, 3), (2, 2), (1, 1)):  # the chart starts at the 1st, 2nd, 3rd scored target
+        fig = draw_series(engine, "csv:a", points)
+        realised = fig.axes[3]
+        assert realised.get_title().startswith(f"realised: {shown} scored forecast(s), ")
+        fig.clf()
+
+
+@pytest.mark.parametrize(
+    "hyperparams,n_series,bars",
+    [
+        (None, None, "1.0% of the loss and 2 standard errors"),
+        ({"min_delta": 0.05, "significance": 1.5}, 1, "5.0% of the loss and 1.5 standard errors"),
+        (
+            {"members": ["rnn", "ets"], "rnn": {"min_delta": 0.02, "significance": 3.0}},
+            2,
+            "2.0% of the loss and 3 standard errors, both divided by sqrt(2) for 2 series",
+        ),
+        ({"rnn": {}}, 40, "1.0% of the loss and 2 standard errors, both divided by sqrt(40) for 40 series"),
+    ],
+)
+def test_the_early_stopping_note_states_the_fits_own_bars(hyperparams, n_series, bars):
+    fit = SimpleNamespace(hyperparams=hyperparams, n_series=n_series, best_epoch=7)
+    assert early_stopping_note(fit) == (
+        f"kept epoch 7: no later epoch lowered the validation loss by {bars} (smaller dips are noise); "
+        "then refit on all the data for that many epochs"
+    )
+
+
+def test_the_realised_panel_draws_each_error_inside_its_interval_and_the_rolling_coverage():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = pd.Timestamp("2024-01-01")
+    rows = [
+        {
+            "target_ts": (start + pd.Timedelta(days=i)).to_pydatetime(),
+            "error": e,
+            "inside": int(abs(e) <= 2),
+            "forecast": 10.0 + i,
+            "lower": 10.0 + i - 2,
+            "upper": 10.0 + i + 3,
+            "level": 0.8,
+            "naive_abs_error": 2.0,
+        }
+        for i, e in enumerate([1.0, -3.0, 2.0, 0.5, 4.0] * 12)  # 60 forecasts
+    ]
+    fig, ax = plt.subplots()
+    draw_realised(ax, rows)
+    (bands,) = ax.collections
+    segments = bands.get_segments()
+    assert len(segments) == 60 and all(s[0][1] == -2.0 and s[1][1] == 3.0 for s in segments)
+    (inside,), (outside,) = lines(ax, "inside"), lines(ax, "outside")
+    assert list(inside.get_ydata()) == [1.0, 2.0, 0.5] * 12 and list(outside.get_ydata()) == [-3.0, 4.0] * 12
+    mae = np.mean(np.abs([1.0, -3.0, 2.0, 0.5, 4.0]))
+    assert ax.get_title() == (
+        f"realised: 60 scored forecast(s), MAE {mae:.4g} vs naive 2, skill {1 - mae / 2:+.3f}; "
+        "coverage 0.600 of the 0.80 interval"
+    )
+    coverage = fig.axes[1]
+    rolling, nominal = coverage.get_lines()
+    assert rolling.get_label() == "coverage, last 50" and len(rolling.get_ydata()) == 11
+    assert np.allclose(rolling.get_ydata(), 0.6) and list(nominal.get_ydata()) == [0.8, 0.8]
+    assert coverage.get_ylim() == (0.0, 1.05)
+    plt.close(fig)

@@ -186,3 +186,47 @@ def test_the_realised_panel_draws_each_error_inside_its_interval_and_the_rolling
     assert np.allclose(rolling.get_ydata(), 0.6) and list(nominal.get_ydata()) == [0.8, 0.8]
     assert coverage.get_ylim() == (0.0, 1.05)
     plt.close(fig)
+
+
+def test_the_recent_panel_names_the_series_and_its_skill_and_draws_earlier_forecasts_from_their_origin(world):
+    engine, dates = world
+    sid = resolve_series(engine, "csv:a").id
+    (first,) = {f["origin_ts"] for f in scored_forecasts(engine, sid)}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT target_ts, value FROM forecasts WHERE series_id = :s AND origin_ts = :o "
+                "AND model = 'published' AND level = 0.8 ORDER BY step"
+            ),
+            {"s": sid, "o": str(first)},
+        ).all()
+    history = dict(observations(engine, "csv:a"))
+    fig = draw_series(engine, "csv:a", 10)
+    top = fig.axes[0]
+    (earlier,) = lines(top, "earlier forecasts")
+    origin = datetime.fromisoformat(str(first))
+    scored_targets = [datetime.fromisoformat(t) for t, _ in rows][:3]  # those with an actual by now
+    assert list(earlier.get_xdata()) == [origin, *scored_targets]
+    assert list(earlier.get_ydata()) == [history[origin], *[v for _, v in rows][:3]]  # from the value at the origin
+    skill = latest_forecasts(engine, "csv:a")[0]["skill"]
+    assert top.get_title() == f"csv:a; backtest skill {skill:+.3f} (1 - MAE / naive MAE)"
+    fig.clf()
+
+
+def test_before_anything_is_scored_the_realised_panel_says_why(make_series, make_settings, sqlite_url):
+    from tickcast.service.accuracy import not_scored_yet
+
+    make_series("c", 100 + np.arange(60.0), dates=pd.bdate_range("2023-01-02", periods=60))
+    settings = make_settings(
+        '[[series]]\nkey = "csv:c"\npath = "c.csv"\nname = "Cee"\n' + FAST_MODEL, db_url=sqlite_url
+    )
+    engine = open_database(sqlite_url)
+    run_cycle(engine, settings)
+    fig = draw_series(engine, "csv:c")
+    top, realised = fig.axes[0], fig.axes[3]
+    assert top.get_title().startswith("Cee — csv:c")  # a name of its own comes first
+    (said,) = realised.texts
+    assert not realised.axison and said.get_text() == not_scored_yet(engine, resolve_series(engine, "csv:c"))
+    assert said.get_text()
+    fig.clf()
+    engine.dispose()

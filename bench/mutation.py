@@ -405,10 +405,8 @@ MODULES = {
         ],
     },
     # what had no run before: the config's checks and keys, the watchlist, cron, Datasette's
-    # launch, the AutoForecaster's bytes and settings (the chart plugin is not here: Datasette
-    # loads it from its file, as tests/test_charts.py does, not as a module of the package, so the
-    # mutants in the package's copy are not the code the tests run; nor is the plot: 800 mutants,
-    # most of them colours and line widths no test should pin)
+    # launch, the AutoForecaster's bytes and settings (the chart plugin is not here: most of its
+    # mutants are the SVG's colours and sizes, which tests/test_browse.py looks at in a browser)
     "rest": {
         "service/checks.py": [
             "tests/test_config_messages.py",
@@ -437,6 +435,18 @@ MODULES = {
             "tests/models/test_forecasting.py",
             "tests/models/test_auto.py",
             "tests/test_config_limits.py",
+        ],
+    },
+    # `tickcast plot`: what each panel draws (its own group: about 800 mutants, many of them colours,
+    # sizes and labels)
+    "plot": {
+        "service/plot.py": [
+            "tests/test_plot_figure.py",
+            "tests/test_hourly.py",
+            "tests/test_cli.py",
+            "tests/test_accuracy.py",
+            "tests/test_groups.py",
+            "tests/test_promises.py",
         ],
     },
 }

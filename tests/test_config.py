@@ -235,21 +235,12 @@ def test_a_bad_cron_stops_every_command_naming_the_key(tmp_path, capsys):
 def test_a_new_kind_of_source_is_one_registry_entry(monkeypatch, tmp_path):
     """What a source module declares is all the keys, the watchlist, the [[series]] tables, the
     environment overrides and the ingest stage need: register a kind and it works everywhere."""
-    import re
+    from tickcast.service.sources import SOURCES, make_source
 
-    from tickcast.service.sources import SOURCES, SourceKind, make_source
+    from .support.source_kinds import ecb_kind
 
     built = []
-    kind = SourceKind(
-        name="ecb",
-        symbol=re.compile(r"[A-Z]{3}"),
-        expected="a three-letter currency code",
-        normalise=str.upper,
-        defaults=lambda symbol: dict(name=f"EUR/{symbol}", frequency="B"),
-        series_settings=("date_format",),
-        base_url_setting="fred_base_url",
-        build=lambda sources, data_dir: built.append((sources, data_dir)) or "the source",
-    )
+    kind = ecb_kind(("date_format",), lambda sources, data_dir: built.append((sources, data_dir)) or "the source")
     monkeypatch.setitem(SOURCES, "ecb", kind)
     assert parse_key("ECB:usd") == ("ecb", "USD")
     with pytest.raises(ConfigError, match=r"malformed series key 'ecb:dollars': expected a three-letter currency code"):

@@ -15,6 +15,8 @@ from tickcast.service.errors import ConfigError
 from tickcast.service.keys import parse_key
 from tickcast.service.sources import SOURCES
 
+from .support.source_kinds import ecb_kind
+
 
 def refused(raw: dict) -> str:
     with pytest.raises(ConfigError) as info:
@@ -86,19 +88,7 @@ def test_a_series_calendar_must_name_one():
 
 
 def test_a_setting_two_kinds_take_names_both(monkeypatch):
-    from tickcast.service.sources import SourceKind
-
-    kind = SourceKind(
-        name="ecb",
-        symbol=re.compile(r"[A-Z]{3}"),
-        expected="a three-letter currency code",
-        normalise=str.upper,
-        defaults=lambda symbol: dict(name=f"EUR/{symbol}", frequency="B"),
-        series_settings=("path",),
-        base_url_setting="fred_base_url",
-        build=lambda sources, data_dir: None,
-    )
-    monkeypatch.setitem(SOURCES, "ecb", kind)
+    monkeypatch.setitem(SOURCES, "ecb", ecb_kind(("path",)))
     assert refused({"series": [{"key": "yahoo:SPY", "path": "x.csv"}]}) == (
         "setting 'series[0].path' only applies to csv: or ecb: series, not yahoo:SPY"
     )

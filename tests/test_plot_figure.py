@@ -230,3 +230,34 @@ def test_before_anything_is_scored_the_realised_panel_says_why(make_series, make
     assert said.get_text()
     fig.clf()
     engine.dispose()
+
+
+def test_the_loss_panel_names_its_loss_and_stars_the_kept_epochs_validation_loss(
+    make_series, make_settings, sqlite_url
+):
+    from .support.small_model import small_model
+
+    rng = np.random.default_rng(3)
+    make_series("d", 100 + np.cumsum(rng.normal(0, 1, 150)), dates=pd.bdate_range("2023-01-02", periods=150))
+    model = small_model(loss="mse", epochs=6)
+    settings = make_settings('[[series]]\nkey = "csv:d"\npath = "d.csv"\n' + model, db_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    run_cycle(engine, settings)
+    with engine.connect() as conn:
+        fit = conn.execute(sa.text("SELECT id, mode, cell, epochs, best_epoch FROM fits")).one()
+        history = conn.execute(
+            sa.text("SELECT epoch, train_loss, val_loss FROM loss_history WHERE fit_id = :f ORDER BY epoch"),
+            {"f": fit.id},
+        ).all()
+    fig = draw_series(engine, "csv:d")
+    losses = fig.axes[2]
+    assert losses.get_ylabel() == "MSE (network units)"
+    assert losses.get_title().split("\n")[0] == f"fit {fit.id}: {fit.mode} {fit.cell}, {fit.epochs} epochs"
+    (train,), (val,) = lines(losses, "train loss"), lines(losses, "validation loss")
+    assert list(train.get_ydata()) == [h.train_loss for h in history]
+    assert list(val.get_ydata()) == [h.val_loss for h in history]
+    (star,) = [line for line in losses.get_lines() if line.get_marker() == "*"]
+    kept = {h.epoch: h for h in history}[fit.best_epoch]
+    assert list(star.get_xdata()) == [fit.best_epoch] and list(star.get_ydata()) == [kept.val_loss]
+    fig.clf()
+    engine.dispose()

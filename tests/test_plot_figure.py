@@ -66,7 +66,10 @@ def observations(engine, key: str) -> list[tuple]:
 
 def test_the_png_is_1100_by_1000_pixels_and_bad_paths_are_refused_in_one_line(world, tmp_path):
     engine, _ = world
-    out = plot_series(engine, "csv:a", str(tmp_path / "a.png"))
+    import matplotlib
+
+    with matplotlib.rc_context({"savefig.dpi": 50}):  # a user's matplotlibrc does not resize it
+        out = plot_series(engine, "csv:a", str(tmp_path / "a.png"))
     head = out.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1100, 1000)
     with pytest.raises(TickcastError) as info:
@@ -82,6 +85,7 @@ def test_the_panels_sit_recent_and_whole_history_above_losses_above_realised_err
     fig = draw_series(engine, "csv:a")
     top, overview, losses, realised, _coverage = fig.axes
     assert fig.get_size_inches().tolist() == [11.0, 10.0]
+    assert type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"  # labels never overlap
     places = {}
     for name, ax in (("top", top), ("overview", overview), ("losses", losses), ("realised", realised)):
         spec = ax.get_subplotspec()
@@ -227,6 +231,11 @@ def test_before_anything_is_scored_the_realised_panel_says_why(make_series, make
     assert top.get_title().startswith("Cee — csv:c")  # a name of its own comes first
     (said,) = realised.texts
     assert not realised.axison and said.get_text() == not_scored_yet(engine, resolve_series(engine, "csv:c"))
+    assert said.get_position() == (0.5, 0.5) and (said.get_ha(), said.get_va(), said.get_wrap()) == (
+        "center",
+        "center",
+        True,
+    )
     assert said.get_text()
     fig.clf()
     engine.dispose()
@@ -259,5 +268,143 @@ def test_the_loss_panel_names_its_loss_and_stars_the_kept_epochs_validation_loss
     (star,) = [line for line in losses.get_lines() if line.get_marker() == "*"]
     kept = {h.epoch: h for h in history}[fit.best_epoch]
     assert list(star.get_xdata()) == [fit.best_epoch] and list(star.get_ydata()) == [kept.val_loss]
+    fig.clf()
+    engine.dispose()
+
+
+def test_a_missing_plot_extra_is_one_line_and_a_broken_matplotlib_is_not_called_missing(monkeypatch):
+    import sys
+
+    from tickcast.service.plot import MISSING, require_matplotlib
+
+    require_matplotlib()  # installed here: nothing to say
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # how Python says "not installed"
+    with pytest.raises(TickcastError) as info:
+        require_matplotlib()
+    assert str(info.value) == MISSING == "tickcast plot needs matplotlib: pip install 'tickcast[plot]'"
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+    class BrokenDependency:  # matplotlib is there, but one of its own imports is not
+        def find_spec(self, name, path=None, target=None):
+            if name == "matplotlib":
+                raise ModuleNotFoundError("No module named 'kiwisolver'", name="kiwisolver")
+            return None
+
+    monkeypatch.delitem(sys.modules, "matplotlib")
+    monkeypatch.setattr(sys, "meta_path", [BrokenDependency(), *sys.meta_path])
+    with pytest.raises(ModuleNotFoundError) as broken:
+        require_matplotlib()
+    assert broken.value.name == "kiwisolver"  # the real cause, not "install the plot extra"
+
+
+def test_the_realised_panel_names_its_axes_and_shows_a_skill_only_against_a_nonzero_naive_error():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def rows(naive: float) -> list[dict]:
+        start = pd.Timestamp("2024-01-01")
+        return [
+            {
+                "target_ts": (start + pd.Timedelta(days=i)).to_pydatetime(),
+                "error": 0.25,
+                "inside": 1,
+                "forecast": 5.0,
+                "lower": 4.0,
+                "upper": 6.0,
+                "level": 0.95,
+                "naive_abs_error": naive,
+            }
+            for i in range(4)
+        ]
+
+    for naive, skill in ((0.0, ""), (0.5, ", skill +0.500")):  # a flat series' naive forecast is exact
+        fig, ax = plt.subplots()
+        draw_realised(ax, rows(naive))
+        assert ax.get_title() == (
+            f"realised: 4 scored forecast(s), MAE 0.25 vs naive {naive:.4g}{skill}; coverage 1.000 of the 0.95 interval"
+        )
+        assert ax.get_ylabel() == "actual - forecast" and fig.axes[1].get_ylabel() == "coverage (fraction)"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "interval around the forecast",
+            "inside",
+            "outside",
+        ]
+        assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["coverage, last 4", "nominal 0.95"]
+        plt.close(fig)
+
+
+def test_the_recent_panel_shades_the_stored_interval_and_leaves_out_a_skill_never_measured(world):
+    import matplotlib.dates as mdates
+
+    engine, _ = world
+    stored = latest_forecasts(engine, "csv:a")
+    fig = draw_series(engine, "csv:a")
+    top, overview = fig.axes[:2]
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        "observed",
+        "earlier forecasts",
+        "forecast",
+        "80% interval",
+    ]
+    (band,) = top.collections
+    corners = band.get_paths()[0].vertices
+    targets = mdates.date2num([as_datetime(f["target_ts"]) for f in stored])
+    upper = {(x, y) for x, y in zip(targets, [f["upper"] for f in stored])}
+    lower = {(x, y) for x, y in zip(targets, [f["lower"] for f in stored])}
+    assert upper | lower == {tuple(v) for v in corners}  # the band runs from each lower bound to each upper one
+    # the whole history's span of what the left panel shows: its first observation to the last target
+    (shown,) = overview.patches
+    first = mdates.date2num(lines(top, "observed")[0].get_xdata()[0])
+    assert (shown.get_x(), shown.get_x() + shown.get_width()) == pytest.approx((first, targets[-1]))
+    assert [t.get_text() for t in overview.get_legend().get_texts()] == ["shown left"]
+    fig.clf()
+    with engine.begin() as conn:  # a backtest whose naive forecast was exact has no skill
+        conn.execute(sa.text("UPDATE fits SET skill = NULL"))
+    fig = draw_series(engine, "csv:a")
+    assert fig.axes[0].get_title() == "csv:a"
+    fig.clf()
+
+
+def test_the_whole_history_stops_at_the_newest_20000_points(world):
+    from tickcast.service import schema
+    from tickcast.service.plot import MAX_OVERVIEW_POINTS
+
+    engine, dates = world
+    sid = resolve_series(engine, "csv:a").id
+    older = pd.bdate_range(end=dates[0] - pd.Timedelta(days=1), periods=MAX_OVERVIEW_POINTS)
+    with engine.begin() as conn:
+        conn.execute(
+            schema.observations.insert(),
+            [{"series_id": sid, "ts": d.date(), "value": float(i)} for i, d in enumerate(older)],
+        )
+    history = observations(engine, "csv:a")
+    assert len(history) == MAX_OVERVIEW_POINTS + 123
+    fig = draw_series(engine, "csv:a")
+    overview = fig.axes[1]
+    assert overview.get_title() == "whole history (20,000 points)"
+    whole = overview.get_lines()[0]
+    assert list(whole.get_xdata()) == [t for t, _ in history[-MAX_OVERVIEW_POINTS:]]
+    fig.clf()
+
+
+def test_earlier_forecasts_from_several_origins_are_named_once_in_the_legend(make_series, make_settings, sqlite_url):
+    rng = np.random.default_rng(5)
+    dates = pd.bdate_range("2023-01-02", periods=126)
+    values = 100 + np.cumsum(rng.normal(0, 1, 126))
+    settings = make_settings('[[series]]\nkey = "csv:e"\npath = "e.csv"\n' + FAST_MODEL, db_url=sqlite_url)
+    engine = open_database(sqlite_url)
+    for n in (120, 123, 126):  # the first two runs' forecasts are scored by the third's data
+        make_series("e", values[:n], dates=dates[:n])
+        run_cycle(engine, settings)
+    origins = sorted({f["origin_ts"] for f in scored_forecasts(engine, resolve_series(engine, "csv:e").id)})
+    assert len(origins) == 2
+    fig = draw_series(engine, "csv:e", 10)
+    top = fig.axes[0]
+    starts = sorted(line.get_xdata()[0] for line in top.get_lines()[1:-1])  # between observed and forecast
+    assert starts == [as_datetime(o) for o in origins]  # one line from each origin
+    assert len(lines(top, "earlier forecasts")) == 1
+    assert [t.get_text() for t in top.get_legend().get_texts()].count("earlier forecasts") == 1
     fig.clf()
     engine.dispose()

@@ -448,6 +448,7 @@ MODULES = {
             "tests/test_groups.py",
             "tests/test_promises.py",
         ],
+        "service/datasette/tickcast_charts.py": ["tests/test_charts.py"],
     },
 }
 # PostgreSQL-parametrised cases start a server per test process: the SQLite ones cover the same code.

@@ -197,3 +197,57 @@ def test_auto_decides_again_when_every_member_s_own_fit_failed(fresh_db, make_se
             )
     (again,) = _plan(engine, settings)
     assert isinstance(again, GroupPlan) and again.compare and again.record.mode == FitMode.COLD
+
+
+def test_an_hourly_group_whose_members_start_and_end_at_midnight_and_within_a_day(
+    fresh_db, make_settings, db_url, tmp_path
+):
+    """An hourly series' midnight reads back as a date, its other hours as datetimes (neither Python
+    nor the database compares the two): the group's window is still the earliest start and the
+    latest end, and a per-series choice of auto continues from its members' newest cold fits."""
+    from datetime import date, datetime
+
+    rng = np.random.default_rng(4)
+    tables = ""
+    # 312 hours each, of which the newest 300 (max_points) train: h0's from midnight to 11:00, h1's
+    # from 13:00 to midnight
+    for name, start in (("h0", "2024-03-01 12:00"), ("h1", "2024-03-01 01:00")):
+        stamps = pd.date_range(start, periods=312, freq="h")
+        values = 100 + 10 * np.sin(2 * np.pi * np.arange(312) / 24) + rng.normal(0, 1, 312)
+        frame = pd.DataFrame({"time": stamps.strftime("%Y-%m-%d %H:%M:%S"), "value": values})
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        tables += f'[[series]]\nkey = "csv:{name}"\npath = "{name}.csv"\ndate_column = "time"\n'
+
+    def world(training: str):
+        model = small_model(group_min_series=2, full_retrain_days=400) + f'training = "{training}"\n'
+        return make_settings("[watchlist]\n" + tables + model, db_url=db_url)
+
+    engine = fresh_db()
+    (unit,) = _plan(engine, world("group"))
+    assert isinstance(unit, GroupPlan)
+    starts = {m.spec.key: m.record.train_start for m in unit.members}
+    ends = {m.spec.key: m.record.train_end for m in unit.members}
+    assert starts == {"csv:h0": date(2024, 3, 2), "csv:h1": datetime(2024, 3, 1, 13)}
+    assert ends == {"csv:h0": datetime(2024, 3, 14, 11), "csv:h1": date(2024, 3, 14)}
+    assert (unit.record.train_start, unit.record.train_end) == (datetime(2024, 3, 1, 13), datetime(2024, 3, 14, 11))
+    auto = world("auto")
+    (compared,) = _plan(engine, auto)
+    assert compared.compare
+    with engine.begin() as conn:  # what settle writes when auto keeps the members' own models
+        for m in compared.members:
+            conn.execute(
+                sa.insert(schema.fits).values(
+                    series_id=m.series_id,
+                    run_id=None,
+                    created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                    status=FitStatus.OK,
+                    mode=FitMode.COLD,
+                    settings_hash=m.record.settings_hash,
+                    group_key=compared.key,
+                    train_start=m.record.train_start,
+                    train_end=m.record.train_end,
+                )  # fmt: skip
+            )
+    plans = _plan(engine, auto)
+    assert [type(p) for p in plans] == [Plan, Plan]  # each member continues its own model
+    assert sorted(p.spec.key for p in plans) == ["csv:h0", "csv:h1"]

@@ -331,6 +331,7 @@ def test_a_chart_page_without_rows_says_so_and_where_to_choose(charts):
     ]
     assert "<h1>Loss by epoch</h1>" in body and "<p>Drawn from loss_history (2 rows)</p>" in body
     assert '<svg class="tickcast-chart"' in body and '<a href="/tc/loss_history.json">json</a>' in body
+    assert '<a href="/tc/loss_history">The rows as a table</a>' in body  # no query: no "?"
     body = render(charts, "/tc/q.chart?a=1&a=2", ["x"], [(1,)], None, None)["body"]
     assert "<h1>Chart: a = 1, a = 2</h1>" in body and "<p>Drawn from query (1 rows)</p>" in body
     assert "Nothing to draw" in body
@@ -361,3 +362,103 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+# --- the layout, element by element ------------------------------------------------------------------
+
+
+def test_the_axes_ticks_and_labels_sit_where_the_layout_puts_them(charts):
+    x, y = charts.Scale(0, 10, 70, 740), charts.Scale(0, 1, 296, 20)
+    parts = charts.axes(x, y, [(5.0, "five & more")], [0.5], "date", "value <x>")
+    assert parts == [
+        '<line class="axis" x1="70" y1="296" x2="740" y2="296" stroke="#444"/>',  # the x axis along the bottom
+        '<line class="axis" x1="70" y1="20" x2="70" y2="296" stroke="#444"/>',  # the y axis at the left
+        '<line x1="405.0" y1="296" x2="405.0" y2="300" stroke="#444"/>',  # a tick mark below the axis
+        '<text x="405.0" y="312" text-anchor="middle" font-size="11">five &amp; more</text>',
+        '<line x1="70" y1="158.0" x2="740" y2="158.0" stroke="#e5e5e5"/>',  # a grid line across
+        '<text x="64" y="162.0" text-anchor="end" font-size="11">0.5</text>',
+        '<text x="405" y="334" text-anchor="middle" font-size="12">date</text>',
+        '<text x="14" y="158" text-anchor="middle" font-size="12" transform="rotate(-90 14 158)">'
+        "value &lt;x&gt;</text>",  # the y label turned up, halfway up the plot
+    ]
+
+
+def test_the_legend_stacks_its_entries_in_the_top_right_corner(charts):
+    assert charts.legend([("history", "#111111", False), ("80% <interval>", "#222222", True)]) == [
+        '<line x1="590" y1="28" x2="608" y2="28" stroke="#111111" stroke-width="2"/>',
+        '<text x="614" y="32" font-size="11">history</text>',
+        '<rect x="590" y="39" width="18" height="10" fill="#222222" fill-opacity="0.35"/>',
+        '<text x="614" y="48" font-size="11">80% &lt;interval&gt;</text>',
+    ]
+
+
+def test_an_svg_wraps_its_parts_with_a_title_for_screen_readers(charts):
+    assert charts.svg("a <b>", ["<x/>", "<y/>"]) == (
+        '<svg class="tickcast-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 760 340" width="760" '
+        'height="340" role="img" aria-label="a &lt;b&gt;" style="max-width: 100%; height: auto; background: #fff">'
+        "<title>a &lt;b&gt;</title><x/><y/></svg>"
+    )
+
+
+def test_the_series_legend_draws_history_and_forecast_as_lines_and_the_band_as_an_area(charts):
+    svg = charts.series_chart(rows_of(["2024-01-01", "2024-01-02", "2024-01-03"], 2))
+    (rect,) = re.findall(r"<rect [^>]*>", svg)
+    assert 'fill="#f1948a"' in rect  # the band's colour
+    assert 'x1="590" y1="28" x2="608" y2="28" stroke="#1f4e79"' in svg  # history, then forecast
+    assert 'x1="590" y1="44" x2="608" y2="44" stroke="#c0392b"' in svg
+    assert "<rect" not in charts.loss_chart(loss_rows([1.0, 0.5], [1.2, 0.7]))  # losses are lines
+
+
+def test_values_far_from_zero_keep_their_margin_and_the_x_ticks_are_about_five(charts):
+    stamps = [d.date().isoformat() for d in pd.date_range("2024-01-01", periods=31)]  # a span of 30 days
+    rows = rows_of(stamps, 25)
+    for r in rows:
+        for k in ("actual", "forecast", "lower", "upper"):
+            r[k] = None if r[k] is None else r[k] + 1000.0
+    svg = charts.series_chart(rows)
+    drawn = paths(svg)
+    top, bottom = charts.TOP, charts.HEIGHT - charts.BOTTOM
+    margin = (bottom - top) * 0.05 / 1.1
+    ys = [y for _, y in drawn["actual"] + drawn["band"]]
+    assert min(ys) == pytest.approx(top + margin, abs=0.06) and max(ys) == pytest.approx(bottom - margin, abs=0.06)
+    x_labels = re.findall(r'text-anchor="middle" font-size="11">([^<]*)</text>', svg)
+    assert x_labels == ["2024-01-05", "2024-01-15", "2024-01-25"]  # every 10 days: 30 / 5 rounded up
+
+
+def test_a_forecast_step_with_one_bound_missing_is_left_out_of_the_band(charts):
+    rows = rows_of(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"], 2)
+    rows[3]["lower"] = None
+    drawn = paths(charts.series_chart(rows))
+    assert len(drawn["forecast"]) == 3 and len(drawn["band"]) == 4  # the anchor and step 1, up and down
+
+
+def test_a_linear_loss_axis_is_padded_and_its_ticks_cover_the_losses(charts):
+    svg = charts.loss_chart(loss_rows([1.6, 1.3, 1.1, 1.0]))
+    (line,) = paths(svg).values()
+    top, bottom = charts.TOP, charts.HEIGHT - charts.BOTTOM
+    margin = (bottom - top) * 0.05 / 1.1
+    assert line[0][1] == pytest.approx(top + margin, abs=0.06) and line[-1][1] == pytest.approx(
+        bottom - margin, abs=0.06
+    )
+    y_ticks = re.findall(r'<text x="64" y="[\d.]+" text-anchor="end" font-size="11">([^<]*)</text>', svg)
+    assert y_ticks == ["1", "1.2", "1.4", "1.6"]  # 0.97 .. 1.63 in steps of 0.2
+
+
+def test_log_ticks_are_every_power_of_ten_within_the_losses_ends_included(charts):
+    def y_ticks(train):
+        svg = charts.loss_chart(loss_rows(train))
+        return re.findall(r'<text x="64" y="[\d.]+" text-anchor="end" font-size="11">([^<]*)</text>', svg)
+
+    assert y_ticks([2.0, 0.5, 0.05]) == ["0.1", "1"]
+    assert y_ticks([100.0, 10.0, 1.0]) == ["1", "10", "100"]
+
+
+@pytest.mark.parametrize("epochs,ticks", [(13, ["0", "2", "4", "6", "8", "10", "12"]), (8, ["0", "2", "4", "6"])])
+def test_about_six_epoch_ticks_whole_epochs_only(charts, epochs, ticks):
+    svg = charts.loss_chart(loss_rows([1.0 / (e + 1) for e in range(epochs)]))
+    assert re.findall(r'text-anchor="middle" font-size="11">([^<]*)</text>', svg) == ticks
+
+
+def test_the_rows_link_drops_only_the_last_chart_extension(charts):
+    body = render(charts, "/tc/a.chart.chart", ["epoch", "train_loss"], [(0, 1.0)], None, "a.chart")["body"]
+    assert '<a href="/tc/a.chart">The rows as a table</a>' in body and '<a href="/tc/a.chart.json">json</a>' in body

@@ -87,3 +87,11 @@ def test_series_are_chunked_shortest_first_within_a_count_and_a_budget():
     ties = [4] * 40 + [1] * 40
     assert size_chunks(ties, width=1, most=100, budget=10**9) == [list(range(40, 80)) + list(range(40))]
     assert size_chunks([], width=1, most=2, budget=10) == []
+
+
+def test_fit_theta_names_the_models_it_knows():
+    from tickcast.models.theta_models import MODELS, fit_theta
+
+    with pytest.raises(ValueError) as info:
+        fit_theta([np.arange(10.0)], model="nope")
+    assert str(info.value) == f"theta model must be one of {MODELS}, got 'nope'"

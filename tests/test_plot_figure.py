@@ -113,6 +113,7 @@ def test_what_is_drawn_is_this_series_own(world):
     whole, ahead = overview.get_lines()
     assert list(whole.get_xdata()) == [t for t, _ in history] and list(whole.get_ydata()) == [v for _, v in history]
     assert list(ahead.get_ydata()) == [f["forecast"] for f in stored]
+    assert list(ahead.get_xdata()) == [as_datetime(f["target_ts"]) for f in stored]
     assert overview.get_title() == f"whole history ({len(history):,} points)"
     (observed,) = lines(top, "observed")
     assert list(observed.get_xdata()) == [t for t, _ in history[-30:]]  # four horizons of 5, at least 30
@@ -179,6 +180,16 @@ def test_the_realised_panel_draws_each_error_inside_its_interval_and_the_rolling
     assert len(segments) == 60 and all(s[0][1] == -2.0 and s[1][1] == 3.0 for s in segments)
     (inside,), (outside,) = lines(ax, "inside"), lines(ax, "outside")
     assert list(inside.get_ydata()) == [1.0, 2.0, 0.5] * 12 and list(outside.get_ydata()) == [-3.0, 4.0] * 12
+    assert list(inside.get_xdata()) == [r["target_ts"] for r in rows if r["inside"]]  # each on its target date
+    assert list(outside.get_xdata()) == [r["target_ts"] for r in rows if not r["inside"]]
+    from matplotlib.colors import to_hex
+
+    assert (to_hex(inside.get_color()), inside.get_marker(), inside.get_markersize()) == ("#1f77b4", "o", 3)
+    assert (to_hex(outside.get_color()), outside.get_marker(), outside.get_markersize()) == ("#d62728", "x", 5)
+    assert outside.get_linestyle() == "None"  # misses are marks, not a line
+    zero = [line for line in ax.get_lines() if list(line.get_ydata()) == [0, 0]]
+    assert [(to_hex(z.get_color()), z.get_linewidth()) for z in zero] == [("#000000", 0.8)]
+    assert ax.get_legend().get_texts()[0].get_fontsize() == pytest.approx(8.33, abs=0.01)  # "small"
     mae = np.mean(np.abs([1.0, -3.0, 2.0, 0.5, 4.0]))
     assert ax.get_title() == (
         f"realised: 60 scored forecast(s), MAE {mae:.4g} vs naive 2, skill {1 - mae / 2:+.3f}; "
@@ -187,6 +198,8 @@ def test_the_realised_panel_draws_each_error_inside_its_interval_and_the_rolling
     coverage = fig.axes[1]
     rolling, nominal = coverage.get_lines()
     assert rolling.get_label() == "coverage, last 50" and len(rolling.get_ydata()) == 11
+    assert list(rolling.get_xdata()) == [r["target_ts"] for r in rows[49:]]  # each window ends on its date
+    assert coverage.get_legend().get_texts()[0].get_fontsize() == pytest.approx(8.33, abs=0.01)
     assert np.allclose(rolling.get_ydata(), 0.6) and list(nominal.get_ydata()) == [0.8, 0.8]
     assert coverage.get_ylim() == (0.0, 1.05)
     plt.close(fig)
@@ -265,9 +278,17 @@ def test_the_loss_panel_names_its_loss_and_stars_the_kept_epochs_validation_loss
     (train,), (val,) = lines(losses, "train loss"), lines(losses, "validation loss")
     assert list(train.get_ydata()) == [h.train_loss for h in history]
     assert list(val.get_ydata()) == [h.val_loss for h in history]
+    assert list(train.get_xdata()) == list(val.get_xdata()) == [h.epoch for h in history]  # by epoch, from 0
     (star,) = [line for line in losses.get_lines() if line.get_marker() == "*"]
     kept = {h.epoch: h for h in history}[fit.best_epoch]
     assert list(star.get_xdata()) == [fit.best_epoch] and list(star.get_ydata()) == [kept.val_loss]
+    from matplotlib.colors import to_hex
+
+    (best,) = lines(losses, f"best epoch {fit.best_epoch} (kept)")  # green: the kept epoch, dashed
+    assert (to_hex(best.get_color()), best.get_linewidth(), best.get_linestyle()) == ("#2ca02c", 1.0, "--")
+    assert list(best.get_xdata()) == [fit.best_epoch, fit.best_epoch]
+    assert to_hex(star.get_color()) == "#2ca02c" and star.get_markersize() == 12
+    assert (val.get_linestyle(), val.get_marker(), val.get_markersize()) == ("-", "s", 3)  # squares: validation
     fig.clf()
     engine.dispose()
 
@@ -408,3 +429,62 @@ def test_earlier_forecasts_from_several_origins_are_named_once_in_the_legend(mak
     assert [t.get_text() for t in top.get_legend().get_texts()].count("earlier forecasts") == 1
     fig.clf()
     engine.dispose()
+
+
+def test_the_figure_keeps_its_visual_language(world):
+    """Colours carry meaning across the panels (blue: what happened; red: the forecast and its
+    interval; grey: earlier forecasts; green: the kept epoch and coverage; orange: what the left
+    panel shows), and each mark its style, so a reader of one chart reads them all."""
+    from matplotlib.colors import to_hex, to_rgba
+
+    engine, _ = world
+    fig = draw_series(engine, "csv:a", 10)
+    top, overview, losses, realised, coverage = fig.axes
+
+    def style(line) -> tuple:
+        return to_hex(line.get_color()), line.get_linewidth(), line.get_linestyle(), line.get_marker()
+
+    def legend_of(ax) -> tuple:
+        legend = ax.get_legend()
+        return legend._loc, legend.get_texts()[0].get_fontsize()
+
+    def maxticks(ax) -> set:
+        return set(ax.xaxis.get_major_locator().maxticks.values())
+
+    (observed,), (earlier,), (forecast,) = (lines(top, n) for n in ("observed", "earlier forecasts", "forecast"))
+    assert style(observed) == ("#1f77b4", 1.2, "-", "None")
+    assert style(earlier) == ("#7f7f7f", 0.8, "-", "None") and earlier.get_alpha() == 0.6
+    assert style(forecast) == ("#d62728", 1.2, "-", "o") and forecast.get_markersize() == 3
+    (band,) = top.collections
+    assert to_rgba(band.get_facecolor()[0]) == pytest.approx(to_rgba("#d62728", 0.2))
+    assert top.title.get_fontsize() == pytest.approx(10.0)  # "medium"
+    assert legend_of(top) == (2, pytest.approx(8.33, abs=0.01)) and maxticks(top) == {8}  # upper left, "small"
+    assert top.xaxis.get_gridlines()[0].get_alpha() == 0.3
+
+    whole, ahead = overview.get_lines()
+    assert style(whole) == ("#1f77b4", 0.6, "-", "None") and style(ahead) == ("#d62728", 1.2, "-", "None")
+    (shown,) = overview.patches
+    assert to_rgba(shown.get_facecolor()) == pytest.approx(to_rgba("#ff7f0e", 0.15))
+    assert overview.title.get_fontsize() == pytest.approx(6.94, abs=0.01)  # "x-small"
+    assert overview.xaxis.get_ticklabels()[0].get_fontsize() == pytest.approx(6.94, abs=0.01)
+    assert legend_of(overview) == (2, pytest.approx(6.94, abs=0.01)) and maxticks(overview) == {4}
+    assert overview.xaxis.get_gridlines()[0].get_alpha() == 0.3
+
+    (train,) = lines(losses, "train loss")
+    assert style(train)[2:] == ("-", "o") and train.get_markersize() == 3
+    assert losses.get_ylabel() == "MAE (network units)"  # the default loss, named though the fit did not say
+    assert "\n" not in losses.get_title()  # no validation loss: no early-stopping note
+    assert losses.title.get_fontsize() == pytest.approx(10.0) and losses.xaxis.get_gridlines()[0].get_alpha() == 0.3
+
+    (bands,) = realised.collections
+    assert to_rgba(bands.get_color()[0]) == pytest.approx(to_rgba("#d62728", 0.25)) and bands.get_linewidth()[0] == 3
+    (inside,) = lines(realised, "inside")
+    assert style(inside) == ("#1f77b4", inside.get_linewidth(), "None", "o") and inside.get_markersize() == 3
+    zero = [line for line in realised.get_lines() if list(line.get_ydata()) == [0, 0]]
+    assert [style(z)[:2] for z in zero] == [("#000000", 0.8)]
+    assert legend_of(realised)[0] == 2 and realised.xaxis.get_gridlines()[0].get_alpha() == 0.3
+    assert maxticks(realised) == {8}
+    rolling, nominal = coverage.get_lines()
+    assert style(rolling)[:3] == ("#2ca02c", 1.2, "-") and style(nominal)[:3] == ("#2ca02c", 1.0, "--")
+    assert coverage.get_legend()._loc == 1  # upper right
+    fig.clf()

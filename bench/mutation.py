@@ -113,6 +113,7 @@ MODULES = {
     # the published forecast's statistical challengers and how it combines them
     "challengers": {
         "models/ets.py": [
+            "tests/models/test_ets_grid.py",
             "tests/models/test_challengers.py",
             "tests/models/test_ets_behaviour.py",
             "tests/models/test_challenger_contract.py",
@@ -120,11 +121,13 @@ MODULES = {
         ],
         "models/theta_models.py": [
             "tests/models/test_theta_reference.py",
+            "tests/models/test_challenger_edges.py",
             "tests/models/test_challengers.py",
             "tests/models/test_challenger_contract.py",
             "tests/models/test_auto.py",
         ],
         "models/challenger.py": [
+            "tests/models/test_challenger_edges.py",
             "tests/models/test_challenger_contract.py",
             "tests/models/test_challengers.py",
             "tests/models/test_auto.py",

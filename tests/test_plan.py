@@ -73,6 +73,26 @@ def _shared_fits(engine) -> list[dict]:
         return [dict(r._mapping) for r in rows]
 
 
+def _members_own_fits(engine, unit: GroupPlan, status: FitStatus, error: str | None = None) -> None:
+    """What settle writes when auto keeps per-series models for a group: each member's own cold fit."""
+    with engine.begin() as conn:
+        for m in unit.members:
+            conn.execute(
+                sa.insert(schema.fits).values(
+                    series_id=m.series_id,
+                    run_id=None,
+                    created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
+                    status=status,
+                    error=error,
+                    mode=FitMode.COLD,
+                    settings_hash=m.record.settings_hash,
+                    group_key=unit.key,
+                    train_start=m.record.train_start,
+                    train_end=m.record.train_end,
+                )  # fmt: skip
+            )
+
+
 def test_a_group_s_first_plan_is_one_cold_shared_fit_over_every_member(fresh_db, make_series, make_settings, db_url):
     engine = fresh_db()
     settings = _world(make_series, make_settings, db_url)
@@ -179,22 +199,7 @@ def test_auto_decides_again_when_every_member_s_own_fit_failed(fresh_db, make_se
     settings = _world(make_series, make_settings, db_url, training="auto")
     (unit,) = _plan(engine, settings)
     assert unit.compare
-    with engine.begin() as conn:
-        for m in unit.members:  # what settle writes when auto keeps per-series models that failed
-            conn.execute(
-                sa.insert(schema.fits).values(
-                    series_id=m.series_id,
-                    run_id=None,
-                    created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-                    status=FitStatus.FAILED,
-                    error="diverged",
-                    mode=FitMode.COLD,
-                    settings_hash=m.record.settings_hash,
-                    group_key="M/12",
-                    train_start=m.record.train_start,
-                    train_end=m.record.train_end,
-                )  # fmt: skip
-            )
+    _members_own_fits(engine, unit, FitStatus.FAILED, error="diverged")  # they all failed
     (again,) = _plan(engine, settings)
     assert isinstance(again, GroupPlan) and again.compare and again.record.mode == FitMode.COLD
 
@@ -233,21 +238,7 @@ def test_an_hourly_group_whose_members_start_and_end_at_midnight_and_within_a_da
     auto = world("auto")
     (compared,) = _plan(engine, auto)
     assert compared.compare
-    with engine.begin() as conn:  # what settle writes when auto keeps the members' own models
-        for m in compared.members:
-            conn.execute(
-                sa.insert(schema.fits).values(
-                    series_id=m.series_id,
-                    run_id=None,
-                    created_at=pd.Timestamp.now(tz="UTC").to_pydatetime(),
-                    status=FitStatus.OK,
-                    mode=FitMode.COLD,
-                    settings_hash=m.record.settings_hash,
-                    group_key=compared.key,
-                    train_start=m.record.train_start,
-                    train_end=m.record.train_end,
-                )  # fmt: skip
-            )
+    _members_own_fits(engine, compared, FitStatus.OK)
     plans = _plan(engine, auto)
     assert [type(p) for p in plans] == [Plan, Plan]  # each member continues its own model
     assert sorted(p.spec.key for p in plans) == ["csv:h0", "csv:h1"]

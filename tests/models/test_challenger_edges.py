@@ -95,3 +95,12 @@ def test_fit_theta_names_the_models_it_knows():
     with pytest.raises(ValueError) as info:
         fit_theta([np.arange(10.0)], model="nope")
     assert str(info.value) == f"theta model must be one of {MODELS}, got 'nope'"
+
+
+def test_a_series_of_integers_is_fitted_as_float64():
+    from tickcast.models.challenger import as_series
+
+    y = as_series([1, 2, 4])
+    assert y.dtype == np.float64 and y.tolist() == [1.0, 2.0, 4.0]
+    model = AutoETS(season_length=1).fit(np.arange(1, 30) ** 2)  # integers in, float64 forecasts out
+    assert model.predict(3).dtype == np.float64

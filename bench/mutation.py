@@ -114,12 +114,14 @@ MODULES = {
     "challengers": {
         "models/ets.py": [
             "tests/models/test_ets_grid.py",
+            "tests/models/test_auto_warm.py",
             "tests/models/test_challengers.py",
             "tests/models/test_ets_behaviour.py",
             "tests/models/test_challenger_contract.py",
             "tests/models/test_auto.py",
         ],
         "models/theta_models.py": [
+            "tests/models/test_auto_warm.py",
             "tests/models/test_theta_reference.py",
             "tests/models/test_challenger_edges.py",
             "tests/models/test_challengers.py",

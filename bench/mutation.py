@@ -113,6 +113,7 @@ MODULES = {
     # the published forecast's statistical challengers and how it combines them
     "challengers": {
         "models/ets.py": [
+            "tests/models/test_challenger_search.py",
             "tests/models/test_ets_grid.py",
             "tests/models/test_auto_warm.py",
             "tests/models/test_challengers.py",
@@ -121,6 +122,7 @@ MODULES = {
             "tests/models/test_auto.py",
         ],
         "models/theta_models.py": [
+            "tests/models/test_challenger_search.py",
             "tests/models/test_auto_warm.py",
             "tests/models/test_theta_reference.py",
             "tests/models/test_challenger_edges.py",

@@ -177,22 +177,21 @@ def _recursion(zt, cand, s0, m, trend, lv, b, T=None):
     return MU
 
 
-def _solve_initial(r, a, c, w, has_trend):
+def _solve_initial(r, a, c, w, trend: bool):
     """Weighted least squares for (l0, b0): minimise sum_t w (r - l0 a - b0 c)^2. r (T, S, C),
-    a and c (T, S or 1, C), w (T, S, C or 1); has_trend (C,) bool. Returns l0, b0 (S, C)."""
+    a and c (T, S or 1, C), w (T, S, C or 1); ``trend`` False for a model without a trend (b0 =
+    0). Returns l0, b0 (S, C). The ridge keeps the 2x2 determinant positive (Cauchy-Schwarz
+    makes it >= 0 without), so a series the recursion cannot tell from zero gets (0, 0)."""
     saa = np.einsum("tsc,tsc,tsc->sc", w, a, a)
     sra = np.einsum("tsc,tsc,tsc->sc", w, r, a)
-    if not has_trend.any():
+    if not trend:
         return sra / (saa + 1e-10 * (saa + 1.0)), np.zeros_like(sra)
     sac = np.einsum("tsc,tsc,tsc->sc", w, a, c)
     scc = np.einsum("tsc,tsc,tsc->sc", w, c, c)
     src = np.einsum("tsc,tsc,tsc->sc", w, r, c)
     ridge = 1e-10 * (saa + scc + 1.0)
     det = (saa + ridge) * (scc + ridge) - sac**2
-    l0_t = np.divide(sra * (scc + ridge) - src * sac, det, out=np.zeros_like(det), where=det > 0)
-    b0_t = np.divide(src * (saa + ridge) - sra * sac, det, out=np.zeros_like(det), where=det > 0)
-    l0_n = sra / (saa + ridge)
-    return np.where(has_trend, l0_t, l0_n), np.where(has_trend, b0_t, 0.0)
+    return (sra * (scc + ridge) - src * sac) / det, (src * (saa + ridge) - sra * sac) / det
 
 
 def _subtract_states(resid, l0, a, b0, c, tmp):
@@ -204,7 +203,7 @@ def _subtract_states(resid, l0, a, b0, c, tmp):
         resid -= tmp
 
 
-def _likelihoods(MU, RESP, z, mask, scale, offset, positive, has_trend, n):
+def _likelihoods(MU, RESP, z, mask, scale, offset, positive, trend, n):
     """For one pass: A- and M-error likelihoods (S, C) and their initial states. MU (T, S, C) is
     used as scratch (its values are lost).
 
@@ -212,12 +211,12 @@ def _likelihoods(MU, RESP, z, mask, scale, offset, positive, has_trend, n):
     ``y = z * scale + offset`` and so are forecasts (fixed multiplicative indices: scale; fixed
     additive: offset; otherwise scale 1, offset 0)."""
     zt = np.ascontiguousarray(z.T)[:, :, None]  # (T, S, 1)
-    plain = not (np.any(scale != 1.0) or np.any(offset != 0.0))
+    plain = not np.any(scale != 1.0)
     full = bool(np.all(mask > 0))
     a, c = RESP[0], RESP[1]
     resid = np.subtract(zt, MU, out=MU)  # r: the data less the forecasts from zero initial states
     wA = np.ascontiguousarray((mask * scale**2).T)[:, :, None]  # (T, S, 1)
-    l0, b0 = _solve_initial(resid, a, c, wA, has_trend)
+    l0, b0 = _solve_initial(resid, a, c, wA, trend)
     tmp = np.empty_like(resid)
     _subtract_states(resid, l0, a, b0, c, tmp)  # the residuals on the recursion's scale
     sse = np.einsum("tsc,tsc,tsc->sc", wA, resid, resid)
@@ -226,16 +225,15 @@ def _likelihoods(MU, RESP, z, mask, scale, offset, positive, has_trend, n):
     if not positive.any():
         return out
     # M error: the initial states reweighted by 1 / mu^2 (the fitted forecasts, in the series'
-    # units), then the likelihood; inf where a forecast is not positive.
+    # units), then the likelihood; inf where a forecast is not positive. Only positive series
+    # keep an M likelihood, and their fixed indices multiply (offset 0): mu_y = (z - resid) scale.
     maskt = None if full else np.ascontiguousarray(mask.T)[:, :, None]
     st = None if plain else np.ascontiguousarray(scale.T)[:, :, None]
-    ot = None if plain else np.ascontiguousarray(offset.T)[:, :, None]
 
-    def forecasts_into(out):  # mu_y = (z - resid) * scale + offset
+    def forecasts_into(out):
         np.subtract(zt, resid, out=out)
         if not plain:
             out *= st
-            out += ot
         return out
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -244,7 +242,7 @@ def _likelihoods(MU, RESP, z, mask, scale, offset, positive, has_trend, n):
         np.square(w, out=w)
         np.reciprocal(w, out=w)
         w *= wA  # zero outside the mask; scale^2 when the recursion ran on z
-        dl, db = _solve_initial(resid, a, c, w, has_trend)  # resid = r - l0 a - b0 c, so these are
+        dl, db = _solve_initial(resid, a, c, w, trend)  # resid = r - l0 a - b0 c, so these are
         l0m, b0m = l0 + dl, b0 + db  #                         the corrections to (l0, b0)
         _subtract_states(resid, dl, a, db, c, tmp)
         mu = forecasts_into(tmp)
@@ -316,12 +314,12 @@ def _passes(ch: _Chunk, cand: dict) -> dict:
 def _pass(ch: _Chunk, ms: tuple[str, str], grid: np.ndarray) -> dict:
     """Likelihoods of the candidates ``grid`` (1 or S, C, 4) of one model for every series."""
     trend, season = ms
-    has_trend = np.full(grid.shape[1], trend != "N")
+    has_trend = trend != "N"
     if season == "F":
         z = (ch.x - ch.fix_offset) / ch.fix_scale
-        MU, RESP = _responses(z, grid, None, ch.m, trend != "N")
+        MU, RESP = _responses(z, grid, None, ch.m, has_trend)
         return _likelihoods(MU, RESP, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
-    MU, RESP = _responses(ch.x, grid, ch.s_add if season == "A" else None, ch.m, trend != "N")
+    MU, RESP = _responses(ch.x, grid, ch.s_add if season == "A" else None, ch.m, has_trend)
     return _likelihoods(MU, RESP, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
 
 
@@ -334,7 +332,9 @@ def fit_ets(ys: list[np.ndarray], m: int, restrict: tuple[str, ...] | None = Non
     """Fit every model of the family to every series and keep each series' AICc winner.
 
     ys: 1-D series (any lengths >= 1); m: season length (1: none). Seasonal models need three
-    full seasons. ``restrict``: model names to consider, e.g. ("AAdN", "MNN"), default all."""
+    full seasons. ``restrict``: model names to consider, e.g. ("AAdN", "MNN"), default all; a
+    series none of them fits (an M error on a series with a value <= 0) gets simple exponential
+    smoothing, ETS(A,N,N)."""
     out: list[EtsParams | None] = [None] * len(ys)
     for idx in _chunks([y.size for y in ys], m):
         for i, p in zip(idx, _fit_chunk([ys[i] for i in idx], m, restrict)):
@@ -404,9 +404,7 @@ def _fit_chunk(ys: list[np.ndarray], m: int, restrict) -> list[EtsParams]:
         if not members:
             continue
         sub = _Chunk([xs[i] for i in members], m, [True] * len(members))
-        grids = [_refine(fits[i]) for i in members]
-        C = max(g.shape[0] for g in grids)
-        grid = np.array([np.concatenate([g, np.repeat(g[-1:], C - g.shape[0], axis=0)]) for g in grids])
+        grid = np.array([_refine(fits[i]) for i in members])  # (S, C, 4): one model, so one grid size
         res = _pass(sub, ms, grid)
         for j, i in enumerate(members):
             err = fits[i].error

@@ -38,11 +38,11 @@ _COARSE = np.linspace(*ALPHA_RANGE, 30)
 CHUNK, CHUNK_ELEMENTS = 256, 2**20  # series fitted at once: at most CHUNK, and (T, S, alphas) within this
 
 
-def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Running mean, intercept A_t and slope B_t of x (S, T), (S, T) each; static models use the
-    least-squares line of each series' first n points (its length) at every t."""
+def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intercept A_t and slope B_t of x (S, T), (S, T) each; static models use the least-squares
+    line of each series' first n points (its length) at every t."""
     S, T = x.shape
-    meany, A, B = np.empty((S, T)), np.empty((S, T)), np.empty((S, T))
+    A, B = np.empty((S, T)), np.empty((S, T))
     t = np.arange(1, T + 1, dtype=np.float64)
     if dynamic:
         # The recursive updates (``_run``, one point at a time) give the least-squares line of
@@ -54,18 +54,16 @@ def _lines(x: np.ndarray, dynamic: bool, n: np.ndarray) -> tuple[np.ndarray, np.
         wavg = np.cumsum(d * t, axis=1) / t
         B[:, 0] = 0.0
         B[:, 1:] = 6.0 * (2.0 * wavg[:, 1:] - (t[1:] + 1.0) * mean_d[:, 1:]) / (t[1:] * t[1:] - 1.0)
-        meany[:] = mean_d + x0
-        A[:] = meany - B * (t + 1.0) / 2.0
-        return meany, A, B
+        A[:] = mean_d + x0 - B * (t + 1.0) / 2.0
+        return A, B
     mask = t[None, :] <= n[:, None]
     mean = np.sum(np.where(mask, x, 0.0), axis=1) / n
     wavg = np.sum(np.where(mask, x * t, 0.0), axis=1) / n
     slope = np.where(n > 1, 6.0 * (2.0 * wavg - (n + 1.0) * mean) / np.maximum(n * n - 1.0, 1.0), 0.0)
     intercept = mean - (n + 1.0) * slope / 2.0
-    meany[:] = np.cumsum(x, axis=1) / t
     A[:] = intercept[:, None]
     B[:] = slope[:, None]
-    return meany, A, B
+    return A, B
 
 
 def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
@@ -74,7 +72,7 @@ def _sse(x, n, alphas, dynamic: bool, optimise_theta: bool):
     Only the level path (with l0 = 0) is a recursion; the weights of l0 and kappa in each one-step
     forecast have closed forms, so the sums over time are one pass each over (T, S, A) arrays."""
     S, T = x.shape
-    _, A_, B_ = _lines(x, dynamic, n)
+    A_, B_ = _lines(x, dynamic, n)
     decay = 1.0 - alphas  # (S, A)
     xt = np.ascontiguousarray(x.T)  # (T, S)
     P = np.empty((T, *alphas.shape))  # P[t]: the level path with l0 = 0 before point t
@@ -121,7 +119,7 @@ def fit_theta(xs: list[np.ndarray], model: str = "dotm") -> list[dict]:
         fine = np.clip(best[:, None] + np.linspace(-0.03, 0.03, 13)[None, :], *ALPHA_RANGE)
         sse, l0, kappa = _sse(x, n, fine, dynamic, optimise)
         j = np.argmin(sse, axis=1)
-        _, A_, B_ = _lines(x, False, n)
+        A_, B_ = _lines(x, False, n)
         for r, i in enumerate(idx):
             k = float(kappa[r, j[r]])
             out[i] = {

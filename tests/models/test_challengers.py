@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from tests.support.ets_reference import one_step_errors, seasonal_series
 
 from tickcast.models import AutoETS, Naive, SeasonalNaive, Theta, ets, theta_models
 from tickcast.models.conformal import spread_path
@@ -15,41 +16,6 @@ from tickcast.models.theta_models import fit_theta
 from tickcast.models.validation import REFIT_SHARE, actuals, default_horizon, split_point
 
 CHALLENGERS = [AutoETS, Theta, Naive, SeasonalNaive]
-
-
-def seasonal_series(n=72, m=12, seed=0, level=100.0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n)
-    return level + 0.4 * t + 8 * np.sin(2 * np.pi * t / m) + rng.normal(0, 1.5, n)
-
-
-def one_step_errors(y, p: EtsParams):
-    """Hand-written ETS recursion, one scalar step at a time (no vectorisation, no responses)."""
-    x = np.asarray(y, float) / p.c
-    m = max(len(p.s0), 1)
-    s = list(p.s0) if p.season == "A" else [0.0] * m
-    fixed = np.asarray(p.s0) if p.season == "F" else None
-    level, trend = p.l0, p.b0
-    errors, mus = [], []
-    for t, v in enumerate(x):
-        seas = s[t % m] if p.season == "A" else 0.0
-        base = level + p.phi * trend
-        mu = base + seas
-        if fixed is not None:
-            f = fixed[t % m]
-            mu_y = mu * f if p.multiplicative else mu + f
-            z = v / f if p.multiplicative else v - f
-            e_z = z - mu
-            e = e_z * f if p.multiplicative else e_z
-        else:
-            mu_y, e_z, e = mu, v - mu, v - mu
-        errors.append(e)
-        mus.append(mu_y)
-        level = base + p.alpha * e_z
-        trend = p.phi * trend + p.beta * e_z
-        if p.season == "A":
-            s[t % m] = seas + p.gamma * e_z
-    return np.array(errors), np.array(mus)
 
 
 def aicc_by_hand(y, p: EtsParams, m: int) -> float:
@@ -444,14 +410,13 @@ def test_dynamic_and_static_theta_lines_by_hand():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3, 7)).cumsum(axis=1)
     n = np.array([1.0, 2.0, 7.0])
-    meany, A, B = theta_models._lines(x, True, np.full(3, 7.0))
+    A, B = theta_models._lines(x, True, np.full(3, 7.0))
     for s in range(3):
         assert B[s, 0] == 0.0 and A[s, 0] == pytest.approx(x[s, 0])
         for i in range(1, 7):
             slope, intercept = np.polyfit(np.arange(1.0, i + 2), x[s, : i + 1], 1)
             assert B[s, i] == pytest.approx(slope, abs=1e-12) and A[s, i] == pytest.approx(intercept, abs=1e-12)
-            assert meany[s, i] == pytest.approx(np.mean(x[s, : i + 1]))
-    _, A, B = theta_models._lines(x, False, n)
+    A, B = theta_models._lines(x, False, n)
     for s, k in enumerate(n.astype(int)):
         slope, intercept = np.polyfit(np.arange(1.0, k + 1), x[s, :k], 1) if k > 1 else (0.0, x[s, 0])
         np.testing.assert_allclose(B[s], slope, atol=1e-12)

@@ -203,13 +203,15 @@ def _subtract_states(resid, l0, a, b0, c, tmp):
         resid -= tmp
 
 
-def _likelihoods(MU, RESP, z, mask, scale, offset, positive, trend, n):
+def _likelihoods(MU, RESP, z, mask, scale, positive, trend, n):
     """For one pass: A- and M-error likelihoods (S, C) and their initial states. MU (T, S, C) is
     used as scratch (its values are lost).
 
     z (S, T) data the recursion saw; the series in its own (normalised) units is
     ``y = z * scale + offset`` and so are forecasts (fixed multiplicative indices: scale; fixed
-    additive: offset; otherwise scale 1, offset 0)."""
+    additive: offset; otherwise scale 1, offset 0). The offset is not needed: the A error's
+    likelihood does not depend on it, and the M error's is kept for positive series only, whose
+    fixed indices multiply."""
     zt = np.ascontiguousarray(z.T)[:, :, None]  # (T, S, 1)
     plain = not np.any(scale != 1.0)
     full = bool(np.all(mask > 0))
@@ -303,7 +305,7 @@ class _Chunk:
             self.s_fix = np.array(s_fix)
             self.fix_scale = np.where(self.positive[:, None], self.s_fix[:, pos], 1.0)  # (S, T)
             self.fix_offset = np.where(self.positive[:, None], 0.0, self.s_fix[:, pos])
-        self.ones, self.zeros = np.ones((S, T)), np.zeros((S, T))
+        self.ones = np.ones((S, T))
 
 
 def _passes(ch: _Chunk, cand: dict) -> dict:
@@ -318,9 +320,9 @@ def _pass(ch: _Chunk, ms: tuple[str, str], grid: np.ndarray) -> dict:
     if season == "F":
         z = (ch.x - ch.fix_offset) / ch.fix_scale
         MU, RESP = _responses(z, grid, None, ch.m, has_trend)
-        return _likelihoods(MU, RESP, z, ch.mask, ch.fix_scale, ch.fix_offset, ch.positive, has_trend, ch.n)
+        return _likelihoods(MU, RESP, z, ch.mask, ch.fix_scale, ch.positive, has_trend, ch.n)
     MU, RESP = _responses(ch.x, grid, ch.s_add if season == "A" else None, ch.m, has_trend)
-    return _likelihoods(MU, RESP, ch.x, ch.mask, ch.ones, ch.zeros, ch.positive, has_trend, ch.n)
+    return _likelihoods(MU, RESP, ch.x, ch.mask, ch.ones, ch.positive, has_trend, ch.n)
 
 
 def _models(m: int) -> list[tuple[str, str]]:

@@ -6,13 +6,15 @@ smallest series, what counts as positive; Theta's fit does not depend on the ser
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from tests.support.ets_reference import one_step_errors, seasonal_series
 
 from tickcast.models import AutoETS
 from tickcast.models.ets import ALPHAS, MAX_STATE_SEASON, EtsParams, fit_ets
-from tickcast.models.theta_models import MODELS, fit_theta
+from tickcast.models.theta_models import ALPHA_RANGE, MODELS, fit_theta
 
 
 def with_(p: EtsParams, **changes) -> EtsParams:
@@ -149,3 +151,41 @@ def test_m_error_initial_states_are_near_the_best_of_their_likelihood_on_a_growi
         steps = np.linspace(-0.2, 0.2, 21)
         best = min(m_error_lik(y, p, p.l0 * (1 + a), p.b0 + b * p.l0) for a in steps for b in steps)
         assert m_error_lik(y, p, p.l0, p.b0) - best < 0.05
+
+
+def test_a_theta_fits_alpha_is_on_the_documented_grids():
+    """alpha: the best of 30 values evenly spaced over ALPHA_RANGE, then of 13 steps of 0.005 around
+    it (clipped to the range)."""
+    rng = np.random.default_rng(6)
+    xs = [50 + np.cumsum(rng.normal(0.2, 1.0, n)) for n in (20, 40, 80, 160, 320)]
+    coarse = np.linspace(*ALPHA_RANGE, 30)
+    for p in fit_theta(xs):
+        steps = (p["alpha"] - coarse) / 0.005
+        near = np.abs(steps - np.round(steps)) < 1e-6
+        at_edge = p["alpha"] in ALPHA_RANGE
+        assert at_edge or np.any(near & (np.abs(steps) <= 6 + 1e-9))
+
+
+def awkward_series() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    t = np.arange(60)
+    return [
+        np.array([5.0, 6.0, 5.5, 7.0]),  # the AICc's smallest
+        np.full(30, 3.0),  # constant
+        np.exp(0.5 * t),  # explosive growth
+        np.r_[np.full(20, 1e-9), np.full(20, 1e9)],  # a jump of 18 orders
+        np.abs(rng.normal(0, 1, 60)) + 1e-12,  # near zero, positive
+        10 + np.sin(2 * np.pi * t / 12) * 9.99,  # a season down to nearly 0
+        rng.normal(0, 1, 60).cumsum(),  # crosses zero
+    ]
+
+
+@pytest.mark.parametrize("m", [1, 12])
+def test_the_searches_warn_about_nothing_on_awkward_series(m):
+    """The searches try candidates that overflow or divide by zero on purpose (and rule them out):
+    nothing of that reaches the user as a RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fits = fit_ets(awkward_series(), m)
+        theta = fit_theta(awkward_series())
+    assert len(fits) == len(theta) == len(awkward_series())

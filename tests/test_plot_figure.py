@@ -488,3 +488,101 @@ def test_the_figure_keeps_its_visual_language(world):
     assert style(rolling)[:3] == ("#2ca02c", 1.2, "-") and style(nominal)[:3] == ("#2ca02c", 1.0, "--")
     assert coverage.get_legend()._loc == 1  # upper right
     fig.clf()
+
+
+def losses_panel(history, best_epoch, hyperparams=None):
+    """The losses panel drawn by itself, with a colour cycle of black only (the panel's colours
+    are its own, whatever matplotlibrc says)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cycler import cycler
+
+    from tickcast.service.plot import _draw_losses
+
+    fit = SimpleNamespace(
+        id=7,
+        mode="group",
+        cell="gru",
+        epochs=len(history),
+        best_epoch=best_epoch,
+        hyperparams=hyperparams,
+        n_series=1,
+        group_key=None,
+    )
+    rows = [{"epoch": e, "train_loss": t, "val_loss": v} for e, t, v in history]
+    with matplotlib.rc_context({"axes.prop_cycle": cycler(color=["#000000"])}):
+        fig, ax = plt.subplots()
+        _draw_losses(ax, SimpleNamespace(model_fit=fit, rows=rows, shared=False))
+    plt.close(fig)
+    return ax
+
+
+def test_the_losses_panel_draws_each_loss_at_its_stored_epoch_and_stars_the_kept_one():
+    from matplotlib.colors import to_hex
+
+    history = [(3, 0.9, 1.0), (4, 0.7, 0.8), (5, 0.6, 0.85)]  # a history need not start at epoch 0
+    ax = losses_panel(history, best_epoch=4)
+    (train,), (val,) = lines(ax, "train loss"), lines(ax, "validation loss")
+    assert list(train.get_xdata()) == list(val.get_xdata()) == [3, 4, 5]
+    (star,) = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata()), to_hex(star.get_color())) == ([4], [0.8], "#2ca02c")
+    assert ax.get_ylabel() == "MAE (network units)"  # a fit that does not name its loss
+    assert ax.get_title().startswith("fit 7: group gru, 3 epochs\nkept epoch 4: ")
+
+
+def test_the_losses_panel_without_validation_stars_the_training_loss_and_adds_no_note():
+    ax = losses_panel([(0, 0.9, None), (1, 0.7, None), (2, 0.6, None)], best_epoch=1, hyperparams={"loss": "mse"})
+    (star,) = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([1], [0.7])
+    assert ax.get_ylabel() == "MSE (network units)" and ax.get_title() == "fit 7: group gru, 3 epochs"
+    assert lines(ax, "validation loss") == []
+    ax = losses_panel([(0, 0.9, None), (1, 0.7, 0.8)], best_epoch=0)  # kept before any validation loss
+    (star,) = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([0], [0.9])
+
+
+def test_the_losses_panel_marks_a_kept_epoch_missing_from_the_history_without_a_star():
+    ax = losses_panel([(0, 0.9, 1.0), (1, 0.7, 0.8)], best_epoch=5)
+    (kept,) = lines(ax, "best epoch 5 (kept)")
+    assert list(kept.get_xdata()) == [5, 5]
+    assert [line for line in ax.get_lines() if line.get_marker() == "*"] == []
+
+
+def test_the_realised_panel_keeps_its_colours_whatever_the_colour_cycle():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cycler import cycler
+    from matplotlib.colors import to_hex
+
+    rows = [
+        {
+            "target_ts": datetime(2024, 1, 1 + i),
+            "error": e,
+            "inside": int(abs(e) <= 2),
+            "forecast": 10.0,
+            "lower": 8.0,
+            "upper": 13.0,
+            "level": 0.8,
+            "naive_abs_error": 2.0,
+        }
+        for i, e in enumerate([1.0, -3.0, 2.0])
+    ]
+    with matplotlib.rc_context({"axes.prop_cycle": cycler(color=["#000000"])}):
+        fig, ax = plt.subplots()
+        draw_realised(ax, rows)
+    plt.close(fig)
+    (inside,), (outside,) = lines(ax, "inside"), lines(ax, "outside")
+    assert (to_hex(inside.get_color()), to_hex(outside.get_color())) == ("#1f77b4", "#d62728")
+    rolling, nominal = fig.axes[1].get_lines()
+    assert to_hex(rolling.get_color()) == to_hex(nominal.get_color()) == "#2ca02c"
+
+
+def test_the_early_stopping_note_is_wrapped_at_130_characters():
+    ax = losses_panel([(122, 0.9, 1.0), (123, 0.7, 0.8), (124, 0.6, 0.85)], best_epoch=123)
+    title, *note = ax.get_title().split("\n")
+    assert " ".join(note) == early_stopping_note(SimpleNamespace(hyperparams=None, n_series=1, best_epoch=123))
+    assert len(note) == 2 and max(len(line) for line in note) <= 130

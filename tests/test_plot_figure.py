@@ -586,3 +586,23 @@ def test_the_early_stopping_note_is_wrapped_at_130_characters():
     title, *note = ax.get_title().split("\n")
     assert " ".join(note) == early_stopping_note(SimpleNamespace(hyperparams=None, n_series=1, best_epoch=123))
     assert len(note) == 2 and max(len(line) for line in note) <= 130
+
+
+def test_the_figure_keeps_its_colours_whatever_the_colour_cycle(world):
+    """Under a matplotlibrc whose colour cycle is black only, the observed history is still blue in
+    both panels that draw it (its colour is the figure's, not the cycle's first)."""
+    import matplotlib
+    from cycler import cycler
+    from matplotlib.colors import to_hex
+
+    engine, _ = world
+    with matplotlib.rc_context({"axes.prop_cycle": cycler(color=["#000000"])}):
+        fig = draw_series(engine, "csv:a", 10)
+    top, overview, *_ = fig.axes
+    (observed,) = lines(top, "observed")
+    whole, ahead = overview.get_lines()
+    assert (to_hex(observed.get_color()), to_hex(whole.get_color()), to_hex(ahead.get_color())) == (
+        "#1f77b4",
+        "#1f77b4",
+        "#d62728",
+    )

@@ -459,11 +459,13 @@ MODULES = {
     },
 }
 # PostgreSQL-parametrised cases start a server per test process: the SQLite ones cover the same code.
-# Dask cases start a cluster, which hangs in mutmut's forked processes: the local executor's cases
-# cover the same store, lease and ingest code.
+# Dask cases start a cluster (marked `cluster`), which hangs in mutmut's forked processes: the local
+# executor's cases cover the same store, lease and ingest code. (Until 2026-12-07 they were left out
+# by "dask" in their names, which also left out every test whose name or parameters mention
+# dask_address: the config's checks of it survived unseen.)
 # The install hint names this checkout's pip, which the mirror is not.
-PYTEST_ARGS = ["-p", "no:xdist", "-p", "no:randomly", "-q", "-m", "not serial"]
-PYTEST_ARGS += ["-k", "not postgresql and not dask and not install_hint_names_this_checkouts_pip"]
+PYTEST_ARGS = ["-p", "no:xdist", "-p", "no:randomly", "-q", "-m", "not serial and not cluster"]
+PYTEST_ARGS += ["-k", "not postgresql and not install_hint_names_this_checkouts_pip"]
 
 
 def mirror(modules: dict[str, list[str]]) -> None:
@@ -486,7 +488,13 @@ def mirror(modules: dict[str, list[str]]) -> None:
         'also_copy = ["tickcast/", "tests/", "service/", "README.md"]\n'
         f"pytest_add_cli_args = {PYTEST_ARGS!r}\n"
         f"pytest_add_cli_args_test_selection = {tests!r}\n".replace("'", '"')
+        # the markers the tests use, as the repository registers them (`cluster` selects what -m leaves out)
+        + f"\n[tool.pytest.ini_options]\nmarkers = {json.dumps(_markers())}\n"
     )
+
+
+def _markers() -> list[str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
 
 
 def mutmut(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess:

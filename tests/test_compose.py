@@ -147,6 +147,7 @@ def test_the_dask_profile_trains_on_a_cluster_of_the_image_and_stores_in_postgre
     assert opened["dask-worker"]["command"][opened["dask-worker"]["command"].index("--nworkers") + 1] == "8"
 
 
+@pytest.mark.cluster
 def test_the_dask_profile_commands_run_natively(tmp_path, pg_server):
     """The scheduler's and the worker's commands from docker-compose.yml, run here (the dask extra
     is installed), and one `tickcast run` with the driver's environment: the service's host names

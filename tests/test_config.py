@@ -328,7 +328,7 @@ def test_the_packaged_config_names_the_services_model_policy_and_leaves_the_knob
     assert set(ForecasterConfig().to_dict()) >= assigned - policy
 
 
-def test_the_executor_is_local_unless_dask_is_chosen_with_an_address():
+def test_the_executor_is_local_unless_a_cluster_is_chosen_with_its_address():
     settings = settings_from_dict({}, env={})
     assert (settings.execution.name, settings.execution.dask_address) == ("local", "")
     settings = settings_from_dict({"service": {"executor": "dask", "dask_address": "tcp://scheduler:8786"}}, env={})

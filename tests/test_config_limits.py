@@ -309,7 +309,7 @@ def test_the_levels_edges_load():
 # --- the executor, from the file or the environment ---------------------------------------------
 
 
-def test_the_executor_is_local_unless_the_file_or_the_environment_says_dask():
+def test_the_executor_is_local_unless_the_file_or_the_environment_names_the_cluster_one():
     execution = settings_from_dict({}, env={}).execution
     assert (execution.name, execution.dask_address) == ("local", "")
     raw = {"service": {"executor": "dask", "dask_address": "tcp://file:8786"}}

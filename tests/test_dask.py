@@ -29,6 +29,7 @@ from .support.pg import free_port
 from .support.tables import LEVELS, ROWS_PER_STEP
 
 distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev extra
+pytestmark = pytest.mark.cluster
 
 N_SERIES, POINTS = 8, 500
 # Where a worker is killed mid-task, a fit takes about half a second (30 epochs): long enough to be

@@ -39,7 +39,7 @@ def cluster():
         yield shared
 
 
-@pytest.fixture(params=["local", "dask"])
+@pytest.fixture(params=["local", pytest.param("dask", marks=pytest.mark.cluster)])
 def executor(request):
     if request.param == "local":
         return "[service]\nworkers = 2\n"

@@ -20,6 +20,7 @@ from .servers import SilentListener
 from .stops import CONTRACT_SECONDS, closed_as_failed, long_fit_world, stopped_within
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.cluster
 
 CONNECT_SECONDS = 3
 

@@ -1,8 +1,10 @@
 """What the challengers' searches promise, checked on the fits themselves: AutoETS's initial states
-are the least-squares optimum for every model (with or without a trend or season), its smoothing
-parameters are refined beyond the coarse grid, which models each season length offers, the AICc's
-smallest series, what counts as positive; Theta's fit does not depend on the series' units.
-(tests/models/test_challengers.py checks the likelihoods against hand-written recursions.)"""
+are the least-squares optimum for every model (with or without a trend or season) and, for an M
+error, near the best of its likelihood; its smoothing parameters are refined beyond the coarse
+grid; which models each season length offers, the AICc's smallest series, what counts as positive;
+Theta's fit does not depend on the series' units and its alpha is on the documented grids; neither
+search warns on awkward series. (tests/models/test_challengers.py checks the likelihoods against
+hand-written recursions.)"""
 
 from __future__ import annotations
 

@@ -40,11 +40,11 @@ class Dropper(SilentListener):
 
     def _handle(self, conn: socket.socket) -> None:
         conn.recv(65536)
-        if self.served >= self.drops:
+        earlier, self.served = self.served, self.served + 1  # counted before the answer: the client
+        if earlier >= self.drops:  # may read it and go on before this thread runs again
             body = CSV.encode()
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
         conn.close()
-        self.served += 1
 
 
 class Firehose(SilentListener):

@@ -5,10 +5,13 @@ mostly monthly (13.41 against N-BEATS' 13.11). This measures what the RNN member
 variant is ``RNNForecaster(season_length=m, **variant).fit_many(train parts of a category)``, scored
 alone and as the plain mean of its forecast with AutoETS's and the Dynamic Optimised Theta's (each
 ``fit_many`` on the same parts, as the published forecast's members are), sMAPE over series x
-horizon points (the M3 paper's average) per category. The row `default + raw` is the mean of four:
-the default RNN, the `raw` one, AutoETS and DOTM.
+horizon points (the M3 paper's average) per category. A row `A + B` is the mean of four: the
+variants A and B, AutoETS and DOTM (two RNN members in one combination), for the PAIRS both of
+whose variants ran. `seed 1` is the default with another seed: the noise every other row carries.
 
     OPENBLAS_NUM_THREADS=1 python bench/rnn_variants.py   # results/rnn-variants.md, .json (~15 min)
+    OPENBLAS_NUM_THREADS=1 python bench/rnn_variants.py --categories yearly,quarterly,monthly,other \
+        --variants "default,seed 1,raw,gru,gru raw,history 2 K,history 5 K" --out rnn-variants-cells
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ VARIANTS = {
     "6 members with lookbacks 2-7 K (N-BEATS')": lambda m: {"lookbacks": (2, 3, 4, 5, 6, 7), "ensemble": 6},
     # not seasonally adjusted: the network learns the season from its windows (same read-out length)
     "raw": lambda m: {"season_length": 1, "horizon": default_horizon(m)},
+    "seed 1": lambda m: {"seed": 1},
+    "gru": lambda m: {"cell": "gru"},
+    "gru raw": lambda m: {"cell": "gru", "season_length": 1, "horizon": default_horizon(m)},
+    # N-BEATS' history limit L_H: training windows cut from each series' newest L_H x K points only
+    "history 2 K": lambda m: {"max_windows": 2 * default_horizon(m)},
+    "history 5 K": lambda m: {"max_windows": 5 * default_horizon(m)},
 }
+# two RNN members in one mean with AutoETS and DOTM: (A, B) gives the row "A + B"
+PAIRS = (("default", "seed 1"), ("default", "raw"), ("default", "gru raw"), ("gru", "gru raw"), ("default", "gru"))
 
 
 def points_score(tests, forecasts) -> float:
@@ -67,9 +78,10 @@ def run(categories, variants) -> dict:
             mean3 = [(r + e + t) / 3 for r, e, t in zip(rnns[name], *stats)]
             rows[name] = {"rnn": points_score(tests, rnns[name]), "mean": points_score(tests, mean3), "CPU s": cpu}
             print(cat, name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
-        if "default" in rnns and "raw" in rnns:
-            mean4 = [(a + b + e + t) / 4 for a, b, e, t in zip(rnns["default"], rnns["raw"], *stats)]
-            rows["default + raw"] = {"rnn": None, "mean": points_score(tests, mean4), "CPU s": None}
+        for a, b in PAIRS:
+            if a in rnns and b in rnns:
+                mean4 = [(u + v + e + t) / 4 for u, v, e, t in zip(rnns[a], rnns[b], *stats)]
+                rows[f"{a} + {b}"] = {"rnn": None, "mean": points_score(tests, mean4), "CPU s": None}
         rows["(AutoETS, DOTM)"] = {
             "rnn": None,
             "mean": points_score(tests, [(e + t) / 2 for e, t in zip(*stats)]),
@@ -88,8 +100,8 @@ def write(results: dict, stem: str) -> None:
         "",
         "sMAPE over series x horizon points per category (lower is better); `bench/rnn_variants.py` says "
         "what each row is. `mean`: the plain mean of the variant's forecast with AutoETS's and DOTM's (the "
-        "published forecast adds screening and ruling out, which change little on M3); `default + raw`: the "
-        "mean of four. CPU s: the variant's fit. "
+        "published forecast adds screening and ruling out, which change little on M3); `A + B`: the mean of "
+        "four (two RNN members). CPU s: the variant's fit. "
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, Python "
         f"{platform.python_version()}, load average {tuple(round(x, 2) for x in os.getloadavg())} at the end.",
         "",

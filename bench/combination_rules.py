@@ -53,10 +53,10 @@ class Kept(AutoForecaster):
         super()._learn_weights(ys, splits, validation)
 
 
-def fitted(windows, h: int, season, bench_period: int) -> dict:
+def fitted(windows, h: int, season, bench_period: int, model_class: type[Kept] = Kept) -> dict:
     """One set fitted: what the rules need, the members' test forecasts and the benchmarks'."""
     start = time.process_time()
-    model = Kept(season_length=season).fit_many([y for y, _ in windows])
+    model = model_class(season_length=season).fit_many([y for y, _ in windows])
     names = model._names
     S = len(windows)
     avail = model._avail.copy()
@@ -67,6 +67,7 @@ def fitted(windows, h: int, season, bench_period: int) -> dict:
     return {
         "ys": ys,
         "splits": splits,
+        "periods": np.asarray(model._ms),
         "names": names,
         "avail": avail,
         "Fs": Fs,
@@ -139,6 +140,14 @@ def score(d: dict, forecasts) -> float:
     return float(np.mean(np.concatenate([200.0 * np.abs(t - f) / (np.abs(t) + np.abs(f)) for t, f in pairs])))
 
 
+def current_score(name: str, d: dict) -> float:
+    """The published rule's score on set ``name``, checked to reproduce the published forecast."""
+    value = score(d, combined(d, published_weights(d)))
+    if abs(value - score(d, d["published"])) > 1e-9:
+        raise SystemExit(f"{name}: the current rule does not reproduce the published forecast")
+    return value
+
+
 def long_share(d: dict) -> float:
     """Share of the series whose validation part is long enough for the inverse rules."""
     n = 0
@@ -170,21 +179,24 @@ def sets(wheels: Path, which: list[str]):
             yield f"m3 {cat}", [(s["train"], s["test"]) for s in chosen], chosen[0]["h"], chosen[0]["m"], chosen[0]["m"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(argv, doc: str, out: str) -> argparse.Namespace:
+    """The command line shared by the benchmarks over these sets: --wheels, --sets, --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--wheels", type=Path, required=True, help="directory with the wheels the sets come from")
     parser.add_argument("--sets", default="hourly,m4,weekly,m3", help="of hourly, m4, weekly, m3")
-    parser.add_argument("--out", default="combination-rules", help="result file stem in bench/results/")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=out, help="result file stem in bench/results/")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = arguments(argv, __doc__, "combination-rules")
     rows = {}
     for name, windows, h, season, period in sets(args.wheels, args.sets.split(",")):
         d = fitted(windows, h, season, period)
         row = {"series": len(windows), "long validation": long_share(d), "theta": score(d, d["theta"])}
         row["naive2"] = score(d, d["naive2"])
         for rule, weights in RULES.items():
-            row[rule] = score(d, combined(d, weights(d)))
-        if abs(row["current"] - score(d, d["published"])) > 1e-9:
-            raise SystemExit(f"{name}: the current rule does not reproduce the published forecast")
+            row[rule] = current_score(name, d) if rule == "current" else score(d, combined(d, weights(d)))
         row["fit CPU s"] = d["cpu"]
         rows[name] = row
         print(name, {k: round(v, 3) for k, v in row.items()}, flush=True)

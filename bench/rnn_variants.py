@@ -9,7 +9,7 @@ horizon points (the M3 paper's average) per category. A row `A + B` is the mean 
 variants A and B, AutoETS and DOTM (two RNN members in one combination), for the PAIRS both of
 whose variants ran. `seed 1` is the default with another seed: the noise every other row carries.
 
-    OPENBLAS_NUM_THREADS=1 python bench/rnn_variants.py   # results/rnn-variants.md, .json (~15 min)
+    OPENBLAS_NUM_THREADS=1 python bench/rnn_variants.py   # results/rnn-variants.md, .json (every variant, ~30 min)
     OPENBLAS_NUM_THREADS=1 python bench/rnn_variants.py --categories yearly,quarterly,monthly,other \
         --variants "default,seed 1,raw,gru,gru raw,history 2 K,history 5 K" --out rnn-variants-cells
 """

@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     about = (
         "sMAPE (lower is better) of the published forecast and of the same combination rule with the "
         "unadjusted RNN as a fifth member (`bench/second_rnn.py` says what the columns are); `joins`: the "
-        "share of the set's series whose combination takes it (validation rules it out of the others, or it "
-        "has no forecast there); `raw alone`, `rnn alone`: the two networks' own forecasts. "
+        "share of the set's series whose combination takes it (elsewhere validation ruled it out, or it has "
+        "no forecast there); `raw alone`, `rnn alone`: the two networks' own forecasts. "
         f"Ruled out: more than {C.WORSE_RATIO} times the best member's validation error by {C.WORSE_SE} "
         f"standard errors, over at least {C.MIN_BLOCKS} non-overlapping origins."
     )
